@@ -1,0 +1,119 @@
+// The loss and its gradient, in two entry points (see src/loss.rs for the equations).
+//
+// `rows`: one invocation per batch row b. It writes the row's summed loss to ROW_LOSS[b] and
+// DELTA[b, :] = dL/dz for the output layer: the gradient of the mean loss with respect to the
+// output, times act'(z) of the output layer's activation (fused). Cross-entropy uses the
+// max-shifted log-sum-exp; binary cross-entropy on logits uses max(x,0) - x*y + log1p(e^-|x|).
+//
+// `mean`: one workgroup of 256 invocations. Invocation t sums ROW_LOSS[t], ROW_LOSS[t+256], ...
+// in order, then a fixed tree adds the 256 partial sums: LOSS[0] = sum / NORM. No atomics, so
+// the value is the same on every run.
+
+struct LossDims {
+    rows: u32,
+    cols: u32,
+    class_targets: u32,
+    _pad: u32,
+    norm: f32,
+    _pad1: f32,
+    _pad2: f32,
+    _pad3: f32,
+}
+
+@group(0) @binding(0) var<storage, read> output: array<f32>;
+@group(0) @binding(1) var<storage, read> pre: array<f32>;
+@group(0) @binding(2) var<storage, read> dense_targets: array<f32>;
+@group(0) @binding(3) var<storage, read> class_targets: array<u32>;
+@group(0) @binding(4) var<storage, read_write> delta: array<f32>;
+@group(0) @binding(5) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(6) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(7) var<uniform> dims: LossDims;
+
+override LOSS: u32 = 0u;   // 0 mse, 1 cross-entropy, 2 bce-logits
+
+// log(1 + x) accurate for small x (Goldberg's correction).
+fn log1p(x: f32) -> f32 {
+    let u = 1.0 + x;
+    if (u == 1.0) {
+        return x;
+    }
+    return log(u) * x / (u - 1.0);
+}
+
+fn target_at(b: u32, c: u32) -> f32 {
+    if (dims.class_targets != 0u) {
+        return select(0.0, 1.0, class_targets[b] == c);
+    }
+    return dense_targets[b * dims.cols + c];
+}
+
+@compute @workgroup_size(64)
+fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let b = gid.x;
+    if (b >= dims.rows) {
+        return;
+    }
+    let base = b * dims.cols;
+    var total = 0.0;
+    switch LOSS {
+        case 1u: {
+            var peak = output[base];
+            for (var c = 1u; c < dims.cols; c++) {
+                peak = max(peak, output[base + c]);
+            }
+            var sum = 0.0;
+            var mass = 0.0;
+            for (var c = 0u; c < dims.cols; c++) {
+                sum += exp(output[base + c] - peak);
+                mass += target_at(b, c);
+            }
+            let log_sum = log(sum);
+            for (var c = 0u; c < dims.cols; c++) {
+                let shifted = output[base + c] - peak;
+                let y = target_at(b, c);
+                total += y * (log_sum - shifted);
+                let g = ((exp(shifted) / sum) * mass - y) / dims.norm;
+                delta[base + c] = g * activate_grad(pre[base + c]);
+            }
+        }
+        case 2u: {
+            for (var c = 0u; c < dims.cols; c++) {
+                let x = output[base + c];
+                let y = target_at(b, c);
+                total += max(x, 0.0) - x * y + log1p(exp(-abs(x)));
+                let g = (sigmoid(x) - y) / dims.norm;
+                delta[base + c] = g * activate_grad(pre[base + c]);
+            }
+        }
+        default: {
+            for (var c = 0u; c < dims.cols; c++) {
+                let d = output[base + c] - target_at(b, c);
+                total += d * d;
+                let g = 2.0 * d / dims.norm;
+                delta[base + c] = g * activate_grad(pre[base + c]);
+            }
+        }
+    }
+    row_loss[b] = total;
+}
+
+var<workgroup> partial: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn mean(@builtin(local_invocation_index) t: u32) {
+    var sum = 0.0;
+    for (var b = t; b < dims.rows; b += 256u) {
+        sum += row_loss[b];
+    }
+    partial[t] = sum;
+    workgroupBarrier();
+    for (var width = 128u; width > 0u; width >>= 1u) {
+        if (t < width) {
+            partial[t] += partial[t + width];
+        }
+        workgroupBarrier();
+    }
+    if (t == 0u) {
+        loss[0] = partial[0] / dims.norm;
+    }
+}

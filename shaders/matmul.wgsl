@@ -1,0 +1,141 @@
+// Tiled, register-blocked matrix product C[M,N] = op(A)[M,K] * op(B)[K,N].
+//
+// One workgroup of 16x16 invocations computes a 64x64 tile of C; one invocation computes a
+// 4x4 block of it, rows 4*ly..4*ly+3 and columns 4*lx..4*lx+3 of the tile, keeping the block
+// in registers. K is walked in slices of 16: the workgroup stages a 64x16 slice of op(A) and
+// a 16x64 slice of op(B) in workgroup memory, reading global memory in its natural order
+// (along K for a row-major A, along M for a transposed one), then every invocation
+// accumulates 16 rank-1 updates of its block. Products are summed in increasing k, so the
+// result is deterministic. Out-of-range rows, columns and k read as zero and are not stored.
+//
+// Layouts (row-major): A is [M,K], or [K,M] when TRANSPOSE_A; B is [K,N], or [N,K] when
+// TRANSPOSE_B. The epilogue, chosen by EPILOGUE, is applied per element of C:
+//   0: C = A*B                                   (weight gradient dW = dZ^T * X)
+//   1: PRE = A*B^T + bias, C = act(PRE)          (forward; bias read from AUX[n])
+//   2: C = (A*B) * act'(AUX)                     (input gradient through the previous layer's
+//                                                 activation; AUX = its pre-activation [M,N])
+
+struct Dims {
+    m: u32,
+    n: u32,
+    k: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> lhs: array<f32>;
+@group(0) @binding(1) var<storage, read> rhs: array<f32>;
+@group(0) @binding(2) var<storage, read> aux: array<f32>;
+@group(0) @binding(3) var<storage, read_write> result: array<f32>;
+@group(0) @binding(4) var<storage, read_write> pre: array<f32>;
+@group(0) @binding(5) var<uniform> dims: Dims;
+
+override TRANSPOSE_A: bool = false;
+override TRANSPOSE_B: bool = false;
+override EPILOGUE: u32 = 0u;
+
+const TILE_M: u32 = 64u;
+const TILE_N: u32 = 64u;
+const TILE_K: u32 = 16u;
+const THREADS: u32 = 256u;
+
+var<workgroup> tile_a: array<f32, 1024>;   // [TILE_K][TILE_M]
+var<workgroup> tile_b: array<f32, 1024>;   // [TILE_K][TILE_N]
+
+fn load_a(row: u32, kk: u32) -> f32 {
+    if (row >= dims.m || kk >= dims.k) {
+        return 0.0;
+    }
+    if (TRANSPOSE_A) {
+        return lhs[kk * dims.m + row];
+    }
+    return lhs[row * dims.k + kk];
+}
+
+fn load_b(kk: u32, col: u32) -> f32 {
+    if (kk >= dims.k || col >= dims.n) {
+        return 0.0;
+    }
+    if (TRANSPOSE_B) {
+        return rhs[col * dims.k + kk];
+    }
+    return rhs[kk * dims.n + col];
+}
+
+@compute @workgroup_size(16, 16)
+fn main(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let tid = lid.y * 16u + lid.x;
+    let row0 = wid.y * TILE_M;
+    let col0 = wid.x * TILE_N;
+    var acc: array<vec4<f32>, 4>;
+
+    let slices = (dims.k + TILE_K - 1u) / TILE_K;
+    for (var s = 0u; s < slices; s++) {
+        let k0 = s * TILE_K;
+        for (var e = 0u; e < 4u; e++) {
+            let idx = tid + e * THREADS;
+            var r: u32;
+            var ka: u32;
+            if (TRANSPOSE_A) {
+                ka = idx / TILE_M;
+                r = idx % TILE_M;
+            } else {
+                r = idx / TILE_K;
+                ka = idx % TILE_K;
+            }
+            tile_a[ka * TILE_M + r] = load_a(row0 + r, k0 + ka);
+            var c: u32;
+            var kb: u32;
+            if (TRANSPOSE_B) {
+                c = idx / TILE_K;
+                kb = idx % TILE_K;
+            } else {
+                kb = idx / TILE_N;
+                c = idx % TILE_N;
+            }
+            tile_b[kb * TILE_N + c] = load_b(k0 + kb, col0 + c);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            let ai = kk * TILE_M + lid.y * 4u;
+            let bi = kk * TILE_N + lid.x * 4u;
+            let a = vec4<f32>(tile_a[ai], tile_a[ai + 1u], tile_a[ai + 2u], tile_a[ai + 3u]);
+            let b = vec4<f32>(tile_b[bi], tile_b[bi + 1u], tile_b[bi + 2u], tile_b[bi + 3u]);
+            acc[0] += a.x * b;
+            acc[1] += a.y * b;
+            acc[2] += a.z * b;
+            acc[3] += a.w * b;
+        }
+        workgroupBarrier();
+    }
+
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + lid.y * 4u + i;
+        if (row >= dims.m) {
+            break;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x * 4u + j;
+            if (col >= dims.n) {
+                break;
+            }
+            let at = row * dims.n + col;
+            let v = acc[i][j];
+            switch EPILOGUE {
+                case 1u: {
+                    let z = v + aux[col];
+                    pre[at] = z;
+                    result[at] = activate(z);
+                }
+                case 2u: {
+                    result[at] = v * activate_grad(aux[at]);
+                }
+                default: {
+                    result[at] = v;
+                }
+            }
+        }
+    }
+}

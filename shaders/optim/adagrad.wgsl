@@ -1,0 +1,33 @@
+// Fused Adagrad update (src/optim/adagrad.rs): one invocation updates one parameter element
+// and its running sum of squared gradients.
+
+struct Coefficients {
+    clr: f32,
+    weight_decay: f32,
+    eps: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> param: array<f32>;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sum: array<f32>;
+@group(0) @binding(3) var<storage, read_write> unused1: array<f32>;
+@group(0) @binding(4) var<storage, read_write> unused2: array<f32>;
+@group(0) @binding(5) var<uniform> k: Coefficients;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lane: u32) {
+    let i = (wid.y * groups.x + wid.x) * 256u + lane;
+    if (i >= arrayLength(&param)) {
+        return;
+    }
+    let p = param[i];
+    var g = grad[i];
+    if (k.weight_decay != 0.0) {
+        g += k.weight_decay * p;
+    }
+    let s = sum[i] + g * g;
+    sum[i] = s;
+    param[i] = p - k.clr * g / (sqrt(s) + k.eps);
+}

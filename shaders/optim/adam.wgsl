@@ -1,0 +1,49 @@
+// Fused Adam / AdamW update (src/optim/adam.rs, src/optim/adamw.rs): one invocation updates
+// one parameter element and its first moment, second moment and (amsgrad) running maximum.
+
+struct Coefficients {
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    step_size: f32,
+    bias_correction2_sqrt: f32,
+    eps: f32,
+    weight_decay: f32,
+    decay_factor: f32,
+    amsgrad: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> param: array<f32>;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> exp_avg: array<f32>;
+@group(0) @binding(3) var<storage, read_write> exp_avg_sq: array<f32>;
+@group(0) @binding(4) var<storage, read_write> max_exp_avg_sq: array<f32>;
+@group(0) @binding(5) var<uniform> k: Coefficients;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lane: u32) {
+    let i = (wid.y * groups.x + wid.x) * 256u + lane;
+    if (i >= arrayLength(&param)) {
+        return;
+    }
+    var p = param[i] * k.decay_factor;
+    var g = grad[i];
+    if (k.weight_decay != 0.0) {
+        g += k.weight_decay * p;
+    }
+    let m = lerp(exp_avg[i], g, k.one_minus_beta1);
+    let v = k.beta2 * exp_avg_sq[i] + k.one_minus_beta2 * g * g;
+    exp_avg[i] = m;
+    exp_avg_sq[i] = v;
+    var second = v;
+    if (k.amsgrad != 0u) {
+        second = max(max_exp_avg_sq[i], v);
+        max_exp_avg_sq[i] = second;
+    }
+    let denom = sqrt(second) / k.bias_correction2_sqrt + k.eps;
+    param[i] = p - k.step_size * m / denom;
+}

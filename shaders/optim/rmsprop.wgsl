@@ -1,0 +1,51 @@
+// Fused RMSprop update (src/optim/rmsprop.rs): one invocation updates one parameter element,
+// its running square average, momentum buffer and (centered) running gradient average.
+
+struct Coefficients {
+    lr: f32,
+    alpha: f32,
+    one_minus_alpha: f32,
+    eps: f32,
+    weight_decay: f32,
+    momentum: f32,
+    use_momentum: u32,
+    centered: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> param: array<f32>;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> square_avg: array<f32>;
+@group(0) @binding(3) var<storage, read_write> momentum_buffer: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad_avg: array<f32>;
+@group(0) @binding(5) var<uniform> k: Coefficients;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lane: u32) {
+    let i = (wid.y * groups.x + wid.x) * 256u + lane;
+    if (i >= arrayLength(&param)) {
+        return;
+    }
+    let p = param[i];
+    var g = grad[i];
+    if (k.weight_decay != 0.0) {
+        g += k.weight_decay * p;
+    }
+    let s = k.alpha * square_avg[i] + k.one_minus_alpha * g * g;
+    square_avg[i] = s;
+    var denom: f32;
+    if (k.centered != 0u) {
+        let a = lerp(grad_avg[i], g, k.one_minus_alpha);
+        grad_avg[i] = a;
+        denom = sqrt(s - a * a) + k.eps;
+    } else {
+        denom = sqrt(s) + k.eps;
+    }
+    if (k.use_momentum != 0u) {
+        let b = k.momentum * momentum_buffer[i] + g / denom;
+        momentum_buffer[i] = b;
+        param[i] = p - k.lr * b;
+    } else {
+        param[i] = p - k.lr * g / denom;
+    }
+}

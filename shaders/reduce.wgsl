@@ -1,0 +1,27 @@
+// Column sums for bias gradients: one invocation per column c computes
+//   OUT[c] = sum over r = 0..ROWS-1, in increasing r, of IN[r * COLS + c]
+// so the result is deterministic (no float atomics).
+
+struct ReduceDims {
+    rows: u32,
+    cols: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read_write> sums: array<f32>;
+@group(0) @binding(2) var<uniform> dims: ReduceDims;
+
+@compute @workgroup_size(64)
+fn column_sums(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= dims.cols) {
+        return;
+    }
+    var sum = 0.0;
+    for (var r = 0u; r < dims.rows; r++) {
+        sum += input[r * dims.cols + c];
+    }
+    sums[c] = sum;
+}

@@ -1,0 +1,69 @@
+//! Loss values and their gradients with respect to the model output (see [`crate::loss`]).
+
+use ndarray::{Array2, ArrayView1, ArrayView2};
+
+use crate::loss::{Loss, TargetsView};
+use crate::model::sigmoid;
+
+/// The mean loss over the batch and `∂L/∂ŷ`, for outputs `ŷ` of shape `[B, C]`.
+pub fn loss_and_gradient(loss: Loss, output: ArrayView2<'_, f32>, targets: TargetsView<'_>) -> (f32, Array2<f32>) {
+    let (rows, cols) = output.dim();
+    let norm = loss.normalizer(rows, cols);
+    let mut grad = Array2::zeros((rows, cols));
+    let mut total = 0.0f32;
+    for (b, z) in output.rows().into_iter().enumerate() {
+        let mut g = grad.row_mut(b);
+        total += match (loss, targets) {
+            (Loss::CrossEntropy, TargetsView::Classes(classes)) => {
+                let (shifted, sum) = softmax_parts(z);
+                let class = classes[b] as usize;
+                for (c, g) in g.iter_mut().enumerate() {
+                    let onehot = if c == class { 1.0 } else { 0.0 };
+                    *g = ((shifted[c].exp() / sum) - onehot) / norm;
+                }
+                sum.ln() - shifted[class]
+            }
+            (Loss::CrossEntropy, TargetsView::Dense(y)) => {
+                let (shifted, sum) = softmax_parts(z);
+                let y = y.row(b);
+                let mass: f32 = y.sum();
+                let log_sum = sum.ln();
+                for (c, g) in g.iter_mut().enumerate() {
+                    *g = ((shifted[c].exp() / sum) * mass - y[c]) / norm;
+                }
+                // −Σ_c y_c·log_softmax_c with log_softmax_c = (z_c − max) − ln Σ e^{z − max}.
+                y.iter().zip(&shifted).map(|(&y, &s)| y * (log_sum - s)).sum()
+            }
+            (Loss::Mse, TargetsView::Dense(y)) => {
+                let mut row = 0.0;
+                for (c, g) in g.iter_mut().enumerate() {
+                    let d = z[c] - y[[b, c]];
+                    *g = 2.0 * d / norm;
+                    row += d * d;
+                }
+                row
+            }
+            (Loss::BceWithLogits, TargetsView::Dense(y)) => {
+                let mut row = 0.0;
+                for (c, g) in g.iter_mut().enumerate() {
+                    let (x, t) = (z[c], y[[b, c]]);
+                    *g = (sigmoid(x) - t) / norm;
+                    row += x.max(0.0) - x * t + (-x.abs()).exp().ln_1p();
+                }
+                row
+            }
+            (Loss::Mse | Loss::BceWithLogits, TargetsView::Classes(_)) => {
+                unreachable!("Batch::check refuses class indices for {}", loss.name())
+            }
+        };
+    }
+    (total / norm, grad)
+}
+
+/// `z − max z` and `Σ e^{z − max z}`, the stable pieces of softmax and log-sum-exp.
+fn softmax_parts(z: ArrayView1<'_, f32>) -> (Vec<f32>, f32) {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let shifted: Vec<f32> = z.iter().map(|&v| v - max).collect();
+    let sum = shifted.iter().map(|s| s.exp()).sum();
+    (shifted, sum)
+}

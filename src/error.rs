@@ -1,0 +1,108 @@
+//! The library's error type: every failure a caller can cause says what was wrong,
+//! where, and what to do about it.
+
+/// Result alias used throughout downhill.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong when building or running an engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No wgpu adapter matched the request (or none exists at all).
+    #[error(
+        "no GPU adapter found{filter}; adapters present: {available}. \
+         To get a software Vulkan adapter on Debian/Ubuntu, install the package \
+         `mesa-vulkan-drivers` (apt-get install mesa-vulkan-drivers), or use the CPU engine"
+    )]
+    NoAdapter {
+        /// The filter that was applied, already phrased (" matching backend vulkan", or empty).
+        filter: String,
+        /// The adapters that exist, by name and backend, or "none".
+        available: String,
+    },
+
+    /// The adapter was found but refused to open a device.
+    #[error("could not open a device on adapter `{adapter}`: {message}")]
+    RequestDevice {
+        /// Adapter name.
+        adapter: String,
+        /// wgpu's reason.
+        message: String,
+    },
+
+    /// A tensor's GPU buffer would exceed one of the device's limits.
+    #[error(
+        "tensor `{tensor}` needs {bytes} bytes, over this device's {limit_name} of {limit} bytes; \
+         use a smaller batch size or narrower layers"
+    )]
+    BufferTooLarge {
+        /// The tensor's name, such as `layers.0.weight` or `activations.1 (batch 1024)`.
+        tensor: String,
+        /// Bytes it needs.
+        bytes: u64,
+        /// The limit that it exceeds (`max_buffer_size` or `max_storage_buffer_binding_size`).
+        limit_name: &'static str,
+        /// The limit's value in bytes.
+        limit: u64,
+    },
+
+    /// An optimizer hyperparameter is outside its valid range.
+    #[error("invalid {optimizer} hyperparameter {name} = {value}: {reason}")]
+    InvalidHyperparameter {
+        /// Optimizer name (`SGD`, `Adam`, ...).
+        optimizer: &'static str,
+        /// Hyperparameter name as PyTorch spells it.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+
+    /// The model description is inconsistent (zero widths, layers that do not chain).
+    #[error("invalid model: {0}")]
+    InvalidModel(String),
+
+    /// An array given to the library has the wrong shape.
+    #[error("shape mismatch for {what}: expected {expected}, got {got}")]
+    Shape {
+        /// What was being checked (`layers.1.weight`, `batch features`).
+        what: String,
+        /// The expected shape, written out.
+        expected: String,
+        /// The shape received.
+        got: String,
+    },
+
+    /// Targets do not fit the loss or the output layer.
+    #[error("invalid targets: {0}")]
+    Targets(String),
+
+    /// A batch has more rows than the engine was built for.
+    #[error(
+        "batch of {rows} rows exceeds this engine's maximum batch size of {max}; \
+         build the engine with a larger max_batch"
+    )]
+    BatchTooLarge {
+        /// Rows in the batch.
+        rows: usize,
+        /// The engine's maximum.
+        max: usize,
+    },
+
+    /// A batch with no rows.
+    #[error("empty batch: a training step needs at least one row")]
+    EmptyBatch,
+
+    /// `last_loss` was asked for before any step ran.
+    #[error("no training step has run yet, so there is no loss to read; call step() first")]
+    NoStepYet,
+
+    /// The GPU reported an error (validation, out of memory, lost device) while doing something.
+    #[error("GPU error while {context}: {message}")]
+    Gpu {
+        /// What downhill was doing.
+        context: String,
+        /// wgpu's message.
+        message: String,
+    },
+}

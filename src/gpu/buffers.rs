@@ -1,0 +1,147 @@
+//! Buffer layouts: all parameters (and, alike, gradients and optimizer state) live in one flat
+//! buffer with each tensor at an offset the device can bind, so one optimizer dispatch covers
+//! them all; per-dispatch shape uniforms live in one block rewritten only when shapes change.
+
+use std::num::NonZeroU64;
+
+use ndarray::{Array1, Array2};
+
+use crate::model::{LayerParameters, ModelSpec, Parameters, bias_name, weight_name};
+
+/// Where one tensor sits in a flat buffer, in f32 elements.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TensorSlice {
+    pub name: String,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// The flat layout of a model's tensors: `layers.0.weight`, `layers.0.bias`, `layers.1.weight`,
+/// ..., each starting at a multiple of the device's storage offset alignment; the gaps are
+/// zero and stay zero under every optimizer (zero gradient, zero state).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FlatLayout {
+    pub tensors: Vec<TensorSlice>,
+    /// Total elements, a multiple of the alignment.
+    pub total: u64,
+    /// Alignment in elements.
+    pub align: u64,
+}
+
+impl FlatLayout {
+    /// Lays out `spec`'s tensors with offsets aligned to `align_bytes`.
+    pub fn new(spec: &ModelSpec, align_bytes: u64) -> Self {
+        let align = (align_bytes / 4).max(1);
+        let mut tensors = Vec::new();
+        let mut end = 0u64;
+        for (i, layer) in spec.layers().iter().enumerate() {
+            for (name, len) in [
+                (weight_name(i), layer.outputs * layer.inputs),
+                (bias_name(i), layer.outputs),
+            ] {
+                let offset = end.next_multiple_of(align);
+                tensors.push(TensorSlice {
+                    name,
+                    offset,
+                    len: len as u64,
+                });
+                end = offset + len as u64;
+            }
+        }
+        Self {
+            tensors,
+            total: end.next_multiple_of(align),
+            align,
+        }
+    }
+
+    /// The tensors of `params` packed into one zero-padded vector.
+    pub fn pack(&self, params: &Parameters) -> Vec<f32> {
+        let mut flat = vec![0.0; self.total as usize];
+        for (slice, tensor) in self.tensors.iter().zip(params.named_tensors()) {
+            let start = slice.offset as usize;
+            flat[start..start + tensor.values.len()].copy_from_slice(&tensor.values);
+        }
+        flat
+    }
+
+    /// The inverse of [`FlatLayout::pack`].
+    pub fn unpack(&self, flat: &[f32], spec: &ModelSpec) -> Parameters {
+        let slice = |t: &TensorSlice| flat[t.offset as usize..(t.offset + t.len) as usize].to_vec();
+        let layers = spec
+            .layers()
+            .iter()
+            .zip(self.tensors.chunks(2))
+            .map(|(layer, pair)| LayerParameters {
+                weight: Array2::from_shape_vec((layer.outputs, layer.inputs), slice(&pair[0]))
+                    .expect("a weight slice holds out x in elements"),
+                bias: Array1::from_vec(slice(&pair[1])),
+            })
+            .collect();
+        Parameters { layers }
+    }
+
+    /// Splits `0..total` into ranges of at most `max_bytes` that start at aligned offsets.
+    pub fn chunks(&self, max_bytes: u64) -> Vec<(u64, u64)> {
+        let step = ((max_bytes / 4) / self.align * self.align).max(self.align);
+        (0..self.total)
+            .step_by(step as usize)
+            .map(|start| (start, step.min(self.total - start)))
+            .collect()
+    }
+}
+
+/// A binding of `len` f32 elements of `buffer` from element `offset`.
+pub(crate) fn range(buffer: &wgpu::Buffer, offset: u64, len: u64) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset: offset * 4,
+        size: NonZeroU64::new(len.max(1) * 4),
+    })
+}
+
+/// One uniform buffer holding many small uniform blocks at aligned offsets, mirrored on the
+/// host so that all of them are uploaded with a single write.
+pub(crate) struct UniformBlock {
+    pub buffer: wgpu::Buffer,
+    stride: u64,
+    host: Vec<u8>,
+}
+
+impl UniformBlock {
+    /// Room for `slots` blocks of at most `slot_bytes` each, `align` bytes apart at least.
+    pub fn new(device: &wgpu::Device, label: &str, slots: usize, slot_bytes: u64, align: u64) -> Self {
+        let stride = slot_bytes.next_multiple_of(align);
+        let size = stride * slots.max(1) as u64;
+        Self {
+            buffer: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            stride,
+            host: vec![0; size as usize],
+        }
+    }
+
+    /// Sets block `slot` on the host copy.
+    pub fn set(&mut self, slot: usize, bytes: &[u8]) {
+        let start = slot * self.stride as usize;
+        self.host[start..start + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// Uploads every block.
+    pub fn upload(&self, queue: &wgpu::Queue) {
+        queue.write_buffer(&self.buffer, 0, &self.host);
+    }
+
+    /// The binding of block `slot`, `bytes` long.
+    pub fn binding(&self, slot: usize, bytes: u64) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: slot as u64 * self.stride,
+            size: NonZeroU64::new(bytes),
+        })
+    }
+}

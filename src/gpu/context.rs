@@ -1,0 +1,291 @@
+//! Choosing an adapter, opening a device on it, and the device-wide services the engine
+//! needs: limits checks, error capture and blocking readbacks.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// Which adapter to open. The default takes the best adapter present: a discrete GPU, else an
+/// integrated one, else a virtual one, else a software (CPU) one; among equals, native APIs
+/// (Vulkan, Metal, DX12) before GL.
+#[derive(Debug, Clone, Default)]
+pub struct AdapterRequest {
+    /// Only adapters on this backend.
+    pub backend: Option<wgpu::Backend>,
+    /// Only adapters whose name contains this text (case-insensitive).
+    pub name: Option<String>,
+    /// Limits to request instead of the adapter's maximum (to emulate a smaller device).
+    pub limits: Option<wgpu::Limits>,
+}
+
+/// An open device with its queue; cheap to clone, shared by every engine built on it.
+#[derive(Clone)]
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    /// Errors wgpu reported outside an error scope (validation, out of memory, device loss).
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lower is preferred: discrete, integrated, virtual, CPU, other.
+fn type_rank(device_type: wgpu::DeviceType) -> u8 {
+    match device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+/// Lower is preferred: native compute APIs before GL.
+fn backend_rank(backend: wgpu::Backend) -> u8 {
+    match backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::Gl => 1,
+        _ => 2,
+    }
+}
+
+/// Every adapter wgpu can see, on every backend compiled in.
+pub fn enumerate_adapters() -> Vec<wgpu::Adapter> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+}
+
+impl GpuContext {
+    /// Opens the adapter `request` selects, with the adapter's full limits unless
+    /// `request.limits` says otherwise.
+    pub fn new(request: &AdapterRequest) -> Result<Self> {
+        let adapters = enumerate_adapters();
+        let available = if adapters.is_empty() {
+            "none".to_string()
+        } else {
+            adapters
+                .iter()
+                .map(|a| {
+                    let info = a.get_info();
+                    format!("`{}` ({:?}, {:?})", info.name, info.backend, info.device_type)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let wanted_name = request.name.as_ref().map(|n| n.to_lowercase());
+        let adapter = adapters
+            .into_iter()
+            .filter(|a| {
+                let info = a.get_info();
+                request.backend.is_none_or(|b| info.backend == b)
+                    && wanted_name
+                        .as_ref()
+                        .is_none_or(|n| info.name.to_lowercase().contains(n))
+            })
+            .min_by_key(|a| {
+                let info = a.get_info();
+                (type_rank(info.device_type), backend_rank(info.backend))
+            })
+            .ok_or_else(|| {
+                let mut filter = String::new();
+                if let Some(b) = request.backend {
+                    filter += &format!(" on backend {b:?}");
+                }
+                if let Some(n) = &request.name {
+                    filter += &format!(" with a name containing `{n}`");
+                }
+                Error::NoAdapter { filter, available }
+            })?;
+        Self::open(adapter, request.limits.clone())
+    }
+
+    fn open(adapter: wgpu::Adapter, limits: Option<wgpu::Limits>) -> Result<Self> {
+        let info = adapter.get_info();
+        let required_limits = limits.unwrap_or_else(|| adapter.limits());
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("downhill"),
+            required_limits,
+            ..Default::default()
+        }))
+        .map_err(|e| Error::RequestDevice {
+            adapter: info.name.clone(),
+            message: e.to_string(),
+        })?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&errors);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut errors) = sink.lock() {
+                errors.push(e.to_string());
+            }
+        }));
+        let sink = Arc::clone(&errors);
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut errors) = sink.lock() {
+                errors.push(format!("device lost ({reason:?}): {message}"));
+            }
+        });
+        let limits = device.limits();
+        Ok(Self {
+            device,
+            queue,
+            info,
+            limits,
+            errors,
+        })
+    }
+
+    /// The adapter's name, backend, type and driver.
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The limits the device was opened with.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// `name (backend, device type, driver)`.
+    pub fn describe(&self) -> String {
+        let i = &self.info;
+        let driver = if i.driver_info.is_empty() {
+            i.driver.clone()
+        } else {
+            format!("{} {}", i.driver, i.driver_info)
+        };
+        format!("{} ({:?}, {:?}, {})", i.name, i.backend, i.device_type, driver.trim())
+    }
+
+    /// Returns the first error wgpu reported since the last call, as [`Error::Gpu`].
+    pub(crate) fn check_errors(&self, context: &str) -> Result<()> {
+        let mut errors = self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let message = errors.drain(..).collect::<Vec<_>>().join("; ");
+        Err(Error::Gpu {
+            context: context.to_string(),
+            message,
+        })
+    }
+
+    /// Runs `body` inside validation and out-of-memory error scopes and reports what they caught.
+    pub(crate) fn scoped<T>(&self, context: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = body();
+        let caught = [
+            pollster::block_on(validation.pop()),
+            pollster::block_on(oom.pop()),
+        ];
+        let value = value?;
+        if let Some(e) = caught.into_iter().flatten().next() {
+            let hint = match e {
+                wgpu::Error::OutOfMemory { .. } => "; the device is out of memory: use a smaller batch",
+                _ => "",
+            };
+            return Err(Error::Gpu {
+                context: context.to_string(),
+                message: format!("{e}{hint}"),
+            });
+        }
+        Ok(value)
+    }
+
+    /// Checks that a buffer of `bytes` for `tensor` fits the device: under `max_buffer_size`,
+    /// and under `max_storage_buffer_binding_size` when it is bound whole.
+    pub(crate) fn check_fits(&self, tensor: &str, bytes: u64, bound_whole: bool) -> Result<()> {
+        check_fits(&self.limits, tensor, bytes, bound_whole)
+    }
+
+    /// Creates a storage buffer of `bytes` (at least 16) for `tensor`, after checking the limits.
+    pub(crate) fn storage_buffer(
+        &self,
+        tensor: &str,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
+        self.check_fits(tensor, bytes, true)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(tensor),
+            size: bytes.max(16).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
+            usage: wgpu::BufferUsages::STORAGE | usage,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// Copies `bytes` bytes from `offset` of `buffer` to the host, waiting for all queued work.
+    pub(crate) fn read_back(&self, buffer: &wgpu::Buffer, offset: u64, bytes: u64, what: &str) -> Result<Vec<f32>> {
+        let context = format!("reading {what} back from the GPU");
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            sender.send(result).ok();
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                context: context.clone(),
+                message: e.to_string(),
+            })?;
+        let mapped = pollster::block_on(receiver.receive());
+        self.check_errors(&context)?;
+        match mapped {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                return Err(Error::Gpu {
+                    context,
+                    message: e.to_string(),
+                });
+            }
+            None => {
+                return Err(Error::Gpu {
+                    context,
+                    message: "the map request was dropped".into(),
+                });
+            }
+        }
+        let values = {
+            let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu {
+                context: context.clone(),
+                message: e.to_string(),
+            })?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(values)
+    }
+}
+
+/// [`GpuContext::check_fits`] against given limits.
+pub fn check_fits(limits: &wgpu::Limits, tensor: &str, bytes: u64, bound_whole: bool) -> Result<()> {
+    let too_large = |limit_name, limit| Error::BufferTooLarge {
+        tensor: tensor.to_string(),
+        bytes,
+        limit_name,
+        limit,
+    };
+    if bytes > limits.max_buffer_size {
+        return Err(too_large("max_buffer_size", limits.max_buffer_size));
+    }
+    let binding = limits.max_storage_buffer_binding_size;
+    if bound_whole && bytes > binding {
+        return Err(too_large("max_storage_buffer_binding_size", binding));
+    }
+    Ok(())
+}

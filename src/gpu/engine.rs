@@ -1,0 +1,663 @@
+//! The GPU engine. Parameters, gradients and optimizer state stay in GPU buffers for the whole
+//! run. Every buffer, bind group and pipeline is created once; a step uploads the batch, records
+//! forward, loss, backward and the fused optimizer update into one command buffer and submits
+//! it once, without waiting for it. Nothing is read back unless the caller asks.
+
+use ndarray::{Array2, ArrayView2};
+
+use super::buffers::{FlatLayout, UniformBlock, range};
+use super::context::GpuContext;
+use super::kernels::{Epilogue, Kernels, MATMUL_TILE, MatmulVariant, OPTIM_GROUP, ROW_GROUP};
+use crate::engine::{Engine, Setup};
+use crate::error::{Error, Result};
+use crate::loss::{Batch, TargetsView};
+use crate::model::{Activation, Parameters};
+use crate::optim::MAX_STATE_SLOTS;
+
+/// Uniform of `shaders/matmul.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MatmulDims {
+    m: u32,
+    n: u32,
+    k: u32,
+    _pad: u32,
+}
+
+/// Uniform of `shaders/loss.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LossDims {
+    rows: u32,
+    cols: u32,
+    class_targets: u32,
+    _pad: u32,
+    norm: f32,
+    _pad1: [f32; 3],
+}
+
+/// Uniform of `shaders/reduce.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ReduceDims {
+    rows: u32,
+    cols: u32,
+    _pad: [u32; 2],
+}
+
+/// Largest uniform block any kernel reads, in bytes.
+const MAX_UNIFORM_BYTES: u64 = 48;
+
+/// A size that is either the current batch's row count or fixed by the model.
+#[derive(Debug, Clone, Copy)]
+enum Extent {
+    Batch,
+    Fixed(u32),
+}
+
+impl Extent {
+    fn at(self, rows: u32) -> u32 {
+        match self {
+            Extent::Batch => rows,
+            Extent::Fixed(n) => n,
+        }
+    }
+}
+
+/// What a dispatch's shape uniform holds, as a function of the batch.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Matmul { m: Extent, n: Extent, k: Extent },
+    Loss,
+    Columns { cols: u32 },
+}
+
+/// How many workgroups a dispatch launches, as a function of the batch.
+#[derive(Debug, Clone, Copy)]
+enum Grid {
+    /// One workgroup per 64×64 tile of an `m × n` product.
+    Tiles { m: Extent, n: Extent },
+    /// One invocation per item, `ROW_GROUP` to a workgroup.
+    Items(Extent),
+    /// One workgroup.
+    Single,
+    /// One invocation per element, spread over two dimensions to stay under the per-dimension limit.
+    Elements(u64),
+}
+
+impl Grid {
+    fn workgroups(self, rows: u32, max_per_dim: u32) -> (u32, u32) {
+        match self {
+            Grid::Tiles { m, n } => (n.at(rows).div_ceil(MATMUL_TILE), m.at(rows).div_ceil(MATMUL_TILE)),
+            Grid::Items(count) => (count.at(rows).div_ceil(ROW_GROUP), 1),
+            Grid::Single => (1, 1),
+            Grid::Elements(count) => {
+                let groups = count.div_ceil(u64::from(OPTIM_GROUP));
+                let x = groups.min(u64::from(max_per_dim));
+                (x as u32, groups.div_ceil(x.max(1)) as u32)
+            }
+        }
+    }
+}
+
+/// One recorded kernel launch.
+struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    grid: Grid,
+}
+
+/// Trains a model on a GPU through wgpu.
+pub struct GpuEngine {
+    ctx: GpuContext,
+    setup: Setup,
+    max_batch: usize,
+    layout: FlatLayout,
+    params: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    input: wgpu::Buffer,
+    dense_targets: wgpu::Buffer,
+    class_targets: wgpu::Buffer,
+    /// The last layer's activations: the model output.
+    output: wgpu::Buffer,
+    loss: wgpu::Buffer,
+    shapes: Vec<Shape>,
+    dims: UniformBlock,
+    coefficients: wgpu::Buffer,
+    forward: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+    /// Rows and target kind the shape uniforms currently describe.
+    current: Option<(u32, bool)>,
+    steps: u64,
+}
+
+impl std::fmt::Debug for GpuEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuEngine")
+            .field("adapter", &self.ctx.describe())
+            .field("setup", &self.setup)
+            .field("max_batch", &self.max_batch)
+            .field("steps", &self.steps)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Buffers the dispatches bind, gathered while building.
+struct Resources {
+    pre: Vec<wgpu::Buffer>,
+    post: Vec<wgpu::Buffer>,
+    delta: Vec<wgpu::Buffer>,
+    row_loss: wgpu::Buffer,
+    state: Vec<wgpu::Buffer>,
+    dummy_read: wgpu::Buffer,
+    dummy_write: wgpu::Buffer,
+}
+
+impl GpuEngine {
+    /// An engine on `ctx` training `setup.model` from `params`, for batches of at most
+    /// `max_batch` rows. Fails with a message naming the tensor when a buffer would exceed the
+    /// device's limits.
+    pub fn new(ctx: &GpuContext, setup: Setup, params: &Parameters, max_batch: usize) -> Result<Self> {
+        setup.optimizer.validate()?;
+        params.check_shapes(&setup.model)?;
+        if max_batch == 0 {
+            return Err(Error::InvalidModel("max_batch must be at least 1".into()));
+        }
+        let max_dim = ctx.limits().max_compute_workgroups_per_dimension;
+        let widest = setup.model.layers().iter().map(|l| l.inputs.max(l.outputs)).max().unwrap_or(1);
+        for extent in [max_batch, widest] {
+            if extent.div_ceil(MATMUL_TILE as usize) > max_dim as usize || extent > u32::MAX as usize {
+                return Err(Error::InvalidModel(format!(
+                    "a batch or layer width of {extent} needs more than this device's {max_dim} \
+                     workgroups per dimension; use a smaller batch size"
+                )));
+            }
+        }
+        ctx.scoped("creating the GPU engine's buffers and kernels", || {
+            Self::build(ctx, setup, params, max_batch)
+        })
+    }
+
+    fn build(ctx: &GpuContext, setup: Setup, params: &Parameters, max_batch: usize) -> Result<Self> {
+        let limits = ctx.limits();
+        let device = &ctx.device;
+        let model = &setup.model;
+        let layers = model.layers();
+        let last = layers.len() - 1;
+        let batch = max_batch as u64;
+        let usage = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+
+        let layout = FlatLayout::new(model, u64::from(limits.min_storage_buffer_offset_alignment));
+        for t in &layout.tensors {
+            ctx.check_fits(&t.name, t.len * 4, true)?;
+        }
+        ctx.check_fits("parameters (all layers, one flat buffer)", layout.total * 4, false)?;
+        let flat = |name: &str| -> Result<wgpu::Buffer> {
+            ctx.check_fits(name, layout.total * 4, false)?;
+            Ok(device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: layout.total * 4,
+                usage: wgpu::BufferUsages::STORAGE | usage,
+                mapped_at_creation: false,
+            }))
+        };
+        let params_buffer = flat("parameters")?;
+        let grads = flat("gradients")?;
+        let mut state = Vec::new();
+        for slot in setup.optimizer.state_slots() {
+            let buffer = flat(&format!("optimizer state `{}`", slot.name))?;
+            if slot.initial != 0.0 {
+                let values = vec![slot.initial; layout.total as usize];
+                ctx.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(&values));
+            }
+            state.push((slot.index, buffer));
+        }
+
+        let storage = |name: String, elements: u64| ctx.storage_buffer(&name, elements * 4, usage);
+        let input = storage(format!("input batch [{max_batch}, {}]", model.inputs()), batch * model.inputs() as u64)?;
+        let mut res = Resources {
+            pre: Vec::new(),
+            post: Vec::new(),
+            delta: Vec::new(),
+            row_loss: storage(format!("per-row losses [{max_batch}]"), batch)?,
+            state: Vec::new(),
+            dummy_read: storage("unused".into(), 4)?,
+            dummy_write: storage("unused".into(), 4)?,
+        };
+        for (i, layer) in layers.iter().enumerate() {
+            let n = batch * layer.outputs as u64;
+            let shape = format!("[{max_batch}, {}]", layer.outputs);
+            res.pre.push(storage(format!("pre-activations of layer {i} {shape}"), n)?);
+            res.post.push(storage(format!("activations of layer {i} {shape}"), n)?);
+            res.delta.push(storage(format!("gradients of layer {i}'s outputs {shape}"), n)?);
+        }
+        let outputs = model.outputs() as u64;
+        let dense_targets = storage(format!("targets [{max_batch}, {outputs}]"), batch * outputs)?;
+        let class_targets = storage(format!("class targets [{max_batch}]"), batch)?;
+        let loss = storage("loss".into(), 4)?;
+        let coefficients = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("optimizer coefficients"),
+            size: MAX_UNIFORM_BYTES,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+
+        let kernels = Kernels::new(device);
+        let mut shapes = Vec::new();
+        // Every dispatch has its own shape uniform; count them first to size the block.
+        let uniform_slots = 4 * layers.len() + 1;
+        let dims = UniformBlock::new(
+            device,
+            "dispatch shapes",
+            uniform_slots,
+            MAX_UNIFORM_BYTES,
+            u64::from(limits.min_uniform_buffer_offset_alignment),
+        );
+        let mut add_shape = |shape: Shape| {
+            shapes.push(shape);
+            shapes.len() - 1
+        };
+        let bind = |layout: &wgpu::BindGroupLayout, resources: Vec<wgpu::BindingResource<'_>>| {
+            let entries: Vec<_> = resources
+                .into_iter()
+                .enumerate()
+                .map(|(i, resource)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource,
+                })
+                .collect();
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout,
+                entries: &entries,
+            })
+        };
+        let weight = |i: usize| &layout.tensors[2 * i];
+        let bias = |i: usize| &layout.tensors[2 * i + 1];
+        let fixed = |n: usize| Extent::Fixed(n as u32);
+
+        // Forward: a_i = act_i(a_{i-1} · W_iᵀ + b_i).
+        let mut forward = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            let slot = add_shape(Shape::Matmul {
+                m: Extent::Batch,
+                n: fixed(layer.outputs),
+                k: fixed(layer.inputs),
+            });
+            let source = if i == 0 { &input } else { &res.post[i - 1] };
+            forward.push(Dispatch {
+                pipeline: kernels.matmul(MatmulVariant {
+                    transpose_a: false,
+                    transpose_b: true,
+                    epilogue: Epilogue::BiasActivation,
+                    activation: layer.activation,
+                }),
+                bind_group: bind(
+                    &kernels.matmul_layout,
+                    vec![
+                        source.as_entire_binding(),
+                        range(&params_buffer, weight(i).offset, weight(i).len),
+                        range(&params_buffer, bias(i).offset, bias(i).len),
+                        res.post[i].as_entire_binding(),
+                        res.pre[i].as_entire_binding(),
+                        dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
+                    ],
+                ),
+                grid: Grid::Tiles {
+                    m: Extent::Batch,
+                    n: fixed(layer.outputs),
+                },
+            });
+        }
+
+        // Loss and ∂L/∂z of the output layer, then the mean loss.
+        let mut backward = Vec::new();
+        let slot = add_shape(Shape::Loss);
+        let (rows_pipeline, mean_pipeline) = kernels.loss(setup.loss, layers[last].activation);
+        let loss_group = || {
+            bind(
+                &kernels.loss_layout,
+                vec![
+                    res.post[last].as_entire_binding(),
+                    res.pre[last].as_entire_binding(),
+                    dense_targets.as_entire_binding(),
+                    class_targets.as_entire_binding(),
+                    res.delta[last].as_entire_binding(),
+                    res.row_loss.as_entire_binding(),
+                    loss.as_entire_binding(),
+                    dims.binding(slot, std::mem::size_of::<LossDims>() as u64),
+                ],
+            )
+        };
+        backward.push(Dispatch {
+            pipeline: rows_pipeline,
+            bind_group: loss_group(),
+            grid: Grid::Items(Extent::Batch),
+        });
+        backward.push(Dispatch {
+            pipeline: mean_pipeline,
+            bind_group: loss_group(),
+            grid: Grid::Single,
+        });
+
+        // Backward, last layer first.
+        let weight_grad = kernels.matmul(MatmulVariant {
+            transpose_a: true,
+            transpose_b: false,
+            epilogue: Epilogue::Plain,
+            activation: Activation::Identity,
+        });
+        let column_sums = kernels.column_sums();
+        for i in (0..layers.len()).rev() {
+            let layer = layers[i];
+            let source = if i == 0 { &input } else { &res.post[i - 1] };
+            // ∂L/∂W_i = δ_iᵀ · a_{i-1}: M = out, N = in, K = batch.
+            let slot = add_shape(Shape::Matmul {
+                m: fixed(layer.outputs),
+                n: fixed(layer.inputs),
+                k: Extent::Batch,
+            });
+            backward.push(Dispatch {
+                pipeline: weight_grad.clone(),
+                bind_group: bind(
+                    &kernels.matmul_layout,
+                    vec![
+                        res.delta[i].as_entire_binding(),
+                        source.as_entire_binding(),
+                        res.dummy_read.as_entire_binding(),
+                        range(&grads, weight(i).offset, weight(i).len),
+                        res.dummy_write.as_entire_binding(),
+                        dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
+                    ],
+                ),
+                grid: Grid::Tiles {
+                    m: fixed(layer.outputs),
+                    n: fixed(layer.inputs),
+                },
+            });
+            // ∂L/∂b_i = Σ_rows δ_i.
+            let slot = add_shape(Shape::Columns {
+                cols: layer.outputs as u32,
+            });
+            backward.push(Dispatch {
+                pipeline: column_sums.clone(),
+                bind_group: bind(
+                    &kernels.reduce_layout,
+                    vec![
+                        res.delta[i].as_entire_binding(),
+                        range(&grads, bias(i).offset, bias(i).len),
+                        dims.binding(slot, std::mem::size_of::<ReduceDims>() as u64),
+                    ],
+                ),
+                grid: Grid::Items(fixed(layer.outputs)),
+            });
+            if i == 0 {
+                continue;
+            }
+            // δ_{i-1} = (δ_i · W_i) ⊙ act'_{i-1}(z_{i-1}): M = batch, N = in, K = out.
+            let slot = add_shape(Shape::Matmul {
+                m: Extent::Batch,
+                n: fixed(layer.inputs),
+                k: fixed(layer.outputs),
+            });
+            backward.push(Dispatch {
+                pipeline: kernels.matmul(MatmulVariant {
+                    transpose_a: false,
+                    transpose_b: false,
+                    epilogue: Epilogue::ActivationGrad,
+                    activation: layers[i - 1].activation,
+                }),
+                bind_group: bind(
+                    &kernels.matmul_layout,
+                    vec![
+                        res.delta[i].as_entire_binding(),
+                        range(&params_buffer, weight(i).offset, weight(i).len),
+                        res.pre[i - 1].as_entire_binding(),
+                        res.delta[i - 1].as_entire_binding(),
+                        res.dummy_write.as_entire_binding(),
+                        dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
+                    ],
+                ),
+                grid: Grid::Tiles {
+                    m: Extent::Batch,
+                    n: fixed(layer.inputs),
+                },
+            });
+        }
+
+        // The fused optimizer update over the flat buffers, in as few bindable chunks as the
+        // device allows (one, unless the model is larger than a storage binding).
+        let optimizer = kernels.optimizer(&setup.optimizer);
+        for slot in 0..MAX_STATE_SLOTS {
+            if !state.iter().any(|(index, _)| *index == slot) {
+                res.state.push(storage("unused optimizer state".into(), 4)?);
+            }
+        }
+        for (start, len) in layout.chunks(limits.max_storage_buffer_binding_size) {
+            let mut unused = res.state.iter();
+            let state_bindings: Vec<_> = (0..MAX_STATE_SLOTS)
+                .map(|slot| match state.iter().find(|(index, _)| *index == slot) {
+                    Some((_, buffer)) => range(buffer, start, len),
+                    None => unused.next().expect("one placeholder per unused slot").as_entire_binding(),
+                })
+                .collect();
+            let mut resources = vec![range(&params_buffer, start, len), range(&grads, start, len)];
+            resources.extend(state_bindings);
+            resources.push(coefficients.as_entire_binding());
+            backward.push(Dispatch {
+                pipeline: optimizer.clone(),
+                bind_group: bind(&kernels.optim_layout, resources),
+                grid: Grid::Elements(len),
+            });
+        }
+        debug_assert!(shapes.len() <= uniform_slots);
+
+        let engine = Self {
+            ctx: ctx.clone(),
+            max_batch,
+            params: params_buffer,
+            grads,
+            input,
+            dense_targets,
+            class_targets,
+            output: res.post[last].clone(),
+            loss,
+            shapes,
+            dims,
+            coefficients,
+            forward,
+            backward,
+            current: None,
+            steps: 0,
+            layout,
+            setup,
+        };
+        engine.write_parameters(params);
+        Ok(engine)
+    }
+
+    /// The maximum number of rows per batch this engine was built for.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// The device this engine runs on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    fn write_parameters(&self, params: &Parameters) {
+        let flat = self.layout.pack(params);
+        self.ctx.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&flat));
+    }
+
+    /// Rewrites the shape uniforms when the batch's row count or target kind changed.
+    fn prepare_shapes(&mut self, rows: u32, class_targets: bool) {
+        if self.current == Some((rows, class_targets)) {
+            return;
+        }
+        let outputs = self.setup.model.outputs();
+        for (slot, shape) in self.shapes.iter().enumerate() {
+            match *shape {
+                Shape::Matmul { m, n, k } => self.dims.set(
+                    slot,
+                    bytemuck::bytes_of(&MatmulDims {
+                        m: m.at(rows),
+                        n: n.at(rows),
+                        k: k.at(rows),
+                        _pad: 0,
+                    }),
+                ),
+                Shape::Loss => self.dims.set(
+                    slot,
+                    bytemuck::bytes_of(&LossDims {
+                        rows,
+                        cols: outputs as u32,
+                        class_targets: u32::from(class_targets),
+                        _pad: 0,
+                        norm: self.setup.loss.normalizer(rows as usize, outputs),
+                        _pad1: [0.0; 3],
+                    }),
+                ),
+                Shape::Columns { cols } => self.dims.set(
+                    slot,
+                    bytemuck::bytes_of(&ReduceDims {
+                        rows,
+                        cols,
+                        _pad: [0; 2],
+                    }),
+                ),
+            }
+        }
+        self.dims.upload(&self.ctx.queue);
+        self.current = Some((rows, class_targets));
+    }
+
+    /// Queues the upload of `features` into the input buffer.
+    fn upload_features(&self, features: ArrayView2<'_, f32>) {
+        let features = features.as_standard_layout();
+        let values = features.as_slice().expect("standard layout is contiguous");
+        self.ctx.queue.write_buffer(&self.input, 0, bytemuck::cast_slice(values));
+    }
+
+    /// Records `dispatches` into one compute pass and submits it.
+    fn submit(&self, dispatches: &[&[Dispatch]], rows: u32) {
+        let max_dim = self.ctx.limits().max_compute_workgroups_per_dimension;
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for dispatch in dispatches.iter().flat_map(|d| d.iter()) {
+                let (x, y) = dispatch.grid.workgroups(rows, max_dim);
+                pass.set_pipeline(&dispatch.pipeline);
+                pass.set_bind_group(0, &dispatch.bind_group, &[]);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+    }
+
+    fn check_rows(&self, rows: usize) -> Result<u32> {
+        if rows == 0 {
+            return Err(Error::EmptyBatch);
+        }
+        if rows > self.max_batch {
+            return Err(Error::BatchTooLarge {
+                rows,
+                max: self.max_batch,
+            });
+        }
+        Ok(rows as u32)
+    }
+}
+
+impl Engine for GpuEngine {
+    fn describe(&self) -> String {
+        format!("gpu: {}", self.ctx.describe())
+    }
+
+    fn setup(&self) -> &Setup {
+        &self.setup
+    }
+
+    fn step(&mut self, batch: &Batch<'_>) -> Result<()> {
+        let model = &self.setup.model;
+        batch.check(model.inputs(), model.outputs(), self.setup.loss)?;
+        let rows = self.check_rows(batch.rows())?;
+        self.upload_features(batch.features);
+        let class_targets = match batch.targets {
+            TargetsView::Classes(classes) => {
+                self.ctx
+                    .queue
+                    .write_buffer(&self.class_targets, 0, bytemuck::cast_slice(classes));
+                true
+            }
+            TargetsView::Dense(values) => {
+                let values = values.as_standard_layout();
+                let values = values.as_slice().expect("standard layout is contiguous");
+                self.ctx
+                    .queue
+                    .write_buffer(&self.dense_targets, 0, bytemuck::cast_slice(values));
+                false
+            }
+        };
+        self.prepare_shapes(rows, class_targets);
+        self.steps += 1;
+        let coefficients = self.setup.optimizer.coefficients(self.steps);
+        self.ctx
+            .queue
+            .write_buffer(&self.coefficients, 0, coefficients.as_bytes());
+        self.submit(&[&self.forward, &self.backward], rows);
+        self.ctx.check_errors(&format!("running training step {}", self.steps))
+    }
+
+    fn last_loss(&mut self) -> Result<f32> {
+        if self.steps == 0 {
+            return Err(Error::NoStepYet);
+        }
+        Ok(self.ctx.read_back(&self.loss, 0, 4, "the loss")?[0])
+    }
+
+    fn gradients(&mut self) -> Result<Parameters> {
+        let flat = self.ctx.read_back(&self.grads, 0, self.layout.total * 4, "the gradients")?;
+        Ok(self.layout.unpack(&flat, &self.setup.model))
+    }
+
+    fn parameters(&mut self) -> Result<Parameters> {
+        let flat = self.ctx.read_back(&self.params, 0, self.layout.total * 4, "the parameters")?;
+        Ok(self.layout.unpack(&flat, &self.setup.model))
+    }
+
+    fn set_parameters(&mut self, parameters: &Parameters) -> Result<()> {
+        parameters.check_shapes(&self.setup.model)?;
+        self.write_parameters(parameters);
+        self.ctx.check_errors("uploading parameters")
+    }
+
+    fn predict(&mut self, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        let model = &self.setup.model;
+        if features.ncols() != model.inputs() {
+            return Err(Error::Shape {
+                what: "features".into(),
+                expected: format!("[rows, {}]", model.inputs()),
+                got: format!("{:?}", features.shape()),
+            });
+        }
+        let outputs = model.outputs();
+        let mut result = Vec::with_capacity(features.nrows() * outputs);
+        let class_targets = self.current.is_some_and(|(_, classes)| classes);
+        for chunk in features.axis_chunks_iter(ndarray::Axis(0), self.max_batch) {
+            let rows = self.check_rows(chunk.nrows())?;
+            self.upload_features(chunk);
+            self.prepare_shapes(rows, class_targets);
+            self.submit(&[&self.forward], rows);
+            let bytes = u64::from(rows) * outputs as u64 * 4;
+            result.extend(self.ctx.read_back(&self.output, 0, bytes, "predictions")?);
+        }
+        Ok(Array2::from_shape_vec((features.nrows(), outputs), result)
+            .expect("one output row per feature row"))
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+}

@@ -1,0 +1,211 @@
+//! The compute pipelines: WGSL sources, their bind group layouts, and the override constants
+//! that specialise one source into a kernel (transposes, epilogue, activation, loss).
+
+use crate::loss::Loss;
+use crate::model::Activation;
+use crate::optim::Optimizer;
+
+const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
+const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
+const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
+const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
+const OPTIM_COMMON_WGSL: &str = include_str!("../../shaders/optim/common.wgsl");
+const SGD_WGSL: &str = include_str!("../../shaders/optim/sgd.wgsl");
+const ADAM_WGSL: &str = include_str!("../../shaders/optim/adam.wgsl");
+const RMSPROP_WGSL: &str = include_str!("../../shaders/optim/rmsprop.wgsl");
+const ADAGRAD_WGSL: &str = include_str!("../../shaders/optim/adagrad.wgsl");
+
+/// Side length of the square output tile one matmul workgroup computes.
+pub(crate) const MATMUL_TILE: u32 = 64;
+/// Invocations per workgroup of the row-wise loss and column-sum kernels.
+pub(crate) const ROW_GROUP: u32 = 64;
+/// Invocations per workgroup of the optimizer kernels.
+pub(crate) const OPTIM_GROUP: u32 = 256;
+
+/// What the matmul kernel does with each element of the product (see `shaders/matmul.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Epilogue {
+    /// `C = A·B`.
+    Plain = 0,
+    /// `PRE = A·Bᵀ + bias`, `C = act(PRE)`.
+    BiasActivation = 1,
+    /// `C = (A·B) ⊙ act'(AUX)`.
+    ActivationGrad = 2,
+}
+
+/// How a binding is declared in a bind group layout.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Read,
+    ReadWrite,
+    Uniform,
+}
+
+/// The matmul kernel's operand layouts and epilogue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MatmulVariant {
+    /// A is stored `[K, M]`.
+    pub transpose_a: bool,
+    /// B is stored `[N, K]`.
+    pub transpose_b: bool,
+    /// What happens to each product element.
+    pub epilogue: Epilogue,
+    /// The activation the epilogue applies or differentiates.
+    pub activation: Activation,
+}
+
+/// Compiled shader modules and layouts, from which pipelines are specialised.
+pub(crate) struct Kernels {
+    device: wgpu::Device,
+    matmul: wgpu::ShaderModule,
+    loss: wgpu::ShaderModule,
+    reduce: wgpu::ShaderModule,
+    pub matmul_layout: wgpu::BindGroupLayout,
+    pub loss_layout: wgpu::BindGroupLayout,
+    pub reduce_layout: wgpu::BindGroupLayout,
+    pub optim_layout: wgpu::BindGroupLayout,
+}
+
+fn module(device: &wgpu::Device, label: &str, sources: &[&str]) -> wgpu::ShaderModule {
+    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(sources.concat().into()),
+    })
+}
+
+fn layout(device: &wgpu::Device, label: &str, slots: &[Slot]) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match slot {
+                    Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                    Slot::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                    Slot::Uniform => wgpu::BufferBindingType::Uniform,
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    })
+}
+
+/// The `ACTIVATION` and `LEAKY_SLOPE` override values for `activation`.
+fn activation_constants(activation: Activation) -> [(&'static str, f64); 2] {
+    let (id, slope) = match activation {
+        Activation::Identity => (0, 0.0),
+        Activation::Relu => (1, 0.0),
+        Activation::LeakyRelu { slope } => (2, f64::from(slope)),
+        Activation::Sigmoid => (3, 0.0),
+        Activation::Tanh => (4, 0.0),
+        Activation::Gelu => (5, 0.0),
+    };
+    [("ACTIVATION", f64::from(id)), ("LEAKY_SLOPE", slope)]
+}
+
+impl Kernels {
+    /// Compiles every module and layout on `device`.
+    pub fn new(device: &wgpu::Device) -> Self {
+        use Slot::*;
+        Self {
+            device: device.clone(),
+            matmul: module(device, "matmul", &[ACTIVATION_WGSL, MATMUL_WGSL]),
+            loss: module(device, "loss", &[ACTIVATION_WGSL, LOSS_WGSL]),
+            reduce: module(device, "reduce", &[REDUCE_WGSL]),
+            matmul_layout: layout(device, "matmul", &[Read, Read, Read, ReadWrite, ReadWrite, Uniform]),
+            loss_layout: layout(
+                device,
+                "loss",
+                &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Uniform],
+            ),
+            reduce_layout: layout(device, "reduce", &[Read, ReadWrite, Uniform]),
+            optim_layout: layout(
+                device,
+                "optimizer",
+                &[ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite, Uniform],
+            ),
+        }
+    }
+
+    fn pipeline(
+        &self,
+        label: &str,
+        module: &wgpu::ShaderModule,
+        layout: &wgpu::BindGroupLayout,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> wgpu::ComputePipeline {
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(label),
+                bind_group_layouts: &[Some(layout)],
+                immediate_size: 0,
+            });
+        self.device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(&pipeline_layout),
+                module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
+    }
+
+    /// The matmul kernel specialised to `variant`.
+    pub fn matmul(&self, variant: MatmulVariant) -> wgpu::ComputePipeline {
+        let [activation, slope] = activation_constants(variant.activation);
+        let constants = [
+            ("TRANSPOSE_A", f64::from(u8::from(variant.transpose_a))),
+            ("TRANSPOSE_B", f64::from(u8::from(variant.transpose_b))),
+            ("EPILOGUE", f64::from(variant.epilogue as u32)),
+            activation,
+            slope,
+        ];
+        self.pipeline("matmul", &self.matmul, &self.matmul_layout, "main", &constants)
+    }
+
+    /// The loss kernels for `loss` over an output layer with `activation`: per-row loss and
+    /// gradient, then the mean.
+    pub fn loss(&self, loss: Loss, activation: Activation) -> (wgpu::ComputePipeline, wgpu::ComputePipeline) {
+        let id = match loss {
+            Loss::Mse => 0,
+            Loss::CrossEntropy => 1,
+            Loss::BceWithLogits => 2,
+        };
+        let [act, slope] = activation_constants(activation);
+        let constants = [("LOSS", f64::from(id)), act, slope];
+        let rows = self.pipeline("loss rows", &self.loss, &self.loss_layout, "rows", &constants);
+        let mean = self.pipeline("loss mean", &self.loss, &self.loss_layout, "mean", &constants);
+        (rows, mean)
+    }
+
+    /// The deterministic column-sum kernel (bias gradients).
+    pub fn column_sums(&self) -> wgpu::ComputePipeline {
+        self.pipeline("column sums", &self.reduce, &self.reduce_layout, "column_sums", &[])
+    }
+
+    /// The fused update kernel of `optimizer`.
+    pub fn optimizer(&self, optimizer: &Optimizer) -> wgpu::ComputePipeline {
+        let source = match optimizer {
+            Optimizer::Sgd(_) => SGD_WGSL,
+            Optimizer::Adam(_) | Optimizer::AdamW(_) => ADAM_WGSL,
+            Optimizer::RmsProp(_) => RMSPROP_WGSL,
+            Optimizer::Adagrad(_) => ADAGRAD_WGSL,
+        };
+        let module = module(&self.device, optimizer.name(), &[OPTIM_COMMON_WGSL, source]);
+        self.pipeline(optimizer.name(), &module, &self.optim_layout, "main", &[])
+    }
+}

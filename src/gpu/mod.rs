@@ -1,0 +1,10 @@
+//! The GPU engine: WGSL compute kernels driven through wgpu.
+
+mod buffers;
+mod context;
+mod engine;
+mod kernels;
+
+pub use context::{AdapterRequest, GpuContext, check_fits, enumerate_adapters};
+pub use engine::GpuEngine;
+pub use kernels::{Epilogue, MatmulVariant};

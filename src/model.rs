@@ -1,0 +1,358 @@
+//! Dense models: layers, activations, parameter names and PyTorch's default initialisation.
+//!
+//! A model is a sequence of layers `a_i = act_i(a_{i-1} · W_iᵀ + b_i)` with `a_{-1} = x`.
+//! Parameters are laid out as PyTorch's `nn.Linear`: `layers.{i}.weight` of shape
+//! `[out, in]` and `layers.{i}.bias` of shape `[out]`, f32, row-major.
+
+use ndarray::{Array1, Array2};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{Error, Result};
+
+/// √(2/π), the constant of the tanh form of GELU.
+const GELU_C: f32 = 0.797_884_6;
+/// The cubic coefficient of the tanh form of GELU.
+const GELU_K: f32 = 0.044_715;
+
+/// An elementwise activation `a = f(z)` applied after a layer's linear map.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// `f(z) = z`.
+    Identity,
+    /// `f(z) = max(z, 0)`; `f'(z) = 1 if z > 0 else 0`.
+    Relu,
+    /// `f(z) = z if z > 0 else slope·z`; `f'(z) = 1 if z > 0 else slope`.
+    LeakyRelu {
+        /// Slope for negative inputs (PyTorch's default is 0.01).
+        slope: f32,
+    },
+    /// `f(z) = 1 / (1 + e^{-z})`; `f'(z) = f(z)(1 − f(z))`.
+    Sigmoid,
+    /// `f(z) = tanh z`; `f'(z) = 1 − tanh² z`.
+    Tanh,
+    /// GELU in its tanh form (PyTorch's `approximate='tanh'`):
+    /// `f(z) = ½ z (1 + tanh(c (z + 0.044715 z³)))` with `c = √(2/π)`;
+    /// `f'(z) = ½ (1 + t) + ½ z (1 − t²) c (1 + 3·0.044715 z²)` with `t = tanh(c (z + 0.044715 z³))`.
+    Gelu,
+}
+
+impl Activation {
+    /// `f(z)`, computed as the GPU kernels compute it (sigmoid in its overflow-free form).
+    pub fn apply(self, z: f32) -> f32 {
+        match self {
+            Activation::Identity => z,
+            Activation::Relu => z.max(0.0),
+            Activation::LeakyRelu { slope } => {
+                if z > 0.0 {
+                    z
+                } else {
+                    slope * z
+                }
+            }
+            Activation::Sigmoid => sigmoid(z),
+            Activation::Tanh => z.tanh(),
+            Activation::Gelu => 0.5 * z * (1.0 + gelu_inner_tanh(z)),
+        }
+    }
+
+    /// `f'(z)`, the derivative at the pre-activation `z`.
+    pub fn derivative(self, z: f32) -> f32 {
+        match self {
+            Activation::Identity => 1.0,
+            Activation::Relu => {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu { slope } => {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    slope
+                }
+            }
+            Activation::Sigmoid => {
+                let s = sigmoid(z);
+                s * (1.0 - s)
+            }
+            Activation::Tanh => {
+                let t = z.tanh();
+                1.0 - t * t
+            }
+            Activation::Gelu => {
+                let t = gelu_inner_tanh(z);
+                0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_K * z * z)
+            }
+        }
+    }
+
+    /// The name used on the command line and in checkpoints (`relu`, `leaky_relu(0.01)`, ...).
+    pub fn name(self) -> String {
+        match self {
+            Activation::Identity => "identity".into(),
+            Activation::Relu => "relu".into(),
+            Activation::LeakyRelu { slope } => format!("leaky_relu({slope})"),
+            Activation::Sigmoid => "sigmoid".into(),
+            Activation::Tanh => "tanh".into(),
+            Activation::Gelu => "gelu".into(),
+        }
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = Error;
+
+    /// Parses `identity`, `relu`, `leaky_relu` (slope 0.01), `leaky_relu(0.2)`, `sigmoid`, `tanh`, `gelu`.
+    fn from_str(text: &str) -> Result<Self> {
+        let unknown = || {
+            Error::InvalidModel(format!(
+                "unknown activation `{text}`; expected one of identity, relu, leaky_relu, \
+                 leaky_relu(SLOPE), sigmoid, tanh, gelu"
+            ))
+        };
+        Ok(match text.trim() {
+            "identity" | "linear" | "none" => Activation::Identity,
+            "relu" => Activation::Relu,
+            "leaky_relu" => Activation::LeakyRelu { slope: 0.01 },
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "gelu" => Activation::Gelu,
+            other => {
+                let slope = other
+                    .strip_prefix("leaky_relu(")
+                    .and_then(|rest| rest.strip_suffix(')'))
+                    .and_then(|s| s.trim().parse::<f32>().ok())
+                    .filter(|s| s.is_finite())
+                    .ok_or_else(unknown)?;
+                Activation::LeakyRelu { slope }
+            }
+        })
+    }
+}
+
+/// `1 / (1 + e^{-z})` without overflow: for `z < 0` it is computed as `e^z / (1 + e^z)`.
+pub fn sigmoid(z: f32) -> f32 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `tanh(c (z + 0.044715 z³))`, shared by GELU and its derivative.
+fn gelu_inner_tanh(z: f32) -> f32 {
+    (GELU_C * (z + GELU_K * z * z * z)).tanh()
+}
+
+/// One dense layer: `Linear(inputs, outputs)` followed by `activation`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Layer {
+    /// Input width (`in_features`).
+    pub inputs: usize,
+    /// Output width (`out_features`).
+    pub outputs: usize,
+    /// Activation applied to the layer's output.
+    pub activation: Activation,
+}
+
+/// The architecture of a dense model: layers whose widths chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    layers: Vec<Layer>,
+}
+
+impl ModelSpec {
+    /// A model from widths `[in, h1, ..., out]`: every hidden layer uses `hidden`, the last
+    /// layer uses `output`. `[in, out]` is a single layer (linear or logistic regression).
+    pub fn from_widths(widths: &[usize], hidden: Activation, output: Activation) -> Result<Self> {
+        if widths.len() < 2 {
+            return Err(Error::InvalidModel(format!(
+                "need at least two widths (inputs and outputs), got {widths:?}"
+            )));
+        }
+        let last = widths.len() - 2;
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, pair)| Layer {
+                inputs: pair[0],
+                outputs: pair[1],
+                activation: if i == last { output } else { hidden },
+            })
+            .collect();
+        Self::new(layers)
+    }
+
+    /// A model from explicit layers; checks that widths are non-zero and chain.
+    pub fn new(layers: Vec<Layer>) -> Result<Self> {
+        if layers.is_empty() {
+            return Err(Error::InvalidModel("a model needs at least one layer".into()));
+        }
+        for (i, layer) in layers.iter().enumerate() {
+            if layer.inputs == 0 || layer.outputs == 0 {
+                return Err(Error::InvalidModel(format!(
+                    "layer {i} has a zero width ({} -> {}); every width must be at least 1",
+                    layer.inputs, layer.outputs
+                )));
+            }
+            if let Some(next) = layers.get(i + 1)
+                && next.inputs != layer.outputs
+            {
+                return Err(Error::InvalidModel(format!(
+                    "layer {i} outputs {} values but layer {} expects {} inputs",
+                    layer.outputs,
+                    i + 1,
+                    next.inputs
+                )));
+            }
+        }
+        Ok(Self { layers })
+    }
+
+    /// The layers, input first.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// Input width of the first layer.
+    pub fn inputs(&self) -> usize {
+        self.layers[0].inputs
+    }
+
+    /// Output width of the last layer.
+    pub fn outputs(&self) -> usize {
+        self.layers[self.layers.len() - 1].outputs
+    }
+
+    /// Total number of scalar parameters, `Σ out·in + out`.
+    pub fn parameter_count(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.outputs * l.inputs + l.outputs)
+            .sum()
+    }
+}
+
+/// The parameters of one layer, in `nn.Linear` layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerParameters {
+    /// `[out, in]`.
+    pub weight: Array2<f32>,
+    /// `[out]`.
+    pub bias: Array1<f32>,
+}
+
+/// All parameters of a model (or anything shaped like them, such as gradients).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parameters {
+    /// One entry per layer, input first.
+    pub layers: Vec<LayerParameters>,
+}
+
+impl Parameters {
+    /// PyTorch's `nn.Linear` default initialisation, seeded: every weight and bias of layer
+    /// `i` is drawn from `U(−1/√in_i, 1/√in_i)` (what `kaiming_uniform_(a=√5)` reduces to),
+    /// layer by layer, weight (row-major) then bias, from a ChaCha8 stream seeded by `seed`.
+    pub fn init(spec: &ModelSpec, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let layers = spec
+            .layers()
+            .iter()
+            .map(|layer| {
+                let bound = 1.0 / (layer.inputs as f32).sqrt();
+                let weight = Array2::from_shape_fn((layer.outputs, layer.inputs), |_| {
+                    rng.random_range(-bound..bound)
+                });
+                let bias = Array1::from_shape_fn(layer.outputs, |_| rng.random_range(-bound..bound));
+                LayerParameters { weight, bias }
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// All zeros, shaped for `spec`.
+    pub fn zeros(spec: &ModelSpec) -> Self {
+        Self {
+            layers: spec
+                .layers()
+                .iter()
+                .map(|l| LayerParameters {
+                    weight: Array2::zeros((l.outputs, l.inputs)),
+                    bias: Array1::zeros(l.outputs),
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks that every tensor has the shape `spec` asks for, naming the first that does not.
+    pub fn check_shapes(&self, spec: &ModelSpec) -> Result<()> {
+        if self.layers.len() != spec.layers().len() {
+            return Err(Error::Shape {
+                what: "parameters".into(),
+                expected: format!("{} layers", spec.layers().len()),
+                got: format!("{} layers", self.layers.len()),
+            });
+        }
+        for (i, (p, l)) in self.layers.iter().zip(spec.layers()).enumerate() {
+            if p.weight.dim() != (l.outputs, l.inputs) {
+                return Err(Error::Shape {
+                    what: weight_name(i),
+                    expected: format!("[{}, {}]", l.outputs, l.inputs),
+                    got: format!("{:?}", p.weight.shape()),
+                });
+            }
+            if p.bias.len() != l.outputs {
+                return Err(Error::Shape {
+                    what: bias_name(i),
+                    expected: format!("[{}]", l.outputs),
+                    got: format!("{:?}", p.bias.shape()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every tensor with its PyTorch name and shape, in order
+    /// (`layers.0.weight`, `layers.0.bias`, `layers.1.weight`, ...).
+    pub fn named_tensors(&self) -> Vec<NamedTensor> {
+        let mut out = Vec::with_capacity(2 * self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            out.push(NamedTensor {
+                name: weight_name(i),
+                shape: layer.weight.shape().to_vec(),
+                values: layer.weight.iter().copied().collect(),
+            });
+            out.push(NamedTensor {
+                name: bias_name(i),
+                shape: vec![layer.bias.len()],
+                values: layer.bias.to_vec(),
+            });
+        }
+        out
+    }
+}
+
+/// One parameter tensor with its name, values copied out in row-major order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    /// PyTorch name, such as `layers.0.weight`.
+    pub name: String,
+    /// Shape, such as `[out, in]`.
+    pub shape: Vec<usize>,
+    /// Values in row-major order.
+    pub values: Vec<f32>,
+}
+
+/// `layers.{i}.weight`.
+pub fn weight_name(layer: usize) -> String {
+    format!("layers.{layer}.weight")
+}
+
+/// `layers.{i}.bias`.
+pub fn bias_name(layer: usize) -> String {
+    format!("layers.{layer}.bias")
+}

@@ -1,0 +1,183 @@
+//! Optimizers with `torch.optim` semantics and defaults.
+//!
+//! Each config type documents its update as equations. On every step the host computes the
+//! step's scalar coefficients in f64, as PyTorch does with Python floats, rounds them to f32
+//! once, and hands the same [`Coefficients`] to both engines: the CPU reference applies them
+//! with plain loops and the GPU uploads them as the fused optimizer kernel's uniform.
+
+mod adagrad;
+mod adam;
+mod adamw;
+mod rmsprop;
+mod sgd;
+
+pub use adagrad::{Adagrad, AdagradCoefficients};
+pub use adam::{Adam, AdamCoefficients};
+pub use adamw::AdamW;
+pub use rmsprop::{RmsProp, RmsPropCoefficients};
+pub use sgd::{Sgd, SgdCoefficients};
+
+use crate::error::{Error, Result};
+
+/// Most state tensors any optimizer keeps per parameter.
+pub const MAX_STATE_SLOTS: usize = 3;
+
+/// One of the supported optimizers with its hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Optimizer {
+    /// `torch.optim.SGD`.
+    Sgd(Sgd),
+    /// `torch.optim.Adam`.
+    Adam(Adam),
+    /// `torch.optim.AdamW`.
+    AdamW(AdamW),
+    /// `torch.optim.RMSprop`.
+    RmsProp(RmsProp),
+    /// `torch.optim.Adagrad`.
+    Adagrad(Adagrad),
+}
+
+/// A per-parameter state tensor an optimizer keeps, at a fixed slot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StateSlot {
+    /// Slot index in `0..MAX_STATE_SLOTS`; fixed per optimizer so kernels can address it.
+    pub index: usize,
+    /// PyTorch's name for it in `optimizer.state[p]` (`exp_avg`, `momentum_buffer`, ...).
+    pub name: &'static str,
+    /// The value it starts at.
+    pub initial: f32,
+}
+
+/// The scalars of one update step, already rounded to f32.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Coefficients {
+    /// For [`Sgd`].
+    Sgd(SgdCoefficients),
+    /// For [`Adam`] and [`AdamW`].
+    Adam(AdamCoefficients),
+    /// For [`RmsProp`].
+    RmsProp(RmsPropCoefficients),
+    /// For [`Adagrad`].
+    Adagrad(AdagradCoefficients),
+}
+
+impl Coefficients {
+    /// The bytes of the uniform block the optimizer kernel reads.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Coefficients::Sgd(c) => bytemuck::bytes_of(c),
+            Coefficients::Adam(c) => bytemuck::bytes_of(c),
+            Coefficients::RmsProp(c) => bytemuck::bytes_of(c),
+            Coefficients::Adagrad(c) => bytemuck::bytes_of(c),
+        }
+    }
+}
+
+impl Optimizer {
+    /// PyTorch's class name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::Sgd(_) => "SGD",
+            Optimizer::Adam(_) => "Adam",
+            Optimizer::AdamW(_) => "AdamW",
+            Optimizer::RmsProp(_) => "RMSprop",
+            Optimizer::Adagrad(_) => "Adagrad",
+        }
+    }
+
+    /// Checks every hyperparameter as PyTorch's constructor does.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Optimizer::Sgd(o) => o.validate(),
+            Optimizer::Adam(o) => o.validate(),
+            Optimizer::AdamW(o) => o.validate(),
+            Optimizer::RmsProp(o) => o.validate(),
+            Optimizer::Adagrad(o) => o.validate(),
+        }
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            Optimizer::Sgd(o) => o.lr,
+            Optimizer::Adam(o) => o.lr,
+            Optimizer::AdamW(o) => o.lr,
+            Optimizer::RmsProp(o) => o.lr,
+            Optimizer::Adagrad(o) => o.lr,
+        }
+    }
+
+    /// The state tensors these options need (unused ones, such as `max_exp_avg_sq` without
+    /// amsgrad, are not allocated).
+    pub fn state_slots(&self) -> Vec<StateSlot> {
+        let slot = |index, name| StateSlot {
+            index,
+            name,
+            initial: 0.0,
+        };
+        match self {
+            Optimizer::Sgd(o) if o.momentum != 0.0 => vec![slot(0, "momentum_buffer")],
+            Optimizer::Sgd(_) => vec![],
+            Optimizer::Adam(Adam { amsgrad, .. }) | Optimizer::AdamW(AdamW { amsgrad, .. }) => {
+                let mut slots = vec![slot(0, "exp_avg"), slot(1, "exp_avg_sq")];
+                if *amsgrad {
+                    slots.push(slot(2, "max_exp_avg_sq"));
+                }
+                slots
+            }
+            Optimizer::RmsProp(o) => {
+                let mut slots = vec![slot(0, "square_avg")];
+                if o.momentum > 0.0 {
+                    slots.push(slot(1, "momentum_buffer"));
+                }
+                if o.centered {
+                    slots.push(slot(2, "grad_avg"));
+                }
+                slots
+            }
+            Optimizer::Adagrad(o) => vec![StateSlot {
+                index: 0,
+                name: "sum",
+                initial: o.initial_accumulator_value as f32,
+            }],
+        }
+    }
+
+    /// The coefficients of update number `step` (1 for the first update).
+    pub fn coefficients(&self, step: u64) -> Coefficients {
+        match self {
+            Optimizer::Sgd(o) => Coefficients::Sgd(o.coefficients(step)),
+            Optimizer::Adam(o) => Coefficients::Adam(o.coefficients(step)),
+            Optimizer::AdamW(o) => Coefficients::Adam(o.coefficients(step)),
+            Optimizer::RmsProp(o) => Coefficients::RmsProp(o.coefficients()),
+            Optimizer::Adagrad(o) => Coefficients::Adagrad(o.coefficients(step)),
+        }
+    }
+}
+
+/// Returns an [`Error::InvalidHyperparameter`] unless `valid` holds and `value` is finite.
+pub(crate) fn require(
+    optimizer: &'static str,
+    name: &'static str,
+    value: f64,
+    valid: bool,
+    reason: &'static str,
+) -> Result<()> {
+    if !value.is_finite() {
+        return Err(Error::InvalidHyperparameter {
+            optimizer,
+            name,
+            value,
+            reason: "must be a finite number",
+        });
+    }
+    if !valid {
+        return Err(Error::InvalidHyperparameter {
+            optimizer,
+            name,
+            value,
+            reason,
+        });
+    }
+    Ok(())
+}

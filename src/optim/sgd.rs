@@ -1,0 +1,106 @@
+//! Stochastic gradient descent, as `torch.optim.SGD`.
+
+use super::require;
+use crate::error::Result;
+
+/// `torch.optim.SGD(lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False)`.
+///
+/// With gradient `g_t`, parameter `θ`, learning rate `γ`, momentum `μ`, dampening `τ` and
+/// weight decay `λ`, one step is:
+///
+/// ```text
+/// g  ← g_t + λ·θ                            (if λ ≠ 0)
+/// if μ ≠ 0:
+///     b ← g                                  (first step)
+///     b ← μ·b + (1 − τ)·g                    (later steps)
+///     g ← g + μ·b    if nesterov,  else  g ← b
+/// θ  ← θ − γ·g
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sgd {
+    /// Learning rate `γ` (default 1e-3).
+    pub lr: f64,
+    /// Momentum factor `μ` (default 0).
+    pub momentum: f64,
+    /// Dampening `τ` for momentum (default 0).
+    pub dampening: f64,
+    /// L2 penalty `λ` added to the gradient (default 0).
+    pub weight_decay: f64,
+    /// Nesterov momentum (default false; needs `μ > 0` and `τ = 0`).
+    pub nesterov: bool,
+}
+
+impl Default for Sgd {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
+    }
+}
+
+/// The scalars of one SGD step, laid out as the `sgd.wgsl` uniform.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SgdCoefficients {
+    /// `γ`.
+    pub lr: f32,
+    /// `μ`.
+    pub momentum: f32,
+    /// `1 − τ`.
+    pub one_minus_dampening: f32,
+    /// `λ`.
+    pub weight_decay: f32,
+    /// 1 on the first step (the momentum buffer is set to `g`), else 0.
+    pub first_step: u32,
+    /// 1 for Nesterov momentum.
+    pub nesterov: u32,
+    /// 1 when `μ ≠ 0`.
+    pub use_momentum: u32,
+    /// Padding to 16 bytes.
+    pub _pad: u32,
+}
+
+impl Sgd {
+    /// Checks the hyperparameters as `torch.optim.SGD.__init__` does.
+    pub fn validate(&self) -> Result<()> {
+        require("SGD", "lr", self.lr, self.lr >= 0.0, "the learning rate must be >= 0")?;
+        require("SGD", "momentum", self.momentum, self.momentum >= 0.0, "must be >= 0")?;
+        require("SGD", "dampening", self.dampening, true, "")?;
+        require("SGD", "weight_decay", self.weight_decay, self.weight_decay >= 0.0, "must be >= 0")?;
+        if self.nesterov {
+            require(
+                "SGD",
+                "momentum",
+                self.momentum,
+                self.momentum > 0.0,
+                "nesterov momentum needs momentum > 0",
+            )?;
+            require(
+                "SGD",
+                "dampening",
+                self.dampening,
+                self.dampening == 0.0,
+                "nesterov momentum needs zero dampening",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The coefficients of update number `step` (from 1).
+    pub fn coefficients(&self, step: u64) -> SgdCoefficients {
+        SgdCoefficients {
+            lr: self.lr as f32,
+            momentum: self.momentum as f32,
+            one_minus_dampening: (1.0 - self.dampening) as f32,
+            weight_decay: self.weight_decay as f32,
+            first_step: u32::from(step == 1),
+            nesterov: u32::from(self.nesterov),
+            use_momentum: u32::from(self.momentum != 0.0),
+            _pad: 0,
+        }
+    }
+}
