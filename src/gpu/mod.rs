@@ -3,8 +3,10 @@
 mod buffers;
 mod context;
 mod engine;
+mod gemm;
 mod kernels;
 
 pub use context::{AdapterRequest, GpuContext, check_fits, enumerate_adapters};
 pub use engine::GpuEngine;
+pub use gemm::Gemm;
 pub use kernels::{Epilogue, MatmulVariant};

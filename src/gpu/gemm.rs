@@ -1,0 +1,149 @@
+//! The engine's matmul kernel on its own, for kernel tests and GFLOP/s benchmarks:
+//! `C[M,N] = op(A)·op(B)` with the variant's layouts and epilogue, on buffers allocated once.
+
+use ndarray::{Array2, ArrayView1, ArrayView2};
+
+use super::buffers::UniformBlock;
+use super::context::GpuContext;
+use super::kernels::{Epilogue, Kernels, MATMUL_TILE, MatmulVariant};
+use crate::error::{Error, Result};
+
+/// One matmul of fixed shape, ready to run repeatedly.
+pub struct Gemm {
+    ctx: GpuContext,
+    variant: MatmulVariant,
+    m: usize,
+    n: usize,
+    k: usize,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    lhs: wgpu::Buffer,
+    rhs: wgpu::Buffer,
+    aux: wgpu::Buffer,
+    result: wgpu::Buffer,
+    pre: wgpu::Buffer,
+}
+
+impl Gemm {
+    /// Prepares `C[m,n] = op(A)[m,k]·op(B)[k,n]` for `variant`.
+    pub fn new(ctx: &GpuContext, variant: MatmulVariant, m: usize, n: usize, k: usize) -> Result<Self> {
+        if m == 0 || n == 0 || k == 0 {
+            return Err(Error::InvalidModel(format!("matmul sizes must be at least 1, got {m}x{n}x{k}")));
+        }
+        ctx.scoped("preparing a matmul", || {
+            let usage = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+            let buffer = |name: &str, elements: usize| ctx.storage_buffer(name, elements as u64 * 4, usage);
+            let aux_len = match variant.epilogue {
+                Epilogue::Plain => 1,
+                Epilogue::BiasActivation => n,
+                Epilogue::ActivationGrad => m * n,
+            };
+            let (lhs, rhs, aux) = (buffer("A", m * k)?, buffer("B", k * n)?, buffer("aux", aux_len)?);
+            let (result, pre) = (buffer("C", m * n)?, buffer("pre-activation", m * n)?);
+            let kernels = Kernels::new(&ctx.device);
+            let mut dims = UniformBlock::new(&ctx.device, "matmul shape", 1, 16, 16);
+            dims.set(0, bytemuck::cast_slice(&[m as u32, n as u32, k as u32, 0]));
+            dims.upload(&ctx.queue);
+            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("matmul"),
+                layout: &kernels.matmul_layout,
+                entries: &[&lhs, &rhs, &aux, &result, &pre]
+                    .into_iter()
+                    .map(|b| b.as_entire_binding())
+                    .chain([dims.binding(0, 16)])
+                    .enumerate()
+                    .map(|(i, resource)| wgpu::BindGroupEntry {
+                        binding: i as u32,
+                        resource,
+                    })
+                    .collect::<Vec<_>>(),
+            });
+            Ok(Self {
+                ctx: ctx.clone(),
+                variant,
+                m,
+                n,
+                k,
+                pipeline: kernels.matmul(variant),
+                bind_group,
+                lhs,
+                rhs,
+                aux,
+                result,
+                pre,
+            })
+        })
+    }
+
+    /// Floating-point operations of one product: `2·M·N·K`.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+
+    /// Uploads the operands in their stored layouts (A is `[k, m]` when transposed, B is `[n, k]`
+    /// when transposed) and `aux`: the bias `[n]` or the pre-activation `[m, n]` the epilogue reads.
+    pub fn upload(&self, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, aux: Option<ArrayView1<'_, f32>>) -> Result<()> {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let a_shape = if self.variant.transpose_a { (k, m) } else { (m, k) };
+        let b_shape = if self.variant.transpose_b { (n, k) } else { (k, n) };
+        for (what, got, expected) in [("A", a.dim(), a_shape), ("B", b.dim(), b_shape)] {
+            if got != expected {
+                return Err(Error::Shape {
+                    what: format!("matmul operand {what}"),
+                    expected: format!("{expected:?}"),
+                    got: format!("{got:?}"),
+                });
+            }
+        }
+        let write = |buffer: &wgpu::Buffer, values: &[f32]| {
+            self.ctx.queue.write_buffer(buffer, 0, bytemuck::cast_slice(values));
+        };
+        write(&self.lhs, &a.as_standard_layout().iter().copied().collect::<Vec<_>>());
+        write(&self.rhs, &b.as_standard_layout().iter().copied().collect::<Vec<_>>());
+        if let Some(aux) = aux {
+            write(&self.aux, &aux.to_vec());
+        }
+        self.ctx.check_errors("uploading matmul operands")
+    }
+
+    /// Records `repeats` back-to-back products in one submit and waits for them to finish.
+    pub fn run(&self, repeats: usize) -> Result<()> {
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &self.bind_group, &[]);
+            for _ in 0..repeats {
+                pass.dispatch_workgroups(
+                    (self.n as u32).div_ceil(MATMUL_TILE),
+                    (self.m as u32).div_ceil(MATMUL_TILE),
+                    1,
+                );
+            }
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                context: "running a matmul".into(),
+                message: e.to_string(),
+            })?;
+        self.ctx.check_errors("running a matmul")
+    }
+
+    /// `C` after the last run, `[m, n]`.
+    pub fn output(&self) -> Result<Array2<f32>> {
+        self.read(&self.result)
+    }
+
+    /// The pre-activation `A·Bᵀ + bias` the forward epilogue stored, `[m, n]`.
+    pub fn pre_activation(&self) -> Result<Array2<f32>> {
+        self.read(&self.pre)
+    }
+
+    fn read(&self, buffer: &wgpu::Buffer) -> Result<Array2<f32>> {
+        let values = self.ctx.read_back(buffer, 0, (self.m * self.n * 4) as u64, "a matmul result")?;
+        Ok(Array2::from_shape_vec((self.m, self.n), values).expect("m x n values"))
+    }
+}

@@ -1,0 +1,306 @@
+//! Each GPU kernel against the CPU reference, on shapes that are not multiples of the
+//! 64×64×16 tile (1, 3, 17, 65, 257) as well as ones that are.
+
+mod common;
+
+use common::{assert_close, gpu, random, targets};
+use downhill::gpu::{Epilogue, Gemm, MatmulVariant};
+use downhill::optim::{Adagrad, Adam, AdamW, RmsProp, Sgd};
+use downhill::{
+    Activation, Batch, CpuEngine, Engine, GpuEngine, Layer, Loss, ModelSpec, Optimizer, Parameters, Setup, Tolerance,
+};
+use ndarray::{Array1, Array2};
+
+/// (M, N, K) triples mixing the awkward sizes.
+const SHAPES: [(usize, usize, usize); 9] = [
+    (1, 1, 1),
+    (3, 17, 65),
+    (17, 3, 1),
+    (65, 257, 3),
+    (257, 65, 17),
+    (1, 257, 257),
+    (257, 1, 65),
+    (64, 64, 16),
+    (128, 192, 80),
+];
+
+const ACTIVATIONS: [Activation; 6] = [
+    Activation::Identity,
+    Activation::Relu,
+    Activation::LeakyRelu { slope: 0.1 },
+    Activation::Sigmoid,
+    Activation::Tanh,
+    Activation::Gelu,
+];
+
+/// Products of K terms of size ≤ 1 in f32 with a different summation order than ndarray:
+/// error grows like √K·ε, well inside 1e-4 relative plus 1e-5 absolute for K ≤ 257.
+fn product_tolerance() -> Tolerance {
+    Tolerance::default()
+}
+
+fn assert_arrays_close(what: &str, got: &Array2<f32>, want: &Array2<f32>, tol: Tolerance) {
+    assert_eq!(got.dim(), want.dim(), "{what}: shape");
+    for ((idx, &g), &w) in got.indexed_iter().zip(want.iter()) {
+        assert!(tol.allows(g, w), "{what}: at {idx:?} GPU {g} vs CPU {w}");
+    }
+}
+
+fn variant(transpose_a: bool, transpose_b: bool, epilogue: Epilogue, activation: Activation) -> MatmulVariant {
+    MatmulVariant {
+        transpose_a,
+        transpose_b,
+        epilogue,
+        activation,
+    }
+}
+
+#[test]
+fn matmul_all_layouts_match_ndarray() {
+    let ctx = gpu();
+    for (i, &(m, n, k)) in SHAPES.iter().enumerate() {
+        let a = random(m, k, 1.0, 10 + i as u64);
+        let b = random(k, n, 1.0, 100 + i as u64);
+        let want = a.dot(&b);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let gemm = Gemm::new(&ctx, variant(ta, tb, Epilogue::Plain, Activation::Identity), m, n, k).unwrap();
+            let a_stored = if ta { a.t().to_owned() } else { a.clone() };
+            let b_stored = if tb { b.t().to_owned() } else { b.clone() };
+            gemm.upload(a_stored.view(), b_stored.view(), None).unwrap();
+            gemm.run(1).unwrap();
+            let what = format!("{m}x{n}x{k} transpose_a={ta} transpose_b={tb}");
+            assert_arrays_close(&what, &gemm.output().unwrap(), &want, product_tolerance());
+        }
+    }
+}
+
+#[test]
+fn forward_epilogue_adds_bias_and_applies_each_activation() {
+    let ctx = gpu();
+    let (m, n, k) = (65, 17, 33);
+    let x = random(m, k, 1.0, 1);
+    let w = random(n, k, 1.0, 2);
+    let bias = Array1::from_iter(random(1, n, 1.0, 3));
+    let z = x.dot(&w.t()) + &bias;
+    for activation in ACTIVATIONS {
+        let gemm = Gemm::new(&ctx, variant(false, true, Epilogue::BiasActivation, activation), m, n, k).unwrap();
+        gemm.upload(x.view(), w.view(), Some(bias.view())).unwrap();
+        gemm.run(1).unwrap();
+        let what = format!("forward with {}", activation.name());
+        assert_arrays_close(&what, &gemm.pre_activation().unwrap(), &z, product_tolerance());
+        let a = z.mapv(|v| activation.apply(v));
+        assert_arrays_close(&what, &gemm.output().unwrap(), &a, product_tolerance());
+    }
+}
+
+#[test]
+fn input_gradient_epilogue_applies_each_activation_derivative() {
+    let ctx = gpu();
+    let (m, n, k) = (17, 65, 3);
+    let delta = random(m, k, 1.0, 4);
+    let w = random(k, n, 1.0, 5);
+    let pre = random(m, n, 3.0, 6);
+    for activation in ACTIVATIONS {
+        let gemm = Gemm::new(&ctx, variant(false, false, Epilogue::ActivationGrad, activation), m, n, k).unwrap();
+        let flat_pre = Array1::from_iter(pre.iter().copied());
+        gemm.upload(delta.view(), w.view(), Some(flat_pre.view())).unwrap();
+        gemm.run(1).unwrap();
+        let mut want = delta.dot(&w);
+        want.zip_mut_with(&pre, |g, &z| *g *= activation.derivative(z));
+        let what = format!("input gradient through {}", activation.name());
+        assert_arrays_close(&what, &gemm.output().unwrap(), &want, product_tolerance());
+    }
+}
+
+/// An engine pair on a one-step problem; returns (GPU, CPU) after the step.
+fn one_step(setup: &Setup, rows: usize, seed: u64) -> (GpuEngine, CpuEngine) {
+    let ctx = gpu();
+    let init = Parameters::init(&setup.model, seed);
+    let x = random(rows, setup.model.inputs(), 1.0, seed + 1);
+    let y = targets(setup.loss, rows, setup.model.outputs(), seed + 2);
+    let batch = Batch::new(x.view(), y.view());
+    let mut g = GpuEngine::new(&ctx, setup.clone(), &init, rows).unwrap();
+    let mut c = CpuEngine::new(setup.clone(), &init).unwrap();
+    g.step(&batch).unwrap();
+    c.step(&batch).unwrap();
+    (g, c)
+}
+
+fn sgd_setup(widths: &[usize], hidden: Activation, output: Activation, loss: Loss) -> Setup {
+    Setup {
+        model: ModelSpec::from_widths(widths, hidden, output).unwrap(),
+        loss,
+        optimizer: Optimizer::Sgd(Sgd {
+            lr: 0.1,
+            ..Sgd::default()
+        }),
+    }
+}
+
+#[test]
+fn loss_values_and_gradients_match_for_every_loss_and_output_activation() {
+    for loss in [Loss::Mse, Loss::CrossEntropy, Loss::BceWithLogits] {
+        for output in [Activation::Identity, Activation::Sigmoid, Activation::Tanh] {
+            for &(rows, outputs) in &[(1, 1), (3, 17), (65, 3), (257, 2)] {
+                let setup = sgd_setup(&[5, outputs], Activation::Identity, output, loss);
+                let (mut g, mut c) = one_step(&setup, rows, 7);
+                let what = format!("{} over {rows}x{outputs} with {} output", loss.name(), output.name());
+                let (gl, cl) = (g.last_loss().unwrap(), c.last_loss().unwrap());
+                assert!(Tolerance::default().allows(gl, cl), "{what}: loss GPU {gl} vs CPU {cl}");
+                assert_close(&what, &g.gradients().unwrap(), &c.gradients().unwrap(), Tolerance::default());
+            }
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_accepts_soft_targets() {
+    let ctx = gpu();
+    let setup = sgd_setup(&[4, 6], Activation::Identity, Activation::Identity, Loss::CrossEntropy);
+    let init = Parameters::init(&setup.model, 3);
+    let x = random(9, 4, 1.0, 4);
+    // Rows of a soft distribution and one row that does not sum to one.
+    let mut y = random(9, 6, 1.0, 5).mapv(f32::abs);
+    for (i, mut row) in y.rows_mut().into_iter().enumerate() {
+        if i > 0 {
+            let total = row.sum();
+            row /= total;
+        }
+    }
+    let targets = downhill::Targets::Dense(y);
+    let batch = Batch::new(x.view(), targets.view());
+    let mut g = GpuEngine::new(&ctx, setup.clone(), &init, 9).unwrap();
+    let mut c = CpuEngine::new(setup, &init).unwrap();
+    g.step(&batch).unwrap();
+    c.step(&batch).unwrap();
+    assert!(Tolerance::default().allows(g.last_loss().unwrap(), c.last_loss().unwrap()));
+    assert_close("soft targets", &g.gradients().unwrap(), &c.gradients().unwrap(), Tolerance::default());
+}
+
+#[test]
+fn losses_stay_finite_for_extreme_logits() {
+    let ctx = gpu();
+    for loss in [Loss::CrossEntropy, Loss::BceWithLogits] {
+        let setup = sgd_setup(&[1, 3], Activation::Identity, Activation::Identity, loss);
+        let mut init = Parameters::zeros(&setup.model);
+        init.layers[0].weight = ndarray::array![[1.0], [-1.0], [0.5]];
+        let x = ndarray::array![[200.0f32], [-200.0]];
+        let y = targets(loss, 2, 3, 1);
+        let batch = Batch::new(x.view(), y.view());
+        let mut g = GpuEngine::new(&ctx, setup.clone(), &init, 2).unwrap();
+        let mut c = CpuEngine::new(setup, &init).unwrap();
+        g.step(&batch).unwrap();
+        c.step(&batch).unwrap();
+        let (gl, cl) = (g.last_loss().unwrap(), c.last_loss().unwrap());
+        assert!(gl.is_finite() && cl.is_finite(), "{}: GPU {gl} CPU {cl}", loss.name());
+        assert!(Tolerance::default().allows(gl, cl), "{}: GPU {gl} CPU {cl}", loss.name());
+        assert_close(loss.name(), &g.gradients().unwrap(), &c.gradients().unwrap(), Tolerance::default());
+    }
+}
+
+#[test]
+fn activations_stay_finite_for_large_inputs() {
+    let ctx = gpu();
+    for activation in ACTIVATIONS {
+        let gemm = Gemm::new(&ctx, variant(false, true, Epilogue::BiasActivation, activation), 4, 1, 1).unwrap();
+        let x = ndarray::array![[-100.0f32], [-20.0], [20.0], [100.0]];
+        gemm.upload(x.view(), ndarray::array![[1.0f32]].view(), Some(Array1::zeros(1).view()))
+            .unwrap();
+        gemm.run(1).unwrap();
+        let out = gemm.output().unwrap();
+        let want = x.mapv(|v| activation.apply(v));
+        assert_arrays_close(&activation.name(), &out, &want, Tolerance::default());
+    }
+}
+
+#[test]
+fn backward_products_and_bias_reduction_match_on_awkward_shapes() {
+    // Widths 1, 3, 17, 65, 257 through every backward kernel (dW, db, dX with act').
+    let layers = [(3, 17), (17, 65), (65, 1), (1, 257), (257, 3)];
+    let activations = [
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Gelu,
+        Activation::Identity,
+    ];
+    let model = ModelSpec::new(
+        layers
+            .iter()
+            .zip(activations)
+            .map(|(&(inputs, outputs), activation)| Layer {
+                inputs,
+                outputs,
+                activation,
+            })
+            .collect(),
+    )
+    .unwrap();
+    for rows in [1, 17, 65] {
+        let setup = Setup {
+            model: model.clone(),
+            loss: Loss::Mse,
+            optimizer: Optimizer::Sgd(Sgd::default()),
+        };
+        let (mut g, mut c) = one_step(&setup, rows, 11);
+        assert_close(
+            &format!("gradients at batch {rows}"),
+            &g.gradients().unwrap(),
+            &c.gradients().unwrap(),
+            Tolerance::default(),
+        );
+        let x = random(rows, 3, 1.0, 99);
+        let (gp, cp) = (g.predict(x.view()).unwrap(), c.predict(x.view()).unwrap());
+        assert_arrays_close("predict", &gp, &cp, Tolerance::default());
+    }
+}
+
+#[test]
+fn each_optimizer_kernel_matches_one_reference_update() {
+    let optimizers = [
+        Optimizer::Sgd(Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 0.01,
+            ..Sgd::default()
+        }),
+        Optimizer::Adam(Adam {
+            lr: 0.01,
+            weight_decay: 0.1,
+            amsgrad: true,
+            ..Adam::default()
+        }),
+        Optimizer::AdamW(AdamW {
+            lr: 0.01,
+            ..AdamW::default()
+        }),
+        Optimizer::RmsProp(RmsProp {
+            momentum: 0.5,
+            centered: true,
+            weight_decay: 0.01,
+            ..RmsProp::default()
+        }),
+        Optimizer::Adagrad(Adagrad {
+            lr: 0.1,
+            lr_decay: 0.01,
+            weight_decay: 0.01,
+            initial_accumulator_value: 0.1,
+            ..Adagrad::default()
+        }),
+    ];
+    for optimizer in optimizers {
+        // 257 parameters in one tensor: not a multiple of the 256-wide optimizer workgroup.
+        let setup = Setup {
+            model: ModelSpec::from_widths(&[257, 1], Activation::Identity, Activation::Identity).unwrap(),
+            loss: Loss::Mse,
+            optimizer,
+        };
+        let (mut g, mut c) = one_step(&setup, 3, 21);
+        assert_close(
+            optimizer.name(),
+            &g.parameters().unwrap(),
+            &c.parameters().unwrap(),
+            Tolerance::default(),
+        );
+    }
+}
