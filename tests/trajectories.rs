@@ -1,0 +1,197 @@
+//! Twenty-step trajectories: for every optimizer and its main option combinations, the GPU
+//! engine's losses (every step) and parameters (at the end) equal the CPU reference's within
+//! rel 1e-4 / abs 1e-5, on an MLP and on a linear model, with batches of changing size.
+
+mod common;
+
+use common::{gpu, random, run_both, targets};
+use downhill::optim::{Adagrad, Adam, AdamW, RmsProp, Sgd};
+use downhill::{Activation, Layer, Loss, ModelSpec, Optimizer, Parameters, Setup, Targets, Tolerance};
+use ndarray::Array2;
+
+const STEPS: usize = 20;
+
+/// The optimizer configurations every trajectory runs: defaults and each main option.
+fn optimizers() -> Vec<Optimizer> {
+    let sgd = Sgd {
+        lr: 0.05,
+        ..Sgd::default()
+    };
+    let adam = Adam {
+        lr: 0.01,
+        ..Adam::default()
+    };
+    let rmsprop = RmsProp {
+        lr: 0.005,
+        ..RmsProp::default()
+    };
+    let adagrad = Adagrad {
+        lr: 0.05,
+        ..Adagrad::default()
+    };
+    vec![
+        Optimizer::Sgd(sgd),
+        Optimizer::Sgd(Sgd { momentum: 0.9, ..sgd }),
+        Optimizer::Sgd(Sgd {
+            momentum: 0.9,
+            dampening: 0.3,
+            weight_decay: 0.01,
+            ..sgd
+        }),
+        Optimizer::Sgd(Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.01,
+            ..sgd
+        }),
+        Optimizer::Adam(adam),
+        Optimizer::Adam(Adam {
+            weight_decay: 0.05,
+            amsgrad: true,
+            ..adam
+        }),
+        // A large ε makes its place in the denominator (after the bias-corrected root) visible.
+        Optimizer::Adam(Adam {
+            eps: 0.1,
+            beta1: 0.5,
+            beta2: 0.9,
+            ..adam
+        }),
+        Optimizer::AdamW(AdamW {
+            lr: 0.01,
+            ..AdamW::default()
+        }),
+        Optimizer::AdamW(AdamW {
+            lr: 0.01,
+            weight_decay: 0.1,
+            amsgrad: true,
+            ..AdamW::default()
+        }),
+        Optimizer::RmsProp(rmsprop),
+        Optimizer::RmsProp(RmsProp {
+            momentum: 0.9,
+            weight_decay: 0.01,
+            ..rmsprop
+        }),
+        Optimizer::RmsProp(RmsProp {
+            centered: true,
+            momentum: 0.5,
+            eps: 0.1,
+            ..rmsprop
+        }),
+        Optimizer::Adagrad(adagrad),
+        Optimizer::Adagrad(Adagrad {
+            lr_decay: 0.05,
+            weight_decay: 0.01,
+            initial_accumulator_value: 0.1,
+            eps: 0.1,
+            ..adagrad
+        }),
+    ]
+}
+
+/// Three batches of 24, 24 and 11 rows (a partial last batch), seeded.
+fn batches(inputs: usize, outputs: usize, loss: Loss, seed: u64) -> Vec<(Array2<f32>, Targets)> {
+    [24, 24, 11]
+        .iter()
+        .enumerate()
+        .map(|(i, &rows)| {
+            let s = seed + 10 * i as u64;
+            (random(rows, inputs, 1.0, s), targets(loss, rows, outputs, s + 1))
+        })
+        .collect()
+}
+
+fn mlp(hidden: [Activation; 2]) -> ModelSpec {
+    let layer = |inputs, outputs, activation| Layer {
+        inputs,
+        outputs,
+        activation,
+    };
+    ModelSpec::new(vec![
+        layer(13, 17, hidden[0]),
+        layer(17, 9, hidden[1]),
+        layer(9, 3, Activation::Identity),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn mlp_13_17_9_3_relu_tanh_cross_entropy() {
+    let ctx = gpu();
+    let model = mlp([Activation::Relu, Activation::Tanh]);
+    let init = Parameters::init(&model, 1);
+    let data = batches(13, 3, Loss::CrossEntropy, 100);
+    for optimizer in optimizers() {
+        let setup = Setup {
+            model: model.clone(),
+            loss: Loss::CrossEntropy,
+            optimizer,
+        };
+        run_both(&ctx, &setup, &init, &data, STEPS, Tolerance::default());
+    }
+}
+
+#[test]
+fn mlp_13_17_9_3_sigmoid_gelu_mse() {
+    let ctx = gpu();
+    let model = mlp([Activation::Sigmoid, Activation::Gelu]);
+    let init = Parameters::init(&model, 2);
+    let data = batches(13, 3, Loss::Mse, 200);
+    for optimizer in optimizers() {
+        let setup = Setup {
+            model: model.clone(),
+            loss: Loss::Mse,
+            optimizer,
+        };
+        run_both(&ctx, &setup, &init, &data, STEPS, Tolerance::default());
+    }
+}
+
+#[test]
+fn mlp_13_17_9_3_leaky_relu_tanh_bce() {
+    let ctx = gpu();
+    let model = mlp([Activation::LeakyRelu { slope: 0.1 }, Activation::Tanh]);
+    let init = Parameters::init(&model, 3);
+    let data = batches(13, 3, Loss::BceWithLogits, 300);
+    for optimizer in optimizers() {
+        let setup = Setup {
+            model: model.clone(),
+            loss: Loss::BceWithLogits,
+            optimizer,
+        };
+        run_both(&ctx, &setup, &init, &data, STEPS, Tolerance::default());
+    }
+}
+
+#[test]
+fn linear_regression_mse() {
+    let ctx = gpu();
+    let model = ModelSpec::from_widths(&[13, 1], Activation::Identity, Activation::Identity).unwrap();
+    let init = Parameters::init(&model, 4);
+    let data = batches(13, 1, Loss::Mse, 400);
+    for optimizer in optimizers() {
+        let setup = Setup {
+            model: model.clone(),
+            loss: Loss::Mse,
+            optimizer,
+        };
+        run_both(&ctx, &setup, &init, &data, STEPS, Tolerance::default());
+    }
+}
+
+#[test]
+fn logistic_regression_cross_entropy() {
+    let ctx = gpu();
+    let model = ModelSpec::from_widths(&[13, 4], Activation::Identity, Activation::Identity).unwrap();
+    let init = Parameters::init(&model, 5);
+    let data = batches(13, 4, Loss::CrossEntropy, 500);
+    for optimizer in optimizers() {
+        let setup = Setup {
+            model: model.clone(),
+            loss: Loss::CrossEntropy,
+            optimizer,
+        };
+        run_both(&ctx, &setup, &init, &data, STEPS, Tolerance::default());
+    }
+}
