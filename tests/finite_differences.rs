@@ -1,0 +1,147 @@
+//! The CPU reference's gradients against central finite differences, for every loss and every
+//! activation (in a hidden layer and in the output layer).
+
+mod common;
+
+use common::{random, targets};
+use downhill::cpu::{backward, forward, loss_and_gradient};
+use downhill::{Activation, Layer, Loss, ModelSpec, Parameters, Targets};
+use ndarray::Array2;
+
+const ACTIVATIONS: [Activation; 6] = [
+    Activation::Identity,
+    Activation::Relu,
+    Activation::LeakyRelu { slope: 0.1 },
+    Activation::Sigmoid,
+    Activation::Tanh,
+    Activation::Gelu,
+];
+
+fn loss_at(model: &ModelSpec, params: &Parameters, x: &Array2<f32>, y: &Targets, loss: Loss) -> f32 {
+    let acts = forward(model, params, x.view());
+    loss_and_gradient(loss, acts.post.last().unwrap().view(), y.view()).0
+}
+
+/// Parameters and data, from the first seed at or after `seed`, where every pre-activation of a
+/// ReLU-like layer is at least 0.05 from the kink at zero: ten times the difference step, so both
+/// sides of every difference quotient lie on the same linear piece.
+fn differentiable_point(model: &ModelSpec, loss: Loss, seed: u64) -> (Parameters, Array2<f32>, Targets) {
+    let kinked = |a: Activation| matches!(a, Activation::Relu | Activation::LeakyRelu { .. });
+    for s in seed..seed + 1000 {
+        let params = Parameters::init(model, s);
+        let x = random(6, model.inputs(), 2.5, s + 1);
+        let acts = forward(model, &params, x.view());
+        let clear = model
+            .layers()
+            .iter()
+            .zip(&acts.pre)
+            .filter(|(layer, _)| kinked(layer.activation))
+            .all(|(_, z)| z.iter().all(|v| v.abs() > 0.05));
+        if clear {
+            return (params, x, targets(loss, 6, model.outputs(), s + 2));
+        }
+    }
+    panic!("no seed in {seed}..{} keeps pre-activations away from the kink", seed + 1000);
+}
+
+/// Every parameter's analytic gradient equals (L(θ + h) − L(θ − h)) / 2h.
+///
+/// In f32 the difference quotient carries rounding of about ε·|L|/h ≈ 1e-5·|L| and truncation
+/// of about h²·|L'''|/6 ≈ 4e-6·|L'''|, so the bound is abs 3e-4 plus rel 3e-3. Inputs span ±2.5
+/// so that the higher-order terms of GELU's and sigmoid's derivatives matter at that bound.
+fn check(model: &ModelSpec, loss: Loss, seed: u64) {
+    let h = 5e-3f32;
+    let (params, x, y) = differentiable_point(model, loss, seed);
+    let acts = forward(model, &params, x.view());
+    let (_, output_grad) = loss_and_gradient(loss, acts.post.last().unwrap().view(), y.view());
+    let grads = backward(model, &params, x.view(), &acts, output_grad);
+    for (layer, (p, g)) in params.layers.iter().zip(&grads.layers).enumerate() {
+        for (is_bias, count) in [(false, p.weight.len()), (true, p.bias.len())] {
+            for i in 0..count {
+                let nudged = |delta: f32| {
+                    let mut q = params.clone();
+                    let target = if is_bias {
+                        &mut q.layers[layer].bias[i]
+                    } else {
+                        q.layers[layer].weight.as_slice_mut().unwrap().get_mut(i).unwrap()
+                    };
+                    *target += delta;
+                    loss_at(model, &q, &x, &y, loss)
+                };
+                let numeric = (nudged(h) - nudged(-h)) / (2.0 * h);
+                let analytic = if is_bias {
+                    g.bias[i]
+                } else {
+                    g.weight.as_slice().unwrap()[i]
+                };
+                let what = if is_bias { "bias" } else { "weight" };
+                assert!(
+                    (numeric - analytic).abs() <= 3e-4 + 3e-3 * analytic.abs(),
+                    "{} with {:?}: layer {layer} {what}[{i}] analytic {analytic} vs numeric {numeric}",
+                    loss.name(),
+                    model.layers().iter().map(|l| l.activation.name()).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_loss_and_hidden_activation() {
+    for loss in [Loss::Mse, Loss::CrossEntropy, Loss::BceWithLogits] {
+        for (k, activation) in ACTIVATIONS.into_iter().enumerate() {
+            let model = ModelSpec::from_widths(&[4, 5, 3], activation, Activation::Identity).unwrap();
+            check(&model, loss, 40 + k as u64);
+        }
+    }
+}
+
+#[test]
+fn every_loss_and_output_activation() {
+    for loss in [Loss::Mse, Loss::CrossEntropy, Loss::BceWithLogits] {
+        for (k, activation) in ACTIVATIONS.into_iter().enumerate() {
+            let model = ModelSpec::new(vec![
+                Layer {
+                    inputs: 4,
+                    outputs: 5,
+                    activation: Activation::Tanh,
+                },
+                Layer {
+                    inputs: 5,
+                    outputs: 3,
+                    activation,
+                },
+            ])
+            .unwrap();
+            check(&model, loss, 60 + k as u64);
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_with_soft_targets() {
+    let model = ModelSpec::from_widths(&[4, 5, 3], Activation::Gelu, Activation::Identity).unwrap();
+    let params = Parameters::init(&model, 7);
+    let x = random(6, 4, 1.0, 8);
+    let mut soft = random(6, 3, 1.0, 9).mapv(f32::abs);
+    for mut row in soft.rows_mut() {
+        let total = row.sum();
+        row /= total;
+    }
+    let y = Targets::Dense(soft);
+    let acts = forward(&model, &params, x.view());
+    let (_, output_grad) = loss_and_gradient(Loss::CrossEntropy, acts.post[1].view(), y.view());
+    let grads = backward(&model, &params, x.view(), &acts, output_grad);
+    let h = 5e-3;
+    for i in 0..3 {
+        let mut up = params.clone();
+        up.layers[1].bias[i] += h;
+        let mut down = params.clone();
+        down.layers[1].bias[i] -= h;
+        let numeric = (loss_at(&model, &up, &x, &y, Loss::CrossEntropy)
+            - loss_at(&model, &down, &x, &y, Loss::CrossEntropy))
+            / (2.0 * h);
+        let analytic = grads.layers[1].bias[i];
+        assert!((numeric - analytic).abs() <= 3e-4 + 3e-3 * analytic.abs(), "bias[{i}]: {analytic} vs {numeric}");
+    }
+}
