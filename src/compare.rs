@@ -46,7 +46,11 @@ pub struct Worst {
 
 /// Compares every entry of `tested` against `reference`, returning the entry that is worst
 /// relative to `tolerance` (ratio ≤ 1 means everything passes). Shapes must already match.
-pub fn worst_difference(tested: &Parameters, reference: &Parameters, tolerance: Tolerance) -> Worst {
+pub fn worst_difference(
+    tested: &Parameters,
+    reference: &Parameters,
+    tolerance: Tolerance,
+) -> Worst {
     let mut worst = Worst {
         tensor: String::new(),
         index: 0,

@@ -42,3 +42,5 @@ pub use gpu::{AdapterRequest, GpuContext, GpuEngine};
 pub use loss::{Batch, Loss, Targets, TargetsView};
 pub use model::{Activation, Layer, LayerParameters, ModelSpec, NamedTensor, Parameters};
 pub use optim::Optimizer;
+/// The wgpu version downhill is built on, for [`AdapterRequest`] fields and adapter details.
+pub use wgpu;

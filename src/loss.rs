@@ -42,7 +42,12 @@ impl Loss {
     }
 
     /// Checks that `targets` suit this loss and a model with `outputs` outputs over `rows` rows.
-    pub fn check_targets(self, targets: &TargetsView<'_>, rows: usize, outputs: usize) -> Result<()> {
+    pub fn check_targets(
+        self,
+        targets: &TargetsView<'_>,
+        rows: usize,
+        outputs: usize,
+    ) -> Result<()> {
         match targets {
             TargetsView::Classes(classes) => {
                 if self != Loss::CrossEntropy {

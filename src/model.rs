@@ -190,7 +190,9 @@ impl ModelSpec {
     /// A model from explicit layers; checks that widths are non-zero and chain.
     pub fn new(layers: Vec<Layer>) -> Result<Self> {
         if layers.is_empty() {
-            return Err(Error::InvalidModel("a model needs at least one layer".into()));
+            return Err(Error::InvalidModel(
+                "a model needs at least one layer".into(),
+            ));
         }
         for (i, layer) in layers.iter().enumerate() {
             if layer.inputs == 0 || layer.outputs == 0 {
@@ -267,7 +269,8 @@ impl Parameters {
                 let weight = Array2::from_shape_fn((layer.outputs, layer.inputs), |_| {
                     rng.random_range(-bound..bound)
                 });
-                let bias = Array1::from_shape_fn(layer.outputs, |_| rng.random_range(-bound..bound));
+                let bias =
+                    Array1::from_shape_fn(layer.outputs, |_| rng.random_range(-bound..bound));
                 LayerParameters { weight, bias }
             })
             .collect();

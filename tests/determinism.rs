@@ -5,11 +5,14 @@ mod common;
 
 use common::{gpu, random, targets};
 use downhill::optim::Adam;
-use downhill::{Activation, Batch, Engine, GpuEngine, Loss, ModelSpec, Optimizer, Parameters, Setup};
+use downhill::{
+    Activation, Batch, Engine, GpuEngine, Loss, ModelSpec, Optimizer, Parameters, Setup,
+};
 
 fn setup() -> Setup {
     Setup {
-        model: ModelSpec::from_widths(&[20, 70, 33, 5], Activation::Gelu, Activation::Identity).unwrap(),
+        model: ModelSpec::from_widths(&[20, 70, 33, 5], Activation::Gelu, Activation::Identity)
+            .unwrap(),
         loss: Loss::CrossEntropy,
         optimizer: Optimizer::Adam(Adam {
             lr: 0.01,
@@ -24,17 +27,25 @@ fn initialisation_is_seeded() {
     assert_eq!(Parameters::init(&model, 7), Parameters::init(&model, 7));
     assert_ne!(Parameters::init(&model, 7), Parameters::init(&model, 8));
     // PyTorch's nn.Linear default: every value within ±1/√in of its layer.
-    for (p, layer) in Parameters::init(&model, 7).layers.iter().zip(model.layers()) {
+    for (p, layer) in Parameters::init(&model, 7)
+        .layers
+        .iter()
+        .zip(model.layers())
+    {
         let bound = 1.0 / (layer.inputs as f32).sqrt();
         assert!(p.weight.iter().chain(&p.bias).all(|v| v.abs() <= bound));
-        assert!(p.weight.iter().any(|v| v.abs() > 0.9 * bound), "values spread to the bound");
+        assert!(
+            p.weight.iter().any(|v| v.abs() > 0.9 * bound),
+            "values spread to the bound"
+        );
     }
 }
 
 fn train_once() -> (Parameters, Vec<f32>) {
     let ctx = gpu();
     let setup = setup();
-    let mut engine = GpuEngine::new(&ctx, setup.clone(), &Parameters::init(&setup.model, 3), 130).unwrap();
+    let mut engine =
+        GpuEngine::new(&ctx, setup.clone(), &Parameters::init(&setup.model, 3), 130).unwrap();
     let mut losses = Vec::new();
     for step in 0..10u64 {
         let rows = if step % 3 == 2 { 67 } else { 130 };
@@ -50,10 +61,18 @@ fn train_once() -> (Parameters, Vec<f32>) {
 fn same_seed_gives_bit_identical_gpu_parameters() {
     let (first, first_losses) = train_once();
     let (second, second_losses) = train_once();
-    let bits = |p: &Parameters| -> Vec<u32> { p.named_tensors().iter().flat_map(|t| t.values.iter().map(|v| v.to_bits())).collect() };
+    let bits = |p: &Parameters| -> Vec<u32> {
+        p.named_tensors()
+            .iter()
+            .flat_map(|t| t.values.iter().map(|v| v.to_bits()))
+            .collect()
+    };
     assert_eq!(bits(&first), bits(&second));
     assert_eq!(
         first_losses.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        second_losses.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        second_losses
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
     );
 }

@@ -17,7 +17,13 @@ const ACTIVATIONS: [Activation; 6] = [
     Activation::Gelu,
 ];
 
-fn loss_at(model: &ModelSpec, params: &Parameters, x: &Array2<f32>, y: &Targets, loss: Loss) -> f32 {
+fn loss_at(
+    model: &ModelSpec,
+    params: &Parameters,
+    x: &Array2<f32>,
+    y: &Targets,
+    loss: Loss,
+) -> f32 {
     let acts = forward(model, params, x.view());
     loss_and_gradient(loss, acts.post.last().unwrap().view(), y.view()).0
 }
@@ -25,7 +31,11 @@ fn loss_at(model: &ModelSpec, params: &Parameters, x: &Array2<f32>, y: &Targets,
 /// Parameters and data, from the first seed at or after `seed`, where every pre-activation of a
 /// ReLU-like layer is at least 0.05 from the kink at zero: ten times the difference step, so both
 /// sides of every difference quotient lie on the same linear piece.
-fn differentiable_point(model: &ModelSpec, loss: Loss, seed: u64) -> (Parameters, Array2<f32>, Targets) {
+fn differentiable_point(
+    model: &ModelSpec,
+    loss: Loss,
+    seed: u64,
+) -> (Parameters, Array2<f32>, Targets) {
     let kinked = |a: Activation| matches!(a, Activation::Relu | Activation::LeakyRelu { .. });
     for s in seed..seed + 1000 {
         let params = Parameters::init(model, s);
@@ -41,7 +51,10 @@ fn differentiable_point(model: &ModelSpec, loss: Loss, seed: u64) -> (Parameters
             return (params, x, targets(loss, 6, model.outputs(), s + 2));
         }
     }
-    panic!("no seed in {seed}..{} keeps pre-activations away from the kink", seed + 1000);
+    panic!(
+        "no seed in {seed}..{} keeps pre-activations away from the kink",
+        seed + 1000
+    );
 }
 
 /// Every parameter's analytic gradient equals (L(θ + h) − L(θ − h)) / 2h.
@@ -63,7 +76,12 @@ fn check(model: &ModelSpec, loss: Loss, seed: u64) {
                     let target = if is_bias {
                         &mut q.layers[layer].bias[i]
                     } else {
-                        q.layers[layer].weight.as_slice_mut().unwrap().get_mut(i).unwrap()
+                        q.layers[layer]
+                            .weight
+                            .as_slice_mut()
+                            .unwrap()
+                            .get_mut(i)
+                            .unwrap()
                     };
                     *target += delta;
                     loss_at(model, &q, &x, &y, loss)
@@ -79,7 +97,11 @@ fn check(model: &ModelSpec, loss: Loss, seed: u64) {
                     (numeric - analytic).abs() <= 3e-4 + 3e-3 * analytic.abs(),
                     "{} with {:?}: layer {layer} {what}[{i}] analytic {analytic} vs numeric {numeric}",
                     loss.name(),
-                    model.layers().iter().map(|l| l.activation.name()).collect::<Vec<_>>()
+                    model
+                        .layers()
+                        .iter()
+                        .map(|l| l.activation.name())
+                        .collect::<Vec<_>>()
                 );
             }
         }
@@ -90,7 +112,8 @@ fn check(model: &ModelSpec, loss: Loss, seed: u64) {
 fn every_loss_and_hidden_activation() {
     for loss in [Loss::Mse, Loss::CrossEntropy, Loss::BceWithLogits] {
         for (k, activation) in ACTIVATIONS.into_iter().enumerate() {
-            let model = ModelSpec::from_widths(&[4, 5, 3], activation, Activation::Identity).unwrap();
+            let model =
+                ModelSpec::from_widths(&[4, 5, 3], activation, Activation::Identity).unwrap();
             check(&model, loss, 40 + k as u64);
         }
     }
@@ -142,6 +165,9 @@ fn cross_entropy_with_soft_targets() {
             - loss_at(&model, &down, &x, &y, Loss::CrossEntropy))
             / (2.0 * h);
         let analytic = grads.layers[1].bias[i];
-        assert!((numeric - analytic).abs() <= 3e-4 + 3e-3 * analytic.abs(), "bias[{i}]: {analytic} vs {numeric}");
+        assert!(
+            (numeric - analytic).abs() <= 3e-4 + 3e-3 * analytic.abs(),
+            "bias[{i}]: {analytic} vs {numeric}"
+        );
     }
 }

@@ -5,8 +5,8 @@ mod common;
 use common::gpu;
 use downhill::optim::Sgd;
 use downhill::{
-    Activation, Batch, CpuEngine, Engine, GpuEngine, LayerParameters, Loss, ModelSpec, Optimizer, Parameters, Setup,
-    Targets,
+    Activation, Batch, CpuEngine, Engine, GpuEngine, LayerParameters, Loss, ModelSpec, Optimizer,
+    Parameters, Setup, Targets,
 };
 use ndarray::{Array1, Array2, array};
 
@@ -20,7 +20,10 @@ fn one_weight(w: f32, b: f32) -> Parameters {
 }
 
 fn sgd(lr: f64) -> Optimizer {
-    Optimizer::Sgd(Sgd { lr, ..Sgd::default() })
+    Optimizer::Sgd(Sgd {
+        lr,
+        ..Sgd::default()
+    })
 }
 
 /// Both engines on the same setup and start.
@@ -58,7 +61,10 @@ fn relu_neuron_single_step() {
         assert!((p.layers[0].weight[[0, 0]] - 2.2).abs() < 1e-6, "{name}");
         assert!((p.layers[0].bias[0] - 0.6).abs() < 1e-6, "{name}");
         engine.step(&batch).unwrap();
-        assert!(engine.last_loss().unwrap() < 1e-10, "{name}: loss after the step");
+        assert!(
+            engine.last_loss().unwrap() < 1e-10,
+            "{name}: loss after the step"
+        );
     }
 }
 
@@ -84,7 +90,10 @@ fn linear_regression_full_batch() {
     // The f64 iteration itself approaches the least-squares line.
     assert!(distance_at[steps - 1] < distance_at[99] && distance_at[99] < distance_at[0]);
     // After 1000 steps: m = 0.6177, b = 2.1361 (from m = 0.973, b = 0.854 at step 100).
-    assert!((m - 0.6).abs() < 0.02 && (b - 2.2).abs() < 0.07, "f64 m={m} b={b}");
+    assert!(
+        (m - 0.6).abs() < 0.02 && (b - 2.2).abs() < 0.07,
+        "f64 m={m} b={b}"
+    );
 
     let setup = Setup {
         model: ModelSpec::from_widths(&[1, 1], Activation::Identity, Activation::Identity).unwrap(),
@@ -92,7 +101,9 @@ fn linear_regression_full_batch() {
         optimizer: sgd(lr),
     };
     let x = Array2::from_shape_vec((5, 1), xs.iter().map(|&v| v as f32).collect()).unwrap();
-    let y = Targets::Dense(Array2::from_shape_vec((5, 1), ys.iter().map(|&v| v as f32).collect()).unwrap());
+    let y = Targets::Dense(
+        Array2::from_shape_vec((5, 1), ys.iter().map(|&v| v as f32).collect()).unwrap(),
+    );
     let batch = Batch::new(x.view(), y.view());
     for mut engine in engines(&setup, &one_weight(0.0, 0.0), 5) {
         let name = engine.describe();
@@ -100,10 +111,19 @@ fn linear_regression_full_batch() {
             engine.step(&batch).unwrap();
         }
         let p = engine.parameters().unwrap();
-        let (em, eb) = (f64::from(p.layers[0].weight[[0, 0]]), f64::from(p.layers[0].bias[0]));
+        let (em, eb) = (
+            f64::from(p.layers[0].weight[[0, 0]]),
+            f64::from(p.layers[0].bias[0]),
+        );
         // 1000 f32 steps accumulate rounding of about 1000·ε relative to the values.
-        assert!((em - m).abs() < 1e-4, "{name}: m = {em}, f64 iteration gives {m}");
-        assert!((eb - b).abs() < 1e-4, "{name}: b = {eb}, f64 iteration gives {b}");
+        assert!(
+            (em - m).abs() < 1e-4,
+            "{name}: m = {em}, f64 iteration gives {m}"
+        );
+        assert!(
+            (eb - b).abs() < 1e-4,
+            "{name}: b = {eb}, f64 iteration gives {b}"
+        );
     }
 }
 
@@ -131,8 +151,16 @@ fn single_weight_toward_47() {
             engine.step(&batch).unwrap();
             let p = engine.parameters().unwrap();
             let got = p.layers[0].weight[[0, 0]];
-            assert!((got - a).abs() <= 2e-6 * a, "{name}: step {} gives a = {got}, expected {a}", step + 1);
-            assert_eq!(p.layers[0].bias, Array1::<f32>::zeros(1), "{name}: the bias stays at zero");
+            assert!(
+                (got - a).abs() <= 2e-6 * a,
+                "{name}: step {} gives a = {got}, expected {a}",
+                step + 1
+            );
+            assert_eq!(
+                p.layers[0].bias,
+                Array1::<f32>::zeros(1),
+                "{name}: the bias stays at zero"
+            );
         }
     }
 }

@@ -7,7 +7,8 @@ use common::{assert_close, gpu, random, targets};
 use downhill::gpu::{Epilogue, Gemm, MatmulVariant};
 use downhill::optim::{Adagrad, Adam, AdamW, RmsProp, Sgd};
 use downhill::{
-    Activation, Batch, CpuEngine, Engine, GpuEngine, Layer, Loss, ModelSpec, Optimizer, Parameters, Setup, Tolerance,
+    Activation, Batch, CpuEngine, Engine, GpuEngine, Layer, Loss, ModelSpec, Optimizer, Parameters,
+    Setup, Tolerance,
 };
 use ndarray::{Array1, Array2};
 
@@ -46,7 +47,12 @@ fn assert_arrays_close(what: &str, got: &Array2<f32>, want: &Array2<f32>, tol: T
     }
 }
 
-fn variant(transpose_a: bool, transpose_b: bool, epilogue: Epilogue, activation: Activation) -> MatmulVariant {
+fn variant(
+    transpose_a: bool,
+    transpose_b: bool,
+    epilogue: Epilogue,
+    activation: Activation,
+) -> MatmulVariant {
     MatmulVariant {
         transpose_a,
         transpose_b,
@@ -63,7 +69,14 @@ fn matmul_all_layouts_match_ndarray() {
         let b = random(k, n, 1.0, 100 + i as u64);
         let want = a.dot(&b);
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let gemm = Gemm::new(&ctx, variant(ta, tb, Epilogue::Plain, Activation::Identity), m, n, k).unwrap();
+            let gemm = Gemm::new(
+                &ctx,
+                variant(ta, tb, Epilogue::Plain, Activation::Identity),
+                m,
+                n,
+                k,
+            )
+            .unwrap();
             let a_stored = if ta { a.t().to_owned() } else { a.clone() };
             let b_stored = if tb { b.t().to_owned() } else { b.clone() };
             gemm.upload(a_stored.view(), b_stored.view(), None).unwrap();
@@ -83,11 +96,23 @@ fn forward_epilogue_adds_bias_and_applies_each_activation() {
     let bias = Array1::from_iter(random(1, n, 1.0, 3));
     let z = x.dot(&w.t()) + &bias;
     for activation in ACTIVATIONS {
-        let gemm = Gemm::new(&ctx, variant(false, true, Epilogue::BiasActivation, activation), m, n, k).unwrap();
+        let gemm = Gemm::new(
+            &ctx,
+            variant(false, true, Epilogue::BiasActivation, activation),
+            m,
+            n,
+            k,
+        )
+        .unwrap();
         gemm.upload(x.view(), w.view(), Some(bias.view())).unwrap();
         gemm.run(1).unwrap();
         let what = format!("forward with {}", activation.name());
-        assert_arrays_close(&what, &gemm.pre_activation().unwrap(), &z, product_tolerance());
+        assert_arrays_close(
+            &what,
+            &gemm.pre_activation().unwrap(),
+            &z,
+            product_tolerance(),
+        );
         let a = z.mapv(|v| activation.apply(v));
         assert_arrays_close(&what, &gemm.output().unwrap(), &a, product_tolerance());
     }
@@ -101,9 +126,17 @@ fn input_gradient_epilogue_applies_each_activation_derivative() {
     let w = random(k, n, 1.0, 5);
     let pre = random(m, n, 3.0, 6);
     for activation in ACTIVATIONS {
-        let gemm = Gemm::new(&ctx, variant(false, false, Epilogue::ActivationGrad, activation), m, n, k).unwrap();
+        let gemm = Gemm::new(
+            &ctx,
+            variant(false, false, Epilogue::ActivationGrad, activation),
+            m,
+            n,
+            k,
+        )
+        .unwrap();
         let flat_pre = Array1::from_iter(pre.iter().copied());
-        gemm.upload(delta.view(), w.view(), Some(flat_pre.view())).unwrap();
+        gemm.upload(delta.view(), w.view(), Some(flat_pre.view()))
+            .unwrap();
         gemm.run(1).unwrap();
         let mut want = delta.dot(&w);
         want.zip_mut_with(&pre, |g, &z| *g *= activation.derivative(z));
@@ -144,10 +177,22 @@ fn loss_values_and_gradients_match_for_every_loss_and_output_activation() {
             for &(rows, outputs) in &[(1, 1), (3, 17), (65, 3), (257, 2)] {
                 let setup = sgd_setup(&[5, outputs], Activation::Identity, output, loss);
                 let (mut g, mut c) = one_step(&setup, rows, 7);
-                let what = format!("{} over {rows}x{outputs} with {} output", loss.name(), output.name());
+                let what = format!(
+                    "{} over {rows}x{outputs} with {} output",
+                    loss.name(),
+                    output.name()
+                );
                 let (gl, cl) = (g.last_loss().unwrap(), c.last_loss().unwrap());
-                assert!(Tolerance::default().allows(gl, cl), "{what}: loss GPU {gl} vs CPU {cl}");
-                assert_close(&what, &g.gradients().unwrap(), &c.gradients().unwrap(), Tolerance::default());
+                assert!(
+                    Tolerance::default().allows(gl, cl),
+                    "{what}: loss GPU {gl} vs CPU {cl}"
+                );
+                assert_close(
+                    &what,
+                    &g.gradients().unwrap(),
+                    &c.gradients().unwrap(),
+                    Tolerance::default(),
+                );
             }
         }
     }
@@ -156,7 +201,12 @@ fn loss_values_and_gradients_match_for_every_loss_and_output_activation() {
 #[test]
 fn cross_entropy_accepts_soft_targets() {
     let ctx = gpu();
-    let setup = sgd_setup(&[4, 6], Activation::Identity, Activation::Identity, Loss::CrossEntropy);
+    let setup = sgd_setup(
+        &[4, 6],
+        Activation::Identity,
+        Activation::Identity,
+        Loss::CrossEntropy,
+    );
     let init = Parameters::init(&setup.model, 3);
     let x = random(9, 4, 1.0, 4);
     // Rows of a soft distribution and one row that does not sum to one.
@@ -174,7 +224,12 @@ fn cross_entropy_accepts_soft_targets() {
     g.step(&batch).unwrap();
     c.step(&batch).unwrap();
     assert!(Tolerance::default().allows(g.last_loss().unwrap(), c.last_loss().unwrap()));
-    assert_close("soft targets", &g.gradients().unwrap(), &c.gradients().unwrap(), Tolerance::default());
+    assert_close(
+        "soft targets",
+        &g.gradients().unwrap(),
+        &c.gradients().unwrap(),
+        Tolerance::default(),
+    );
 }
 
 #[test]
@@ -192,9 +247,22 @@ fn losses_stay_finite_for_extreme_logits() {
         g.step(&batch).unwrap();
         c.step(&batch).unwrap();
         let (gl, cl) = (g.last_loss().unwrap(), c.last_loss().unwrap());
-        assert!(gl.is_finite() && cl.is_finite(), "{}: GPU {gl} CPU {cl}", loss.name());
-        assert!(Tolerance::default().allows(gl, cl), "{}: GPU {gl} CPU {cl}", loss.name());
-        assert_close(loss.name(), &g.gradients().unwrap(), &c.gradients().unwrap(), Tolerance::default());
+        assert!(
+            gl.is_finite() && cl.is_finite(),
+            "{}: GPU {gl} CPU {cl}",
+            loss.name()
+        );
+        assert!(
+            Tolerance::default().allows(gl, cl),
+            "{}: GPU {gl} CPU {cl}",
+            loss.name()
+        );
+        assert_close(
+            loss.name(),
+            &g.gradients().unwrap(),
+            &c.gradients().unwrap(),
+            Tolerance::default(),
+        );
     }
 }
 
@@ -202,10 +270,21 @@ fn losses_stay_finite_for_extreme_logits() {
 fn activations_stay_finite_for_large_inputs() {
     let ctx = gpu();
     for activation in ACTIVATIONS {
-        let gemm = Gemm::new(&ctx, variant(false, true, Epilogue::BiasActivation, activation), 4, 1, 1).unwrap();
+        let gemm = Gemm::new(
+            &ctx,
+            variant(false, true, Epilogue::BiasActivation, activation),
+            4,
+            1,
+            1,
+        )
+        .unwrap();
         let x = ndarray::array![[-100.0f32], [-20.0], [20.0], [100.0]];
-        gemm.upload(x.view(), ndarray::array![[1.0f32]].view(), Some(Array1::zeros(1).view()))
-            .unwrap();
+        gemm.upload(
+            x.view(),
+            ndarray::array![[1.0f32]].view(),
+            Some(Array1::zeros(1).view()),
+        )
+        .unwrap();
         gemm.run(1).unwrap();
         let out = gemm.output().unwrap();
         let want = x.mapv(|v| activation.apply(v));
@@ -291,7 +370,8 @@ fn each_optimizer_kernel_matches_one_reference_update() {
     for optimizer in optimizers {
         // 257 parameters in one tensor: not a multiple of the 256-wide optimizer workgroup.
         let setup = Setup {
-            model: ModelSpec::from_widths(&[257, 1], Activation::Identity, Activation::Identity).unwrap(),
+            model: ModelSpec::from_widths(&[257, 1], Activation::Identity, Activation::Identity)
+                .unwrap(),
             loss: Loss::Mse,
             optimizer,
         };

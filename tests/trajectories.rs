@@ -6,7 +6,9 @@ mod common;
 
 use common::{gpu, random, run_both, targets};
 use downhill::optim::{Adagrad, Adam, AdamW, RmsProp, Sgd};
-use downhill::{Activation, Layer, Loss, ModelSpec, Optimizer, Parameters, Setup, Targets, Tolerance};
+use downhill::{
+    Activation, Layer, Loss, ModelSpec, Optimizer, Parameters, Setup, Targets, Tolerance,
+};
 use ndarray::Array2;
 
 const STEPS: usize = 20;
@@ -31,7 +33,10 @@ fn optimizers() -> Vec<Optimizer> {
     };
     vec![
         Optimizer::Sgd(sgd),
-        Optimizer::Sgd(Sgd { momentum: 0.9, ..sgd }),
+        Optimizer::Sgd(Sgd {
+            momentum: 0.9,
+            ..sgd
+        }),
         Optimizer::Sgd(Sgd {
             momentum: 0.9,
             dampening: 0.3,
@@ -97,7 +102,10 @@ fn batches(inputs: usize, outputs: usize, loss: Loss, seed: u64) -> Vec<(Array2<
         .enumerate()
         .map(|(i, &rows)| {
             let s = seed + 10 * i as u64;
-            (random(rows, inputs, 1.0, s), targets(loss, rows, outputs, s + 1))
+            (
+                random(rows, inputs, 1.0, s),
+                targets(loss, rows, outputs, s + 1),
+            )
         })
         .collect()
 }
@@ -167,7 +175,8 @@ fn mlp_13_17_9_3_leaky_relu_tanh_bce() {
 #[test]
 fn linear_regression_mse() {
     let ctx = gpu();
-    let model = ModelSpec::from_widths(&[13, 1], Activation::Identity, Activation::Identity).unwrap();
+    let model =
+        ModelSpec::from_widths(&[13, 1], Activation::Identity, Activation::Identity).unwrap();
     let init = Parameters::init(&model, 4);
     let data = batches(13, 1, Loss::Mse, 400);
     for optimizer in optimizers() {
@@ -183,7 +192,8 @@ fn linear_regression_mse() {
 #[test]
 fn logistic_regression_cross_entropy() {
     let ctx = gpu();
-    let model = ModelSpec::from_widths(&[13, 4], Activation::Identity, Activation::Identity).unwrap();
+    let model =
+        ModelSpec::from_widths(&[13, 4], Activation::Identity, Activation::Identity).unwrap();
     let init = Parameters::init(&model, 5);
     let data = batches(13, 4, Loss::CrossEntropy, 500);
     for optimizer in optimizers() {

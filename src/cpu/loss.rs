@@ -6,7 +6,11 @@ use crate::loss::{Loss, TargetsView};
 use crate::model::sigmoid;
 
 /// The mean loss over the batch and `∂L/∂ŷ`, for outputs `ŷ` of shape `[B, C]`.
-pub fn loss_and_gradient(loss: Loss, output: ArrayView2<'_, f32>, targets: TargetsView<'_>) -> (f32, Array2<f32>) {
+pub fn loss_and_gradient(
+    loss: Loss,
+    output: ArrayView2<'_, f32>,
+    targets: TargetsView<'_>,
+) -> (f32, Array2<f32>) {
     let (rows, cols) = output.dim();
     let norm = loss.normalizer(rows, cols);
     let mut grad = Array2::zeros((rows, cols));
@@ -32,7 +36,10 @@ pub fn loss_and_gradient(loss: Loss, output: ArrayView2<'_, f32>, targets: Targe
                     *g = ((shifted[c].exp() / sum) * mass - y[c]) / norm;
                 }
                 // −Σ_c y_c·log_softmax_c with log_softmax_c = (z_c − max) − ln Σ e^{z − max}.
-                y.iter().zip(&shifted).map(|(&y, &s)| y * (log_sum - s)).sum()
+                y.iter()
+                    .zip(&shifted)
+                    .map(|(&y, &s)| y * (log_sum - s))
+                    .sum()
             }
             (Loss::Mse, TargetsView::Dense(y)) => {
                 let mut row = 0.0;

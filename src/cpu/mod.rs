@@ -92,7 +92,12 @@ impl Engine for CpuEngine {
         let mut state = self.state.iter_mut();
         for (p, g) in self.params.layers.iter_mut().zip(&self.grads.layers) {
             let weight_state = state.next().expect("one state entry per tensor");
-            optim::update(&coefficients, p.weight.iter_mut(), g.weight.iter(), weight_state);
+            optim::update(
+                &coefficients,
+                p.weight.iter_mut(),
+                g.weight.iter(),
+                weight_state,
+            );
             let bias_state = state.next().expect("one state entry per tensor");
             optim::update(&coefficients, p.bias.iter_mut(), g.bias.iter(), bias_state);
         }

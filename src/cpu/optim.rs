@@ -1,6 +1,8 @@
 //! The optimizer updates, one element at a time, exactly as the equations in [`crate::optim`].
 
-use crate::optim::{AdagradCoefficients, AdamCoefficients, Coefficients, RmsPropCoefficients, SgdCoefficients};
+use crate::optim::{
+    AdagradCoefficients, AdamCoefficients, Coefficients, RmsPropCoefficients, SgdCoefficients,
+};
 
 /// PyTorch's `lerp(a, b, w)`: `a + w(b − a)` for `|w| < ½`, else `b − (b − a)(1 − w)`.
 pub fn lerp(a: f32, b: f32, w: f32) -> f32 {
@@ -40,7 +42,11 @@ fn sgd(c: &SgdCoefficients, p: &mut f32, mut g: f32, i: usize, state: &mut [Vec<
         } else {
             c.momentum * *b + c.one_minus_dampening * g
         };
-        g = if c.nesterov != 0 { g + c.momentum * *b } else { *b };
+        g = if c.nesterov != 0 {
+            g + c.momentum * *b
+        } else {
+            *b
+        };
     }
     *p -= c.lr * g;
 }

@@ -110,7 +110,13 @@ pub(crate) struct UniformBlock {
 
 impl UniformBlock {
     /// Room for `slots` blocks of at most `slot_bytes` each, `align` bytes apart at least.
-    pub fn new(device: &wgpu::Device, label: &str, slots: usize, slot_bytes: u64, align: u64) -> Self {
+    pub fn new(
+        device: &wgpu::Device,
+        label: &str,
+        slots: usize,
+        slot_bytes: u64,
+        align: u64,
+    ) -> Self {
         let stride = slot_bytes.next_multiple_of(align);
         let size = stride * slots.max(1) as u64;
         Self {

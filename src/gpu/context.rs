@@ -59,7 +59,8 @@ fn backend_rank(backend: wgpu::Backend) -> u8 {
 
 /// Every adapter wgpu can see, on every backend compiled in.
 pub fn enumerate_adapters() -> Vec<wgpu::Adapter> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
 }
 
@@ -75,7 +76,10 @@ impl GpuContext {
                 .iter()
                 .map(|a| {
                     let info = a.get_info();
-                    format!("`{}` ({:?}, {:?})", info.name, info.backend, info.device_type)
+                    format!(
+                        "`{}` ({:?}, {:?})",
+                        info.name, info.backend, info.device_type
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -160,12 +164,21 @@ impl GpuContext {
         } else {
             format!("{} {}", i.driver, i.driver_info)
         };
-        format!("{} ({:?}, {:?}, {})", i.name, i.backend, i.device_type, driver.trim())
+        format!(
+            "{} ({:?}, {:?}, {})",
+            i.name,
+            i.backend,
+            i.device_type,
+            driver.trim()
+        )
     }
 
     /// Returns the first error wgpu reported since the last call, as [`Error::Gpu`].
     pub(crate) fn check_errors(&self, context: &str) -> Result<()> {
-        let mut errors = self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if errors.is_empty() {
             return Ok(());
         }
@@ -188,7 +201,9 @@ impl GpuContext {
         let value = value?;
         if let Some(e) = caught.into_iter().flatten().next() {
             let hint = match e {
-                wgpu::Error::OutOfMemory { .. } => "; the device is out of memory: use a smaller batch",
+                wgpu::Error::OutOfMemory { .. } => {
+                    "; the device is out of memory: use a smaller batch"
+                }
                 _ => "",
             };
             return Err(Error::Gpu {
@@ -222,7 +237,13 @@ impl GpuContext {
     }
 
     /// Copies `bytes` bytes from `offset` of `buffer` to the host, waiting for all queued work.
-    pub(crate) fn read_back(&self, buffer: &wgpu::Buffer, offset: u64, bytes: u64, what: &str) -> Result<Vec<f32>> {
+    pub(crate) fn read_back(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+        what: &str,
+    ) -> Result<Vec<f32>> {
         let context = format!("reading {what} back from the GPU");
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -273,7 +294,12 @@ impl GpuContext {
 }
 
 /// [`GpuContext::check_fits`] against given limits.
-pub fn check_fits(limits: &wgpu::Limits, tensor: &str, bytes: u64, bound_whole: bool) -> Result<()> {
+pub fn check_fits(
+    limits: &wgpu::Limits,
+    tensor: &str,
+    bytes: u64,
+    bound_whole: bool,
+) -> Result<()> {
     let too_large = |limit_name, limit| Error::BufferTooLarge {
         tensor: tensor.to_string(),
         bytes,

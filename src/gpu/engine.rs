@@ -88,7 +88,10 @@ enum Grid {
 impl Grid {
     fn workgroups(self, rows: u32, max_per_dim: u32) -> (u32, u32) {
         match self {
-            Grid::Tiles { m, n } => (n.at(rows).div_ceil(MATMUL_TILE), m.at(rows).div_ceil(MATMUL_TILE)),
+            Grid::Tiles { m, n } => (
+                n.at(rows).div_ceil(MATMUL_TILE),
+                m.at(rows).div_ceil(MATMUL_TILE),
+            ),
             Grid::Items(count) => (count.at(rows).div_ceil(ROW_GROUP), 1),
             Grid::Single => (1, 1),
             Grid::Elements(count) => {
@@ -157,16 +160,29 @@ impl GpuEngine {
     /// An engine on `ctx` training `setup.model` from `params`, for batches of at most
     /// `max_batch` rows. Fails with a message naming the tensor when a buffer would exceed the
     /// device's limits.
-    pub fn new(ctx: &GpuContext, setup: Setup, params: &Parameters, max_batch: usize) -> Result<Self> {
+    pub fn new(
+        ctx: &GpuContext,
+        setup: Setup,
+        params: &Parameters,
+        max_batch: usize,
+    ) -> Result<Self> {
         setup.optimizer.validate()?;
         params.check_shapes(&setup.model)?;
         if max_batch == 0 {
             return Err(Error::InvalidModel("max_batch must be at least 1".into()));
         }
         let max_dim = ctx.limits().max_compute_workgroups_per_dimension;
-        let widest = setup.model.layers().iter().map(|l| l.inputs.max(l.outputs)).max().unwrap_or(1);
+        let widest = setup
+            .model
+            .layers()
+            .iter()
+            .map(|l| l.inputs.max(l.outputs))
+            .max()
+            .unwrap_or(1);
         for extent in [max_batch, widest] {
-            if extent.div_ceil(MATMUL_TILE as usize) > max_dim as usize || extent > u32::MAX as usize {
+            if extent.div_ceil(MATMUL_TILE as usize) > max_dim as usize
+                || extent > u32::MAX as usize
+            {
                 return Err(Error::InvalidModel(format!(
                     "a batch or layer width of {extent} needs more than this device's {max_dim} \
                      workgroups per dimension; use a smaller batch size"
@@ -178,7 +194,12 @@ impl GpuEngine {
         })
     }
 
-    fn build(ctx: &GpuContext, setup: Setup, params: &Parameters, max_batch: usize) -> Result<Self> {
+    fn build(
+        ctx: &GpuContext,
+        setup: Setup,
+        params: &Parameters,
+        max_batch: usize,
+    ) -> Result<Self> {
         let limits = ctx.limits();
         let device = &ctx.device;
         let model = &setup.model;
@@ -191,7 +212,11 @@ impl GpuEngine {
         for t in &layout.tensors {
             ctx.check_fits(&t.name, t.len * 4, true)?;
         }
-        ctx.check_fits("parameters (all layers, one flat buffer)", layout.total * 4, false)?;
+        ctx.check_fits(
+            "parameters (all layers, one flat buffer)",
+            layout.total * 4,
+            false,
+        )?;
         let flat = |name: &str| -> Result<wgpu::Buffer> {
             ctx.check_fits(name, layout.total * 4, false)?;
             Ok(device.create_buffer(&wgpu::BufferDescriptor {
@@ -208,13 +233,17 @@ impl GpuEngine {
             let buffer = flat(&format!("optimizer state `{}`", slot.name))?;
             if slot.initial != 0.0 {
                 let values = vec![slot.initial; layout.total as usize];
-                ctx.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(&values));
+                ctx.queue
+                    .write_buffer(&buffer, 0, bytemuck::cast_slice(&values));
             }
             state.push((slot.index, buffer));
         }
 
         let storage = |name: String, elements: u64| ctx.storage_buffer(&name, elements * 4, usage);
-        let input = storage(format!("input batch [{max_batch}, {}]", model.inputs()), batch * model.inputs() as u64)?;
+        let input = storage(
+            format!("input batch [{max_batch}, {}]", model.inputs()),
+            batch * model.inputs() as u64,
+        )?;
         let mut res = Resources {
             pre: Vec::new(),
             post: Vec::new(),
@@ -227,9 +256,14 @@ impl GpuEngine {
         for (i, layer) in layers.iter().enumerate() {
             let n = batch * layer.outputs as u64;
             let shape = format!("[{max_batch}, {}]", layer.outputs);
-            res.pre.push(storage(format!("pre-activations of layer {i} {shape}"), n)?);
-            res.post.push(storage(format!("activations of layer {i} {shape}"), n)?);
-            res.delta.push(storage(format!("gradients of layer {i}'s outputs {shape}"), n)?);
+            res.pre
+                .push(storage(format!("pre-activations of layer {i} {shape}"), n)?);
+            res.post
+                .push(storage(format!("activations of layer {i} {shape}"), n)?);
+            res.delta.push(storage(
+                format!("gradients of layer {i}'s outputs {shape}"),
+                n,
+            )?);
         }
         let outputs = model.outputs() as u64;
         let dense_targets = storage(format!("targets [{max_batch}, {outputs}]"), batch * outputs)?;
@@ -436,10 +470,15 @@ impl GpuEngine {
         for (start, len) in layout.chunks(limits.max_storage_buffer_binding_size) {
             let mut unused = res.state.iter();
             let state_bindings: Vec<_> = (0..MAX_STATE_SLOTS)
-                .map(|slot| match state.iter().find(|(index, _)| *index == slot) {
-                    Some((_, buffer)) => range(buffer, start, len),
-                    None => unused.next().expect("one placeholder per unused slot").as_entire_binding(),
-                })
+                .map(
+                    |slot| match state.iter().find(|(index, _)| *index == slot) {
+                        Some((_, buffer)) => range(buffer, start, len),
+                        None => unused
+                            .next()
+                            .expect("one placeholder per unused slot")
+                            .as_entire_binding(),
+                    },
+                )
                 .collect();
             let mut resources = vec![range(&params_buffer, start, len), range(&grads, start, len)];
             resources.extend(state_bindings);
@@ -488,7 +527,9 @@ impl GpuEngine {
 
     fn write_parameters(&self, params: &Parameters) {
         let flat = self.layout.pack(params);
-        self.ctx.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&flat));
+        self.ctx
+            .queue
+            .write_buffer(&self.params, 0, bytemuck::cast_slice(&flat));
     }
 
     /// Rewrites the shape uniforms when the batch's row count or target kind changed.
@@ -537,7 +578,9 @@ impl GpuEngine {
     fn upload_features(&self, features: ArrayView2<'_, f32>) {
         let features = features.as_standard_layout();
         let values = features.as_slice().expect("standard layout is contiguous");
-        self.ctx.queue.write_buffer(&self.input, 0, bytemuck::cast_slice(values));
+        self.ctx
+            .queue
+            .write_buffer(&self.input, 0, bytemuck::cast_slice(values));
     }
 
     /// Records `dispatches` into one compute pass and submits it.
@@ -607,7 +650,8 @@ impl Engine for GpuEngine {
             .queue
             .write_buffer(&self.coefficients, 0, coefficients.as_bytes());
         self.submit(&[&self.forward, &self.backward], rows);
-        self.ctx.check_errors(&format!("running training step {}", self.steps))
+        self.ctx
+            .check_errors(&format!("running training step {}", self.steps))
     }
 
     fn last_loss(&mut self) -> Result<f32> {
@@ -618,12 +662,16 @@ impl Engine for GpuEngine {
     }
 
     fn gradients(&mut self) -> Result<Parameters> {
-        let flat = self.ctx.read_back(&self.grads, 0, self.layout.total * 4, "the gradients")?;
+        let flat = self
+            .ctx
+            .read_back(&self.grads, 0, self.layout.total * 4, "the gradients")?;
         Ok(self.layout.unpack(&flat, &self.setup.model))
     }
 
     fn parameters(&mut self) -> Result<Parameters> {
-        let flat = self.ctx.read_back(&self.params, 0, self.layout.total * 4, "the parameters")?;
+        let flat = self
+            .ctx
+            .read_back(&self.params, 0, self.layout.total * 4, "the parameters")?;
         Ok(self.layout.unpack(&flat, &self.setup.model))
     }
 

@@ -26,19 +26,32 @@ pub struct Gemm {
 
 impl Gemm {
     /// Prepares `C[m,n] = op(A)[m,k]·op(B)[k,n]` for `variant`.
-    pub fn new(ctx: &GpuContext, variant: MatmulVariant, m: usize, n: usize, k: usize) -> Result<Self> {
+    pub fn new(
+        ctx: &GpuContext,
+        variant: MatmulVariant,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<Self> {
         if m == 0 || n == 0 || k == 0 {
-            return Err(Error::InvalidModel(format!("matmul sizes must be at least 1, got {m}x{n}x{k}")));
+            return Err(Error::InvalidModel(format!(
+                "matmul sizes must be at least 1, got {m}x{n}x{k}"
+            )));
         }
         ctx.scoped("preparing a matmul", || {
             let usage = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
-            let buffer = |name: &str, elements: usize| ctx.storage_buffer(name, elements as u64 * 4, usage);
+            let buffer =
+                |name: &str, elements: usize| ctx.storage_buffer(name, elements as u64 * 4, usage);
             let aux_len = match variant.epilogue {
                 Epilogue::Plain => 1,
                 Epilogue::BiasActivation => n,
                 Epilogue::ActivationGrad => m * n,
             };
-            let (lhs, rhs, aux) = (buffer("A", m * k)?, buffer("B", k * n)?, buffer("aux", aux_len)?);
+            let (lhs, rhs, aux) = (
+                buffer("A", m * k)?,
+                buffer("B", k * n)?,
+                buffer("aux", aux_len)?,
+            );
             let (result, pre) = (buffer("C", m * n)?, buffer("pre-activation", m * n)?);
             let kernels = Kernels::new(&ctx.device);
             let mut dims = UniformBlock::new(&ctx.device, "matmul shape", 1, 16, 16);
@@ -82,10 +95,23 @@ impl Gemm {
 
     /// Uploads the operands in their stored layouts (A is `[k, m]` when transposed, B is `[n, k]`
     /// when transposed) and `aux`: the bias `[n]` or the pre-activation `[m, n]` the epilogue reads.
-    pub fn upload(&self, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, aux: Option<ArrayView1<'_, f32>>) -> Result<()> {
+    pub fn upload(
+        &self,
+        a: ArrayView2<'_, f32>,
+        b: ArrayView2<'_, f32>,
+        aux: Option<ArrayView1<'_, f32>>,
+    ) -> Result<()> {
         let (m, n, k) = (self.m, self.n, self.k);
-        let a_shape = if self.variant.transpose_a { (k, m) } else { (m, k) };
-        let b_shape = if self.variant.transpose_b { (n, k) } else { (k, n) };
+        let a_shape = if self.variant.transpose_a {
+            (k, m)
+        } else {
+            (m, k)
+        };
+        let b_shape = if self.variant.transpose_b {
+            (n, k)
+        } else {
+            (k, n)
+        };
         for (what, got, expected) in [("A", a.dim(), a_shape), ("B", b.dim(), b_shape)] {
             if got != expected {
                 return Err(Error::Shape {
@@ -96,10 +122,18 @@ impl Gemm {
             }
         }
         let write = |buffer: &wgpu::Buffer, values: &[f32]| {
-            self.ctx.queue.write_buffer(buffer, 0, bytemuck::cast_slice(values));
+            self.ctx
+                .queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(values));
         };
-        write(&self.lhs, &a.as_standard_layout().iter().copied().collect::<Vec<_>>());
-        write(&self.rhs, &b.as_standard_layout().iter().copied().collect::<Vec<_>>());
+        write(
+            &self.lhs,
+            &a.as_standard_layout().iter().copied().collect::<Vec<_>>(),
+        );
+        write(
+            &self.rhs,
+            &b.as_standard_layout().iter().copied().collect::<Vec<_>>(),
+        );
         if let Some(aux) = aux {
             write(&self.aux, &aux.to_vec());
         }
@@ -143,7 +177,9 @@ impl Gemm {
     }
 
     fn read(&self, buffer: &wgpu::Buffer) -> Result<Array2<f32>> {
-        let values = self.ctx.read_back(buffer, 0, (self.m * self.n * 4) as u64, "a matmul result")?;
+        let values =
+            self.ctx
+                .read_back(buffer, 0, (self.m * self.n * 4) as u64, "a matmul result")?;
         Ok(Array2::from_shape_vec((self.m, self.n), values).expect("m x n values"))
     }
 }

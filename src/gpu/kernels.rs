@@ -120,11 +120,17 @@ impl Kernels {
             matmul: module(device, "matmul", &[ACTIVATION_WGSL, MATMUL_WGSL]),
             loss: module(device, "loss", &[ACTIVATION_WGSL, LOSS_WGSL]),
             reduce: module(device, "reduce", &[REDUCE_WGSL]),
-            matmul_layout: layout(device, "matmul", &[Read, Read, Read, ReadWrite, ReadWrite, Uniform]),
+            matmul_layout: layout(
+                device,
+                "matmul",
+                &[Read, Read, Read, ReadWrite, ReadWrite, Uniform],
+            ),
             loss_layout: layout(
                 device,
                 "loss",
-                &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Uniform],
+                &[
+                    Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Uniform,
+                ],
             ),
             reduce_layout: layout(device, "reduce", &[Read, ReadWrite, Uniform]),
             optim_layout: layout(
@@ -174,12 +180,22 @@ impl Kernels {
             activation,
             slope,
         ];
-        self.pipeline("matmul", &self.matmul, &self.matmul_layout, "main", &constants)
+        self.pipeline(
+            "matmul",
+            &self.matmul,
+            &self.matmul_layout,
+            "main",
+            &constants,
+        )
     }
 
     /// The loss kernels for `loss` over an output layer with `activation`: per-row loss and
     /// gradient, then the mean.
-    pub fn loss(&self, loss: Loss, activation: Activation) -> (wgpu::ComputePipeline, wgpu::ComputePipeline) {
+    pub fn loss(
+        &self,
+        loss: Loss,
+        activation: Activation,
+    ) -> (wgpu::ComputePipeline, wgpu::ComputePipeline) {
         let id = match loss {
             Loss::Mse => 0,
             Loss::CrossEntropy => 1,
@@ -187,14 +203,32 @@ impl Kernels {
         };
         let [act, slope] = activation_constants(activation);
         let constants = [("LOSS", f64::from(id)), act, slope];
-        let rows = self.pipeline("loss rows", &self.loss, &self.loss_layout, "rows", &constants);
-        let mean = self.pipeline("loss mean", &self.loss, &self.loss_layout, "mean", &constants);
+        let rows = self.pipeline(
+            "loss rows",
+            &self.loss,
+            &self.loss_layout,
+            "rows",
+            &constants,
+        );
+        let mean = self.pipeline(
+            "loss mean",
+            &self.loss,
+            &self.loss_layout,
+            "mean",
+            &constants,
+        );
         (rows, mean)
     }
 
     /// The deterministic column-sum kernel (bias gradients).
     pub fn column_sums(&self) -> wgpu::ComputePipeline {
-        self.pipeline("column sums", &self.reduce, &self.reduce_layout, "column_sums", &[])
+        self.pipeline(
+            "column sums",
+            &self.reduce,
+            &self.reduce_layout,
+            "column_sums",
+            &[],
+        )
     }
 
     /// The fused update kernel of `optimizer`.

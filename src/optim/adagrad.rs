@@ -56,8 +56,20 @@ pub struct AdagradCoefficients {
 impl Adagrad {
     /// Checks the hyperparameters as `torch.optim.Adagrad.__init__` does.
     pub fn validate(&self) -> Result<()> {
-        require("Adagrad", "lr", self.lr, self.lr >= 0.0, "the learning rate must be >= 0")?;
-        require("Adagrad", "lr_decay", self.lr_decay, self.lr_decay >= 0.0, "must be >= 0")?;
+        require(
+            "Adagrad",
+            "lr",
+            self.lr,
+            self.lr >= 0.0,
+            "the learning rate must be >= 0",
+        )?;
+        require(
+            "Adagrad",
+            "lr_decay",
+            self.lr_decay,
+            self.lr_decay >= 0.0,
+            "must be >= 0",
+        )?;
         require(
             "Adagrad",
             "weight_decay",

@@ -86,16 +86,45 @@ impl Adam {
 
 /// Validation shared by Adam and AdamW.
 pub(super) fn validate_adam(name: &'static str, o: &Adam) -> Result<()> {
-    require(name, "lr", o.lr, o.lr >= 0.0, "the learning rate must be >= 0")?;
+    require(
+        name,
+        "lr",
+        o.lr,
+        o.lr >= 0.0,
+        "the learning rate must be >= 0",
+    )?;
     require(name, "eps", o.eps, o.eps >= 0.0, "must be >= 0")?;
     let in_unit = |b: f64| (0.0..1.0).contains(&b);
-    require(name, "beta1", o.beta1, in_unit(o.beta1), "must be in [0, 1)")?;
-    require(name, "beta2", o.beta2, in_unit(o.beta2), "must be in [0, 1)")?;
-    require(name, "weight_decay", o.weight_decay, o.weight_decay >= 0.0, "must be >= 0")
+    require(
+        name,
+        "beta1",
+        o.beta1,
+        in_unit(o.beta1),
+        "must be in [0, 1)",
+    )?;
+    require(
+        name,
+        "beta2",
+        o.beta2,
+        in_unit(o.beta2),
+        "must be in [0, 1)",
+    )?;
+    require(
+        name,
+        "weight_decay",
+        o.weight_decay,
+        o.weight_decay >= 0.0,
+        "must be >= 0",
+    )
 }
 
 /// Coefficients shared by Adam (`l2` = λ, `decay_factor` = 1) and AdamW (`l2` = 0, `1 − γλ`).
-pub(super) fn adam_coefficients(o: &Adam, step: u64, l2: f64, decay_factor: f64) -> AdamCoefficients {
+pub(super) fn adam_coefficients(
+    o: &Adam,
+    step: u64,
+    l2: f64,
+    decay_factor: f64,
+) -> AdamCoefficients {
     let t = step as f64;
     let bias_correction1 = 1.0 - o.beta1.powf(t);
     let bias_correction2 = 1.0 - o.beta2.powf(t);

@@ -57,6 +57,11 @@ impl AdamW {
 
     /// The coefficients of update number `step` (from 1).
     pub fn coefficients(&self, step: u64) -> AdamCoefficients {
-        adam_coefficients(&self.as_adam(), step, 0.0, 1.0 - self.lr * self.weight_decay)
+        adam_coefficients(
+            &self.as_adam(),
+            step,
+            0.0,
+            1.0 - self.lr * self.weight_decay,
+        )
     }
 }

@@ -67,9 +67,21 @@ pub struct RmsPropCoefficients {
 impl RmsProp {
     /// Checks the hyperparameters as `torch.optim.RMSprop.__init__` does.
     pub fn validate(&self) -> Result<()> {
-        require("RMSprop", "lr", self.lr, self.lr >= 0.0, "the learning rate must be >= 0")?;
+        require(
+            "RMSprop",
+            "lr",
+            self.lr,
+            self.lr >= 0.0,
+            "the learning rate must be >= 0",
+        )?;
         require("RMSprop", "eps", self.eps, self.eps >= 0.0, "must be >= 0")?;
-        require("RMSprop", "momentum", self.momentum, self.momentum >= 0.0, "must be >= 0")?;
+        require(
+            "RMSprop",
+            "momentum",
+            self.momentum,
+            self.momentum >= 0.0,
+            "must be >= 0",
+        )?;
         require(
             "RMSprop",
             "weight_decay",
@@ -77,7 +89,13 @@ impl RmsProp {
             self.weight_decay >= 0.0,
             "must be >= 0",
         )?;
-        require("RMSprop", "alpha", self.alpha, self.alpha >= 0.0, "must be >= 0")
+        require(
+            "RMSprop",
+            "alpha",
+            self.alpha,
+            self.alpha >= 0.0,
+            "must be >= 0",
+        )
     }
 
     /// The coefficients of one update (they do not depend on the step).

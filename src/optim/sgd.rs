@@ -67,10 +67,28 @@ pub struct SgdCoefficients {
 impl Sgd {
     /// Checks the hyperparameters as `torch.optim.SGD.__init__` does.
     pub fn validate(&self) -> Result<()> {
-        require("SGD", "lr", self.lr, self.lr >= 0.0, "the learning rate must be >= 0")?;
-        require("SGD", "momentum", self.momentum, self.momentum >= 0.0, "must be >= 0")?;
+        require(
+            "SGD",
+            "lr",
+            self.lr,
+            self.lr >= 0.0,
+            "the learning rate must be >= 0",
+        )?;
+        require(
+            "SGD",
+            "momentum",
+            self.momentum,
+            self.momentum >= 0.0,
+            "must be >= 0",
+        )?;
         require("SGD", "dampening", self.dampening, true, "")?;
-        require("SGD", "weight_decay", self.weight_decay, self.weight_decay >= 0.0, "must be >= 0")?;
+        require(
+            "SGD",
+            "weight_decay",
+            self.weight_decay,
+            self.weight_decay >= 0.0,
+            "must be >= 0",
+        )?;
         if self.nesterov {
             require(
                 "SGD",

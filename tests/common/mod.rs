@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use downhill::{
-    AdapterRequest, Batch, CpuEngine, Engine, GpuContext, GpuEngine, Loss, Parameters, Setup, Targets, Tolerance,
-    worst_difference,
+    AdapterRequest, Batch, CpuEngine, Engine, GpuContext, GpuEngine, Loss, Parameters, Setup,
+    Targets, Tolerance, worst_difference,
 };
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -32,7 +32,11 @@ pub fn targets(loss: Loss, rows: usize, outputs: usize, seed: u64) -> Targets {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     match loss {
         Loss::Mse => Targets::Dense(random(rows, outputs, 1.0, seed)),
-        Loss::CrossEntropy => Targets::Classes((0..rows).map(|_| rng.random_range(0..outputs as u32)).collect()),
+        Loss::CrossEntropy => Targets::Classes(
+            (0..rows)
+                .map(|_| rng.random_range(0..outputs as u32))
+                .collect(),
+        ),
         Loss::BceWithLogits => Targets::Dense(Array2::from_shape_fn((rows, outputs), |_| {
             if rng.random_bool(0.5) { 1.0 } else { 0.0 }
         })),
