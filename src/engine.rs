@@ -50,4 +50,8 @@ pub trait Engine {
 
     /// Number of steps taken.
     fn steps(&self) -> u64;
+
+    /// Blocks until every submitted step has finished (immediate on the CPU, where steps are
+    /// synchronous). Timing code calls this; training code never needs to.
+    fn synchronize(&mut self) -> Result<()>;
 }

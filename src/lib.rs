@@ -33,6 +33,7 @@ pub mod gpu;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod tools;
 
 pub use compare::{Tolerance, Worst, worst_difference};
 pub use cpu::CpuEngine;

@@ -138,4 +138,8 @@ impl Engine for CpuEngine {
     fn steps(&self) -> u64 {
         self.steps
     }
+
+    fn synchronize(&mut self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -236,6 +236,17 @@ impl GpuContext {
         }))
     }
 
+    /// Blocks until all submitted work has finished, then reports any error it raised.
+    pub(crate) fn wait(&self, context: &str) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                context: context.to_string(),
+                message: e.to_string(),
+            })?;
+        self.check_errors(context)
+    }
+
     /// Copies `bytes` bytes from `offset` of `buffer` to the host, waiting for all queued work.
     pub(crate) fn read_back(
         &self,
@@ -258,14 +269,8 @@ impl GpuContext {
         staging.map_async(wgpu::MapMode::Read, .., move |result| {
             sender.send(result).ok();
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                context: context.clone(),
-                message: e.to_string(),
-            })?;
+        self.wait(&context)?;
         let mapped = pollster::block_on(receiver.receive());
-        self.check_errors(&context)?;
         match mapped {
             Some(Ok(())) => {}
             Some(Err(e)) => {

@@ -708,4 +708,8 @@ impl Engine for GpuEngine {
     fn steps(&self) -> u64 {
         self.steps
     }
+
+    fn synchronize(&mut self) -> Result<()> {
+        self.ctx.wait("waiting for submitted steps")
+    }
 }

@@ -156,14 +156,7 @@ impl Gemm {
             }
         }
         self.ctx.queue.submit([encoder.finish()]);
-        self.ctx
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                context: "running a matmul".into(),
-                message: e.to_string(),
-            })?;
-        self.ctx.check_errors("running a matmul")
+        self.ctx.wait("running a matmul")
     }
 
     /// `C` after the last run, `[m, n]`.

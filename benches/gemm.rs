@@ -1,0 +1,46 @@
+//! Matmul GFLOP/s: the GPU engine's kernel beside ndarray's matrix product, in one run.
+//! Criterion's throughput is in elements/s with one element per floating-point operation,
+//! so "Gelem/s" reads as GFLOP/s.
+//!
+//! cargo bench --bench gemm
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use downhill::gpu::{Epilogue, Gemm, MatmulVariant};
+use downhill::{Activation, AdapterRequest, GpuContext};
+use ndarray::Array2;
+
+fn matrix(n: usize, seed: u32) -> Array2<f32> {
+    Array2::from_shape_fn((n, n), |(i, j)| {
+        ((i * 31 + j * 17 + seed as usize) % 97) as f32 / 97.0 - 0.5
+    })
+}
+
+fn gemm(c: &mut Criterion) {
+    let ctx = GpuContext::new(&AdapterRequest::default())
+        .unwrap_or_else(|e| panic!("the GEMM benchmark needs a GPU adapter: {e}"));
+    eprintln!("adapter: {}", ctx.describe());
+    let mut group = c.benchmark_group("gemm");
+    group.sample_size(10);
+    for n in [256, 512, 1024] {
+        let (a, b) = (matrix(n, 1), matrix(n, 2));
+        group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
+        let variant = MatmulVariant {
+            transpose_a: false,
+            transpose_b: false,
+            epilogue: Epilogue::Plain,
+            activation: Activation::Identity,
+        };
+        let kernel = Gemm::new(&ctx, variant, n, n, n).expect("matmul buffers");
+        kernel.upload(a.view(), b.view(), None).expect("upload");
+        group.bench_function(BenchmarkId::new("gpu", n), |bench| {
+            bench.iter(|| kernel.run(1).expect("matmul"))
+        });
+        group.bench_function(BenchmarkId::new("ndarray", n), |bench| {
+            bench.iter(|| a.dot(&b))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gemm);
+criterion_main!(benches);
