@@ -45,3 +45,8 @@ pub use model::{Activation, Layer, LayerParameters, ModelSpec, NamedTensor, Para
 pub use optim::Optimizer;
 /// The wgpu version downhill is built on, for [`AdapterRequest`] fields and adapter details.
 pub use wgpu;
+
+/// The README's code examples, compiled as doctests so they cannot drift from the library.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
