@@ -11,6 +11,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Error, Result};
+use crate::model::ModelSpec;
 
 /// A training loss, averaged over the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,18 +153,12 @@ impl<'a> Batch<'a> {
         self.features.nrows()
     }
 
-    /// Checks the batch against a model's input and output widths and the loss.
-    pub fn check(&self, inputs: usize, outputs: usize, loss: Loss) -> Result<()> {
+    /// Checks the batch against the model's input and output widths and the loss.
+    pub fn check(&self, model: &ModelSpec, loss: Loss) -> Result<()> {
         if self.rows() == 0 {
             return Err(Error::EmptyBatch);
         }
-        if self.features.ncols() != inputs {
-            return Err(Error::Shape {
-                what: "batch features".into(),
-                expected: format!("[rows, {inputs}] (the first layer's input width)"),
-                got: format!("{:?}", self.features.shape()),
-            });
-        }
-        loss.check_targets(&self.targets, self.rows(), outputs)
+        model.check_features(&self.features)?;
+        loss.check_targets(&self.targets, self.rows(), model.outputs())
     }
 }

@@ -230,6 +230,18 @@ impl ModelSpec {
         self.layers[self.layers.len() - 1].outputs
     }
 
+    /// Checks that `features` has one column per model input.
+    pub fn check_features(&self, features: &ndarray::ArrayView2<'_, f32>) -> Result<()> {
+        if features.ncols() != self.inputs() {
+            return Err(Error::Shape {
+                what: "features".into(),
+                expected: format!("[rows, {}] (the first layer's input width)", self.inputs()),
+                got: format!("{:?}", features.shape()),
+            });
+        }
+        Ok(())
+    }
+
     /// Total number of scalar parameters, `Σ out·in + out`.
     pub fn parameter_count(&self) -> usize {
         self.layers

@@ -397,7 +397,10 @@ fn predict_checks_the_feature_width() {
     };
     let mut engine = GpuEngine::new(&gpu(), setup, &Parameters::zeros(&model), 2).unwrap();
     let text = message(engine.predict(array![[1.0f32, 2.0]].view()));
-    assert!(text.contains("expected [rows, 3], got [1, 2]"), "{text}");
+    assert!(
+        text.contains("expected [rows, 3] (the first layer's input width), got [1, 2]"),
+        "{text}"
+    );
     // More rows than the engine's maximum batch are predicted in chunks.
     let x = random(5, 3, 1.0, 1);
     assert_eq!(engine.predict(x.view()).unwrap().dim(), (5, 2));

@@ -3,19 +3,10 @@
 
 mod common;
 
-use common::{random, targets};
+use common::{ACTIVATIONS, random, targets};
 use downhill::cpu::{backward, forward, loss_and_gradient};
 use downhill::{Activation, Layer, Loss, ModelSpec, Parameters, Targets};
 use ndarray::Array2;
-
-const ACTIVATIONS: [Activation; 6] = [
-    Activation::Identity,
-    Activation::Relu,
-    Activation::LeakyRelu { slope: 0.1 },
-    Activation::Sigmoid,
-    Activation::Tanh,
-    Activation::Gelu,
-];
 
 fn loss_at(
     model: &ModelSpec,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, gpu, random, targets};
+use common::{ACTIVATIONS, assert_close, gpu, random, targets};
 use downhill::gpu::{Epilogue, Gemm, MatmulVariant};
 use downhill::optim::{Adagrad, Adam, AdamW, RmsProp, Sgd};
 use downhill::{
@@ -23,15 +23,6 @@ const SHAPES: [(usize, usize, usize); 9] = [
     (257, 1, 65),
     (64, 64, 16),
     (128, 192, 80),
-];
-
-const ACTIVATIONS: [Activation; 6] = [
-    Activation::Identity,
-    Activation::Relu,
-    Activation::LeakyRelu { slope: 0.1 },
-    Activation::Sigmoid,
-    Activation::Tanh,
-    Activation::Gelu,
 ];
 
 /// Products of K terms of size ≤ 1 in f32 with a different summation order than ndarray:

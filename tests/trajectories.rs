@@ -124,84 +124,54 @@ fn mlp(hidden: [Activation; 2]) -> ModelSpec {
     .unwrap()
 }
 
-#[test]
-fn mlp_13_17_9_3_relu_tanh_cross_entropy() {
+/// Every optimizer configuration, 20 steps each, on `model` with `loss` from a seeded start.
+fn every_optimizer(model: ModelSpec, loss: Loss, seed: u64) {
     let ctx = gpu();
-    let model = mlp([Activation::Relu, Activation::Tanh]);
-    let init = Parameters::init(&model, 1);
-    let data = batches(13, 3, Loss::CrossEntropy, 100);
+    let init = Parameters::init(&model, seed);
+    let data = batches(model.inputs(), model.outputs(), loss, 100 * seed);
     for optimizer in optimizers() {
         let setup = Setup {
             model: model.clone(),
-            loss: Loss::CrossEntropy,
+            loss,
             optimizer,
         };
         run_both(&ctx, &setup, &init, &data, STEPS, Tolerance::default());
     }
+}
+
+#[test]
+fn mlp_13_17_9_3_relu_tanh_cross_entropy() {
+    every_optimizer(
+        mlp([Activation::Relu, Activation::Tanh]),
+        Loss::CrossEntropy,
+        1,
+    );
 }
 
 #[test]
 fn mlp_13_17_9_3_sigmoid_gelu_mse() {
-    let ctx = gpu();
-    let model = mlp([Activation::Sigmoid, Activation::Gelu]);
-    let init = Parameters::init(&model, 2);
-    let data = batches(13, 3, Loss::Mse, 200);
-    for optimizer in optimizers() {
-        let setup = Setup {
-            model: model.clone(),
-            loss: Loss::Mse,
-            optimizer,
-        };
-        run_both(&ctx, &setup, &init, &data, STEPS, Tolerance::default());
-    }
+    every_optimizer(mlp([Activation::Sigmoid, Activation::Gelu]), Loss::Mse, 2);
 }
 
 #[test]
 fn mlp_13_17_9_3_leaky_relu_tanh_bce() {
-    let ctx = gpu();
-    let model = mlp([Activation::LeakyRelu { slope: 0.1 }, Activation::Tanh]);
-    let init = Parameters::init(&model, 3);
-    let data = batches(13, 3, Loss::BceWithLogits, 300);
-    for optimizer in optimizers() {
-        let setup = Setup {
-            model: model.clone(),
-            loss: Loss::BceWithLogits,
-            optimizer,
-        };
-        run_both(&ctx, &setup, &init, &data, STEPS, Tolerance::default());
-    }
+    every_optimizer(
+        mlp([Activation::LeakyRelu { slope: 0.1 }, Activation::Tanh]),
+        Loss::BceWithLogits,
+        3,
+    );
 }
 
 #[test]
 fn linear_regression_mse() {
-    let ctx = gpu();
     let model =
         ModelSpec::from_widths(&[13, 1], Activation::Identity, Activation::Identity).unwrap();
-    let init = Parameters::init(&model, 4);
-    let data = batches(13, 1, Loss::Mse, 400);
-    for optimizer in optimizers() {
-        let setup = Setup {
-            model: model.clone(),
-            loss: Loss::Mse,
-            optimizer,
-        };
-        run_both(&ctx, &setup, &init, &data, STEPS, Tolerance::default());
-    }
+    every_optimizer(model, Loss::Mse, 4);
 }
 
 #[test]
 fn logistic_regression_cross_entropy() {
-    let ctx = gpu();
     let model =
         ModelSpec::from_widths(&[13, 4], Activation::Identity, Activation::Identity).unwrap();
-    let init = Parameters::init(&model, 5);
-    let data = batches(13, 4, Loss::CrossEntropy, 500);
-    for optimizer in optimizers() {
-        let setup = Setup {
-            model: model.clone(),
-            loss: Loss::CrossEntropy,
-            optimizer,
-        };
-        run_both(&ctx, &setup, &init, &data, STEPS, Tolerance::default());
-    }
+    every_optimizer(model, Loss::CrossEntropy, 5);
 }

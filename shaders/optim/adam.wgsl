@@ -23,10 +23,10 @@ struct Coefficients {
 @group(0) @binding(4) var<storage, read_write> max_exp_avg_sq: array<f32>;
 @group(0) @binding(5) var<uniform> k: Coefficients;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
         @builtin(local_invocation_index) lane: u32) {
-    let i = (wid.y * groups.x + wid.x) * 256u + lane;
+    let i = element_index(wid, groups, lane);
     if (i >= arrayLength(&param)) {
         return;
     }

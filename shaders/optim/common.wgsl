@@ -1,4 +1,13 @@
-// Helpers shared by the optimizer kernels, prepended to each of them.
+// Helpers shared by the optimizer kernels, prepended to each of them. Every optimizer kernel
+// runs 256 invocations per workgroup over a grid spread in two dimensions (to stay under the
+// per-dimension workgroup limit); invocation i updates element i of its chunk.
+
+const GROUP: u32 = 256u;
+
+// The flat element index of an invocation.
+fn element_index(wid: vec3<u32>, groups: vec3<u32>, lane: u32) -> u32 {
+    return (wid.y * groups.x + wid.x) * GROUP + lane;
+}
 
 // PyTorch's lerp: a + w (b - a) for |w| < 1/2, else b - (b - a)(1 - w).
 fn lerp(a: f32, b: f32, w: f32) -> f32 {

@@ -81,7 +81,7 @@ impl Engine for CpuEngine {
             loss,
             optimizer,
         } = &self.setup;
-        batch.check(model.inputs(), model.outputs(), *loss)?;
+        batch.check(model, *loss)?;
         let acts = forward(model, &self.params, batch.features);
         let output = acts.post.last().expect("a model has at least one layer");
         let (value, output_grad) = loss_and_gradient(*loss, output.view(), batch.targets);
@@ -124,13 +124,7 @@ impl Engine for CpuEngine {
 
     fn predict(&mut self, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         let model = &self.setup.model;
-        if features.ncols() != model.inputs() {
-            return Err(Error::Shape {
-                what: "features".into(),
-                expected: format!("[rows, {}]", model.inputs()),
-                got: format!("{:?}", features.shape()),
-            });
-        }
+        model.check_features(&features)?;
         let mut acts = forward(model, &self.params, features);
         Ok(acts.post.pop().expect("a model has at least one layer"))
     }

@@ -624,7 +624,7 @@ impl Engine for GpuEngine {
 
     fn step(&mut self, batch: &Batch<'_>) -> Result<()> {
         let model = &self.setup.model;
-        batch.check(model.inputs(), model.outputs(), self.setup.loss)?;
+        batch.check(model, self.setup.loss)?;
         let rows = self.check_rows(batch.rows())?;
         self.upload_features(batch.features);
         let class_targets = match batch.targets {
@@ -683,13 +683,7 @@ impl Engine for GpuEngine {
 
     fn predict(&mut self, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         let model = &self.setup.model;
-        if features.ncols() != model.inputs() {
-            return Err(Error::Shape {
-                what: "features".into(),
-                expected: format!("[rows, {}]", model.inputs()),
-                got: format!("{:?}", features.shape()),
-            });
-        }
+        model.check_features(&features)?;
         let outputs = model.outputs();
         let mut result = Vec::with_capacity(features.nrows() * outputs);
         let class_targets = self.current.is_some_and(|(_, classes)| classes);

@@ -2,12 +2,22 @@
 #![allow(dead_code)]
 
 use downhill::{
-    AdapterRequest, Batch, CpuEngine, Engine, GpuContext, GpuEngine, Loss, Parameters, Setup,
-    Targets, Tolerance, worst_difference,
+    Activation, AdapterRequest, Batch, CpuEngine, Engine, GpuContext, GpuEngine, Loss, Parameters,
+    Setup, Targets, Tolerance, worst_difference,
 };
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+/// Every activation, with a non-default leaky slope.
+pub const ACTIVATIONS: [Activation; 6] = [
+    Activation::Identity,
+    Activation::Relu,
+    Activation::LeakyRelu { slope: 0.1 },
+    Activation::Sigmoid,
+    Activation::Tanh,
+    Activation::Gelu,
+];
 
 /// The GPU context for tests. A test never skips: with no adapter it fails and says how to get one.
 pub fn gpu() -> GpuContext {
