@@ -97,6 +97,26 @@ pub enum Error {
     #[error("no training step has run yet, so there is no loss to read; call step() first")]
     NoStepYet,
 
+    /// A data or checkpoint file is malformed or does not fit the model.
+    #[error("{source_name}: {message}")]
+    Data {
+        /// The file (or built-in dataset) and, where known, the position in it.
+        source_name: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// `could not read`, `could not write`, ...
+        action: &'static str,
+        /// The path.
+        path: String,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+
     /// The GPU reported an error (validation, out of memory, lost device) while doing something.
     #[error("GPU error while {context}: {message}")]
     Gpu {

@@ -27,8 +27,10 @@
 
 pub mod compare;
 pub mod cpu;
+pub mod data;
 pub mod engine;
 pub mod error;
+pub mod fsio;
 pub mod gpu;
 pub mod loss;
 pub mod model;

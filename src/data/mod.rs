@@ -1,0 +1,156 @@
+//! Datasets: readers for NPY, CSV and IDX files, built-in data, standardisation and splits.
+
+pub mod builtin;
+pub mod csv;
+pub mod idx;
+pub mod npy;
+
+use ndarray::{Array1, Array2, Axis};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{Error, Result};
+use crate::loss::{Loss, Targets};
+
+/// Features and targets held in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Where it came from, for messages.
+    pub name: String,
+    /// `[rows, inputs]`.
+    pub features: Array2<f32>,
+    /// One target per row.
+    pub targets: Targets,
+}
+
+impl Dataset {
+    /// A dataset from features and targets, checking that they have the same number of rows.
+    pub fn new(name: impl Into<String>, features: Array2<f32>, targets: Targets) -> Result<Self> {
+        let name = name.into();
+        let target_rows = match &targets {
+            Targets::Dense(t) => t.nrows(),
+            Targets::Classes(c) => c.len(),
+        };
+        if target_rows != features.nrows() {
+            return Err(Error::Data {
+                source_name: name,
+                message: format!(
+                    "has {} feature rows but {target_rows} targets",
+                    features.nrows()
+                ),
+            });
+        }
+        Ok(Self {
+            name,
+            features,
+            targets,
+        })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.features.nrows()
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        Dataset {
+            name: self.name.clone(),
+            features: self.features.select(Axis(0), indices),
+            targets: match &self.targets {
+                Targets::Dense(t) => Targets::Dense(t.select(Axis(0), indices)),
+                Targets::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
+            },
+        }
+    }
+
+    /// A seeded split: a shuffled `fraction` of the rows (at least one) is held out for
+    /// validation; the rest, in their original order, are for training.
+    pub fn split(&self, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::Data {
+                source_name: self.name.clone(),
+                message: format!(
+                    "validation fraction {fraction} must be between 0 and 1 (exclusive)"
+                ),
+            });
+        }
+        let mut order: Vec<usize> = (0..self.rows()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let held = ((self.rows() as f64 * fraction).round() as usize).max(1);
+        if held >= self.rows() {
+            return Err(Error::Data {
+                source_name: self.name.clone(),
+                message: format!(
+                    "has {} rows: too few to hold {fraction} of them out for validation",
+                    self.rows()
+                ),
+            });
+        }
+        let mut val: Vec<usize> = order[..held].to_vec();
+        let mut train: Vec<usize> = order[held..].to_vec();
+        val.sort_unstable();
+        train.sort_unstable();
+        Ok((self.subset(&train), self.subset(&val)))
+    }
+}
+
+/// Converts raw target values for `loss`: one integer column becomes class indices for
+/// cross-entropy; everything else stays as float targets.
+pub fn targets_for(values: Array2<f32>, loss: Loss, name: &str) -> Result<Targets> {
+    if loss != Loss::CrossEntropy || values.ncols() != 1 {
+        return Ok(Targets::Dense(values));
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(row, &v)| {
+            if v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f32 {
+                Ok(v as u32)
+            } else {
+                Err(Error::Data {
+                    source_name: name.to_string(),
+                    message: format!(
+                        "row {row}: target {v} is not a class index; cross-entropy takes one column \
+                         of class indices 0, 1, ... or one column per class (one-hot or soft)"
+                    ),
+                })
+            }
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Targets::Classes)
+}
+
+/// Per-feature standardisation `x' = (x − μ) / σ`, fitted on training data only.
+/// Features with `σ = 0` are only centred (σ is taken as 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standardizer {
+    /// Means μ.
+    pub mean: Array1<f32>,
+    /// Standard deviations σ (population, never 0).
+    pub std: Array1<f32>,
+}
+
+impl Standardizer {
+    /// Fits μ and σ to the columns of `features` (computed in f64).
+    pub fn fit(features: &Array2<f32>) -> Self {
+        let x = features.mapv(f64::from);
+        let mean = x
+            .mean_axis(Axis(0))
+            .unwrap_or_else(|| Array1::zeros(x.ncols()));
+        let std = x.std_axis(Axis(0), 0.0);
+        Self {
+            mean: mean.mapv(|v| v as f32),
+            std: std.mapv(|s| if s > 0.0 { s as f32 } else { 1.0 }),
+        }
+    }
+
+    /// Applies the fitted transform in place.
+    pub fn apply(&self, features: &mut Array2<f32>) {
+        for mut row in features.rows_mut() {
+            row -= &self.mean;
+            row /= &self.std;
+        }
+    }
+}
