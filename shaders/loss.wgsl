@@ -5,9 +5,15 @@
 // output, times act'(z) of the output layer's activation (fused). Cross-entropy uses the
 // max-shifted log-sum-exp; binary cross-entropy on logits uses max(x,0) - x*y + log1p(e^-|x|).
 //
+// It also writes ROW_CORRECT[b] = 1 when the row is classified right: for cross-entropy when
+// the first largest output is the class (or the first largest soft target); for binary
+// cross-entropy when every logit has the target's side of 0 (target > 0.5 means logit > 0);
+// never for mse.
+//
 // `mean`: one workgroup of 256 invocations. Invocation t sums ROW_LOSS[t], ROW_LOSS[t+256], ...
-// in order, then a fixed tree adds the 256 partial sums: LOSS[0] = sum / NORM. No atomics, so
-// the value is the same on every run.
+// in order (and the correct flags alike), then a fixed tree adds the 256 partial sums:
+// LOSS[0] = sum / NORM. Invocation 0 then adds to the running METRICS: [0] += LOSS[0] * ROWS (as
+// f32 bits), [1] += ROWS, [2] += correct rows. No atomics, so the values are the same every run.
 
 struct LossDims {
     rows: u32,
@@ -28,6 +34,8 @@ struct LossDims {
 @group(0) @binding(5) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(6) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(7) var<uniform> dims: LossDims;
+@group(0) @binding(8) var<storage, read_write> row_correct: array<u32>;
+@group(0) @binding(9) var<storage, read_write> metrics: array<u32>;
 
 override LOSS: u32 = 0u;   // 0 mse, 1 cross-entropy, 2 bce-logits
 
@@ -95,25 +103,75 @@ fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     row_loss[b] = total;
+    row_correct[b] = correct(b, base);
+}
+
+// Index of the first largest of the row's outputs (or of its dense targets).
+fn argmax_output(base: u32) -> u32 {
+    var best = 0u;
+    for (var c = 1u; c < dims.cols; c++) {
+        if (output[base + c] > output[base + best]) {
+            best = c;
+        }
+    }
+    return best;
+}
+
+fn argmax_target(b: u32) -> u32 {
+    var best = 0u;
+    for (var c = 1u; c < dims.cols; c++) {
+        if (target_at(b, c) > target_at(b, best)) {
+            best = c;
+        }
+    }
+    return best;
+}
+
+fn correct(b: u32, base: u32) -> u32 {
+    switch LOSS {
+        case 1u: {
+            return select(0u, 1u, argmax_output(base) == argmax_target(b));
+        }
+        case 2u: {
+            for (var c = 0u; c < dims.cols; c++) {
+                if ((output[base + c] > 0.0) != (target_at(b, c) > 0.5)) {
+                    return 0u;
+                }
+            }
+            return 1u;
+        }
+        default: {
+            return 0u;
+        }
+    }
 }
 
 var<workgroup> partial: array<f32, 256>;
+var<workgroup> partial_correct: array<u32, 256>;
 
 @compute @workgroup_size(256)
 fn mean(@builtin(local_invocation_index) t: u32) {
     var sum = 0.0;
+    var right = 0u;
     for (var b = t; b < dims.rows; b += 256u) {
         sum += row_loss[b];
+        right += row_correct[b];
     }
     partial[t] = sum;
+    partial_correct[t] = right;
     workgroupBarrier();
     for (var width = 128u; width > 0u; width >>= 1u) {
         if (t < width) {
             partial[t] += partial[t + width];
+            partial_correct[t] += partial_correct[t + width];
         }
         workgroupBarrier();
     }
     if (t == 0u) {
-        loss[0] = partial[0] / dims.norm;
+        let mean = partial[0] / dims.norm;
+        loss[0] = mean;
+        metrics[0] = bitcast<u32>(bitcast<f32>(metrics[0]) + mean * f32(dims.rows));
+        metrics[1] += dims.rows;
+        metrics[2] += partial_correct[0];
     }
 }

@@ -4,6 +4,9 @@
 
 const GROUP: u32 = 256u;
 
+// The gradient scale of clipping by global norm (1 when clipping is off), written by clip.wgsl.
+@group(0) @binding(6) var<storage, read> clip: array<f32>;
+
 // The flat element index of an invocation.
 fn element_index(wid: vec3<u32>, groups: vec3<u32>, lane: u32) -> u32 {
     return (wid.y * groups.x + wid.x) * GROUP + lane;

@@ -27,7 +27,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
         return;
     }
     var p = param[i];
-    var g = grad[i];
+    var g = grad[i] * clip[0];
     if (k.weight_decay != 0.0) {
         g += k.weight_decay * p;
     }

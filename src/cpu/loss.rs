@@ -74,3 +74,36 @@ fn softmax_parts(z: ArrayView1<'_, f32>) -> (Vec<f32>, f32) {
     let sum = shifted.iter().map(|s| s.exp()).sum();
     (shifted, sum)
 }
+
+/// How many rows are classified right (see [`crate::engine::Metrics::accuracy`]).
+pub fn correct_rows(loss: Loss, output: ArrayView2<'_, f32>, targets: TargetsView<'_>) -> u64 {
+    let first_argmax = |row: ArrayView1<'_, f32>| {
+        (1..row.len()).fold(0, |best, c| if row[c] > row[best] { c } else { best })
+    };
+    let target = |b: usize, c: usize| match targets {
+        TargetsView::Classes(classes) => f32::from(u8::from(classes[b] as usize == c)),
+        TargetsView::Dense(y) => y[[b, c]],
+    };
+    output
+        .rows()
+        .into_iter()
+        .enumerate()
+        .filter(|(b, row)| match loss {
+            Loss::CrossEntropy => {
+                let best_target = (1..row.len()).fold(0, |best, c| {
+                    if target(*b, c) > target(*b, best) {
+                        c
+                    } else {
+                        best
+                    }
+                });
+                first_argmax(*row) == best_target
+            }
+            Loss::BceWithLogits => row
+                .iter()
+                .enumerate()
+                .all(|(c, &x)| (x > 0.0) == (target(*b, c) > 0.5)),
+            Loss::Mse => false,
+        })
+        .count() as u64
+}

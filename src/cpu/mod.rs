@@ -4,13 +4,19 @@ mod loss;
 mod network;
 mod optim;
 
-pub use loss::loss_and_gradient;
+pub use loss::{correct_rows, loss_and_gradient};
 pub use network::{Activations, backward, forward};
 pub use optim::lerp;
 
+use std::sync::Arc;
+
 use ndarray::{Array2, ArrayView2};
 
-use crate::engine::{Engine, Setup};
+use crate::data::Dataset;
+use crate::engine::{
+    Engine, Metrics, OptimizerState, Setup, check_clip_norm, check_learning_rate,
+    check_optimizer_state,
+};
 use crate::error::{Error, Result};
 use crate::loss::Batch;
 use crate::model::Parameters;
@@ -26,6 +32,10 @@ pub struct CpuEngine {
     state: Vec<[Vec<f32>; MAX_STATE_SLOTS]>,
     steps: u64,
     last_loss: Option<f32>,
+    lr: f64,
+    clip: Option<f32>,
+    metrics: Metrics,
+    resident: Option<Arc<Dataset>>,
 }
 
 impl CpuEngine {
@@ -47,6 +57,10 @@ impl CpuEngine {
             })
             .collect();
         Ok(Self {
+            lr: setup.optimizer.lr(),
+            clip: None,
+            metrics: Metrics::default(),
+            resident: None,
             grads: Parameters::zeros(&setup.model),
             params: standard_layout(params),
             setup,
@@ -85,21 +99,41 @@ impl Engine for CpuEngine {
         let acts = forward(model, &self.params, batch.features);
         let output = acts.post.last().expect("a model has at least one layer");
         let (value, output_grad) = loss_and_gradient(*loss, output.view(), batch.targets);
+        self.metrics.loss_sum += value * batch.rows() as f32;
+        self.metrics.rows += batch.rows() as u64;
+        self.metrics.correct += correct_rows(*loss, output.view(), batch.targets);
         self.grads = backward(model, &self.params, batch.features, &acts, output_grad);
         self.steps += 1;
         self.last_loss = Some(value);
-        let coefficients = optimizer.coefficients(self.steps);
+        let coefficients = optimizer.with_lr(self.lr).coefficients(self.steps);
+        let clip = self.clip.map_or(1.0, |max_norm| {
+            let squares: f32 = self
+                .grads
+                .named_tensors()
+                .iter()
+                .flat_map(|t| t.values.clone())
+                .map(|g| g * g)
+                .sum();
+            (max_norm / (squares.sqrt() + 1e-6)).min(1.0)
+        });
         let mut state = self.state.iter_mut();
         for (p, g) in self.params.layers.iter_mut().zip(&self.grads.layers) {
             let weight_state = state.next().expect("one state entry per tensor");
             optim::update(
                 &coefficients,
+                clip,
                 p.weight.iter_mut(),
                 g.weight.iter(),
                 weight_state,
             );
             let bias_state = state.next().expect("one state entry per tensor");
-            optim::update(&coefficients, p.bias.iter_mut(), g.bias.iter(), bias_state);
+            optim::update(
+                &coefficients,
+                clip,
+                p.bias.iter_mut(),
+                g.bias.iter(),
+                bias_state,
+            );
         }
         Ok(())
     }
@@ -131,6 +165,99 @@ impl Engine for CpuEngine {
 
     fn steps(&self) -> u64 {
         self.steps
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        check_learning_rate(&self.setup.optimizer, lr)?;
+        self.lr = lr;
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_clip_norm(&mut self, max_norm: Option<f32>) -> Result<()> {
+        check_clip_norm(max_norm)?;
+        self.clip = max_norm;
+        Ok(())
+    }
+
+    fn take_metrics(&mut self) -> Result<Metrics> {
+        Ok(std::mem::take(&mut self.metrics))
+    }
+
+    fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Metrics> {
+        let Setup { model, loss, .. } = &self.setup;
+        batch.check(model, *loss)?;
+        let acts = forward(model, &self.params, batch.features);
+        let output = acts.post.last().expect("a model has at least one layer");
+        let (value, _) = loss_and_gradient(*loss, output.view(), batch.targets);
+        Ok(Metrics {
+            loss_sum: value * batch.rows() as f32,
+            rows: batch.rows() as u64,
+            correct: correct_rows(*loss, output.view(), batch.targets),
+        })
+    }
+
+    fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        let model = &self.setup.model;
+        let slots = self
+            .setup
+            .optimizer
+            .state_slots()
+            .iter()
+            .map(|slot| {
+                let mut values = Parameters::zeros(model);
+                let tensors = values.layers.iter_mut().flat_map(|l| {
+                    [
+                        l.weight.iter_mut().collect::<Vec<_>>(),
+                        l.bias.iter_mut().collect(),
+                    ]
+                });
+                for (tensor, state) in tensors.zip(&self.state) {
+                    for (v, s) in tensor.into_iter().zip(&state[slot.index]) {
+                        *v = *s;
+                    }
+                }
+                (slot.name.to_string(), values)
+            })
+            .collect();
+        Ok(OptimizerState {
+            steps: self.steps,
+            slots,
+        })
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        check_optimizer_state(&self.setup, state)?;
+        for (slot, (_, values)) in self.setup.optimizer.state_slots().iter().zip(&state.slots) {
+            for (tensor, saved) in self.state.iter_mut().zip(values.named_tensors()) {
+                tensor[slot.index] = saved.values;
+            }
+        }
+        self.steps = state.steps;
+        Ok(())
+    }
+
+    fn load_resident(&mut self, data: Arc<Dataset>) -> Result<()> {
+        self.resident = Some(data);
+        Ok(())
+    }
+
+    fn step_resident(&mut self, indices: &[u32]) -> Result<()> {
+        let data = self.resident.clone().ok_or_else(|| {
+            Error::InvalidModel("step_resident needs a dataset: call load_resident first".into())
+        })?;
+        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= data.rows()) {
+            return Err(Error::InvalidModel(format!(
+                "row index {bad} is beyond the dataset's {} rows",
+                data.rows()
+            )));
+        }
+        let rows: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+        let batch = data.subset(&rows);
+        self.step(&Batch::new(batch.features.view(), batch.targets.view()))
     }
 
     fn synchronize(&mut self) -> Result<()> {

@@ -13,15 +13,18 @@ pub fn lerp(a: f32, b: f32, w: f32) -> f32 {
     }
 }
 
-/// Applies one update to a tensor. `state[k]` is the tensor's state slot `k` (empty when the
-/// optimizer does not use that slot).
+/// Applies one update to a tensor, with every gradient first multiplied by `clip` (the scale of
+/// clipping by global norm; 1 when off). `state[k]` is the tensor's state slot `k` (empty when
+/// the optimizer does not use that slot).
 pub fn update<'a>(
     coefficients: &Coefficients,
+    clip: f32,
     params: impl Iterator<Item = &'a mut f32>,
     grads: impl Iterator<Item = &'a f32>,
     state: &mut [Vec<f32>],
 ) {
     for (i, (p, &g)) in params.zip(grads).enumerate() {
+        let g = g * clip;
         match coefficients {
             Coefficients::Sgd(c) => sgd(c, p, g, i, state),
             Coefficients::Adam(c) => adam(c, p, g, i, state),

@@ -3,14 +3,20 @@
 //! forward, loss, backward and the fused optimizer update into one command buffer and submits
 //! it once, without waiting for it. Nothing is read back unless the caller asks.
 
+use std::sync::Arc;
+
 use ndarray::{Array2, ArrayView2};
 
 use super::buffers::{FlatLayout, UniformBlock, range};
 use super::context::GpuContext;
 use super::kernels::{Epilogue, Kernels, MATMUL_TILE, MatmulVariant, OPTIM_GROUP, ROW_GROUP};
-use crate::engine::{Engine, Setup};
+use crate::data::Dataset;
+use crate::engine::{
+    Engine, Metrics, OptimizerState, Setup, check_clip_norm, check_learning_rate,
+    check_optimizer_state,
+};
 use crate::error::{Error, Result};
-use crate::loss::{Batch, TargetsView};
+use crate::loss::{Batch, Targets, TargetsView};
 use crate::model::{Activation, Parameters};
 use crate::optim::MAX_STATE_SLOTS;
 
@@ -81,6 +87,8 @@ enum Grid {
     Items(Extent),
     /// One workgroup.
     Single,
+    /// One invocation per column of each batch row: `(width / 64, rows)` workgroups.
+    Gather { width: u32 },
     /// One invocation per element, spread over two dimensions to stay under the per-dimension limit.
     Elements(u64),
 }
@@ -94,6 +102,7 @@ impl Grid {
             ),
             Grid::Items(count) => (count.at(rows).div_ceil(ROW_GROUP), 1),
             Grid::Single => (1, 1),
+            Grid::Gather { width } => (width.div_ceil(ROW_GROUP), rows),
             Grid::Elements(count) => {
                 let groups = count.div_ceil(u64::from(OPTIM_GROUP));
                 let x = groups.min(u64::from(max_per_dim));
@@ -128,7 +137,28 @@ pub struct GpuEngine {
     dims: UniformBlock,
     coefficients: wgpu::Buffer,
     forward: Vec<Dispatch>,
+    /// Loss rows and mean, accumulating the training metrics.
+    loss_train: Vec<Dispatch>,
+    /// Loss rows and mean, accumulating the evaluation metrics.
+    loss_eval: Vec<Dispatch>,
+    /// Weight, bias and input gradients, last layer first.
     backward: Vec<Dispatch>,
+    clip: Dispatch,
+    /// The fused optimizer update, one dispatch per bindable chunk.
+    update: Vec<Dispatch>,
+    gather: wgpu::ComputePipeline,
+    lr: f64,
+    clip_norm: Option<f32>,
+    clip_scale: wgpu::Buffer,
+    clip_params: wgpu::Buffer,
+    metrics_train: wgpu::Buffer,
+    metrics_eval: wgpu::Buffer,
+    /// Optimizer state buffers in use, by slot index.
+    state: Vec<(usize, wgpu::Buffer)>,
+    indices: wgpu::Buffer,
+    gather_dims: wgpu::Buffer,
+    resident: Option<Resident>,
+    kernels: Kernels,
     /// Rows and target kind the shape uniforms currently describe.
     current: Option<(u32, bool)>,
     steps: u64,
@@ -145,12 +175,20 @@ impl std::fmt::Debug for GpuEngine {
     }
 }
 
+/// A dataset kept on the GPU, and the dispatch that gathers a batch of it.
+struct Resident {
+    rows: usize,
+    class_targets: bool,
+    gather: Dispatch,
+}
+
 /// Buffers the dispatches bind, gathered while building.
 struct Resources {
     pre: Vec<wgpu::Buffer>,
     post: Vec<wgpu::Buffer>,
     delta: Vec<wgpu::Buffer>,
     row_loss: wgpu::Buffer,
+    row_correct: wgpu::Buffer,
     state: Vec<wgpu::Buffer>,
     dummy_read: wgpu::Buffer,
     dummy_write: wgpu::Buffer,
@@ -249,6 +287,7 @@ impl GpuEngine {
             post: Vec::new(),
             delta: Vec::new(),
             row_loss: storage(format!("per-row losses [{max_batch}]"), batch)?,
+            row_correct: storage(format!("per-row accuracy [{max_batch}]"), batch)?,
             state: Vec::new(),
             dummy_read: storage("unused".into(), 4)?,
             dummy_write: storage("unused".into(), 4)?,
@@ -269,6 +308,23 @@ impl GpuEngine {
         let dense_targets = storage(format!("targets [{max_batch}, {outputs}]"), batch * outputs)?;
         let class_targets = storage(format!("class targets [{max_batch}]"), batch)?;
         let loss = storage("loss".into(), 4)?;
+        let eval_loss = storage("evaluation loss".into(), 4)?;
+        let metrics_train = storage("training metrics".into(), 4)?;
+        let metrics_eval = storage("evaluation metrics".into(), 4)?;
+        let indices = storage(format!("batch row indices [{max_batch}]"), batch)?;
+        let clip_scale = storage("gradient clipping scale".into(), 4)?;
+        ctx.queue
+            .write_buffer(&clip_scale, 0, bytemuck::bytes_of(&1.0f32));
+        let uniform = |label: &str| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 16,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        let clip_params = uniform("gradient clipping parameters");
+        let gather_dims = uniform("gather shape");
         let coefficients = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("optimizer coefficients"),
             size: MAX_UNIFORM_BYTES,
@@ -344,11 +400,11 @@ impl GpuEngine {
             });
         }
 
-        // Loss and ∂L/∂z of the output layer, then the mean loss.
-        let mut backward = Vec::new();
+        // Loss and ∂L/∂z of the output layer, then the mean loss: for training into `loss` and
+        // the training metrics, for evaluation into scratch and the evaluation metrics.
         let slot = add_shape(Shape::Loss);
         let (rows_pipeline, mean_pipeline) = kernels.loss(setup.loss, layers[last].activation);
-        let loss_group = || {
+        let loss_group = |loss_out: &wgpu::Buffer, metrics: &wgpu::Buffer| {
             bind(
                 &kernels.loss_layout,
                 vec![
@@ -358,21 +414,32 @@ impl GpuEngine {
                     class_targets.as_entire_binding(),
                     res.delta[last].as_entire_binding(),
                     res.row_loss.as_entire_binding(),
-                    loss.as_entire_binding(),
+                    loss_out.as_entire_binding(),
                     dims.binding(slot, std::mem::size_of::<LossDims>() as u64),
+                    res.row_correct.as_entire_binding(),
+                    metrics.as_entire_binding(),
                 ],
             )
         };
-        backward.push(Dispatch {
-            pipeline: rows_pipeline,
-            bind_group: loss_group(),
-            grid: Grid::Items(Extent::Batch),
-        });
-        backward.push(Dispatch {
-            pipeline: mean_pipeline,
-            bind_group: loss_group(),
-            grid: Grid::Single,
-        });
+        let loss_dispatches = |loss_out, metrics| {
+            let group = loss_group(loss_out, metrics);
+            vec![
+                Dispatch {
+                    pipeline: rows_pipeline.clone(),
+                    bind_group: group.clone(),
+                    grid: Grid::Items(Extent::Batch),
+                },
+                Dispatch {
+                    pipeline: mean_pipeline.clone(),
+                    bind_group: group,
+                    grid: Grid::Single,
+                },
+            ]
+        };
+        let loss_train = loss_dispatches(&loss, &metrics_train);
+        let loss_eval = loss_dispatches(&eval_loss, &metrics_eval);
+
+        let mut backward = Vec::new();
 
         // Backward, last layer first.
         let weight_grad = kernels.matmul(MatmulVariant {
@@ -467,6 +534,7 @@ impl GpuEngine {
                 res.state.push(storage("unused optimizer state".into(), 4)?);
             }
         }
+        let mut update = Vec::new();
         for (start, len) in layout.chunks(limits.max_storage_buffer_binding_size) {
             let mut unused = res.state.iter();
             let state_bindings: Vec<_> = (0..MAX_STATE_SLOTS)
@@ -483,13 +551,31 @@ impl GpuEngine {
             let mut resources = vec![range(&params_buffer, start, len), range(&grads, start, len)];
             resources.extend(state_bindings);
             resources.push(coefficients.as_entire_binding());
-            backward.push(Dispatch {
+            resources.push(clip_scale.as_entire_binding());
+            update.push(Dispatch {
                 pipeline: optimizer.clone(),
                 bind_group: bind(&kernels.optim_layout, resources),
                 grid: Grid::Elements(len),
             });
         }
         debug_assert!(shapes.len() <= uniform_slots);
+
+        // Clipping by global norm over (the first binding's worth of) the flat gradients;
+        // recorded only when clipping is on, and refused there for larger models.
+        let clip_len = layout.total.min(limits.max_storage_buffer_binding_size / 4);
+        let clip = Dispatch {
+            pipeline: kernels.clip(),
+            bind_group: bind(
+                &kernels.clip_layout,
+                vec![
+                    range(&grads, 0, clip_len),
+                    clip_scale.as_entire_binding(),
+                    clip_params.as_entire_binding(),
+                ],
+            ),
+            grid: Grid::Single,
+        };
+        let gather = kernels.gather();
 
         let engine = Self {
             ctx: ctx.clone(),
@@ -505,10 +591,26 @@ impl GpuEngine {
             dims,
             coefficients,
             forward,
+            loss_train,
+            loss_eval,
             backward,
+            clip,
+            update,
+            gather,
+            lr: setup.optimizer.lr(),
+            clip_norm: None,
+            clip_scale,
+            clip_params,
+            metrics_train,
+            metrics_eval,
+            state,
+            indices,
+            gather_dims,
+            resident: None,
             current: None,
             steps: 0,
             layout,
+            kernels,
             setup,
         };
         engine.write_parameters(params);
@@ -574,6 +676,70 @@ impl GpuEngine {
         self.current = Some((rows, class_targets));
     }
 
+    /// Queues the upload of a batch's features and targets.
+    fn upload_batch(&self, batch: &Batch<'_>) {
+        self.upload_features(batch.features);
+        let queue = &self.ctx.queue;
+        match batch.targets {
+            TargetsView::Classes(classes) => {
+                queue.write_buffer(&self.class_targets, 0, bytemuck::cast_slice(classes))
+            }
+            TargetsView::Dense(values) => {
+                let values = values.as_standard_layout();
+                let values = values.as_slice().expect("standard layout is contiguous");
+                queue.write_buffer(&self.dense_targets, 0, bytemuck::cast_slice(values));
+            }
+        }
+    }
+
+    /// Records and submits one training step on the batch now in the input buffers (or, with
+    /// `gathered`, on the rows the gather dispatch will copy there first).
+    fn train_step(&mut self, rows: u32, class_targets: bool, gathered: bool) -> Result<()> {
+        self.prepare_shapes(rows, class_targets);
+        self.steps += 1;
+        let coefficients = self
+            .setup
+            .optimizer
+            .with_lr(self.lr)
+            .coefficients(self.steps);
+        self.ctx
+            .queue
+            .write_buffer(&self.coefficients, 0, coefficients.as_bytes());
+        let gather = match (&self.resident, gathered) {
+            (Some(resident), true) => std::slice::from_ref(&resident.gather),
+            _ => &[],
+        };
+        let clip = if self.clip_norm.is_some() {
+            std::slice::from_ref(&self.clip)
+        } else {
+            &[]
+        };
+        self.submit(
+            &[
+                gather,
+                &self.forward,
+                &self.loss_train,
+                &self.backward,
+                clip,
+                &self.update,
+            ],
+            rows,
+        );
+        self.ctx
+            .check_errors(&format!("running training step {}", self.steps))
+    }
+
+    /// Reads a metrics buffer back and zeroes it.
+    fn take(&self, buffer: &wgpu::Buffer, what: &str) -> Result<Metrics> {
+        let raw = self.ctx.read_back(buffer, 0, 12, what)?;
+        self.ctx.queue.write_buffer(buffer, 0, &[0u8; 16]);
+        Ok(Metrics {
+            loss_sum: raw[0],
+            rows: u64::from(raw[1].to_bits()),
+            correct: u64::from(raw[2].to_bits()),
+        })
+    }
+
     /// Queues the upload of `features` into the input buffer.
     fn upload_features(&self, features: ArrayView2<'_, f32>) {
         let features = features.as_standard_layout();
@@ -623,35 +789,11 @@ impl Engine for GpuEngine {
     }
 
     fn step(&mut self, batch: &Batch<'_>) -> Result<()> {
-        let model = &self.setup.model;
-        batch.check(model, self.setup.loss)?;
+        batch.check(&self.setup.model, self.setup.loss)?;
         let rows = self.check_rows(batch.rows())?;
-        self.upload_features(batch.features);
-        let class_targets = match batch.targets {
-            TargetsView::Classes(classes) => {
-                self.ctx
-                    .queue
-                    .write_buffer(&self.class_targets, 0, bytemuck::cast_slice(classes));
-                true
-            }
-            TargetsView::Dense(values) => {
-                let values = values.as_standard_layout();
-                let values = values.as_slice().expect("standard layout is contiguous");
-                self.ctx
-                    .queue
-                    .write_buffer(&self.dense_targets, 0, bytemuck::cast_slice(values));
-                false
-            }
-        };
-        self.prepare_shapes(rows, class_targets);
-        self.steps += 1;
-        let coefficients = self.setup.optimizer.coefficients(self.steps);
-        self.ctx
-            .queue
-            .write_buffer(&self.coefficients, 0, coefficients.as_bytes());
-        self.submit(&[&self.forward, &self.backward], rows);
-        self.ctx
-            .check_errors(&format!("running training step {}", self.steps))
+        self.upload_batch(batch);
+        let class_targets = matches!(batch.targets, TargetsView::Classes(_));
+        self.train_step(rows, class_targets, false)
     }
 
     fn last_loss(&mut self) -> Result<f32> {
@@ -705,5 +847,205 @@ impl Engine for GpuEngine {
 
     fn synchronize(&mut self) -> Result<()> {
         self.ctx.wait("waiting for submitted steps")
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        check_learning_rate(&self.setup.optimizer, lr)?;
+        self.lr = lr;
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_clip_norm(&mut self, max_norm: Option<f32>) -> Result<()> {
+        check_clip_norm(max_norm)?;
+        match max_norm {
+            Some(norm) => {
+                self.ctx.check_fits(
+                    "gradients (clipping by global norm)",
+                    self.layout.total * 4,
+                    true,
+                )?;
+                let params: [u32; 4] = [self.layout.total as u32, norm.to_bits(), 0, 0];
+                self.ctx
+                    .queue
+                    .write_buffer(&self.clip_params, 0, bytemuck::cast_slice(&params));
+            }
+            None => self
+                .ctx
+                .queue
+                .write_buffer(&self.clip_scale, 0, bytemuck::bytes_of(&1.0f32)),
+        }
+        self.clip_norm = max_norm;
+        Ok(())
+    }
+
+    fn take_metrics(&mut self) -> Result<Metrics> {
+        self.take(&self.metrics_train, "the training metrics")
+    }
+
+    fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Metrics> {
+        batch.check(&self.setup.model, self.setup.loss)?;
+        self.ctx
+            .queue
+            .write_buffer(&self.metrics_eval, 0, &[0u8; 16]);
+        let class_targets = matches!(batch.targets, TargetsView::Classes(_));
+        for start in (0..batch.rows()).step_by(self.max_batch) {
+            let end = (start + self.max_batch).min(batch.rows());
+            let chunk = Batch::new(
+                batch.features.slice(ndarray::s![start..end, ..]),
+                match batch.targets {
+                    TargetsView::Classes(c) => TargetsView::Classes(&c[start..end]),
+                    TargetsView::Dense(d) => {
+                        TargetsView::Dense(d.slice_move(ndarray::s![start..end, ..]))
+                    }
+                },
+            );
+            let rows = (end - start) as u32;
+            self.upload_batch(&chunk);
+            self.prepare_shapes(rows, class_targets);
+            self.submit(&[&self.forward, &self.loss_eval], rows);
+        }
+        self.take(&self.metrics_eval, "the evaluation metrics")
+    }
+
+    fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        let mut slots = Vec::new();
+        for (slot, (_, buffer)) in self.setup.optimizer.state_slots().iter().zip(&self.state) {
+            let flat =
+                self.ctx
+                    .read_back(buffer, 0, self.layout.total * 4, "the optimizer state")?;
+            slots.push((
+                slot.name.to_string(),
+                self.layout.unpack(&flat, &self.setup.model),
+            ));
+        }
+        Ok(OptimizerState {
+            steps: self.steps,
+            slots,
+        })
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        check_optimizer_state(&self.setup, state)?;
+        for ((_, buffer), (_, values)) in self.state.iter().zip(&state.slots) {
+            let flat = self.layout.pack(values);
+            self.ctx
+                .queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(&flat));
+        }
+        self.steps = state.steps;
+        self.ctx.check_errors("uploading the optimizer state")
+    }
+
+    fn load_resident(&mut self, data: Arc<Dataset>) -> Result<()> {
+        let model = &self.setup.model;
+        let all = Batch::new(data.features.view(), data.targets.view());
+        all.check(model, self.setup.loss)?;
+        let max_dim = self.ctx.limits().max_compute_workgroups_per_dimension as usize;
+        if self.max_batch > max_dim {
+            return Err(Error::InvalidModel(format!(
+                "batches of {} rows are over this device's {max_dim} workgroups per dimension for \
+                 gathering on the GPU; stream the data instead",
+                self.max_batch
+            )));
+        }
+        let ctx = self.ctx.clone();
+        let resident = ctx.scoped("uploading the dataset to the GPU", || {
+            let usage = wgpu::BufferUsages::COPY_DST;
+            let upload = |name: String, bytes: &[u8]| -> Result<wgpu::Buffer> {
+                let buffer = ctx.storage_buffer(&name, bytes.len() as u64, usage)?;
+                ctx.queue.write_buffer(&buffer, 0, bytes);
+                Ok(buffer)
+            };
+            let (n, inputs, outputs) = (data.rows(), model.inputs(), model.outputs());
+            let features = data.features.as_standard_layout();
+            let features = upload(
+                format!("dataset features [{n}, {inputs}]"),
+                bytemuck::cast_slice(features.as_slice().expect("standard layout")),
+            )?;
+            let (dense, classes, class_targets) = match &data.targets {
+                Targets::Classes(c) => (
+                    upload("unused".into(), &[0; 4])?,
+                    upload(format!("dataset classes [{n}]"), bytemuck::cast_slice(c))?,
+                    true,
+                ),
+                Targets::Dense(d) => {
+                    let d = d.as_standard_layout();
+                    let bytes = bytemuck::cast_slice(d.as_slice().expect("standard layout"));
+                    (
+                        upload(format!("dataset targets [{n}, {outputs}]"), bytes)?,
+                        upload("unused".into(), &[0; 4])?,
+                        false,
+                    )
+                }
+            };
+            let entries: Vec<_> = [
+                &self.indices,
+                &features,
+                &dense,
+                &classes,
+                &self.input,
+                &self.dense_targets,
+                &self.class_targets,
+                &self.gather_dims,
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("gather"),
+                layout: &self.kernels.gather_layout,
+                entries: &entries,
+            });
+            let width = inputs + if class_targets { 1 } else { outputs };
+            Ok(Resident {
+                rows: n,
+                class_targets,
+                gather: Dispatch {
+                    pipeline: self.gather.clone(),
+                    bind_group,
+                    grid: Grid::Gather {
+                        width: width as u32,
+                    },
+                },
+            })
+        })?;
+        self.resident = Some(resident);
+        Ok(())
+    }
+
+    fn step_resident(&mut self, indices: &[u32]) -> Result<()> {
+        let resident = self.resident.as_ref().ok_or_else(|| {
+            Error::InvalidModel("step_resident needs a dataset: call load_resident first".into())
+        })?;
+        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= resident.rows) {
+            return Err(Error::InvalidModel(format!(
+                "row index {bad} is beyond the dataset's {} rows",
+                resident.rows
+            )));
+        }
+        let class_targets = resident.class_targets;
+        let rows = self.check_rows(indices.len())?;
+        let model = &self.setup.model;
+        let dims = [
+            rows,
+            model.inputs() as u32,
+            model.outputs() as u32,
+            u32::from(class_targets),
+        ];
+        self.ctx
+            .queue
+            .write_buffer(&self.gather_dims, 0, bytemuck::cast_slice(&dims));
+        self.ctx
+            .queue
+            .write_buffer(&self.indices, 0, bytemuck::cast_slice(indices));
+        self.train_step(rows, class_targets, true)
     }
 }

@@ -9,6 +9,8 @@ const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
 const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
 const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
 const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
+const CLIP_WGSL: &str = include_str!("../../shaders/clip.wgsl");
+const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
 const OPTIM_COMMON_WGSL: &str = include_str!("../../shaders/optim/common.wgsl");
 const SGD_WGSL: &str = include_str!("../../shaders/optim/sgd.wgsl");
 const ADAM_WGSL: &str = include_str!("../../shaders/optim/adam.wgsl");
@@ -64,6 +66,8 @@ pub(crate) struct Kernels {
     pub loss_layout: wgpu::BindGroupLayout,
     pub reduce_layout: wgpu::BindGroupLayout,
     pub optim_layout: wgpu::BindGroupLayout,
+    pub clip_layout: wgpu::BindGroupLayout,
+    pub gather_layout: wgpu::BindGroupLayout,
 }
 
 fn module(device: &wgpu::Device, label: &str, sources: &[&str]) -> wgpu::ShaderModule {
@@ -129,14 +133,25 @@ impl Kernels {
                 device,
                 "loss",
                 &[
-                    Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Uniform,
+                    Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Uniform, ReadWrite,
+                    ReadWrite,
                 ],
             ),
             reduce_layout: layout(device, "reduce", &[Read, ReadWrite, Uniform]),
             optim_layout: layout(
                 device,
                 "optimizer",
-                &[ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite, Uniform],
+                &[
+                    ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite, Uniform, Read,
+                ],
+            ),
+            clip_layout: layout(device, "clip", &[Read, ReadWrite, Uniform]),
+            gather_layout: layout(
+                device,
+                "gather",
+                &[
+                    Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Uniform,
+                ],
             ),
         }
     }
@@ -229,6 +244,18 @@ impl Kernels {
             "column_sums",
             &[],
         )
+    }
+
+    /// The gradient-clipping kernel (global norm to scale).
+    pub fn clip(&self) -> wgpu::ComputePipeline {
+        let module = module(&self.device, "clip", &[CLIP_WGSL]);
+        self.pipeline("clip", &module, &self.clip_layout, "main", &[])
+    }
+
+    /// The kernel that gathers a batch from a GPU-resident dataset.
+    pub fn gather(&self) -> wgpu::ComputePipeline {
+        let module = module(&self.device, "gather", &[GATHER_WGSL]);
+        self.pipeline("gather", &module, &self.gather_layout, "main", &[])
     }
 
     /// The fused update kernel of `optimizer`.

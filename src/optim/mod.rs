@@ -107,6 +107,19 @@ impl Optimizer {
         }
     }
 
+    /// The same optimizer at learning rate `lr` (what a schedule sets for one step).
+    pub fn with_lr(&self, lr: f64) -> Optimizer {
+        let mut o = *self;
+        match &mut o {
+            Optimizer::Sgd(x) => x.lr = lr,
+            Optimizer::Adam(x) => x.lr = lr,
+            Optimizer::AdamW(x) => x.lr = lr,
+            Optimizer::RmsProp(x) => x.lr = lr,
+            Optimizer::Adagrad(x) => x.lr = lr,
+        }
+        o
+    }
+
     /// The state tensors these options need (unused ones, such as `max_exp_avg_sq` without
     /// amsgrad, are not allocated).
     pub fn state_slots(&self) -> Vec<StateSlot> {

@@ -1,0 +1,278 @@
+//! What the trainer needs from an engine, GPU against CPU: learning-rate changes, clipping by
+//! global norm, accumulated metrics, evaluation, optimizer state for resume, and batches
+//! gathered from a dataset resident on the device.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{assert_close, gpu, random, targets};
+use downhill::data::Dataset;
+use downhill::optim::{Adam, RmsProp, Sgd};
+use downhill::{
+    Activation, Batch, CpuEngine, Engine, GpuEngine, Loss, ModelSpec, Optimizer, Parameters, Setup,
+    Targets, Tolerance,
+};
+
+fn setup(loss: Loss, optimizer: Optimizer) -> Setup {
+    Setup {
+        model: ModelSpec::from_widths(&[6, 12, 4], Activation::Tanh, Activation::Identity).unwrap(),
+        loss,
+        optimizer,
+    }
+}
+
+fn dataset(loss: Loss, rows: usize, seed: u64) -> Dataset {
+    Dataset::new(
+        "test",
+        random(rows, 6, 1.0, seed),
+        targets(loss, rows, 4, seed + 1),
+    )
+    .unwrap()
+}
+
+fn pair(setup: &Setup, max_batch: usize) -> (GpuEngine, CpuEngine) {
+    let init = Parameters::init(&setup.model, 9);
+    (
+        GpuEngine::new(&gpu(), setup.clone(), &init, max_batch).unwrap(),
+        CpuEngine::new(setup.clone(), &init).unwrap(),
+    )
+}
+
+fn batch(data: &Dataset) -> Batch<'_> {
+    Batch::new(data.features.view(), data.targets.view())
+}
+
+#[test]
+fn learning_rate_changes_apply_to_the_next_step() {
+    let s = setup(Loss::CrossEntropy, Optimizer::Adam(Adam::default()));
+    let (mut g, mut c) = pair(&s, 16);
+    let data = dataset(Loss::CrossEntropy, 16, 1);
+    for step in 0..10 {
+        let lr = 0.05 / (1.0 + step as f64);
+        for e in [&mut g as &mut dyn Engine, &mut c] {
+            e.set_learning_rate(lr).unwrap();
+            assert_eq!(e.learning_rate(), lr);
+            e.step(&batch(&data)).unwrap();
+        }
+    }
+    assert_close(
+        "scheduled lr",
+        &g.parameters().unwrap(),
+        &c.parameters().unwrap(),
+        Tolerance::default(),
+    );
+    assert!(
+        g.set_learning_rate(-1.0)
+            .unwrap_err()
+            .to_string()
+            .contains("lr = -1")
+    );
+}
+
+#[test]
+fn clipping_by_global_norm_matches_and_bites() {
+    let s = setup(
+        Loss::Mse,
+        Optimizer::Sgd(Sgd {
+            lr: 0.5,
+            momentum: 0.9,
+            ..Sgd::default()
+        }),
+    );
+    let data = dataset(Loss::Mse, 16, 2);
+    let (mut g, mut c) = pair(&s, 16);
+    let (mut unclipped, _) = pair(&s, 16);
+    for e in [&mut g as &mut dyn Engine, &mut c] {
+        e.set_clip_norm(Some(0.05)).unwrap();
+        for _ in 0..8 {
+            e.step(&batch(&data)).unwrap();
+        }
+    }
+    for _ in 0..8 {
+        unclipped.step(&batch(&data)).unwrap();
+    }
+    let clipped = g.parameters().unwrap();
+    assert_close(
+        "clipped",
+        &clipped,
+        &c.parameters().unwrap(),
+        Tolerance::default(),
+    );
+    let moved = downhill::worst_difference(
+        &clipped,
+        &unclipped.parameters().unwrap(),
+        Tolerance::default(),
+    );
+    assert!(moved.ratio > 100.0, "clipping changed nothing: {moved:?}");
+    // Turning it off restores plain steps.
+    g.set_clip_norm(None).unwrap();
+    c.set_clip_norm(None).unwrap();
+    g.step(&batch(&data)).unwrap();
+    c.step(&batch(&data)).unwrap();
+    assert_close(
+        "unclipped again",
+        &g.parameters().unwrap(),
+        &c.parameters().unwrap(),
+        Tolerance::default(),
+    );
+    assert!(
+        g.set_clip_norm(Some(0.0))
+            .unwrap_err()
+            .to_string()
+            .contains("must be a positive number")
+    );
+}
+
+#[test]
+fn metrics_accumulate_over_steps_and_reset() {
+    for loss in [Loss::CrossEntropy, Loss::BceWithLogits, Loss::Mse] {
+        let s = setup(
+            loss,
+            Optimizer::Sgd(Sgd {
+                lr: 0.1,
+                ..Sgd::default()
+            }),
+        );
+        let (mut g, mut c) = pair(&s, 32);
+        let data = dataset(loss, 77, 3);
+        for start in [0, 32, 64] {
+            let rows: Vec<usize> = (start..(start + 32).min(77)).collect();
+            let part = data.subset(&rows);
+            g.step(&batch(&part)).unwrap();
+            c.step(&batch(&part)).unwrap();
+        }
+        let (gm, cm) = (g.take_metrics().unwrap(), c.take_metrics().unwrap());
+        assert_eq!(gm.rows, 77);
+        assert_eq!(gm.correct, cm.correct, "{}", loss.name());
+        assert!(
+            Tolerance::default().allows(gm.loss_sum, cm.loss_sum),
+            "{}: {gm:?} vs {cm:?}",
+            loss.name()
+        );
+        assert_eq!(gm.accuracy(loss).is_some(), loss != Loss::Mse);
+        assert_eq!(g.take_metrics().unwrap().rows, 0, "taking resets");
+    }
+}
+
+#[test]
+fn evaluation_in_chunks_matches_and_does_not_train() {
+    let s = setup(Loss::CrossEntropy, Optimizer::Adam(Adam::default()));
+    let (mut g, mut c) = pair(&s, 8);
+    let data = dataset(Loss::CrossEntropy, 45, 4);
+    let (ge, ce) = (
+        g.evaluate(&batch(&data)).unwrap(),
+        c.evaluate(&batch(&data)).unwrap(),
+    );
+    assert_eq!((ge.rows, ge.correct), (45, ce.correct));
+    assert!(
+        Tolerance::default().allows(ge.loss_sum, ce.loss_sum),
+        "{ge:?} vs {ce:?}"
+    );
+    assert_eq!(g.steps(), 0);
+    assert_eq!(
+        g.take_metrics().unwrap().rows,
+        0,
+        "evaluation is not training"
+    );
+    // Accuracy counts agree with predictions.
+    let predicted = g.predict(data.features.view()).unwrap();
+    let Targets::Classes(classes) = &data.targets else {
+        unreachable!()
+    };
+    let right = predicted
+        .rows()
+        .into_iter()
+        .zip(classes)
+        .filter(|(row, k)| (0..4).all(|j| row[j] <= row[**k as usize]))
+        .count();
+    assert_eq!(ge.correct, right as u64);
+}
+
+#[test]
+fn optimizer_state_moves_between_engines_and_resumes_bit_identically() {
+    let s = setup(
+        Loss::CrossEntropy,
+        Optimizer::RmsProp(RmsProp {
+            momentum: 0.9,
+            centered: true,
+            ..RmsProp::default()
+        }),
+    );
+    let data = dataset(Loss::CrossEntropy, 16, 5);
+    let (mut g, mut c) = pair(&s, 16);
+    for _ in 0..5 {
+        g.step(&batch(&data)).unwrap();
+    }
+    let state = g.optimizer_state().unwrap();
+    assert_eq!(state.steps, 5);
+    let names: Vec<_> = state.slots.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["square_avg", "momentum_buffer", "grad_avg"]);
+    // A fresh GPU engine and the CPU engine continue from the saved state.
+    let params = g.parameters().unwrap();
+    let mut resumed = GpuEngine::new(&gpu(), s.clone(), &params, 16).unwrap();
+    resumed.set_optimizer_state(&state).unwrap();
+    c.set_parameters(&params).unwrap();
+    c.set_optimizer_state(&state).unwrap();
+    for _ in 0..5 {
+        for e in [&mut g as &mut dyn Engine, &mut resumed, &mut c] {
+            e.step(&batch(&data)).unwrap();
+        }
+    }
+    assert_eq!(
+        g.parameters().unwrap(),
+        resumed.parameters().unwrap(),
+        "resume is bit-identical"
+    );
+    assert_close(
+        "cpu resumed",
+        &c.parameters().unwrap(),
+        &g.parameters().unwrap(),
+        Tolerance::default(),
+    );
+    let mut wrong = state.clone();
+    wrong.slots.pop();
+    assert!(
+        c.set_optimizer_state(&wrong)
+            .unwrap_err()
+            .to_string()
+            .contains("keeps [\"square_avg\"")
+    );
+}
+
+#[test]
+fn resident_batches_equal_streamed_batches() {
+    for loss in [Loss::CrossEntropy, Loss::Mse] {
+        let s = setup(loss, Optimizer::Adam(Adam::default()));
+        let data = Arc::new(dataset(loss, 50, 6));
+        let (mut resident, mut cpu) = pair(&s, 20);
+        let (mut streamed, _) = pair(&s, 20);
+        resident.load_resident(Arc::clone(&data)).unwrap();
+        cpu.load_resident(Arc::clone(&data)).unwrap();
+        let orders: [&[u32]; 3] = [&[3, 17, 49, 0, 5], &[10; 20], &[49, 48, 47]];
+        for indices in orders {
+            resident.step_resident(indices).unwrap();
+            cpu.step_resident(indices).unwrap();
+            let rows: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+            let part = data.subset(&rows);
+            streamed.step(&batch(&part)).unwrap();
+        }
+        assert_eq!(
+            resident.parameters().unwrap(),
+            streamed.parameters().unwrap(),
+            "{}",
+            loss.name()
+        );
+        assert_close(
+            loss.name(),
+            &resident.parameters().unwrap(),
+            &cpu.parameters().unwrap(),
+            Tolerance::default(),
+        );
+        let text = resident.step_resident(&[50]).unwrap_err().to_string();
+        assert!(
+            text.contains("row index 50 is beyond the dataset's 50 rows"),
+            "{text}"
+        );
+    }
+}
