@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod checkpoint;
 pub mod compare;
 pub mod cpu;
 pub mod data;

@@ -9,12 +9,14 @@ mod adagrad;
 mod adam;
 mod adamw;
 mod rmsprop;
+mod schedule;
 mod sgd;
 
 pub use adagrad::{Adagrad, AdagradCoefficients};
 pub use adam::{Adam, AdamCoefficients};
 pub use adamw::AdamW;
 pub use rmsprop::{RmsProp, RmsPropCoefficients};
+pub use schedule::{LrSchedule, Schedule};
 pub use sgd::{Sgd, SgdCoefficients};
 
 use crate::error::{Error, Result};

@@ -1,0 +1,260 @@
+//! Checkpoints as safetensors, written atomically.
+//!
+//! A model checkpoint holds `layers.{i}.weight` `[out, in]` and `layers.{i}.bias` `[out]` as
+//! f32, exactly as PyTorch's `nn.Linear` names and lays them out, so
+//! `torch.nn.Sequential` (with the layers at those indices), `safetensors.numpy.load_file` or
+//! candle load it unchanged. The metadata (string to string) records:
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `format` | `downhill.model` or `downhill.training_state` |
+//! | `architecture` | JSON list of `{"in", "out", "activation"}`, input layer first |
+//! | `loss` | `mse`, `cross-entropy` or `bce-logits` |
+//! | `feature_mean`, `feature_std` | JSON lists, when features were standardised: apply `(x − mean) / std` |
+//!
+//! A training-state checkpoint adds every optimizer state tensor as
+//! `optimizer.{slot}.layers.{i}.{weight|bias}` and, in the metadata, `optimizer` (its name),
+//! `steps`, `epoch`, `batch` (the next batch of that epoch), `seed`, `best_val_loss`,
+//! `epochs_without_improvement` and `data_checksum`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ndarray::{Array1, Array2};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde_json::{Value, json};
+
+use crate::data::Standardizer;
+use crate::engine::OptimizerState;
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::loss::Loss;
+use crate::model::{Activation, Layer, LayerParameters, ModelSpec, Parameters};
+
+/// What a model checkpoint holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelCheckpoint {
+    /// The architecture.
+    pub model: ModelSpec,
+    /// The loss it was trained with.
+    pub loss: Loss,
+    /// Its parameters.
+    pub parameters: Parameters,
+    /// The feature standardisation to apply before the model, if any.
+    pub standardizer: Option<Standardizer>,
+}
+
+/// Everything needed to resume a run exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingState {
+    /// Model, loss, parameters and feature statistics.
+    pub checkpoint: ModelCheckpoint,
+    /// PyTorch's name of the optimizer (`Adam`, ...).
+    pub optimizer: String,
+    /// The optimizer's state and step count.
+    pub state: OptimizerState,
+    /// The next batch to train on: (epoch, batch within the epoch).
+    pub position: (u64, usize),
+    /// The run's seed (shuffling).
+    pub seed: u64,
+    /// Best validation loss so far and epochs since it improved (early stopping).
+    pub best_val_loss: Option<f64>,
+    /// Epochs since the validation loss last improved.
+    pub epochs_without_improvement: u64,
+    /// Checksum of the training data (see [`crate::data::Dataset::checksum`]).
+    pub data_checksum: String,
+}
+
+fn bad(path: &str, message: impl Into<String>) -> Error {
+    Error::Data {
+        source_name: path.to_string(),
+        message: message.into(),
+    }
+}
+
+fn metadata(c: &ModelCheckpoint, format: &str) -> HashMap<String, String> {
+    let layers: Vec<Value> = c
+        .model
+        .layers()
+        .iter()
+        .map(|l| json!({"in": l.inputs, "out": l.outputs, "activation": l.activation.name()}))
+        .collect();
+    let mut meta = HashMap::from([
+        ("format".to_string(), format.to_string()),
+        ("architecture".to_string(), Value::Array(layers).to_string()),
+        ("loss".to_string(), c.loss.name().to_string()),
+    ]);
+    if let Some(s) = &c.standardizer {
+        meta.insert("feature_mean".into(), json!(s.mean.to_vec()).to_string());
+        meta.insert("feature_std".into(), json!(s.std.to_vec()).to_string());
+    }
+    meta
+}
+
+/// Named f32 tensors to bytes.
+fn serialize(tensors: Vec<(String, Vec<usize>, Vec<f32>)>, meta: HashMap<String, String>, path: &str) -> Result<Vec<u8>> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(n, shape, values)| (n, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, shape, data)| {
+            TensorView::new(Dtype::F32, shape.clone(), data)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| bad(path, format!("could not describe tensor {n}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, Some(meta)).map_err(|e| bad(path, format!("could not be serialised: {e}")))
+}
+
+fn parameter_tensors(prefix: &str, p: &Parameters) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    p.named_tensors()
+        .into_iter()
+        .map(|t| (format!("{prefix}{}", t.name), t.shape, t.values))
+        .collect()
+}
+
+/// Writes a model checkpoint to `path` atomically.
+pub fn save_model(path: &Path, c: &ModelCheckpoint) -> Result<()> {
+    let name = path.display().to_string();
+    let bytes = serialize(parameter_tensors("", &c.parameters), metadata(c, "downhill.model"), &name)?;
+    fsio::write_atomic(path, &bytes)
+}
+
+/// Writes a training-state checkpoint to `path` atomically.
+pub fn save_state(path: &Path, s: &TrainingState) -> Result<()> {
+    let name = path.display().to_string();
+    let mut tensors = parameter_tensors("", &s.checkpoint.parameters);
+    for (slot, values) in &s.state.slots {
+        tensors.extend(parameter_tensors(&format!("optimizer.{slot}."), values));
+    }
+    let mut meta = metadata(&s.checkpoint, "downhill.training_state");
+    meta.extend([
+        ("optimizer".to_string(), s.optimizer.clone()),
+        ("optimizer_slots".to_string(), json!(s.state.slots.iter().map(|(n, _)| n).collect::<Vec<_>>()).to_string()),
+        ("steps".to_string(), s.state.steps.to_string()),
+        ("epoch".to_string(), s.position.0.to_string()),
+        ("batch".to_string(), s.position.1.to_string()),
+        ("seed".to_string(), s.seed.to_string()),
+        ("best_val_loss".to_string(), json!(s.best_val_loss).to_string()),
+        ("epochs_without_improvement".to_string(), s.epochs_without_improvement.to_string()),
+        ("data_checksum".to_string(), s.data_checksum.clone()),
+    ]);
+    fsio::write_atomic(path, &serialize(tensors, meta, &name)?)
+}
+
+/// Reads a model checkpoint (a training-state checkpoint also holds one).
+pub fn load_model(path: &Path) -> Result<ModelCheckpoint> {
+    let name = path.display().to_string();
+    let bytes = fsio::read(path)?;
+    let (tensors, meta) = open(&bytes, &name)?;
+    read_checkpoint(&tensors, &meta, &name)
+}
+
+/// Reads a training-state checkpoint.
+pub fn load_state(path: &Path) -> Result<TrainingState> {
+    let name = path.display().to_string();
+    let bytes = fsio::read(path)?;
+    let (tensors, meta) = open(&bytes, &name)?;
+    if meta.get("format").map(String::as_str) != Some("downhill.training_state") {
+        return Err(bad(&name, "is a model checkpoint, not a training state; --resume needs the file written by --checkpoint-every or on interruption"));
+    }
+    let checkpoint = read_checkpoint(&tensors, &meta, &name)?;
+    let get = |key: &str| meta.get(key).ok_or_else(|| bad(&name, format!("has no `{key}` in its metadata")));
+    let number = |key: &str| -> Result<u64> { get(key)?.parse().map_err(|_| bad(&name, format!("has an unreadable `{key}`"))) };
+    let slots: Vec<String> =
+        serde_json::from_str(get("optimizer_slots")?).map_err(|_| bad(&name, "has unreadable `optimizer_slots`"))?;
+    let slots = slots
+        .into_iter()
+        .map(|slot| Ok((slot.clone(), read_parameters(&tensors, &checkpoint.model, &format!("optimizer.{slot}."), &name)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TrainingState {
+        optimizer: get("optimizer")?.clone(),
+        state: OptimizerState {
+            steps: number("steps")?,
+            slots,
+        },
+        position: (number("epoch")?, number("batch")? as usize),
+        seed: number("seed")?,
+        best_val_loss: serde_json::from_str(get("best_val_loss")?).map_err(|_| bad(&name, "has an unreadable `best_val_loss`"))?,
+        epochs_without_improvement: number("epochs_without_improvement")?,
+        data_checksum: get("data_checksum")?.clone(),
+        checkpoint,
+    })
+}
+
+fn open<'a>(bytes: &'a [u8], name: &str) -> Result<(SafeTensors<'a>, HashMap<String, String>)> {
+    let not_safetensors = |e: safetensors::SafeTensorError| {
+        bad(name, format!("is not a readable safetensors file ({e}); is it truncated or another format?"))
+    };
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
+    let tensors = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
+    Ok((tensors, header.metadata().clone().unwrap_or_default()))
+}
+
+fn read_checkpoint(tensors: &SafeTensors<'_>, meta: &HashMap<String, String>, name: &str) -> Result<ModelCheckpoint> {
+    let architecture: Vec<Value> = meta
+        .get("architecture")
+        .and_then(|a| serde_json::from_str(a).ok())
+        .ok_or_else(|| bad(name, "has no readable `architecture` metadata; was it written by downhill?"))?;
+    let layers = architecture
+        .iter()
+        .map(|l| {
+            let width = |k: &str| l.get(k).and_then(Value::as_u64).map(|v| v as usize);
+            let activation: Activation = l.get("activation").and_then(Value::as_str).unwrap_or("").parse()?;
+            match (width("in"), width("out")) {
+                (Some(inputs), Some(outputs)) => Ok(Layer { inputs, outputs, activation }),
+                _ => Err(bad(name, format!("has an unreadable layer in its architecture: {l}"))),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let model = ModelSpec::new(layers)?;
+    let loss: Loss = meta.get("loss").map(String::as_str).unwrap_or("").parse()?;
+    let parameters = read_parameters(tensors, &model, "", name)?;
+    let stats = |key: &str| -> Result<Option<Array1<f32>>> {
+        meta.get(key)
+            .map(|v| serde_json::from_str::<Vec<f32>>(v).map(Array1::from_vec).map_err(|_| bad(name, format!("has unreadable `{key}`"))))
+            .transpose()
+    };
+    let standardizer = match (stats("feature_mean")?, stats("feature_std")?) {
+        (Some(mean), Some(std)) if mean.len() == model.inputs() && std.len() == model.inputs() => Some(Standardizer { mean, std }),
+        (None, None) => None,
+        _ => return Err(bad(name, format!("has feature statistics that do not match the model's {} inputs", model.inputs()))),
+    };
+    Ok(ModelCheckpoint {
+        model,
+        loss,
+        parameters,
+        standardizer,
+    })
+}
+
+fn read_parameters(tensors: &SafeTensors<'_>, model: &ModelSpec, prefix: &str, name: &str) -> Result<Parameters> {
+    let read = |tensor: String, shape: Vec<usize>| -> Result<Vec<f32>> {
+        let view = tensors
+            .tensor(&tensor)
+            .map_err(|_| bad(name, format!("has no tensor `{tensor}`, which the architecture needs")))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(bad(name, format!("tensor `{tensor}` is {:?}; downhill reads F32", view.dtype())));
+        }
+        if view.shape() != shape.as_slice() {
+            return Err(bad(name, format!("tensor `{tensor}` has shape {:?} but the architecture needs {shape:?}", view.shape())));
+        }
+        Ok(view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    };
+    let layers = model
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let weight = read(format!("{prefix}layers.{i}.weight"), vec![l.outputs, l.inputs])?;
+            let bias = read(format!("{prefix}layers.{i}.bias"), vec![l.outputs])?;
+            Ok(LayerParameters {
+                weight: Array2::from_shape_vec((l.outputs, l.inputs), weight).expect("shape checked"),
+                bias: Array1::from_vec(bias),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Parameters { layers })
+}

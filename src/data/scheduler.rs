@@ -1,0 +1,214 @@
+//! The mini-batch scheduler: which rows each step trains on, and a producer thread that
+//! gathers them into host staging buffers while the device computes the previous step.
+//!
+//! Epoch `e`'s order is a Fisher–Yates shuffle drawn from ChaCha8 seeded with the run's seed on
+//! stream `e`, so any position `(epoch, batch)` can be recomputed without replaying the run:
+//! that is what makes a resumed run see exactly the batches an uninterrupted one would.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use ndarray::{Array2, ArrayView2};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::Dataset;
+use crate::error::{Error, Result};
+use crate::loss::{Batch, Targets, TargetsView};
+
+/// How epochs are cut into batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Order {
+    /// Rows in the dataset.
+    pub rows: usize,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Reshuffle every epoch (else the file's order).
+    pub shuffle: bool,
+    /// Drop the last batch when it is smaller than `batch_size`.
+    pub drop_last: bool,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+impl Order {
+    /// Checks the batch size against the data.
+    pub fn new(rows: usize, batch_size: usize, shuffle: bool, drop_last: bool, seed: u64) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(Error::InvalidModel("batch size must be at least 1".into()));
+        }
+        if drop_last && batch_size > rows {
+            return Err(Error::InvalidModel(format!(
+                "batch size {batch_size} is larger than the {rows} training rows, so --drop-last \
+                 would leave no batch at all; use a batch size of at most {rows}"
+            )));
+        }
+        Ok(Self {
+            rows,
+            batch_size: batch_size.min(rows.max(1)),
+            shuffle,
+            drop_last,
+            seed,
+        })
+    }
+
+    /// Batches in one epoch.
+    pub fn batches_per_epoch(&self) -> usize {
+        if self.drop_last {
+            self.rows / self.batch_size
+        } else {
+            self.rows.div_ceil(self.batch_size)
+        }
+    }
+
+    /// The row order of epoch `epoch` (0-based).
+    pub fn permutation(&self, epoch: u64) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.rows as u32).collect();
+        if self.shuffle {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+            rng.set_stream(epoch);
+            order.shuffle(&mut rng);
+        }
+        order
+    }
+
+    /// The rows of batch `batch` of a permutation.
+    pub fn batch<'a>(&self, permutation: &'a [u32], batch: usize) -> &'a [u32] {
+        let start = batch * self.batch_size;
+        &permutation[start..(start + self.batch_size).min(self.rows)]
+    }
+}
+
+/// Rows gathered on the host, ready to upload.
+#[derive(Debug, Clone)]
+pub struct HostBatch {
+    /// Position of this batch in the run: (epoch, batch within the epoch).
+    pub position: (u64, usize),
+    /// `[rows, inputs]`, row-major.
+    pub features: Array2<f32>,
+    /// The rows' targets.
+    pub targets: Targets,
+}
+
+impl HostBatch {
+    /// A view for [`crate::Engine::step`].
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(self.features.view(), self.targets.view())
+    }
+}
+
+/// Where streamed rows come from.
+pub trait Source: Send + Sync {
+    /// Rows available.
+    fn rows(&self) -> usize;
+
+    /// Copies the rows `indices` into `features` (resized as needed) and returns their targets.
+    fn gather(&self, indices: &[u32], features: &mut Array2<f32>) -> Result<Targets>;
+}
+
+impl Source for Dataset {
+    fn rows(&self) -> usize {
+        Dataset::rows(self)
+    }
+
+    fn gather(&self, indices: &[u32], features: &mut Array2<f32>) -> Result<Targets> {
+        copy_rows(self.features.view(), indices, features);
+        Ok(gather_targets(&self.targets.view(), indices))
+    }
+}
+
+/// Copies rows `indices` of `source` into `out`, reusing its allocation when it is large enough.
+pub(crate) fn copy_rows(source: ArrayView2<'_, f32>, indices: &[u32], out: &mut Array2<f32>) {
+    let cols = source.ncols();
+    if out.dim() != (indices.len(), cols) {
+        *out = Array2::zeros((indices.len(), cols));
+    }
+    for (mut row, &i) in out.rows_mut().into_iter().zip(indices) {
+        row.assign(&source.row(i as usize));
+    }
+}
+
+/// The targets of rows `indices`.
+pub(crate) fn gather_targets(targets: &TargetsView<'_>, indices: &[u32]) -> Targets {
+    match targets {
+        TargetsView::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i as usize]).collect()),
+        TargetsView::Dense(d) => {
+            let rows: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+            Targets::Dense(d.select(ndarray::Axis(0), &rows))
+        }
+    }
+}
+
+/// A producer thread gathering the run's batches, in order, into a ring of `depth` host
+/// buffers: while the caller uploads and trains on one, the thread fills the next.
+pub struct Stream {
+    filled: Receiver<Result<HostBatch>>,
+    free: SyncSender<Array2<f32>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Stream {
+    /// Streams `count` batches of `order` from `source`, starting at `(epoch, batch)`.
+    pub fn start(source: Arc<dyn Source>, order: Order, from: (u64, usize), count: u64, depth: usize) -> Self {
+        let depth = depth.max(2);
+        let (filled_tx, filled) = sync_channel(depth);
+        let (free, free_rx) = sync_channel::<Array2<f32>>(depth);
+        for _ in 0..depth {
+            free.send(Array2::zeros((0, 0))).expect("the ring has room for every buffer");
+        }
+        let thread = std::thread::spawn(move || {
+            let per_epoch = order.batches_per_epoch();
+            let (mut epoch, mut batch) = from;
+            let mut permutation = order.permutation(epoch);
+            for _ in 0..count {
+                if batch == per_epoch {
+                    epoch += 1;
+                    batch = 0;
+                    permutation = order.permutation(epoch);
+                }
+                // Wait for a free buffer; the consumer hung up when there is none.
+                let Ok(mut features) = free_rx.recv() else { return };
+                let indices = order.batch(&permutation, batch);
+                let item = source.gather(indices, &mut features).map(|targets| HostBatch {
+                    position: (epoch, batch),
+                    features,
+                    targets,
+                });
+                if filled_tx.send(item).is_err() {
+                    return;
+                }
+                batch += 1;
+            }
+        });
+        Self {
+            filled,
+            free,
+            thread: Some(thread),
+        }
+    }
+
+    /// The next batch, or `None` when the run's batches are done.
+    pub fn next_batch(&mut self) -> Option<Result<HostBatch>> {
+        self.filled.recv().ok()
+    }
+
+    /// Gives a batch's buffer back to the ring once its upload has been queued.
+    pub fn recycle(&self, batch: HostBatch) {
+        // The producer may already have finished; then the buffer is simply dropped.
+        let _ = self.free.try_send(batch.features);
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // Close both channels so the producer, whether waiting for a free buffer or for room to
+        // hand one over, sees the hang-up and returns; then wait for it.
+        self.filled = sync_channel(0).1;
+        self.free = sync_channel(0).0;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
