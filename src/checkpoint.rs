@@ -13,7 +13,8 @@
 //! | `feature_mean`, `feature_std` | JSON lists, when features were standardised: apply `(x − mean) / std` |
 //!
 //! A training-state checkpoint adds every optimizer state tensor as
-//! `optimizer.{slot}.layers.{i}.{weight|bias}` and, in the metadata, `optimizer` (its name),
+//! `optimizer.{slot}.layers.{i}.{weight|bias}`, the best parameters so far (early stopping) as
+//! `best.layers.{i}.{weight|bias}`, and, in the metadata, `optimizer` (its name),
 //! `steps`, `epoch`, `batch` (the next batch of that epoch), `seed`, `best_val_loss`,
 //! `epochs_without_improvement` and `data_checksum`.
 
@@ -59,6 +60,8 @@ pub struct TrainingState {
     pub seed: u64,
     /// Best validation loss so far and epochs since it improved (early stopping).
     pub best_val_loss: Option<f64>,
+    /// The parameters at the best validation loss (restored when early stopping ends the run).
+    pub best_parameters: Option<Parameters>,
     /// Epochs since the validation loss last improved.
     pub epochs_without_improvement: u64,
     /// Checksum of the training data (see [`crate::data::Dataset::checksum`]).
@@ -129,6 +132,9 @@ pub fn save_state(path: &Path, s: &TrainingState) -> Result<()> {
     for (slot, values) in &s.state.slots {
         tensors.extend(parameter_tensors(&format!("optimizer.{slot}."), values));
     }
+    if let Some(best) = &s.best_parameters {
+        tensors.extend(parameter_tensors("best.", best));
+    }
     let mut meta = metadata(&s.checkpoint, "downhill.training_state");
     meta.extend([
         ("optimizer".to_string(), s.optimizer.clone()),
@@ -178,6 +184,10 @@ pub fn load_state(path: &Path) -> Result<TrainingState> {
         position: (number("epoch")?, number("batch")? as usize),
         seed: number("seed")?,
         best_val_loss: serde_json::from_str(get("best_val_loss")?).map_err(|_| bad(&name, "has an unreadable `best_val_loss`"))?,
+        best_parameters: match tensors.tensor("best.layers.0.weight") {
+            Ok(_) => Some(read_parameters(&tensors, &checkpoint.model, "best.", &name)?),
+            Err(_) => None,
+        },
         epochs_without_improvement: number("epochs_without_improvement")?,
         data_checksum: get("data_checksum")?.clone(),
         checkpoint,

@@ -97,6 +97,23 @@ pub enum Error {
     #[error("no training step has run yet, so there is no loss to read; call step() first")]
     NoStepYet,
 
+    /// The loss became NaN or infinite.
+    #[error(
+        "training diverged: the mean loss read back at step {step} is {loss} (learning rate {lr}); \
+         lower the learning rate (e.g. --lr {suggested}), or clip gradients with --clip-norm; \
+         the last checkpoint written, if any, is from before this"
+    )]
+    Diverged {
+        /// The step at which it was seen.
+        step: u64,
+        /// The loss value.
+        loss: f64,
+        /// The learning rate then.
+        lr: f64,
+        /// A tenth of it.
+        suggested: f64,
+    },
+
     /// A data or checkpoint file is malformed or does not fit the model.
     #[error("{source_name}: {message}")]
     Data {

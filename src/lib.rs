@@ -36,7 +36,9 @@ pub mod gpu;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod tools;
+pub mod train;
 
 pub use compare::{Tolerance, Worst, worst_difference};
 pub use cpu::CpuEngine;

@@ -3,6 +3,7 @@
 pub mod builtin;
 pub mod csv;
 pub mod idx;
+pub mod load;
 pub mod mapped;
 pub mod npy;
 pub mod scheduler;

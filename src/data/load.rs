@@ -1,0 +1,132 @@
+//! Loading a dataset from what a user names: feature and target files (NPY or IDX, raw or gzip,
+//! recognised by their content), a CSV file, or a built-in dataset; and fitting the targets to
+//! the loss and the output layer.
+
+use std::path::Path;
+
+use ndarray::Array2;
+
+use super::csv::{CsvOptions, read as read_csv};
+use super::{Dataset, builtin, idx, npy, targets_for};
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::loss::{Loss, Targets};
+
+/// Where a dataset comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSpec {
+    /// A feature file and a target file, each `.npy` or IDX (optionally gzip-compressed).
+    Files {
+        /// Features, `[rows, inputs]` (IDX images are flattened per item).
+        features: std::path::PathBuf,
+        /// Targets: integer values are class indices, floats are values.
+        targets: std::path::PathBuf,
+    },
+    /// A CSV file with its options.
+    Csv {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Header and target columns.
+        options: CsvOptions,
+    },
+    /// A built-in dataset by name, drawn from `seed` when synthetic.
+    Builtin {
+        /// `digits`, `linear`, `blobs` or `spirals`.
+        name: String,
+        /// Seed of the synthetic generators.
+        seed: u64,
+    },
+}
+
+/// The kinds of array file downhill recognises by content.
+enum Format {
+    Npy,
+    Idx,
+}
+
+fn sniff(bytes: &[u8]) -> Option<Format> {
+    if bytes.starts_with(b"\x93NUMPY") {
+        Some(Format::Npy)
+    } else if bytes.starts_with(&[0x1f, 0x8b]) || bytes.starts_with(&[0, 0]) {
+        Some(Format::Idx)
+    } else {
+        None
+    }
+}
+
+/// Reads a feature or target file: the values as a matrix, and as class indices when they are
+/// one column of integers.
+fn read_array(path: &Path) -> Result<(Array2<f32>, Option<Vec<u32>>)> {
+    let name = path.display().to_string();
+    let bytes = fsio::read(path)?;
+    match sniff(&bytes) {
+        Some(Format::Npy) => {
+            let array = npy::Npy::from_bytes(bytes, &name)?;
+            let classes = if array.header.dtype.is_integer() && array.header.matrix_shape(&name)?.1 == 1 {
+                Some(array.to_classes()?)
+            } else {
+                None
+            };
+            Ok((array.to_matrix()?, classes))
+        }
+        Some(Format::Idx) => {
+            let array = idx::parse(&bytes, &name)?;
+            let classes = (array.dims.len() == 1).then(|| array.to_classes(&name)).transpose()?;
+            Ok((array.to_matrix(), classes))
+        }
+        None => Err(Error::Data {
+            source_name: name,
+            message: "is neither a NumPy .npy file nor an IDX file (raw or gzip); for CSV use --data".into(),
+        }),
+    }
+}
+
+/// Loads the dataset `spec` names.
+pub fn load(spec: &DataSpec) -> Result<Dataset> {
+    match spec {
+        DataSpec::Builtin { name, seed } => builtin::load(name, *seed),
+        DataSpec::Csv { path, options } => {
+            let data = read_csv(path, options)?;
+            Dataset::new(path.display().to_string(), data.features, Targets::Dense(data.targets))
+        }
+        DataSpec::Files { features, targets } => {
+            let (x, _) = read_array(features)?;
+            let (y, classes) = read_array(targets)?;
+            let targets = match classes {
+                Some(c) => Targets::Classes(c),
+                None => Targets::Dense(y),
+            };
+            Dataset::new(features.display().to_string(), x, targets)
+        }
+    }
+}
+
+/// The number of outputs the targets call for: one per class for class indices under
+/// cross-entropy (one for binary labels under bce-logits), the column count otherwise.
+pub fn outputs_for(targets: &Targets, loss: Loss) -> usize {
+    match (targets, loss) {
+        (Targets::Classes(c), Loss::CrossEntropy) => c.iter().max().map_or(1, |&m| m as usize + 1),
+        (Targets::Classes(_), _) => 1,
+        (Targets::Dense(d), _) => d.ncols(),
+    }
+}
+
+/// Fits `targets` to `loss` and a model with `outputs` outputs: class indices stay classes for
+/// cross-entropy, become a 0/1 column (one output) or one-hot rows for the other losses; one
+/// float column of whole numbers becomes class indices for cross-entropy.
+pub fn adapt_targets(targets: Targets, loss: Loss, outputs: usize, name: &str) -> Result<Targets> {
+    match (targets, loss) {
+        (Targets::Classes(c), Loss::CrossEntropy) => Ok(Targets::Classes(c)),
+        (Targets::Classes(c), _) if outputs == 1 => Ok(Targets::Dense(Array2::from_shape_fn((c.len(), 1), |(r, _)| c[r] as f32))),
+        (Targets::Classes(c), _) => {
+            if let Some((row, &k)) = c.iter().enumerate().find(|&(_, &k)| k as usize >= outputs) {
+                return Err(Error::Data {
+                    source_name: name.to_string(),
+                    message: format!("row {row}: class {k} has no output among the model's {outputs}"),
+                });
+            }
+            Ok(Targets::Dense(Array2::from_shape_fn((c.len(), outputs), |(r, j)| f32::from(u8::from(c[r] as usize == j)))))
+        }
+        (Targets::Dense(d), loss) => targets_for(d, loss, name),
+    }
+}

@@ -1,0 +1,390 @@
+//! The training loop: epochs of mini-batches from the scheduler through an [`Engine`], with the
+//! hooks a run needs: validation, metrics, learning-rate schedule, early stopping, gradient
+//! clipping, periodic training-state checkpoints, resume, and a clean stop when asked.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::checkpoint::{ModelCheckpoint, TrainingState, save_state};
+use crate::data::mapped::MappedNpy;
+use crate::data::scheduler::{Order, Source, Stream};
+use crate::data::{Dataset, Standardizer};
+use crate::engine::{Engine, Metrics};
+use crate::error::{Error, Result};
+use crate::loss::Batch;
+use crate::optim::LrSchedule;
+
+/// Where the training rows live.
+#[derive(Clone)]
+pub enum TrainData {
+    /// In memory: can be made resident on the device.
+    Memory(Arc<Dataset>),
+    /// Memory-mapped features: always streamed from disk.
+    Mapped(Arc<MappedNpy>),
+}
+
+impl TrainData {
+    /// Rows available.
+    pub fn rows(&self) -> usize {
+        match self {
+            TrainData::Memory(d) => d.rows(),
+            TrainData::Mapped(m) => m.rows(),
+        }
+    }
+
+    fn source(&self) -> Arc<dyn Source> {
+        match self {
+            TrainData::Memory(d) => Arc::clone(d) as Arc<dyn Source>,
+            TrainData::Mapped(m) => Arc::clone(m) as Arc<dyn Source>,
+        }
+    }
+}
+
+/// Whether batches are gathered on the device from a resident copy or streamed from the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residency {
+    /// Resident when the data is in memory and fits the device; streamed otherwise.
+    Auto,
+    /// Resident, or an error.
+    Resident,
+    /// Always streamed.
+    Streamed,
+}
+
+/// Where and how often to write training-state checkpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointPlan {
+    /// The file (rewritten atomically each time).
+    pub path: PathBuf,
+    /// Steps between checkpoints (0: only when the run is interrupted).
+    pub every_steps: u64,
+    /// Feature statistics to record with the model.
+    pub standardizer: Option<Standardizer>,
+}
+
+/// How to train.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// Epochs to run.
+    pub epochs: u64,
+    /// Stop after this many steps in all, if sooner.
+    pub max_steps: Option<u64>,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Reshuffle every epoch.
+    pub shuffle: bool,
+    /// Drop a last partial batch.
+    pub drop_last: bool,
+    /// Seed of the epoch order.
+    pub seed: u64,
+    /// Learning rate over the run (from the optimizer's rate).
+    pub schedule: LrSchedule,
+    /// Stop when the validation loss has not improved for this many epochs, and keep the best
+    /// parameters seen.
+    pub early_stopping: Option<u64>,
+    /// Clip gradients to this global norm.
+    pub clip_norm: Option<f32>,
+    /// Read the training loss back every this many steps (and at each epoch's end).
+    pub log_every: u64,
+    /// Resident or streamed batches.
+    pub residency: Residency,
+    /// Training-state checkpoints.
+    pub checkpoint: Option<CheckpointPlan>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            max_steps: None,
+            batch_size: 32,
+            shuffle: true,
+            drop_last: false,
+            seed: 0,
+            schedule: LrSchedule::default(),
+            early_stopping: None,
+            clip_norm: None,
+            log_every: 50,
+            residency: Residency::Auto,
+            checkpoint: None,
+        }
+    }
+}
+
+/// One epoch's results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochRecord {
+    /// Epoch number (from 1).
+    pub epoch: u64,
+    /// Steps taken in the whole run at its end.
+    pub step: u64,
+    /// Learning rate of its last step.
+    pub lr: f64,
+    /// Mean training loss over its steps (each measured before that step's update).
+    pub train_loss: f64,
+    /// Training accuracy, for classification losses.
+    pub train_accuracy: Option<f64>,
+    /// Validation loss after the epoch.
+    pub val_loss: Option<f64>,
+    /// Validation accuracy after the epoch.
+    pub val_accuracy: Option<f64>,
+    /// Wall time of the epoch, seconds.
+    pub seconds: f64,
+    /// Training rows per second.
+    pub samples_per_second: f64,
+}
+
+/// A progress report, every `log_every` steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Steps taken in the whole run.
+    pub step: u64,
+    /// Steps the run will take at most.
+    pub total_steps: u64,
+    /// Current epoch (from 1).
+    pub epoch: u64,
+    /// Mean training loss since the previous report.
+    pub loss: f64,
+    /// Training rows per second since the run started.
+    pub samples_per_second: f64,
+}
+
+/// Why the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// All epochs (or the step budget) done.
+    Completed,
+    /// Early stopping; the best parameters were restored.
+    EarlyStopping,
+    /// The observer asked to stop (Ctrl-C); a training state was written if a path was given.
+    Interrupted,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainReport {
+    /// One record per finished epoch (a last partial one when a step budget ends mid-epoch).
+    pub epochs: Vec<EpochRecord>,
+    /// Why it ended.
+    pub stop: Stop,
+    /// Steps taken in all (including before a resume).
+    pub steps: u64,
+    /// Whether batches were gathered from data resident on the device.
+    pub resident: bool,
+}
+
+/// Receives the run's progress; every method has a default that does nothing.
+pub trait Observer {
+    /// Before the first step: whether the data is resident, and the step range.
+    fn started(&mut self, _resident: bool, _first_step: u64, _total_steps: u64) {}
+    /// Every `log_every` steps.
+    fn progress(&mut self, _progress: &Progress) {}
+    /// At every epoch's end.
+    fn epoch_end(&mut self, _record: &EpochRecord) {}
+    /// Polled after every step; `true` stops the run cleanly.
+    fn interrupted(&self) -> bool {
+        false
+    }
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// Trains `engine` on `data` (validating on `val` after each epoch), from the start or from
+/// `resume`.
+pub fn train(
+    engine: &mut dyn Engine,
+    data: &TrainData,
+    val: Option<&Dataset>,
+    config: &TrainConfig,
+    resume: Option<&TrainingState>,
+    observer: &mut dyn Observer,
+) -> Result<TrainReport> {
+    let order = Order::new(data.rows(), config.batch_size, config.shuffle, config.drop_last, config.seed)?;
+    let per_epoch = order.batches_per_epoch() as u64;
+    let total = (config.epochs * per_epoch).min(config.max_steps.unwrap_or(u64::MAX));
+    let base_lr = engine.setup().optimizer.lr();
+    engine.set_clip_norm(config.clip_norm)?;
+
+    let mut best: Option<(f64, crate::model::Parameters)> = None;
+    let mut stale = 0u64;
+    let mut first = 0u64;
+    if let Some(state) = resume {
+        let (epoch, batch) = state.position;
+        first = epoch * per_epoch + batch as u64;
+        if state.state.steps != first || batch as u64 > per_epoch {
+            return Err(Error::InvalidModel(format!(
+                "the training state is at step {} (epoch {epoch}, batch {batch}), which does not \
+                 fit {per_epoch} batches per epoch: resume with the same data, batch size and --drop-last",
+                state.state.steps
+            )));
+        }
+        engine.set_parameters(&state.checkpoint.parameters)?;
+        engine.set_optimizer_state(&state.state)?;
+        stale = state.epochs_without_improvement;
+        best = state.best_val_loss.zip(state.best_parameters.clone());
+    }
+
+    let resident = match (config.residency, data) {
+        (Residency::Streamed, _) | (Residency::Auto, TrainData::Mapped(_)) => false,
+        (Residency::Auto, TrainData::Memory(d)) => engine.load_resident(Arc::clone(d)).is_ok(),
+        (Residency::Resident, TrainData::Memory(d)) => engine.load_resident(Arc::clone(d)).map(|()| true)?,
+        (Residency::Resident, TrainData::Mapped(_)) => {
+            return Err(Error::InvalidModel(
+                "memory-mapped data is streamed from disk and cannot be made resident".into(),
+            ));
+        }
+    };
+    let mut stream = (!resident).then(|| {
+        let from = (first / per_epoch.max(1), (first % per_epoch.max(1)) as usize);
+        Stream::start(data.source(), order, from, total.saturating_sub(first), 3)
+    });
+    observer.started(resident, first, total);
+
+    let checksum = match data {
+        TrainData::Memory(d) => d.checksum(),
+        TrainData::Mapped(_) => String::new(),
+    };
+    let write_state = |engine: &mut dyn Engine, step: u64, best: &Option<(f64, crate::model::Parameters)>, stale: u64| -> Result<()> {
+        let Some(plan) = &config.checkpoint else { return Ok(()) };
+        let setup = engine.setup().clone();
+        let state = TrainingState {
+            checkpoint: ModelCheckpoint {
+                model: setup.model,
+                loss: setup.loss,
+                parameters: engine.parameters()?,
+                standardizer: plan.standardizer.clone(),
+            },
+            optimizer: setup.optimizer.name().to_string(),
+            state: engine.optimizer_state()?,
+            position: (step / per_epoch, (step % per_epoch) as usize),
+            seed: config.seed,
+            best_val_loss: best.as_ref().map(|(l, _)| *l),
+            best_parameters: best.as_ref().map(|(_, p)| p.clone()),
+            epochs_without_improvement: stale,
+            data_checksum: checksum.clone(),
+        };
+        save_state(&plan.path, &state)
+    };
+
+    let started = Instant::now();
+    let mut epoch_started = Instant::now();
+    let mut epoch_metrics = Metrics::default();
+    let mut records = Vec::new();
+    let mut permutation = Vec::new();
+    let mut stop = Stop::Completed;
+    let mut step = first;
+    let loss_kind = engine.setup().loss;
+    let collect = |engine: &mut dyn Engine, step: u64, into: &mut [&mut Metrics]| -> Result<()> {
+        let m = engine.take_metrics()?;
+        if !m.loss().is_finite() && m.rows > 0 {
+            let lr = engine.learning_rate();
+            return Err(Error::Diverged {
+                step,
+                loss: m.loss(),
+                lr,
+                suggested: lr / 10.0,
+            });
+        }
+        for target in into.iter_mut() {
+            target.loss_sum += m.loss_sum;
+            target.rows += m.rows;
+            target.correct += m.correct;
+        }
+        Ok(())
+    };
+    while step < total {
+        let (epoch, batch) = (step / per_epoch, (step % per_epoch) as usize);
+        engine.set_learning_rate(config.schedule.lr(base_lr, step, per_epoch, total))?;
+        match stream.as_mut() {
+            None => {
+                if batch == 0 || permutation.is_empty() {
+                    permutation = order.permutation(epoch);
+                }
+                engine.step_resident(order.batch(&permutation, batch))?;
+            }
+            Some(stream) => {
+                let host = stream.next_batch().ok_or_else(|| Error::InvalidModel("the batch stream ended early".into()))??;
+                debug_assert_eq!(host.position, (epoch, batch));
+                engine.step(&host.batch())?;
+                stream.recycle(host);
+            }
+        }
+        step += 1;
+        let epoch_done = step % per_epoch == 0 || step == total;
+        if step % config.log_every.max(1) == 0 && !epoch_done {
+            let mut since = Metrics::default();
+            collect(engine, step, &mut [&mut epoch_metrics, &mut since])?;
+            observer.progress(&Progress {
+                step,
+                total_steps: total,
+                epoch: epoch + 1,
+                loss: since.loss(),
+                samples_per_second: (step - first) as f64 * config.batch_size as f64 / started.elapsed().as_secs_f64(),
+            });
+        }
+        if epoch_done {
+            collect(engine, step, &mut [&mut epoch_metrics])?;
+            let seconds = epoch_started.elapsed().as_secs_f64();
+            let validation = match val {
+                Some(v) => Some(engine.evaluate(&Batch::new(v.features.view(), v.targets.view()))?),
+                None => None,
+            };
+            let record = EpochRecord {
+                epoch: epoch + 1,
+                step,
+                lr: engine.learning_rate(),
+                train_loss: epoch_metrics.loss(),
+                train_accuracy: epoch_metrics.accuracy(loss_kind),
+                val_loss: validation.map(|m| m.loss()),
+                val_accuracy: validation.and_then(|m| m.accuracy(loss_kind)),
+                seconds,
+                samples_per_second: epoch_metrics.rows as f64 / seconds,
+            };
+            observer.epoch_end(&record);
+            let val_loss = record.val_loss;
+            records.push(record);
+            epoch_metrics = Metrics::default();
+            epoch_started = Instant::now();
+            if let (Some(patience), Some(loss)) = (config.early_stopping, val_loss) {
+                if best.as_ref().is_none_or(|(b, _)| loss < *b) {
+                    best = Some((loss, engine.parameters()?));
+                    stale = 0;
+                } else {
+                    stale += 1;
+                }
+                if stale >= patience {
+                    stop = Stop::EarlyStopping;
+                }
+            }
+        }
+        if let Some(plan) = &config.checkpoint
+            && plan.every_steps > 0
+            && step % plan.every_steps == 0
+        {
+            write_state(engine, step, &best, stale)?;
+        }
+        if stop == Stop::EarlyStopping {
+            break;
+        }
+        if observer.interrupted() {
+            stop = Stop::Interrupted;
+            write_state(engine, step, &best, stale)?;
+            break;
+        }
+    }
+    if stop == Stop::EarlyStopping
+        && let Some((_, params)) = &best
+    {
+        engine.set_parameters(params)?;
+    }
+    Ok(TrainReport {
+        epochs: records,
+        stop,
+        steps: step,
+        resident,
+    })
+}
