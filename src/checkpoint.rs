@@ -95,10 +95,20 @@ fn metadata(c: &ModelCheckpoint, format: &str) -> HashMap<String, String> {
 }
 
 /// Named f32 tensors to bytes.
-fn serialize(tensors: Vec<(String, Vec<usize>, Vec<f32>)>, meta: HashMap<String, String>, path: &str) -> Result<Vec<u8>> {
+fn serialize(
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    meta: HashMap<String, String>,
+    path: &str,
+) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
-        .map(|(n, shape, values)| (n, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .map(|(n, shape, values)| {
+            (
+                n,
+                shape,
+                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let views = bytes
         .iter()
@@ -108,7 +118,8 @@ fn serialize(tensors: Vec<(String, Vec<usize>, Vec<f32>)>, meta: HashMap<String,
                 .map_err(|e| bad(path, format!("could not describe tensor {n}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(meta)).map_err(|e| bad(path, format!("could not be serialised: {e}")))
+    safetensors::serialize(views, Some(meta))
+        .map_err(|e| bad(path, format!("could not be serialised: {e}")))
 }
 
 fn parameter_tensors(prefix: &str, p: &Parameters) -> Vec<(String, Vec<usize>, Vec<f32>)> {
@@ -121,7 +132,11 @@ fn parameter_tensors(prefix: &str, p: &Parameters) -> Vec<(String, Vec<usize>, V
 /// Writes a model checkpoint to `path` atomically.
 pub fn save_model(path: &Path, c: &ModelCheckpoint) -> Result<()> {
     let name = path.display().to_string();
-    let bytes = serialize(parameter_tensors("", &c.parameters), metadata(c, "downhill.model"), &name)?;
+    let bytes = serialize(
+        parameter_tensors("", &c.parameters),
+        metadata(c, "downhill.model"),
+        &name,
+    )?;
     fsio::write_atomic(path, &bytes)
 }
 
@@ -138,13 +153,22 @@ pub fn save_state(path: &Path, s: &TrainingState) -> Result<()> {
     let mut meta = metadata(&s.checkpoint, "downhill.training_state");
     meta.extend([
         ("optimizer".to_string(), s.optimizer.clone()),
-        ("optimizer_slots".to_string(), json!(s.state.slots.iter().map(|(n, _)| n).collect::<Vec<_>>()).to_string()),
+        (
+            "optimizer_slots".to_string(),
+            json!(s.state.slots.iter().map(|(n, _)| n).collect::<Vec<_>>()).to_string(),
+        ),
         ("steps".to_string(), s.state.steps.to_string()),
         ("epoch".to_string(), s.position.0.to_string()),
         ("batch".to_string(), s.position.1.to_string()),
         ("seed".to_string(), s.seed.to_string()),
-        ("best_val_loss".to_string(), json!(s.best_val_loss).to_string()),
-        ("epochs_without_improvement".to_string(), s.epochs_without_improvement.to_string()),
+        (
+            "best_val_loss".to_string(),
+            json!(s.best_val_loss).to_string(),
+        ),
+        (
+            "epochs_without_improvement".to_string(),
+            s.epochs_without_improvement.to_string(),
+        ),
         ("data_checksum".to_string(), s.data_checksum.clone()),
     ]);
     fsio::write_atomic(path, &serialize(tensors, meta, &name)?)
@@ -164,16 +188,36 @@ pub fn load_state(path: &Path) -> Result<TrainingState> {
     let bytes = fsio::read(path)?;
     let (tensors, meta) = open(&bytes, &name)?;
     if meta.get("format").map(String::as_str) != Some("downhill.training_state") {
-        return Err(bad(&name, "is a model checkpoint, not a training state; --resume needs the file written by --checkpoint-every or on interruption"));
+        return Err(bad(
+            &name,
+            "is a model checkpoint, not a training state; --resume needs the file written by --checkpoint-every or on interruption",
+        ));
     }
     let checkpoint = read_checkpoint(&tensors, &meta, &name)?;
-    let get = |key: &str| meta.get(key).ok_or_else(|| bad(&name, format!("has no `{key}` in its metadata")));
-    let number = |key: &str| -> Result<u64> { get(key)?.parse().map_err(|_| bad(&name, format!("has an unreadable `{key}`"))) };
-    let slots: Vec<String> =
-        serde_json::from_str(get("optimizer_slots")?).map_err(|_| bad(&name, "has unreadable `optimizer_slots`"))?;
+    let get = |key: &str| {
+        meta.get(key)
+            .ok_or_else(|| bad(&name, format!("has no `{key}` in its metadata")))
+    };
+    let number = |key: &str| -> Result<u64> {
+        get(key)?
+            .parse()
+            .map_err(|_| bad(&name, format!("has an unreadable `{key}`")))
+    };
+    let slots: Vec<String> = serde_json::from_str(get("optimizer_slots")?)
+        .map_err(|_| bad(&name, "has unreadable `optimizer_slots`"))?;
     let slots = slots
         .into_iter()
-        .map(|slot| Ok((slot.clone(), read_parameters(&tensors, &checkpoint.model, &format!("optimizer.{slot}."), &name)?)))
+        .map(|slot| {
+            Ok((
+                slot.clone(),
+                read_parameters(
+                    &tensors,
+                    &checkpoint.model,
+                    &format!("optimizer.{slot}."),
+                    &name,
+                )?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(TrainingState {
         optimizer: get("optimizer")?.clone(),
@@ -183,9 +227,15 @@ pub fn load_state(path: &Path) -> Result<TrainingState> {
         },
         position: (number("epoch")?, number("batch")? as usize),
         seed: number("seed")?,
-        best_val_loss: serde_json::from_str(get("best_val_loss")?).map_err(|_| bad(&name, "has an unreadable `best_val_loss`"))?,
+        best_val_loss: serde_json::from_str(get("best_val_loss")?)
+            .map_err(|_| bad(&name, "has an unreadable `best_val_loss`"))?,
         best_parameters: match tensors.tensor("best.layers.0.weight") {
-            Ok(_) => Some(read_parameters(&tensors, &checkpoint.model, "best.", &name)?),
+            Ok(_) => Some(read_parameters(
+                &tensors,
+                &checkpoint.model,
+                "best.",
+                &name,
+            )?),
             Err(_) => None,
         },
         epochs_without_improvement: number("epochs_without_improvement")?,
@@ -196,26 +246,49 @@ pub fn load_state(path: &Path) -> Result<TrainingState> {
 
 fn open<'a>(bytes: &'a [u8], name: &str) -> Result<(SafeTensors<'a>, HashMap<String, String>)> {
     let not_safetensors = |e: safetensors::SafeTensorError| {
-        bad(name, format!("is not a readable safetensors file ({e}); is it truncated or another format?"))
+        bad(
+            name,
+            format!("is not a readable safetensors file ({e}); is it truncated or another format?"),
+        )
     };
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
     let tensors = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
     Ok((tensors, header.metadata().clone().unwrap_or_default()))
 }
 
-fn read_checkpoint(tensors: &SafeTensors<'_>, meta: &HashMap<String, String>, name: &str) -> Result<ModelCheckpoint> {
+fn read_checkpoint(
+    tensors: &SafeTensors<'_>,
+    meta: &HashMap<String, String>,
+    name: &str,
+) -> Result<ModelCheckpoint> {
     let architecture: Vec<Value> = meta
         .get("architecture")
         .and_then(|a| serde_json::from_str(a).ok())
-        .ok_or_else(|| bad(name, "has no readable `architecture` metadata; was it written by downhill?"))?;
+        .ok_or_else(|| {
+            bad(
+                name,
+                "has no readable `architecture` metadata; was it written by downhill?",
+            )
+        })?;
     let layers = architecture
         .iter()
         .map(|l| {
             let width = |k: &str| l.get(k).and_then(Value::as_u64).map(|v| v as usize);
-            let activation: Activation = l.get("activation").and_then(Value::as_str).unwrap_or("").parse()?;
+            let activation: Activation = l
+                .get("activation")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .parse()?;
             match (width("in"), width("out")) {
-                (Some(inputs), Some(outputs)) => Ok(Layer { inputs, outputs, activation }),
-                _ => Err(bad(name, format!("has an unreadable layer in its architecture: {l}"))),
+                (Some(inputs), Some(outputs)) => Ok(Layer {
+                    inputs,
+                    outputs,
+                    activation,
+                }),
+                _ => Err(bad(
+                    name,
+                    format!("has an unreadable layer in its architecture: {l}"),
+                )),
             }
         })
         .collect::<Result<Vec<_>>>()?;
@@ -224,13 +297,27 @@ fn read_checkpoint(tensors: &SafeTensors<'_>, meta: &HashMap<String, String>, na
     let parameters = read_parameters(tensors, &model, "", name)?;
     let stats = |key: &str| -> Result<Option<Array1<f32>>> {
         meta.get(key)
-            .map(|v| serde_json::from_str::<Vec<f32>>(v).map(Array1::from_vec).map_err(|_| bad(name, format!("has unreadable `{key}`"))))
+            .map(|v| {
+                serde_json::from_str::<Vec<f32>>(v)
+                    .map(Array1::from_vec)
+                    .map_err(|_| bad(name, format!("has unreadable `{key}`")))
+            })
             .transpose()
     };
     let standardizer = match (stats("feature_mean")?, stats("feature_std")?) {
-        (Some(mean), Some(std)) if mean.len() == model.inputs() && std.len() == model.inputs() => Some(Standardizer { mean, std }),
+        (Some(mean), Some(std)) if mean.len() == model.inputs() && std.len() == model.inputs() => {
+            Some(Standardizer { mean, std })
+        }
         (None, None) => None,
-        _ => return Err(bad(name, format!("has feature statistics that do not match the model's {} inputs", model.inputs()))),
+        _ => {
+            return Err(bad(
+                name,
+                format!(
+                    "has feature statistics that do not match the model's {} inputs",
+                    model.inputs()
+                ),
+            ));
+        }
     };
     Ok(ModelCheckpoint {
         model,
@@ -240,28 +327,56 @@ fn read_checkpoint(tensors: &SafeTensors<'_>, meta: &HashMap<String, String>, na
     })
 }
 
-fn read_parameters(tensors: &SafeTensors<'_>, model: &ModelSpec, prefix: &str, name: &str) -> Result<Parameters> {
+fn read_parameters(
+    tensors: &SafeTensors<'_>,
+    model: &ModelSpec,
+    prefix: &str,
+    name: &str,
+) -> Result<Parameters> {
     let read = |tensor: String, shape: Vec<usize>| -> Result<Vec<f32>> {
-        let view = tensors
-            .tensor(&tensor)
-            .map_err(|_| bad(name, format!("has no tensor `{tensor}`, which the architecture needs")))?;
+        let view = tensors.tensor(&tensor).map_err(|_| {
+            bad(
+                name,
+                format!("has no tensor `{tensor}`, which the architecture needs"),
+            )
+        })?;
         if view.dtype() != Dtype::F32 {
-            return Err(bad(name, format!("tensor `{tensor}` is {:?}; downhill reads F32", view.dtype())));
+            return Err(bad(
+                name,
+                format!(
+                    "tensor `{tensor}` is {:?}; downhill reads F32",
+                    view.dtype()
+                ),
+            ));
         }
         if view.shape() != shape.as_slice() {
-            return Err(bad(name, format!("tensor `{tensor}` has shape {:?} but the architecture needs {shape:?}", view.shape())));
+            return Err(bad(
+                name,
+                format!(
+                    "tensor `{tensor}` has shape {:?} but the architecture needs {shape:?}",
+                    view.shape()
+                ),
+            ));
         }
-        Ok(view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     };
     let layers = model
         .layers()
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let weight = read(format!("{prefix}layers.{i}.weight"), vec![l.outputs, l.inputs])?;
+            let weight = read(
+                format!("{prefix}layers.{i}.weight"),
+                vec![l.outputs, l.inputs],
+            )?;
             let bias = read(format!("{prefix}layers.{i}.bias"), vec![l.outputs])?;
             Ok(LayerParameters {
-                weight: Array2::from_shape_vec((l.outputs, l.inputs), weight).expect("shape checked"),
+                weight: Array2::from_shape_vec((l.outputs, l.inputs), weight)
+                    .expect("shape checked"),
                 bias: Array1::from_vec(bias),
             })
         })

@@ -1,73 +1,54 @@
 //! The `downhill` command line: a thin face on the library.
 
+mod cli;
+
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Parser, Subcommand};
-use downhill::tools::{DeviceReport, list_devices};
+use clap::Parser;
+use cli::args::{Cli, Command};
 
-/// Train linear models and MLPs by mini-batch gradient descent on any GPU wgpu reaches.
-#[derive(Parser)]
-#[command(name = "downhill", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// List every GPU adapter wgpu finds, with the limits that matter for training.
-    Devices,
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{} MiB", bytes / (1 << 20))
-}
-
-fn print_devices(devices: &[DeviceReport]) {
-    if devices.is_empty() {
-        println!(
-            "no GPU adapters found; on Debian/Ubuntu install the software Vulkan driver with \
-             `apt-get install mesa-vulkan-drivers`"
-        );
-        return;
-    }
-    for d in devices {
-        println!("[{}] {}", d.index, d.name);
-        let rows = [
-            ("backend", d.backend.clone()),
-            ("type", d.device_type.clone()),
-            ("driver", d.driver.clone()),
-            ("max buffer", mib(d.max_buffer_size)),
-            ("max storage binding", mib(d.max_storage_binding)),
-            (
-                "max workgroup",
-                format!(
-                    "{}x{}x{}, {} invocations",
-                    d.max_workgroup_size[0],
-                    d.max_workgroup_size[1],
-                    d.max_workgroup_size[2],
-                    d.max_invocations_per_workgroup
-                ),
-            ),
-            (
-                "workgroup storage",
-                format!("{} KiB", d.max_workgroup_storage / 1024),
-            ),
-            (
-                "timestamp queries",
-                if d.timestamps { "yes" } else { "no" }.to_string(),
-            ),
-        ];
-        for (key, value) in rows {
-            println!("    {key:<20} {value}");
-        }
+/// Prints an error and its causes, the way every command reports failure.
+fn report(error: &dyn std::error::Error) {
+    eprintln!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Devices => print_devices(&list_devices()),
-    }
-    ExitCode::SUCCESS
+    let result = match &cli.command {
+        Command::Train(args) => {
+            let interrupted = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&interrupted);
+            if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+                eprintln!("warning: Ctrl-C will not stop training cleanly: {e}");
+            }
+            cli::train::run(args, interrupted).map(|outcome| match outcome {
+                cli::train::Outcome::Done => ExitCode::SUCCESS,
+                cli::train::Outcome::Interrupted(path) => {
+                    eprintln!(
+                        "interrupted: training state written to {}; continue with --resume {}",
+                        path.display(),
+                        path.display()
+                    );
+                    ExitCode::from(130)
+                }
+            })
+        }
+        Command::Eval(args) => cli::eval::eval(args).map(|()| ExitCode::SUCCESS),
+        Command::Predict(args) => cli::eval::predict(args).map(|()| ExitCode::SUCCESS),
+        Command::Devices => {
+            cli::devices::print_devices(&downhill::tools::list_devices());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        report(&e);
+        ExitCode::FAILURE
+    })
 }

@@ -203,7 +203,13 @@ pub fn train(
     resume: Option<&TrainingState>,
     observer: &mut dyn Observer,
 ) -> Result<TrainReport> {
-    let order = Order::new(data.rows(), config.batch_size, config.shuffle, config.drop_last, config.seed)?;
+    let order = Order::new(
+        data.rows(),
+        config.batch_size,
+        config.shuffle,
+        config.drop_last,
+        config.seed,
+    )?;
     let per_epoch = order.batches_per_epoch() as u64;
     let total = (config.epochs * per_epoch).min(config.max_steps.unwrap_or(u64::MAX));
     let base_lr = engine.setup().optimizer.lr();
@@ -231,7 +237,9 @@ pub fn train(
     let resident = match (config.residency, data) {
         (Residency::Streamed, _) | (Residency::Auto, TrainData::Mapped(_)) => false,
         (Residency::Auto, TrainData::Memory(d)) => engine.load_resident(Arc::clone(d)).is_ok(),
-        (Residency::Resident, TrainData::Memory(d)) => engine.load_resident(Arc::clone(d)).map(|()| true)?,
+        (Residency::Resident, TrainData::Memory(d)) => {
+            engine.load_resident(Arc::clone(d)).map(|()| true)?
+        }
         (Residency::Resident, TrainData::Mapped(_)) => {
             return Err(Error::InvalidModel(
                 "memory-mapped data is streamed from disk and cannot be made resident".into(),
@@ -239,7 +247,10 @@ pub fn train(
         }
     };
     let mut stream = (!resident).then(|| {
-        let from = (first / per_epoch.max(1), (first % per_epoch.max(1)) as usize);
+        let from = (
+            first / per_epoch.max(1),
+            (first % per_epoch.max(1)) as usize,
+        );
         Stream::start(data.source(), order, from, total.saturating_sub(first), 3)
     });
     observer.started(resident, first, total);
@@ -248,8 +259,14 @@ pub fn train(
         TrainData::Memory(d) => d.checksum(),
         TrainData::Mapped(_) => String::new(),
     };
-    let write_state = |engine: &mut dyn Engine, step: u64, best: &Option<(f64, crate::model::Parameters)>, stale: u64| -> Result<()> {
-        let Some(plan) = &config.checkpoint else { return Ok(()) };
+    let write_state = |engine: &mut dyn Engine,
+                       step: u64,
+                       best: &Option<(f64, crate::model::Parameters)>,
+                       stale: u64|
+     -> Result<()> {
+        let Some(plan) = &config.checkpoint else {
+            return Ok(());
+        };
         let setup = engine.setup().clone();
         let state = TrainingState {
             checkpoint: ModelCheckpoint {
@@ -307,15 +324,17 @@ pub fn train(
                 engine.step_resident(order.batch(&permutation, batch))?;
             }
             Some(stream) => {
-                let host = stream.next_batch().ok_or_else(|| Error::InvalidModel("the batch stream ended early".into()))??;
+                let host = stream
+                    .next_batch()
+                    .ok_or_else(|| Error::InvalidModel("the batch stream ended early".into()))??;
                 debug_assert_eq!(host.position, (epoch, batch));
                 engine.step(&host.batch())?;
                 stream.recycle(host);
             }
         }
         step += 1;
-        let epoch_done = step % per_epoch == 0 || step == total;
-        if step % config.log_every.max(1) == 0 && !epoch_done {
+        let epoch_done = step.is_multiple_of(per_epoch) || step == total;
+        if step.is_multiple_of(config.log_every.max(1)) && !epoch_done {
             let mut since = Metrics::default();
             collect(engine, step, &mut [&mut epoch_metrics, &mut since])?;
             observer.progress(&Progress {
@@ -323,7 +342,8 @@ pub fn train(
                 total_steps: total,
                 epoch: epoch + 1,
                 loss: since.loss(),
-                samples_per_second: (step - first) as f64 * config.batch_size as f64 / started.elapsed().as_secs_f64(),
+                samples_per_second: (step - first) as f64 * config.batch_size as f64
+                    / started.elapsed().as_secs_f64(),
             });
         }
         if epoch_done {
@@ -363,7 +383,7 @@ pub fn train(
         }
         if let Some(plan) = &config.checkpoint
             && plan.every_steps > 0
-            && step % plan.every_steps == 0
+            && step.is_multiple_of(plan.every_steps)
         {
             write_state(engine, step, &best, stale)?;
         }

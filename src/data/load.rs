@@ -62,23 +62,34 @@ fn read_array(path: &Path) -> Result<(Array2<f32>, Option<Vec<u32>>)> {
     match sniff(&bytes) {
         Some(Format::Npy) => {
             let array = npy::Npy::from_bytes(bytes, &name)?;
-            let classes = if array.header.dtype.is_integer() && array.header.matrix_shape(&name)?.1 == 1 {
-                Some(array.to_classes()?)
-            } else {
-                None
-            };
+            let classes =
+                if array.header.dtype.is_integer() && array.header.matrix_shape(&name)?.1 == 1 {
+                    Some(array.to_classes()?)
+                } else {
+                    None
+                };
             Ok((array.to_matrix()?, classes))
         }
         Some(Format::Idx) => {
             let array = idx::parse(&bytes, &name)?;
-            let classes = (array.dims.len() == 1).then(|| array.to_classes(&name)).transpose()?;
+            let classes = (array.dims.len() == 1)
+                .then(|| array.to_classes(&name))
+                .transpose()?;
             Ok((array.to_matrix(), classes))
         }
         None => Err(Error::Data {
             source_name: name,
-            message: "is neither a NumPy .npy file nor an IDX file (raw or gzip); for CSV use --data".into(),
+            message:
+                "is neither a NumPy .npy file nor an IDX file (raw or gzip); for CSV use --data"
+                    .into(),
         }),
     }
+}
+
+/// Reads a target file alone (class indices when it holds one column of integers).
+pub fn load_targets(path: &Path) -> Result<Targets> {
+    let (values, classes) = read_array(path)?;
+    Ok(classes.map_or(Targets::Dense(values), Targets::Classes))
 }
 
 /// Loads the dataset `spec` names.
@@ -87,7 +98,11 @@ pub fn load(spec: &DataSpec) -> Result<Dataset> {
         DataSpec::Builtin { name, seed } => builtin::load(name, *seed),
         DataSpec::Csv { path, options } => {
             let data = read_csv(path, options)?;
-            Dataset::new(path.display().to_string(), data.features, Targets::Dense(data.targets))
+            Dataset::new(
+                path.display().to_string(),
+                data.features,
+                Targets::Dense(data.targets),
+            )
         }
         DataSpec::Files { features, targets } => {
             let (x, _) = read_array(features)?;
@@ -117,15 +132,23 @@ pub fn outputs_for(targets: &Targets, loss: Loss) -> usize {
 pub fn adapt_targets(targets: Targets, loss: Loss, outputs: usize, name: &str) -> Result<Targets> {
     match (targets, loss) {
         (Targets::Classes(c), Loss::CrossEntropy) => Ok(Targets::Classes(c)),
-        (Targets::Classes(c), _) if outputs == 1 => Ok(Targets::Dense(Array2::from_shape_fn((c.len(), 1), |(r, _)| c[r] as f32))),
+        (Targets::Classes(c), _) if outputs == 1 => Ok(Targets::Dense(Array2::from_shape_fn(
+            (c.len(), 1),
+            |(r, _)| c[r] as f32,
+        ))),
         (Targets::Classes(c), _) => {
             if let Some((row, &k)) = c.iter().enumerate().find(|&(_, &k)| k as usize >= outputs) {
                 return Err(Error::Data {
                     source_name: name.to_string(),
-                    message: format!("row {row}: class {k} has no output among the model's {outputs}"),
+                    message: format!(
+                        "row {row}: class {k} has no output among the model's {outputs}"
+                    ),
                 });
             }
-            Ok(Targets::Dense(Array2::from_shape_fn((c.len(), outputs), |(r, j)| f32::from(u8::from(c[r] as usize == j)))))
+            Ok(Targets::Dense(Array2::from_shape_fn(
+                (c.len(), outputs),
+                |(r, j)| f32::from(u8::from(c[r] as usize == j)),
+            )))
         }
         (Targets::Dense(d), loss) => targets_for(d, loss, name),
     }

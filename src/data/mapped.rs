@@ -41,9 +41,10 @@ impl MappedNpy {
         if header.fortran_order {
             return Err(Error::Data {
                 source_name: name,
-                message: "is in Fortran (column-major) order, which cannot be streamed row by row; \
+                message:
+                    "is in Fortran (column-major) order, which cannot be streamed row by row; \
                           save it in C order (np.ascontiguousarray) or load it whole"
-                    .into(),
+                        .into(),
             });
         }
         let (rows, cols) = header.matrix_shape(&name)?;

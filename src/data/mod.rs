@@ -67,10 +67,18 @@ impl Dataset {
             }
             match &self.targets {
                 Targets::Classes(c) => hasher.update(&c[row].to_le_bytes()),
-                Targets::Dense(d) => d.row(row).iter().for_each(|v| hasher.update(&v.to_le_bytes())),
+                Targets::Dense(d) => d
+                    .row(row)
+                    .iter()
+                    .for_each(|v| hasher.update(&v.to_le_bytes())),
             }
         }
-        format!("{}x{}:{:08x}", self.rows(), self.features.ncols(), hasher.finalize())
+        format!(
+            "{}x{}:{:08x}",
+            self.rows(),
+            self.features.ncols(),
+            hasher.finalize()
+        )
     }
 
     /// The rows at `indices`, in that order.

@@ -35,7 +35,13 @@ pub struct Order {
 
 impl Order {
     /// Checks the batch size against the data.
-    pub fn new(rows: usize, batch_size: usize, shuffle: bool, drop_last: bool, seed: u64) -> Result<Self> {
+    pub fn new(
+        rows: usize,
+        batch_size: usize,
+        shuffle: bool,
+        drop_last: bool,
+        seed: u64,
+    ) -> Result<Self> {
         if batch_size == 0 {
             return Err(Error::InvalidModel("batch size must be at least 1".into()));
         }
@@ -133,7 +139,9 @@ pub(crate) fn copy_rows(source: ArrayView2<'_, f32>, indices: &[u32], out: &mut 
 /// The targets of rows `indices`.
 pub(crate) fn gather_targets(targets: &TargetsView<'_>, indices: &[u32]) -> Targets {
     match targets {
-        TargetsView::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i as usize]).collect()),
+        TargetsView::Classes(c) => {
+            Targets::Classes(indices.iter().map(|&i| c[i as usize]).collect())
+        }
         TargetsView::Dense(d) => {
             let rows: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
             Targets::Dense(d.select(ndarray::Axis(0), &rows))
@@ -151,12 +159,19 @@ pub struct Stream {
 
 impl Stream {
     /// Streams `count` batches of `order` from `source`, starting at `(epoch, batch)`.
-    pub fn start(source: Arc<dyn Source>, order: Order, from: (u64, usize), count: u64, depth: usize) -> Self {
+    pub fn start(
+        source: Arc<dyn Source>,
+        order: Order,
+        from: (u64, usize),
+        count: u64,
+        depth: usize,
+    ) -> Self {
         let depth = depth.max(2);
         let (filled_tx, filled) = sync_channel(depth);
         let (free, free_rx) = sync_channel::<Array2<f32>>(depth);
         for _ in 0..depth {
-            free.send(Array2::zeros((0, 0))).expect("the ring has room for every buffer");
+            free.send(Array2::zeros((0, 0)))
+                .expect("the ring has room for every buffer");
         }
         let thread = std::thread::spawn(move || {
             let per_epoch = order.batches_per_epoch();
@@ -169,13 +184,17 @@ impl Stream {
                     permutation = order.permutation(epoch);
                 }
                 // Wait for a free buffer; the consumer hung up when there is none.
-                let Ok(mut features) = free_rx.recv() else { return };
+                let Ok(mut features) = free_rx.recv() else {
+                    return;
+                };
                 let indices = order.batch(&permutation, batch);
-                let item = source.gather(indices, &mut features).map(|targets| HostBatch {
-                    position: (epoch, batch),
-                    features,
-                    targets,
-                });
+                let item = source
+                    .gather(indices, &mut features)
+                    .map(|targets| HostBatch {
+                        position: (epoch, batch),
+                        features,
+                        targets,
+                    });
                 if filled_tx.send(item).is_err() {
                     return;
                 }

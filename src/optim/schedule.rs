@@ -87,16 +87,29 @@ impl std::str::FromStr for Schedule {
             ))
         };
         let parts: Vec<&str> = text.trim().split(':').collect();
-        let number = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(bad);
+        let number = |s: &str| {
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(bad)
+        };
         Ok(match parts[..] {
             ["constant"] => Schedule::Constant,
             ["step", every, gamma] => Schedule::Step {
-                every: every.parse().ok().filter(|&e: &u64| e > 0).ok_or_else(bad)?,
+                every: every
+                    .parse()
+                    .ok()
+                    .filter(|&e: &u64| e > 0)
+                    .ok_or_else(bad)?,
                 gamma: number(gamma)?,
             },
-            ["exponential", gamma] => Schedule::Exponential { gamma: number(gamma)? },
+            ["exponential", gamma] => Schedule::Exponential {
+                gamma: number(gamma)?,
+            },
             ["cosine"] => Schedule::Cosine { min_lr: 0.0 },
-            ["cosine", min] => Schedule::Cosine { min_lr: number(min)? },
+            ["cosine", min] => Schedule::Cosine {
+                min_lr: number(min)?,
+            },
             _ => return Err(bad()),
         })
     }

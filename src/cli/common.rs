@@ -1,0 +1,125 @@
+//! Pieces the commands share: choosing the engine and loading data from flags.
+
+use std::path::Path;
+
+use downhill::data::Dataset;
+use downhill::data::csv::{Column, CsvOptions};
+use downhill::data::load::{DataSpec, load};
+use downhill::{
+    AdapterRequest, CpuEngine, Engine, Error, GpuContext, GpuEngine, Parameters, Result, Setup,
+};
+
+use super::args::{BackendChoice, DataArgs, DeviceArgs, DeviceChoice};
+
+/// Builds the engine the flags ask for, saying on stderr which one and why.
+pub fn engine(
+    device: &DeviceArgs,
+    setup: Setup,
+    init: &Parameters,
+    max_batch: usize,
+    quiet: bool,
+) -> Result<Box<dyn Engine>> {
+    let say = |text: String| {
+        if !quiet {
+            eprintln!("{text}");
+        }
+    };
+    if device.device == DeviceChoice::Cpu {
+        say("device: cpu (ndarray reference engine), as asked".into());
+        return Ok(Box::new(CpuEngine::new(setup, init)?));
+    }
+    let request = AdapterRequest {
+        backend: device.backend.map(|b| match b {
+            BackendChoice::Vulkan => wgpu::Backend::Vulkan,
+            BackendChoice::Metal => wgpu::Backend::Metal,
+            BackendChoice::Dx12 => wgpu::Backend::Dx12,
+            BackendChoice::Gl => wgpu::Backend::Gl,
+        }),
+        name: device.adapter.clone(),
+        limits: None,
+    };
+    match GpuContext::new(&request) {
+        Ok(ctx) => {
+            say(format!("device: gpu {}", ctx.describe()));
+            Ok(Box::new(GpuEngine::new(&ctx, setup, init, max_batch)?))
+        }
+        Err(e) if device.device == DeviceChoice::Auto => {
+            say(format!(
+                "device: cpu (ndarray reference engine), because no GPU could be used: {e}"
+            ));
+            Ok(Box::new(CpuEngine::new(setup, init)?))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// CSV options from the flags; `default_targets` applies when no --target-column is given.
+pub fn csv_options(
+    target_column: &[String],
+    no_header: bool,
+    drop_nonfinite: bool,
+    default_targets: Vec<Column>,
+) -> CsvOptions {
+    CsvOptions {
+        header: no_header.then_some(false),
+        targets: if target_column.is_empty() {
+            default_targets
+        } else {
+            target_column
+                .iter()
+                .map(|c| c.parse().expect("parsing a column is infallible"))
+                .collect()
+        },
+        drop_nonfinite,
+    }
+}
+
+/// The dataset the flags name, or `None` when they name none.
+pub fn dataset(args: &DataArgs, seed: u64) -> Result<Option<Dataset>> {
+    let sources = [
+        args.features.is_some() || args.targets.is_some(),
+        args.data.is_some(),
+        args.dataset.is_some(),
+    ];
+    if sources.iter().filter(|&&s| s).count() > 1 {
+        return Err(Error::InvalidModel(
+            "name one data source: --features with --targets, --data FILE.csv, or --dataset NAME"
+                .into(),
+        ));
+    }
+    let spec = match (&args.features, &args.targets, &args.data, &args.dataset) {
+        (Some(features), Some(targets), _, _) => DataSpec::Files {
+            features: features.clone(),
+            targets: targets.clone(),
+        },
+        (Some(_), None, _, _) | (None, Some(_), _, _) => {
+            return Err(Error::InvalidModel(
+                "--features and --targets go together: give both".into(),
+            ));
+        }
+        (_, _, Some(path), _) => DataSpec::Csv {
+            path: path.clone(),
+            options: csv_options(
+                &args.target_column,
+                args.no_header,
+                args.drop_nonfinite,
+                vec![Column::Index(-1)],
+            ),
+        },
+        (_, _, _, Some(name)) => DataSpec::Builtin {
+            name: name.clone(),
+            seed,
+        },
+        _ => return Ok(None),
+    };
+    load(&spec).map(Some)
+}
+
+/// `out.safetensors` → `out.state.safetensors`.
+pub fn state_path_for(save: &Path) -> std::path::PathBuf {
+    let stem = save
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    save.with_file_name(format!("{stem}.state.safetensors"))
+}

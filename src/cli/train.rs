@@ -1,0 +1,541 @@
+//! `downhill train`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use downhill::checkpoint::{ModelCheckpoint, load_model, load_state, save_model};
+use downhill::data::load::{adapt_targets, outputs_for};
+use downhill::data::mapped::MappedNpy;
+use downhill::data::{Dataset, Standardizer};
+use downhill::optim::{Adagrad, Adam, AdamW, LrSchedule, RmsProp, Sgd};
+use downhill::plot::{Series, line_chart};
+use downhill::train::{
+    CheckpointPlan, EpochRecord, Observer, Progress, Residency, Stop, TrainConfig, TrainData, train,
+};
+use downhill::{Activation, Error, Loss, ModelSpec, Optimizer, Parameters, Result, Setup, Targets};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::args::{OptimizerChoice, ResidencyChoice, TrainArgs};
+use super::common::{dataset, engine, state_path_for};
+
+/// What the command reports when it ends.
+pub enum Outcome {
+    /// Trained to the end (or early-stopped).
+    Done,
+    /// Stopped by a signal; the training state is at this path.
+    Interrupted(PathBuf),
+}
+
+/// The optimizer the flags describe, with PyTorch's defaults for what they leave out.
+fn optimizer(a: &TrainArgs) -> Result<Optimizer> {
+    let used: &[(&str, bool)] = &[
+        ("--beta1", a.beta1.is_some()),
+        ("--beta2", a.beta2.is_some()),
+        ("--amsgrad", a.amsgrad),
+        ("--momentum", a.momentum.is_some()),
+        ("--dampening", a.dampening.is_some()),
+        ("--nesterov", a.nesterov),
+        ("--alpha", a.alpha.is_some()),
+        ("--centered", a.centered),
+        ("--lr-decay", a.lr_decay.is_some()),
+        (
+            "--initial-accumulator-value",
+            a.initial_accumulator_value.is_some(),
+        ),
+    ];
+    let allowed: &[&str] = match a.optimizer {
+        OptimizerChoice::Sgd => &["--momentum", "--dampening", "--nesterov"],
+        OptimizerChoice::Adam | OptimizerChoice::Adamw => &["--beta1", "--beta2", "--amsgrad"],
+        OptimizerChoice::Rmsprop => &["--alpha", "--centered", "--momentum"],
+        OptimizerChoice::Adagrad => &["--lr-decay", "--initial-accumulator-value"],
+    };
+    if let Some((flag, _)) = used
+        .iter()
+        .find(|(flag, on)| *on && !allowed.contains(flag))
+    {
+        return Err(Error::InvalidModel(format!(
+            "{flag} does not apply to this optimizer (it takes {}, --lr, --weight-decay{})",
+            allowed.join(", "),
+            if matches!(a.optimizer, OptimizerChoice::Sgd) {
+                ""
+            } else {
+                ", --eps"
+            }
+        )));
+    }
+    let o = match a.optimizer {
+        OptimizerChoice::Sgd => {
+            if a.eps.is_some() {
+                return Err(Error::InvalidModel("--eps does not apply to sgd".into()));
+            }
+            let d = Sgd::default();
+            Optimizer::Sgd(Sgd {
+                lr: a.lr.unwrap_or(d.lr),
+                momentum: a.momentum.unwrap_or(d.momentum),
+                dampening: a.dampening.unwrap_or(d.dampening),
+                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                nesterov: a.nesterov,
+            })
+        }
+        OptimizerChoice::Adam => {
+            let d = Adam::default();
+            Optimizer::Adam(Adam {
+                lr: a.lr.unwrap_or(d.lr),
+                beta1: a.beta1.unwrap_or(d.beta1),
+                beta2: a.beta2.unwrap_or(d.beta2),
+                eps: a.eps.unwrap_or(d.eps),
+                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                amsgrad: a.amsgrad,
+            })
+        }
+        OptimizerChoice::Adamw => {
+            let d = AdamW::default();
+            Optimizer::AdamW(AdamW {
+                lr: a.lr.unwrap_or(d.lr),
+                beta1: a.beta1.unwrap_or(d.beta1),
+                beta2: a.beta2.unwrap_or(d.beta2),
+                eps: a.eps.unwrap_or(d.eps),
+                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                amsgrad: a.amsgrad,
+            })
+        }
+        OptimizerChoice::Rmsprop => {
+            let d = RmsProp::default();
+            Optimizer::RmsProp(RmsProp {
+                lr: a.lr.unwrap_or(d.lr),
+                alpha: a.alpha.unwrap_or(d.alpha),
+                eps: a.eps.unwrap_or(d.eps),
+                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                momentum: a.momentum.unwrap_or(d.momentum),
+                centered: a.centered,
+            })
+        }
+        OptimizerChoice::Adagrad => {
+            let d = Adagrad::default();
+            Optimizer::Adagrad(Adagrad {
+                lr: a.lr.unwrap_or(d.lr),
+                lr_decay: a.lr_decay.unwrap_or(d.lr_decay),
+                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                initial_accumulator_value: a
+                    .initial_accumulator_value
+                    .unwrap_or(d.initial_accumulator_value),
+                eps: a.eps.unwrap_or(d.eps),
+            })
+        }
+    };
+    o.validate()?;
+    Ok(o)
+}
+
+/// Prints progress: a bar on a terminal, plain lines otherwise; writes the JSONL log; notes
+/// interruptions.
+struct Reporter {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    epochs: u64,
+    loss: Loss,
+    metrics_path: Option<PathBuf>,
+    lines: Vec<String>,
+    records: Vec<EpochRecord>,
+    interrupted: Arc<AtomicBool>,
+    failed_write: Option<Error>,
+}
+
+fn percent(v: Option<f64>) -> String {
+    v.map_or(String::new(), |a| format!("{:.2}%", 100.0 * a))
+}
+
+impl Observer for Reporter {
+    fn started(&mut self, resident: bool, first_step: u64, total_steps: u64) {
+        if self.quiet {
+            return;
+        }
+        eprintln!(
+            "data: {} ({} batches, steps {}..{total_steps})",
+            if resident {
+                "resident on the device, gathered by index"
+            } else {
+                "streamed from the host"
+            },
+            total_steps - first_step,
+            first_step + 1,
+        );
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total_steps);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_position(first_step);
+            self.bar = Some(bar);
+        }
+    }
+
+    fn progress(&mut self, p: &Progress) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(p.step);
+            bar.set_message(format!(
+                "epoch {}/{}  loss {:.4}  {:.0} samples/s",
+                p.epoch, self.epochs, p.loss, p.samples_per_second
+            ));
+        }
+    }
+
+    fn epoch_end(&mut self, r: &EpochRecord) {
+        let line = format!(
+            "epoch {}/{}  step {}  loss {:.5}{}{}{}  lr {:.3e}  {:.0} samples/s",
+            r.epoch,
+            self.epochs,
+            r.step,
+            r.train_loss,
+            r.train_accuracy.map_or(String::new(), |a| format!(
+                "  accuracy {}",
+                percent(Some(a))
+            )),
+            r.val_loss
+                .map_or(String::new(), |l| format!("  val_loss {l:.5}")),
+            r.val_accuracy.map_or(String::new(), |a| format!(
+                "  val_accuracy {}",
+                percent(Some(a))
+            )),
+            r.lr,
+            r.samples_per_second,
+        );
+        match (&self.bar, self.quiet) {
+            (Some(bar), _) => {
+                bar.set_position(r.step);
+                bar.println(line);
+            }
+            (None, false) => eprintln!("{line}"),
+            (None, true) => {}
+        }
+        self.lines.push(
+            json!({
+                "epoch": r.epoch, "step": r.step, "lr": r.lr, "train_loss": r.train_loss,
+                "train_accuracy": r.train_accuracy, "val_loss": r.val_loss, "val_accuracy": r.val_accuracy,
+                "seconds": r.seconds, "samples_per_second": r.samples_per_second, "loss": self.loss.name(),
+            })
+            .to_string(),
+        );
+        if let Some(path) = &self.metrics_path
+            && let Err(e) =
+                downhill::fsio::write_atomic(path, (self.lines.join("\n") + "\n").as_bytes())
+        {
+            self.failed_write.get_or_insert(e);
+        }
+        self.records.push(r.clone());
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+}
+
+/// Standardises in place with statistics fitted on `train` (or the given ones).
+fn standardize(
+    stats: Option<Standardizer>,
+    train: &mut Dataset,
+    val: Option<&mut Dataset>,
+) -> Standardizer {
+    let stats = stats.unwrap_or_else(|| Standardizer::fit(&train.features));
+    stats.apply(&mut train.features);
+    if let Some(v) = val {
+        stats.apply(&mut v.features);
+    }
+    stats
+}
+
+pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
+    let default_run = !a.data.given();
+    let standardize_features = a.standardize || default_run;
+    let epochs = a.epochs.unwrap_or(if default_run { 30 } else { 10 });
+    let data_args = if default_run {
+        super::args::DataArgs {
+            dataset: Some("digits".into()),
+            ..a.data.clone()
+        }
+    } else {
+        a.data.clone()
+    };
+    if default_run && !a.quiet {
+        eprintln!(
+            "data: built-in digits (1,797 8x8 images, 10 classes), standardised, 20% held out for validation"
+        );
+    }
+    let resume = a.resume.as_deref().map(load_state).transpose()?;
+    let init = match (&resume, &a.init) {
+        (Some(state), _) => Some(state.checkpoint.clone()),
+        (None, Some(path)) => Some(load_model(path)?),
+        (None, None) => None,
+    };
+
+    // Data: the training rows, then validation (a file, or a seeded split).
+    let mapped = a.data.mmap;
+    let (mut train_data, feature_cols) = if mapped {
+        let (Some(features), Some(targets)) = (&a.data.features, &a.data.targets) else {
+            return Err(Error::InvalidModel(
+                "--mmap streams a --features .npy file: give --features and --targets".into(),
+            ));
+        };
+        // Only the targets are read whole; the features stay on disk.
+        let targets = downhill::data::load::load_targets(targets)?;
+        let rows = match &targets {
+            Targets::Classes(c) => c.len(),
+            Targets::Dense(d) => d.nrows(),
+        };
+        // A placeholder with the file's width and no values; batches come from the mapped file.
+        let cols = MappedNpy::open(features, targets.clone())?.cols();
+        Dataset::new(
+            features.display().to_string(),
+            ndarray::Array2::zeros((rows, 0)),
+            targets,
+        )
+        .map(|d| (d, cols))?
+    } else {
+        let d = dataset(&data_args, a.seed)?.expect("a data source is always named here");
+        let cols = d.features.ncols();
+        (d, cols)
+    };
+    let val_files = super::args::DataArgs {
+        features: a.val_features.clone(),
+        targets: a.val_targets.clone(),
+        data: a.val_data.clone(),
+        target_column: a.data.target_column.clone(),
+        no_header: a.data.no_header,
+        drop_nonfinite: a.data.drop_nonfinite,
+        ..Default::default()
+    };
+    let mut val_data = dataset(&val_files, a.seed)?;
+    let split = a
+        .val_split
+        .or((default_run && val_data.is_none()).then_some(0.2));
+    if let Some(fraction) = split {
+        if val_data.is_some() {
+            return Err(Error::InvalidModel(
+                "give either --val-split or validation files, not both".into(),
+            ));
+        }
+        if mapped {
+            return Err(Error::InvalidModel("--val-split needs the data in memory; with --mmap give --val-features/--val-targets".into()));
+        }
+        let (t, v) = train_data.split(fraction, a.seed)?;
+        train_data = t;
+        val_data = Some(v);
+    }
+
+    // The loss, the model and the targets fitted to them.
+    let loss: Loss = match (&a.loss, &init) {
+        (Some(l), _) => l.parse()?,
+        (None, Some(c)) => c.loss,
+        (None, None) if matches!(train_data.targets, Targets::Classes(_)) => Loss::CrossEntropy,
+        (None, None) => Loss::Mse,
+    };
+    let hidden: Activation = a.activation.parse()?;
+    let model = match &init {
+        Some(c) => {
+            if !a.layers.is_empty() && a.layers != widths(&c.model) {
+                return Err(Error::InvalidModel(format!(
+                    "--layers {:?} differs from the architecture in the starting checkpoint, {:?}",
+                    a.layers,
+                    widths(&c.model)
+                )));
+            }
+            c.model.clone()
+        }
+        None if a.layers.is_empty() => ModelSpec::from_widths(
+            &[feature_cols, 64, outputs_for(&train_data.targets, loss)],
+            hidden,
+            Activation::Identity,
+        )?,
+        None => ModelSpec::from_widths(&a.layers, hidden, Activation::Identity)?,
+    };
+    if model.inputs() != feature_cols {
+        return Err(Error::InvalidModel(format!(
+            "the model takes {} inputs but {} has {feature_cols} feature columns; the first --layers width must be {feature_cols}",
+            model.inputs(),
+            train_data.name
+        )));
+    }
+    train_data.targets =
+        adapt_targets(train_data.targets, loss, model.outputs(), &train_data.name)?;
+    if let Some(v) = &mut val_data {
+        v.targets = adapt_targets(
+            std::mem::replace(&mut v.targets, Targets::Classes(vec![])),
+            loss,
+            model.outputs(),
+            &v.name,
+        )?;
+    }
+    let stats = match (&init, standardize_features && !mapped) {
+        (Some(c), _) if c.standardizer.is_some() => Some(standardize(
+            c.standardizer.clone(),
+            &mut train_data,
+            val_data.as_mut(),
+        )),
+        (_, true) => Some(standardize(None, &mut train_data, val_data.as_mut())),
+        _ => None,
+    };
+
+    let setup = Setup {
+        model: model.clone(),
+        loss,
+        optimizer: optimizer(a)?,
+    };
+    let start = init.as_ref().map_or_else(
+        || Parameters::init(&model, a.seed),
+        |c| c.parameters.clone(),
+    );
+    let mut engine = engine(
+        &a.device,
+        setup,
+        &start,
+        a.batch_size.min(train_data.rows().max(1)),
+        a.quiet,
+    )?;
+
+    let data = if mapped {
+        let features = a.data.features.clone().expect("checked above");
+        TrainData::Mapped(Arc::new(MappedNpy::open(
+            &features,
+            train_data.targets.clone(),
+        )?))
+    } else {
+        TrainData::Memory(Arc::new(train_data))
+    };
+    if let (Some(state), TrainData::Memory(d)) = (&resume, &data)
+        && state.data_checksum != d.checksum()
+        && !a.quiet
+    {
+        eprintln!(
+            "warning: the training data differs from the data the checkpoint was trained on ({} then, {} now)",
+            state.data_checksum,
+            d.checksum()
+        );
+    }
+    let state_path = a
+        .checkpoint
+        .clone()
+        .or_else(|| a.save.as_deref().map(state_path_for))
+        .unwrap_or_else(|| "downhill.state.safetensors".into());
+    let config = TrainConfig {
+        epochs,
+        max_steps: a.max_steps,
+        batch_size: a.batch_size,
+        shuffle: !a.no_shuffle,
+        drop_last: a.drop_last,
+        seed: a.seed,
+        schedule: LrSchedule {
+            schedule: a.schedule.parse()?,
+            warmup_steps: a.warmup,
+        },
+        early_stopping: a.early_stopping,
+        clip_norm: a.clip_norm,
+        log_every: a.log_every,
+        residency: match a.residency {
+            ResidencyChoice::Auto => Residency::Auto,
+            ResidencyChoice::Resident => Residency::Resident,
+            ResidencyChoice::Streamed => Residency::Streamed,
+        },
+        checkpoint: Some(CheckpointPlan {
+            path: state_path.clone(),
+            every_steps: a.checkpoint_every.unwrap_or(0),
+            standardizer: stats.clone(),
+        }),
+    };
+    if config.early_stopping.is_some() && val_data.is_none() {
+        return Err(Error::InvalidModel(
+            "--early-stopping watches the validation loss: give --val-split or validation data"
+                .into(),
+        ));
+    }
+    let mut reporter = Reporter {
+        bar: None,
+        quiet: a.quiet,
+        epochs,
+        loss,
+        metrics_path: a.metrics.clone(),
+        lines: Vec::new(),
+        records: Vec::new(),
+        interrupted,
+        failed_write: None,
+    };
+    let report = train(
+        engine.as_mut(),
+        &data,
+        val_data.as_ref(),
+        &config,
+        resume.as_ref(),
+        &mut reporter,
+    );
+    if let Some(bar) = &reporter.bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    if let Some(e) = reporter.failed_write {
+        return Err(e);
+    }
+    if report.stop == Stop::Interrupted {
+        return Ok(Outcome::Interrupted(state_path));
+    }
+    if report.stop == Stop::EarlyStopping && !a.quiet {
+        eprintln!(
+            "early stopping: no improvement in validation loss for {} epochs; kept the best model",
+            a.early_stopping.unwrap_or(0)
+        );
+    }
+    if let Some(path) = &a.save {
+        save_model(
+            path,
+            &ModelCheckpoint {
+                model,
+                loss,
+                parameters: engine.parameters()?,
+                standardizer: stats,
+            },
+        )?;
+        if !a.quiet {
+            eprintln!("saved {}", path.display());
+        }
+    }
+    if let Some(path) = &a.plot {
+        let curve = |name: &str, f: &dyn Fn(&EpochRecord) -> Option<f64>| Series {
+            name: name.to_string(),
+            points: reporter
+                .records
+                .iter()
+                .filter_map(|r| f(r).map(|y| (r.epoch as f64, y)))
+                .collect(),
+        };
+        let mut series = vec![curve("train loss", &|r| Some(r.train_loss))];
+        if val_data.is_some() {
+            series.push(curve("validation loss", &|r| r.val_loss));
+        }
+        line_chart(
+            path,
+            &format!("{} loss", loss.name()),
+            "epoch",
+            "loss (mean per sample)",
+            &series,
+        )?;
+    }
+    if let Some(last) = reporter.records.last() {
+        if let Some(v) = last.val_loss {
+            println!("val_loss {v:.5}");
+        }
+        if let Some(acc) = last.val_accuracy {
+            println!("val_accuracy {}", percent(Some(acc)));
+        } else if last.val_loss.is_none() {
+            println!("train_loss {:.5}", last.train_loss);
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+fn widths(model: &ModelSpec) -> Vec<usize> {
+    std::iter::once(model.inputs())
+        .chain(model.layers().iter().map(|l| l.outputs))
+        .collect()
+}
