@@ -182,6 +182,64 @@ pub fn load_model(path: &Path) -> Result<ModelCheckpoint> {
     read_checkpoint(&tensors, &meta, &name)
 }
 
+/// Reads starting parameters for `--init`: a downhill checkpoint as [`load_model`] does, or a
+/// plain safetensors file holding only `layers.{i}.weight` `[out, in]` and `layers.{i}.bias`
+/// (as saved from PyTorch), whose widths come from the tensors' shapes and whose activations are
+/// `hidden` and, on the last layer, identity. Returns the checkpoint and whether it was plain.
+pub fn load_init(path: &Path, hidden: Activation, loss: Loss) -> Result<(ModelCheckpoint, bool)> {
+    let name = path.display().to_string();
+    let bytes = fsio::read(path)?;
+    let (tensors, meta) = open(&bytes, &name)?;
+    if meta.contains_key("architecture") {
+        return read_checkpoint(&tensors, &meta, &name).map(|c| (c, false));
+    }
+    let mut widths = Vec::new();
+    while let Ok(w) = tensors.tensor(&format!("layers.{}.weight", widths.len().saturating_sub(1))) {
+        let (out, inp) = match w.shape() {
+            [out, inp] => (*out, *inp),
+            other => {
+                return Err(bad(
+                    &name,
+                    format!(
+                        "tensor `layers.{}.weight` has shape {other:?}; a weight is [out, in]",
+                        widths.len().saturating_sub(1)
+                    ),
+                ));
+            }
+        };
+        if widths.is_empty() {
+            widths.push(inp);
+        } else if *widths.last().expect("not empty") != inp {
+            return Err(bad(
+                &name,
+                format!(
+                    "layers.{}.weight takes {inp} inputs but the layer before outputs {}",
+                    widths.len() - 1,
+                    widths.last().expect("not empty")
+                ),
+            ));
+        }
+        widths.push(out);
+    }
+    if widths.is_empty() {
+        return Err(bad(
+            &name,
+            "has neither downhill metadata nor a tensor `layers.0.weight`; name the tensors as nn.Linear layers: layers.{i}.weight [out, in], layers.{i}.bias [out]",
+        ));
+    }
+    let model = ModelSpec::from_widths(&widths, hidden, Activation::Identity)?;
+    let parameters = read_parameters(&tensors, &model, "", &name)?;
+    Ok((
+        ModelCheckpoint {
+            model,
+            loss,
+            parameters,
+            standardizer: None,
+        },
+        true,
+    ))
+}
+
 /// Reads a training-state checkpoint.
 pub fn load_state(path: &Path) -> Result<TrainingState> {
     let name = path.display().to_string();

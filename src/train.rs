@@ -203,6 +203,21 @@ pub fn train(
     resume: Option<&TrainingState>,
     observer: &mut dyn Observer,
 ) -> Result<TrainReport> {
+    // Refuse data that does not fit the model before any work (so that falling back from resident
+    // to streamed data below can only be about the device's capacity).
+    let (model, loss) = (engine.setup().model.clone(), engine.setup().loss);
+    let in_memory = match data {
+        TrainData::Memory(d) => Some(d.as_ref()),
+        TrainData::Mapped(_) => None,
+    };
+    for d in in_memory.into_iter().chain(val) {
+        Batch::new(d.features.view(), d.targets.view())
+            .check(&model, loss)
+            .map_err(|e| Error::Data {
+                source_name: d.name.clone(),
+                message: e.to_string(),
+            })?;
+    }
     let order = Order::new(
         data.rows(),
         config.batch_size,

@@ -100,7 +100,7 @@ pub struct DeviceArgs {
     pub backend: Option<BackendChoice>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OptimizerChoice {
     Sgd,
     Adam,
@@ -125,7 +125,7 @@ pub struct TrainArgs {
     pub device: DeviceArgs,
 
     /// Hold out this fraction of the training rows (seeded by --seed) for validation.
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
     pub val_split: Option<f64>,
     /// Validation features (.npy or IDX), with --val-targets.
     #[arg(long, value_name = "FILE")]
@@ -153,34 +153,34 @@ pub struct TrainArgs {
     /// The optimizer; hyperparameters not given take PyTorch's defaults for it.
     #[arg(long, value_enum, default_value = "adam")]
     pub optimizer: OptimizerChoice,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta1: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta2: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub eps: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub dampening: Option<f64>,
     #[arg(long)]
     pub nesterov: bool,
     /// RMSprop's smoothing constant.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f64>,
     #[arg(long)]
     pub centered: bool,
     #[arg(long)]
     pub amsgrad: bool,
     /// Adagrad's learning-rate decay.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr_decay: Option<f64>,
     /// Adagrad's initial accumulator value.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub initial_accumulator_value: Option<f64>,
 
     #[arg(long, default_value_t = 32)]
@@ -210,7 +210,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PATIENCE")]
     pub early_stopping: Option<u64>,
     /// Clip gradients to this global L2 norm.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub clip_norm: Option<f32>,
     /// Batches gathered on the GPU from a resident copy, or streamed from the host.
     #[arg(long, value_enum, default_value = "auto")]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use downhill::checkpoint::{ModelCheckpoint, load_model, load_state, save_model};
+use downhill::checkpoint::{ModelCheckpoint, load_init, load_state, save_model};
 use downhill::data::load::{adapt_targets, outputs_for};
 use downhill::data::mapped::MappedNpy;
 use downhill::data::{Dataset, Standardizer};
@@ -29,7 +29,9 @@ pub enum Outcome {
     Interrupted(PathBuf),
 }
 
-/// The optimizer the flags describe, with PyTorch's defaults for what they leave out.
+/// The optimizer the flags describe, with PyTorch's defaults for what they leave out. Flags
+/// that do not apply to the chosen optimizer are ignored with a warning, so one script can pass
+/// every hyperparameter.
 fn optimizer(a: &TrainArgs) -> Result<Optimizer> {
     let used: &[(&str, bool)] = &[
         ("--beta1", a.beta1.is_some()),
@@ -52,25 +54,25 @@ fn optimizer(a: &TrainArgs) -> Result<Optimizer> {
         OptimizerChoice::Rmsprop => &["--alpha", "--centered", "--momentum"],
         OptimizerChoice::Adagrad => &["--lr-decay", "--initial-accumulator-value"],
     };
-    if let Some((flag, _)) = used
+    let mut ignored: Vec<&str> = used
         .iter()
-        .find(|(flag, on)| *on && !allowed.contains(flag))
-    {
-        return Err(Error::InvalidModel(format!(
-            "{flag} does not apply to this optimizer (it takes {}, --lr, --weight-decay{})",
-            allowed.join(", "),
-            if matches!(a.optimizer, OptimizerChoice::Sgd) {
-                ""
-            } else {
-                ", --eps"
-            }
-        )));
+        .filter(|(flag, on)| *on && !allowed.contains(flag))
+        .map(|(f, _)| *f)
+        .collect();
+    if a.optimizer == OptimizerChoice::Sgd && a.eps.is_some() {
+        ignored.push("--eps");
+    }
+    if !ignored.is_empty() && !a.quiet {
+        eprintln!(
+            "warning: {} {} not apply to {:?} and {} ignored",
+            ignored.join(", "),
+            if ignored.len() == 1 { "does" } else { "do" },
+            a.optimizer,
+            if ignored.len() == 1 { "is" } else { "are" },
+        );
     }
     let o = match a.optimizer {
         OptimizerChoice::Sgd => {
-            if a.eps.is_some() {
-                return Err(Error::InvalidModel("--eps does not apply to sgd".into()));
-            }
             let d = Sgd::default();
             Optimizer::Sgd(Sgd {
                 lr: a.lr.unwrap_or(d.lr),
@@ -266,11 +268,7 @@ pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
         );
     }
     let resume = a.resume.as_deref().map(load_state).transpose()?;
-    let init = match (&resume, &a.init) {
-        (Some(state), _) => Some(state.checkpoint.clone()),
-        (None, Some(path)) => Some(load_model(path)?),
-        (None, None) => None,
-    };
+    let mut init = resume.as_ref().map(|state| state.checkpoint.clone());
 
     // Data: the training rows, then validation (a file, or a seeded split).
     let mapped = a.data.mmap;
@@ -327,13 +325,21 @@ pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
     }
 
     // The loss, the model and the targets fitted to them.
-    let loss: Loss = match (&a.loss, &init) {
-        (Some(l), _) => l.parse()?,
-        (None, Some(c)) => c.loss,
-        (None, None) if matches!(train_data.targets, Targets::Classes(_)) => Loss::CrossEntropy,
-        (None, None) => Loss::Mse,
-    };
     let hidden: Activation = a.activation.parse()?;
+    let requested: Option<Loss> = a.loss.as_deref().map(str::parse).transpose()?;
+    let by_targets = if matches!(train_data.targets, Targets::Classes(_)) {
+        Loss::CrossEntropy
+    } else {
+        Loss::Mse
+    };
+    if init.is_none()
+        && let Some(path) = &a.init
+    {
+        init = Some(load_init(path, hidden, requested.unwrap_or(by_targets))?.0);
+    }
+    let loss = requested
+        .or(init.as_ref().map(|c| c.loss))
+        .unwrap_or(by_targets);
     let model = match &init {
         Some(c) => {
             if !a.layers.is_empty() && a.layers != widths(&c.model) {

@@ -1,0 +1,484 @@
+//! `downhill` end to end: train, save, eval, predict, load the checkpoint back, resume, stop.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::assert_close;
+use downhill::checkpoint::load_model;
+use downhill::data::{builtin, npy};
+use downhill::{Targets, Tolerance};
+
+fn downhill(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_downhill"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("the downhill binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = downhill(args);
+    assert!(
+        out.status.success(),
+        "downhill {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Blobs as `x.npy` (f32) and `y.npy` (int64 class indices) in `dir`.
+fn npy_files(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = builtin::blobs(150, 5, 3, 4);
+    let (x, y) = (dir.join("x.npy"), dir.join("y.npy"));
+    npy::write(&x, &data.features).unwrap();
+    let Targets::Classes(classes) = data.targets else {
+        unreachable!()
+    };
+    // int64, 1-D, written by hand as NumPy would.
+    let dict = format!(
+        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}",
+        classes.len()
+    );
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    let header = format!("{dict:<118}\n");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for c in classes {
+        bytes.extend_from_slice(&i64::from(c).to_le_bytes());
+    }
+    std::fs::write(&y, bytes).unwrap();
+    (x, y)
+}
+
+#[test]
+fn default_run_trains_on_digits_to_at_least_95_percent() {
+    let out = ok(&["train", "--quiet"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("val_accuracy "))
+        .unwrap_or_else(|| panic!("no val_accuracy in {out:?}"));
+    let accuracy: f64 = line
+        .trim_start_matches("val_accuracy ")
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(accuracy >= 95.0, "{line}");
+}
+
+#[test]
+fn train_with_every_flag_then_save_eval_predict_and_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = npy_files(dir.path());
+    let (start, out) = (
+        dir.path().join("start.safetensors"),
+        dir.path().join("out.safetensors"),
+    );
+    // A starting point in plain PyTorch layout: only the tensors, no downhill metadata.
+    let model = downhill::ModelSpec::from_widths(
+        &[5, 16, 3],
+        downhill::Activation::Relu,
+        downhill::Activation::Identity,
+    )
+    .unwrap();
+    let init = downhill::Parameters::init(&model, 11);
+    let tensors: Vec<(String, Vec<u8>, Vec<usize>)> = init
+        .named_tensors()
+        .into_iter()
+        .map(|t| {
+            (
+                t.name,
+                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.shape,
+            )
+        })
+        .collect();
+    let views: Vec<_> = tensors
+        .iter()
+        .map(|(n, b, shape)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(&start, safetensors::serialize(views, None).unwrap()).unwrap();
+
+    let args = [
+        "train",
+        "--features",
+        s(&x),
+        "--targets",
+        s(&y),
+        "--layers",
+        "5,16,3",
+        "--activation",
+        "relu",
+        "--loss",
+        "cross-entropy",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--beta1",
+        "0.9",
+        "--beta2",
+        "0.999",
+        "--eps",
+        "1e-8",
+        "--weight-decay",
+        "0",
+        "--momentum",
+        "0.9",
+        "--nesterov",
+        "--dampening",
+        "0",
+        "--alpha",
+        "0.99",
+        "--centered",
+        "--amsgrad",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "3",
+        "--no-shuffle",
+        "--seed",
+        "1",
+        "--init",
+        s(&start),
+        "--save",
+        s(&out),
+        "--device",
+        "gpu",
+    ];
+    let run = downhill(&args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("--momentum, --dampening, --nesterov, --alpha, --centered do not apply to Adam and are ignored"), "{stderr}");
+
+    // The checkpoint is nn.Linear-shaped and loads back.
+    let saved = load_model(&out).unwrap();
+    assert_eq!(saved.model, model);
+    assert_eq!(saved.loss, downhill::Loss::CrossEntropy);
+    let names: Vec<_> = saved
+        .parameters
+        .named_tensors()
+        .into_iter()
+        .map(|t| (t.name, t.shape))
+        .collect();
+    assert_eq!(names[0], ("layers.0.weight".to_string(), vec![16, 5]));
+    assert_eq!(names[3], ("layers.1.bias".to_string(), vec![3]));
+    assert_ne!(saved.parameters, init, "training moved the parameters");
+
+    // The same run on the CPU gives the same parameters.
+    let cpu_out = dir.path().join("cpu.safetensors");
+    let mut cpu_args = args.to_vec();
+    let at = cpu_args.len() - 3;
+    cpu_args[at] = s(&cpu_out);
+    *cpu_args.last_mut().unwrap() = "cpu";
+    ok(&cpu_args);
+    assert_close(
+        "cli gpu vs cpu",
+        &saved.parameters,
+        &load_model(&cpu_out).unwrap().parameters,
+        Tolerance::default(),
+    );
+
+    let eval = ok(&[
+        "eval",
+        "--model",
+        s(&out),
+        "--features",
+        s(&x),
+        "--targets",
+        s(&y),
+    ]);
+    assert!(
+        eval.contains("rows 150") && eval.contains("loss ") && eval.contains("accuracy "),
+        "{eval}"
+    );
+
+    let (pred_npy, pred_csv) = (dir.path().join("p.npy"), dir.path().join("p.csv"));
+    ok(&[
+        "predict",
+        "--model",
+        s(&out),
+        "--features",
+        s(&x),
+        "--output",
+        s(&pred_npy),
+    ]);
+    let outputs = npy::Npy::read(&pred_npy).unwrap().to_matrix().unwrap();
+    assert_eq!(outputs.dim(), (150, 3));
+    ok(&[
+        "predict",
+        "--model",
+        s(&out),
+        "--features",
+        s(&x),
+        "--output",
+        s(&pred_csv),
+        "--classes",
+    ]);
+    let csv = std::fs::read_to_string(&pred_csv).unwrap();
+    assert_eq!(csv.lines().next(), Some("class"));
+    assert_eq!(csv.lines().count(), 151);
+}
+
+#[test]
+fn csv_data_validation_split_metrics_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = builtin::linear(120, 3, 0.05, 2).0;
+    let Targets::Dense(y) = &data.targets else {
+        unreachable!()
+    };
+    let mut text = String::from("a,b,c,price\n");
+    for (row, t) in data.features.rows().into_iter().zip(y.column(0)) {
+        text += &format!("{},{},{},{t}\n", row[0], row[1], row[2]);
+    }
+    let csv = dir.path().join("d.csv");
+    std::fs::write(&csv, text).unwrap();
+    let (metrics, plot, model) = (
+        dir.path().join("m.jsonl"),
+        dir.path().join("loss.svg"),
+        dir.path().join("lin.safetensors"),
+    );
+    let out = ok(&[
+        "train",
+        "--data",
+        s(&csv),
+        "--target-column",
+        "price",
+        "--layers",
+        "3,1",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+        "--epochs",
+        "20",
+        "--val-split",
+        "0.25",
+        "--standardize",
+        "--schedule",
+        "cosine",
+        "--warmup",
+        "5",
+        "--quiet",
+        "--metrics",
+        s(&metrics),
+        "--plot",
+        s(&plot),
+        "--save",
+        s(&model),
+    ]);
+    let val_loss: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("val_loss "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(val_loss < 0.05, "linear regression should fit: {out}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 20);
+    assert!(lines[19]["val_loss"].as_f64().unwrap() < lines[0]["val_loss"].as_f64().unwrap());
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.starts_with("<svg")
+            && svg.contains("train loss")
+            && svg.contains("validation loss")
+            && svg.contains("epoch")
+    );
+    // The statistics travel with the model: eval on the raw CSV applies them.
+    assert!(load_model(&model).unwrap().standardizer.is_some());
+    let eval = ok(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&csv),
+        "--target-column",
+        "price",
+    ]);
+    let loss: f64 = eval
+        .lines()
+        .find_map(|l| l.strip_prefix("loss "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(loss < 0.05, "{eval}");
+}
+
+#[test]
+fn resume_continues_exactly_where_a_checkpoint_left_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = npy_files(dir.path());
+    let common = [
+        "train",
+        "--features",
+        s(&x),
+        "--targets",
+        s(&y),
+        "--epochs",
+        "4",
+        "--batch-size",
+        "20",
+        "--seed",
+        "3",
+        "--quiet",
+    ];
+    let (whole, part, state, resumed) = (
+        dir.path().join("whole.safetensors"),
+        dir.path().join("part.safetensors"),
+        dir.path().join("state.safetensors"),
+        dir.path().join("resumed.safetensors"),
+    );
+    ok(&[&common[..], &["--save", s(&whole)]].concat());
+    ok(&[
+        &common[..],
+        &[
+            "--max-steps",
+            "12",
+            "--checkpoint-every",
+            "12",
+            "--checkpoint",
+            s(&state),
+            "--save",
+            s(&part),
+        ],
+    ]
+    .concat());
+    ok(&[&common[..], &["--resume", s(&state), "--save", s(&resumed)]].concat());
+    assert_eq!(
+        load_model(&resumed).unwrap().parameters,
+        load_model(&whole).unwrap().parameters
+    );
+}
+
+#[test]
+fn ctrl_c_writes_a_training_state_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.safetensors");
+    let child = Command::new(env!("CARGO_BIN_EXE_downhill"))
+        .args([
+            "train",
+            "--dataset",
+            "spirals",
+            "--epochs",
+            "1000000",
+            "--quiet",
+            "--checkpoint",
+            s(&state),
+        ])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("continue with --resume"), "{stderr}");
+    let saved = downhill::checkpoint::load_state(&state).unwrap();
+    assert!(saved.state.steps > 0);
+}
+
+#[test]
+fn mistakes_get_a_clear_error_and_a_failing_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = npy_files(dir.path());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "--features", s(&x)],
+            "--features and --targets go together",
+        ),
+        (
+            vec![
+                "train",
+                "--features",
+                s(&x),
+                "--targets",
+                s(&y),
+                "--layers",
+                "4,3",
+            ],
+            "the model takes 4 inputs but",
+        ),
+        (
+            vec!["train", "--dataset", "digits", "--activation", "swish"],
+            "unknown activation `swish`",
+        ),
+        (
+            vec![
+                "train",
+                "--dataset",
+                "digits",
+                "--optimizer",
+                "sgd",
+                "--nesterov",
+            ],
+            "nesterov momentum needs momentum > 0",
+        ),
+        (
+            vec!["train", "--dataset", "digits", "--lr", "-1"],
+            "lr = -1",
+        ),
+        (
+            vec!["train", "--dataset", "nope"],
+            "is not a built-in dataset",
+        ),
+        (
+            vec![
+                "train",
+                "--features",
+                s(&y),
+                "--targets",
+                s(&x),
+                "--layers",
+                "1,8,3",
+            ],
+            "targets have shape [150, 5] but the batch needs [150, 3]",
+        ),
+        (
+            vec!["eval", "--model", s(&x), "--dataset", "digits"],
+            "is not a readable safetensors file",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = downhill(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: {stderr:?} should contain {expected:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn devices_lists_an_adapter() {
+    let out = ok(&["devices"]);
+    assert!(
+        out.contains("[0] ") && out.contains("max storage binding"),
+        "{out}"
+    );
+}
