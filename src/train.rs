@@ -282,12 +282,27 @@ pub fn train(
         let Some(plan) = &config.checkpoint else {
             return Ok(());
         };
+        // Never overwrite a good checkpoint with a diverged model.
+        let parameters = engine.parameters()?;
+        if parameters
+            .named_tensors()
+            .iter()
+            .any(|t| t.values.iter().any(|v| !v.is_finite()))
+        {
+            let lr = engine.learning_rate();
+            return Err(Error::Diverged {
+                step,
+                loss: f64::NAN,
+                lr,
+                suggested: lr / 10.0,
+            });
+        }
         let setup = engine.setup().clone();
         let state = TrainingState {
             checkpoint: ModelCheckpoint {
                 model: setup.model,
                 loss: setup.loss,
-                parameters: engine.parameters()?,
+                parameters,
                 standardizer: plan.standardizer.clone(),
             },
             optimizer: setup.optimizer.name().to_string(),
@@ -400,6 +415,9 @@ pub fn train(
             && plan.every_steps > 0
             && step.is_multiple_of(plan.every_steps)
         {
+            if !epoch_done {
+                collect(engine, step, &mut [&mut epoch_metrics])?;
+            }
             write_state(engine, step, &best, stale)?;
         }
         if stop == Stop::EarlyStopping {

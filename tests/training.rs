@@ -370,9 +370,16 @@ fn a_diverging_run_stops_with_the_step_and_a_suggestion() {
     )
     .unwrap();
     let mut g = gpu_engine(&s, 16);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.safetensors");
     let cfg = TrainConfig {
         epochs: 20,
         batch_size: 16,
+        checkpoint: Some(CheckpointPlan {
+            path: state.clone(),
+            every_steps: 1,
+            standardizer: None,
+        }),
         ..config(true, Residency::Auto)
     };
     let err = train(
@@ -385,6 +392,18 @@ fn a_diverging_run_stops_with_the_step_and_a_suggestion() {
     )
     .unwrap_err();
     assert!(matches!(err, Error::Diverged { .. }), "{err}");
+    // The checkpoint on disk is the last good one.
+    let saved = load_state(&state).unwrap();
+    let finite = |p: &Parameters| {
+        p.named_tensors()
+            .iter()
+            .all(|t| t.values.iter().all(|v| v.is_finite()))
+    };
+    assert!(
+        finite(&saved.checkpoint.parameters),
+        "a diverged model was checkpointed"
+    );
+    assert!(saved.state.steps >= 1);
     let text = err.to_string();
     assert!(
         text.contains("training diverged")
