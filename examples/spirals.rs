@@ -6,30 +6,9 @@
 use downhill::optim::Adam;
 use downhill::{
     Activation, AdapterRequest, Batch, CpuEngine, Engine, GpuContext, GpuEngine, Loss, ModelSpec,
-    Optimizer, Parameters, Setup, TargetsView, Tolerance, worst_difference,
+    Optimizer, Parameters, Setup, Targets, TargetsView, Tolerance, worst_difference,
 };
 use ndarray::Array2;
-use rand::{Rng, SeedableRng};
-
-/// `points` samples per class of `classes` spirals in the plane, with seeded noise.
-fn spirals(points: usize, classes: usize, seed: u64) -> (Array2<f32>, Vec<u32>) {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut x = Array2::zeros((points * classes, 2));
-    let mut y = Vec::with_capacity(points * classes);
-    for class in 0..classes {
-        for i in 0..points {
-            let r = i as f32 / points as f32;
-            let angle = class as f32 * 2.0 * std::f32::consts::PI / classes as f32
-                + 4.0 * r
-                + rng.random_range(-0.2..0.2);
-            let row = class * points + i;
-            x[[row, 0]] = r * angle.cos();
-            x[[row, 1]] = r * angle.sin();
-            y.push(class as u32);
-        }
-    }
-    (x, y)
-}
 
 /// The fraction of rows whose largest output is the true class.
 fn accuracy(outputs: Array2<f32>, classes: &[u32]) -> f64 {
@@ -50,7 +29,11 @@ fn accuracy(outputs: Array2<f32>, classes: &[u32]) -> f64 {
 }
 
 fn main() -> downhill::Result<()> {
-    let (x, y) = spirals(100, 3, 0);
+    let data = downhill::data::builtin::spirals(100, 3, 0);
+    let x = data.features;
+    let Targets::Classes(y) = data.targets else {
+        unreachable!("spirals are labelled by class")
+    };
     let setup = Setup {
         model: ModelSpec::from_widths(&[2, 32, 32, 3], Activation::Tanh, Activation::Identity)?,
         loss: Loss::CrossEntropy,
