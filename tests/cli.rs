@@ -482,3 +482,29 @@ fn devices_lists_an_adapter() {
         "{out}"
     );
 }
+
+#[test]
+fn memory_mapped_features_train_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = npy_files(dir.path());
+    let (mapped, loaded) = (
+        dir.path().join("mapped.safetensors"),
+        dir.path().join("loaded.safetensors"),
+    );
+    let common = [
+        "train",
+        "--features",
+        s(&x),
+        "--targets",
+        s(&y),
+        "--epochs",
+        "2",
+        "--quiet",
+    ];
+    ok(&[&common[..], &["--mmap", "--save", s(&mapped)]].concat());
+    ok(&[&common[..], &["--save", s(&loaded)]].concat());
+    assert_eq!(
+        load_model(&mapped).unwrap().parameters,
+        load_model(&loaded).unwrap().parameters
+    );
+}

@@ -53,7 +53,8 @@ pub struct DataArgs {
     /// A built-in dataset: digits, linear, blobs or spirals.
     #[arg(long, value_name = "NAME")]
     pub dataset: Option<String>,
-    /// Memory-map the --features .npy and stream batches from disk (for data larger than RAM).
+    /// Memory-map the --features .npy and stream batches from disk (automatic when the file is
+    /// larger than half the available memory).
     #[arg(long)]
     pub mmap: bool,
 }

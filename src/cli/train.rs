@@ -271,7 +271,7 @@ pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
     let mut init = resume.as_ref().map(|state| state.checkpoint.clone());
 
     // Data: the training rows, then validation (a file, or a seeded split).
-    let mapped = a.data.mmap;
+    let mapped = a.data.mmap || too_large_for_memory(&a.data, a.quiet);
     let (mut train_data, feature_cols) = if mapped {
         let (Some(features), Some(targets)) = (&a.data.features, &a.data.targets) else {
             return Err(Error::InvalidModel(
@@ -538,6 +538,37 @@ pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// Whether --features names an `.npy` file larger than half the memory available now (Linux's
+/// `MemAvailable`), in which case it is memory-mapped and streamed instead of read whole.
+fn too_large_for_memory(data: &super::args::DataArgs, quiet: bool) -> bool {
+    let Some(path) = &data.features else {
+        return false;
+    };
+    let mut magic = [0u8; 6];
+    let is_npy = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && &magic == b"\x93NUMPY";
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|kib| kib * 1024)
+        });
+    let too_large = is_npy && available.is_some_and(|a| size > a / 2);
+    if too_large && !quiet {
+        eprintln!(
+            "data: {} ({} MiB) is over half the available memory; memory-mapping it and streaming batches from disk",
+            path.display(),
+            size >> 20
+        );
+    }
+    too_large
 }
 
 fn widths(model: &ModelSpec) -> Vec<usize> {
