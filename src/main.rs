@@ -42,6 +42,13 @@ fn main() -> ExitCode {
         }
         Command::Eval(args) => cli::eval::eval(args).map(|()| ExitCode::SUCCESS),
         Command::Predict(args) => cli::eval::predict(args).map(|()| ExitCode::SUCCESS),
+        Command::Check(args) => cli::check::run(args).map(|passed| {
+            if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }),
         Command::Devices => {
             cli::devices::print_devices(&downhill::tools::list_devices());
             Ok(ExitCode::SUCCESS)

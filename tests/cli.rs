@@ -508,3 +508,157 @@ fn memory_mapped_features_train_the_same_model() {
         load_model(&loaded).unwrap().parameters
     );
 }
+
+#[test]
+fn check_passes_for_every_optimizer_loss_and_activation_and_writes_json() {
+    let combos: [&[&str]; 6] = [
+        &[
+            "--optimizer",
+            "sgd",
+            "--momentum",
+            "0.9",
+            "--nesterov",
+            "--activation",
+            "relu",
+            "--loss",
+            "cross-entropy",
+        ],
+        &[
+            "--optimizer",
+            "adam",
+            "--amsgrad",
+            "--activation",
+            "tanh",
+            "--loss",
+            "mse",
+        ],
+        &[
+            "--optimizer",
+            "adamw",
+            "--activation",
+            "gelu",
+            "--loss",
+            "bce-logits",
+        ],
+        &[
+            "--optimizer",
+            "rmsprop",
+            "--centered",
+            "--momentum",
+            "0.5",
+            "--activation",
+            "sigmoid",
+        ],
+        &[
+            "--optimizer",
+            "adagrad",
+            "--lr-decay",
+            "0.01",
+            "--activation",
+            "leaky_relu(0.2)",
+        ],
+        &[
+            "--optimizer",
+            "sgd",
+            "--weight-decay",
+            "0.01",
+            "--activation",
+            "identity",
+            "--clip-norm",
+            "0.5",
+        ],
+    ];
+    for extra in combos {
+        let args = [
+            &[
+                "check",
+                "--dataset",
+                "blobs",
+                "--layers",
+                "8,12,4",
+                "--steps",
+                "3",
+                "--batch-size",
+                "50",
+                "--format",
+                "json",
+            ][..],
+            extra,
+        ]
+        .concat();
+        let out = downhill(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["passed"], true);
+        let steps = report["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 3);
+        for key in ["loss", "gradients", "parameters"] {
+            for field in [
+                "max_abs",
+                "max_rel",
+                "worst_tensor",
+                "worst_index",
+                "gpu",
+                "cpu",
+                "passed",
+            ] {
+                assert!(
+                    !steps[2][key][field].is_null(),
+                    "{key}.{field} missing in {stdout}"
+                );
+            }
+        }
+        assert!(report["gpu"].as_str().unwrap().contains("gpu"));
+    }
+}
+
+#[test]
+fn check_fails_and_names_the_tensor_when_a_difference_is_planted() {
+    let out = downhill(&[
+        "check",
+        "--steps",
+        "2",
+        "--format",
+        "json",
+        "--perturb",
+        "layers.1.weight:3:0.01",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["passed"], false);
+    let first = &report["steps"][0]["parameters"];
+    assert_eq!(
+        (
+            first["worst_tensor"].as_str(),
+            first["worst_index"].as_u64()
+        ),
+        (Some("layers.1.weight"), Some(3))
+    );
+    assert_eq!(first["passed"], false);
+    let table = ok(&[
+        "check",
+        "--steps",
+        "2",
+        "--dataset",
+        "spirals",
+        "--layers",
+        "2,8,3",
+    ]);
+    assert!(
+        table.contains("check passed") && table.contains("worst parameter"),
+        "{table}"
+    );
+    let bad = downhill(&["check", "--perturb", "layers.9.weight:0:1"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no tensor `layers.9.weight`"));
+}

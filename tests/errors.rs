@@ -379,11 +379,24 @@ fn adapters_can_be_chosen_by_name_and_backend() {
     let chosen = GpuContext::new(&AdapterRequest {
         backend: Some(info.backend),
         name: Some(fragment.to_uppercase()),
-        limits: None,
+        ..Default::default()
     })
     .unwrap();
     assert_eq!(chosen.info().name, info.name);
     assert_eq!(chosen.info().backend, info.backend);
+    // By position in `downhill devices`' list.
+    let listed = downhill::tools::list_devices();
+    let first = GpuContext::new(&AdapterRequest {
+        index: Some(0),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(first.info().name, listed[0].name);
+    let beyond = GpuContext::new(&AdapterRequest {
+        index: Some(listed.len()),
+        ..Default::default()
+    });
+    assert!(message(beyond).contains(&format!("at index {}", listed.len())));
 }
 
 #[test]

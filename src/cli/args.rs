@@ -20,8 +20,41 @@ pub enum Command {
     Eval(EvalArgs),
     /// Write a saved model's outputs for data, as .npy or .csv.
     Predict(PredictArgs),
+    /// Run the same model, data and batches through the GPU engine and the CPU reference and
+    /// compare loss, gradients and parameters at every step; exit 1 when they disagree.
+    Check(Box<CheckArgs>),
     /// List every GPU adapter wgpu finds, with the limits that matter for training.
     Devices,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Table,
+    Json,
+}
+
+/// Flags of `downhill check`: its own, then `train`'s for the model, data and optimizer
+/// (flags about a run's length, schedule and outputs do not apply).
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Steps to compare.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Relative tolerance: |gpu - cpu| <= abs + rel * |cpu|.
+    #[arg(long, default_value_t = 1e-4)]
+    pub rel: f32,
+    /// Absolute tolerance.
+    #[arg(long, default_value_t = 1e-5)]
+    pub abs: f32,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: CheckFormat,
+    /// Plant a fault to see it caught: add DELTA to entry INDEX of the GPU's TENSOR before the
+    /// first step, as TENSOR:INDEX:DELTA (e.g. layers.1.weight:3:0.01).
+    #[arg(long, value_name = "TENSOR:INDEX:DELTA")]
+    pub perturb: Option<String>,
+    #[command(flatten)]
+    pub run: TrainArgs,
 }
 
 /// Where data comes from (one of: --features with --targets, --data, --dataset).
@@ -93,8 +126,8 @@ pub struct DeviceArgs {
     /// Where to train.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
-    /// Choose the GPU adapter whose name contains this text.
-    #[arg(long, value_name = "NAME")]
+    /// Choose the GPU adapter by its index in `downhill devices` or a piece of its name.
+    #[arg(long, value_name = "INDEX|NAME")]
     pub adapter: Option<String>,
     /// Choose the GPU adapter on this backend.
     #[arg(long, value_enum)]

@@ -11,6 +11,26 @@ use downhill::{
 
 use super::args::{BackendChoice, DataArgs, DeviceArgs, DeviceChoice};
 
+/// The adapter the flags choose: `--adapter` is an index in `downhill devices`' list or a
+/// piece of an adapter's name; `--backend` narrows it to one API.
+pub fn adapter_request(device: &DeviceArgs) -> AdapterRequest {
+    let (index, name) = match device.adapter.as_deref().map(str::parse::<usize>) {
+        Some(Ok(i)) => (Some(i), None),
+        _ => (None, device.adapter.clone()),
+    };
+    AdapterRequest {
+        backend: device.backend.map(|b| match b {
+            BackendChoice::Vulkan => wgpu::Backend::Vulkan,
+            BackendChoice::Metal => wgpu::Backend::Metal,
+            BackendChoice::Dx12 => wgpu::Backend::Dx12,
+            BackendChoice::Gl => wgpu::Backend::Gl,
+        }),
+        name,
+        index,
+        limits: None,
+    }
+}
+
 /// Builds the engine the flags ask for, saying on stderr which one and why.
 pub fn engine(
     device: &DeviceArgs,
@@ -28,16 +48,7 @@ pub fn engine(
         say("device: cpu (ndarray reference engine), as asked".into());
         return Ok(Box::new(CpuEngine::new(setup, init)?));
     }
-    let request = AdapterRequest {
-        backend: device.backend.map(|b| match b {
-            BackendChoice::Vulkan => wgpu::Backend::Vulkan,
-            BackendChoice::Metal => wgpu::Backend::Metal,
-            BackendChoice::Dx12 => wgpu::Backend::Dx12,
-            BackendChoice::Gl => wgpu::Backend::Gl,
-        }),
-        name: device.adapter.clone(),
-        limits: None,
-    };
+    let request = adapter_request(device);
     match GpuContext::new(&request) {
         Ok(ctx) => {
             say(format!("device: gpu {}", ctx.describe()));

@@ -250,7 +250,23 @@ fn standardize(
     stats
 }
 
-pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
+/// Everything a run needs before an engine exists: data, validation, model, loss, optimizer,
+/// starting parameters and feature statistics, as the flags describe them.
+pub struct Prepared {
+    pub epochs: u64,
+    pub resume: Option<downhill::checkpoint::TrainingState>,
+    pub mapped: bool,
+    pub train_data: Dataset,
+    pub val_data: Option<Dataset>,
+    pub model: ModelSpec,
+    pub loss: Loss,
+    pub setup: Setup,
+    pub start: Parameters,
+    pub stats: Option<Standardizer>,
+}
+
+/// Loads and fits together what the flags name (shared by `train` and `check`).
+pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
     let default_run = !a.data.given();
     let standardize_features = a.standardize || default_run;
     let epochs = a.epochs.unwrap_or(if default_run { 30 } else { 10 });
@@ -394,6 +410,33 @@ pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
         || Parameters::init(&model, a.seed),
         |c| c.parameters.clone(),
     );
+    Ok(Prepared {
+        epochs,
+        resume,
+        mapped,
+        train_data,
+        val_data,
+        model,
+        loss,
+        setup,
+        start,
+        stats,
+    })
+}
+
+pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
+    let Prepared {
+        epochs,
+        resume,
+        mapped,
+        train_data,
+        val_data,
+        model,
+        loss,
+        setup,
+        start,
+        stats,
+    } = prepare(a)?;
     let mut engine = engine(
         &a.device,
         setup,

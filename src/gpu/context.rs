@@ -14,6 +14,8 @@ pub struct AdapterRequest {
     pub backend: Option<wgpu::Backend>,
     /// Only adapters whose name contains this text (case-insensitive).
     pub name: Option<String>,
+    /// Only the adapter at this position in [`enumerate_adapters`]' list (`downhill devices`).
+    pub index: Option<usize>,
     /// Limits to request instead of the adapter's maximum (to emulate a smaller device).
     pub limits: Option<wgpu::Limits>,
 }
@@ -87,6 +89,9 @@ impl GpuContext {
         let wanted_name = request.name.as_ref().map(|n| n.to_lowercase());
         let adapter = adapters
             .into_iter()
+            .enumerate()
+            .filter(|(i, _)| request.index.is_none_or(|wanted| wanted == *i))
+            .map(|(_, a)| a)
             .filter(|a| {
                 let info = a.get_info();
                 request.backend.is_none_or(|b| info.backend == b)
@@ -102,6 +107,9 @@ impl GpuContext {
                 let mut filter = String::new();
                 if let Some(b) = request.backend {
                     filter += &format!(" on backend {b:?}");
+                }
+                if let Some(i) = request.index {
+                    filter += &format!(" at index {i}");
                 }
                 if let Some(n) = &request.name {
                     filter += &format!(" with a name containing `{n}`");

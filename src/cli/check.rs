@@ -1,0 +1,167 @@
+//! `downhill check`.
+
+use downhill::data::scheduler::Order;
+use downhill::tools::{CheckReport, Difference, check};
+use downhill::{Batch, CpuEngine, Engine, Error, GpuContext, GpuEngine, Result, Tolerance};
+use serde_json::json;
+
+use super::args::{CheckArgs, CheckFormat};
+use super::common::adapter_request;
+use super::train::prepare;
+
+/// Adds `delta` to one entry of the engine's parameters, from `TENSOR:INDEX:DELTA`.
+fn perturb(engine: &mut dyn Engine, spec: &str) -> Result<()> {
+    let bad = || {
+        Error::InvalidModel(format!(
+            "--perturb {spec}: expected TENSOR:INDEX:DELTA, e.g. layers.1.weight:3:0.01"
+        ))
+    };
+    let mut parts = spec.rsplitn(3, ':');
+    let delta: f32 = parts.next().and_then(|d| d.parse().ok()).ok_or_else(bad)?;
+    let index: usize = parts.next().and_then(|i| i.parse().ok()).ok_or_else(bad)?;
+    let tensor = parts.next().ok_or_else(bad)?;
+    let mut params = engine.parameters()?;
+    let names: Vec<String> = params.named_tensors().into_iter().map(|t| t.name).collect();
+    let position = names.iter().position(|n| n == tensor).ok_or_else(|| {
+        Error::InvalidModel(format!(
+            "--perturb: no tensor `{tensor}`; the model has {names:?}"
+        ))
+    })?;
+    let layer = &mut params.layers[position / 2];
+    let values = if position % 2 == 0 {
+        layer.weight.as_slice_mut()
+    } else {
+        layer.bias.as_slice_mut()
+    }
+    .expect("parameters read back are contiguous");
+    let len = values.len();
+    *values.get_mut(index).ok_or_else(|| {
+        Error::InvalidModel(format!(
+            "--perturb: `{tensor}` has {len} entries, no index {index}"
+        ))
+    })? += delta;
+    engine.set_parameters(&params)
+}
+
+fn json_difference(d: &Difference) -> serde_json::Value {
+    json!({
+        "max_abs": d.max_abs, "max_rel": d.max_rel, "worst_tensor": d.tensor, "worst_index": d.index,
+        "gpu": d.tested, "cpu": d.reference, "passed": d.passed,
+    })
+}
+
+fn print(report: &CheckReport, format: CheckFormat) {
+    match format {
+        CheckFormat::Json => {
+            let steps: Vec<_> = report
+                .steps
+                .iter()
+                .map(|s| json!({"step": s.step, "loss": json_difference(&s.loss), "gradients": json_difference(&s.gradients), "parameters": json_difference(&s.parameters)}))
+                .collect();
+            let value = json!({
+                "gpu": report.tested, "cpu": report.reference,
+                "tolerance": {"rel": report.tolerance.rel, "abs": report.tolerance.abs},
+                "passed": report.passed, "steps": steps, "version": env!("CARGO_PKG_VERSION"),
+            });
+            println!("{value:#}");
+        }
+        CheckFormat::Table => {
+            println!(
+                "tested:    {}\nreference: {}\ntolerance: |gpu - cpu| <= {} + {} * |cpu|\n",
+                report.tested, report.reference, report.tolerance.abs, report.tolerance.rel
+            );
+            println!(
+                "{:>5}  {:>11} {:>11}  {:>11} {:>11} {:<22}  {:>11} {:>11} {:<22}  {}",
+                "step",
+                "loss abs",
+                "loss rel",
+                "grad abs",
+                "grad rel",
+                "worst gradient",
+                "param abs",
+                "param rel",
+                "worst parameter",
+                "result"
+            );
+            for s in &report.steps {
+                let ok = s.loss.passed && s.gradients.passed && s.parameters.passed;
+                println!(
+                    "{:>5}  {:>11.3e} {:>11.3e}  {:>11.3e} {:>11.3e} {:<22}  {:>11.3e} {:>11.3e} {:<22}  {}",
+                    s.step,
+                    s.loss.max_abs,
+                    s.loss.max_rel,
+                    s.gradients.max_abs,
+                    s.gradients.max_rel,
+                    format!("{}[{}]", s.gradients.tensor, s.gradients.index),
+                    s.parameters.max_abs,
+                    s.parameters.max_rel,
+                    format!("{}[{}]", s.parameters.tensor, s.parameters.index),
+                    if ok { "pass" } else { "FAIL" }
+                );
+            }
+            println!(
+                "\n{}",
+                if report.passed {
+                    "check passed"
+                } else {
+                    "check FAILED"
+                }
+            );
+        }
+    }
+}
+
+/// Runs the check; `Ok(false)` when the engines disagree.
+pub fn run(a: &CheckArgs) -> Result<bool> {
+    if a.steps == 0 {
+        return Err(Error::InvalidModel("--steps must be at least 1".into()));
+    }
+    let p = prepare(&a.run)?;
+    if p.mapped {
+        return Err(Error::InvalidModel(
+            "check reads its batches in memory; drop --mmap".into(),
+        ));
+    }
+    let ctx = GpuContext::new(&adapter_request(&a.run.device))?;
+    let batch_size = a.run.batch_size.min(p.train_data.rows().max(1));
+    let mut gpu = GpuEngine::new(&ctx, p.setup.clone(), &p.start, batch_size)?;
+    let mut cpu = CpuEngine::new(p.setup, &p.start)?;
+    for e in [&mut gpu as &mut dyn Engine, &mut cpu] {
+        e.set_clip_norm(a.run.clip_norm)?;
+    }
+    if let Some(spec) = &a.perturb {
+        perturb(&mut gpu, spec)?;
+    }
+    let order = Order::new(
+        p.train_data.rows(),
+        a.run.batch_size,
+        !a.run.no_shuffle,
+        a.run.drop_last,
+        a.run.seed,
+    )?;
+    let per_epoch = order.batches_per_epoch();
+    let batches: Vec<_> = (0..a.steps)
+        .map(|step| {
+            let permutation = order.permutation((step / per_epoch) as u64);
+            let rows: Vec<usize> = order
+                .batch(&permutation, step % per_epoch)
+                .iter()
+                .map(|&i| i as usize)
+                .collect();
+            p.train_data.subset(&rows)
+        })
+        .collect();
+    let report = check(
+        &mut gpu,
+        &mut cpu,
+        batches
+            .iter()
+            .map(|b| Batch::new(b.features.view(), b.targets.view())),
+        Tolerance {
+            rel: a.rel,
+            abs: a.abs,
+        },
+    )?;
+    print(&report, a.format);
+    Ok(report.passed)
+}
