@@ -71,7 +71,7 @@ fn print(report: &CheckReport, format: CheckFormat) {
                 report.tested, report.reference, report.tolerance.abs, report.tolerance.rel
             );
             println!(
-                "{:>5}  {:>11} {:>11}  {:>11} {:>11} {:<22}  {:>11} {:>11} {:<22}  {}",
+                "{:>5}  {:>11} {:>11}  {:>11} {:>11} {:<22}  {:>11} {:>11} {:<22}  result",
                 "step",
                 "loss abs",
                 "loss rel",
@@ -81,7 +81,6 @@ fn print(report: &CheckReport, format: CheckFormat) {
                 "param abs",
                 "param rel",
                 "worst parameter",
-                "result"
             );
             for s in &report.steps {
                 let ok = s.loss.passed && s.gradients.passed && s.parameters.passed;
