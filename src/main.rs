@@ -49,6 +49,11 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }),
+        Command::Bench(args) => match &args.what {
+            cli::args::BenchCommand::Gemm(a) => cli::bench::gemm(a),
+            cli::args::BenchCommand::BatchSize(a) => cli::bench::batch_size(a),
+        }
+        .map(|()| ExitCode::SUCCESS),
         Command::Devices => {
             cli::devices::print_devices(&downhill::tools::list_devices());
             Ok(ExitCode::SUCCESS)

@@ -1,7 +1,8 @@
-//! Plots written as SVG: labelled axes, a legend, and a log scale where losses span decades.
+//! Plots written as SVG: labelled axes, a legend, and log scales where values span decades.
 
 use std::path::Path;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
@@ -16,91 +17,135 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Draws `series` as lines into an SVG at `path` (written atomically). The y axis is
-/// logarithmic when every value is positive and they span more than a factor of 20.
-pub fn line_chart(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-) -> Result<()> {
-    let points = || {
-        series
-            .iter()
-            .flat_map(|s| s.points.iter().copied())
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
+/// One chart: title, axis labels and curves. Each axis is logarithmic when all its values are
+/// positive and span more than a factor of 20 (or when `log_x` forces the x axis).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chart {
+    /// Title above the chart.
+    pub title: String,
+    /// The x axis label, with units.
+    pub x_label: String,
+    /// The y axis label, with units.
+    pub y_label: String,
+    /// The curves.
+    pub series: Vec<Series>,
+    /// Force a logarithmic x axis.
+    pub log_x: bool,
+}
+
+/// `(min, max, logarithmic)` of the finite values.
+fn range(values: impl Iterator<Item = f64>, force_log: bool) -> Option<(f64, f64, bool)> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        return None;
+    }
+    let log = lo > 0.0 && (force_log || hi / lo > 20.0);
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        let pad = lo.abs().max(1.0) * 0.1;
+        (
+            if log { lo / 2.0 } else { lo - pad },
+            if log { hi * 2.0 } else { hi + pad },
+        )
     };
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for (x, y) in points() {
-        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    Some((lo, hi, log))
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+fn draw(area: &Area<'_>, chart: &Chart) -> std::result::Result<(), String> {
+    let xs = range(
+        chart
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0)),
+        chart.log_x,
+    )
+    .ok_or("no finite points")?;
+    let ys = range(
+        chart
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1)),
+        false,
+    )
+    .ok_or("no finite points")?;
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(&chart.title, ("sans-serif", 20))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(72);
+    let colors = [
+        BLUE,
+        RED,
+        GREEN,
+        MAGENTA,
+        CYAN,
+        BLACK,
+        RGBColor(230, 140, 0),
+        RGBColor(120, 60, 160),
+    ];
+    macro_rules! plot {
+        ($x:expr, $y:expr) => {{
+            let mut c = builder
+                .build_cartesian_2d($x, $y)
+                .map_err(|e| e.to_string())?;
+            c.configure_mesh()
+                .x_desc(&chart.x_label)
+                .y_desc(&chart.y_label)
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (i, s) in chart.series.iter().enumerate() {
+                let color = colors[i % colors.len()];
+                let usable = s.points.iter().copied().filter(|(x, y)| {
+                    x.is_finite() && y.is_finite() && (!xs.2 || *x > 0.0) && (!ys.2 || *y > 0.0)
+                });
+                c.draw_series(LineSeries::new(
+                    usable.collect::<Vec<_>>(),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(s.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            }
+            c.configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }};
     }
-    if x0 > x1 {
-        return Err(Error::InvalidModel(format!(
-            "nothing to plot in {}: no finite points",
-            path.display()
-        )));
+    match (xs.2, ys.2) {
+        (false, false) => plot!(xs.0..xs.1, ys.0..ys.1),
+        (true, false) => plot!((xs.0..xs.1).log_scale(), ys.0..ys.1),
+        (false, true) => plot!(xs.0..xs.1, (ys.0..ys.1).log_scale()),
+        (true, true) => plot!((xs.0..xs.1).log_scale(), (ys.0..ys.1).log_scale()),
     }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    let log = y0 > 0.0 && y1 / y0 > 20.0;
-    if y1 <= y0 {
-        y1 = y0 + y0.abs().max(1.0) * 0.1;
-        y0 -= y0.abs().max(1.0) * 0.1;
-    }
+    Ok(())
+}
+
+/// Draws `charts` one above the other into an SVG at `path` (written atomically).
+pub fn write_svg(path: &Path, charts: &[Chart]) -> Result<()> {
+    let fail = |e: String| Error::InvalidModel(format!("could not draw {}: {e}", path.display()));
     let mut svg = String::new();
-    let plot_error =
-        |e: String| Error::InvalidModel(format!("could not draw {}: {e}", path.display()));
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_error(e.to_string()))?;
-        let mut builder = ChartBuilder::on(&root);
-        builder
-            .caption(title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(72);
-        let colors = [&BLUE, &RED, &GREEN, &MAGENTA, &CYAN, &BLACK];
-        macro_rules! draw {
-            ($chart:expr) => {{
-                let mut chart = $chart.map_err(|e| plot_error(e.to_string()))?;
-                chart
-                    .configure_mesh()
-                    .x_desc(x_label)
-                    .y_desc(y_label)
-                    .draw()
-                    .map_err(|e| plot_error(e.to_string()))?;
-                for (i, s) in series.iter().enumerate() {
-                    let color = colors[i % colors.len()];
-                    let finite: Vec<(f64, f64)> = s
-                        .points
-                        .iter()
-                        .copied()
-                        .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log || *y > 0.0))
-                        .collect();
-                    chart
-                        .draw_series(LineSeries::new(finite, color.stroke_width(2)))
-                        .map_err(|e| plot_error(e.to_string()))?
-                        .label(s.name.clone())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                        });
-                }
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(|e| plot_error(e.to_string()))?;
-            }};
+        let root = SVGBackend::with_string(&mut svg, (900, 480 * charts.len().max(1) as u32))
+            .into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+        for (area, chart) in root
+            .split_evenly((charts.len().max(1), 1))
+            .iter()
+            .zip(charts)
+        {
+            draw(area, chart).map_err(fail)?;
         }
-        if log {
-            draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()));
-        } else {
-            draw!(builder.build_cartesian_2d(x0..x1, y0..y1));
-        }
-        root.present().map_err(|e| plot_error(e.to_string()))?;
+        root.present().map_err(|e| fail(e.to_string()))?;
     }
     fsio::write_atomic(path, svg.as_bytes())
 }

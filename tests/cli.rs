@@ -475,11 +475,156 @@ fn mistakes_get_a_clear_error_and_a_failing_exit() {
 }
 
 #[test]
-fn devices_lists_an_adapter() {
+fn devices_lists_every_adapter_and_the_software_one_when_installed() {
     let out = ok(&["devices"]);
     assert!(
-        out.contains("[0] ") && out.contains("max storage binding"),
+        out.contains("[0] ")
+            && out.contains("max storage binding")
+            && out.contains("timestamp queries"),
         "{out}"
+    );
+    let lavapipe = std::fs::read_dir("/usr/share/vulkan/icd.d")
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("lvp_icd"))
+        })
+        .unwrap_or(false);
+    if lavapipe {
+        assert!(
+            out.contains("llvmpipe") && out.contains("Vulkan") && out.contains("Cpu"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn bench_gemm_writes_complete_json_and_csv() {
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "bench",
+        "gemm",
+        "--sizes",
+        "32,65",
+        "--seconds",
+        "0.05",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    for key in [
+        "adapter", "backend", "driver", "model", "data", "version", "date",
+    ] {
+        assert!(
+            json["run"][key].as_str().is_some_and(|v| !v.is_empty()),
+            "run.{key} in {json}"
+        );
+    }
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for r in results {
+        assert!(
+            r["gpu_gflops"].as_f64().unwrap() > 0.0 && r["cpu_gflops"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
+    }
+    let csv = ok(&[
+        "bench",
+        "gemm",
+        "--sizes",
+        "32",
+        "--seconds",
+        "0.05",
+        "--format",
+        "csv",
+    ]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "n,gpu GFLOP/s,ndarray GFLOP/s,gpu/ndarray,gpu ms,ndarray ms"
+    );
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1].split(',').count(), 6);
+}
+
+#[test]
+fn bench_batch_size_writes_json_csv_and_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("bench.svg");
+    let base = [
+        "bench",
+        "batch-size",
+        "--dataset",
+        "blobs",
+        "--layers",
+        "8,16,4",
+        "--batch-sizes",
+        "8,50",
+        "--device",
+        "gpu,cpu",
+        "--steps",
+        "4",
+        "--warmup-steps",
+        "1",
+        "--epochs",
+        "2",
+        "--target-loss",
+        "10",
+    ];
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(
+            &[&base[..], &["--format", "json", "--plot", s(&plot)]].concat()
+        ))
+        .unwrap();
+    assert!(json["run"]["adapter"].as_str().unwrap().len() > 1);
+    assert!(
+        json["run"]["model"]
+            .as_str()
+            .unwrap()
+            .starts_with("8-16-4 relu, cross-entropy, Adam")
+    );
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "two batch sizes on two engines");
+    for r in results {
+        for key in [
+            "samples_per_second",
+            "step_ms_median",
+            "step_ms_p10",
+            "step_ms_p90",
+            "final_loss",
+            "train_seconds",
+            "seconds_to_target",
+        ] {
+            assert!(r[key].as_f64().is_some_and(f64::is_finite), "{key} in {r}");
+        }
+        assert!(r["step_ms_p10"].as_f64() <= r["step_ms_p90"].as_f64());
+        assert!(!r["loss_curve"].as_array().unwrap().is_empty());
+        match r["engine"].as_str().unwrap() {
+            "gpu" => {
+                assert!(r["device_bytes"].as_u64().unwrap() > 0 && r["timing"].as_str().is_some())
+            }
+            "cpu" => assert_eq!(r["timing"], "host"),
+            other => panic!("engine {other}"),
+        }
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for text in [
+        "samples per second",
+        "batch size (rows)",
+        "wall time (s)",
+        "gpu batch 8",
+        "cpu batch 50",
+    ] {
+        assert!(svg.contains(text), "the plot lacks {text:?}");
+    }
+    let csv = ok(&[&base[..], &["--format", "csv"]].concat());
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 5);
+    assert!(lines[0].starts_with(
+        "engine,batch,samples/s,step ms,p10 ms,p90 ms,gpu ms,timing,device MiB,loss@2ep"
+    ));
+    assert!(
+        lines[1..].iter().all(|l| l.split(',').count() == 12),
+        "{csv}"
     );
 }
 

@@ -23,8 +23,70 @@ pub enum Command {
     /// Run the same model, data and batches through the GPU engine and the CPU reference and
     /// compare loss, gradients and parameters at every step; exit 1 when they disagree.
     Check(Box<CheckArgs>),
+    /// Benchmark the matrix product, or training at several batch sizes.
+    Bench(BenchArgs),
     /// List every GPU adapter wgpu finds, with the limits that matter for training.
     Devices,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+/// `downhill bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchCommand,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// GFLOP/s of the engine's matrix product beside ndarray's, measured in the same run.
+    Gemm(GemmArgs),
+    /// Throughput, step time, GPU time, memory and convergence at each batch size.
+    BatchSize(Box<BatchSizeArgs>),
+}
+
+/// Flags of `downhill bench gemm`.
+#[derive(Args)]
+pub struct GemmArgs {
+    /// Square sizes n of the n×n·n×n products.
+    #[arg(long, value_delimiter = ',', default_value = "256,512,1024")]
+    pub sizes: Vec<usize>,
+    /// Seconds to spend timing each size and implementation (about).
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TableFormat,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// Flags of `downhill bench batch-size`: its own, then `train`'s for model, data and optimizer.
+#[derive(Args)]
+pub struct BatchSizeArgs {
+    /// The batch sizes to measure.
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256,1024")]
+    pub batch_sizes: Vec<usize>,
+    /// Steps run before timing.
+    #[arg(long, default_value_t = 5)]
+    pub warmup_steps: usize,
+    /// Steps timed.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Report the wall time until the training loss first reaches this value.
+    #[arg(long)]
+    pub target_loss: Option<f64>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TableFormat,
+    /// (`--plot FILE.svg`, among train's flags below, draws throughput against batch size and
+    /// loss against wall time.)
+    #[command(flatten)]
+    pub run: TrainArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,9 +185,9 @@ pub enum BackendChoice {
 /// Which engine runs.
 #[derive(Args, Clone)]
 pub struct DeviceArgs {
-    /// Where to train.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub device: DeviceChoice,
+    /// Where to train (`bench batch-size` takes a list, e.g. gpu,cpu).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "auto")]
+    pub device: Vec<DeviceChoice>,
     /// Choose the GPU adapter by its index in `downhill devices` or a piece of its name.
     #[arg(long, value_name = "INDEX|NAME")]
     pub adapter: Option<String>,

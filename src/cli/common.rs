@@ -31,6 +31,16 @@ pub fn adapter_request(device: &DeviceArgs) -> AdapterRequest {
     }
 }
 
+/// The one device the flags name (only `bench batch-size` takes several).
+pub fn single_device(device: &DeviceArgs) -> Result<DeviceChoice> {
+    match device.device[..] {
+        [one] => Ok(one),
+        _ => Err(Error::InvalidModel(
+            "--device takes one of auto, gpu or cpu here".into(),
+        )),
+    }
+}
+
 /// Builds the engine the flags ask for, saying on stderr which one and why.
 pub fn engine(
     device: &DeviceArgs,
@@ -44,7 +54,8 @@ pub fn engine(
             eprintln!("{text}");
         }
     };
-    if device.device == DeviceChoice::Cpu {
+    let choice = single_device(device)?;
+    if choice == DeviceChoice::Cpu {
         say("device: cpu (ndarray reference engine), as asked".into());
         return Ok(Box::new(CpuEngine::new(setup, init)?));
     }
@@ -54,7 +65,7 @@ pub fn engine(
             say(format!("device: gpu {}", ctx.describe()));
             Ok(Box::new(GpuEngine::new(&ctx, setup, init, max_batch)?))
         }
-        Err(e) if device.device == DeviceChoice::Auto => {
+        Err(e) if choice == DeviceChoice::Auto => {
             say(format!(
                 "device: cpu (ndarray reference engine), because no GPU could be used: {e}"
             ));

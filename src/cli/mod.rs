@@ -1,6 +1,7 @@
 //! The command line's pieces: flags, shared helpers and one module per command.
 
 pub mod args;
+pub mod bench;
 pub mod check;
 pub mod common;
 pub mod devices;

@@ -10,7 +10,7 @@ use downhill::data::load::{adapt_targets, outputs_for};
 use downhill::data::mapped::MappedNpy;
 use downhill::data::{Dataset, Standardizer};
 use downhill::optim::{Adagrad, Adam, AdamW, LrSchedule, RmsProp, Sgd};
-use downhill::plot::{Series, line_chart};
+use downhill::plot::{Chart, Series, write_svg};
 use downhill::train::{
     CheckpointPlan, EpochRecord, Observer, Progress, Residency, Stop, TrainConfig, TrainData, train,
 };
@@ -562,12 +562,15 @@ pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
         if val_data.is_some() {
             series.push(curve("validation loss", &|r| r.val_loss));
         }
-        line_chart(
+        write_svg(
             path,
-            &format!("{} loss", loss.name()),
-            "epoch",
-            "loss (mean per sample)",
-            &series,
+            &[Chart {
+                title: format!("{} loss", loss.name()),
+                x_label: "epoch".into(),
+                y_label: "loss (mean per sample)".into(),
+                series,
+                log_x: false,
+            }],
         )?;
     }
     if let Some(last) = reporter.records.last() {

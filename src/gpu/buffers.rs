@@ -111,7 +111,7 @@ pub(crate) struct UniformBlock {
 impl UniformBlock {
     /// Room for `slots` blocks of at most `slot_bytes` each, `align` bytes apart at least.
     pub fn new(
-        device: &wgpu::Device,
+        ctx: &super::context::GpuContext,
         label: &str,
         slots: usize,
         slot_bytes: u64,
@@ -120,7 +120,7 @@ impl UniformBlock {
         let stride = slot_bytes.next_multiple_of(align);
         let size = stride * slots.max(1) as u64;
         Self {
-            buffer: device.create_buffer(&wgpu::BufferDescriptor {
+            buffer: ctx.buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,

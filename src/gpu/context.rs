@@ -1,6 +1,7 @@
 //! Choosing an adapter, opening a device on it, and the device-wide services the engine
 //! needs: limits checks, error capture and blocking readbacks.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -29,6 +30,8 @@ pub struct GpuContext {
     limits: wgpu::Limits,
     /// Errors wgpu reported outside an error scope (validation, out of memory, device loss).
     errors: Arc<Mutex<Vec<String>>>,
+    /// Bytes of every buffer created through [`GpuContext::buffer`], summed.
+    allocated: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -125,6 +128,7 @@ impl GpuContext {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("downhill"),
             required_limits,
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             ..Default::default()
         }))
         .map_err(|e| Error::RequestDevice {
@@ -151,7 +155,27 @@ impl GpuContext {
             info,
             limits,
             errors,
+            allocated: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Creates a buffer, counting its bytes in [`GpuContext::allocated_bytes`].
+    pub(crate) fn buffer(&self, descriptor: &wgpu::BufferDescriptor<'_>) -> wgpu::Buffer {
+        self.allocated.fetch_add(descriptor.size, Ordering::Relaxed);
+        self.device.create_buffer(descriptor)
+    }
+
+    /// Bytes of device memory the engines on this context have allocated (readback staging
+    /// excluded), so that a benchmark can report what a model and batch size cost.
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated.load(Ordering::Relaxed)
+    }
+
+    /// Whether GPU timestamps can time passes on this device.
+    pub fn supports_timestamps(&self) -> bool {
+        self.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
     /// The adapter's name, backend, type and driver.
@@ -236,7 +260,7 @@ impl GpuContext {
         usage: wgpu::BufferUsages,
     ) -> Result<wgpu::Buffer> {
         self.check_fits(tensor, bytes, true)?;
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+        Ok(self.buffer(&wgpu::BufferDescriptor {
             label: Some(tensor),
             size: bytes.max(16).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
             usage: wgpu::BufferUsages::STORAGE | usage,
@@ -255,7 +279,7 @@ impl GpuContext {
         self.check_errors(context)
     }
 
-    /// Copies `bytes` bytes from `offset` of `buffer` to the host, waiting for all queued work.
+    /// Copies `bytes` bytes from `offset` of `buffer` to the host as f32, waiting for all work.
     pub(crate) fn read_back(
         &self,
         buffer: &wgpu::Buffer,
@@ -263,6 +287,18 @@ impl GpuContext {
         bytes: u64,
         what: &str,
     ) -> Result<Vec<f32>> {
+        let raw = self.read_back_bytes(buffer, offset, bytes, what)?;
+        Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&raw))
+    }
+
+    /// Copies `bytes` bytes from `offset` of `buffer` to the host, waiting for all queued work.
+    pub(crate) fn read_back_bytes(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
         let context = format!("reading {what} back from the GPU");
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -299,7 +335,7 @@ impl GpuContext {
                 context: context.clone(),
                 message: e.to_string(),
             })?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            view.to_vec()
         };
         staging.unmap();
         Ok(values)

@@ -158,6 +158,8 @@ pub struct GpuEngine {
     indices: wgpu::Buffer,
     gather_dims: wgpu::Buffer,
     resident: Option<Resident>,
+    /// Timestamp queries around each submitted pass, when turned on.
+    timing: Option<Timing>,
     kernels: Kernels,
     /// Rows and target kind the shape uniforms currently describe.
     current: Option<(u32, bool)>,
@@ -173,6 +175,12 @@ impl std::fmt::Debug for GpuEngine {
             .field("steps", &self.steps)
             .finish_non_exhaustive()
     }
+}
+
+/// Two timestamps around a pass and where they are resolved.
+struct Timing {
+    queries: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
 }
 
 /// A dataset kept on the GPU, and the dispatch that gathers a batch of it.
@@ -257,7 +265,7 @@ impl GpuEngine {
         )?;
         let flat = |name: &str| -> Result<wgpu::Buffer> {
             ctx.check_fits(name, layout.total * 4, false)?;
-            Ok(device.create_buffer(&wgpu::BufferDescriptor {
+            Ok(ctx.buffer(&wgpu::BufferDescriptor {
                 label: Some(name),
                 size: layout.total * 4,
                 usage: wgpu::BufferUsages::STORAGE | usage,
@@ -316,7 +324,7 @@ impl GpuEngine {
         ctx.queue
             .write_buffer(&clip_scale, 0, bytemuck::bytes_of(&1.0f32));
         let uniform = |label: &str| {
-            device.create_buffer(&wgpu::BufferDescriptor {
+            ctx.buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: 16,
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
@@ -325,7 +333,7 @@ impl GpuEngine {
         };
         let clip_params = uniform("gradient clipping parameters");
         let gather_dims = uniform("gather shape");
-        let coefficients = device.create_buffer(&wgpu::BufferDescriptor {
+        let coefficients = ctx.buffer(&wgpu::BufferDescriptor {
             label: Some("optimizer coefficients"),
             size: MAX_UNIFORM_BYTES,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
@@ -337,7 +345,7 @@ impl GpuEngine {
         // Every dispatch has its own shape uniform; count them first to size the block.
         let uniform_slots = 4 * layers.len() + 1;
         let dims = UniformBlock::new(
-            device,
+            ctx,
             "dispatch shapes",
             uniform_slots,
             MAX_UNIFORM_BYTES,
@@ -607,6 +615,7 @@ impl GpuEngine {
             indices,
             gather_dims,
             resident: None,
+            timing: None,
             current: None,
             steps: 0,
             layout,
@@ -754,7 +763,17 @@ impl GpuEngine {
         let max_dim = self.ctx.limits().max_compute_workgroups_per_dimension;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: self
+                    .timing
+                    .as_ref()
+                    .map(|t| wgpu::ComputePassTimestampWrites {
+                        query_set: &t.queries,
+                        beginning_of_pass_write_index: Some(0),
+                        end_of_pass_write_index: Some(1),
+                    }),
+            });
             for dispatch in dispatches.iter().flat_map(|d| d.iter()) {
                 let (x, y) = dispatch.grid.workgroups(rows, max_dim);
                 pass.set_pipeline(&dispatch.pipeline);
@@ -762,7 +781,46 @@ impl GpuEngine {
                 pass.dispatch_workgroups(x, y, 1);
             }
         }
+        if let Some(t) = &self.timing {
+            encoder.resolve_query_set(&t.queries, 0..2, &t.resolved, 0);
+        }
         self.ctx.queue.submit([encoder.finish()]);
+    }
+
+    /// Turns on GPU timing of every submitted pass with timestamp queries; `false` when the
+    /// device cannot (time on the host instead).
+    pub fn enable_gpu_timing(&mut self) -> bool {
+        if !self.ctx.supports_timestamps() {
+            return false;
+        }
+        let queries = self.ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("step timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let resolved = self.ctx.buffer(&wgpu::BufferDescriptor {
+            label: Some("resolved timestamps"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        self.timing = Some(Timing { queries, resolved });
+        true
+    }
+
+    /// GPU time of the last submitted pass, in seconds, from its timestamps (reads back).
+    pub fn last_gpu_seconds(&mut self) -> Result<Option<f64>> {
+        let Some(t) = &self.timing else {
+            return Ok(None);
+        };
+        let raw = self
+            .ctx
+            .read_back_bytes(&t.resolved, 0, 16, "the step's timestamps")?;
+        let stamps: [u64; 2] = bytemuck::pod_read_unaligned(&raw[..16]);
+        let period = f64::from(self.ctx.queue.get_timestamp_period());
+        Ok(Some(
+            stamps[1].saturating_sub(stamps[0]) as f64 * period * 1e-9,
+        ))
     }
 
     fn check_rows(&self, rows: usize) -> Result<u32> {

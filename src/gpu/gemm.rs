@@ -54,7 +54,7 @@ impl Gemm {
             );
             let (result, pre) = (buffer("C", m * n)?, buffer("pre-activation", m * n)?);
             let kernels = Kernels::new(&ctx.device);
-            let mut dims = UniformBlock::new(&ctx.device, "matmul shape", 1, 16, 16);
+            let mut dims = UniformBlock::new(ctx, "matmul shape", 1, 16, 16);
             dims.set(0, bytemuck::cast_slice(&[m as u32, n as u32, k as u32, 0]));
             dims.upload(&ctx.queue);
             let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {

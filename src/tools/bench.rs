@@ -1,0 +1,359 @@
+//! Benchmarks as library functions: the engine's matrix product against ndarray's, and a sweep
+//! of batch sizes measuring steady-state throughput, step-time spread, GPU time (timestamp
+//! queries where the adapter has them), device memory, and convergence against wall time.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ndarray::Array2;
+
+use crate::CpuEngine;
+use crate::data::Dataset;
+use crate::data::scheduler::Order;
+use crate::engine::{Engine, Setup};
+use crate::error::Result;
+use crate::gpu::{Epilogue, Gemm, GpuContext, GpuEngine, MatmulVariant};
+use crate::model::{Activation, Parameters};
+use crate::train::{Observer, Progress, TrainConfig, TrainData, train};
+
+/// What a benchmark ran on, recorded with every result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    /// Adapter name, or "cpu".
+    pub adapter: String,
+    /// Backend (`Vulkan`, ...), or "none".
+    pub backend: String,
+    /// Driver and version.
+    pub driver: String,
+    /// The model, e.g. `64-64-10 relu, cross-entropy, Adam`.
+    pub model: String,
+    /// The data, e.g. `digits [1797, 64]`.
+    pub data: String,
+    /// downhill's version.
+    pub version: String,
+    /// When, RFC 3339 UTC.
+    pub date: String,
+}
+
+impl RunInfo {
+    /// Describes `ctx` (or the CPU when `None`), `model` and `data`.
+    pub fn new(ctx: Option<&GpuContext>, model: String, data: String) -> Self {
+        let (adapter, backend, driver) = match ctx {
+            Some(c) => {
+                let i = c.info();
+                (
+                    i.name.clone(),
+                    format!("{:?}", i.backend),
+                    format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+                )
+            }
+            None => ("cpu".into(), "none".into(), "ndarray".into()),
+        };
+        Self {
+            adapter,
+            backend,
+            driver,
+            model,
+            data,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        }
+    }
+}
+
+/// One matrix size, both implementations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GemmRow {
+    /// Square size n (an n×n by n×n product).
+    pub n: usize,
+    /// GFLOP/s of the engine's kernel.
+    pub gpu_gflops: f64,
+    /// GFLOP/s of ndarray's product.
+    pub cpu_gflops: f64,
+    /// Seconds per product on the GPU (host-timed over back-to-back products).
+    pub gpu_seconds: f64,
+    /// Seconds per product on the CPU.
+    pub cpu_seconds: f64,
+}
+
+/// Median seconds per call of `run(repeats)`, over enough repeats to take about `budget` seconds.
+fn median_seconds(mut run: impl FnMut(usize) -> Result<()>, budget: f64) -> Result<f64> {
+    run(1)?;
+    let start = Instant::now();
+    run(1)?;
+    let once = start.elapsed().as_secs_f64().max(1e-6);
+    let repeats = ((budget / 3.0 / once).ceil() as usize).clamp(1, 1000);
+    let mut trials = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        run(repeats)?;
+        trials.push(start.elapsed().as_secs_f64() / repeats as f64);
+    }
+    trials.sort_by(f64::total_cmp);
+    Ok(trials[1])
+}
+
+/// GFLOP/s of `C = A·B` for each square size, the GPU kernel and ndarray side by side.
+pub fn bench_gemm(ctx: &GpuContext, sizes: &[usize], budget_seconds: f64) -> Result<Vec<GemmRow>> {
+    sizes
+        .iter()
+        .map(|&n| {
+            let a = Array2::from_shape_fn((n, n), |(i, j)| {
+                ((i * 31 + j * 17) % 97) as f32 / 97.0 - 0.5
+            });
+            let b =
+                Array2::from_shape_fn((n, n), |(i, j)| ((i * 13 + j * 7) % 89) as f32 / 89.0 - 0.5);
+            let variant = MatmulVariant {
+                transpose_a: false,
+                transpose_b: false,
+                epilogue: Epilogue::Plain,
+                activation: Activation::Identity,
+            };
+            let gemm = Gemm::new(ctx, variant, n, n, n)?;
+            gemm.upload(a.view(), b.view(), None)?;
+            let gpu_seconds = median_seconds(|r| gemm.run(r), budget_seconds)?;
+            let cpu_seconds = median_seconds(
+                |r| {
+                    for _ in 0..r {
+                        std::hint::black_box(a.dot(&b));
+                    }
+                    Ok(())
+                },
+                budget_seconds,
+            )?;
+            let flops = gemm.flops();
+            Ok(GemmRow {
+                n,
+                gpu_gflops: flops / gpu_seconds / 1e9,
+                cpu_gflops: flops / cpu_seconds / 1e9,
+                gpu_seconds,
+                cpu_seconds,
+            })
+        })
+        .collect()
+}
+
+/// Which engine a sweep runs.
+#[derive(Debug, Clone)]
+pub enum BenchEngine {
+    /// The GPU engine on this device.
+    Gpu(GpuContext),
+    /// The CPU reference.
+    Cpu,
+}
+
+/// How to sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchSweep {
+    /// Batch sizes to measure.
+    pub batch_sizes: Vec<usize>,
+    /// Steps run before timing.
+    pub warmup_steps: usize,
+    /// Steps timed (once back to back for throughput, once one by one for the spread).
+    pub timed_steps: usize,
+    /// Epochs of training for the convergence measurement.
+    pub epochs: u64,
+    /// Report the wall time until the training loss first reaches this.
+    pub target_loss: Option<f64>,
+    /// Seed of the epoch order.
+    pub seed: u64,
+}
+
+/// One engine at one batch size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRow {
+    /// `gpu` or `cpu`.
+    pub engine: String,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Steady-state training rows per second (steps back to back, no waits between them).
+    pub samples_per_second: f64,
+    /// Median wall time of one step, waited on, in milliseconds.
+    pub step_ms_median: f64,
+    /// 10th percentile of the same.
+    pub step_ms_p10: f64,
+    /// 90th percentile of the same.
+    pub step_ms_p90: f64,
+    /// Median GPU time of one step from timestamp queries, when the adapter has them.
+    pub gpu_ms_median: Option<f64>,
+    /// `gpu timestamps` when `gpu_ms_median` is measured on the device, `host` otherwise.
+    pub timing: String,
+    /// Device memory the engine allocated (parameters, state, activations, resident data), bytes.
+    pub device_bytes: Option<u64>,
+    /// Training loss of the last epoch of the convergence run.
+    pub final_loss: f64,
+    /// Wall seconds of the convergence run.
+    pub train_seconds: f64,
+    /// Wall seconds until the training loss first reached the target, if it did.
+    pub seconds_to_target: Option<f64>,
+    /// (wall seconds, training loss) through the convergence run.
+    pub curve: Vec<(f64, f64)>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Records the loss curve of a training run against wall time.
+struct Curve {
+    start: Instant,
+    points: Vec<(f64, f64)>,
+}
+
+impl Observer for Curve {
+    fn progress(&mut self, p: &Progress) {
+        self.points
+            .push((self.start.elapsed().as_secs_f64(), p.loss));
+    }
+    fn epoch_end(&mut self, r: &crate::train::EpochRecord) {
+        self.points
+            .push((self.start.elapsed().as_secs_f64(), r.train_loss));
+    }
+}
+
+/// An engine built for the sweep, kept concrete so the GPU one can turn on timestamps.
+enum Built {
+    Gpu(Box<GpuEngine>),
+    Cpu(Box<CpuEngine>),
+}
+
+impl Built {
+    fn new(kind: &BenchEngine, setup: &Setup, init: &Parameters, batch: usize) -> Result<Self> {
+        Ok(match kind {
+            BenchEngine::Gpu(ctx) => {
+                Built::Gpu(Box::new(GpuEngine::new(ctx, setup.clone(), init, batch)?))
+            }
+            BenchEngine::Cpu => Built::Cpu(Box::new(CpuEngine::new(setup.clone(), init)?)),
+        })
+    }
+
+    fn engine(&mut self) -> &mut dyn Engine {
+        match self {
+            Built::Gpu(g) => g.as_mut(),
+            Built::Cpu(c) => c.as_mut(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Built::Gpu(_) => "gpu",
+            Built::Cpu(_) => "cpu",
+        }
+    }
+}
+
+/// Sweeps `sweep.batch_sizes` on every engine in `engines`, training `setup` from `init` on `data`.
+pub fn bench_batch_sizes(
+    engines: &[BenchEngine],
+    setup: &Setup,
+    init: &Parameters,
+    data: Arc<Dataset>,
+    sweep: &BatchSweep,
+) -> Result<Vec<BatchRow>> {
+    let mut rows = Vec::new();
+    for engine_kind in engines {
+        for &batch in &sweep.batch_sizes {
+            let batch = batch.min(data.rows());
+            let before = match engine_kind {
+                BenchEngine::Gpu(ctx) => ctx.allocated_bytes(),
+                BenchEngine::Cpu => 0,
+            };
+            let mut built = Built::new(engine_kind, setup, init, batch)?;
+            let name = built.name();
+            let engine = built.engine();
+            engine.load_resident(Arc::clone(&data))?;
+            let device_bytes = match engine_kind {
+                BenchEngine::Gpu(ctx) => Some(ctx.allocated_bytes() - before),
+                BenchEngine::Cpu => None,
+            };
+            let order = Order::new(data.rows(), batch, true, false, sweep.seed)?;
+            let permutation = order.permutation(0);
+            let full_batches = (data.rows() / batch).max(1);
+            let indices = |i: usize| order.batch(&permutation, i % full_batches);
+
+            for i in 0..sweep.warmup_steps {
+                engine.step_resident(indices(i))?;
+            }
+            engine.synchronize()?;
+            let start = Instant::now();
+            for i in 0..sweep.timed_steps {
+                engine.step_resident(indices(i))?;
+            }
+            engine.synchronize()?;
+            let samples_per_second =
+                (sweep.timed_steps * batch) as f64 / start.elapsed().as_secs_f64();
+
+            // One step at a time, waited on: the spread of step times, and GPU time where the
+            // device can timestamp its passes.
+            let (mut host, mut device) = (Vec::new(), Vec::new());
+            let timestamps = match &mut built {
+                Built::Gpu(g) => g.enable_gpu_timing(),
+                Built::Cpu(_) => false,
+            };
+            for i in 0..sweep.timed_steps {
+                let start = Instant::now();
+                built.engine().step_resident(indices(i))?;
+                built.engine().synchronize()?;
+                host.push(start.elapsed().as_secs_f64() * 1e3);
+                if let (true, Built::Gpu(g)) = (timestamps, &mut built)
+                    && let Some(seconds) = g.last_gpu_seconds()?
+                {
+                    device.push(seconds * 1e3);
+                }
+            }
+            host.sort_by(f64::total_cmp);
+            device.sort_by(f64::total_cmp);
+
+            // Convergence: a fresh engine trained for the sweep's epochs.
+            let mut fresh = Built::new(engine_kind, setup, init, batch)?;
+            let config = TrainConfig {
+                epochs: sweep.epochs,
+                batch_size: batch,
+                seed: sweep.seed,
+                log_every: (data.rows() / batch / 4).max(1) as u64,
+                ..TrainConfig::default()
+            };
+            let mut curve = Curve {
+                start: Instant::now(),
+                points: Vec::new(),
+            };
+            let report = train(
+                fresh.engine(),
+                &TrainData::Memory(Arc::clone(&data)),
+                None,
+                &config,
+                None,
+                &mut curve,
+            )?;
+            let train_seconds = curve.start.elapsed().as_secs_f64();
+            let seconds_to_target = sweep.target_loss.and_then(|target| {
+                curve
+                    .points
+                    .iter()
+                    .find(|(_, loss)| *loss <= target)
+                    .map(|(t, _)| *t)
+            });
+            rows.push(BatchRow {
+                engine: name.to_string(),
+                batch_size: batch,
+                samples_per_second,
+                step_ms_median: percentile(&host, 0.5),
+                step_ms_p10: percentile(&host, 0.1),
+                step_ms_p90: percentile(&host, 0.9),
+                gpu_ms_median: (!device.is_empty()).then(|| percentile(&device, 0.5)),
+                timing: if device.is_empty() {
+                    "host"
+                } else {
+                    "gpu timestamps"
+                }
+                .to_string(),
+                device_bytes,
+                final_loss: report.epochs.last().map_or(f64::NAN, |r| r.train_loss),
+                train_seconds,
+                seconds_to_target,
+                curve: curve.points,
+            });
+        }
+    }
+    Ok(rows)
+}
