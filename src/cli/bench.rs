@@ -151,7 +151,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
             DeviceChoice::Gpu | DeviceChoice::Auto => {
                 let c = GpuContext::new(&adapter_request(&a.run.device))?;
                 ctx = Some(c.clone());
-                engines.push(BenchEngine::Gpu(c));
+                engines.push(BenchEngine::Gpu(Box::new(c)));
             }
         }
     }

@@ -137,7 +137,7 @@ pub fn bench_gemm(ctx: &GpuContext, sizes: &[usize], budget_seconds: f64) -> Res
 #[derive(Debug, Clone)]
 pub enum BenchEngine {
     /// The GPU engine on this device.
-    Gpu(GpuContext),
+    Gpu(Box<GpuContext>),
     /// The CPU reference.
     Cpu,
 }
