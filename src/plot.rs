@@ -56,6 +56,16 @@ fn range(values: impl Iterator<Item = f64>, force_log: bool) -> Option<(f64, f64
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
+/// A short tick label: `1e6`, `2.5e4`, `300`, `0.05`.
+fn tick(v: f64) -> String {
+    if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-3) {
+        format!("{v:.1e}").replace(".0e", "e")
+    } else {
+        let text = format!("{v:.4}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 fn draw(area: &Area<'_>, chart: &Chart) -> std::result::Result<(), String> {
     let xs = range(
         chart
@@ -97,6 +107,10 @@ fn draw(area: &Area<'_>, chart: &Chart) -> std::result::Result<(), String> {
             c.configure_mesh()
                 .x_desc(&chart.x_label)
                 .y_desc(&chart.y_label)
+                .x_labels(8)
+                .y_labels(8)
+                .x_label_formatter(&|v| tick(*v))
+                .y_label_formatter(&|v| tick(*v))
                 .draw()
                 .map_err(|e| e.to_string())?;
             for (i, s) in chart.series.iter().enumerate() {
