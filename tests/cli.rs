@@ -632,10 +632,7 @@ fn bench_batch_size_writes_json_csv_and_a_plot() {
 fn memory_mapped_features_train_the_same_model() {
     let dir = tempfile::tempdir().unwrap();
     let (x, y) = npy_files(dir.path());
-    let (mapped, loaded) = (
-        dir.path().join("mapped.safetensors"),
-        dir.path().join("loaded.safetensors"),
-    );
+    let path = |name: &str| dir.path().join(name);
     let common = [
         "train",
         "--features",
@@ -646,11 +643,63 @@ fn memory_mapped_features_train_the_same_model() {
         "2",
         "--quiet",
     ];
-    ok(&[&common[..], &["--mmap", "--save", s(&mapped)]].concat());
-    ok(&[&common[..], &["--save", s(&loaded)]].concat());
+    ok(&[
+        &common[..],
+        &["--mmap", "--save", s(&path("mapped.safetensors"))],
+    ]
+    .concat());
+    ok(&[&common[..], &["--save", s(&path("loaded.safetensors"))]].concat());
+    let model = |name: &str| load_model(&path(name)).unwrap();
     assert_eq!(
-        load_model(&mapped).unwrap().parameters,
-        load_model(&loaded).unwrap().parameters
+        model("mapped.safetensors").parameters,
+        model("loaded.safetensors").parameters
+    );
+    // Standardised: fitted in one streaming pass over the mapped file, applied as rows stream.
+    ok(&[
+        &common[..],
+        &[
+            "--mmap",
+            "--standardize",
+            "--save",
+            s(&path("mapped_std.safetensors")),
+        ],
+    ]
+    .concat());
+    ok(&[
+        &common[..],
+        &[
+            "--standardize",
+            "--save",
+            s(&path("loaded_std.safetensors")),
+        ],
+    ]
+    .concat());
+    let (mapped, loaded) = (
+        model("mapped_std.safetensors"),
+        model("loaded_std.safetensors"),
+    );
+    assert_eq!(mapped.standardizer, loaded.standardizer);
+    assert!(mapped.standardizer.is_some());
+    assert_eq!(mapped.parameters, loaded.parameters);
+    // Starting from a standardised checkpoint applies its statistics to the mapped rows too.
+    let (from_mapped, from_loaded) = (
+        path("from_mapped.safetensors"),
+        path("from_loaded.safetensors"),
+    );
+    let init = path("loaded_std.safetensors");
+    ok(&[
+        &common[..],
+        &["--mmap", "--init", s(&init), "--save", s(&from_mapped)],
+    ]
+    .concat());
+    ok(&[
+        &common[..],
+        &["--init", s(&init), "--save", s(&from_loaded)],
+    ]
+    .concat());
+    assert_eq!(
+        load_model(&from_mapped).unwrap().parameters,
+        load_model(&from_loaded).unwrap().parameters
     );
 }
 

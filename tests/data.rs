@@ -399,7 +399,12 @@ fn seeded_split_standardizer_and_targets() {
     );
     let s = Standardizer::fit(&train.features);
     let mut x = train.features.clone();
-    s.apply(&mut x);
+    s.apply(&mut x).unwrap();
+    let wrong = s.apply(&mut Array2::zeros((3, 5))).unwrap_err().to_string();
+    assert!(
+        wrong.contains("the columns the statistics were fitted on"),
+        "{wrong}"
+    );
     for c in 0..2 {
         let col = x.column(c);
         assert!(col.mean().unwrap().abs() < 1e-6 && (col.std(0.0) - 1.0).abs() < 1e-5);

@@ -6,7 +6,7 @@ use downhill::plot::{Chart, Series, write_svg};
 use downhill::tools::{
     BatchRow, BatchSweep, BenchEngine, GemmRow, RunInfo, bench_batch_sizes, bench_gemm,
 };
-use downhill::{Error, GpuContext, ModelSpec, Result};
+use downhill::{Error, GpuContext, Result};
 use serde_json::{Value, json};
 
 use super::args::{BatchSizeArgs, DeviceChoice, GemmArgs, TableFormat};
@@ -116,7 +116,8 @@ pub fn gemm(a: &GemmArgs) -> Result<()> {
     Ok(())
 }
 
-fn describe(model: &ModelSpec, setup: &downhill::Setup) -> String {
+fn describe(setup: &downhill::Setup) -> String {
+    let model = &setup.model;
     let widths: Vec<String> = std::iter::once(model.inputs())
         .chain(model.layers().iter().map(|l| l.outputs))
         .map(|w| w.to_string())
@@ -138,7 +139,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
         ));
     }
     let p = prepare(&a.run)?;
-    if p.mapped {
+    if p.mapped.is_some() {
         return Err(Error::InvalidModel(
             "bench batch-size keeps its data in memory; drop --mmap".into(),
         ));
@@ -161,7 +162,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
         p.train_data.rows(),
         p.train_data.features.ncols()
     );
-    let info = RunInfo::new(ctx.as_ref(), describe(&p.model, &p.setup), data_desc);
+    let info = RunInfo::new(ctx.as_ref(), describe(&p.setup), data_desc);
     let sweep = BatchSweep {
         batch_sizes: a.batch_sizes.clone(),
         warmup_steps: a.warmup_steps,

@@ -116,7 +116,7 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
         return Err(Error::InvalidModel("--steps must be at least 1".into()));
     }
     let p = prepare(&a.run)?;
-    if p.mapped {
+    if p.mapped.is_some() {
         return Err(Error::InvalidModel(
             "check reads its batches in memory; drop --mmap".into(),
         ));

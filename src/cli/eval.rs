@@ -35,7 +35,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         &data.name,
     )?;
     if let Some(s) = &checkpoint.standardizer {
-        s.apply(&mut data.features);
+        s.apply(&mut data.features)?;
     }
     let setup = inference(&checkpoint.model, checkpoint.loss);
     let mut engine = engine(
@@ -82,7 +82,7 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
     };
     check_width(checkpoint.model.inputs(), features.ncols(), &name)?;
     if let Some(s) = &checkpoint.standardizer {
-        s.apply(&mut features);
+        s.apply(&mut features)?;
     }
     let setup = inference(&checkpoint.model, checkpoint.loss);
     let mut engine = engine(

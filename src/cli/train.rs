@@ -236,30 +236,16 @@ impl Observer for Reporter {
     }
 }
 
-/// Standardises in place with statistics fitted on `train` (or the given ones).
-fn standardize(
-    stats: Option<Standardizer>,
-    train: &mut Dataset,
-    val: Option<&mut Dataset>,
-) -> Standardizer {
-    let stats = stats.unwrap_or_else(|| Standardizer::fit(&train.features));
-    stats.apply(&mut train.features);
-    if let Some(v) = val {
-        stats.apply(&mut v.features);
-    }
-    stats
-}
-
 /// Everything a run needs before an engine exists: data, validation, model, loss, optimizer,
 /// starting parameters and feature statistics, as the flags describe them.
 pub struct Prepared {
     pub epochs: u64,
     pub resume: Option<downhill::checkpoint::TrainingState>,
-    pub mapped: bool,
+    /// The training features, memory-mapped, when they stream from disk (then `train_data`
+    /// holds only the targets).
+    pub mapped: Option<MappedNpy>,
     pub train_data: Dataset,
     pub val_data: Option<Dataset>,
-    pub model: ModelSpec,
-    pub loss: Loss,
     pub setup: Setup,
     pub start: Parameters,
     pub stats: Option<Standardizer>,
@@ -287,8 +273,8 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
     let mut init = resume.as_ref().map(|state| state.checkpoint.clone());
 
     // Data: the training rows, then validation (a file, or a seeded split).
-    let mapped = a.data.mmap || too_large_for_memory(&a.data, a.quiet);
-    let (mut train_data, feature_cols) = if mapped {
+    let mut mapped = None;
+    let (mut train_data, feature_cols) = if a.data.mmap || too_large_for_memory(&a.data, a.quiet) {
         let (Some(features), Some(targets)) = (&a.data.features, &a.data.targets) else {
             return Err(Error::InvalidModel(
                 "--mmap streams a --features .npy file: give --features and --targets".into(),
@@ -300,8 +286,10 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
             Targets::Classes(c) => c.len(),
             Targets::Dense(d) => d.nrows(),
         };
-        // A placeholder with the file's width and no values; batches come from the mapped file.
-        let cols = MappedNpy::open(features, targets.clone())?.cols();
+        let source = MappedNpy::open(features, targets.clone())?;
+        let cols = source.cols();
+        mapped = Some(source);
+        // The targets alone; batches of features come from the mapped file.
         Dataset::new(
             features.display().to_string(),
             ndarray::Array2::zeros((rows, 0)),
@@ -332,8 +320,8 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
                 "give either --val-split or validation files, not both".into(),
             ));
         }
-        if mapped {
-            return Err(Error::InvalidModel("--val-split needs the data in memory; with --mmap give --val-features/--val-targets".into()));
+        if mapped.is_some() {
+            return Err(Error::InvalidModel("--val-split needs the features in memory, and these are memory-mapped (--mmap, or too large for memory): give --val-features/--val-targets".into()));
         }
         let (t, v) = train_data.split(fraction, a.seed)?;
         train_data = t;
@@ -391,23 +379,34 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
             &v.name,
         )?;
     }
-    let stats = match (&init, standardize_features && !mapped) {
-        (Some(c), _) if c.standardizer.is_some() => Some(standardize(
-            c.standardizer.clone(),
-            &mut train_data,
-            val_data.as_mut(),
-        )),
-        (_, true) => Some(standardize(None, &mut train_data, val_data.as_mut())),
+    // Feature statistics: the starting checkpoint's, or fitted to the training rows (in one
+    // streaming pass when they are memory-mapped), applied to training and validation features.
+    let stats = match (&init, standardize_features, &mapped) {
+        (Some(c), _, _) if c.standardizer.is_some() => c.standardizer.clone(),
+        (_, true, Some(source)) => Some(source.fit_standardizer()),
+        (_, true, None) => Some(Standardizer::fit(&train_data.features)),
         _ => None,
     };
+    if let Some(s) = &stats {
+        if mapped.is_none() {
+            s.apply(&mut train_data.features)?;
+        }
+        if let Some(v) = &mut val_data {
+            s.apply(&mut v.features)?;
+        }
+    }
+    if let Some(source) = &mut mapped {
+        source.set_targets(train_data.targets.clone(), &train_data.name)?;
+        source.set_standardizer(stats.clone())?;
+    }
 
     let setup = Setup {
-        model: model.clone(),
+        model,
         loss,
         optimizer: optimizer(a)?,
     };
     let start = init.as_ref().map_or_else(
-        || Parameters::init(&model, a.seed),
+        || Parameters::init(&setup.model, a.seed),
         |c| c.parameters.clone(),
     );
     Ok(Prepared {
@@ -416,8 +415,6 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
         mapped,
         train_data,
         val_data,
-        model,
-        loss,
         setup,
         start,
         stats,
@@ -431,12 +428,17 @@ pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
         mapped,
         train_data,
         val_data,
-        model,
-        loss,
         setup,
         start,
         stats,
     } = prepare(a)?;
+    if a.early_stopping.is_some() && val_data.is_none() {
+        return Err(Error::InvalidModel(
+            "--early-stopping watches the validation loss: give --val-split or validation data"
+                .into(),
+        ));
+    }
+    let (model, loss) = (setup.model.clone(), setup.loss);
     let mut engine = engine(
         &a.device,
         setup,
@@ -445,14 +447,9 @@ pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
         a.quiet,
     )?;
 
-    let data = if mapped {
-        let features = a.data.features.clone().expect("checked above");
-        TrainData::Mapped(Arc::new(MappedNpy::open(
-            &features,
-            train_data.targets.clone(),
-        )?))
-    } else {
-        TrainData::Memory(Arc::new(train_data))
+    let data = match mapped {
+        Some(source) => TrainData::Mapped(Arc::new(source)),
+        None => TrainData::Memory(Arc::new(train_data)),
     };
     if let (Some(state), TrainData::Memory(d)) = (&resume, &data)
         && state.data_checksum != d.checksum()
@@ -494,12 +491,6 @@ pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
             standardizer: stats.clone(),
         }),
     };
-    if config.early_stopping.is_some() && val_data.is_none() {
-        return Err(Error::InvalidModel(
-            "--early-stopping watches the validation loss: give --val-split or validation data"
-                .into(),
-        ));
-    }
     let mut reporter = Reporter {
         bar: None,
         quiet: a.quiet,

@@ -163,22 +163,82 @@ pub struct Standardizer {
 impl Standardizer {
     /// Fits μ and σ to the columns of `features` (computed in f64).
     pub fn fit(features: &Array2<f32>) -> Self {
-        let x = features.mapv(f64::from);
-        let mean = x
-            .mean_axis(Axis(0))
-            .unwrap_or_else(|| Array1::zeros(x.ncols()));
-        let std = x.std_axis(Axis(0), 0.0);
+        let mut fit = StandardizerFit::new(features.ncols());
+        for row in features.rows() {
+            fit.add(row.iter().copied());
+        }
+        fit.finish()
+    }
+
+    /// Applies the fitted transform in place to one row.
+    pub fn apply_row(&self, mut row: ndarray::ArrayViewMut1<'_, f32>) {
+        row -= &self.mean;
+        row /= &self.std;
+    }
+
+    /// Applies the fitted transform in place; the features must have one column per statistic.
+    pub fn apply(&self, features: &mut Array2<f32>) -> Result<()> {
+        if features.ncols() != self.mean.len() {
+            return Err(Error::Shape {
+                what: "features to standardise".into(),
+                expected: format!(
+                    "[rows, {}] (the columns the statistics were fitted on)",
+                    self.mean.len()
+                ),
+                got: format!("{:?}", features.shape()),
+            });
+        }
+        for row in features.rows_mut() {
+            self.apply_row(row);
+        }
+        Ok(())
+    }
+}
+
+/// Column means and deviations accumulated one row at a time (Welford's method, in f64), so
+/// that data streamed from disk is fitted exactly as data in memory.
+#[derive(Debug, Clone)]
+pub struct StandardizerFit {
+    rows: u64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl StandardizerFit {
+    /// An empty fit over `cols` columns.
+    pub fn new(cols: usize) -> Self {
         Self {
-            mean: mean.mapv(|v| v as f32),
-            std: std.mapv(|s| if s > 0.0 { s as f32 } else { 1.0 }),
+            rows: 0,
+            mean: vec![0.0; cols],
+            m2: vec![0.0; cols],
         }
     }
 
-    /// Applies the fitted transform in place.
-    pub fn apply(&self, features: &mut Array2<f32>) {
-        for mut row in features.rows_mut() {
-            row -= &self.mean;
-            row /= &self.std;
+    /// Adds one row.
+    pub fn add(&mut self, row: impl Iterator<Item = f32>) {
+        self.rows += 1;
+        let n = self.rows as f64;
+        for ((mean, m2), x) in self.mean.iter_mut().zip(&mut self.m2).zip(row) {
+            let x = f64::from(x);
+            let delta = x - *mean;
+            *mean += delta / n;
+            *m2 += delta * (x - *mean);
+        }
+    }
+
+    /// μ and the population σ (σ = 0 becomes 1, so constant features are only centred).
+    pub fn finish(self) -> Standardizer {
+        let n = self.rows.max(1) as f64;
+        Standardizer {
+            mean: self.mean.iter().map(|&m| m as f32).collect(),
+            std: self
+                .m2
+                .iter()
+                .map(|&m2| {
+                    let s = (m2 / n).sqrt();
+                    if s > 0.0 { s as f32 } else { 1.0 }
+                })
+                .collect(),
         }
     }
 }
