@@ -32,7 +32,7 @@ pub enum Error {
     /// A tensor's GPU buffer would exceed one of the device's limits.
     #[error(
         "tensor `{tensor}` needs {bytes} bytes, over this device's {limit_name} of {limit} bytes; \
-         use a smaller batch size or narrower layers"
+         {hint}"
     )]
     BufferTooLarge {
         /// The tensor's name, such as `layers.0.weight` or `activations.1 (batch 1024)`.
@@ -43,6 +43,8 @@ pub enum Error {
         limit_name: &'static str,
         /// The limit's value in bytes.
         limit: u64,
+        /// What to do about it, which depends on the tensor.
+        hint: &'static str,
     },
 
     /// An optimizer hyperparameter is outside its valid range.

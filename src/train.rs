@@ -176,8 +176,9 @@ pub struct TrainReport {
 
 /// Receives the run's progress; every method has a default that does nothing.
 pub trait Observer {
-    /// Before the first step: whether the data is resident, and the step range.
-    fn started(&mut self, _resident: bool, _first_step: u64, _total_steps: u64) {}
+    /// Before the first step: `None` when the data is resident on the device, else why it is
+    /// streamed; and the step range.
+    fn started(&mut self, _streamed_because: Option<&str>, _first_step: u64, _total_steps: u64) {}
     /// Every `log_every` steps.
     fn progress(&mut self, _progress: &Progress) {}
     /// At every epoch's end.
@@ -249,11 +250,17 @@ pub fn train(
         best = state.best_val_loss.zip(state.best_parameters.clone());
     }
 
-    let resident = match (config.residency, data) {
-        (Residency::Streamed, _) | (Residency::Auto, TrainData::Mapped(_)) => false,
-        (Residency::Auto, TrainData::Memory(d)) => engine.load_resident(Arc::clone(d)).is_ok(),
+    let streamed_because = match (config.residency, data) {
+        (Residency::Streamed, _) => Some("asked for".to_string()),
+        (Residency::Auto, TrainData::Mapped(_)) => {
+            Some("the features are memory-mapped".to_string())
+        }
+        (Residency::Auto, TrainData::Memory(d)) => engine
+            .load_resident(Arc::clone(d))
+            .err()
+            .map(|e| e.to_string()),
         (Residency::Resident, TrainData::Memory(d)) => {
-            engine.load_resident(Arc::clone(d)).map(|()| true)?
+            engine.load_resident(Arc::clone(d)).map(|()| None)?
         }
         (Residency::Resident, TrainData::Mapped(_)) => {
             return Err(Error::InvalidModel(
@@ -261,6 +268,7 @@ pub fn train(
             ));
         }
     };
+    let resident = streamed_because.is_none();
     let mut stream = (!resident).then(|| {
         let from = (
             first / per_epoch.max(1),
@@ -268,7 +276,7 @@ pub fn train(
         );
         Stream::start(data.source(), order, from, total.saturating_sub(first), 3)
     });
-    observer.started(resident, first, total);
+    observer.started(streamed_because.as_deref(), first, total);
 
     let checksum = match data {
         TrainData::Memory(d) => d.checksum(),

@@ -336,7 +336,7 @@ fn a_tensor_over_the_binding_limit_is_named_with_its_size_and_the_limit() {
         4,
     ));
     assert!(
-        text.contains("tensor `layers.0.weight` needs 2097152 bytes, over this device's max_storage_buffer_binding_size of 1048576 bytes"),
+        text.contains("tensor `layers.0.weight` needs 2097152 bytes, over this device's max_storage_buffer_binding_size of 1048576 bytes; use narrower layers"),
         "{text}"
     );
     // Activations count too: a batch of 1024 rows of width 1024 is 4 MiB.

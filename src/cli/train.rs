@@ -151,16 +151,15 @@ fn percent(v: Option<f64>) -> String {
 }
 
 impl Observer for Reporter {
-    fn started(&mut self, resident: bool, first_step: u64, total_steps: u64) {
+    fn started(&mut self, streamed_because: Option<&str>, first_step: u64, total_steps: u64) {
         if self.quiet {
             return;
         }
         eprintln!(
             "data: {} ({} batches, steps {}..{total_steps})",
-            if resident {
-                "resident on the device, gathered by index"
-            } else {
-                "streamed from the host"
+            match streamed_because {
+                None => "resident on the device, gathered by index".to_string(),
+                Some(why) => format!("streamed from the host, not resident because {why}"),
             },
             total_steps - first_step,
             first_step + 1,

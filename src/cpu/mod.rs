@@ -109,9 +109,9 @@ impl Engine for CpuEngine {
         let clip = self.clip.map_or(1.0, |max_norm| {
             let squares: f32 = self
                 .grads
-                .named_tensors()
+                .layers
                 .iter()
-                .flat_map(|t| t.values.clone())
+                .flat_map(|l| l.weight.iter().chain(l.bias.iter()))
                 .map(|g| g * g)
                 .sum();
             (max_norm / (squares.sqrt() + 1e-6)).min(1.0)

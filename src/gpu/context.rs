@@ -246,20 +246,28 @@ impl GpuContext {
         Ok(value)
     }
 
-    /// Checks that a buffer of `bytes` for `tensor` fits the device: under `max_buffer_size`,
+    /// Checks that a buffer of `bytes` for `tensor` fits the device (`hint` says what to do if not): under `max_buffer_size`,
     /// and under `max_storage_buffer_binding_size` when it is bound whole.
-    pub(crate) fn check_fits(&self, tensor: &str, bytes: u64, bound_whole: bool) -> Result<()> {
-        check_fits(&self.limits, tensor, bytes, bound_whole)
+    pub(crate) fn check_fits(
+        &self,
+        tensor: &str,
+        bytes: u64,
+        bound_whole: bool,
+        hint: &'static str,
+    ) -> Result<()> {
+        check_fits(&self.limits, tensor, bytes, bound_whole, hint)
     }
 
-    /// Creates a storage buffer of `bytes` (at least 16) for `tensor`, after checking the limits.
+    /// Creates a storage buffer of `bytes` (at least 16) for `tensor`, after checking the limits
+    /// (`hint` says what to do when it does not fit).
     pub(crate) fn storage_buffer(
         &self,
         tensor: &str,
         bytes: u64,
         usage: wgpu::BufferUsages,
+        hint: &'static str,
     ) -> Result<wgpu::Buffer> {
-        self.check_fits(tensor, bytes, true)?;
+        self.check_fits(tensor, bytes, true, hint)?;
         Ok(self.buffer(&wgpu::BufferDescriptor {
             label: Some(tensor),
             size: bytes.max(16).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
@@ -348,12 +356,14 @@ pub fn check_fits(
     tensor: &str,
     bytes: u64,
     bound_whole: bool,
+    hint: &'static str,
 ) -> Result<()> {
     let too_large = |limit_name, limit| Error::BufferTooLarge {
         tensor: tensor.to_string(),
         bytes,
         limit_name,
         limit,
+        hint,
     };
     if bytes > limits.max_buffer_size {
         return Err(too_large("max_buffer_size", limits.max_buffer_size));

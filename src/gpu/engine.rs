@@ -51,6 +51,11 @@ struct ReduceDims {
     _pad: [u32; 2],
 }
 
+/// What to do about a parameter-sized buffer over the device's limits.
+const LAYERS_HINT: &str = "use narrower layers";
+/// What to do about a batch-sized buffer over the device's limits.
+const BATCH_HINT: &str = "use a smaller batch size";
+
 /// Largest uniform block any kernel reads, in bytes.
 const MAX_UNIFORM_BYTES: u64 = 48;
 
@@ -256,15 +261,16 @@ impl GpuEngine {
 
         let layout = FlatLayout::new(model, u64::from(limits.min_storage_buffer_offset_alignment));
         for t in &layout.tensors {
-            ctx.check_fits(&t.name, t.len * 4, true)?;
+            ctx.check_fits(&t.name, t.len * 4, true, LAYERS_HINT)?;
         }
         ctx.check_fits(
             "parameters (all layers, one flat buffer)",
             layout.total * 4,
             false,
+            LAYERS_HINT,
         )?;
         let flat = |name: &str| -> Result<wgpu::Buffer> {
-            ctx.check_fits(name, layout.total * 4, false)?;
+            ctx.check_fits(name, layout.total * 4, false, LAYERS_HINT)?;
             Ok(ctx.buffer(&wgpu::BufferDescriptor {
                 label: Some(name),
                 size: layout.total * 4,
@@ -285,7 +291,9 @@ impl GpuEngine {
             state.push((slot.index, buffer));
         }
 
-        let storage = |name: String, elements: u64| ctx.storage_buffer(&name, elements * 4, usage);
+        let storage = |name: String, elements: u64| {
+            ctx.storage_buffer(&name, elements * 4, usage, BATCH_HINT)
+        };
         let input = storage(
             format!("input batch [{max_batch}, {}]", model.inputs()),
             batch * model.inputs() as u64,
@@ -925,6 +933,7 @@ impl Engine for GpuEngine {
                     "gradients (clipping by global norm)",
                     self.layout.total * 4,
                     true,
+                    "turn gradient clipping off or use narrower layers",
                 )?;
                 let params: [u32; 4] = [self.layout.total as u32, norm.to_bits(), 0, 0];
                 self.ctx
@@ -1014,7 +1023,12 @@ impl Engine for GpuEngine {
         let resident = ctx.scoped("uploading the dataset to the GPU", || {
             let usage = wgpu::BufferUsages::COPY_DST;
             let upload = |name: String, bytes: &[u8]| -> Result<wgpu::Buffer> {
-                let buffer = ctx.storage_buffer(&name, bytes.len() as u64, usage)?;
+                let buffer = ctx.storage_buffer(
+                    &name,
+                    bytes.len() as u64,
+                    usage,
+                    "stream the data from the host instead (--residency streamed)",
+                )?;
                 ctx.queue.write_buffer(&buffer, 0, bytes);
                 Ok(buffer)
             };

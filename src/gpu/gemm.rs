@@ -40,8 +40,9 @@ impl Gemm {
         }
         ctx.scoped("preparing a matmul", || {
             let usage = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
-            let buffer =
-                |name: &str, elements: usize| ctx.storage_buffer(name, elements as u64 * 4, usage);
+            let buffer = |name: &str, elements: usize| {
+                ctx.storage_buffer(name, elements as u64 * 4, usage, "use smaller matrices")
+            };
             let aux_len = match variant.epilogue {
                 Epilogue::Plain => 1,
                 Epilogue::BiasActivation => n,
