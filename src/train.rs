@@ -244,6 +244,14 @@ pub fn train(
                 state.state.steps
             )));
         }
+        let optimizer = engine.setup().optimizer.name();
+        if state.optimizer != optimizer {
+            return Err(Error::InvalidModel(format!(
+                "the training state was saved by {}, but this run uses {optimizer}: resume with the \
+                 optimizer it was trained with",
+                state.optimizer
+            )));
+        }
         engine.set_parameters(&state.checkpoint.parameters)?;
         engine.set_optimizer_state(&state.state)?;
         stale = state.epochs_without_improvement;

@@ -461,3 +461,40 @@ fn schedules_follow_their_equations() {
             .contains("unknown schedule `linear`")
     );
 }
+
+#[test]
+fn a_training_state_resumes_only_with_the_optimizer_that_saved_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.safetensors");
+    let data = TrainData::Memory(blobs());
+    let adam = setup(adam());
+    let cfg = TrainConfig {
+        epochs: 1,
+        checkpoint: Some(CheckpointPlan {
+            path: state.clone(),
+            every_steps: 3,
+            standardizer: None,
+        }),
+        ..config(true, Residency::Auto)
+    };
+    let mut engine = CpuEngine::new(adam.clone(), &Parameters::init(&adam.model, 3)).unwrap();
+    train(&mut engine, &data, None, &cfg, None, &mut Silent).unwrap();
+    let saved = load_state(&state).unwrap();
+    // AdamW keeps the same state slots as Adam, so only the optimizer's name tells them apart.
+    let adamw = setup(Optimizer::AdamW(downhill::optim::AdamW::default()));
+    let mut other = CpuEngine::new(adamw.clone(), &Parameters::init(&adamw.model, 3)).unwrap();
+    let err = train(
+        &mut other,
+        &data,
+        None,
+        &config(true, Residency::Auto),
+        Some(&saved),
+        &mut Silent,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("saved by Adam, but this run uses AdamW"),
+        "{err}"
+    );
+}

@@ -2,7 +2,7 @@
 
 use downhill::checkpoint::load_model;
 use downhill::data::csv::read as read_csv;
-use downhill::data::load::adapt_targets;
+use downhill::data::load::{adapt_targets, load_features};
 use downhill::data::npy;
 use downhill::optim::Sgd;
 use downhill::{Batch, Error, Optimizer, Result, Setup};
@@ -66,7 +66,7 @@ fn check_width(inputs: usize, columns: usize, name: &str) -> Result<()> {
 pub fn predict(a: &PredictArgs) -> Result<()> {
     let checkpoint = load_model(&a.model)?;
     let (mut features, name) = match (&a.features, &a.data) {
-        (Some(path), None) => (npy_or_idx(path)?, path.display().to_string()),
+        (Some(path), None) => (load_features(path)?, path.display().to_string()),
         (None, Some(path)) => {
             let options = csv_options(&a.target_column, false, false, vec![]);
             (
@@ -109,16 +109,6 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
         a.output.display()
     );
     Ok(())
-}
-
-fn npy_or_idx(path: &std::path::Path) -> Result<Array2<f32>> {
-    let bytes = downhill::fsio::read(path)?;
-    let name = path.display().to_string();
-    if bytes.starts_with(b"\x93NUMPY") {
-        npy::Npy::from_bytes(bytes, &name)?.to_matrix()
-    } else {
-        Ok(downhill::data::idx::parse(&bytes, &name)?.to_matrix())
-    }
 }
 
 fn write_predictions(path: &std::path::Path, values: &Array2<f32>, classes: bool) -> Result<()> {

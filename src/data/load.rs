@@ -86,6 +86,11 @@ fn read_array(path: &Path) -> Result<(Array2<f32>, Option<Vec<u32>>)> {
     }
 }
 
+/// Reads a feature file alone (`.npy` or IDX, raw or gzip).
+pub fn load_features(path: &Path) -> Result<Array2<f32>> {
+    read_array(path).map(|(values, _)| values)
+}
+
 /// Reads a target file alone (class indices when it holds one column of integers).
 pub fn load_targets(path: &Path) -> Result<Targets> {
     let (values, classes) = read_array(path)?;
