@@ -3,8 +3,6 @@
 mod cli;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use cli::args::{Cli, Command};
@@ -23,20 +21,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Train(args) => {
-            let interrupted = Arc::new(AtomicBool::new(false));
-            let flag = Arc::clone(&interrupted);
-            if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
-                eprintln!("warning: Ctrl-C will not stop training cleanly: {e}");
+            let (signal, failure) = cli::signals::StopSignal::install();
+            if let Some(e) = failure {
+                eprintln!("warning: Ctrl-C and SIGTERM will not stop training cleanly: {e}");
             }
-            cli::train::run(args, interrupted).map(|outcome| match outcome {
+            cli::train::run(args, signal).map(|outcome| match outcome {
                 cli::train::Outcome::Done => ExitCode::SUCCESS,
-                cli::train::Outcome::Interrupted(path) => {
+                cli::train::Outcome::Interrupted(path, signal) => {
                     eprintln!(
-                        "interrupted: training state written to {}; continue with --resume {}",
+                        "interrupted by {}: training state written to {}; continue with --resume {}",
+                        cli::signals::name(signal),
                         path.display(),
                         path.display()
                     );
-                    ExitCode::from(130)
+                    ExitCode::from(cli::signals::exit_status(signal))
                 }
             })
         }

@@ -157,7 +157,7 @@ pub enum Stop {
     Completed,
     /// Early stopping; the best parameters were restored.
     EarlyStopping,
-    /// The observer asked to stop (Ctrl-C); a training state was written if a path was given.
+    /// The observer asked to stop (Ctrl-C, SIGTERM); a training state was written if a path was given.
     Interrupted,
 }
 

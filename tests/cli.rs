@@ -370,35 +370,41 @@ fn resume_continues_exactly_where_a_checkpoint_left_off() {
 }
 
 #[test]
-fn ctrl_c_writes_a_training_state_and_exits_130() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("s.safetensors");
-    let child = Command::new(env!("CARGO_BIN_EXE_downhill"))
-        .args([
-            "train",
-            "--dataset",
-            "spirals",
-            "--epochs",
-            "1000000",
-            "--quiet",
-            "--checkpoint",
-            s(&state),
-        ])
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("continue with --resume"), "{stderr}");
-    let saved = downhill::checkpoint::load_state(&state).unwrap();
-    assert!(saved.state.steps > 0);
+fn sigint_and_sigterm_write_a_training_state_and_exit_130_and_143() {
+    for (signal, status) in [("INT", 130), ("TERM", 143)] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("s.safetensors");
+        let child = Command::new(env!("CARGO_BIN_EXE_downhill"))
+            .args([
+                "train",
+                "--dataset",
+                "spirals",
+                "--epochs",
+                "1000000",
+                "--quiet",
+                "--checkpoint",
+                s(&state),
+            ])
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{stderr}");
+        assert!(
+            stderr.contains(&format!("interrupted by SIG{signal}"))
+                && stderr.contains(&format!("continue with --resume {}", s(&state))),
+            "{stderr}"
+        );
+        let saved = downhill::checkpoint::load_state(&state).unwrap();
+        assert!(saved.state.steps > 0);
+    }
 }
 
 #[test]

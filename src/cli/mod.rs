@@ -6,4 +6,5 @@ pub mod check;
 pub mod common;
 pub mod devices;
 pub mod eval;
+pub mod signals;
 pub mod train;

@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use downhill::checkpoint::{ModelCheckpoint, load_init, load_state, save_model};
 use downhill::data::load::{adapt_targets, outputs_for};
@@ -20,13 +19,14 @@ use serde_json::json;
 
 use super::args::{OptimizerChoice, ResidencyChoice, TrainArgs};
 use super::common::{dataset, engine, state_path_for};
+use super::signals::StopSignal;
 
 /// What the command reports when it ends.
 pub enum Outcome {
     /// Trained to the end (or early-stopped).
     Done,
-    /// Stopped by a signal; the training state is at this path.
-    Interrupted(PathBuf),
+    /// Stopped by this signal; the training state is at this path.
+    Interrupted(PathBuf, usize),
 }
 
 /// The optimizer the flags describe, with PyTorch's defaults for what they leave out. Flags
@@ -142,7 +142,7 @@ struct Reporter {
     metrics_path: Option<PathBuf>,
     lines: Vec<String>,
     records: Vec<EpochRecord>,
-    interrupted: Arc<AtomicBool>,
+    interrupted: StopSignal,
     failed_write: Option<Error>,
 }
 
@@ -231,7 +231,7 @@ impl Observer for Reporter {
     }
 
     fn interrupted(&self) -> bool {
-        self.interrupted.load(Ordering::SeqCst)
+        self.interrupted.received().is_some()
     }
 }
 
@@ -420,7 +420,7 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
     })
 }
 
-pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
+pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
     let Prepared {
         epochs,
         resume,
@@ -517,7 +517,8 @@ pub fn run(a: &TrainArgs, interrupted: Arc<AtomicBool>) -> Result<Outcome> {
         return Err(e);
     }
     if report.stop == Stop::Interrupted {
-        return Ok(Outcome::Interrupted(state_path));
+        let signal = reporter.interrupted.received().unwrap_or_default();
+        return Ok(Outcome::Interrupted(state_path, signal));
     }
     if report.stop == Stop::EarlyStopping && !a.quiet {
         eprintln!(
