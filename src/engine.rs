@@ -77,7 +77,7 @@ pub(crate) fn check_optimizer_state(setup: &Setup, state: &OptimizerState) -> Re
 /// Checks a clipping norm given to [`Engine::set_clip_norm`].
 pub(crate) fn check_clip_norm(max_norm: Option<f32>) -> Result<()> {
     match max_norm {
-        Some(n) if !(n.is_finite() && n > 0.0) => Err(Error::InvalidModel(format!(
+        Some(n) if !(n.is_finite() && n > 0.0) => Err(Error::Usage(format!(
             "gradient clipping norm {n} must be a positive number"
         ))),
         _ => Ok(()),

@@ -64,6 +64,11 @@ pub enum Error {
     #[error("invalid model: {0}")]
     InvalidModel(String),
 
+    /// A request that cannot be carried out as given: a flag or setting out of range, options
+    /// that conflict, or a call made out of order. The message says which and what to do.
+    #[error("{0}")]
+    Usage(String),
+
     /// An array given to the library has the wrong shape.
     #[error("shape mismatch for {what}: expected {expected}, got {got}")]
     Shape {

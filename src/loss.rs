@@ -115,6 +115,14 @@ pub enum Targets {
 }
 
 impl Targets {
+    /// Rows (samples).
+    pub fn rows(&self) -> usize {
+        match self {
+            Targets::Dense(values) => values.nrows(),
+            Targets::Classes(classes) => classes.len(),
+        }
+    }
+
     /// A borrowed view.
     pub fn view(&self) -> TargetsView<'_> {
         match self {

@@ -238,7 +238,7 @@ pub fn train(
         let (epoch, batch) = state.position;
         first = epoch * per_epoch + batch as u64;
         if state.state.steps != first || batch as u64 > per_epoch {
-            return Err(Error::InvalidModel(format!(
+            return Err(Error::Usage(format!(
                 "the training state is at step {} (epoch {epoch}, batch {batch}), which does not \
                  fit {per_epoch} batches per epoch: resume with the same data, batch size and --drop-last",
                 state.state.steps
@@ -246,7 +246,7 @@ pub fn train(
         }
         let optimizer = engine.setup().optimizer.name();
         if state.optimizer != optimizer {
-            return Err(Error::InvalidModel(format!(
+            return Err(Error::Usage(format!(
                 "the training state was saved by {}, but this run uses {optimizer}: resume with the \
                  optimizer it was trained with",
                 state.optimizer
@@ -271,7 +271,7 @@ pub fn train(
             engine.load_resident(Arc::clone(d)).map(|()| None)?
         }
         (Residency::Resident, TrainData::Mapped(_)) => {
-            return Err(Error::InvalidModel(
+            return Err(Error::Usage(
                 "memory-mapped data is streamed from disk and cannot be made resident".into(),
             ));
         }
@@ -372,7 +372,7 @@ pub fn train(
             Some(stream) => {
                 let host = stream
                     .next_batch()
-                    .ok_or_else(|| Error::InvalidModel("the batch stream ended early".into()))??;
+                    .ok_or_else(|| Error::Usage("the batch stream ended early".into()))??;
                 debug_assert_eq!(host.position, (epoch, batch));
                 engine.step(&host.batch())?;
                 stream.recycle(host);

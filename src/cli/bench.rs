@@ -134,13 +134,13 @@ fn describe(setup: &downhill::Setup) -> String {
 
 pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
     if a.batch_sizes.is_empty() || a.batch_sizes.contains(&0) || a.steps == 0 {
-        return Err(Error::InvalidModel(
+        return Err(Error::Usage(
             "--batch-sizes must be positive and --steps at least 1".into(),
         ));
     }
     let p = prepare(&a.run)?;
     if p.mapped.is_some() {
-        return Err(Error::InvalidModel(
+        return Err(Error::Usage(
             "bench batch-size keeps its data in memory; drop --mmap".into(),
         ));
     }

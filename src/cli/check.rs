@@ -12,7 +12,7 @@ use super::train::prepare;
 /// Adds `delta` to one entry of the engine's parameters, from `TENSOR:INDEX:DELTA`.
 fn perturb(engine: &mut dyn Engine, spec: &str) -> Result<()> {
     let bad = || {
-        Error::InvalidModel(format!(
+        Error::Usage(format!(
             "--perturb {spec}: expected TENSOR:INDEX:DELTA, e.g. layers.1.weight:3:0.01"
         ))
     };
@@ -23,7 +23,7 @@ fn perturb(engine: &mut dyn Engine, spec: &str) -> Result<()> {
     let mut params = engine.parameters()?;
     let names: Vec<String> = params.named_tensors().into_iter().map(|t| t.name).collect();
     let position = names.iter().position(|n| n == tensor).ok_or_else(|| {
-        Error::InvalidModel(format!(
+        Error::Usage(format!(
             "--perturb: no tensor `{tensor}`; the model has {names:?}"
         ))
     })?;
@@ -36,7 +36,7 @@ fn perturb(engine: &mut dyn Engine, spec: &str) -> Result<()> {
     .expect("parameters read back are contiguous");
     let len = values.len();
     *values.get_mut(index).ok_or_else(|| {
-        Error::InvalidModel(format!(
+        Error::Usage(format!(
             "--perturb: `{tensor}` has {len} entries, no index {index}"
         ))
     })? += delta;
@@ -113,11 +113,11 @@ fn print(report: &CheckReport, format: CheckFormat) {
 /// Runs the check; `Ok(false)` when the engines disagree.
 pub fn run(a: &CheckArgs) -> Result<bool> {
     if a.steps == 0 {
-        return Err(Error::InvalidModel("--steps must be at least 1".into()));
+        return Err(Error::Usage("--steps must be at least 1".into()));
     }
     let p = prepare(&a.run)?;
     if p.mapped.is_some() {
-        return Err(Error::InvalidModel(
+        return Err(Error::Usage(
             "check reads its batches in memory; drop --mmap".into(),
         ));
     }

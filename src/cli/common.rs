@@ -3,10 +3,11 @@
 use std::path::Path;
 
 use downhill::data::Dataset;
-use downhill::data::csv::{Column, CsvOptions};
+use downhill::data::csv::{Column, CsvOptions, read as read_csv};
 use downhill::data::load::{DataSpec, load};
 use downhill::{
     AdapterRequest, CpuEngine, Engine, Error, GpuContext, GpuEngine, Parameters, Result, Setup,
+    Targets,
 };
 
 use super::args::{BackendChoice, DataArgs, DeviceArgs, DeviceChoice};
@@ -35,7 +36,7 @@ pub fn adapter_request(device: &DeviceArgs) -> AdapterRequest {
 pub fn single_device(device: &DeviceArgs) -> Result<DeviceChoice> {
     match device.device[..] {
         [one] => Ok(one),
-        _ => Err(Error::InvalidModel(
+        _ => Err(Error::Usage(
             "--device takes one of auto, gpu or cpu here".into(),
         )),
     }
@@ -104,7 +105,7 @@ pub fn dataset(args: &DataArgs, seed: u64) -> Result<Option<Dataset>> {
         args.dataset.is_some(),
     ];
     if sources.iter().filter(|&&s| s).count() > 1 {
-        return Err(Error::InvalidModel(
+        return Err(Error::Usage(
             "name one data source: --features with --targets, --data FILE.csv, or --dataset NAME"
                 .into(),
         ));
@@ -115,19 +116,30 @@ pub fn dataset(args: &DataArgs, seed: u64) -> Result<Option<Dataset>> {
             targets: targets.clone(),
         },
         (Some(_), None, _, _) | (None, Some(_), _, _) => {
-            return Err(Error::InvalidModel(
+            return Err(Error::Usage(
                 "--features and --targets go together: give both".into(),
             ));
         }
-        (_, _, Some(path), _) => DataSpec::Csv {
-            path: path.clone(),
-            options: csv_options(
+        (_, _, Some(path), _) => {
+            // Read here rather than through `load`, to say how many rows were dropped.
+            let options = csv_options(
                 &args.target_column,
                 args.no_header,
                 args.drop_nonfinite,
                 vec![Column::Index(-1)],
-            ),
-        },
+            );
+            let data = read_csv(path, &options)?;
+            if data.dropped > 0 {
+                eprintln!(
+                    "data: {}: dropped {} row(s) with NaN or infinite values (--drop-nonfinite), kept {}",
+                    path.display(),
+                    data.dropped,
+                    data.features.nrows()
+                );
+            }
+            let name = path.display().to_string();
+            return Dataset::new(name, data.features, Targets::Dense(data.targets)).map(Some);
+        }
         (_, _, _, Some(name)) => DataSpec::Builtin {
             name: name.clone(),
             seed,

@@ -23,7 +23,7 @@ fn inference(model: &downhill::ModelSpec, loss: downhill::Loss) -> Setup {
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let checkpoint = load_model(&a.model)?;
     let mut data = dataset(&a.data, 0)?.ok_or_else(|| {
-        Error::InvalidModel(
+        Error::Usage(
             "name the data to evaluate on: --features with --targets, --data or --dataset".into(),
         )
     })?;
@@ -75,7 +75,7 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
             )
         }
         _ => {
-            return Err(Error::InvalidModel(
+            return Err(Error::Usage(
                 "give the features to predict for: --features FILE or --data FILE.csv".into(),
             ));
         }
@@ -136,7 +136,7 @@ fn write_predictions(path: &std::path::Path, values: &Array2<f32>, classes: bool
             }
             downhill::fsio::write_atomic(path, text.as_bytes())
         }
-        _ => Err(Error::InvalidModel(format!(
+        _ => Err(Error::Usage(format!(
             "--output {} must end in .npy or .csv",
             path.display()
         ))),

@@ -252,6 +252,9 @@ pub struct Prepared {
 
 /// Loads and fits together what the flags name (shared by `train` and `check`).
 pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
+    if a.batch_size == 0 {
+        return Err(Error::Usage("--batch-size must be at least 1".into()));
+    }
     let default_run = !a.data.given();
     let standardize_features = a.standardize || default_run;
     let epochs = a.epochs.unwrap_or(if default_run { 30 } else { 10 });
@@ -275,16 +278,13 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
     let mut mapped = None;
     let (mut train_data, feature_cols) = if a.data.mmap || too_large_for_memory(&a.data, a.quiet) {
         let (Some(features), Some(targets)) = (&a.data.features, &a.data.targets) else {
-            return Err(Error::InvalidModel(
+            return Err(Error::Usage(
                 "--mmap streams a --features .npy file: give --features and --targets".into(),
             ));
         };
         // Only the targets are read whole; the features stay on disk.
         let targets = downhill::data::load::load_targets(targets)?;
-        let rows = match &targets {
-            Targets::Classes(c) => c.len(),
-            Targets::Dense(d) => d.nrows(),
-        };
+        let rows = targets.rows();
         let source = MappedNpy::open(features, targets.clone())?;
         let cols = source.cols();
         mapped = Some(source);
@@ -315,12 +315,12 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
         .or((default_run && val_data.is_none()).then_some(0.2));
     if let Some(fraction) = split {
         if val_data.is_some() {
-            return Err(Error::InvalidModel(
+            return Err(Error::Usage(
                 "give either --val-split or validation files, not both".into(),
             ));
         }
         if mapped.is_some() {
-            return Err(Error::InvalidModel("--val-split needs the features in memory, and these are memory-mapped (--mmap, or too large for memory): give --val-features/--val-targets".into()));
+            return Err(Error::Usage("--val-split needs the features in memory, and these are memory-mapped (--mmap, or too large for memory): give --val-features/--val-targets".into()));
         }
         let (t, v) = train_data.split(fraction, a.seed)?;
         train_data = t;
@@ -346,8 +346,14 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
     let model = match &init {
         Some(c) => {
             if !a.layers.is_empty() && a.layers != widths(&c.model) {
+                let source = match (&a.resume, &a.init) {
+                    (Some(p), _) => format!("--resume checkpoint {}", p.display()),
+                    (None, Some(p)) => format!("--init checkpoint {}", p.display()),
+                    (None, None) => "starting checkpoint".into(),
+                };
                 return Err(Error::InvalidModel(format!(
-                    "--layers {:?} differs from the architecture in the starting checkpoint, {:?}",
+                    "--layers {:?} differs from the architecture of the {source}, {:?}; drop \
+                     --layers or give the layers it was trained with",
                     a.layers,
                     widths(&c.model)
                 )));
@@ -432,7 +438,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
         stats,
     } = prepare(a)?;
     if a.early_stopping.is_some() && val_data.is_none() {
-        return Err(Error::InvalidModel(
+        return Err(Error::Usage(
             "--early-stopping watches the validation loss: give --val-split or validation data"
                 .into(),
         ));

@@ -247,10 +247,10 @@ impl Engine for CpuEngine {
 
     fn step_resident(&mut self, indices: &[u32]) -> Result<()> {
         let data = self.resident.clone().ok_or_else(|| {
-            Error::InvalidModel("step_resident needs a dataset: call load_resident first".into())
+            Error::Usage("step_resident needs a dataset: call load_resident first".into())
         })?;
         if let Some(&bad) = indices.iter().find(|&&i| i as usize >= data.rows()) {
-            return Err(Error::InvalidModel(format!(
+            return Err(Error::Usage(format!(
                 "row index {bad} is beyond the dataset's {} rows",
                 data.rows()
             )));

@@ -204,7 +204,14 @@ pub fn parse(bytes: &[u8], name: &str, options: &CsvOptions) -> Result<CsvData> 
         rows += 1;
     }
     if rows == 0 {
-        return Err(bad(name, "has a header but no data rows"));
+        return Err(bad(
+            name,
+            if dropped > 0 {
+                format!("has no rows left: all {dropped} held NaN or infinite values")
+            } else {
+                "has a header but no data rows".to_string()
+            },
+        ));
     }
     Ok(CsvData {
         features: Array2::from_shape_vec((rows, feature_columns.len()), features)

@@ -54,9 +54,18 @@ fn sniff(bytes: &[u8]) -> Option<Format> {
     }
 }
 
+/// What a file given as an array holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Features: IDX items of any rank are flattened to one row each.
+    Features,
+    /// Targets: labels `[rows]` or values `[rows, outputs]`, nothing of higher rank.
+    Targets,
+}
+
 /// Reads a feature or target file: the values as a matrix, and as class indices when they are
 /// one column of integers.
-fn read_array(path: &Path) -> Result<(Array2<f32>, Option<Vec<u32>>)> {
+fn read_array(path: &Path, role: Role) -> Result<(Array2<f32>, Option<Vec<u32>>)> {
     let name = path.display().to_string();
     let bytes = fsio::read(path)?;
     match sniff(&bytes) {
@@ -72,6 +81,16 @@ fn read_array(path: &Path) -> Result<(Array2<f32>, Option<Vec<u32>>)> {
         }
         Some(Format::Idx) => {
             let array = idx::parse(&bytes, &name)?;
+            if role == Role::Targets && array.dims.len() > 2 {
+                return Err(Error::Data {
+                    source_name: name,
+                    message: format!(
+                        "has dimensions {:?}, but targets are labels [rows] or values \
+                         [rows, outputs]; was an image file given as --targets?",
+                        array.dims
+                    ),
+                });
+            }
             let classes = (array.dims.len() == 1)
                 .then(|| array.to_classes(&name))
                 .transpose()?;
@@ -88,12 +107,12 @@ fn read_array(path: &Path) -> Result<(Array2<f32>, Option<Vec<u32>>)> {
 
 /// Reads a feature file alone (`.npy` or IDX, raw or gzip).
 pub fn load_features(path: &Path) -> Result<Array2<f32>> {
-    read_array(path).map(|(values, _)| values)
+    read_array(path, Role::Features).map(|(values, _)| values)
 }
 
 /// Reads a target file alone (class indices when it holds one column of integers).
 pub fn load_targets(path: &Path) -> Result<Targets> {
-    let (values, classes) = read_array(path)?;
+    let (values, classes) = read_array(path, Role::Targets)?;
     Ok(classes.map_or(Targets::Dense(values), Targets::Classes))
 }
 
@@ -110,13 +129,21 @@ pub fn load(spec: &DataSpec) -> Result<Dataset> {
             )
         }
         DataSpec::Files { features, targets } => {
-            let (x, _) = read_array(features)?;
-            let (y, classes) = read_array(targets)?;
-            let targets = match classes {
-                Some(c) => Targets::Classes(c),
-                None => Targets::Dense(y),
-            };
-            Dataset::new(features.display().to_string(), x, targets)
+            let x = load_features(features)?;
+            let y = load_targets(targets)?;
+            let target_rows = y.rows();
+            if target_rows != x.nrows() {
+                return Err(Error::Data {
+                    source_name: features.display().to_string(),
+                    message: format!(
+                        "has {} rows but {} has {target_rows}; features and targets need one \
+                         row per sample, in the same order",
+                        x.nrows(),
+                        targets.display()
+                    ),
+                });
+            }
+            Dataset::new(features.display().to_string(), x, y)
         }
     }
 }

@@ -66,10 +66,7 @@ impl MappedNpy {
     /// Replaces the targets (for instance once they are fitted to the loss); `name` is the
     /// feature file, for messages.
     pub fn set_targets(&mut self, targets: Targets, name: &str) -> Result<()> {
-        let target_rows = match &targets {
-            Targets::Classes(c) => c.len(),
-            Targets::Dense(d) => d.nrows(),
-        };
+        let target_rows = targets.rows();
         if target_rows != self.rows {
             return Err(Error::Data {
                 source_name: name.to_string(),

@@ -31,10 +31,7 @@ impl Dataset {
     /// A dataset from features and targets, checking that they have the same number of rows.
     pub fn new(name: impl Into<String>, features: Array2<f32>, targets: Targets) -> Result<Self> {
         let name = name.into();
-        let target_rows = match &targets {
-            Targets::Dense(t) => t.nrows(),
-            Targets::Classes(c) => c.len(),
-        };
+        let target_rows = targets.rows();
         if target_rows != features.nrows() {
             return Err(Error::Data {
                 source_name: name,

@@ -43,10 +43,10 @@ impl Order {
         seed: u64,
     ) -> Result<Self> {
         if batch_size == 0 {
-            return Err(Error::InvalidModel("batch size must be at least 1".into()));
+            return Err(Error::Usage("batch size must be at least 1".into()));
         }
         if drop_last && batch_size > rows {
-            return Err(Error::InvalidModel(format!(
+            return Err(Error::Usage(format!(
                 "batch size {batch_size} is larger than the {rows} training rows, so --drop-last \
                  would leave no batch at all; use a batch size of at most {rows}"
             )));

@@ -220,7 +220,7 @@ impl GpuEngine {
         setup.optimizer.validate()?;
         params.check_shapes(&setup.model)?;
         if max_batch == 0 {
-            return Err(Error::InvalidModel("max_batch must be at least 1".into()));
+            return Err(Error::Usage("max_batch must be at least 1".into()));
         }
         let max_dim = ctx.limits().max_compute_workgroups_per_dimension;
         let widest = setup
@@ -234,7 +234,7 @@ impl GpuEngine {
             if extent.div_ceil(MATMUL_TILE as usize) > max_dim as usize
                 || extent > u32::MAX as usize
             {
-                return Err(Error::InvalidModel(format!(
+                return Err(Error::Usage(format!(
                     "a batch or layer width of {extent} needs more than this device's {max_dim} \
                      workgroups per dimension; use a smaller batch size"
                 )));
@@ -1013,7 +1013,7 @@ impl Engine for GpuEngine {
         all.check(model, self.setup.loss)?;
         let max_dim = self.ctx.limits().max_compute_workgroups_per_dimension as usize;
         if self.max_batch > max_dim {
-            return Err(Error::InvalidModel(format!(
+            return Err(Error::Usage(format!(
                 "batches of {} rows are over this device's {max_dim} workgroups per dimension for \
                  gathering on the GPU; stream the data instead",
                 self.max_batch
@@ -1095,10 +1095,10 @@ impl Engine for GpuEngine {
 
     fn step_resident(&mut self, indices: &[u32]) -> Result<()> {
         let resident = self.resident.as_ref().ok_or_else(|| {
-            Error::InvalidModel("step_resident needs a dataset: call load_resident first".into())
+            Error::Usage("step_resident needs a dataset: call load_resident first".into())
         })?;
         if let Some(&bad) = indices.iter().find(|&&i| i as usize >= resident.rows) {
-            return Err(Error::InvalidModel(format!(
+            return Err(Error::Usage(format!(
                 "row index {bad} is beyond the dataset's {} rows",
                 resident.rows
             )));

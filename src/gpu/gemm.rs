@@ -34,7 +34,7 @@ impl Gemm {
         k: usize,
     ) -> Result<Self> {
         if m == 0 || n == 0 || k == 0 {
-            return Err(Error::InvalidModel(format!(
+            return Err(Error::Usage(format!(
                 "matmul sizes must be at least 1, got {m}x{n}x{k}"
             )));
         }

@@ -81,7 +81,7 @@ impl std::str::FromStr for Schedule {
     /// `constant`, `step:EVERY:GAMMA`, `exponential:GAMMA`, `cosine` or `cosine:MIN_LR`.
     fn from_str(text: &str) -> Result<Self> {
         let bad = || {
-            Error::InvalidModel(format!(
+            Error::Usage(format!(
                 "unknown schedule `{text}`; expected constant, step:EPOCHS:GAMMA (e.g. step:10:0.5), \
                  exponential:GAMMA (e.g. exponential:0.95), cosine or cosine:MIN_LR"
             ))
