@@ -76,7 +76,7 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<Idx> {
     let count = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .filter(|n| n.checked_mul(size).is_some())
+        .filter(|_| super::addressable(&dims, size))
         .ok_or_else(|| bad(name, format!("claims impossible dimensions {dims:?}")))?;
     // Raw data must already be there; compressed data expands at most ~1032x (deflate's limit).
     let available = if gzip {

@@ -239,3 +239,13 @@ impl StandardizerFit {
         }
     }
 }
+
+/// Whether an array of these dimensions and element size can be held in memory at all: the
+/// product of its non-zero dimensions, in bytes, fits in `isize` (what `Vec` and ndarray require,
+/// even when another dimension is zero and the array is empty).
+pub(crate) fn addressable(dims: &[usize], element_size: usize) -> bool {
+    dims.iter()
+        .filter(|&&d| d > 0)
+        .try_fold(element_size, |acc, &d| acc.checked_mul(d))
+        .is_some_and(|bytes| isize::try_from(bytes).is_ok())
+}

@@ -194,6 +194,7 @@ pub fn parse_header(bytes: &[u8], name: &str) -> Result<Header> {
     let needed = header
         .elements()
         .and_then(|n| n.checked_mul(dtype.size()))
+        .filter(|_| super::addressable(&header.shape, dtype.size()))
         .ok_or_else(|| {
             bad(
                 name,
