@@ -19,6 +19,9 @@ pub struct Metrics {
     pub rows: u64,
     /// Rows whose prediction was right (see [`Metrics::accuracy`]).
     pub correct: u64,
+    /// Whether an optimizer step met a gradient or produced a parameter that is NaN or infinite
+    /// (set by the update itself, so it is known at the next read-back without a stall).
+    pub nonfinite: bool,
 }
 
 impl Metrics {

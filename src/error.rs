@@ -104,17 +104,17 @@ pub enum Error {
     #[error("no training step has run yet, so there is no loss to read; call step() first")]
     NoStepYet,
 
-    /// The loss became NaN or infinite.
+    /// The loss, a gradient or a parameter became NaN or infinite.
     #[error(
-        "training diverged: the mean loss read back at step {step} is {loss} (learning rate {lr}); \
-         lower the learning rate (e.g. --lr {suggested}), or clip gradients with --clip-norm; \
-         the last checkpoint written, if any, is from before this"
+        "training diverged: at step {step}, {what} (learning rate {lr}); lower the learning rate \
+         (e.g. --lr {suggested}), or clip gradients with --clip-norm; the last checkpoint written, \
+         if any, is from before this and was kept"
     )]
     Diverged {
-        /// The step at which it was seen.
+        /// The step at which it was seen (the first read-back after it happened).
         step: u64,
-        /// The loss value.
-        loss: f64,
+        /// What was not finite, such as `the mean loss read back is NaN`.
+        what: String,
         /// The learning rate then.
         lr: f64,
         /// A tenth of it.

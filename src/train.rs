@@ -308,7 +308,7 @@ pub fn train(
             let lr = engine.learning_rate();
             return Err(Error::Diverged {
                 step,
-                loss: f64::NAN,
+                what: "the parameters are no longer finite".into(),
                 lr,
                 suggested: lr / 10.0,
             });
@@ -343,11 +343,18 @@ pub fn train(
     let loss_kind = engine.setup().loss;
     let collect = |engine: &mut dyn Engine, step: u64, into: &mut [&mut Metrics]| -> Result<()> {
         let m = engine.take_metrics()?;
-        if !m.loss().is_finite() && m.rows > 0 {
+        let what = if !m.loss().is_finite() && m.rows > 0 {
+            Some(format!("the mean loss read back is {}", m.loss()))
+        } else if m.nonfinite {
+            Some("a gradient or an updated parameter is NaN or infinite".to_string())
+        } else {
+            None
+        };
+        if let Some(what) = what {
             let lr = engine.learning_rate();
             return Err(Error::Diverged {
                 step,
-                loss: m.loss(),
+                what,
                 lr,
                 suggested: lr / 10.0,
             });

@@ -328,7 +328,11 @@ fn bad_idx_files_are_refused() {
         (idx_bytes(0x08, &[2, 2, 2], &[0; 5]), "is truncated"),
         (
             idx_bytes(0x08, &[4_000_000_000, 4_000_000_000], &[0; 5]),
-            "is truncated: dimensions [4000000000, 4000000000]",
+            "claims impossible dimensions [4000000000, 4000000000]",
+        ),
+        (
+            idx_bytes(0x08, &[4_000_000_000, 2], &[0; 5]),
+            "is truncated: dimensions [4000000000, 2] need 8000000000 bytes",
         ),
         (
             vec![0, 0, 0x08, 2, 0, 0, 0, 1],

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::{assert_close, gpu, random, targets};
 use downhill::data::Dataset;
-use downhill::optim::{Adam, RmsProp, Sgd};
+use downhill::optim::{Adagrad, Adam, RmsProp, Sgd};
 use downhill::{
     Activation, Batch, CpuEngine, Engine, GpuEngine, Loss, ModelSpec, Optimizer, Parameters, Setup,
     Targets, Tolerance,
@@ -152,6 +152,73 @@ fn metrics_accumulate_over_steps_and_reset() {
         );
         assert_eq!(gm.accuracy(loss).is_some(), loss != Loss::Mse);
         assert_eq!(g.take_metrics().unwrap().rows, 0, "taking resets");
+    }
+}
+
+#[test]
+fn a_non_finite_update_is_flagged_at_the_next_read_back() {
+    let far = |loss| {
+        let d = dataset(loss, 16, 4);
+        let rows = d.rows();
+        Dataset::new(
+            "far",
+            d.features,
+            Targets::Dense(ndarray::Array2::from_elem((rows, 4), 100.0)),
+        )
+        .unwrap()
+    };
+    // SGD: the loss of the step is finite, and its update overflows; the flag the update writes is
+    // the only sign of it until the next forward pass.
+    let sgd = setup(
+        Loss::Mse,
+        Optimizer::Sgd(Sgd {
+            lr: 1e38,
+            ..Sgd::default()
+        }),
+    );
+    let (mut g, mut c) = pair(&sgd, 16);
+    for e in [&mut g as &mut dyn Engine, &mut c] {
+        e.step(&batch(&far(Loss::Mse))).unwrap();
+        let m = e.take_metrics().unwrap();
+        assert!(
+            m.loss().is_finite() && m.nonfinite,
+            "{}: {m:?}",
+            e.describe()
+        );
+        assert!(
+            !e.take_metrics().unwrap().nonfinite,
+            "taking resets the flag"
+        );
+    }
+    // Every other optimizer's kernel raises it too.
+    let optimizers = [
+        Optimizer::Adam(Adam {
+            lr: 3e38,
+            ..Adam::default()
+        }),
+        Optimizer::RmsProp(RmsProp {
+            lr: 3e38,
+            ..RmsProp::default()
+        }),
+        Optimizer::Adagrad(Adagrad {
+            lr: 3e38,
+            ..Adagrad::default()
+        }),
+    ];
+    for optimizer in optimizers {
+        let (mut g, mut c) = pair(&setup(Loss::Mse, optimizer), 16);
+        for e in [&mut g as &mut dyn Engine, &mut c] {
+            for _ in 0..3 {
+                e.step(&batch(&far(Loss::Mse))).unwrap();
+            }
+            assert!(e.take_metrics().unwrap().nonfinite, "{}", e.describe());
+        }
+    }
+    // Healthy steps raise no flag.
+    let (mut g, mut c) = pair(&setup(Loss::Mse, Optimizer::Adam(Adam::default())), 16);
+    for e in [&mut g as &mut dyn Engine, &mut c] {
+        e.step(&batch(&far(Loss::Mse))).unwrap();
+        assert!(!e.take_metrics().unwrap().nonfinite);
     }
 }
 

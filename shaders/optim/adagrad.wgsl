@@ -29,5 +29,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     }
     let s = sum[i] + g * g;
     sum[i] = s;
-    param[i] = p - k.clr * g / (sqrt(s) + k.eps);
+    store(i, grad[i], p - k.clr * g / (sqrt(s) + k.eps));
 }

@@ -45,5 +45,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
         max_exp_avg_sq[i] = second;
     }
     let denom = sqrt(second) / k.bias_correction2_sqrt + k.eps;
-    param[i] = p - k.step_size * m / denom;
+    store(i, grad[i], p - k.step_size * m / denom);
 }

@@ -7,6 +7,24 @@ const GROUP: u32 = 256u;
 // The gradient scale of clipping by global norm (1 when clipping is off), written by clip.wgsl.
 @group(0) @binding(6) var<storage, read> clip: array<f32>;
 
+// The training metrics of loss.wgsl; the optimizer sets word 3 when a gradient or an updated
+// parameter is not finite, and the host reads it back with the loss (no per-step stall).
+@group(0) @binding(7) var<storage, read_write> metrics: array<atomic<u32>>;
+
+// Whether x is neither infinite nor NaN (all exponent bits set), tested on the bits so that no
+// compiler assumption about NaN can remove the test.
+fn is_finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+// Writes parameter i, flagging a gradient g or a new value that is not finite.
+fn store(i: u32, g: f32, value: f32) {
+    if (!is_finite(g) || !is_finite(value)) {
+        atomicOr(&metrics[3], 1u);
+    }
+    param[i] = value;
+}
+
 // The flat element index of an invocation.
 fn element_index(wid: vec3<u32>, groups: vec3<u32>, lane: u32) -> u32 {
     return (wid.y * groups.x + wid.x) * GROUP + lane;

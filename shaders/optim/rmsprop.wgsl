@@ -44,8 +44,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     if (k.use_momentum != 0u) {
         let b = k.momentum * momentum_buffer[i] + g / denom;
         momentum_buffer[i] = b;
-        param[i] = p - k.lr * b;
+        store(i, grad[i], p - k.lr * b);
     } else {
-        param[i] = p - k.lr * g / denom;
+        store(i, grad[i], p - k.lr * g / denom);
     }
 }

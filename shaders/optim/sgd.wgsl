@@ -45,5 +45,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
             g = b;
         }
     }
-    param[i] = p - k.lr * g;
+    store(i, grad[i], p - k.lr * g);
 }

@@ -119,7 +119,7 @@ impl Engine for CpuEngine {
         let mut state = self.state.iter_mut();
         for (p, g) in self.params.layers.iter_mut().zip(&self.grads.layers) {
             let weight_state = state.next().expect("one state entry per tensor");
-            optim::update(
+            let weights_finite = optim::update(
                 &coefficients,
                 clip,
                 p.weight.iter_mut(),
@@ -127,13 +127,14 @@ impl Engine for CpuEngine {
                 weight_state,
             );
             let bias_state = state.next().expect("one state entry per tensor");
-            optim::update(
+            let biases_finite = optim::update(
                 &coefficients,
                 clip,
                 p.bias.iter_mut(),
                 g.bias.iter(),
                 bias_state,
             );
+            self.metrics.nonfinite |= !(weights_finite && biases_finite);
         }
         Ok(())
     }
@@ -197,6 +198,7 @@ impl Engine for CpuEngine {
             loss_sum: value * batch.rows() as f32,
             rows: batch.rows() as u64,
             correct: correct_rows(*loss, output.view(), batch.targets),
+            nonfinite: false,
         })
     }
 

@@ -15,23 +15,27 @@ pub fn lerp(a: f32, b: f32, w: f32) -> f32 {
 
 /// Applies one update to a tensor, with every gradient first multiplied by `clip` (the scale of
 /// clipping by global norm; 1 when off). `state[k]` is the tensor's state slot `k` (empty when
-/// the optimizer does not use that slot).
+/// the optimizer does not use that slot). Returns whether every gradient and updated value was
+/// finite.
 pub fn update<'a>(
     coefficients: &Coefficients,
     clip: f32,
     params: impl Iterator<Item = &'a mut f32>,
     grads: impl Iterator<Item = &'a f32>,
     state: &mut [Vec<f32>],
-) {
-    for (i, (p, &g)) in params.zip(grads).enumerate() {
-        let g = g * clip;
+) -> bool {
+    let mut finite = true;
+    for (i, (p, &raw)) in params.zip(grads).enumerate() {
+        let g = raw * clip;
         match coefficients {
             Coefficients::Sgd(c) => sgd(c, p, g, i, state),
             Coefficients::Adam(c) => adam(c, p, g, i, state),
             Coefficients::RmsProp(c) => rmsprop(c, p, g, i, state),
             Coefficients::Adagrad(c) => adagrad(c, p, g, i, state),
         }
+        finite &= raw.is_finite() && p.is_finite();
     }
+    finite
 }
 
 fn sgd(c: &SgdCoefficients, p: &mut f32, mut g: f32, i: usize, state: &mut [Vec<f32>]) {

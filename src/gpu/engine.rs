@@ -568,6 +568,7 @@ impl GpuEngine {
             resources.extend(state_bindings);
             resources.push(coefficients.as_entire_binding());
             resources.push(clip_scale.as_entire_binding());
+            resources.push(metrics_train.as_entire_binding());
             update.push(Dispatch {
                 pipeline: optimizer.clone(),
                 bind_group: bind(&kernels.optim_layout, resources),
@@ -748,12 +749,13 @@ impl GpuEngine {
 
     /// Reads a metrics buffer back and zeroes it.
     fn take(&self, buffer: &wgpu::Buffer, what: &str) -> Result<Metrics> {
-        let raw = self.ctx.read_back(buffer, 0, 12, what)?;
+        let raw = self.ctx.read_back(buffer, 0, 16, what)?;
         self.ctx.queue.write_buffer(buffer, 0, &[0u8; 16]);
         Ok(Metrics {
             loss_sum: raw[0],
             rows: u64::from(raw[1].to_bits()),
             correct: u64::from(raw[2].to_bits()),
+            nonfinite: raw[3].to_bits() != 0,
         })
     }
 

@@ -142,7 +142,7 @@ impl Kernels {
                 device,
                 "optimizer",
                 &[
-                    ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite, Uniform, Read,
+                    ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite, Uniform, Read, ReadWrite,
                 ],
             ),
             clip_layout: layout(device, "clip", &[Read, ReadWrite, Uniform]),
