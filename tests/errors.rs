@@ -418,3 +418,35 @@ fn predict_checks_the_feature_width() {
     let x = random(5, 3, 1.0, 1);
     assert_eq!(engine.predict(x.view()).unwrap().dim(), (5, 2));
 }
+
+#[test]
+fn a_lost_device_is_reported_as_an_error_not_a_hang_or_abort() {
+    let ctx = gpu();
+    let setup = Setup {
+        model: ModelSpec::from_widths(&[4, 8, 3], Activation::Relu, Activation::Identity).unwrap(),
+        loss: Loss::CrossEntropy,
+        optimizer: Optimizer::Adam(Adam::default()),
+    };
+    let init = Parameters::init(&setup.model, 0);
+    let mut engine = GpuEngine::new(&ctx, setup, &init, 8).unwrap();
+    let x = ndarray::Array2::from_elem((8, 4), 0.5f32);
+    let y = vec![0u32, 1, 2, 0, 1, 2, 0, 1];
+    let batch = Batch::new(x.view(), TargetsView::Classes(&y));
+    engine.step(&batch).unwrap();
+    engine.synchronize().unwrap();
+    ctx.device().destroy();
+    let step = engine.step(&batch).and_then(|()| engine.synchronize());
+    let read = engine.parameters().map(|_| ());
+    for result in [step, read] {
+        let text = result.expect_err("a lost device must fail").to_string();
+        assert!(
+            text.starts_with("GPU error while")
+                && text.contains("the GPU device was lost (Destroyed)")
+                && text.contains("--resume"),
+            "{text}"
+        );
+    }
+    // A new engine on the lost device fails the same way.
+    let again = GpuEngine::new(&ctx, engine.setup().clone(), &init, 8);
+    assert!(message(again).contains("device was lost"));
+}

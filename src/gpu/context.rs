@@ -28,8 +28,10 @@ pub struct GpuContext {
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
-    /// Errors wgpu reported outside an error scope (validation, out of memory, device loss).
+    /// Errors wgpu reported outside an error scope (validation, out of memory).
     errors: Arc<Mutex<Vec<String>>>,
+    /// Why the device was lost, once it has been: every later call fails with it.
+    lost: Arc<Mutex<Option<String>>>,
     /// Bytes of every buffer created through [`GpuContext::buffer`], summed.
     allocated: Arc<AtomicU64>,
 }
@@ -142,10 +144,16 @@ impl GpuContext {
                 errors.push(e.to_string());
             }
         }));
-        let sink = Arc::clone(&errors);
+        let lost = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&lost);
         device.set_device_lost_callback(move |reason, message| {
-            if let Ok(mut errors) = sink.lock() {
-                errors.push(format!("device lost ({reason:?}): {message}"));
+            if let Ok(mut lost) = sink.lock() {
+                let detail = if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {message}")
+                };
+                *lost = Some(format!("the GPU device was lost ({reason:?}{detail})"));
             }
         });
         let limits = device.limits();
@@ -155,6 +163,7 @@ impl GpuContext {
             info,
             limits,
             errors,
+            lost,
             allocated: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -169,6 +178,13 @@ impl GpuContext {
     /// excluded), so that a benchmark can report what a model and batch size cost.
     pub fn allocated_bytes(&self) -> u64 {
         self.allocated.load(Ordering::Relaxed)
+    }
+
+    /// The wgpu device, for code that shares it (its own buffers and passes beside downhill's).
+    /// Destroying it loses the device for every engine on this context: their calls then return
+    /// [`Error::Gpu`] instead of running.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
     }
 
     /// Whether GPU timestamps can time passes on this device.
@@ -205,8 +221,24 @@ impl GpuContext {
         )
     }
 
-    /// Returns the first error wgpu reported since the last call, as [`Error::Gpu`].
+    /// Returns the errors wgpu reported since the last call, as [`Error::Gpu`], and fails every
+    /// call once the device is lost.
     pub(crate) fn check_errors(&self, context: &str) -> Result<()> {
+        let lost = self
+            .lost
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if let Some(lost) = lost {
+            return Err(Error::Gpu {
+                context: context.to_string(),
+                message: format!(
+                    "{lost}; nothing more can run on it (the driver may have reset or the GPU \
+                     was removed): start again, with --resume from the last training-state \
+                     checkpoint if one was written"
+                ),
+            });
+        }
         let mut errors = self
             .errors
             .lock()
@@ -223,6 +255,7 @@ impl GpuContext {
 
     /// Runs `body` inside validation and out-of-memory error scopes and reports what they caught.
     pub(crate) fn scoped<T>(&self, context: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.check_errors(context)?;
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = body();
@@ -308,6 +341,7 @@ impl GpuContext {
         what: &str,
     ) -> Result<Vec<u8>> {
         let context = format!("reading {what} back from the GPU");
+        self.check_errors(&context)?;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: bytes.max(4),
