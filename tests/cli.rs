@@ -408,6 +408,76 @@ fn sigint_and_sigterm_write_a_training_state_and_exit_130_and_143() {
 }
 
 #[test]
+fn a_run_killed_at_any_moment_leaves_a_checkpoint_that_loads_and_resumes() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.safetensors");
+    // A model large enough that writing its state (about 1.3 MB, every step) takes a while, so
+    // that some kills land in the middle of a write.
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--dataset",
+            "digits",
+            "--layers",
+            "64,256,256,10",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1000",
+            "--quiet",
+            "--checkpoint-every",
+            "1",
+            "--checkpoint",
+            s(&state),
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut resumed = 0;
+    for _ in 0..5 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_downhill"))
+            .args(run(&[]))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(
+            rng.random_range(300..1500),
+        ));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if !state.exists() {
+            continue;
+        }
+        let saved = downhill::checkpoint::load_state(&state)
+            .unwrap_or_else(|e| panic!("the checkpoint left by a killed run must load: {e}"));
+        let target = (saved.state.steps + 2).to_string();
+        let resume = s(&state).to_string();
+        let out = downhill(
+            &run(&["--resume", &resume, "--max-steps", &target])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let after = downhill::checkpoint::load_state(&state).unwrap();
+        assert_eq!(after.state.steps, saved.state.steps + 2);
+        resumed += 1;
+    }
+    assert!(
+        resumed >= 3,
+        "only {resumed} of 5 kills came after a checkpoint"
+    );
+}
+
+#[test]
 fn devices_lists_every_adapter_and_the_software_one_when_installed() {
     let out = ok(&["devices"]);
     assert!(
