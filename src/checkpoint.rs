@@ -18,7 +18,7 @@
 //! `steps`, `epoch`, `batch` (the next batch of that epoch), `seed`, `best_val_loss`,
 //! `epochs_without_improvement` and `data_checksum`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use ndarray::{Array1, Array2};
@@ -118,8 +118,31 @@ fn serialize(
                 .map_err(|e| bad(path, format!("could not describe tensor {n}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(meta))
-        .map_err(|e| bad(path, format!("could not be serialised: {e}")))
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| bad(path, format!("could not be serialised: {e}")))?;
+    with_sorted_header(bytes).ok_or_else(|| {
+        bad(
+            path,
+            "could not be serialised: its header did not read back",
+        )
+    })
+}
+
+/// The same safetensors bytes with the JSON header's keys sorted. The crate writes metadata from a
+/// `HashMap`, whose order changes from process to process; sorted, the same checkpoint is the
+/// same bytes every time. The sorted header has the same length, so the data does not move.
+fn with_sorted_header(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
+    let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
+    let text = bytes.get(8..8usize.checked_add(len)?)?;
+    let header: BTreeMap<String, BTreeMap<String, Value>> =
+        serde_json::from_slice(text.trim_ascii_end()).ok()?;
+    let mut sorted = serde_json::to_vec(&header).ok()?;
+    if sorted.len() > len {
+        return None;
+    }
+    sorted.resize(len, b' ');
+    bytes[8..8 + len].copy_from_slice(&sorted);
+    Some(bytes)
 }
 
 fn parameter_tensors(prefix: &str, p: &Parameters) -> Vec<(String, Vec<usize>, Vec<f32>)> {

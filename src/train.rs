@@ -33,6 +33,11 @@ impl TrainData {
         }
     }
 
+    /// The fingerprint of the rows (see [`Source::checksum`]).
+    pub fn checksum(&self) -> Result<String> {
+        self.source().checksum()
+    }
+
     fn source(&self) -> Arc<dyn Source> {
         match self {
             TrainData::Memory(d) => Arc::clone(d) as Arc<dyn Source>,
@@ -286,10 +291,7 @@ pub fn train(
     });
     observer.started(streamed_because.as_deref(), first, total);
 
-    let checksum = match data {
-        TrainData::Memory(d) => d.checksum(),
-        TrainData::Mapped(_) => String::new(),
-    };
+    let checksum = data.checksum()?;
     let write_state = |engine: &mut dyn Engine,
                        step: u64,
                        best: &Option<(f64, crate::model::Parameters)>,

@@ -456,15 +456,15 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
         Some(source) => TrainData::Mapped(Arc::new(source)),
         None => TrainData::Memory(Arc::new(train_data)),
     };
-    if let (Some(state), TrainData::Memory(d)) = (&resume, &data)
-        && state.data_checksum != d.checksum()
-        && !a.quiet
-    {
-        eprintln!(
-            "warning: the training data differs from the data the checkpoint was trained on ({} then, {} now)",
-            state.data_checksum,
-            d.checksum()
-        );
+    if let Some(state) = &resume {
+        let now = data.checksum()?;
+        if state.data_checksum != now {
+            eprintln!(
+                "warning: the training data differs from the data the training state was saved \
+                 with ({} then, {now} now); resuming anyway",
+                state.data_checksum
+            );
+        }
     }
     let state_path = a
         .checkpoint

@@ -53,31 +53,6 @@ impl Dataset {
         self.features.nrows()
     }
 
-    /// A cheap fingerprint of the data (sizes plus a CRC-32 of about 4096 evenly spaced rows), saved
-    /// with training state so that a resume can warn when the data changed.
-    pub fn checksum(&self) -> String {
-        let mut hasher = crc32fast::Hasher::new();
-        let step = (self.rows() / 4096).max(1);
-        for row in (0..self.rows()).step_by(step) {
-            for v in self.features.row(row) {
-                hasher.update(&v.to_le_bytes());
-            }
-            match &self.targets {
-                Targets::Classes(c) => hasher.update(&c[row].to_le_bytes()),
-                Targets::Dense(d) => d
-                    .row(row)
-                    .iter()
-                    .for_each(|v| hasher.update(&v.to_le_bytes())),
-            }
-        }
-        format!(
-            "{}x{}:{:08x}",
-            self.rows(),
-            self.features.ncols(),
-            hasher.finalize()
-        )
-    }
-
     /// The rows at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         Dataset {

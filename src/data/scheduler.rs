@@ -112,6 +112,36 @@ pub trait Source: Send + Sync {
 
     /// Copies the rows `indices` into `features` (resized as needed) and returns their targets.
     fn gather(&self, indices: &[u32], features: &mut Array2<f32>) -> Result<Targets>;
+
+    /// A cheap fingerprint of the rows as they are trained on (standardised, if they are):
+    /// `ROWSxCOLS:CRC`, the CRC32 of about 4096 evenly spaced rows, each row's features then its
+    /// targets as little-endian bytes. The same data gives the same fingerprint in memory or
+    /// memory-mapped; a checkpoint records it so that a resume can tell when the data changed.
+    fn checksum(&self) -> Result<String> {
+        let rows = self.rows();
+        let indices: Vec<u32> = (0..rows)
+            .step_by((rows / 4096).max(1))
+            .map(|r| r as u32)
+            .collect();
+        let mut features = Array2::zeros((0, 0));
+        let targets = self.gather(&indices, &mut features)?;
+        let mut hasher = crc32fast::Hasher::new();
+        for (i, row) in features.rows().into_iter().enumerate() {
+            row.iter().for_each(|v| hasher.update(&v.to_le_bytes()));
+            match &targets {
+                Targets::Classes(c) => hasher.update(&c[i].to_le_bytes()),
+                Targets::Dense(d) => d
+                    .row(i)
+                    .iter()
+                    .for_each(|v| hasher.update(&v.to_le_bytes())),
+            }
+        }
+        Ok(format!(
+            "{rows}x{}:{:08x}",
+            features.ncols(),
+            hasher.finalize()
+        ))
+    }
 }
 
 impl Source for Dataset {
