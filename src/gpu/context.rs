@@ -256,9 +256,11 @@ impl GpuContext {
     /// Runs `body` inside validation and out-of-memory error scopes and reports what they caught.
     pub(crate) fn scoped<T>(&self, context: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
         self.check_errors(context)?;
+        let before = self.allocated_bytes();
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = body();
+        let requested = self.allocated_bytes().saturating_sub(before);
         let caught = [
             pollster::block_on(validation.pop()),
             pollster::block_on(oom.pop()),
@@ -266,10 +268,14 @@ impl GpuContext {
         let value = value?;
         if let Some(e) = caught.into_iter().flatten().next() {
             let hint = match e {
-                wgpu::Error::OutOfMemory { .. } => {
-                    "; the device is out of memory: use a smaller batch"
-                }
-                _ => "",
+                wgpu::Error::OutOfMemory { .. } => format!(
+                    "; the device is out of memory ({:.1} MiB of buffers were being allocated, \
+                     {:.1} MiB before): use a smaller batch or narrower layers, stream the data \
+                     (--residency streamed), or close other programs using the GPU",
+                    requested as f64 / 1048576.0,
+                    before as f64 / 1048576.0
+                ),
+                _ => String::new(),
             };
             return Err(Error::Gpu {
                 context: context.to_string(),
