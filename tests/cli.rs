@@ -437,21 +437,21 @@ fn a_run_killed_at_any_moment_leaves_a_checkpoint_that_loads_and_resumes() {
         args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let mut resumed = 0;
     for _ in 0..5 {
+        let _ = std::fs::remove_file(&state);
         let mut child = Command::new(env!("CARGO_BIN_EXE_downhill"))
             .args(run(&[]))
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(
-            rng.random_range(300..1500),
-        ));
+        // Once a first checkpoint exists, kill at a random moment of the steps and writes after.
+        let started = std::time::Instant::now();
+        while !state.exists() && started.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(rng.random_range(0..800)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        if !state.exists() {
-            continue;
-        }
         let saved = downhill::checkpoint::load_state(&state)
             .unwrap_or_else(|e| panic!("the checkpoint left by a killed run must load: {e}"));
         let target = (saved.state.steps + 2).to_string();
@@ -469,12 +469,7 @@ fn a_run_killed_at_any_moment_leaves_a_checkpoint_that_loads_and_resumes() {
         );
         let after = downhill::checkpoint::load_state(&state).unwrap();
         assert_eq!(after.state.steps, saved.state.steps + 2);
-        resumed += 1;
     }
-    assert!(
-        resumed >= 3,
-        "only {resumed} of 5 kills came after a checkpoint"
-    );
 }
 
 #[test]
@@ -483,8 +478,8 @@ fn the_same_seed_and_flags_give_bit_identical_checkpoint_files_run_after_run() {
     let (x, y) = npy_files(dir.path());
     let path = |name: &str| dir.path().join(name);
     let bytes = |name: &str| std::fs::read(path(name)).unwrap();
-    // Shuffled every epoch (the default), with a validation split, on the GPU: resident, streamed
-    // from memory and streamed from a memory-mapped file.
+    // Shuffled every epoch (the default), on the GPU: resident, streamed from memory and streamed
+    // from a memory-mapped file.
     for (run, extra) in [
         ("resident", &["--residency", "resident"][..]),
         ("streamed", &["--residency", "streamed"][..]),
