@@ -33,11 +33,6 @@ impl TrainData {
         }
     }
 
-    /// The fingerprint of the rows (see [`Source::checksum`]).
-    pub fn checksum(&self) -> Result<String> {
-        self.source().checksum()
-    }
-
     fn source(&self) -> Arc<dyn Source> {
         match self {
             TrainData::Memory(d) => Arc::clone(d) as Arc<dyn Source>,
@@ -184,6 +179,9 @@ pub trait Observer {
     /// Before the first step: `None` when the data is resident on the device, else why it is
     /// streamed; and the step range.
     fn started(&mut self, _streamed_because: Option<&str>, _first_step: u64, _total_steps: u64) {}
+    /// When resuming: the training state was saved with data whose fingerprint (see
+    /// [`Source::checksum`]) was `then`, and the data now has `now`. The run goes on.
+    fn data_changed(&mut self, _then: &str, _now: &str) {}
     /// Every `log_every` steps.
     fn progress(&mut self, _progress: &Progress) {}
     /// At every epoch's end.
@@ -289,9 +287,14 @@ pub fn train(
         );
         Stream::start(data.source(), order, from, total.saturating_sub(first), 3)
     });
+    let checksum = data.source().checksum()?;
+    if let Some(state) = resume
+        && state.data_checksum != checksum
+    {
+        observer.data_changed(&state.data_checksum, &checksum);
+    }
     observer.started(streamed_because.as_deref(), first, total);
 
-    let checksum = data.checksum()?;
     let write_state = |engine: &mut dyn Engine,
                        step: u64,
                        best: &Option<(f64, crate::model::Parameters)>,

@@ -3,11 +3,10 @@
 use std::path::Path;
 
 use downhill::data::Dataset;
-use downhill::data::csv::{Column, CsvOptions, read as read_csv};
-use downhill::data::load::{DataSpec, load};
+use downhill::data::csv::{Column, CsvOptions};
+use downhill::data::load::{DataSpec, load, load_csv};
 use downhill::{
     AdapterRequest, CpuEngine, Engine, Error, GpuContext, GpuEngine, Parameters, Result, Setup,
-    Targets,
 };
 
 use super::args::{BackendChoice, DataArgs, DeviceArgs, DeviceChoice};
@@ -121,24 +120,22 @@ pub fn dataset(args: &DataArgs, seed: u64) -> Result<Option<Dataset>> {
             ));
         }
         (_, _, Some(path), _) => {
-            // Read here rather than through `load`, to say how many rows were dropped.
+            // Read apart from `load`, to say how many rows were dropped.
             let options = csv_options(
                 &args.target_column,
                 args.no_header,
                 args.drop_nonfinite,
                 vec![Column::Index(-1)],
             );
-            let data = read_csv(path, &options)?;
-            if data.dropped > 0 {
+            let (data, dropped) = load_csv(path, &options)?;
+            if dropped > 0 {
                 eprintln!(
-                    "data: {}: dropped {} row(s) with NaN or infinite values (--drop-nonfinite), kept {}",
+                    "data: {}: dropped {dropped} row(s) with NaN or infinite values (--drop-nonfinite), kept {}",
                     path.display(),
-                    data.dropped,
-                    data.features.nrows()
+                    data.rows()
                 );
             }
-            let name = path.display().to_string();
-            return Dataset::new(name, data.features, Targets::Dense(data.targets)).map(Some);
+            return Ok(Some(data));
         }
         (_, _, _, Some(name)) => DataSpec::Builtin {
             name: name.clone(),

@@ -175,6 +175,13 @@ impl Observer for Reporter {
         }
     }
 
+    fn data_changed(&mut self, then: &str, now: &str) {
+        eprintln!(
+            "warning: the training data differs from the data the training state was saved with \
+             ({then} then, {now} now); resuming anyway"
+        );
+    }
+
     fn progress(&mut self, p: &Progress) {
         if let Some(bar) = &self.bar {
             bar.set_position(p.step);
@@ -456,16 +463,6 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
         Some(source) => TrainData::Mapped(Arc::new(source)),
         None => TrainData::Memory(Arc::new(train_data)),
     };
-    if let Some(state) = &resume {
-        let now = data.checksum()?;
-        if state.data_checksum != now {
-            eprintln!(
-                "warning: the training data differs from the data the training state was saved \
-                 with ({} then, {now} now); resuming anyway",
-                state.data_checksum
-            );
-        }
-    }
     let state_path = a
         .checkpoint
         .clone()

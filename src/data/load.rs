@@ -116,18 +116,23 @@ pub fn load_targets(path: &Path) -> Result<Targets> {
     Ok(classes.map_or(Targets::Dense(values), Targets::Classes))
 }
 
+/// Reads a CSV file as a dataset; also returns how many rows were skipped for NaN or infinite
+/// values (with `options.drop_nonfinite`).
+pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<(Dataset, usize)> {
+    let data = read_csv(path, options)?;
+    let dataset = Dataset::new(
+        path.display().to_string(),
+        data.features,
+        Targets::Dense(data.targets),
+    )?;
+    Ok((dataset, data.dropped))
+}
+
 /// Loads the dataset `spec` names.
 pub fn load(spec: &DataSpec) -> Result<Dataset> {
     match spec {
         DataSpec::Builtin { name, seed } => builtin::load(name, *seed),
-        DataSpec::Csv { path, options } => {
-            let data = read_csv(path, options)?;
-            Dataset::new(
-                path.display().to_string(),
-                data.features,
-                Targets::Dense(data.targets),
-            )
-        }
+        DataSpec::Csv { path, options } => load_csv(path, options).map(|(data, _)| data),
         DataSpec::Files { features, targets } => {
             let x = load_features(features)?;
             let y = load_targets(targets)?;
