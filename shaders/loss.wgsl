@@ -14,6 +14,11 @@
 // in order (and the correct flags alike), then a fixed tree adds the 256 partial sums:
 // LOSS[0] = sum / NORM. Invocation 0 then adds to the running METRICS: [0] += LOSS[0] * ROWS (as
 // f32 bits), [1] += ROWS, [2] += correct rows. No atomics, so the values are the same every run.
+//
+// Both are batched over the z dimension, the model index z of a pack of models trained side by
+// side on the same batch: model z's OUTPUT, PRE and DELTA start at z * STRIDE_OUT, its ROW_LOSS
+// and ROW_CORRECT at z * STRIDE_ROWS, its LOSS is LOSS[z] and its METRICS are METRICS[4z..4z+3].
+// The targets are shared.
 
 struct LossDims {
     rows: u32,
@@ -21,9 +26,9 @@ struct LossDims {
     class_targets: u32,
     _pad: u32,
     norm: f32,
-    _pad1: f32,
-    _pad2: f32,
-    _pad3: f32,
+    stride_out: u32,
+    stride_rows: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> output: array<f32>;
@@ -61,7 +66,7 @@ fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b >= dims.rows) {
         return;
     }
-    let base = b * dims.cols;
+    let base = gid.z * dims.stride_out + b * dims.cols;
     var total = 0.0;
     switch LOSS {
         case 1u: {
@@ -102,8 +107,9 @@ fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    row_loss[b] = total;
-    row_correct[b] = correct(b, base);
+    let row = gid.z * dims.stride_rows + b;
+    row_loss[row] = total;
+    row_correct[row] = correct(b, base);
 }
 
 // Index of the first largest of the row's outputs (or of its dense targets).
@@ -150,12 +156,13 @@ var<workgroup> partial: array<f32, 256>;
 var<workgroup> partial_correct: array<u32, 256>;
 
 @compute @workgroup_size(256)
-fn mean(@builtin(local_invocation_index) t: u32) {
+fn mean(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let base = wid.z * dims.stride_rows;
     var sum = 0.0;
     var right = 0u;
     for (var b = t; b < dims.rows; b += 256u) {
-        sum += row_loss[b];
-        right += row_correct[b];
+        sum += row_loss[base + b];
+        right += row_correct[base + b];
     }
     partial[t] = sum;
     partial_correct[t] = right;
@@ -169,9 +176,10 @@ fn mean(@builtin(local_invocation_index) t: u32) {
     }
     if (t == 0u) {
         let mean = partial[0] / dims.norm;
-        loss[0] = mean;
-        metrics[0] = bitcast<u32>(bitcast<f32>(metrics[0]) + mean * f32(dims.rows));
-        metrics[1] += dims.rows;
-        metrics[2] += partial_correct[0];
+        let m = 4u * wid.z;
+        loss[wid.z] = mean;
+        metrics[m] = bitcast<u32>(bitcast<f32>(metrics[m]) + mean * f32(dims.rows));
+        metrics[m + 1u] += dims.rows;
+        metrics[m + 2u] += partial_correct[0];
     }
 }

@@ -14,12 +14,21 @@
 //   1: PRE = A*B^T + bias, C = act(PRE)          (forward; bias read from AUX[n])
 //   2: C = (A*B) * act'(AUX)                     (input gradient through the previous layer's
 //                                                 activation; AUX = its pre-activation [M,N])
+//
+// Batched over workgroup_id.z, the model index z of a pack of models trained side by side: each
+// operand of model z starts STRIDE_* elements after model z-1's (a stride of 0 shares an operand,
+// such as the input batch, between all models). RESULT and PRE share STRIDE_C. Every model's
+// arithmetic is the same as when it is computed alone.
 
 struct Dims {
     m: u32,
     n: u32,
     k: u32,
     _pad: u32,
+    stride_a: u32,
+    stride_b: u32,
+    stride_c: u32,
+    stride_aux: u32,
 }
 
 @group(0) @binding(0) var<storage, read> lhs: array<f32>;
@@ -41,14 +50,18 @@ const THREADS: u32 = 256u;
 var<workgroup> tile_a: array<f32, 1024>;   // [TILE_K][TILE_M]
 var<workgroup> tile_b: array<f32, 1024>;   // [TILE_K][TILE_N]
 
+// Where model z's operands start.
+var<private> base_a: u32;
+var<private> base_b: u32;
+
 fn load_a(row: u32, kk: u32) -> f32 {
     if (row >= dims.m || kk >= dims.k) {
         return 0.0;
     }
     if (TRANSPOSE_A) {
-        return lhs[kk * dims.m + row];
+        return lhs[base_a + kk * dims.m + row];
     }
-    return lhs[row * dims.k + kk];
+    return lhs[base_a + row * dims.k + kk];
 }
 
 fn load_b(kk: u32, col: u32) -> f32 {
@@ -56,9 +69,9 @@ fn load_b(kk: u32, col: u32) -> f32 {
         return 0.0;
     }
     if (TRANSPOSE_B) {
-        return rhs[col * dims.k + kk];
+        return rhs[base_b + col * dims.k + kk];
     }
-    return rhs[kk * dims.n + col];
+    return rhs[base_b + kk * dims.n + col];
 }
 
 @compute @workgroup_size(16, 16)
@@ -67,6 +80,10 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
     let tid = lid.y * 16u + lid.x;
+    base_a = wid.z * dims.stride_a;
+    base_b = wid.z * dims.stride_b;
+    let base_c = wid.z * dims.stride_c;
+    let base_aux = wid.z * dims.stride_aux;
     let row0 = wid.y * TILE_M;
     let col0 = wid.x * TILE_N;
     var acc: array<vec4<f32>, 4>;
@@ -121,16 +138,17 @@ fn main(
             if (col >= dims.n) {
                 break;
             }
-            let at = row * dims.n + col;
+            let local = row * dims.n + col;
+            let at = base_c + local;
             let v = acc[i][j];
             switch EPILOGUE {
                 case 1u: {
-                    let z = v + aux[col];
+                    let z = v + aux[base_aux + col];
                     pre[at] = z;
                     result[at] = activate(z);
                 }
                 case 2u: {
-                    result[at] = v * activate_grad(aux[at]);
+                    result[at] = v * activate_grad(aux[base_aux + local]);
                 }
                 default: {
                     result[at] = v;

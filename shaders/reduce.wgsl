@@ -1,12 +1,13 @@
 // Column sums for bias gradients: one invocation per column c computes
 //   OUT[c] = sum over r = 0..ROWS-1, in increasing r, of IN[r * COLS + c]
-// so the result is deterministic (no float atomics).
+// so the result is deterministic (no float atomics). Batched over workgroup_id.z, the model
+// index z of a pack: model z's IN starts at z * STRIDE_IN and its OUT at z * STRIDE_OUT.
 
 struct ReduceDims {
     rows: u32,
     cols: u32,
-    _pad0: u32,
-    _pad1: u32,
+    stride_in: u32,
+    stride_out: u32,
 }
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
@@ -19,9 +20,10 @@ fn column_sums(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (c >= dims.cols) {
         return;
     }
+    let base = gid.z * dims.stride_in;
     var sum = 0.0;
     for (var r = 0u; r < dims.rows; r++) {
-        sum += input[r * dims.cols + c];
+        sum += input[base + r * dims.cols + c];
     }
-    sums[c] = sum;
+    sums[gid.z * dims.stride_out + c] = sum;
 }

@@ -36,6 +36,7 @@ pub mod gpu;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod pack;
 pub mod plot;
 pub mod tools;
 pub mod train;
@@ -44,10 +45,11 @@ pub use compare::{Tolerance, Worst, worst_difference};
 pub use cpu::CpuEngine;
 pub use engine::{Engine, Setup};
 pub use error::{Error, Result};
-pub use gpu::{AdapterRequest, GpuContext, GpuEngine};
+pub use gpu::{AdapterRequest, GpuContext, GpuEngine, GpuPack};
 pub use loss::{Batch, Loss, Targets, TargetsView};
 pub use model::{Activation, Layer, LayerParameters, ModelSpec, NamedTensor, Parameters};
 pub use optim::Optimizer;
+pub use pack::{Member, Pack, PackSetup};
 /// The wgpu version downhill is built on, for [`AdapterRequest`] fields and adapter details.
 pub use wgpu;
 

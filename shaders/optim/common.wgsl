@@ -1,10 +1,26 @@
 // Helpers shared by the optimizer kernels, prepended to each of them. Every optimizer kernel
 // runs 256 invocations per workgroup over a grid spread in two dimensions (to stay under the
 // per-dimension workgroup limit); invocation i updates element i of its chunk.
+//
+// The parameters of a pack of models trained side by side lie model after model, STRIDE elements
+// apart; a chunk starts at element BASE of them, so element i of the chunk belongs to model
+// (BASE + i) / STRIDE, whose coefficients are COEFFICIENTS[model] (declared by each kernel at
+// binding 5), clipping scale CLIP[model] and metrics METRICS[4 model..]. A single model is a pack
+// of one.
+
+struct Chunk {
+    base: u32,
+    stride: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(8) var<uniform> chunk: Chunk;
 
 const GROUP: u32 = 256u;
 
-// The gradient scale of clipping by global norm (1 when clipping is off), written by clip.wgsl.
+// The gradient scale of clipping by global norm per model (1 when clipping is off), written by
+// clip.wgsl.
 @group(0) @binding(6) var<storage, read> clip: array<f32>;
 
 // The training metrics of loss.wgsl; the optimizer sets word 3 when a gradient or an updated
@@ -17,10 +33,15 @@ fn is_finite(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
 }
 
-// Writes parameter i, flagging a gradient g or a new value that is not finite.
-fn store(i: u32, g: f32, value: f32) {
+// The model that element i of this chunk belongs to.
+fn model_of(i: u32) -> u32 {
+    return (chunk.base + i) / chunk.stride;
+}
+
+// Writes parameter i of model `model`, flagging a gradient g or a new value that is not finite.
+fn store(i: u32, model: u32, g: f32, value: f32) {
     if (!is_finite(g) || !is_finite(value)) {
-        atomicOr(&metrics[3], 1u);
+        atomicOr(&metrics[4u * model + 3u], 1u);
     }
     param[i] = value;
 }

@@ -17,7 +17,7 @@ struct Coefficients {
 @group(0) @binding(2) var<storage, read_write> momentum_buffer: array<f32>;
 @group(0) @binding(3) var<storage, read_write> unused1: array<f32>;
 @group(0) @binding(4) var<storage, read_write> unused2: array<f32>;
-@group(0) @binding(5) var<uniform> k: Coefficients;
+@group(0) @binding(5) var<storage, read> coefficients: array<Coefficients>;
 
 @compute @workgroup_size(GROUP)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
@@ -26,8 +26,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     if (i >= arrayLength(&param)) {
         return;
     }
+    let model = model_of(i);
+    let k = coefficients[model];
     var p = param[i];
-    var g = grad[i] * clip[0];
+    var g = grad[i] * clip[model];
     if (k.weight_decay != 0.0) {
         g += k.weight_decay * p;
     }
@@ -45,5 +47,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
             g = b;
         }
     }
-    store(i, grad[i], p - k.lr * g);
+    store(i, model, grad[i], p - k.lr * g);
 }

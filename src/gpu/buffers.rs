@@ -81,12 +81,13 @@ impl FlatLayout {
         Parameters { layers }
     }
 
-    /// Splits `0..total` into ranges of at most `max_bytes` that start at aligned offsets.
-    pub fn chunks(&self, max_bytes: u64) -> Vec<(u64, u64)> {
+    /// Splits the elements `start..end` (`start` aligned) into ranges of at most `max_bytes`
+    /// that start at aligned offsets, as `(offset, len)`.
+    pub fn chunks(&self, (start, end): (u64, u64), max_bytes: u64) -> Vec<(u64, u64)> {
         let step = ((max_bytes / 4) / self.align * self.align).max(self.align);
-        (0..self.total)
+        (start..end)
             .step_by(step as usize)
-            .map(|start| (start, step.min(self.total - start)))
+            .map(|offset| (offset, step.min(end - offset)))
             .collect()
     }
 }

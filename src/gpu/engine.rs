@@ -1,210 +1,25 @@
-//! The GPU engine. Parameters, gradients and optimizer state stay in GPU buffers for the whole
-//! run. Every buffer, bind group and pipeline is created once; a step uploads the batch, records
-//! forward, loss, backward and the fused optimizer update into one command buffer and submits
-//! it once, without waiting for it. Nothing is read back unless the caller asks.
+//! The GPU engine: one model, trained by a [`GpuPack`] of one. Parameters, gradients and
+//! optimizer state stay in GPU buffers for the whole run; a step is one submitted command
+//! buffer, and nothing is read back unless the caller asks.
 
 use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
-use super::buffers::{FlatLayout, UniformBlock, range};
 use super::context::GpuContext;
-use super::kernels::{Epilogue, Kernels, MATMUL_TILE, MatmulVariant, OPTIM_GROUP, ROW_GROUP};
+use super::pack::GpuPack;
 use crate::data::Dataset;
-use crate::engine::{
-    Engine, Metrics, OptimizerState, Setup, check_clip_norm, check_learning_rate,
-    check_optimizer_state,
-};
-use crate::error::{Error, Result};
-use crate::loss::{Batch, Targets, TargetsView};
-use crate::model::{Activation, Parameters};
-use crate::optim::MAX_STATE_SLOTS;
-
-/// Uniform of `shaders/matmul.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct MatmulDims {
-    m: u32,
-    n: u32,
-    k: u32,
-    _pad: u32,
-}
-
-/// Uniform of `shaders/loss.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct LossDims {
-    rows: u32,
-    cols: u32,
-    class_targets: u32,
-    _pad: u32,
-    norm: f32,
-    _pad1: [f32; 3],
-}
-
-/// Uniform of `shaders/reduce.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ReduceDims {
-    rows: u32,
-    cols: u32,
-    _pad: [u32; 2],
-}
-
-/// What to do about a parameter-sized buffer over the device's limits.
-const LAYERS_HINT: &str = "use narrower layers";
-/// What to do about a batch-sized buffer over the device's limits.
-const BATCH_HINT: &str = "use a smaller batch size";
-
-/// Largest uniform block any kernel reads, in bytes.
-const MAX_UNIFORM_BYTES: u64 = 48;
-
-/// A size that is either the current batch's row count or fixed by the model.
-#[derive(Debug, Clone, Copy)]
-enum Extent {
-    Batch,
-    Fixed(u32),
-}
-
-impl Extent {
-    fn at(self, rows: u32) -> u32 {
-        match self {
-            Extent::Batch => rows,
-            Extent::Fixed(n) => n,
-        }
-    }
-}
-
-/// What a dispatch's shape uniform holds, as a function of the batch.
-#[derive(Debug, Clone, Copy)]
-enum Shape {
-    Matmul { m: Extent, n: Extent, k: Extent },
-    Loss,
-    Columns { cols: u32 },
-}
-
-/// How many workgroups a dispatch launches, as a function of the batch.
-#[derive(Debug, Clone, Copy)]
-enum Grid {
-    /// One workgroup per 64×64 tile of an `m × n` product.
-    Tiles { m: Extent, n: Extent },
-    /// One invocation per item, `ROW_GROUP` to a workgroup.
-    Items(Extent),
-    /// One workgroup.
-    Single,
-    /// One invocation per column of each batch row: `(width / 64, rows)` workgroups.
-    Gather { width: u32 },
-    /// One invocation per element, spread over two dimensions to stay under the per-dimension limit.
-    Elements(u64),
-}
-
-impl Grid {
-    fn workgroups(self, rows: u32, max_per_dim: u32) -> (u32, u32) {
-        match self {
-            Grid::Tiles { m, n } => (
-                n.at(rows).div_ceil(MATMUL_TILE),
-                m.at(rows).div_ceil(MATMUL_TILE),
-            ),
-            Grid::Items(count) => (count.at(rows).div_ceil(ROW_GROUP), 1),
-            Grid::Single => (1, 1),
-            Grid::Gather { width } => (width.div_ceil(ROW_GROUP), rows),
-            Grid::Elements(count) => {
-                let groups = count.div_ceil(u64::from(OPTIM_GROUP));
-                let x = groups.min(u64::from(max_per_dim));
-                (x as u32, groups.div_ceil(x.max(1)) as u32)
-            }
-        }
-    }
-}
-
-/// One recorded kernel launch.
-struct Dispatch {
-    pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
-    grid: Grid,
-}
+use crate::engine::{Engine, Metrics, OptimizerState, Setup};
+use crate::error::Result;
+use crate::loss::Batch;
+use crate::model::Parameters;
+use crate::pack::{Member, Pack, PackSetup};
 
 /// Trains a model on a GPU through wgpu.
+#[derive(Debug)]
 pub struct GpuEngine {
-    ctx: GpuContext,
+    pack: GpuPack,
     setup: Setup,
-    max_batch: usize,
-    layout: FlatLayout,
-    params: wgpu::Buffer,
-    grads: wgpu::Buffer,
-    input: wgpu::Buffer,
-    dense_targets: wgpu::Buffer,
-    class_targets: wgpu::Buffer,
-    /// The last layer's activations: the model output.
-    output: wgpu::Buffer,
-    loss: wgpu::Buffer,
-    shapes: Vec<Shape>,
-    dims: UniformBlock,
-    coefficients: wgpu::Buffer,
-    forward: Vec<Dispatch>,
-    /// Loss rows and mean, accumulating the training metrics.
-    loss_train: Vec<Dispatch>,
-    /// Loss rows and mean, accumulating the evaluation metrics.
-    loss_eval: Vec<Dispatch>,
-    /// Weight, bias and input gradients, last layer first.
-    backward: Vec<Dispatch>,
-    clip: Dispatch,
-    /// The fused optimizer update, one dispatch per bindable chunk.
-    update: Vec<Dispatch>,
-    gather: wgpu::ComputePipeline,
-    lr: f64,
-    clip_norm: Option<f32>,
-    clip_scale: wgpu::Buffer,
-    clip_params: wgpu::Buffer,
-    metrics_train: wgpu::Buffer,
-    metrics_eval: wgpu::Buffer,
-    /// Optimizer state buffers in use, by slot index.
-    state: Vec<(usize, wgpu::Buffer)>,
-    indices: wgpu::Buffer,
-    gather_dims: wgpu::Buffer,
-    resident: Option<Resident>,
-    /// Timestamp queries around each submitted pass, when turned on.
-    timing: Option<Timing>,
-    kernels: Kernels,
-    /// Rows and target kind the shape uniforms currently describe.
-    current: Option<(u32, bool)>,
-    steps: u64,
-}
-
-impl std::fmt::Debug for GpuEngine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuEngine")
-            .field("adapter", &self.ctx.describe())
-            .field("setup", &self.setup)
-            .field("max_batch", &self.max_batch)
-            .field("steps", &self.steps)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Two timestamps around a pass and where they are resolved.
-struct Timing {
-    queries: wgpu::QuerySet,
-    resolved: wgpu::Buffer,
-}
-
-/// A dataset kept on the GPU, and the dispatch that gathers a batch of it.
-struct Resident {
-    rows: usize,
-    class_targets: bool,
-    gather: Dispatch,
-}
-
-/// Buffers the dispatches bind, gathered while building.
-struct Resources {
-    pre: Vec<wgpu::Buffer>,
-    post: Vec<wgpu::Buffer>,
-    delta: Vec<wgpu::Buffer>,
-    row_loss: wgpu::Buffer,
-    row_correct: wgpu::Buffer,
-    state: Vec<wgpu::Buffer>,
-    dummy_read: wgpu::Buffer,
-    dummy_write: wgpu::Buffer,
 }
 
 impl GpuEngine {
@@ -217,639 +32,59 @@ impl GpuEngine {
         params: &Parameters,
         max_batch: usize,
     ) -> Result<Self> {
-        setup.optimizer.validate()?;
-        params.check_shapes(&setup.model)?;
-        if max_batch == 0 {
-            return Err(Error::Usage("max_batch must be at least 1".into()));
-        }
-        let max_dim = ctx.limits().max_compute_workgroups_per_dimension;
-        let widest = setup
-            .model
-            .layers()
-            .iter()
-            .map(|l| l.inputs.max(l.outputs))
-            .max()
-            .unwrap_or(1);
-        for extent in [max_batch, widest] {
-            if extent.div_ceil(MATMUL_TILE as usize) > max_dim as usize
-                || extent > u32::MAX as usize
-            {
-                return Err(Error::Usage(format!(
-                    "a batch or layer width of {extent} needs more than this device's {max_dim} \
-                     workgroups per dimension; use a smaller batch size"
-                )));
-            }
-        }
-        ctx.scoped("creating the GPU engine's buffers and kernels", || {
-            Self::build(ctx, setup, params, max_batch)
-        })
-    }
-
-    fn build(
-        ctx: &GpuContext,
-        setup: Setup,
-        params: &Parameters,
-        max_batch: usize,
-    ) -> Result<Self> {
-        let limits = ctx.limits();
-        let device = &ctx.device;
-        let model = &setup.model;
-        let layers = model.layers();
-        let last = layers.len() - 1;
-        let batch = max_batch as u64;
-        let usage = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
-
-        let layout = FlatLayout::new(model, u64::from(limits.min_storage_buffer_offset_alignment));
-        for t in &layout.tensors {
-            ctx.check_fits(&t.name, t.len * 4, true, LAYERS_HINT)?;
-        }
-        ctx.check_fits(
-            "parameters (all layers, one flat buffer)",
-            layout.total * 4,
-            false,
-            LAYERS_HINT,
-        )?;
-        let flat = |name: &str| -> Result<wgpu::Buffer> {
-            ctx.check_fits(name, layout.total * 4, false, LAYERS_HINT)?;
-            Ok(ctx.buffer(&wgpu::BufferDescriptor {
-                label: Some(name),
-                size: layout.total * 4,
-                usage: wgpu::BufferUsages::STORAGE | usage,
-                mapped_at_creation: false,
-            }))
-        };
-        let params_buffer = flat("parameters")?;
-        let grads = flat("gradients")?;
-        let mut state = Vec::new();
-        for slot in setup.optimizer.state_slots() {
-            let buffer = flat(&format!("optimizer state `{}`", slot.name))?;
-            if slot.initial != 0.0 {
-                let values = vec![slot.initial; layout.total as usize];
-                ctx.queue
-                    .write_buffer(&buffer, 0, bytemuck::cast_slice(&values));
-            }
-            state.push((slot.index, buffer));
-        }
-
-        let storage = |name: String, elements: u64| {
-            ctx.storage_buffer(&name, elements * 4, usage, BATCH_HINT)
-        };
-        let input = storage(
-            format!("input batch [{max_batch}, {}]", model.inputs()),
-            batch * model.inputs() as u64,
-        )?;
-        let mut res = Resources {
-            pre: Vec::new(),
-            post: Vec::new(),
-            delta: Vec::new(),
-            row_loss: storage(format!("per-row losses [{max_batch}]"), batch)?,
-            row_correct: storage(format!("per-row accuracy [{max_batch}]"), batch)?,
-            state: Vec::new(),
-            dummy_read: storage("unused".into(), 4)?,
-            dummy_write: storage("unused".into(), 4)?,
-        };
-        for (i, layer) in layers.iter().enumerate() {
-            let n = batch * layer.outputs as u64;
-            let shape = format!("[{max_batch}, {}]", layer.outputs);
-            res.pre
-                .push(storage(format!("pre-activations of layer {i} {shape}"), n)?);
-            res.post
-                .push(storage(format!("activations of layer {i} {shape}"), n)?);
-            res.delta.push(storage(
-                format!("gradients of layer {i}'s outputs {shape}"),
-                n,
-            )?);
-        }
-        let outputs = model.outputs() as u64;
-        let dense_targets = storage(format!("targets [{max_batch}, {outputs}]"), batch * outputs)?;
-        let class_targets = storage(format!("class targets [{max_batch}]"), batch)?;
-        let loss = storage("loss".into(), 4)?;
-        let eval_loss = storage("evaluation loss".into(), 4)?;
-        let metrics_train = storage("training metrics".into(), 4)?;
-        let metrics_eval = storage("evaluation metrics".into(), 4)?;
-        let indices = storage(format!("batch row indices [{max_batch}]"), batch)?;
-        let clip_scale = storage("gradient clipping scale".into(), 4)?;
-        ctx.queue
-            .write_buffer(&clip_scale, 0, bytemuck::bytes_of(&1.0f32));
-        let uniform = |label: &str| {
-            ctx.buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: 16,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        };
-        let clip_params = uniform("gradient clipping parameters");
-        let gather_dims = uniform("gather shape");
-        let coefficients = ctx.buffer(&wgpu::BufferDescriptor {
-            label: Some("optimizer coefficients"),
-            size: MAX_UNIFORM_BYTES,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-
-        let kernels = Kernels::new(device);
-        let mut shapes = Vec::new();
-        // Every dispatch has its own shape uniform; count them first to size the block.
-        let uniform_slots = 4 * layers.len() + 1;
-        let dims = UniformBlock::new(
+        let pack = GpuPack::new(
             ctx,
-            "dispatch shapes",
-            uniform_slots,
-            MAX_UNIFORM_BYTES,
-            u64::from(limits.min_uniform_buffer_offset_alignment),
-        );
-        let mut add_shape = |shape: Shape| {
-            shapes.push(shape);
-            shapes.len() - 1
-        };
-        let bind = |layout: &wgpu::BindGroupLayout, resources: Vec<wgpu::BindingResource<'_>>| {
-            let entries: Vec<_> = resources
-                .into_iter()
-                .enumerate()
-                .map(|(i, resource)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource,
-                })
-                .collect();
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout,
-                entries: &entries,
-            })
-        };
-        let weight = |i: usize| &layout.tensors[2 * i];
-        let bias = |i: usize| &layout.tensors[2 * i + 1];
-        let fixed = |n: usize| Extent::Fixed(n as u32);
-
-        // Forward: a_i = act_i(a_{i-1} · W_iᵀ + b_i).
-        let mut forward = Vec::new();
-        for (i, layer) in layers.iter().enumerate() {
-            let slot = add_shape(Shape::Matmul {
-                m: Extent::Batch,
-                n: fixed(layer.outputs),
-                k: fixed(layer.inputs),
-            });
-            let source = if i == 0 { &input } else { &res.post[i - 1] };
-            forward.push(Dispatch {
-                pipeline: kernels.matmul(MatmulVariant {
-                    transpose_a: false,
-                    transpose_b: true,
-                    epilogue: Epilogue::BiasActivation,
-                    activation: layer.activation,
-                }),
-                bind_group: bind(
-                    &kernels.matmul_layout,
-                    vec![
-                        source.as_entire_binding(),
-                        range(&params_buffer, weight(i).offset, weight(i).len),
-                        range(&params_buffer, bias(i).offset, bias(i).len),
-                        res.post[i].as_entire_binding(),
-                        res.pre[i].as_entire_binding(),
-                        dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
-                    ],
-                ),
-                grid: Grid::Tiles {
-                    m: Extent::Batch,
-                    n: fixed(layer.outputs),
-                },
-            });
-        }
-
-        // Loss and ∂L/∂z of the output layer, then the mean loss: for training into `loss` and
-        // the training metrics, for evaluation into scratch and the evaluation metrics.
-        let slot = add_shape(Shape::Loss);
-        let (rows_pipeline, mean_pipeline) = kernels.loss(setup.loss, layers[last].activation);
-        let loss_group = |loss_out: &wgpu::Buffer, metrics: &wgpu::Buffer| {
-            bind(
-                &kernels.loss_layout,
-                vec![
-                    res.post[last].as_entire_binding(),
-                    res.pre[last].as_entire_binding(),
-                    dense_targets.as_entire_binding(),
-                    class_targets.as_entire_binding(),
-                    res.delta[last].as_entire_binding(),
-                    res.row_loss.as_entire_binding(),
-                    loss_out.as_entire_binding(),
-                    dims.binding(slot, std::mem::size_of::<LossDims>() as u64),
-                    res.row_correct.as_entire_binding(),
-                    metrics.as_entire_binding(),
-                ],
-            )
-        };
-        let loss_dispatches = |loss_out, metrics| {
-            let group = loss_group(loss_out, metrics);
-            vec![
-                Dispatch {
-                    pipeline: rows_pipeline.clone(),
-                    bind_group: group.clone(),
-                    grid: Grid::Items(Extent::Batch),
-                },
-                Dispatch {
-                    pipeline: mean_pipeline.clone(),
-                    bind_group: group,
-                    grid: Grid::Single,
-                },
-            ]
-        };
-        let loss_train = loss_dispatches(&loss, &metrics_train);
-        let loss_eval = loss_dispatches(&eval_loss, &metrics_eval);
-
-        let mut backward = Vec::new();
-
-        // Backward, last layer first.
-        let weight_grad = kernels.matmul(MatmulVariant {
-            transpose_a: true,
-            transpose_b: false,
-            epilogue: Epilogue::Plain,
-            activation: Activation::Identity,
-        });
-        let column_sums = kernels.column_sums();
-        for i in (0..layers.len()).rev() {
-            let layer = layers[i];
-            let source = if i == 0 { &input } else { &res.post[i - 1] };
-            // ∂L/∂W_i = δ_iᵀ · a_{i-1}: M = out, N = in, K = batch.
-            let slot = add_shape(Shape::Matmul {
-                m: fixed(layer.outputs),
-                n: fixed(layer.inputs),
-                k: Extent::Batch,
-            });
-            backward.push(Dispatch {
-                pipeline: weight_grad.clone(),
-                bind_group: bind(
-                    &kernels.matmul_layout,
-                    vec![
-                        res.delta[i].as_entire_binding(),
-                        source.as_entire_binding(),
-                        res.dummy_read.as_entire_binding(),
-                        range(&grads, weight(i).offset, weight(i).len),
-                        res.dummy_write.as_entire_binding(),
-                        dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
-                    ],
-                ),
-                grid: Grid::Tiles {
-                    m: fixed(layer.outputs),
-                    n: fixed(layer.inputs),
-                },
-            });
-            // ∂L/∂b_i = Σ_rows δ_i.
-            let slot = add_shape(Shape::Columns {
-                cols: layer.outputs as u32,
-            });
-            backward.push(Dispatch {
-                pipeline: column_sums.clone(),
-                bind_group: bind(
-                    &kernels.reduce_layout,
-                    vec![
-                        res.delta[i].as_entire_binding(),
-                        range(&grads, bias(i).offset, bias(i).len),
-                        dims.binding(slot, std::mem::size_of::<ReduceDims>() as u64),
-                    ],
-                ),
-                grid: Grid::Items(fixed(layer.outputs)),
-            });
-            if i == 0 {
-                continue;
-            }
-            // δ_{i-1} = (δ_i · W_i) ⊙ act'_{i-1}(z_{i-1}): M = batch, N = in, K = out.
-            let slot = add_shape(Shape::Matmul {
-                m: Extent::Batch,
-                n: fixed(layer.inputs),
-                k: fixed(layer.outputs),
-            });
-            backward.push(Dispatch {
-                pipeline: kernels.matmul(MatmulVariant {
-                    transpose_a: false,
-                    transpose_b: false,
-                    epilogue: Epilogue::ActivationGrad,
-                    activation: layers[i - 1].activation,
-                }),
-                bind_group: bind(
-                    &kernels.matmul_layout,
-                    vec![
-                        res.delta[i].as_entire_binding(),
-                        range(&params_buffer, weight(i).offset, weight(i).len),
-                        res.pre[i - 1].as_entire_binding(),
-                        res.delta[i - 1].as_entire_binding(),
-                        res.dummy_write.as_entire_binding(),
-                        dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
-                    ],
-                ),
-                grid: Grid::Tiles {
-                    m: Extent::Batch,
-                    n: fixed(layer.inputs),
-                },
-            });
-        }
-
-        // The fused optimizer update over the flat buffers, in as few bindable chunks as the
-        // device allows (one, unless the model is larger than a storage binding).
-        let optimizer = kernels.optimizer(&setup.optimizer);
-        for slot in 0..MAX_STATE_SLOTS {
-            if !state.iter().any(|(index, _)| *index == slot) {
-                res.state.push(storage("unused optimizer state".into(), 4)?);
-            }
-        }
-        let mut update = Vec::new();
-        for (start, len) in layout.chunks(limits.max_storage_buffer_binding_size) {
-            let mut unused = res.state.iter();
-            let state_bindings: Vec<_> = (0..MAX_STATE_SLOTS)
-                .map(
-                    |slot| match state.iter().find(|(index, _)| *index == slot) {
-                        Some((_, buffer)) => range(buffer, start, len),
-                        None => unused
-                            .next()
-                            .expect("one placeholder per unused slot")
-                            .as_entire_binding(),
-                    },
-                )
-                .collect();
-            let mut resources = vec![range(&params_buffer, start, len), range(&grads, start, len)];
-            resources.extend(state_bindings);
-            resources.push(coefficients.as_entire_binding());
-            resources.push(clip_scale.as_entire_binding());
-            resources.push(metrics_train.as_entire_binding());
-            update.push(Dispatch {
-                pipeline: optimizer.clone(),
-                bind_group: bind(&kernels.optim_layout, resources),
-                grid: Grid::Elements(len),
-            });
-        }
-        debug_assert!(shapes.len() <= uniform_slots);
-
-        // Clipping by global norm over (the first binding's worth of) the flat gradients;
-        // recorded only when clipping is on, and refused there for larger models.
-        let clip_len = layout.total.min(limits.max_storage_buffer_binding_size / 4);
-        let clip = Dispatch {
-            pipeline: kernels.clip(),
-            bind_group: bind(
-                &kernels.clip_layout,
-                vec![
-                    range(&grads, 0, clip_len),
-                    clip_scale.as_entire_binding(),
-                    clip_params.as_entire_binding(),
-                ],
-            ),
-            grid: Grid::Single,
-        };
-        let gather = kernels.gather();
-
-        let engine = Self {
-            ctx: ctx.clone(),
+            PackSetup {
+                model: setup.model.clone(),
+                loss: setup.loss,
+                members: vec![Member {
+                    optimizer: setup.optimizer,
+                    parameters: params.clone(),
+                }],
+            },
             max_batch,
-            params: params_buffer,
-            grads,
-            input,
-            dense_targets,
-            class_targets,
-            output: res.post[last].clone(),
-            loss,
-            shapes,
-            dims,
-            coefficients,
-            forward,
-            loss_train,
-            loss_eval,
-            backward,
-            clip,
-            update,
-            gather,
-            lr: setup.optimizer.lr(),
-            clip_norm: None,
-            clip_scale,
-            clip_params,
-            metrics_train,
-            metrics_eval,
-            state,
-            indices,
-            gather_dims,
-            resident: None,
-            timing: None,
-            current: None,
-            steps: 0,
-            layout,
-            kernels,
-            setup,
-        };
-        engine.write_parameters(params);
-        Ok(engine)
+        )?;
+        Ok(Self { pack, setup })
     }
 
     /// The maximum number of rows per batch this engine was built for.
     pub fn max_batch(&self) -> usize {
-        self.max_batch
+        self.pack.max_batch()
     }
 
     /// The device this engine runs on.
     pub fn context(&self) -> &GpuContext {
-        &self.ctx
+        self.pack.context()
     }
 
-    fn write_parameters(&self, params: &Parameters) {
-        let flat = self.layout.pack(params);
-        self.ctx
-            .queue
-            .write_buffer(&self.params, 0, bytemuck::cast_slice(&flat));
-    }
-
-    /// Rewrites the shape uniforms when the batch's row count or target kind changed.
-    fn prepare_shapes(&mut self, rows: u32, class_targets: bool) {
-        if self.current == Some((rows, class_targets)) {
-            return;
-        }
-        let outputs = self.setup.model.outputs();
-        for (slot, shape) in self.shapes.iter().enumerate() {
-            match *shape {
-                Shape::Matmul { m, n, k } => self.dims.set(
-                    slot,
-                    bytemuck::bytes_of(&MatmulDims {
-                        m: m.at(rows),
-                        n: n.at(rows),
-                        k: k.at(rows),
-                        _pad: 0,
-                    }),
-                ),
-                Shape::Loss => self.dims.set(
-                    slot,
-                    bytemuck::bytes_of(&LossDims {
-                        rows,
-                        cols: outputs as u32,
-                        class_targets: u32::from(class_targets),
-                        _pad: 0,
-                        norm: self.setup.loss.normalizer(rows as usize, outputs),
-                        _pad1: [0.0; 3],
-                    }),
-                ),
-                Shape::Columns { cols } => self.dims.set(
-                    slot,
-                    bytemuck::bytes_of(&ReduceDims {
-                        rows,
-                        cols,
-                        _pad: [0; 2],
-                    }),
-                ),
-            }
-        }
-        self.dims.upload(&self.ctx.queue);
-        self.current = Some((rows, class_targets));
-    }
-
-    /// Queues the upload of a batch's features and targets.
-    fn upload_batch(&self, batch: &Batch<'_>) {
-        self.upload_features(batch.features);
-        let queue = &self.ctx.queue;
-        match batch.targets {
-            TargetsView::Classes(classes) => {
-                queue.write_buffer(&self.class_targets, 0, bytemuck::cast_slice(classes))
-            }
-            TargetsView::Dense(values) => {
-                let values = values.as_standard_layout();
-                let values = values.as_slice().expect("standard layout is contiguous");
-                queue.write_buffer(&self.dense_targets, 0, bytemuck::cast_slice(values));
-            }
-        }
-    }
-
-    /// Records and submits one training step on the batch now in the input buffers (or, with
-    /// `gathered`, on the rows the gather dispatch will copy there first).
-    fn train_step(&mut self, rows: u32, class_targets: bool, gathered: bool) -> Result<()> {
-        self.prepare_shapes(rows, class_targets);
-        self.steps += 1;
-        let coefficients = self
-            .setup
-            .optimizer
-            .with_lr(self.lr)
-            .coefficients(self.steps);
-        self.ctx
-            .queue
-            .write_buffer(&self.coefficients, 0, coefficients.as_bytes());
-        let gather = match (&self.resident, gathered) {
-            (Some(resident), true) => std::slice::from_ref(&resident.gather),
-            _ => &[],
-        };
-        let clip = if self.clip_norm.is_some() {
-            std::slice::from_ref(&self.clip)
-        } else {
-            &[]
-        };
-        self.submit(
-            &[
-                gather,
-                &self.forward,
-                &self.loss_train,
-                &self.backward,
-                clip,
-                &self.update,
-            ],
-            rows,
-        );
-        self.ctx
-            .check_errors(&format!("running training step {}", self.steps))
-    }
-
-    /// Reads a metrics buffer back and zeroes it.
-    fn take(&self, buffer: &wgpu::Buffer, what: &str) -> Result<Metrics> {
-        let raw = self.ctx.read_back(buffer, 0, 16, what)?;
-        self.ctx.queue.write_buffer(buffer, 0, &[0u8; 16]);
-        Ok(Metrics {
-            loss_sum: raw[0],
-            rows: u64::from(raw[1].to_bits()),
-            correct: u64::from(raw[2].to_bits()),
-            nonfinite: raw[3].to_bits() != 0,
-        })
-    }
-
-    /// Queues the upload of `features` into the input buffer.
-    fn upload_features(&self, features: ArrayView2<'_, f32>) {
-        let features = features.as_standard_layout();
-        let values = features.as_slice().expect("standard layout is contiguous");
-        self.ctx
-            .queue
-            .write_buffer(&self.input, 0, bytemuck::cast_slice(values));
-    }
-
-    /// Records `dispatches` into one compute pass and submits it.
-    fn submit(&self, dispatches: &[&[Dispatch]], rows: u32) {
-        let max_dim = self.ctx.limits().max_compute_workgroups_per_dimension;
-        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: self
-                    .timing
-                    .as_ref()
-                    .map(|t| wgpu::ComputePassTimestampWrites {
-                        query_set: &t.queries,
-                        beginning_of_pass_write_index: Some(0),
-                        end_of_pass_write_index: Some(1),
-                    }),
-            });
-            for dispatch in dispatches.iter().flat_map(|d| d.iter()) {
-                let (x, y) = dispatch.grid.workgroups(rows, max_dim);
-                pass.set_pipeline(&dispatch.pipeline);
-                pass.set_bind_group(0, &dispatch.bind_group, &[]);
-                pass.dispatch_workgroups(x, y, 1);
-            }
-        }
-        if let Some(t) = &self.timing {
-            encoder.resolve_query_set(&t.queries, 0..2, &t.resolved, 0);
-        }
-        self.ctx.queue.submit([encoder.finish()]);
+    /// Kernel launches in one training step (see [`GpuPack::dispatches_per_step`]).
+    pub fn dispatches_per_step(&self) -> usize {
+        self.pack.dispatches_per_step()
     }
 
     /// Turns on GPU timing of every submitted pass with timestamp queries; `false` when the
     /// device cannot (time on the host instead).
     pub fn enable_gpu_timing(&mut self) -> bool {
-        if !self.ctx.supports_timestamps() {
-            return false;
-        }
-        let queries = self.ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("step timestamps"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2,
-        });
-        let resolved = self.ctx.buffer(&wgpu::BufferDescriptor {
-            label: Some("resolved timestamps"),
-            size: 16,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        self.timing = Some(Timing { queries, resolved });
-        true
+        self.pack.enable_gpu_timing()
     }
 
     /// GPU time of the last submitted pass, in seconds, from its timestamps (reads back).
     pub fn last_gpu_seconds(&mut self) -> Result<Option<f64>> {
-        let Some(t) = &self.timing else {
-            return Ok(None);
-        };
-        let raw = self
-            .ctx
-            .read_back_bytes(&t.resolved, 0, 16, "the step's timestamps")?;
-        let stamps: [u64; 2] = bytemuck::pod_read_unaligned(&raw[..16]);
-        let period = f64::from(self.ctx.queue.get_timestamp_period());
-        Ok(Some(
-            stamps[1].saturating_sub(stamps[0]) as f64 * period * 1e-9,
-        ))
+        self.pack.last_gpu_seconds()
     }
+}
 
-    fn check_rows(&self, rows: usize) -> Result<u32> {
-        if rows == 0 {
-            return Err(Error::EmptyBatch);
-        }
-        if rows > self.max_batch {
-            return Err(Error::BatchTooLarge {
-                rows,
-                max: self.max_batch,
-            });
-        }
-        Ok(rows as u32)
-    }
+/// The one model of a pack of one.
+fn only<T>(values: Vec<T>) -> T {
+    values
+        .into_iter()
+        .next()
+        .expect("a pack of one returns one value")
 }
 
 impl Engine for GpuEngine {
     fn describe(&self) -> String {
-        format!("gpu: {}", self.ctx.describe())
+        self.pack.describe()
     }
 
     fn setup(&self) -> &Setup {
@@ -857,269 +92,70 @@ impl Engine for GpuEngine {
     }
 
     fn step(&mut self, batch: &Batch<'_>) -> Result<()> {
-        batch.check(&self.setup.model, self.setup.loss)?;
-        let rows = self.check_rows(batch.rows())?;
-        self.upload_batch(batch);
-        let class_targets = matches!(batch.targets, TargetsView::Classes(_));
-        self.train_step(rows, class_targets, false)
+        self.pack.step(batch)
     }
 
     fn last_loss(&mut self) -> Result<f32> {
-        if self.steps == 0 {
-            return Err(Error::NoStepYet);
-        }
-        Ok(self.ctx.read_back(&self.loss, 0, 4, "the loss")?[0])
+        self.pack.last_losses().map(only)
     }
 
     fn gradients(&mut self) -> Result<Parameters> {
-        let flat = self
-            .ctx
-            .read_back(&self.grads, 0, self.layout.total * 4, "the gradients")?;
-        Ok(self.layout.unpack(&flat, &self.setup.model))
+        self.pack.gradients(0)
     }
 
     fn parameters(&mut self) -> Result<Parameters> {
-        let flat = self
-            .ctx
-            .read_back(&self.params, 0, self.layout.total * 4, "the parameters")?;
-        Ok(self.layout.unpack(&flat, &self.setup.model))
+        self.pack.parameters(0)
     }
 
     fn set_parameters(&mut self, parameters: &Parameters) -> Result<()> {
-        parameters.check_shapes(&self.setup.model)?;
-        self.write_parameters(parameters);
-        self.ctx.check_errors("uploading parameters")
+        self.pack.set_parameters(0, parameters)
     }
 
     fn predict(&mut self, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-        let model = &self.setup.model;
-        model.check_features(&features)?;
-        let outputs = model.outputs();
-        let mut result = Vec::with_capacity(features.nrows() * outputs);
-        let class_targets = self.current.is_some_and(|(_, classes)| classes);
-        for chunk in features.axis_chunks_iter(ndarray::Axis(0), self.max_batch) {
-            let rows = self.check_rows(chunk.nrows())?;
-            self.upload_features(chunk);
-            self.prepare_shapes(rows, class_targets);
-            self.submit(&[&self.forward], rows);
-            let bytes = u64::from(rows) * outputs as u64 * 4;
-            result.extend(self.ctx.read_back(&self.output, 0, bytes, "predictions")?);
-        }
-        Ok(Array2::from_shape_vec((features.nrows(), outputs), result)
-            .expect("one output row per feature row"))
+        self.pack.predict(0, features)
     }
 
     fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    fn synchronize(&mut self) -> Result<()> {
-        self.ctx.wait("waiting for submitted steps")
+        self.pack.steps()
     }
 
     fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
-        check_learning_rate(&self.setup.optimizer, lr)?;
-        self.lr = lr;
-        Ok(())
+        self.pack.set_learning_rates(&[lr])
     }
 
     fn learning_rate(&self) -> f64 {
-        self.lr
+        self.pack.learning_rate(0)
     }
 
     fn set_clip_norm(&mut self, max_norm: Option<f32>) -> Result<()> {
-        check_clip_norm(max_norm)?;
-        match max_norm {
-            Some(norm) => {
-                self.ctx.check_fits(
-                    "gradients (clipping by global norm)",
-                    self.layout.total * 4,
-                    true,
-                    "turn gradient clipping off or use narrower layers",
-                )?;
-                let params: [u32; 4] = [self.layout.total as u32, norm.to_bits(), 0, 0];
-                self.ctx
-                    .queue
-                    .write_buffer(&self.clip_params, 0, bytemuck::cast_slice(&params));
-            }
-            None => self
-                .ctx
-                .queue
-                .write_buffer(&self.clip_scale, 0, bytemuck::bytes_of(&1.0f32)),
-        }
-        self.clip_norm = max_norm;
-        Ok(())
+        self.pack.set_clip_norm(max_norm)
     }
 
     fn take_metrics(&mut self) -> Result<Metrics> {
-        self.take(&self.metrics_train, "the training metrics")
+        self.pack.take_metrics().map(only)
     }
 
     fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Metrics> {
-        batch.check(&self.setup.model, self.setup.loss)?;
-        self.ctx
-            .queue
-            .write_buffer(&self.metrics_eval, 0, &[0u8; 16]);
-        let class_targets = matches!(batch.targets, TargetsView::Classes(_));
-        for start in (0..batch.rows()).step_by(self.max_batch) {
-            let end = (start + self.max_batch).min(batch.rows());
-            let chunk = Batch::new(
-                batch.features.slice(ndarray::s![start..end, ..]),
-                match batch.targets {
-                    TargetsView::Classes(c) => TargetsView::Classes(&c[start..end]),
-                    TargetsView::Dense(d) => {
-                        TargetsView::Dense(d.slice_move(ndarray::s![start..end, ..]))
-                    }
-                },
-            );
-            let rows = (end - start) as u32;
-            self.upload_batch(&chunk);
-            self.prepare_shapes(rows, class_targets);
-            self.submit(&[&self.forward, &self.loss_eval], rows);
-        }
-        self.take(&self.metrics_eval, "the evaluation metrics")
+        self.pack.evaluate(batch).map(only)
     }
 
     fn optimizer_state(&mut self) -> Result<OptimizerState> {
-        let mut slots = Vec::new();
-        for (slot, (_, buffer)) in self.setup.optimizer.state_slots().iter().zip(&self.state) {
-            let flat =
-                self.ctx
-                    .read_back(buffer, 0, self.layout.total * 4, "the optimizer state")?;
-            slots.push((
-                slot.name.to_string(),
-                self.layout.unpack(&flat, &self.setup.model),
-            ));
-        }
-        Ok(OptimizerState {
-            steps: self.steps,
-            slots,
-        })
+        self.pack.optimizer_state(0)
     }
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        check_optimizer_state(&self.setup, state)?;
-        for ((_, buffer), (_, values)) in self.state.iter().zip(&state.slots) {
-            let flat = self.layout.pack(values);
-            self.ctx
-                .queue
-                .write_buffer(buffer, 0, bytemuck::cast_slice(&flat));
-        }
-        self.steps = state.steps;
-        self.ctx.check_errors("uploading the optimizer state")
+        self.pack.set_optimizer_state(0, state)
     }
 
     fn load_resident(&mut self, data: Arc<Dataset>) -> Result<()> {
-        let model = &self.setup.model;
-        let all = Batch::new(data.features.view(), data.targets.view());
-        all.check(model, self.setup.loss)?;
-        let max_dim = self.ctx.limits().max_compute_workgroups_per_dimension as usize;
-        if self.max_batch > max_dim {
-            return Err(Error::Usage(format!(
-                "batches of {} rows are over this device's {max_dim} workgroups per dimension for \
-                 gathering on the GPU; stream the data instead",
-                self.max_batch
-            )));
-        }
-        let ctx = self.ctx.clone();
-        let resident = ctx.scoped("uploading the dataset to the GPU", || {
-            let usage = wgpu::BufferUsages::COPY_DST;
-            let upload = |name: String, bytes: &[u8]| -> Result<wgpu::Buffer> {
-                let buffer = ctx.storage_buffer(
-                    &name,
-                    bytes.len() as u64,
-                    usage,
-                    "stream the data from the host instead (--residency streamed)",
-                )?;
-                ctx.queue.write_buffer(&buffer, 0, bytes);
-                Ok(buffer)
-            };
-            let (n, inputs, outputs) = (data.rows(), model.inputs(), model.outputs());
-            let features = data.features.as_standard_layout();
-            let features = upload(
-                format!("dataset features [{n}, {inputs}]"),
-                bytemuck::cast_slice(features.as_slice().expect("standard layout")),
-            )?;
-            let (dense, classes, class_targets) = match &data.targets {
-                Targets::Classes(c) => (
-                    upload("unused".into(), &[0; 4])?,
-                    upload(format!("dataset classes [{n}]"), bytemuck::cast_slice(c))?,
-                    true,
-                ),
-                Targets::Dense(d) => {
-                    let d = d.as_standard_layout();
-                    let bytes = bytemuck::cast_slice(d.as_slice().expect("standard layout"));
-                    (
-                        upload(format!("dataset targets [{n}, {outputs}]"), bytes)?,
-                        upload("unused".into(), &[0; 4])?,
-                        false,
-                    )
-                }
-            };
-            let entries: Vec<_> = [
-                &self.indices,
-                &features,
-                &dense,
-                &classes,
-                &self.input,
-                &self.dense_targets,
-                &self.class_targets,
-                &self.gather_dims,
-            ]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("gather"),
-                layout: &self.kernels.gather_layout,
-                entries: &entries,
-            });
-            let width = inputs + if class_targets { 1 } else { outputs };
-            Ok(Resident {
-                rows: n,
-                class_targets,
-                gather: Dispatch {
-                    pipeline: self.gather.clone(),
-                    bind_group,
-                    grid: Grid::Gather {
-                        width: width as u32,
-                    },
-                },
-            })
-        })?;
-        self.resident = Some(resident);
-        Ok(())
+        self.pack.load_resident(data)
     }
 
     fn step_resident(&mut self, indices: &[u32]) -> Result<()> {
-        let resident = self.resident.as_ref().ok_or_else(|| {
-            Error::Usage("step_resident needs a dataset: call load_resident first".into())
-        })?;
-        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= resident.rows) {
-            return Err(Error::Usage(format!(
-                "row index {bad} is beyond the dataset's {} rows",
-                resident.rows
-            )));
-        }
-        let class_targets = resident.class_targets;
-        let rows = self.check_rows(indices.len())?;
-        let model = &self.setup.model;
-        let dims = [
-            rows,
-            model.inputs() as u32,
-            model.outputs() as u32,
-            u32::from(class_targets),
-        ];
-        self.ctx
-            .queue
-            .write_buffer(&self.gather_dims, 0, bytemuck::cast_slice(&dims));
-        self.ctx
-            .queue
-            .write_buffer(&self.indices, 0, bytemuck::cast_slice(indices));
-        self.train_step(rows, class_targets, true)
+        self.pack.step_resident(indices)
+    }
+
+    fn synchronize(&mut self) -> Result<()> {
+        self.pack.synchronize()
     }
 }

@@ -55,8 +55,11 @@ impl Gemm {
             );
             let (result, pre) = (buffer("C", m * n)?, buffer("pre-activation", m * n)?);
             let kernels = Kernels::new(&ctx.device);
-            let mut dims = UniformBlock::new(ctx, "matmul shape", 1, 16, 16);
-            dims.set(0, bytemuck::cast_slice(&[m as u32, n as u32, k as u32, 0]));
+            let mut dims = UniformBlock::new(ctx, "matmul shape", 1, 32, 16);
+            dims.set(
+                0,
+                bytemuck::cast_slice(&[m as u32, n as u32, k as u32, 0, 0, 0, 0, 0]),
+            );
             dims.upload(&ctx.queue);
             let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("matmul"),
@@ -64,7 +67,7 @@ impl Gemm {
                 entries: &[&lhs, &rhs, &aux, &result, &pre]
                     .into_iter()
                     .map(|b| b.as_entire_binding())
-                    .chain([dims.binding(0, 16)])
+                    .chain([dims.binding(0, 32)])
                     .enumerate()
                     .map(|(i, resource)| wgpu::BindGroupEntry {
                         binding: i as u32,

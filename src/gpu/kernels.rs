@@ -142,7 +142,8 @@ impl Kernels {
                 device,
                 "optimizer",
                 &[
-                    ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite, Uniform, Read, ReadWrite,
+                    ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite, Read, Read, ReadWrite,
+                    Uniform,
                 ],
             ),
             clip_layout: layout(device, "clip", &[Read, ReadWrite, Uniform]),

@@ -5,8 +5,10 @@ mod context;
 mod engine;
 mod gemm;
 mod kernels;
+mod pack;
 
 pub use context::{AdapterRequest, GpuContext, check_fits, enumerate_adapters};
 pub use engine::GpuEngine;
 pub use gemm::Gemm;
 pub use kernels::{Epilogue, MatmulVariant};
+pub use pack::GpuPack;
