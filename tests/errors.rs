@@ -3,7 +3,7 @@
 mod common;
 
 use common::{gpu, random};
-use downhill::optim::{Adagrad, Adam, AdamW, RmsProp, Sgd};
+use downhill::optim::{Adadelta, Adagrad, Adam, AdamW, RmsProp, Sgd};
 use downhill::{
     Activation, AdapterRequest, Batch, CpuEngine, Engine, Error, GpuContext, GpuEngine, Layer,
     Loss, ModelSpec, Optimizer, Parameters, Setup, TargetsView,
@@ -117,6 +117,13 @@ fn invalid_hyperparameters_name_the_value_and_the_reason() {
             }),
             "initial_accumulator_value = -1",
         ),
+        (
+            Optimizer::Adadelta(Adadelta {
+                rho: 1.5,
+                ..Adadelta::default()
+            }),
+            "Adadelta hyperparameter rho = 1.5",
+        ),
     ];
     let model =
         ModelSpec::from_widths(&[2, 1], Activation::Identity, Activation::Identity).unwrap();
@@ -147,6 +154,7 @@ fn pytorch_defaults_are_valid() {
         Optimizer::AdamW(AdamW::default()),
         Optimizer::RmsProp(RmsProp::default()),
         Optimizer::Adagrad(Adagrad::default()),
+        Optimizer::Adadelta(Adadelta::default()),
     ] {
         optimizer.validate().unwrap();
     }
@@ -172,6 +180,16 @@ fn pytorch_defaults_are_valid() {
     assert_eq!(
         (Adagrad::default().lr, Adagrad::default().eps),
         (1e-2, 1e-10)
+    );
+    let adadelta = Adadelta::default();
+    assert_eq!(
+        (
+            adadelta.lr,
+            adadelta.rho,
+            adadelta.eps,
+            adadelta.weight_decay
+        ),
+        (1.0, 0.9, 1e-6, 0.0)
     );
 }
 

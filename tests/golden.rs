@@ -164,3 +164,43 @@ fn single_weight_toward_47() {
         }
     }
 }
+
+/// AdaDelta with PyTorch's defaults (lr 1, ρ 0.9, ε 1e-6) on the ReLU neuron above (x = 2,
+/// y = 5, w = 3, b = 1, gradients 8 and 4 at the first step). The first step moves each
+/// parameter by about √ε·sign(g)/√(1 − ρ) = 3.16e-3, whatever the gradient's size: AdaDelta's
+/// unit-free step. Expected values are the same two steps computed in f64:
+///
+/// ```text
+/// v = ρv + (1−ρ)g²;  Δ = √(u+ε)/√(v+ε)·g;  u = ρu + (1−ρ)Δ²;  θ = θ − Δ
+/// step 1: w = 2.9968377225868847, b = 0.9968377233280429
+/// step 2: w = 2.9936006116390796, b = 0.9936006131608999
+/// ```
+#[test]
+fn adadelta_unit_free_steps() {
+    let setup = Setup {
+        model: ModelSpec::from_widths(&[1, 1], Activation::Identity, Activation::Relu).unwrap(),
+        loss: Loss::Mse,
+        optimizer: Optimizer::Adadelta(downhill::optim::Adadelta::default()),
+    };
+    let x = array![[2.0f32]];
+    let y = Targets::Dense(array![[5.0f32]]);
+    let batch = Batch::new(x.view(), y.view());
+    let expected = [
+        (2.996_837_722_586_884_7, 0.996_837_723_328_042_9),
+        (2.993_600_611_639_079_6, 0.993_600_613_160_899_9),
+    ];
+    for mut engine in engines(&setup, &one_weight(3.0, 1.0), 1) {
+        let name = engine.describe();
+        for (step, (w, b)) in expected.iter().enumerate() {
+            engine.step(&batch).unwrap();
+            let p = engine.parameters().unwrap();
+            let (gw, gb) = (p.layers[0].weight[[0, 0]], p.layers[0].bias[0]);
+            // f32 rounding of a step of 3e-3 on a parameter near 3: a few ULP of 3.
+            assert!((f64::from(gw) - w).abs() < 1e-6, "{name} step {step}: w {gw}");
+            assert!((f64::from(gb) - b).abs() < 1e-6, "{name} step {step}: b {gb}");
+        }
+        let state = engine.optimizer_state().unwrap();
+        let names: Vec<&str> = state.slots.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["square_avg", "acc_delta"], "{name}");
+    }
+}

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{gpu, random, run_both, targets};
-use downhill::optim::{Adagrad, Adam, AdamW, RmsProp, Sgd};
+use downhill::optim::{Adadelta, Adagrad, Adam, AdamW, RmsProp, Sgd};
 use downhill::{
     Activation, Layer, Loss, ModelSpec, Optimizer, Parameters, Setup, Targets, Tolerance,
 };
@@ -91,6 +91,14 @@ fn optimizers() -> Vec<Optimizer> {
             initial_accumulator_value: 0.1,
             eps: 0.1,
             ..adagrad
+        }),
+        Optimizer::Adadelta(Adadelta::default()),
+        // A large ε and a weight decay make their places in the update visible.
+        Optimizer::Adadelta(Adadelta {
+            lr: 0.5,
+            rho: 0.5,
+            eps: 0.1,
+            weight_decay: 0.01,
         }),
     ]
 }

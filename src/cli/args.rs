@@ -203,6 +203,7 @@ pub enum OptimizerChoice {
     Adamw,
     Rmsprop,
     Adagrad,
+    Adadelta,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -278,6 +279,9 @@ pub struct TrainArgs {
     /// Adagrad's initial accumulator value.
     #[arg(long, allow_negative_numbers = true)]
     pub initial_accumulator_value: Option<f64>,
+    /// AdaDelta's decay of its running averages.
+    #[arg(long, allow_negative_numbers = true)]
+    pub rho: Option<f64>,
 
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,

@@ -8,7 +8,7 @@ use downhill::checkpoint::{ModelCheckpoint, load_init, load_state, save_model};
 use downhill::data::load::{adapt_targets, outputs_for};
 use downhill::data::mapped::MappedNpy;
 use downhill::data::{Dataset, Standardizer};
-use downhill::optim::{Adagrad, Adam, AdamW, LrSchedule, RmsProp, Sgd};
+use downhill::optim::{Adadelta, Adagrad, Adam, AdamW, LrSchedule, RmsProp, Sgd};
 use downhill::plot::{Chart, Series, write_svg};
 use downhill::train::{
     CheckpointPlan, EpochRecord, Observer, Progress, Residency, Stop, TrainConfig, TrainData, train,
@@ -47,12 +47,14 @@ fn optimizer(a: &TrainArgs) -> Result<Optimizer> {
             "--initial-accumulator-value",
             a.initial_accumulator_value.is_some(),
         ),
+        ("--rho", a.rho.is_some()),
     ];
     let allowed: &[&str] = match a.optimizer {
         OptimizerChoice::Sgd => &["--momentum", "--dampening", "--nesterov"],
         OptimizerChoice::Adam | OptimizerChoice::Adamw => &["--beta1", "--beta2", "--amsgrad"],
         OptimizerChoice::Rmsprop => &["--alpha", "--centered", "--momentum"],
         OptimizerChoice::Adagrad => &["--lr-decay", "--initial-accumulator-value"],
+        OptimizerChoice::Adadelta => &["--rho"],
     };
     let mut ignored: Vec<&str> = used
         .iter()
@@ -125,6 +127,15 @@ fn optimizer(a: &TrainArgs) -> Result<Optimizer> {
                     .initial_accumulator_value
                     .unwrap_or(d.initial_accumulator_value),
                 eps: a.eps.unwrap_or(d.eps),
+            })
+        }
+        OptimizerChoice::Adadelta => {
+            let d = Adadelta::default();
+            Optimizer::Adadelta(Adadelta {
+                lr: a.lr.unwrap_or(d.lr),
+                rho: a.rho.unwrap_or(d.rho),
+                eps: a.eps.unwrap_or(d.eps),
+                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
             })
         }
     };

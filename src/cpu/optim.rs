@@ -1,7 +1,8 @@
 //! The optimizer updates, one element at a time, exactly as the equations in [`crate::optim`].
 
 use crate::optim::{
-    AdagradCoefficients, AdamCoefficients, Coefficients, RmsPropCoefficients, SgdCoefficients,
+    AdadeltaCoefficients, AdagradCoefficients, AdamCoefficients, Coefficients,
+    RmsPropCoefficients, SgdCoefficients,
 };
 
 /// PyTorch's `lerp(a, b, w)`: `a + w(b − a)` for `|w| < ½`, else `b − (b − a)(1 − w)`.
@@ -32,6 +33,7 @@ pub fn update<'a>(
             Coefficients::Adam(c) => adam(c, p, g, i, state),
             Coefficients::RmsProp(c) => rmsprop(c, p, g, i, state),
             Coefficients::Adagrad(c) => adagrad(c, p, g, i, state),
+            Coefficients::Adadelta(c) => adadelta(c, p, g, i, state),
         }
         finite &= raw.is_finite() && p.is_finite();
     }
@@ -107,4 +109,15 @@ fn adagrad(c: &AdagradCoefficients, p: &mut f32, mut g: f32, i: usize, state: &m
     let s = state[0][i] + g * g;
     state[0][i] = s;
     *p -= c.clr * g / (s.sqrt() + c.eps);
+}
+
+fn adadelta(c: &AdadeltaCoefficients, p: &mut f32, mut g: f32, i: usize, state: &mut [Vec<f32>]) {
+    if c.weight_decay != 0.0 {
+        g += c.weight_decay * *p;
+    }
+    let v = c.rho * state[0][i] + c.one_minus_rho * g * g;
+    state[0][i] = v;
+    let delta = (state[1][i] + c.eps).sqrt() / (v + c.eps).sqrt() * g;
+    state[1][i] = c.rho * state[1][i] + c.one_minus_rho * delta * delta;
+    *p -= c.lr * delta;
 }

@@ -16,6 +16,7 @@ const SGD_WGSL: &str = include_str!("../../shaders/optim/sgd.wgsl");
 const ADAM_WGSL: &str = include_str!("../../shaders/optim/adam.wgsl");
 const RMSPROP_WGSL: &str = include_str!("../../shaders/optim/rmsprop.wgsl");
 const ADAGRAD_WGSL: &str = include_str!("../../shaders/optim/adagrad.wgsl");
+const ADADELTA_WGSL: &str = include_str!("../../shaders/optim/adadelta.wgsl");
 
 /// Side length of the square output tile one matmul workgroup computes.
 pub(crate) const MATMUL_TILE: u32 = 64;
@@ -266,6 +267,7 @@ impl Kernels {
             Optimizer::Adam(_) | Optimizer::AdamW(_) => ADAM_WGSL,
             Optimizer::RmsProp(_) => RMSPROP_WGSL,
             Optimizer::Adagrad(_) => ADAGRAD_WGSL,
+            Optimizer::Adadelta(_) => ADADELTA_WGSL,
         };
         let module = module(&self.device, optimizer.name(), &[OPTIM_COMMON_WGSL, source]);
         self.pipeline(optimizer.name(), &module, &self.optim_layout, "main", &[])

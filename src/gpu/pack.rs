@@ -312,25 +312,29 @@ impl GpuPack {
         };
         let params_buffer = flat("parameters (all layers, one flat buffer)")?;
         let grads = flat("gradients")?;
-        let mut state = Vec::new();
-        let mut slots = Vec::new();
-        for member in &setup.members {
+        // The state slots any member uses, each starting at that member's initial value.
+        let mut state: Vec<(usize, wgpu::Buffer)> = Vec::new();
+        for (k, member) in setup.members.iter().enumerate() {
             for slot in member.optimizer.state_slots() {
-                if !slots.contains(&slot) {
-                    slots.push(slot);
+                if !state.iter().any(|(index, _)| *index == slot.index) {
+                    let buffer = flat(&format!("optimizer state `{}`", slot.name))?;
+                    state.push((slot.index, buffer));
+                }
+                if slot.initial != 0.0 {
+                    let (_, buffer) = state
+                        .iter()
+                        .find(|(index, _)| *index == slot.index)
+                        .expect("allocated above");
+                    let values = vec![slot.initial; stride as usize];
+                    ctx.queue.write_buffer(
+                        buffer,
+                        k as u64 * stride * 4,
+                        bytemuck::cast_slice(&values),
+                    );
                 }
             }
         }
-        slots.sort_by_key(|s| s.index);
-        for slot in slots {
-            let buffer = flat(&format!("optimizer state `{}`", slot.name))?;
-            if slot.initial != 0.0 {
-                let values = vec![slot.initial; (count * stride) as usize];
-                ctx.queue
-                    .write_buffer(&buffer, 0, bytemuck::cast_slice(&values));
-            }
-            state.push((slot.index, buffer));
-        }
+        state.sort_by_key(|(index, _)| *index);
 
         let storage = |name: String, elements: u64| {
             ctx.storage_buffer(&name, elements * 4, usage, batch_hint)

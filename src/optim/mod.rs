@@ -5,6 +5,7 @@
 //! once, and hands the same [`Coefficients`] to both engines: the CPU reference applies them
 //! with plain loops and the GPU uploads them as the fused optimizer kernel's uniform.
 
+mod adadelta;
 mod adagrad;
 mod adam;
 mod adamw;
@@ -12,6 +13,7 @@ mod rmsprop;
 mod schedule;
 mod sgd;
 
+pub use adadelta::{Adadelta, AdadeltaCoefficients};
 pub use adagrad::{Adagrad, AdagradCoefficients};
 pub use adam::{Adam, AdamCoefficients};
 pub use adamw::AdamW;
@@ -37,6 +39,8 @@ pub enum Optimizer {
     RmsProp(RmsProp),
     /// `torch.optim.Adagrad`.
     Adagrad(Adagrad),
+    /// `torch.optim.Adadelta`.
+    Adadelta(Adadelta),
 }
 
 /// A per-parameter state tensor an optimizer keeps, at a fixed slot.
@@ -61,6 +65,8 @@ pub enum Coefficients {
     RmsProp(RmsPropCoefficients),
     /// For [`Adagrad`].
     Adagrad(AdagradCoefficients),
+    /// For [`Adadelta`].
+    Adadelta(AdadeltaCoefficients),
 }
 
 impl Coefficients {
@@ -71,6 +77,7 @@ impl Coefficients {
             Coefficients::Adam(c) => bytemuck::bytes_of(c),
             Coefficients::RmsProp(c) => bytemuck::bytes_of(c),
             Coefficients::Adagrad(c) => bytemuck::bytes_of(c),
+            Coefficients::Adadelta(c) => bytemuck::bytes_of(c),
         }
     }
 }
@@ -84,6 +91,7 @@ impl Optimizer {
             Optimizer::AdamW(_) => "AdamW",
             Optimizer::RmsProp(_) => "RMSprop",
             Optimizer::Adagrad(_) => "Adagrad",
+            Optimizer::Adadelta(_) => "Adadelta",
         }
     }
 
@@ -95,6 +103,7 @@ impl Optimizer {
             Optimizer::AdamW(o) => o.validate(),
             Optimizer::RmsProp(o) => o.validate(),
             Optimizer::Adagrad(o) => o.validate(),
+            Optimizer::Adadelta(o) => o.validate(),
         }
     }
 
@@ -106,6 +115,7 @@ impl Optimizer {
             Optimizer::AdamW(o) => o.lr,
             Optimizer::RmsProp(o) => o.lr,
             Optimizer::Adagrad(o) => o.lr,
+            Optimizer::Adadelta(o) => o.lr,
         }
     }
 
@@ -118,6 +128,7 @@ impl Optimizer {
             Optimizer::AdamW(x) => x.lr = lr,
             Optimizer::RmsProp(x) => x.lr = lr,
             Optimizer::Adagrad(x) => x.lr = lr,
+            Optimizer::Adadelta(x) => x.lr = lr,
         }
         o
     }
@@ -155,6 +166,7 @@ impl Optimizer {
                 name: "sum",
                 initial: o.initial_accumulator_value as f32,
             }],
+            Optimizer::Adadelta(_) => vec![slot(0, "square_avg"), slot(1, "acc_delta")],
         }
     }
 
@@ -166,6 +178,7 @@ impl Optimizer {
             Optimizer::AdamW(o) => Coefficients::Adam(o.coefficients(step)),
             Optimizer::RmsProp(o) => Coefficients::RmsProp(o.coefficients()),
             Optimizer::Adagrad(o) => Coefficients::Adagrad(o.coefficients(step)),
+            Optimizer::Adadelta(o) => Coefficients::Adadelta(o.coefficients()),
         }
     }
 }
