@@ -38,6 +38,7 @@ pub mod model;
 pub mod optim;
 pub mod pack;
 pub mod plot;
+pub mod sweep;
 pub mod tools;
 pub mod train;
 

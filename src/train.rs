@@ -33,7 +33,7 @@ impl TrainData {
         }
     }
 
-    fn source(&self) -> Arc<dyn Source> {
+    pub(crate) fn source(&self) -> Arc<dyn Source> {
         match self {
             TrainData::Memory(d) => Arc::clone(d) as Arc<dyn Source>,
             TrainData::Mapped(m) => Arc::clone(m) as Arc<dyn Source>,
@@ -197,6 +197,49 @@ pub struct Silent;
 
 impl Observer for Silent {}
 
+/// Refuses training or validation data that does not fit `setup`'s model and loss, naming it.
+pub(crate) fn check_data(
+    setup: &crate::engine::Setup,
+    data: &TrainData,
+    val: Option<&Dataset>,
+) -> Result<()> {
+    let in_memory = match data {
+        TrainData::Memory(d) => Some(d.as_ref()),
+        TrainData::Mapped(_) => None,
+    };
+    for d in in_memory.into_iter().chain(val) {
+        Batch::new(d.features.view(), d.targets.view())
+            .check(&setup.model, setup.loss)
+            .map_err(|e| Error::Data {
+                source_name: d.name.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+/// Makes `data` resident on the device through `load` when `residency` allows: `None` when it
+/// is resident, else why it is streamed.
+pub(crate) fn place(
+    residency: Residency,
+    data: &TrainData,
+    load: impl FnOnce(Arc<Dataset>) -> Result<()>,
+) -> Result<Option<String>> {
+    Ok(match (residency, data) {
+        (Residency::Streamed, _) => Some("asked for".to_string()),
+        (Residency::Auto, TrainData::Mapped(_)) => {
+            Some("the features are memory-mapped".to_string())
+        }
+        (Residency::Auto, TrainData::Memory(d)) => load(Arc::clone(d)).err().map(|e| e.to_string()),
+        (Residency::Resident, TrainData::Memory(d)) => load(Arc::clone(d)).map(|()| None)?,
+        (Residency::Resident, TrainData::Mapped(_)) => {
+            return Err(Error::Usage(
+                "memory-mapped data is streamed from disk and cannot be made resident".into(),
+            ));
+        }
+    })
+}
+
 /// Trains `engine` on `data` (validating on `val` after each epoch), from the start or from
 /// `resume`.
 pub fn train(
@@ -209,19 +252,7 @@ pub fn train(
 ) -> Result<TrainReport> {
     // Refuse data that does not fit the model before any work (so that falling back from resident
     // to streamed data below can only be about the device's capacity).
-    let (model, loss) = (engine.setup().model.clone(), engine.setup().loss);
-    let in_memory = match data {
-        TrainData::Memory(d) => Some(d.as_ref()),
-        TrainData::Mapped(_) => None,
-    };
-    for d in in_memory.into_iter().chain(val) {
-        Batch::new(d.features.view(), d.targets.view())
-            .check(&model, loss)
-            .map_err(|e| Error::Data {
-                source_name: d.name.clone(),
-                message: e.to_string(),
-            })?;
-    }
+    check_data(engine.setup(), data, val)?;
     let order = Order::new(
         data.rows(),
         config.batch_size,
@@ -261,24 +292,7 @@ pub fn train(
         best = state.best_val_loss.zip(state.best_parameters.clone());
     }
 
-    let streamed_because = match (config.residency, data) {
-        (Residency::Streamed, _) => Some("asked for".to_string()),
-        (Residency::Auto, TrainData::Mapped(_)) => {
-            Some("the features are memory-mapped".to_string())
-        }
-        (Residency::Auto, TrainData::Memory(d)) => engine
-            .load_resident(Arc::clone(d))
-            .err()
-            .map(|e| e.to_string()),
-        (Residency::Resident, TrainData::Memory(d)) => {
-            engine.load_resident(Arc::clone(d)).map(|()| None)?
-        }
-        (Residency::Resident, TrainData::Mapped(_)) => {
-            return Err(Error::Usage(
-                "memory-mapped data is streamed from disk and cannot be made resident".into(),
-            ));
-        }
-    };
+    let streamed_because = place(config.residency, data, |d| engine.load_resident(d))?;
     let resident = streamed_because.is_none();
     let mut stream = (!resident).then(|| {
         let from = (

@@ -133,6 +133,39 @@ impl Optimizer {
         o
     }
 
+    /// The same optimizer with momentum `momentum` (SGD's and RMSprop's `μ`); an error for the
+    /// optimizers that have none.
+    pub fn with_momentum(&self, momentum: f64) -> Result<Optimizer> {
+        let mut o = *self;
+        match &mut o {
+            Optimizer::Sgd(x) => x.momentum = momentum,
+            Optimizer::RmsProp(x) => x.momentum = momentum,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "{} has no momentum; momentum applies to SGD and RMSprop",
+                    self.name()
+                )));
+            }
+        }
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// The same optimizer with weight decay `weight_decay` (every optimizer's `λ`).
+    pub fn with_weight_decay(&self, weight_decay: f64) -> Result<Optimizer> {
+        let mut o = *self;
+        match &mut o {
+            Optimizer::Sgd(x) => x.weight_decay = weight_decay,
+            Optimizer::Adam(x) => x.weight_decay = weight_decay,
+            Optimizer::AdamW(x) => x.weight_decay = weight_decay,
+            Optimizer::RmsProp(x) => x.weight_decay = weight_decay,
+            Optimizer::Adagrad(x) => x.weight_decay = weight_decay,
+            Optimizer::Adadelta(x) => x.weight_decay = weight_decay,
+        }
+        o.validate()?;
+        Ok(o)
+    }
+
     /// The state tensors these options need (unused ones, such as `max_exp_avg_sq` without
     /// amsgrad, are not allocated).
     pub fn state_slots(&self) -> Vec<StateSlot> {
