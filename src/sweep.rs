@@ -240,8 +240,7 @@ pub fn sweep(
     pack.set_clip_norm(config.clip_norm)?;
     let streamed_because = place(config.residency, data, |d| pack.load_resident(d))?;
     let resident = streamed_because.is_none();
-    let mut stream =
-        (!resident).then(|| Stream::start(data.source(), order.clone(), (0, 0), total, 3));
+    let mut stream = (!resident).then(|| Stream::start(data.source(), order, (0, 0), total, 3));
     observer.started(streamed_because.as_deref(), total);
 
     let mut runs = vec![ModelRun::default(); models];

@@ -196,8 +196,14 @@ fn adadelta_unit_free_steps() {
             let p = engine.parameters().unwrap();
             let (gw, gb) = (p.layers[0].weight[[0, 0]], p.layers[0].bias[0]);
             // f32 rounding of a step of 3e-3 on a parameter near 3: a few ULP of 3.
-            assert!((f64::from(gw) - w).abs() < 1e-6, "{name} step {step}: w {gw}");
-            assert!((f64::from(gb) - b).abs() < 1e-6, "{name} step {step}: b {gb}");
+            assert!(
+                (f64::from(gw) - w).abs() < 1e-6,
+                "{name} step {step}: w {gw}"
+            );
+            assert!(
+                (f64::from(gb) - b).abs() < 1e-6,
+                "{name} step {step}: b {gb}"
+            );
         }
         let state = engine.optimizer_state().unwrap();
         let names: Vec<&str> = state.slots.iter().map(|(n, _)| n.as_str()).collect();

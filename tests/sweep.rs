@@ -255,7 +255,10 @@ fn a_diverging_learning_rate_is_frozen_and_the_best_of_the_rest_is_picked() {
         })
         .collect();
     let packs: Vec<(Box<dyn Pack>, bool)> = vec![
-        (Box::new(GpuPack::new(&ctx, setup.clone(), 16).unwrap()), true),
+        (
+            Box::new(GpuPack::new(&ctx, setup.clone(), 16).unwrap()),
+            true,
+        ),
         (Box::new(Separate::new(cpu_engines).unwrap()), false),
     ];
     for (mut pack, on_gpu) in packs {

@@ -1,8 +1,8 @@
 //! The optimizer updates, one element at a time, exactly as the equations in [`crate::optim`].
 
 use crate::optim::{
-    AdadeltaCoefficients, AdagradCoefficients, AdamCoefficients, Coefficients,
-    RmsPropCoefficients, SgdCoefficients,
+    AdadeltaCoefficients, AdagradCoefficients, AdamCoefficients, Coefficients, RmsPropCoefficients,
+    SgdCoefficients,
 };
 
 /// PyTorch's `lerp(a, b, w)`: `a + w(b − a)` for `|w| < ½`, else `b − (b − a)(1 − w)`.

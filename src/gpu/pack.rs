@@ -354,7 +354,10 @@ impl GpuPack {
             pre: Vec::new(),
             post: Vec::new(),
             delta: Vec::new(),
-            row_loss: storage(per_models(format!("per-row losses [{max_batch}]")), count * batch)?,
+            row_loss: storage(
+                per_models(format!("per-row losses [{max_batch}]")),
+                count * batch,
+            )?,
             row_correct: storage(
                 per_models(format!("per-row accuracy [{max_batch}]")),
                 count * batch,
@@ -383,11 +386,8 @@ impl GpuPack {
         let metrics_eval = storage("evaluation metrics".into(), 4 * count)?;
         let indices = storage(format!("batch row indices [{max_batch}]"), batch)?;
         let clip_scale = storage("gradient clipping scale".into(), count)?;
-        ctx.queue.write_buffer(
-            &clip_scale,
-            0,
-            bytemuck::cast_slice(&vec![1.0f32; models]),
-        );
+        ctx.queue
+            .write_buffer(&clip_scale, 0, bytemuck::cast_slice(&vec![1.0f32; models]));
         let uniform = |label: &str| {
             ctx.buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -545,7 +545,12 @@ impl GpuPack {
                 m: fixed(layer.outputs),
                 n: fixed(layer.inputs),
                 k: Extent::Batch,
-                strides: [rows_stride(layer.outputs), source_stride(i), params_stride, 0],
+                strides: [
+                    rows_stride(layer.outputs),
+                    source_stride(i),
+                    params_stride,
+                    0,
+                ],
             });
             backward.push(Dispatch {
                 pipeline: weight_grad.clone(),
@@ -952,9 +957,7 @@ impl GpuPack {
                     }),
             });
             for dispatch in dispatches.iter().flat_map(|d| d.iter()) {
-                let (x, y, z) = dispatch
-                    .grid
-                    .workgroups(rows, max_dim, self.models as u32);
+                let (x, y, z) = dispatch.grid.workgroups(rows, max_dim, self.models as u32);
                 pass.set_pipeline(&dispatch.pipeline);
                 pass.set_bind_group(0, &dispatch.bind_group, &[]);
                 pass.dispatch_workgroups(x, y, z);
@@ -1202,11 +1205,9 @@ impl Pack for GpuPack {
 
     fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Vec<Metrics>> {
         batch.check(&self.setup.model, self.setup.loss)?;
-        self.ctx.queue.write_buffer(
-            &self.metrics_eval,
-            0,
-            &vec![0u8; 16 * self.models],
-        );
+        self.ctx
+            .queue
+            .write_buffer(&self.metrics_eval, 0, &vec![0u8; 16 * self.models]);
         let class_targets = matches!(batch.targets, TargetsView::Classes(_));
         for start in (0..batch.rows()).step_by(self.max_batch) {
             let end = (start + self.max_batch).min(batch.rows());
