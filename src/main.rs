@@ -38,6 +38,22 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Sweep(args) => {
+            let (signal, failure) = cli::signals::StopSignal::install();
+            if let Some(e) = failure {
+                eprintln!("warning: Ctrl-C and SIGTERM will not stop the sweep cleanly: {e}");
+            }
+            cli::sweep::run(args, signal).map(|outcome| match outcome {
+                cli::sweep::Outcome::Done => ExitCode::SUCCESS,
+                cli::sweep::Outcome::Interrupted(signal) => {
+                    eprintln!(
+                        "interrupted by {}: the results above are the models' as they stood",
+                        cli::signals::name(signal)
+                    );
+                    ExitCode::from(cli::signals::exit_status(signal))
+                }
+            })
+        }
         Command::Eval(args) => cli::eval::eval(args).map(|()| ExitCode::SUCCESS),
         Command::Predict(args) => cli::eval::predict(args).map(|()| ExitCode::SUCCESS),
         Command::Check(args) => cli::check::run(args).map(|passed| {

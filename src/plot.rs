@@ -18,7 +18,7 @@ pub struct Series {
 }
 
 /// One chart: title, axis labels and curves. Each axis is logarithmic when all its values are
-/// positive and span more than a factor of 20 (or when `log_x` forces the x axis).
+/// positive and span more than a factor of 20 (or when `log_x` or `log_y` forces it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chart {
     /// Title above the chart.
@@ -31,6 +31,8 @@ pub struct Chart {
     pub series: Vec<Series>,
     /// Force a logarithmic x axis.
     pub log_x: bool,
+    /// Force a logarithmic y axis (when every value is positive).
+    pub log_y: bool,
 }
 
 /// `(min, max, logarithmic)` of the finite values.
@@ -80,7 +82,7 @@ fn draw(area: &Area<'_>, chart: &Chart) -> std::result::Result<(), String> {
             .series
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.1)),
-        false,
+        chart.log_y,
     )
     .ok_or("no finite points")?;
     let mut builder = ChartBuilder::on(area);

@@ -30,6 +30,24 @@ pub struct Setting {
     pub seed: u64,
 }
 
+impl Setting {
+    /// A short name: the learning rate, what else the grid varies, and the seed when there are
+    /// restarts (`lr=0.01 momentum=0.9 seed=1`).
+    pub fn label(&self, grid: &Grid) -> String {
+        let mut parts = vec![format!("lr={}", self.lr)];
+        if let Some(m) = self.momentum {
+            parts.push(format!("momentum={m}"));
+        }
+        if let Some(wd) = self.weight_decay {
+            parts.push(format!("weight_decay={wd}"));
+        }
+        if grid.restarts > 1 {
+            parts.push(format!("seed={}", self.seed));
+        }
+        parts.join(" ")
+    }
+}
+
 /// The values to try. The models are the product `lr × momentum × weight_decay × restarts`, in
 /// that order (restarts vary fastest); an empty list keeps the base optimizer's value.
 #[derive(Debug, Clone, PartialEq)]

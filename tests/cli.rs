@@ -872,7 +872,7 @@ fn check_passes_for_every_optimizer_loss_and_activation_and_writes_json() {
         );
         let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(report["passed"], true);
-        let steps = report["steps"].as_array().unwrap();
+        let steps = report["models"][0]["steps"].as_array().unwrap();
         assert_eq!(steps.len(), 3);
         for key in ["loss", "gradients", "parameters"] {
             for field in [
@@ -913,7 +913,7 @@ fn check_fails_and_names_the_tensor_when_a_difference_is_planted() {
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["passed"], false);
-    let first = &report["steps"][0]["parameters"];
+    let first = &report["models"][0]["steps"][0]["parameters"];
     assert_eq!(
         (
             first["worst_tensor"].as_str(),

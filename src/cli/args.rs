@@ -23,6 +23,10 @@ pub enum Command {
     /// Run the same model, data and batches through the GPU engine and the CPU reference and
     /// compare loss, gradients and parameters at every step; exit 1 when they disagree.
     Check(Box<CheckArgs>),
+    /// Train several models side by side on the same batches: every combination of the --lr,
+    /// --momentum and --weight-decay lists, --restarts initialisations each; report each one,
+    /// plot their losses and save the best.
+    Sweep(Box<SweepArgs>),
     /// Benchmark the matrix product, or training at several batch sizes.
     Bench(BenchArgs),
     /// List every GPU adapter wgpu finds, with the limits that matter for training.
@@ -85,6 +89,17 @@ pub struct BatchSizeArgs {
     pub format: TableFormat,
     /// (`--plot FILE.svg`, among train's flags below, draws throughput against batch size and
     /// loss against wall time.)
+    #[command(flatten)]
+    pub run: TrainArgs,
+}
+
+/// Flags of `downhill sweep`: its own, then `train`'s (hyperparameter lists and --restarts set
+/// the models; --save receives the best model; --plot draws every model's loss).
+#[derive(Args)]
+pub struct SweepArgs {
+    /// Output format of the per-model results.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: CheckFormat,
     #[command(flatten)]
     pub run: TrainArgs,
 }
@@ -250,18 +265,21 @@ pub struct TrainArgs {
     /// The optimizer; hyperparameters not given take PyTorch's defaults for it.
     #[arg(long, value_enum, default_value = "adam")]
     pub optimizer: OptimizerChoice,
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr: Option<f64>,
+    /// The learning rate (sweep and check: a list, e.g. 1e-3,1e-2,1e-1).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub lr: Vec<f64>,
     #[arg(long, allow_negative_numbers = true)]
     pub beta1: Option<f64>,
     #[arg(long, allow_negative_numbers = true)]
     pub beta2: Option<f64>,
     #[arg(long, allow_negative_numbers = true)]
     pub eps: Option<f64>,
-    #[arg(long, allow_negative_numbers = true)]
-    pub weight_decay: Option<f64>,
-    #[arg(long, allow_negative_numbers = true)]
-    pub momentum: Option<f64>,
+    /// Weight decay (sweep and check: a list).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub weight_decay: Vec<f64>,
+    /// Momentum of SGD and RMSprop (sweep and check: a list).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub momentum: Vec<f64>,
     #[arg(long, allow_negative_numbers = true)]
     pub dampening: Option<f64>,
     #[arg(long)]
@@ -300,6 +318,10 @@ pub struct TrainArgs {
     /// Seed of initialisation, shuffling, the validation split and synthetic data.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Sweep and check: train this many initialisations of each setting (seeds --seed,
+    /// --seed + 1, ...), side by side.
+    #[arg(long, default_value_t = 1)]
+    pub restarts: u64,
     /// constant, step:EPOCHS:GAMMA, exponential:GAMMA, cosine or cosine:MIN_LR.
     #[arg(long, default_value = "constant")]
     pub schedule: String,

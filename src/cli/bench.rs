@@ -138,6 +138,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
             "--batch-sizes must be positive and --steps at least 1".into(),
         ));
     }
+    super::train::one_model(&a.run, "bench batch-size")?;
     let p = prepare(&a.run)?;
     if p.mapped.is_some() {
         return Err(Error::Usage(
@@ -256,6 +257,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
                     y_label: "samples per second".into(),
                     series: throughput,
                     log_x: true,
+                    log_y: false,
                 },
                 Chart {
                     title: "training loss against wall time".into(),
@@ -263,6 +265,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
                     y_label: "training loss".into(),
                     series: curves,
                     log_x: false,
+                    log_y: false,
                 },
             ],
         )?;

@@ -1,16 +1,20 @@
 //! `downhill check`.
 
 use downhill::data::scheduler::Order;
+use downhill::pack::Separate;
+use downhill::sweep::Grid;
 use downhill::tools::{CheckReport, Difference, check};
-use downhill::{Batch, CpuEngine, Engine, Error, GpuContext, GpuEngine, Result, Tolerance};
+use downhill::{
+    Batch, CpuEngine, Engine, Error, GpuContext, GpuPack, Pack, PackSetup, Result, Tolerance,
+};
 use serde_json::json;
 
 use super::args::{CheckArgs, CheckFormat};
 use super::common::adapter_request;
 use super::train::prepare;
 
-/// Adds `delta` to one entry of the engine's parameters, from `TENSOR:INDEX:DELTA`.
-fn perturb(engine: &mut dyn Engine, spec: &str) -> Result<()> {
+/// Adds `delta` to one entry of the first model's parameters, from `TENSOR:INDEX:DELTA`.
+fn perturb(pack: &mut dyn Pack, spec: &str) -> Result<()> {
     let bad = || {
         Error::Usage(format!(
             "--perturb {spec}: expected TENSOR:INDEX:DELTA, e.g. layers.1.weight:3:0.01"
@@ -20,7 +24,7 @@ fn perturb(engine: &mut dyn Engine, spec: &str) -> Result<()> {
     let delta: f32 = parts.next().and_then(|d| d.parse().ok()).ok_or_else(bad)?;
     let index: usize = parts.next().and_then(|i| i.parse().ok()).ok_or_else(bad)?;
     let tensor = parts.next().ok_or_else(bad)?;
-    let mut params = engine.parameters()?;
+    let mut params = pack.parameters(0)?;
     let names: Vec<String> = params.named_tensors().into_iter().map(|t| t.name).collect();
     let position = names.iter().position(|n| n == tensor).ok_or_else(|| {
         Error::Usage(format!(
@@ -40,7 +44,7 @@ fn perturb(engine: &mut dyn Engine, spec: &str) -> Result<()> {
             "--perturb: `{tensor}` has {len} entries, no index {index}"
         ))
     })? += delta;
-    engine.set_parameters(&params)
+    pack.set_parameters(0, &params)
 }
 
 fn json_difference(d: &Difference) -> serde_json::Value {
@@ -50,63 +54,87 @@ fn json_difference(d: &Difference) -> serde_json::Value {
     })
 }
 
-fn print(report: &CheckReport, format: CheckFormat) {
+/// Prints one report per model (`labels` name them when there are several).
+fn print(reports: &[CheckReport], labels: &[String], format: CheckFormat) {
+    let passed = reports.iter().all(|r| r.passed);
+    let first = &reports[0];
     match format {
         CheckFormat::Json => {
-            let steps: Vec<_> = report
-                .steps
+            let models: Vec<_> = reports
                 .iter()
-                .map(|s| json!({"step": s.step, "loss": json_difference(&s.loss), "gradients": json_difference(&s.gradients), "parameters": json_difference(&s.parameters)}))
+                .zip(labels)
+                .enumerate()
+                .map(|(k, (report, label))| {
+                    let steps: Vec<_> = report
+                        .steps
+                        .iter()
+                        .map(|s| json!({"step": s.step, "loss": json_difference(&s.loss), "gradients": json_difference(&s.gradients), "parameters": json_difference(&s.parameters)}))
+                        .collect();
+                    json!({"model": k, "label": label, "passed": report.passed, "steps": steps})
+                })
                 .collect();
             let value = json!({
-                "gpu": report.tested, "cpu": report.reference,
-                "tolerance": {"rel": report.tolerance.rel, "abs": report.tolerance.abs},
-                "passed": report.passed, "steps": steps, "version": env!("CARGO_PKG_VERSION"),
+                "gpu": first.tested, "cpu": first.reference,
+                "tolerance": {"rel": first.tolerance.rel, "abs": first.tolerance.abs},
+                "passed": passed, "models": models, "version": env!("CARGO_PKG_VERSION"),
             });
             println!("{value:#}");
         }
         CheckFormat::Table => {
             println!(
-                "tested:    {}\nreference: {}\ntolerance: |gpu - cpu| <= {} + {} * |cpu|\n",
-                report.tested, report.reference, report.tolerance.abs, report.tolerance.rel
+                "tested:    {}\nreference: {}\ntolerance: |gpu - cpu| <= {} + {} * |cpu|",
+                first.tested, first.reference, first.tolerance.abs, first.tolerance.rel
             );
-            println!(
-                "{:>5}  {:>11} {:>11}  {:>11} {:>11} {:<22}  {:>11} {:>11} {:<22}  result",
-                "step",
-                "loss abs",
-                "loss rel",
-                "grad abs",
-                "grad rel",
-                "worst gradient",
-                "param abs",
-                "param rel",
-                "worst parameter",
-            );
-            for s in &report.steps {
-                let ok = s.loss.passed && s.gradients.passed && s.parameters.passed;
-                println!(
-                    "{:>5}  {:>11.3e} {:>11.3e}  {:>11.3e} {:>11.3e} {:<22}  {:>11.3e} {:>11.3e} {:<22}  {}",
-                    s.step,
-                    s.loss.max_abs,
-                    s.loss.max_rel,
-                    s.gradients.max_abs,
-                    s.gradients.max_rel,
-                    format!("{}[{}]", s.gradients.tensor, s.gradients.index),
-                    s.parameters.max_abs,
-                    s.parameters.max_rel,
-                    format!("{}[{}]", s.parameters.tensor, s.parameters.index),
-                    if ok { "pass" } else { "FAIL" }
-                );
+            for (k, (report, label)) in reports.iter().zip(labels).enumerate() {
+                if reports.len() > 1 {
+                    println!(
+                        "\nmodel {k} ({label}), packed on the GPU, against it alone on the CPU"
+                    );
+                }
+                print_steps(report);
             }
             println!(
                 "\n{}",
-                if report.passed {
-                    "check passed"
-                } else {
-                    "check FAILED"
+                match (passed, reports.len()) {
+                    (true, 1) => "check passed".to_string(),
+                    (true, n) => format!("check passed: all {n} packed models"),
+                    (false, _) => "check FAILED".to_string(),
                 }
             );
         }
+    }
+}
+
+/// One model's steps as a table.
+fn print_steps(report: &CheckReport) {
+    println!();
+    println!(
+        "{:>5}  {:>11} {:>11}  {:>11} {:>11} {:<22}  {:>11} {:>11} {:<22}  result",
+        "step",
+        "loss abs",
+        "loss rel",
+        "grad abs",
+        "grad rel",
+        "worst gradient",
+        "param abs",
+        "param rel",
+        "worst parameter",
+    );
+    for s in &report.steps {
+        let ok = s.loss.passed && s.gradients.passed && s.parameters.passed;
+        println!(
+            "{:>5}  {:>11.3e} {:>11.3e}  {:>11.3e} {:>11.3e} {:<22}  {:>11.3e} {:>11.3e} {:<22}  {}",
+            s.step,
+            s.loss.max_abs,
+            s.loss.max_rel,
+            s.gradients.max_abs,
+            s.gradients.max_rel,
+            format!("{}[{}]", s.gradients.tensor, s.gradients.index),
+            s.parameters.max_abs,
+            s.parameters.max_rel,
+            format!("{}[{}]", s.parameters.tensor, s.parameters.index),
+            if ok { "pass" } else { "FAIL" }
+        );
     }
 }
 
@@ -121,12 +149,38 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
             "check reads its batches in memory; drop --mmap".into(),
         ));
     }
+    // One model per combination of the hyperparameter lists and restarts, as a sweep makes them.
+    let grid = Grid {
+        lr: a.run.lr.clone(),
+        momentum: a.run.momentum.clone(),
+        weight_decay: a.run.weight_decay.clone(),
+        restarts: a.run.restarts,
+        seed: a.run.seed,
+    };
+    let start = (a.run.init.is_some() || a.run.resume.is_some()).then_some(&p.start);
+    let (settings, members): (Vec<_>, Vec<_>) = grid
+        .members(&p.setup.optimizer, &p.setup.model, start)?
+        .into_iter()
+        .unzip();
+    let labels: Vec<String> = settings.iter().map(|s| s.label(&grid)).collect();
+    let setup = PackSetup {
+        model: p.setup.model.clone(),
+        loss: p.setup.loss,
+        members,
+    };
     let ctx = GpuContext::new(&adapter_request(&a.run.device))?;
     let batch_size = a.run.batch_size.min(p.train_data.rows().max(1));
-    let mut gpu = GpuEngine::new(&ctx, p.setup.clone(), &p.start, batch_size)?;
-    let mut cpu = CpuEngine::new(p.setup, &p.start)?;
-    for e in [&mut gpu as &mut dyn Engine, &mut cpu] {
-        e.set_clip_norm(a.run.clip_norm)?;
+    let mut gpu = GpuPack::new(&ctx, setup.clone(), batch_size)?;
+    let mut cpu = Separate::new(
+        (0..setup.members.len())
+            .map(|k| {
+                CpuEngine::new(setup.setup(k), &setup.members[k].parameters)
+                    .map(|e| Box::new(e) as Box<dyn Engine>)
+            })
+            .collect::<Result<Vec<_>>>()?,
+    )?;
+    for pack in [&mut gpu as &mut dyn Pack, &mut cpu] {
+        pack.set_clip_norm(a.run.clip_norm)?;
     }
     if let Some(spec) = &a.perturb {
         perturb(&mut gpu, spec)?;
@@ -150,7 +204,7 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
             p.train_data.subset(&rows)
         })
         .collect();
-    let report = check(
+    let reports = check(
         &mut gpu,
         &mut cpu,
         batches
@@ -161,6 +215,6 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
             abs: a.abs,
         },
     )?;
-    print(&report, a.format);
-    Ok(report.passed)
+    print(&reports, &labels, a.format);
+    Ok(reports.iter().all(|r| r.passed))
 }

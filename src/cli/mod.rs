@@ -7,4 +7,5 @@ pub mod common;
 pub mod devices;
 pub mod eval;
 pub mod signals;
+pub mod sweep;
 pub mod train;

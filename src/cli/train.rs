@@ -29,15 +29,45 @@ pub enum Outcome {
     Interrupted(PathBuf, usize),
 }
 
-/// The optimizer the flags describe, with PyTorch's defaults for what they leave out. Flags
-/// that do not apply to the chosen optimizer are ignored with a warning, so one script can pass
-/// every hyperparameter.
+/// Refuses hyperparameter lists and restarts, which only `sweep` and `check` train.
+pub fn one_model(a: &TrainArgs, command: &str) -> Result<()> {
+    for (flag, values) in [
+        ("--lr", &a.lr),
+        ("--momentum", &a.momentum),
+        ("--weight-decay", &a.weight_decay),
+    ] {
+        if values.len() > 1 {
+            return Err(Error::Usage(format!(
+                "{command} trains one model, so {flag} takes one value; to train one model per                  value side by side, use `downhill sweep {flag} {}`",
+                values
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )));
+        }
+    }
+    if a.restarts != 1 {
+        return Err(Error::Usage(format!(
+            "{command} trains one model; to train --restarts {} initialisations side by side, use              `downhill sweep`",
+            a.restarts
+        )));
+    }
+    Ok(())
+}
+
+/// The optimizer the flags describe, with PyTorch's defaults for what they leave out (and the
+/// first value of a list: a sweep's base). Flags that do not apply to the chosen optimizer are
+/// ignored with a warning, so one script can pass every hyperparameter.
 fn optimizer(a: &TrainArgs) -> Result<Optimizer> {
+    let lr = a.lr.first().copied();
+    let momentum = a.momentum.first().copied();
+    let weight_decay = a.weight_decay.first().copied();
     let used: &[(&str, bool)] = &[
         ("--beta1", a.beta1.is_some()),
         ("--beta2", a.beta2.is_some()),
         ("--amsgrad", a.amsgrad),
-        ("--momentum", a.momentum.is_some()),
+        ("--momentum", momentum.is_some()),
         ("--dampening", a.dampening.is_some()),
         ("--nesterov", a.nesterov),
         ("--alpha", a.alpha.is_some()),
@@ -77,52 +107,52 @@ fn optimizer(a: &TrainArgs) -> Result<Optimizer> {
         OptimizerChoice::Sgd => {
             let d = Sgd::default();
             Optimizer::Sgd(Sgd {
-                lr: a.lr.unwrap_or(d.lr),
-                momentum: a.momentum.unwrap_or(d.momentum),
+                lr: lr.unwrap_or(d.lr),
+                momentum: momentum.unwrap_or(d.momentum),
                 dampening: a.dampening.unwrap_or(d.dampening),
-                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                weight_decay: weight_decay.unwrap_or(d.weight_decay),
                 nesterov: a.nesterov,
             })
         }
         OptimizerChoice::Adam => {
             let d = Adam::default();
             Optimizer::Adam(Adam {
-                lr: a.lr.unwrap_or(d.lr),
+                lr: lr.unwrap_or(d.lr),
                 beta1: a.beta1.unwrap_or(d.beta1),
                 beta2: a.beta2.unwrap_or(d.beta2),
                 eps: a.eps.unwrap_or(d.eps),
-                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                weight_decay: weight_decay.unwrap_or(d.weight_decay),
                 amsgrad: a.amsgrad,
             })
         }
         OptimizerChoice::Adamw => {
             let d = AdamW::default();
             Optimizer::AdamW(AdamW {
-                lr: a.lr.unwrap_or(d.lr),
+                lr: lr.unwrap_or(d.lr),
                 beta1: a.beta1.unwrap_or(d.beta1),
                 beta2: a.beta2.unwrap_or(d.beta2),
                 eps: a.eps.unwrap_or(d.eps),
-                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                weight_decay: weight_decay.unwrap_or(d.weight_decay),
                 amsgrad: a.amsgrad,
             })
         }
         OptimizerChoice::Rmsprop => {
             let d = RmsProp::default();
             Optimizer::RmsProp(RmsProp {
-                lr: a.lr.unwrap_or(d.lr),
+                lr: lr.unwrap_or(d.lr),
                 alpha: a.alpha.unwrap_or(d.alpha),
                 eps: a.eps.unwrap_or(d.eps),
-                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
-                momentum: a.momentum.unwrap_or(d.momentum),
+                weight_decay: weight_decay.unwrap_or(d.weight_decay),
+                momentum: momentum.unwrap_or(d.momentum),
                 centered: a.centered,
             })
         }
         OptimizerChoice::Adagrad => {
             let d = Adagrad::default();
             Optimizer::Adagrad(Adagrad {
-                lr: a.lr.unwrap_or(d.lr),
+                lr: lr.unwrap_or(d.lr),
                 lr_decay: a.lr_decay.unwrap_or(d.lr_decay),
-                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                weight_decay: weight_decay.unwrap_or(d.weight_decay),
                 initial_accumulator_value: a
                     .initial_accumulator_value
                     .unwrap_or(d.initial_accumulator_value),
@@ -132,10 +162,10 @@ fn optimizer(a: &TrainArgs) -> Result<Optimizer> {
         OptimizerChoice::Adadelta => {
             let d = Adadelta::default();
             Optimizer::Adadelta(Adadelta {
-                lr: a.lr.unwrap_or(d.lr),
+                lr: lr.unwrap_or(d.lr),
                 rho: a.rho.unwrap_or(d.rho),
                 eps: a.eps.unwrap_or(d.eps),
-                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                weight_decay: weight_decay.unwrap_or(d.weight_decay),
             })
         }
     };
@@ -445,6 +475,7 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
 }
 
 pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
+    one_model(a, "train")?;
     let Prepared {
         epochs,
         resume,
@@ -575,6 +606,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
                 y_label: "loss (mean per sample)".into(),
                 series,
                 log_x: false,
+                log_y: false,
             }],
         )?;
     }

@@ -1,12 +1,14 @@
-//! GPU-against-CPU validation: the same model, initial parameters and batches through an engine
-//! under test and the reference, step by step, comparing loss, gradients and parameters under
-//! one rule, `|a − b| ≤ abs + rel·|b|` (see [`Tolerance`]).
+//! GPU-against-CPU validation: the same models, initial parameters and batches through a pack
+//! under test and the reference, step by step, comparing each model's loss, gradients and
+//! parameters under one rule, `|a − b| ≤ abs + rel·|b|` (see [`Tolerance`]). A single engine is
+//! a pack of one ([`crate::pack::Separate`]); a packed GPU run is checked model by model against
+//! each model trained alone on the CPU.
 
 use crate::compare::Tolerance;
-use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::loss::Batch;
 use crate::model::Parameters;
+use crate::pack::Pack;
 
 /// The largest disagreement in one quantity at one step.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +42,7 @@ pub struct CheckStep {
     pub parameters: Difference,
 }
 
-/// A whole check.
+/// A whole check of one model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckReport {
     /// The engine under test, described.
@@ -105,44 +107,55 @@ fn tensors(p: &Parameters) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
-/// Runs every batch through `tested` and `reference` (which must start from the same
-/// parameters and optimizer) and compares them after each step.
+/// Runs every batch through `tested` and `reference` (packs of as many models, which must start
+/// from the same parameters and optimizers) and compares each model after each step: one
+/// report per model.
 pub fn check<'a>(
-    tested: &mut dyn Engine,
-    reference: &mut dyn Engine,
+    tested: &mut dyn Pack,
+    reference: &mut dyn Pack,
     batches: impl IntoIterator<Item = Batch<'a>>,
     tolerance: Tolerance,
-) -> Result<CheckReport> {
-    let mut steps = Vec::new();
+) -> Result<Vec<CheckReport>> {
+    let models = tested.models();
+    if reference.models() != models {
+        return Err(Error::Usage(format!(
+            "the pack under test holds {models} models but the reference {}",
+            reference.models()
+        )));
+    }
+    let mut steps: Vec<Vec<CheckStep>> = vec![Vec::new(); models];
     for (i, batch) in batches.into_iter().enumerate() {
         tested.step(&batch)?;
         reference.step(&batch)?;
-        let loss = |e: &mut dyn Engine| -> Result<Vec<(String, Vec<f32>)>> {
-            Ok(vec![("loss".to_string(), vec![e.last_loss()?])])
-        };
-        steps.push(CheckStep {
-            step: i as u64 + 1,
-            loss: difference(loss(tested)?, loss(reference)?, tolerance),
-            gradients: difference(
-                tensors(&tested.gradients()?),
-                tensors(&reference.gradients()?),
-                tolerance,
-            ),
-            parameters: difference(
-                tensors(&tested.parameters()?),
-                tensors(&reference.parameters()?),
-                tolerance,
-            ),
-        });
+        let (losses, reference_losses) = (tested.last_losses()?, reference.last_losses()?);
+        for (k, model_steps) in steps.iter_mut().enumerate() {
+            let loss = |l: &[f32]| vec![("loss".to_string(), vec![l[k]])];
+            model_steps.push(CheckStep {
+                step: i as u64 + 1,
+                loss: difference(loss(&losses), loss(&reference_losses), tolerance),
+                gradients: difference(
+                    tensors(&tested.gradients(k)?),
+                    tensors(&reference.gradients(k)?),
+                    tolerance,
+                ),
+                parameters: difference(
+                    tensors(&tested.parameters(k)?),
+                    tensors(&reference.parameters(k)?),
+                    tolerance,
+                ),
+            });
+        }
     }
-    let passed = steps
-        .iter()
-        .all(|s| s.loss.passed && s.gradients.passed && s.parameters.passed);
-    Ok(CheckReport {
-        tested: tested.describe(),
-        reference: reference.describe(),
-        tolerance,
-        steps,
-        passed,
-    })
+    Ok(steps
+        .into_iter()
+        .map(|steps| CheckReport {
+            tested: tested.describe(),
+            reference: reference.describe(),
+            tolerance,
+            passed: steps
+                .iter()
+                .all(|s| s.loss.passed && s.gradients.passed && s.parameters.passed),
+            steps,
+        })
+        .collect())
 }

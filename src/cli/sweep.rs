@@ -1,0 +1,435 @@
+//! `downhill sweep`.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use downhill::checkpoint::{ModelCheckpoint, save_model};
+use downhill::optim::LrSchedule;
+use downhill::pack::Separate;
+use downhill::plot::{Chart, Series, write_svg};
+use downhill::sweep::{Divergence, Grid, Setting, SweepObserver, SweepReport, sweep};
+use downhill::train::{EpochRecord, Residency, TrainConfig, TrainData};
+use downhill::{
+    CpuEngine, Engine, Error, GpuContext, GpuPack, Loss, Pack, PackSetup, Result, fsio,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::args::{CheckFormat, DeviceChoice, ResidencyChoice, SweepArgs, TrainArgs};
+use super::common::{adapter_request, single_device};
+use super::signals::StopSignal;
+use super::train::{Prepared, prepare};
+
+/// Where the best model goes when --save is not given.
+const DEFAULT_SAVE: &str = "sweep-best.safetensors";
+
+/// How the command ended.
+pub enum Outcome {
+    /// Every model ran to the end (or diverged).
+    Done,
+    /// Stopped early by this signal; the results so far were reported.
+    Interrupted(usize),
+}
+
+/// Prints epoch summaries and divergences to stderr, with a bar on a terminal.
+struct Reporter {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    epochs: u64,
+    labels: Vec<String>,
+    loss: Loss,
+    metrics_path: Option<std::path::PathBuf>,
+    lines: Vec<String>,
+    failed_write: Option<Error>,
+    interrupted: StopSignal,
+}
+
+impl Reporter {
+    fn say(&self, line: String) {
+        match (&self.bar, self.quiet) {
+            (Some(bar), _) => bar.println(line),
+            (None, false) => eprintln!("{line}"),
+            (None, true) => {}
+        }
+    }
+}
+
+impl SweepObserver for Reporter {
+    fn started(&mut self, streamed_because: Option<&str>, total_steps: u64) {
+        if self.quiet {
+            return;
+        }
+        eprintln!(
+            "sweep: {} models side by side, {total_steps} steps; data {}",
+            self.labels.len(),
+            match streamed_because {
+                None => "resident on the device".to_string(),
+                Some(why) => format!("streamed from the host ({why})"),
+            }
+        );
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total_steps);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            self.bar = Some(bar);
+        }
+    }
+
+    fn progress(&mut self, step: u64, _total_steps: u64, losses: &[f64]) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(step);
+            let best = losses
+                .iter()
+                .copied()
+                .filter(|l| l.is_finite())
+                .fold(f64::INFINITY, f64::min);
+            bar.set_message(format!("lowest loss {best:.4}"));
+        }
+    }
+
+    fn diverged(&mut self, k: usize, d: &Divergence) {
+        self.say(format!(
+            "model {k} ({}) diverged at step {}: {}; frozen, the others go on",
+            self.labels[k], d.step, d.what
+        ));
+    }
+
+    fn epoch_end(&mut self, records: &[(usize, EpochRecord)]) {
+        let Some((epoch, step)) = records.first().map(|(_, r)| (r.epoch, r.step)) else {
+            return;
+        };
+        let score = |r: &EpochRecord| r.val_loss.unwrap_or(r.train_loss);
+        if let Some((k, r)) = records
+            .iter()
+            .min_by(|a, b| score(&a.1).total_cmp(&score(&b.1)))
+        {
+            self.say(format!(
+                "epoch {epoch}/{}  step {step}  {} training  lowest {} {:.5} (model {k}: {})",
+                self.epochs,
+                records.len(),
+                if r.val_loss.is_some() {
+                    "val_loss"
+                } else {
+                    "loss"
+                },
+                score(r),
+                self.labels[*k]
+            ));
+        }
+        for (k, r) in records {
+            self.lines.push(
+                json!({
+                    "model": k, "label": self.labels[*k], "epoch": r.epoch, "step": r.step,
+                    "lr": r.lr, "train_loss": r.train_loss, "train_accuracy": r.train_accuracy,
+                    "val_loss": r.val_loss, "val_accuracy": r.val_accuracy, "seconds": r.seconds,
+                    "loss": self.loss.name(),
+                })
+                .to_string(),
+            );
+        }
+        if let Some(path) = &self.metrics_path
+            && let Err(e) = fsio::write_atomic(path, (self.lines.join("\n") + "\n").as_bytes())
+        {
+            self.failed_write.get_or_insert(e);
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupted.received().is_some()
+    }
+}
+
+/// Refuses the train flags that mean nothing for a sweep.
+fn refuse_single_run_flags(a: &TrainArgs) -> Result<()> {
+    let refused = [
+        ("--resume", a.resume.is_some()),
+        ("--early-stopping", a.early_stopping.is_some()),
+        ("--checkpoint-every", a.checkpoint_every.is_some()),
+        ("--checkpoint", a.checkpoint.is_some()),
+    ];
+    match refused.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(Error::Usage(format!(
+            "{flag} is for a single run (downhill train); a sweep trains every model for the \
+             whole run and keeps only the best"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The pack the flags ask for: every model on one GPU, or each alone on the CPU.
+fn pack(a: &TrainArgs, setup: PackSetup, max_batch: usize) -> Result<Box<dyn Pack>> {
+    let say = |text: String| {
+        if !a.quiet {
+            eprintln!("{text}");
+        }
+    };
+    let cpu = |setup: &PackSetup| -> Result<Box<dyn Pack>> {
+        let engines = (0..setup.members.len())
+            .map(|k| {
+                CpuEngine::new(setup.setup(k), &setup.members[k].parameters)
+                    .map(|e| Box::new(e) as Box<dyn Engine>)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(Separate::new(engines)?))
+    };
+    let choice = single_device(&a.device)?;
+    if choice == DeviceChoice::Cpu {
+        say("device: cpu (ndarray reference engine, one model after another), as asked".into());
+        return cpu(&setup);
+    }
+    match GpuContext::new(&adapter_request(&a.device)) {
+        Ok(ctx) => {
+            say(format!(
+                "device: gpu {} ({} models packed into each dispatch)",
+                ctx.describe(),
+                setup.members.len()
+            ));
+            Ok(Box::new(GpuPack::new(&ctx, setup, max_batch)?))
+        }
+        Err(e) if choice == DeviceChoice::Auto => {
+            say(format!(
+                "device: cpu (ndarray reference engine), because no GPU could be used: {e}"
+            ));
+            cpu(&setup)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn format_option(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or("-".into(), f)
+}
+
+fn print_table(report: &SweepReport, settings: &[Setting], grid: &Grid) {
+    let mut header = format!("{:>3}  {:>10}", "#", "lr");
+    if !grid.momentum.is_empty() {
+        header += &format!("  {:>8}", "momentum");
+    }
+    if !grid.weight_decay.is_empty() {
+        header += &format!("  {:>12}", "weight_decay");
+    }
+    header += &format!(
+        "  {:>5}  {:>11}  {:>9}  {:>11}  {:>9}  status",
+        "seed", "train_loss", "train_acc", "val_loss", "val_acc"
+    );
+    println!("{header}");
+    let percent = |v: f64| format!("{:.2}%", 100.0 * v);
+    for (k, (run, s)) in report.models.iter().zip(settings).enumerate() {
+        let last = run.epochs.last();
+        let mut line = format!("{k:>3}  {:>10}", format!("{:e}", s.lr));
+        if !grid.momentum.is_empty() {
+            line += &format!("  {:>8}", format_option(s.momentum, |m| m.to_string()));
+        }
+        if !grid.weight_decay.is_empty() {
+            line += &format!("  {:>12}", format_option(s.weight_decay, |w| w.to_string()));
+        }
+        let status = match (&run.diverged, report.best == Some(k)) {
+            (Some(d), _) => format!("diverged at step {}", d.step),
+            (None, true) => "best".into(),
+            (None, false) => "ok".into(),
+        };
+        line += &format!(
+            "  {:>5}  {:>11}  {:>9}  {:>11}  {:>9}  {status}",
+            s.seed,
+            format_option(last.map(|r| r.train_loss), |l| format!("{l:.5}")),
+            format_option(last.and_then(|r| r.train_accuracy), percent),
+            format_option(last.and_then(|r| r.val_loss), |l| format!("{l:.5}")),
+            format_option(last.and_then(|r| r.val_accuracy), percent),
+        );
+        println!("{line}");
+    }
+}
+
+fn print_json(report: &SweepReport, settings: &[Setting], saved: Option<&std::path::Path>) {
+    let models: Vec<_> = report
+        .models
+        .iter()
+        .zip(settings)
+        .enumerate()
+        .map(|(k, (run, s))| {
+            let last = run.epochs.last();
+            json!({
+                "index": k, "lr": s.lr, "momentum": s.momentum, "weight_decay": s.weight_decay,
+                "seed": s.seed,
+                "train_loss": last.map(|r| r.train_loss),
+                "train_accuracy": last.and_then(|r| r.train_accuracy),
+                "val_loss": last.and_then(|r| r.val_loss),
+                "val_accuracy": last.and_then(|r| r.val_accuracy),
+                "diverged": run.diverged.as_ref().map(|d| json!({"step": d.step, "what": d.what})),
+                "epochs": run.epochs.iter().map(|r| json!({
+                    "epoch": r.epoch, "step": r.step, "lr": r.lr, "train_loss": r.train_loss,
+                    "train_accuracy": r.train_accuracy, "val_loss": r.val_loss,
+                    "val_accuracy": r.val_accuracy,
+                })).collect::<Vec<_>>(),
+                "curve": run.curve,
+            })
+        })
+        .collect();
+    let value = json!({
+        "models": models, "best": report.best, "steps": report.steps,
+        "saved": saved.map(|p| p.display().to_string()), "version": env!("CARGO_PKG_VERSION"),
+    });
+    println!("{value:#}");
+}
+
+/// One loss curve per model against the step, on a log scale.
+fn plot(path: &std::path::Path, report: &SweepReport, labels: &[String], loss: Loss) -> Result<()> {
+    let series = report
+        .models
+        .iter()
+        .zip(labels)
+        .map(|(run, label)| Series {
+            name: match &run.diverged {
+                Some(d) => format!("{label} (diverged at step {})", d.step),
+                None => label.clone(),
+            },
+            points: run.curve.iter().map(|&(s, l)| (s as f64, l)).collect(),
+        })
+        .collect();
+    write_svg(
+        path,
+        &[Chart {
+            title: format!("{} training loss, one curve per model", loss.name()),
+            x_label: "step".into(),
+            y_label: "loss (mean per sample, log scale)".into(),
+            series,
+            log_x: false,
+            log_y: true,
+        }],
+    )
+}
+
+pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
+    let a = &args.run;
+    refuse_single_run_flags(a)?;
+    if a.restarts == 0 {
+        return Err(Error::Usage("--restarts must be at least 1".into()));
+    }
+    let Prepared {
+        epochs,
+        mapped,
+        train_data,
+        val_data,
+        setup,
+        start,
+        stats,
+        ..
+    } = prepare(a)?;
+    let grid = Grid {
+        lr: a.lr.clone(),
+        momentum: a.momentum.clone(),
+        weight_decay: a.weight_decay.clone(),
+        restarts: a.restarts,
+        seed: a.seed,
+    };
+    let members = grid.members(
+        &setup.optimizer,
+        &setup.model,
+        a.init.as_ref().map(|_| &start),
+    )?;
+    let (settings, members): (Vec<_>, Vec<_>) = members.into_iter().unzip();
+    let labels: Vec<String> = settings.iter().map(|s| s.label(&grid)).collect();
+    let (model, loss) = (setup.model.clone(), setup.loss);
+    let mut pack = pack(
+        a,
+        PackSetup {
+            model: model.clone(),
+            loss,
+            members,
+        },
+        a.batch_size.min(train_data.rows().max(1)),
+    )?;
+    let data = match mapped {
+        Some(source) => TrainData::Mapped(Arc::new(source)),
+        None => TrainData::Memory(Arc::new(train_data)),
+    };
+    let config = TrainConfig {
+        epochs,
+        max_steps: a.max_steps,
+        batch_size: a.batch_size,
+        shuffle: !a.no_shuffle,
+        drop_last: a.drop_last,
+        seed: a.seed,
+        schedule: LrSchedule {
+            schedule: a.schedule.parse()?,
+            warmup_steps: a.warmup,
+        },
+        early_stopping: None,
+        clip_norm: a.clip_norm,
+        log_every: a.log_every,
+        residency: match a.residency {
+            ResidencyChoice::Auto => Residency::Auto,
+            ResidencyChoice::Resident => Residency::Resident,
+            ResidencyChoice::Streamed => Residency::Streamed,
+        },
+        checkpoint: None,
+    };
+    let mut reporter = Reporter {
+        bar: None,
+        quiet: a.quiet,
+        epochs,
+        labels: labels.clone(),
+        loss,
+        metrics_path: a.metrics.clone(),
+        lines: Vec::new(),
+        failed_write: None,
+        interrupted,
+    };
+    let report = sweep(
+        pack.as_mut(),
+        &data,
+        val_data.as_ref(),
+        &config,
+        &mut reporter,
+    );
+    if let Some(bar) = &reporter.bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    if let Some(e) = reporter.failed_write {
+        return Err(e);
+    }
+    if let Some(path) = &a.plot {
+        plot(path, &report, &labels, loss)?;
+    }
+    let saved = match report.best {
+        Some(best) => {
+            let path = a.save.clone().unwrap_or_else(|| DEFAULT_SAVE.into());
+            save_model(
+                &path,
+                &ModelCheckpoint {
+                    model,
+                    loss,
+                    parameters: pack.parameters(best)?,
+                    standardizer: stats,
+                },
+            )?;
+            Some(path)
+        }
+        None => None,
+    };
+    match args.format {
+        CheckFormat::Table => print_table(&report, &settings, &grid),
+        CheckFormat::Json => print_json(&report, &settings, saved.as_deref()),
+    }
+    let interrupted = reporter.interrupted.received();
+    let (Some(best), Some(path)) = (report.best, &saved) else {
+        if let Some(signal) = interrupted {
+            return Ok(Outcome::Interrupted(signal));
+        }
+        return Err(Error::Usage(format!(
+            "every one of the {} models diverged; try smaller learning rates",
+            report.models.len()
+        )));
+    };
+    if !a.quiet {
+        eprintln!(
+            "best: model {best} ({}); saved {}",
+            labels[best],
+            path.display()
+        );
+    }
+    Ok(interrupted.map_or(Outcome::Done, Outcome::Interrupted))
+}
