@@ -38,7 +38,8 @@ pub fn one_model(a: &TrainArgs, command: &str) -> Result<()> {
     ] {
         if values.len() > 1 {
             return Err(Error::Usage(format!(
-                "{command} trains one model, so {flag} takes one value; to train one model per                  value side by side, use `downhill sweep {flag} {}`",
+                "{command} trains one model, so {flag} takes one value; to train one model per \
+                 value side by side, use `downhill sweep {flag} {}`",
                 values
                     .iter()
                     .map(|v| v.to_string())
@@ -49,7 +50,8 @@ pub fn one_model(a: &TrainArgs, command: &str) -> Result<()> {
     }
     if a.restarts != 1 {
         return Err(Error::Usage(format!(
-            "{command} trains one model; to train --restarts {} initialisations side by side, use              `downhill sweep`",
+            "{command} trains one model; to train --restarts {} initialisations side by side, use \
+             `downhill sweep`",
             a.restarts
         )));
     }
