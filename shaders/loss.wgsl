@@ -11,13 +11,14 @@
 // never for mse.
 //
 // `mean`: one workgroup of 256 invocations. Invocation t sums ROW_LOSS[t], ROW_LOSS[t+256], ...
-// in order (and the correct flags alike), then a fixed tree adds the 256 partial sums:
-// LOSS[0] = sum / NORM. Invocation 0 then adds to the running METRICS: [0] += LOSS[0] * ROWS (as
-// f32 bits), [1] += ROWS, [2] += correct rows. No atomics, so the values are the same every run.
+// in order (and the correct flags alike), then a fixed tree adds the 256 partial sums into the
+// batch's mean loss, L = sum / NORM. Invocation 0 then updates the METRICS words: [0] += L * ROWS
+// (as f32 bits), [1] += ROWS, [2] += correct rows, and [4] = L (f32 bits; word 3 is the
+// optimizer's non-finite flag). No atomics, so the values are the same every run.
 //
 // Both are batched over the z dimension, the model index z of a pack of models trained side by
 // side on the same batch: model z's OUTPUT, PRE and DELTA start at z * STRIDE_OUT, its ROW_LOSS
-// and ROW_CORRECT at z * STRIDE_ROWS, its LOSS is LOSS[z] and its METRICS are METRICS[4z..4z+3].
+// and ROW_CORRECT at z * STRIDE_ROWS, and its METRICS are METRICS[8z..8z+7].
 // The targets are shared.
 
 struct LossDims {
@@ -37,10 +38,9 @@ struct LossDims {
 @group(0) @binding(3) var<storage, read> class_targets: array<u32>;
 @group(0) @binding(4) var<storage, read_write> delta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> row_loss: array<f32>;
-@group(0) @binding(6) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(7) var<uniform> dims: LossDims;
-@group(0) @binding(8) var<storage, read_write> row_correct: array<u32>;
-@group(0) @binding(9) var<storage, read_write> metrics: array<u32>;
+@group(0) @binding(6) var<uniform> dims: LossDims;
+@group(0) @binding(7) var<storage, read_write> row_correct: array<u32>;
+@group(0) @binding(8) var<storage, read_write> metrics: array<u32>;
 
 override LOSS: u32 = 0u;   // 0 mse, 1 cross-entropy, 2 bce-logits
 
@@ -176,8 +176,8 @@ fn mean(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     }
     if (t == 0u) {
         let mean = partial[0] / dims.norm;
-        let m = 4u * wid.z;
-        loss[wid.z] = mean;
+        let m = 8u * wid.z;
+        metrics[m + 4u] = bitcast<u32>(mean);
         metrics[m] = bitcast<u32>(bitcast<f32>(metrics[m]) + mean * f32(dims.rows));
         metrics[m + 1u] += dims.rows;
         metrics[m + 2u] += partial_correct[0];

@@ -1,12 +1,17 @@
 // Tiled, register-blocked matrix product C[M,N] = op(A)[M,K] * op(B)[K,N].
 //
-// One workgroup of 16x16 invocations computes a 64x64 tile of C; one invocation computes a
-// 4x4 block of it, rows 4*ly..4*ly+3 and columns 4*lx..4*lx+3 of the tile, keeping the block
-// in registers. K is walked in slices of 16: the workgroup stages a 64x16 slice of op(A) and
-// a 16x64 slice of op(B) in workgroup memory, reading global memory in its natural order
-// (along K for a row-major A, along M for a transposed one), then every invocation
-// accumulates 16 rank-1 updates of its block. Products are summed in increasing k, so the
-// result is deterministic. Out-of-range rows, columns and k read as zero and are not stored.
+// One workgroup of SIDE x SIDE invocations computes a T x T tile of C, T = 4 * SIDE; one
+// invocation computes a 4x4 block of it, rows 4*ly..4*ly+3 and columns 4*lx..4*lx+3 of the tile,
+// keeping the block in registers. Two ways to feed it, chosen by SHARED:
+//   true  (SIDE 16, 64x64 tiles; large products): K is walked in slices of 16; the workgroup
+//         stages a 64x16 slice of op(A) and a 16x64 slice of op(B) in workgroup memory, reading
+//         global memory in its natural order (along K for a row-major A, along M for a
+//         transposed one), then every invocation accumulates 16 rank-1 updates of its block.
+//   false (SIDE 8, 32x32 tiles; small products, where a 64-wide tile would mostly compute
+//         padding): every invocation reads its rows of op(A) and columns of op(B) straight from
+//         storage (cached alike on CPU rasterisers and GPUs at these sizes), with no barriers.
+// Either way each element is a sum over k in increasing order, so the result is deterministic
+// and the same for both. Out-of-range rows and columns are not stored.
 //
 // Layouts (row-major): A is [M,K], or [K,M] when TRANSPOSE_A; B is [K,N], or [N,K] when
 // TRANSPOSE_B. The epilogue, chosen by EPILOGUE, is applied per element of C:
@@ -41,9 +46,13 @@ struct Dims {
 override TRANSPOSE_A: bool = false;
 override TRANSPOSE_B: bool = false;
 override EPILOGUE: u32 = 0u;
+// Invocations per side of the workgroup: 16 with SHARED, 8 without.
+override SIDE: u32 = 16u;
+// Stage K-slices in workgroup memory (see above).
+override SHARED: bool = true;
 
-const TILE_M: u32 = 64u;
-const TILE_N: u32 = 64u;
+override TILE_M: u32 = 4u * SIDE;
+override TILE_N: u32 = 4u * SIDE;
 const TILE_K: u32 = 16u;
 const THREADS: u32 = 256u;
 
@@ -74,12 +83,30 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return rhs[base_b + kk * dims.n + col];
 }
 
-@compute @workgroup_size(16, 16)
+// Row `row` of op(A) and column `col` of op(B), clamped into range: the direct path computes
+// out-of-range rows and columns from real data without branching, and never stores them.
+fn a_at(row: u32, kk: u32) -> f32 {
+    let r = min(row, dims.m - 1u);
+    if (TRANSPOSE_A) {
+        return lhs[base_a + kk * dims.m + r];
+    }
+    return lhs[base_a + r * dims.k + kk];
+}
+
+fn b_at(kk: u32, col: u32) -> f32 {
+    let c = min(col, dims.n - 1u);
+    if (TRANSPOSE_B) {
+        return rhs[base_b + c * dims.k + kk];
+    }
+    return rhs[base_b + kk * dims.n + c];
+}
+
+@compute @workgroup_size(SIDE, SIDE)
 fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let tid = lid.y * 16u + lid.x;
+    let tid = lid.y * SIDE + lid.x;
     base_a = wid.z * dims.stride_a;
     base_b = wid.z * dims.stride_b;
     let base_c = wid.z * dims.stride_c;
@@ -88,7 +115,21 @@ fn main(
     let col0 = wid.x * TILE_N;
     var acc: array<vec4<f32>, 4>;
 
-    let slices = (dims.k + TILE_K - 1u) / TILE_K;
+    if (!SHARED) {
+        let r0 = row0 + lid.y * 4u;
+        let c0 = col0 + lid.x * 4u;
+        for (var kk = 0u; kk < dims.k; kk++) {
+            let a = vec4<f32>(a_at(r0, kk), a_at(r0 + 1u, kk), a_at(r0 + 2u, kk),
+                              a_at(r0 + 3u, kk));
+            let b = vec4<f32>(b_at(kk, c0), b_at(kk, c0 + 1u), b_at(kk, c0 + 2u),
+                              b_at(kk, c0 + 3u));
+            acc[0] += a.x * b;
+            acc[1] += a.y * b;
+            acc[2] += a.z * b;
+            acc[3] += a.w * b;
+        }
+    }
+    let slices = select(0u, (dims.k + TILE_K - 1u) / TILE_K, SHARED);
     for (var s = 0u; s < slices; s++) {
         let k0 = s * TILE_K;
         for (var e = 0u; e < 4u; e++) {

@@ -66,6 +66,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => match &args.what {
             cli::args::BenchCommand::Gemm(a) => cli::bench::gemm(a),
             cli::args::BenchCommand::BatchSize(a) => cli::bench::batch_size(a),
+            cli::args::BenchCommand::Sweep(a) => cli::bench::packs(a),
         }
         .map(|()| ExitCode::SUCCESS),
         Command::Devices => {

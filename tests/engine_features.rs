@@ -343,3 +343,48 @@ fn resident_batches_equal_streamed_batches() {
         );
     }
 }
+
+/// A model larger than one storage binding (1 MiB here: 1.4 MiB of parameters, each tensor
+/// under the limit) is updated a binding's worth at a time: the same bits as in one piece on a
+/// device with larger bindings.
+#[test]
+fn a_model_larger_than_a_binding_is_updated_in_chunks() {
+    let small_bindings = downhill::GpuContext::new(&downhill::AdapterRequest {
+        limits: Some(downhill::wgpu::Limits {
+            max_storage_buffer_binding_size: 1 << 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    let setup = Setup {
+        model: ModelSpec::from_widths(&[512, 400, 400, 3], Activation::Tanh, Activation::Identity)
+            .unwrap(),
+        loss: Loss::CrossEntropy,
+        optimizer: Optimizer::Adam(Adam::default()),
+    };
+    let init = Parameters::init(&setup.model, 4);
+    let mut chunked = GpuEngine::new(&small_bindings, setup.clone(), &init, 4).unwrap();
+    let mut whole = GpuEngine::new(&gpu(), setup, &init, 4).unwrap();
+    assert_eq!(
+        chunked.dispatches_per_step(),
+        3 + 2 + 8 + 2,
+        "3 forward, 2 loss, 8 backward, and the update in two chunks"
+    );
+    assert_eq!(whole.dispatches_per_step(), 3 + 2 + 8 + 1);
+    let data = Dataset::new(
+        "wide",
+        random(4, 512, 1.0, 5),
+        targets(Loss::CrossEntropy, 4, 3, 6),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        chunked.step(&batch(&data)).unwrap();
+        whole.step(&batch(&data)).unwrap();
+    }
+    assert_eq!(chunked.parameters().unwrap(), whole.parameters().unwrap());
+    assert_eq!(
+        chunked.optimizer_state().unwrap(),
+        whole.optimizer_state().unwrap()
+    );
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{ACTIVATIONS, assert_close, gpu, random, targets};
-use downhill::gpu::{Epilogue, Gemm, MatmulVariant};
+use downhill::gpu::{Epilogue, Gemm, MatmulTile, MatmulVariant};
 use downhill::optim::{Adagrad, Adam, AdamW, RmsProp, Sgd};
 use downhill::{
     Activation, Batch, CpuEngine, Engine, GpuEngine, Layer, Loss, ModelSpec, Optimizer, Parameters,
@@ -74,6 +74,53 @@ fn matmul_all_layouts_match_ndarray() {
             gemm.run(1).unwrap();
             let what = format!("{m}x{n}x{k} transpose_a={ta} transpose_b={tb}");
             assert_arrays_close(&what, &gemm.output().unwrap(), &want, product_tolerance());
+        }
+    }
+}
+
+/// The 64×64 staged tile and the 32×32 direct one sum every element over k in the same order:
+/// the same bits, for every layout and epilogue, whichever the engine picks for a shape.
+#[test]
+fn both_matmul_tiles_give_identical_bits() {
+    let ctx = gpu();
+    for (i, &(m, n, k)) in SHAPES.iter().enumerate() {
+        let a = random(m, k, 1.0, 20 + i as u64);
+        let b = random(k, n, 1.0, 200 + i as u64);
+        let bias = ndarray::Array1::from_iter(random(1, n, 1.0, 7));
+        let pre = random(m, n, 3.0, 8);
+        for (ta, tb, epilogue) in [
+            (false, false, Epilogue::Plain),
+            (true, false, Epilogue::Plain),
+            (false, true, Epilogue::BiasActivation),
+            (false, false, Epilogue::ActivationGrad),
+        ] {
+            let outputs: Vec<(Array2<f32>, Array2<f32>)> = [MatmulTile::Large, MatmulTile::Small]
+                .into_iter()
+                .map(|tile| {
+                    let v = variant(ta, tb, epilogue, Activation::Tanh);
+                    let gemm = Gemm::with_tile(&ctx, v, tile, m, n, k).unwrap();
+                    let a_stored = if ta { a.t().to_owned() } else { a.clone() };
+                    let b_stored = if tb { b.t().to_owned() } else { b.clone() };
+                    let aux = match epilogue {
+                        Epilogue::Plain => None,
+                        Epilogue::BiasActivation => Some(bias.view()),
+                        Epilogue::ActivationGrad => Some(
+                            pre.as_slice()
+                                .map(ndarray::ArrayView1::from)
+                                .expect("contiguous"),
+                        ),
+                    };
+                    gemm.upload(a_stored.view(), b_stored.view(), aux).unwrap();
+                    gemm.run(1).unwrap();
+                    (gemm.output().unwrap(), gemm.pre_activation().unwrap())
+                })
+                .collect();
+            let what = format!("{m}x{n}x{k} transpose_a={ta} transpose_b={tb} {epilogue:?}");
+            let bits = |x: &Array2<f32>| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&outputs[0].0), bits(&outputs[1].0), "{what}: output");
+            if epilogue == Epilogue::BiasActivation {
+                assert_eq!(bits(&outputs[0].1), bits(&outputs[1].1), "{what}: pre");
+            }
         }
     }
 }

@@ -1,16 +1,17 @@
 // Helpers shared by the optimizer kernels, prepended to each of them. Every optimizer kernel
-// runs 256 invocations per workgroup over a grid spread in two dimensions (to stay under the
-// per-dimension workgroup limit); invocation i updates element i of its chunk.
+// runs 256 invocations per workgroup over a grid spread in x and y (to stay under the
+// per-dimension workgroup limit) and repeated in z over the models of its chunk.
 //
-// The parameters of a pack of models trained side by side lie model after model, STRIDE elements
-// apart; a chunk starts at element BASE of them, so element i of the chunk belongs to model
-// (BASE + i) / STRIDE, whose coefficients are COEFFICIENTS[model] (declared by each kernel at
-// binding 5), clipping scale CLIP[model] and metrics METRICS[4 model..]. A single model is a pack
-// of one.
+// The parameters of a pack of models trained side by side lie model after model in the flat
+// buffers. A chunk binds PER_MODEL elements of each of its models (a whole model's, or a
+// binding's worth of one model larger than a binding), starting with model MODEL: invocation
+// `local` of z-slice z updates element z * PER_MODEL + local of the chunk, of model MODEL + z,
+// whose coefficients are COEFFICIENTS[model] (declared by each kernel at binding 5), clipping
+// scale CLIP[model] and metrics METRICS[8 model..]. A single model is a pack of one.
 
 struct Chunk {
-    base: u32,
-    stride: u32,
+    model: u32,
+    per_model: u32,
     _pad0: u32,
     _pad1: u32,
 }
@@ -23,8 +24,9 @@ const GROUP: u32 = 256u;
 // clip.wgsl.
 @group(0) @binding(6) var<storage, read> clip: array<f32>;
 
-// The training metrics of loss.wgsl; the optimizer sets word 3 when a gradient or an updated
-// parameter is not finite, and the host reads it back with the loss (no per-step stall).
+// The training metrics of loss.wgsl, eight words per model; the optimizer sets word 3 when a
+// gradient or an updated parameter is not finite, and the host reads it back with the loss (no
+// per-step stall).
 @group(0) @binding(7) var<storage, read_write> metrics: array<atomic<u32>>;
 
 // Whether x is neither infinite nor NaN (all exponent bits set), tested on the bits so that no
@@ -33,22 +35,26 @@ fn is_finite(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
 }
 
-// The model that element i of this chunk belongs to.
-fn model_of(i: u32) -> u32 {
-    return (chunk.base + i) / chunk.stride;
+// The model of the invocation's z-slice.
+fn model_of(wid: vec3<u32>) -> u32 {
+    return chunk.model + wid.z;
 }
 
 // Writes parameter i of model `model`, flagging a gradient g or a new value that is not finite.
 fn store(i: u32, model: u32, g: f32, value: f32) {
     if (!is_finite(g) || !is_finite(value)) {
-        atomicOr(&metrics[4u * model + 3u], 1u);
+        atomicOr(&metrics[8u * model + 3u], 1u);
     }
     param[i] = value;
 }
 
-// The flat element index of an invocation.
+// The element of the chunk an invocation updates; past the chunk's end when it has none.
 fn element_index(wid: vec3<u32>, groups: vec3<u32>, lane: u32) -> u32 {
-    return (wid.y * groups.x + wid.x) * GROUP + lane;
+    let local = (wid.y * groups.x + wid.x) * GROUP + lane;
+    if (local >= chunk.per_model) {
+        return 0xffffffffu;
+    }
+    return wid.z * chunk.per_model + local;
 }
 
 // PyTorch's lerp: a + w (b - a) for |w| < 1/2, else b - (b - a)(1 - w).

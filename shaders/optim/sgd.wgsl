@@ -26,7 +26,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     if (i >= arrayLength(&param)) {
         return;
     }
-    let model = model_of(i);
+    let model = model_of(wid);
     let k = coefficients[model];
     var p = param[i];
     var g = grad[i] * clip[model];

@@ -53,6 +53,24 @@ pub enum BenchCommand {
     Gemm(GemmArgs),
     /// Throughput, step time, GPU time, memory and convergence at each batch size.
     BatchSize(Box<BatchSizeArgs>),
+    /// Wall time of a sweep of K models side by side against one model, for the same run.
+    Sweep(Box<PackBenchArgs>),
+}
+
+/// Flags of `downhill bench sweep`: its own, then `train`'s for model, data, optimizer and the
+/// run's length.
+#[derive(Args)]
+pub struct PackBenchArgs {
+    /// Numbers of models trained side by side (restarts of one setting), each timed against one.
+    #[arg(long, value_delimiter = ',', default_value = "4,16")]
+    pub models: Vec<usize>,
+    /// Times each run is repeated (interleaved); the fastest counts.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TableFormat,
+    #[command(flatten)]
+    pub run: TrainArgs,
 }
 
 /// Flags of `downhill bench gemm`.

@@ -2,14 +2,17 @@
 
 use std::sync::Arc;
 
+use downhill::optim::LrSchedule;
 use downhill::plot::{Chart, Series, write_svg};
 use downhill::tools::{
-    BatchRow, BatchSweep, BenchEngine, GemmRow, RunInfo, bench_batch_sizes, bench_gemm,
+    BatchRow, BatchSweep, BenchEngine, GemmRow, PackRow, RunInfo, bench_batch_sizes, bench_gemm,
+    bench_packs,
 };
+use downhill::train::{Residency, TrainConfig};
 use downhill::{Error, GpuContext, Result};
 use serde_json::{Value, json};
 
-use super::args::{BatchSizeArgs, DeviceChoice, GemmArgs, TableFormat};
+use super::args::{BatchSizeArgs, DeviceArgs, DeviceChoice, GemmArgs, PackBenchArgs, TableFormat};
 use super::common::adapter_request;
 use super::train::prepare;
 
@@ -116,6 +119,27 @@ pub fn gemm(a: &GemmArgs) -> Result<()> {
     Ok(())
 }
 
+/// The engines `--device gpu,cpu` names, and the GPU's context when there is one.
+fn bench_engines(device: &DeviceArgs) -> Result<(Vec<BenchEngine>, Option<GpuContext>)> {
+    let mut engines = Vec::new();
+    let mut ctx = None;
+    for choice in &device.device {
+        match choice {
+            DeviceChoice::Cpu => engines.push(BenchEngine::Cpu),
+            DeviceChoice::Gpu | DeviceChoice::Auto => {
+                let c = GpuContext::new(&adapter_request(device))?;
+                ctx = Some(c.clone());
+                engines.push(BenchEngine::Gpu(Box::new(c)));
+            }
+        }
+    }
+    Ok((engines, ctx))
+}
+
+fn data_description(data: &downhill::data::Dataset) -> String {
+    format!("{} [{}, {}]", data.name, data.rows(), data.features.ncols())
+}
+
 fn describe(setup: &downhill::Setup) -> String {
     let model = &setup.model;
     let widths: Vec<String> = std::iter::once(model.inputs())
@@ -145,24 +169,8 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
             "bench batch-size keeps its data in memory; drop --mmap".into(),
         ));
     }
-    let mut engines = Vec::new();
-    let mut ctx = None;
-    for choice in &a.run.device.device {
-        match choice {
-            DeviceChoice::Cpu => engines.push(BenchEngine::Cpu),
-            DeviceChoice::Gpu | DeviceChoice::Auto => {
-                let c = GpuContext::new(&adapter_request(&a.run.device))?;
-                ctx = Some(c.clone());
-                engines.push(BenchEngine::Gpu(Box::new(c)));
-            }
-        }
-    }
-    let data_desc = format!(
-        "{} [{}, {}]",
-        p.train_data.name,
-        p.train_data.rows(),
-        p.train_data.features.ncols()
-    );
+    let (engines, ctx) = bench_engines(&a.run.device)?;
+    let data_desc = data_description(&p.train_data);
     let info = RunInfo::new(ctx.as_ref(), describe(&p.setup), data_desc);
     let sweep = BatchSweep {
         batch_sizes: a.batch_sizes.clone(),
@@ -270,5 +278,84 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
             ],
         )?;
     }
+    Ok(())
+}
+
+pub fn packs(a: &PackBenchArgs) -> Result<()> {
+    super::train::one_model(&a.run, "bench sweep")?;
+    let p = prepare(&a.run)?;
+    if p.mapped.is_some() {
+        return Err(Error::Usage(
+            "bench sweep keeps its data in memory; drop --mmap".into(),
+        ));
+    }
+    let (engines, ctx) = bench_engines(&a.run.device)?;
+    let info = RunInfo::new(
+        ctx.as_ref(),
+        describe(&p.setup),
+        format!(
+            "{}, batch {}, {} epochs",
+            data_description(&p.train_data),
+            a.run.batch_size,
+            p.epochs
+        ),
+    );
+    let config = TrainConfig {
+        epochs: p.epochs,
+        max_steps: a.run.max_steps,
+        batch_size: a.run.batch_size,
+        seed: a.run.seed,
+        schedule: LrSchedule {
+            schedule: a.run.schedule.parse()?,
+            warmup_steps: a.run.warmup,
+        },
+        clip_norm: a.run.clip_norm,
+        log_every: a.run.log_every,
+        residency: Residency::Auto,
+        checkpoint: None,
+        ..TrainConfig::default()
+    };
+    let rows = bench_packs(
+        &engines,
+        &p.setup,
+        Arc::new(p.train_data),
+        &a.models,
+        &config,
+        a.repeats,
+    )?;
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.engine.clone(),
+                r.models.to_string(),
+                r.steps.to_string(),
+                format!("{:.3}", r.seconds),
+                format!("{:.0}", r.model_steps_per_second),
+                format!("{:.2}", r.ratio_to_one),
+            ]
+        })
+        .collect();
+    let json_rows = rows
+        .iter()
+        .map(|r: &PackRow| {
+            json!({"engine": r.engine, "models": r.models, "steps": r.steps, "seconds": r.seconds,
+                   "model_steps_per_second": r.model_steps_per_second, "ratio_to_one": r.ratio_to_one})
+        })
+        .collect();
+    emit(
+        a.format,
+        &info,
+        &[
+            "engine",
+            "models",
+            "steps",
+            "seconds",
+            "model-steps/s",
+            "time / one model",
+        ],
+        &cells,
+        json_rows,
+    );
     Ok(())
 }

@@ -5,13 +5,14 @@ use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use super::buffers::UniformBlock;
 use super::context::GpuContext;
-use super::kernels::{Epilogue, Kernels, MATMUL_TILE, MatmulVariant};
+use super::kernels::{Epilogue, Kernels, MatmulTile, MatmulVariant};
 use crate::error::{Error, Result};
 
 /// One matmul of fixed shape, ready to run repeatedly.
 pub struct Gemm {
     ctx: GpuContext,
     variant: MatmulVariant,
+    tile: MatmulTile,
     m: usize,
     n: usize,
     k: usize,
@@ -25,10 +26,23 @@ pub struct Gemm {
 }
 
 impl Gemm {
-    /// Prepares `C[m,n] = op(A)[m,k]·op(B)[k,n]` for `variant`.
+    /// Prepares `C[m,n] = op(A)[m,k]·op(B)[k,n]` for `variant`, with the tile the engine uses
+    /// for that shape ([`MatmulTile::for_shape`]).
     pub fn new(
         ctx: &GpuContext,
         variant: MatmulVariant,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<Self> {
+        Self::with_tile(ctx, variant, MatmulTile::for_shape(m, n), m, n, k)
+    }
+
+    /// Prepares the same product computed in `tile`s.
+    pub fn with_tile(
+        ctx: &GpuContext,
+        variant: MatmulVariant,
+        tile: MatmulTile,
         m: usize,
         n: usize,
         k: usize,
@@ -78,10 +92,11 @@ impl Gemm {
             Ok(Self {
                 ctx: ctx.clone(),
                 variant,
+                tile,
                 m,
                 n,
                 k,
-                pipeline: kernels.matmul(variant),
+                pipeline: kernels.matmul(variant, tile),
                 bind_group,
                 lhs,
                 rhs,
@@ -153,8 +168,8 @@ impl Gemm {
             pass.set_bind_group(0, &self.bind_group, &[]);
             for _ in 0..repeats {
                 pass.dispatch_workgroups(
-                    (self.n as u32).div_ceil(MATMUL_TILE),
-                    (self.m as u32).div_ceil(MATMUL_TILE),
+                    (self.n as u32).div_ceil(self.tile.side()),
+                    (self.m as u32).div_ceil(self.tile.side()),
                     1,
                 );
             }

@@ -18,8 +18,40 @@ const RMSPROP_WGSL: &str = include_str!("../../shaders/optim/rmsprop.wgsl");
 const ADAGRAD_WGSL: &str = include_str!("../../shaders/optim/adagrad.wgsl");
 const ADADELTA_WGSL: &str = include_str!("../../shaders/optim/adadelta.wgsl");
 
-/// Side length of the square output tile one matmul workgroup computes.
-pub(crate) const MATMUL_TILE: u32 = 64;
+/// The square output tile one matmul workgroup computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatmulTile {
+    /// 64×64, 4×4 outputs per invocation of a 16×16 workgroup, staging K-slices in workgroup
+    /// memory: the most arithmetic per load.
+    Large,
+    /// 32×32, 4×4 per invocation of an 8×8 workgroup reading storage directly: for products so
+    /// small that a 64-wide tile would mostly compute padding (a batch of 32 rows through a
+    /// layer of 32, say).
+    Small,
+}
+
+impl MatmulTile {
+    /// Side length.
+    pub fn side(self) -> u32 {
+        match self {
+            MatmulTile::Large => 64,
+            MatmulTile::Small => 32,
+        }
+    }
+
+    /// The tile that computes the least padding for an `m × n` product, the large one on a tie.
+    pub fn for_shape(m: usize, n: usize) -> Self {
+        let padded = |t: MatmulTile| {
+            let side = t.side() as usize;
+            m.next_multiple_of(side) * n.next_multiple_of(side)
+        };
+        if padded(MatmulTile::Small) < padded(MatmulTile::Large) {
+            MatmulTile::Small
+        } else {
+            MatmulTile::Large
+        }
+    }
+}
 /// Invocations per workgroup of the row-wise loss and column-sum kernels.
 pub(crate) const ROW_GROUP: u32 = 64;
 /// Invocations per workgroup of the optimizer kernels.
@@ -134,8 +166,7 @@ impl Kernels {
                 device,
                 "loss",
                 &[
-                    Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Uniform, ReadWrite,
-                    ReadWrite,
+                    Read, Read, Read, Read, ReadWrite, ReadWrite, Uniform, ReadWrite, ReadWrite,
                 ],
             ),
             reduce_layout: layout(device, "reduce", &[Read, ReadWrite, Uniform]),
@@ -187,10 +218,12 @@ impl Kernels {
             })
     }
 
-    /// The matmul kernel specialised to `variant`.
-    pub fn matmul(&self, variant: MatmulVariant) -> wgpu::ComputePipeline {
+    /// The matmul kernel specialised to `variant`, computing `tile`s.
+    pub fn matmul(&self, variant: MatmulVariant, tile: MatmulTile) -> wgpu::ComputePipeline {
         let [activation, slope] = activation_constants(variant.activation);
         let constants = [
+            ("SIDE", f64::from(tile.side() / 4)),
+            ("SHARED", f64::from(u8::from(tile == MatmulTile::Large))),
             ("TRANSPOSE_A", f64::from(u8::from(variant.transpose_a))),
             ("TRANSPOSE_B", f64::from(u8::from(variant.transpose_b))),
             ("EPILOGUE", f64::from(variant.epilogue as u32)),

@@ -10,5 +10,5 @@ mod pack;
 pub use context::{AdapterRequest, GpuContext, check_fits, enumerate_adapters};
 pub use engine::GpuEngine;
 pub use gemm::Gemm;
-pub use kernels::{Epilogue, MatmulVariant};
+pub use kernels::{Epilogue, MatmulTile, MatmulVariant};
 pub use pack::GpuPack;

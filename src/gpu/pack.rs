@@ -13,7 +13,7 @@ use ndarray::{Array2, ArrayView2};
 
 use super::buffers::{FlatLayout, UniformBlock, range};
 use super::context::GpuContext;
-use super::kernels::{Epilogue, Kernels, MATMUL_TILE, MatmulVariant, OPTIM_GROUP, ROW_GROUP};
+use super::kernels::{Epilogue, Kernels, MatmulTile, MatmulVariant, OPTIM_GROUP, ROW_GROUP};
 use crate::data::Dataset;
 use crate::engine::{Metrics, OptimizerState, Setup, check_clip_norm, check_optimizer_state};
 use crate::error::{Error, Result};
@@ -67,6 +67,12 @@ const PACK_BATCH_HINT: &str = "use a smaller batch size or fewer models";
 /// What to do about all models' parameters over the device's limits.
 const PACK_HINT: &str = "pack fewer models into one run, or use narrower layers";
 
+/// Words of metrics per model (see `shaders/loss.wgsl`): loss sum, rows, correct rows, the
+/// non-finite flag, the last batch's mean loss, and padding.
+const METRICS_WORDS: u64 = 8;
+/// Where the last batch's mean loss sits among them.
+const LAST_LOSS: usize = 4;
+
 /// Largest uniform block any kernel reads, in bytes.
 const MAX_UNIFORM_BYTES: u64 = 48;
 
@@ -106,8 +112,12 @@ enum Shape {
 /// How many workgroups a dispatch launches, as a function of the batch.
 #[derive(Debug, Clone, Copy)]
 enum Grid {
-    /// One workgroup per 64×64 tile of an `m × n` product.
-    Tiles { m: Extent, n: Extent },
+    /// One workgroup per tile of an `m × n` product.
+    Tiles {
+        m: Extent,
+        n: Extent,
+        tile: MatmulTile,
+    },
     /// One invocation per item, `ROW_GROUP` to a workgroup.
     Items(Extent),
     /// One workgroup.
@@ -116,15 +126,17 @@ enum Grid {
     Gather { width: u32 },
     /// One invocation per element, spread over two dimensions to stay under the per-dimension limit.
     Elements(u64),
+    /// `Elements(per_model)` repeated in z for each of `models`.
+    PerModel { per_model: u64, models: u32 },
 }
 
 impl Grid {
     /// Workgroups in x, y and z; `Tiles`, `Items` and `Single` repeat for each of `models` in z.
     fn workgroups(self, rows: u32, max_per_dim: u32, models: u32) -> (u32, u32, u32) {
         match self {
-            Grid::Tiles { m, n } => (
-                n.at(rows).div_ceil(MATMUL_TILE),
-                m.at(rows).div_ceil(MATMUL_TILE),
+            Grid::Tiles { m, n, tile } => (
+                n.at(rows).div_ceil(tile.side()),
+                m.at(rows).div_ceil(tile.side()),
                 models,
             ),
             Grid::Items(count) => (count.at(rows).div_ceil(ROW_GROUP), 1, models),
@@ -134,6 +146,10 @@ impl Grid {
                 let groups = count.div_ceil(u64::from(OPTIM_GROUP));
                 let x = groups.min(u64::from(max_per_dim));
                 (x as u32, groups.div_ceil(x.max(1)) as u32, 1)
+            }
+            Grid::PerModel { per_model, models } => {
+                let (x, y, _) = Grid::Elements(per_model).workgroups(rows, max_per_dim, 1);
+                (x, y, models)
             }
         }
     }
@@ -162,8 +178,6 @@ pub struct GpuPack {
     class_targets: wgpu::Buffer,
     /// The last layer's activations: the models' outputs, `max_batch × outputs` apart.
     output: wgpu::Buffer,
-    /// Each model's loss of the last step.
-    loss: wgpu::Buffer,
     shapes: Vec<Shape>,
     dims: UniformBlock,
     /// Each model's optimizer coefficients for the next step, one block per model.
@@ -256,7 +270,7 @@ impl GpuPack {
             .max()
             .unwrap_or(1);
         for extent in [max_batch, widest] {
-            if extent.div_ceil(MATMUL_TILE as usize) > max_dim as usize
+            if extent.div_ceil(MatmulTile::Small.side() as usize) > max_dim as usize
                 || extent > u32::MAX as usize
             {
                 return Err(Error::Usage(format!(
@@ -380,10 +394,8 @@ impl GpuPack {
         let outputs = model.outputs() as u64;
         let dense_targets = storage(format!("targets [{max_batch}, {outputs}]"), batch * outputs)?;
         let class_targets = storage(format!("class targets [{max_batch}]"), batch)?;
-        let loss = storage("loss".into(), count)?;
-        let eval_loss = storage("evaluation loss".into(), count)?;
-        let metrics_train = storage("training metrics".into(), 4 * count)?;
-        let metrics_eval = storage("evaluation metrics".into(), 4 * count)?;
+        let metrics_train = storage("training metrics".into(), METRICS_WORDS * count)?;
+        let metrics_eval = storage("evaluation metrics".into(), METRICS_WORDS * count)?;
         let indices = storage(format!("batch row indices [{max_batch}]"), batch)?;
         let clip_scale = storage("gradient clipping scale".into(), count)?;
         ctx.queue
@@ -463,13 +475,17 @@ impl GpuPack {
                 ],
             });
             let source = if i == 0 { &input } else { &res.post[i - 1] };
+            let tile = MatmulTile::for_shape(max_batch, layer.outputs);
             forward.push(Dispatch {
-                pipeline: kernels.matmul(MatmulVariant {
-                    transpose_a: false,
-                    transpose_b: true,
-                    epilogue: Epilogue::BiasActivation,
-                    activation: layer.activation,
-                }),
+                pipeline: kernels.matmul(
+                    MatmulVariant {
+                        transpose_a: false,
+                        transpose_b: true,
+                        epilogue: Epilogue::BiasActivation,
+                        activation: layer.activation,
+                    },
+                    tile,
+                ),
                 bind_group: bind(
                     &kernels.matmul_layout,
                     vec![
@@ -484,15 +500,16 @@ impl GpuPack {
                 grid: Grid::Tiles {
                     m: Extent::Batch,
                     n: fixed(layer.outputs),
+                    tile,
                 },
             });
         }
 
-        // Loss and ∂L/∂z of the output layer, then the mean loss: for training into `loss` and
-        // the training metrics, for evaluation into scratch and the evaluation metrics.
+        // Loss and ∂L/∂z of the output layer, then the mean loss: into the training metrics, or
+        // the evaluation metrics.
         let slot = add_shape(Shape::Loss);
         let (rows_pipeline, mean_pipeline) = kernels.loss(setup.loss, layers[last].activation);
-        let loss_group = |loss_out: &wgpu::Buffer, metrics: &wgpu::Buffer| {
+        let loss_group = |metrics: &wgpu::Buffer| {
             bind(
                 &kernels.loss_layout,
                 vec![
@@ -502,15 +519,14 @@ impl GpuPack {
                     class_targets.as_entire_binding(),
                     res.delta[last].as_entire_binding(),
                     res.row_loss.as_entire_binding(),
-                    loss_out.as_entire_binding(),
                     dims.binding(slot, std::mem::size_of::<LossDims>() as u64),
                     res.row_correct.as_entire_binding(),
                     metrics.as_entire_binding(),
                 ],
             )
         };
-        let loss_dispatches = |loss_out, metrics| {
-            let group = loss_group(loss_out, metrics);
+        let loss_dispatches = |metrics| {
+            let group = loss_group(metrics);
             vec![
                 Dispatch {
                     pipeline: rows_pipeline.clone(),
@@ -524,18 +540,18 @@ impl GpuPack {
                 },
             ]
         };
-        let loss_train = loss_dispatches(&loss, &metrics_train);
-        let loss_eval = loss_dispatches(&eval_loss, &metrics_eval);
+        let loss_train = loss_dispatches(&metrics_train);
+        let loss_eval = loss_dispatches(&metrics_eval);
 
         let mut backward = Vec::new();
 
         // Backward, last layer first.
-        let weight_grad = kernels.matmul(MatmulVariant {
+        let weight_grad = MatmulVariant {
             transpose_a: true,
             transpose_b: false,
             epilogue: Epilogue::Plain,
             activation: Activation::Identity,
-        });
+        };
         let column_sums = kernels.column_sums();
         for i in (0..layers.len()).rev() {
             let layer = layers[i];
@@ -552,8 +568,9 @@ impl GpuPack {
                     0,
                 ],
             });
+            let tile = MatmulTile::for_shape(layer.outputs, layer.inputs);
             backward.push(Dispatch {
-                pipeline: weight_grad.clone(),
+                pipeline: kernels.matmul(weight_grad, tile),
                 bind_group: bind(
                     &kernels.matmul_layout,
                     vec![
@@ -568,6 +585,7 @@ impl GpuPack {
                 grid: Grid::Tiles {
                     m: fixed(layer.outputs),
                     n: fixed(layer.inputs),
+                    tile,
                 },
             });
             // ∂L/∂b_i = Σ_rows δ_i.
@@ -603,13 +621,17 @@ impl GpuPack {
                     rows_stride(layer.inputs),
                 ],
             });
+            let tile = MatmulTile::for_shape(max_batch, layer.inputs);
             backward.push(Dispatch {
-                pipeline: kernels.matmul(MatmulVariant {
-                    transpose_a: false,
-                    transpose_b: false,
-                    epilogue: Epilogue::ActivationGrad,
-                    activation: layers[i - 1].activation,
-                }),
+                pipeline: kernels.matmul(
+                    MatmulVariant {
+                        transpose_a: false,
+                        transpose_b: false,
+                        epilogue: Epilogue::ActivationGrad,
+                        activation: layers[i - 1].activation,
+                    },
+                    tile,
+                ),
                 bind_group: bind(
                     &kernels.matmul_layout,
                     vec![
@@ -624,6 +646,7 @@ impl GpuPack {
                 grid: Grid::Tiles {
                     m: Extent::Batch,
                     n: fixed(layer.inputs),
+                    tile,
                 },
             });
         }
@@ -664,7 +687,6 @@ impl GpuPack {
             dense_targets,
             class_targets,
             output: res.post[last].clone(),
-            loss,
             shapes,
             dims,
             coefficients,
@@ -702,13 +724,14 @@ impl GpuPack {
         Ok(pack)
     }
 
-    /// Records the fused optimizer update over each run of consecutive models that are not
-    /// frozen, in as few bindable chunks as the device allows (one, unless the models are larger
-    /// than a storage binding). Called once, and again whenever a model is frozen.
-    fn record_update(&mut self) {
+    /// The optimizer's chunks: `(first model, models, start element, elements per model)` for
+    /// each run of consecutive models that are not frozen, in as many models per binding as fit
+    /// (or, for a model larger than a binding, a binding's worth of it at a time).
+    fn update_chunks(&self) -> Vec<(usize, usize, u64, u64)> {
         let stride = self.layout.total;
         let max_bytes = self.ctx.limits().max_storage_buffer_binding_size;
-        let mut update = Vec::new();
+        let per_binding = (max_bytes / (stride * 4)) as usize;
+        let mut chunks = Vec::new();
         let mut k = 0;
         while k < self.models {
             if self.frozen[k] {
@@ -716,18 +739,43 @@ impl GpuPack {
                 continue;
             }
             let first = k;
-            while k < self.models && !self.frozen[k] {
+            while k < self.models
+                && !self.frozen[k]
+                && (per_binding == 0 || k - first < per_binding)
+            {
                 k += 1;
             }
-            let run = (first as u64 * stride, k as u64 * stride);
-            for (start, len) in self.layout.chunks(run, max_bytes) {
+            if per_binding > 0 {
+                chunks.push((first, k - first, first as u64 * stride, stride));
+                continue;
+            }
+            for model in first..k {
+                let whole = (model as u64 * stride, (model as u64 + 1) * stride);
+                chunks.extend(
+                    self.layout
+                        .chunks(whole, max_bytes)
+                        .into_iter()
+                        .map(|(start, len)| (model, 1, start, len)),
+                );
+            }
+        }
+        chunks
+    }
+
+    /// Records the fused optimizer update over the models that are not frozen (see
+    /// [`GpuPack::update_chunks`]). Called once, and again whenever a model is frozen.
+    fn record_update(&mut self) {
+        let mut update = Vec::new();
+        for (model, models, start, per_model) in self.update_chunks() {
+            let len = models as u64 * per_model;
+            {
                 let chunk = self.ctx.buffer(&wgpu::BufferDescriptor {
                     label: Some("optimizer chunk"),
                     size: 16,
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                let words: [u32; 4] = [start as u32, stride as u32, 0, 0];
+                let words: [u32; 4] = [model as u32, per_model as u32, 0, 0];
                 self.ctx
                     .queue
                     .write_buffer(&chunk, 0, bytemuck::cast_slice(&words));
@@ -767,7 +815,10 @@ impl GpuPack {
                             layout: &self.kernels.optim_layout,
                             entries: &entries,
                         }),
-                    grid: Grid::Elements(len),
+                    grid: Grid::PerModel {
+                        per_model,
+                        models: models as u32,
+                    },
                 });
             }
         }
@@ -913,15 +964,23 @@ impl GpuPack {
             .check_errors(&format!("running training step {}", self.steps))
     }
 
-    /// Reads a metrics buffer back (four words per model) and zeroes it.
+    /// Reads a metrics buffer back and zeroes its totals (keeping each model's last loss).
     fn take(&self, buffer: &wgpu::Buffer, what: &str) -> Result<Vec<Metrics>> {
-        let bytes = 16 * self.models as u64;
+        let bytes = METRICS_WORDS * 4 * self.models as u64;
         let raw = self.ctx.read_back(buffer, 0, bytes, what)?;
+        let kept: Vec<f32> = raw
+            .chunks_exact(METRICS_WORDS as usize)
+            .flat_map(|m| {
+                let mut words = [0.0; METRICS_WORDS as usize];
+                words[LAST_LOSS] = m[LAST_LOSS];
+                words
+            })
+            .collect();
         self.ctx
             .queue
-            .write_buffer(buffer, 0, &vec![0u8; bytes as usize]);
+            .write_buffer(buffer, 0, bytemuck::cast_slice(&kept));
         Ok(raw
-            .chunks_exact(4)
+            .chunks_exact(METRICS_WORDS as usize)
             .map(|m| Metrics {
                 loss_sum: m[0],
                 rows: u64::from(m[1].to_bits()),
@@ -1126,8 +1185,14 @@ impl Pack for GpuPack {
         if self.steps == 0 {
             return Err(Error::NoStepYet);
         }
-        self.ctx
-            .read_back(&self.loss, 0, 4 * self.models as u64, "the loss")
+        let bytes = METRICS_WORDS * 4 * self.models as u64;
+        let raw = self
+            .ctx
+            .read_back(&self.metrics_train, 0, bytes, "the loss")?;
+        Ok(raw
+            .chunks_exact(METRICS_WORDS as usize)
+            .map(|m| m[LAST_LOSS])
+            .collect())
     }
 
     fn gradients(&mut self, k: usize) -> Result<Parameters> {
@@ -1205,9 +1270,11 @@ impl Pack for GpuPack {
 
     fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Vec<Metrics>> {
         batch.check(&self.setup.model, self.setup.loss)?;
-        self.ctx
-            .queue
-            .write_buffer(&self.metrics_eval, 0, &vec![0u8; 16 * self.models]);
+        self.ctx.queue.write_buffer(
+            &self.metrics_eval,
+            0,
+            &vec![0u8; (METRICS_WORDS * 4) as usize * self.models],
+        );
         let class_targets = matches!(batch.targets, TargetsView::Classes(_));
         for start in (0..batch.rows()).step_by(self.max_batch) {
             let end = (start + self.max_batch).min(batch.rows());

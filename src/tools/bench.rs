@@ -12,7 +12,7 @@ use crate::data::Dataset;
 use crate::data::scheduler::Order;
 use crate::engine::{Engine, Setup};
 use crate::error::Result;
-use crate::gpu::{Epilogue, Gemm, GpuContext, GpuEngine, MatmulVariant};
+use crate::gpu::{Epilogue, Gemm, GpuContext, GpuEngine, MatmulTile, MatmulVariant};
 use crate::model::{Activation, Parameters};
 use crate::train::{Observer, Progress, TrainConfig, TrainData, train};
 
@@ -109,7 +109,7 @@ pub fn bench_gemm(ctx: &GpuContext, sizes: &[usize], budget_seconds: f64) -> Res
                 epilogue: Epilogue::Plain,
                 activation: Activation::Identity,
             };
-            let gemm = Gemm::new(ctx, variant, n, n, n)?;
+            let gemm = Gemm::with_tile(ctx, variant, MatmulTile::Large, n, n, n)?;
             gemm.upload(a.view(), b.view(), None)?;
             let gpu_seconds = median_seconds(|r| gemm.run(r), budget_seconds)?;
             let cpu_seconds = median_seconds(
