@@ -10,8 +10,8 @@
 // cross-entropy when every logit has the target's side of 0 (target > 0.5 means logit > 0);
 // never for mse.
 //
-// `mean`: one workgroup of 256 invocations. Invocation t sums ROW_LOSS[t], ROW_LOSS[t+256], ...
-// in order (and the correct flags alike), then a fixed tree adds the 256 partial sums into the
+// `mean`: one workgroup of 64 invocations. Invocation t sums ROW_LOSS[t], ROW_LOSS[t+64], ...
+// in order (and the correct flags alike), then a fixed tree adds the 64 partial sums into the
 // batch's mean loss, L = sum / NORM. Invocation 0 then updates the METRICS words: [0] += L * ROWS
 // (as f32 bits), [1] += ROWS, [2] += correct rows, and [4] = L (f32 bits; word 3 is the
 // optimizer's non-finite flag). No atomics, so the values are the same every run.
@@ -152,22 +152,24 @@ fn correct(b: u32, base: u32) -> u32 {
     }
 }
 
-var<workgroup> partial: array<f32, 256>;
-var<workgroup> partial_correct: array<u32, 256>;
+const MEAN_GROUP: u32 = 64u;
 
-@compute @workgroup_size(256)
+var<workgroup> partial: array<f32, MEAN_GROUP>;
+var<workgroup> partial_correct: array<u32, MEAN_GROUP>;
+
+@compute @workgroup_size(MEAN_GROUP)
 fn mean(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let base = wid.z * dims.stride_rows;
     var sum = 0.0;
     var right = 0u;
-    for (var b = t; b < dims.rows; b += 256u) {
+    for (var b = t; b < dims.rows; b += MEAN_GROUP) {
         sum += row_loss[base + b];
         right += row_correct[base + b];
     }
     partial[t] = sum;
     partial_correct[t] = right;
     workgroupBarrier();
-    for (var width = 128u; width > 0u; width >>= 1u) {
+    for (var width = MEAN_GROUP / 2u; width > 0u; width >>= 1u) {
         if (t < width) {
             partial[t] += partial[t + width];
             partial_correct[t] += partial_correct[t + width];

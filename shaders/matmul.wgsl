@@ -7,9 +7,10 @@
 //         stages a 64x16 slice of op(A) and a 16x64 slice of op(B) in workgroup memory, reading
 //         global memory in its natural order (along K for a row-major A, along M for a
 //         transposed one), then every invocation accumulates 16 rank-1 updates of its block.
-//   false (SIDE 8, 32x32 tiles; small products, where a 64-wide tile would mostly compute
-//         padding): every invocation reads its rows of op(A) and columns of op(B) straight from
-//         storage (cached alike on CPU rasterisers and GPUs at these sizes), with no barriers.
+//   false (SIDE 8 or 4, 32x32 or 16x16 tiles; small products, where a 64-wide tile would mostly
+//         compute padding): every invocation reads its rows of op(A) and columns of op(B)
+//         straight from storage (cached alike on CPU rasterisers and GPUs at these sizes), with
+//         no barriers.
 // Either way each element is a sum over k in increasing order, so the result is deterministic
 // and the same for both. Out-of-range rows and columns are not stored.
 //
@@ -46,7 +47,7 @@ struct Dims {
 override TRANSPOSE_A: bool = false;
 override TRANSPOSE_B: bool = false;
 override EPILOGUE: u32 = 0u;
-// Invocations per side of the workgroup: 16 with SHARED, 8 without.
+// Invocations per side of the workgroup: 16 with SHARED, 8 or 4 without.
 override SIDE: u32 = 16u;
 // Stage K-slices in workgroup memory (see above).
 override SHARED: bool = true;

@@ -1,4 +1,4 @@
-// Fused AdaDelta update (src/optim/adadelta.rs): one invocation updates one parameter element,
+// Fused AdaDelta update (src/optim/adadelta.rs): one invocation updates four parameter elements,
 // its running average of squared gradients and its running average of squared updates.
 
 struct Coefficients {
@@ -12,11 +12,11 @@ struct Coefficients {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> param: array<f32>;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> square_avg: array<f32>;
-@group(0) @binding(3) var<storage, read_write> acc_delta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> unused: array<f32>;
+@group(0) @binding(0) var<storage, read_write> param: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> grad: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> square_avg: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> acc_delta: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> unused: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> coefficients: array<Coefficients>;
 
 @compute @workgroup_size(GROUP)

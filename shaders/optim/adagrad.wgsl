@@ -1,4 +1,4 @@
-// Fused Adagrad update (src/optim/adagrad.rs): one invocation updates one parameter element
+// Fused Adagrad update (src/optim/adagrad.rs): one invocation updates four parameter elements
 // and its running sum of squared gradients.
 
 struct Coefficients {
@@ -8,11 +8,11 @@ struct Coefficients {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> param: array<f32>;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> sum: array<f32>;
-@group(0) @binding(3) var<storage, read_write> unused1: array<f32>;
-@group(0) @binding(4) var<storage, read_write> unused2: array<f32>;
+@group(0) @binding(0) var<storage, read_write> param: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> grad: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> sum: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> unused1: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> unused2: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> coefficients: array<Coefficients>;
 
 @compute @workgroup_size(GROUP)

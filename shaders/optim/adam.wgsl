@@ -1,5 +1,5 @@
 // Fused Adam / AdamW update (src/optim/adam.rs, src/optim/adamw.rs): one invocation updates
-// one parameter element and its first moment, second moment and (amsgrad) running maximum.
+// four parameter elements and their first moment, second moment and (amsgrad) running maximum.
 
 struct Coefficients {
     one_minus_beta1: f32,
@@ -16,11 +16,11 @@ struct Coefficients {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> param: array<f32>;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> exp_avg: array<f32>;
-@group(0) @binding(3) var<storage, read_write> exp_avg_sq: array<f32>;
-@group(0) @binding(4) var<storage, read_write> max_exp_avg_sq: array<f32>;
+@group(0) @binding(0) var<storage, read_write> param: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> grad: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> exp_avg: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> exp_avg_sq: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> max_exp_avg_sq: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> coefficients: array<Coefficients>;
 
 @compute @workgroup_size(GROUP)

@@ -1,11 +1,14 @@
 // Helpers shared by the optimizer kernels, prepended to each of them. Every optimizer kernel
 // runs 256 invocations per workgroup over a grid spread in x and y (to stay under the
-// per-dimension workgroup limit) and repeated in z over the models of its chunk.
+// per-dimension workgroup limit) and repeated in z over the models of its chunk. Every invocation
+// updates four consecutive elements as one vec4 (lane by lane, the same arithmetic as one at a
+// time): tensors start at multiples of 4 elements and the padding between them is zero.
 //
 // The parameters of a pack of models trained side by side lie model after model in the flat
 // buffers. A chunk binds PER_MODEL elements of each of its models (a whole model's, or a
-// binding's worth of one model larger than a binding), starting with model MODEL: invocation
-// `local` of z-slice z updates element z * PER_MODEL + local of the chunk, of model MODEL + z,
+// binding's worth of one model larger than a binding), starting with model MODEL; both counted
+// in vec4s: invocation `local` of z-slice z updates vec4 z * PER_MODEL + local of the chunk, of
+// model MODEL + z,
 // whose coefficients are COEFFICIENTS[model] (declared by each kernel at binding 5), clipping
 // scale CLIP[model] and metrics METRICS[8 model..]. A single model is a pack of one.
 
@@ -29,10 +32,11 @@ const GROUP: u32 = 256u;
 // per-step stall).
 @group(0) @binding(7) var<storage, read_write> metrics: array<atomic<u32>>;
 
-// Whether x is neither infinite nor NaN (all exponent bits set), tested on the bits so that no
-// compiler assumption about NaN can remove the test.
-fn is_finite(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+// Whether every lane of x is neither infinite nor NaN (all exponent bits set), tested on the bits
+// so that no compiler assumption about NaN can remove the test.
+fn is_finite(x: vec4<f32>) -> bool {
+    let exponent = vec4<u32>(0x7f800000u);
+    return all((bitcast<vec4<u32>>(x) & exponent) != exponent);
 }
 
 // The model of the invocation's z-slice.
@@ -40,15 +44,16 @@ fn model_of(wid: vec3<u32>) -> u32 {
     return chunk.model + wid.z;
 }
 
-// Writes parameter i of model `model`, flagging a gradient g or a new value that is not finite.
-fn store(i: u32, model: u32, g: f32, value: f32) {
+// Writes parameters i (a vec4) of model `model`, flagging a gradient g or a new value that is not
+// finite.
+fn store(i: u32, model: u32, g: vec4<f32>, value: vec4<f32>) {
     if (!is_finite(g) || !is_finite(value)) {
         atomicOr(&metrics[8u * model + 3u], 1u);
     }
     param[i] = value;
 }
 
-// The element of the chunk an invocation updates; past the chunk's end when it has none.
+// The vec4 of the chunk an invocation updates; past the chunk's end when it has none.
 fn element_index(wid: vec3<u32>, groups: vec3<u32>, lane: u32) -> u32 {
     let local = (wid.y * groups.x + wid.x) * GROUP + lane;
     if (local >= chunk.per_model) {
@@ -58,7 +63,7 @@ fn element_index(wid: vec3<u32>, groups: vec3<u32>, lane: u32) -> u32 {
 }
 
 // PyTorch's lerp: a + w (b - a) for |w| < 1/2, else b - (b - a)(1 - w).
-fn lerp(a: f32, b: f32, w: f32) -> f32 {
+fn lerp(a: vec4<f32>, b: vec4<f32>, w: f32) -> vec4<f32> {
     if (abs(w) < 0.5) {
         return a + w * (b - a);
     }

@@ -1,4 +1,4 @@
-// Fused RMSprop update (src/optim/rmsprop.rs): one invocation updates one parameter element,
+// Fused RMSprop update (src/optim/rmsprop.rs): one invocation updates four parameter elements,
 // its running square average, momentum buffer and (centered) running gradient average.
 
 struct Coefficients {
@@ -12,11 +12,11 @@ struct Coefficients {
     centered: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> param: array<f32>;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> square_avg: array<f32>;
-@group(0) @binding(3) var<storage, read_write> momentum_buffer: array<f32>;
-@group(0) @binding(4) var<storage, read_write> grad_avg: array<f32>;
+@group(0) @binding(0) var<storage, read_write> param: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> grad: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> square_avg: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> momentum_buffer: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> grad_avg: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> coefficients: array<Coefficients>;
 
 @compute @workgroup_size(GROUP)
@@ -35,7 +35,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     }
     let s = k.alpha * square_avg[i] + k.one_minus_alpha * g * g;
     square_avg[i] = s;
-    var denom: f32;
+    var denom: vec4<f32>;
     if (k.centered != 0u) {
         let a = lerp(grad_avg[i], g, k.one_minus_alpha);
         grad_avg[i] = a;

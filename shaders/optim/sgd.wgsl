@@ -1,4 +1,4 @@
-// Fused SGD update (src/optim/sgd.rs): one invocation updates one parameter element,
+// Fused SGD update (src/optim/sgd.rs): one invocation updates four parameter elements,
 // reading its gradient and momentum buffer and writing both back in one pass.
 
 struct Coefficients {
@@ -12,11 +12,11 @@ struct Coefficients {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> param: array<f32>;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> momentum_buffer: array<f32>;
-@group(0) @binding(3) var<storage, read_write> unused1: array<f32>;
-@group(0) @binding(4) var<storage, read_write> unused2: array<f32>;
+@group(0) @binding(0) var<storage, read_write> param: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> grad: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> momentum_buffer: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> unused1: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> unused2: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> coefficients: array<Coefficients>;
 
 @compute @workgroup_size(GROUP)
@@ -34,7 +34,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
         g += k.weight_decay * p;
     }
     if (k.use_momentum != 0u) {
-        var b: f32;
+        var b: vec4<f32>;
         if (k.first_step != 0u) {
             b = g;
         } else {

@@ -31,7 +31,8 @@ pub(crate) struct FlatLayout {
 impl FlatLayout {
     /// Lays out `spec`'s tensors with offsets aligned to `align_bytes`.
     pub fn new(spec: &ModelSpec, align_bytes: u64) -> Self {
-        let align = (align_bytes / 4).max(1);
+        // At least 4 elements, so that the optimizer kernels can update vec4s.
+        let align = (align_bytes / 4).max(4);
         let mut tensors = Vec::new();
         let mut end = 0u64;
         for (i, layer) in spec.layers().iter().enumerate() {

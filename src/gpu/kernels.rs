@@ -28,6 +28,9 @@ pub enum MatmulTile {
     /// small that a 64-wide tile would mostly compute padding (a batch of 32 rows through a
     /// layer of 32, say).
     Small,
+    /// 16×16, 4×4 per invocation of a 4×4 workgroup reading storage directly: for the narrowest
+    /// products (a layer of 10 outputs).
+    Tiny,
 }
 
 impl MatmulTile {
@@ -36,20 +39,20 @@ impl MatmulTile {
         match self {
             MatmulTile::Large => 64,
             MatmulTile::Small => 32,
+            MatmulTile::Tiny => 16,
         }
     }
 
-    /// The tile that computes the least padding for an `m × n` product, the large one on a tie.
+    /// The tile that computes the least padding for an `m × n` product, the larger one on a tie.
     pub fn for_shape(m: usize, n: usize) -> Self {
         let padded = |t: MatmulTile| {
             let side = t.side() as usize;
             m.next_multiple_of(side) * n.next_multiple_of(side)
         };
-        if padded(MatmulTile::Small) < padded(MatmulTile::Large) {
-            MatmulTile::Small
-        } else {
-            MatmulTile::Large
-        }
+        [MatmulTile::Large, MatmulTile::Small, MatmulTile::Tiny]
+            .into_iter()
+            .min_by_key(|&t| padded(t))
+            .expect("three tiles")
     }
 }
 /// Invocations per workgroup of the row-wise loss and column-sum kernels.

@@ -775,7 +775,8 @@ impl GpuPack {
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                let words: [u32; 4] = [model as u32, per_model as u32, 0, 0];
+                // The kernels count in vec4s; tensors and chunks start at multiples of 4.
+                let words: [u32; 4] = [model as u32, (per_model / 4) as u32, 0, 0];
                 self.ctx
                     .queue
                     .write_buffer(&chunk, 0, bytemuck::cast_slice(&words));
@@ -816,7 +817,7 @@ impl GpuPack {
                             entries: &entries,
                         }),
                     grid: Grid::PerModel {
-                        per_model,
+                        per_model: per_model / 4,
                         models: models as u32,
                     },
                 });
