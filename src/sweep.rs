@@ -17,6 +17,10 @@ use crate::optim::Optimizer;
 use crate::pack::{Member, Pack};
 use crate::train::{EpochRecord, Stop, TrainConfig, TrainData, check_data, place};
 
+/// Why restarts cannot start from one given set of parameters.
+pub const RESTARTS_FROM_ONE_START: &str = "restarts draw different initial parameters, but a \
+    starting checkpoint gives every model the same ones: drop --init or --restarts";
+
 /// What sets one model of a sweep apart: its hyperparameters and its initialisation seed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Setting {
@@ -102,11 +106,7 @@ impl Grid {
         init: Option<&Parameters>,
     ) -> Result<Vec<(Setting, Member)>> {
         if init.is_some() && self.restarts > 1 {
-            return Err(Error::Usage(
-                "restarts draw different initial parameters, but a starting checkpoint gives \
-                 every model the same ones: drop --init or --restarts"
-                    .into(),
-            ));
+            return Err(Error::Usage(RESTARTS_FROM_ONE_START.into()));
         }
         self.settings(base)
             .into_iter()

@@ -535,6 +535,48 @@ fn cases() -> Vec<Case> {
         ),
         case(
             MODEL,
+            "a list of learning rates to train",
+            "train --lr 0.1,0.01",
+            Refused("use `downhill sweep --lr 0.1,0.01`"),
+        ),
+        case(
+            MODEL,
+            "sweep: momentum for Adam",
+            "sweep --optimizer adam --momentum 0.9,0.5",
+            Refused("Adam has no momentum"),
+        ),
+        case(
+            MODEL,
+            "sweep: a learning rate in the list invalid",
+            "sweep --optimizer sgd --lr 0.1,-1",
+            Refused("lr = -1"),
+        ),
+        case(
+            MODEL,
+            "sweep: no restarts",
+            "sweep --restarts 0",
+            Refused("--restarts must be at least 1"),
+        ),
+        case(
+            MODEL,
+            "sweep: a single-run flag",
+            "sweep --early-stopping 3",
+            Refused("--early-stopping is for a single run"),
+        ),
+        case(
+            MODEL,
+            "sweep: restarts from one starting checkpoint",
+            "sweep --init start.safetensors --restarts 2",
+            Refused("drop --init or --restarts"),
+        ),
+        case(
+            MODEL,
+            "sweep: every model diverges",
+            "sweep --dataset linear --optimizer sgd --lr 1e4,1e5 --epochs 1",
+            Refused("every one of the 2 models diverged; try smaller learning rates"),
+        ),
+        case(
+            MODEL,
             "validation fraction of 1",
             "train --val-split 1",
             Refused("validation fraction 1 must be between 0 and 1"),

@@ -188,7 +188,7 @@ fn single_run_commands_refuse_lists_and_sweeps_refuse_single_run_flags() {
         ),
         (
             &["sweep", "--restarts", "2", "--init", "x.safetensors"][..],
-            "",
+            "a starting checkpoint gives every model the same ones: drop --init or --restarts",
         ),
     ];
     for (args, expected) in refused {

@@ -7,7 +7,9 @@ use downhill::checkpoint::{ModelCheckpoint, save_model};
 use downhill::optim::LrSchedule;
 use downhill::pack::Separate;
 use downhill::plot::{Chart, Series, write_svg};
-use downhill::sweep::{Divergence, Grid, Setting, SweepObserver, SweepReport, sweep};
+use downhill::sweep::{
+    Divergence, Grid, RESTARTS_FROM_ONE_START, Setting, SweepObserver, SweepReport, sweep,
+};
 use downhill::train::{EpochRecord, Residency, TrainConfig, TrainData};
 use downhill::{
     CpuEngine, Engine, Error, GpuContext, GpuPack, Loss, Pack, PackSetup, Result, fsio,
@@ -306,6 +308,9 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     refuse_single_run_flags(a)?;
     if a.restarts == 0 {
         return Err(Error::Usage("--restarts must be at least 1".into()));
+    }
+    if a.init.is_some() && a.restarts > 1 {
+        return Err(Error::Usage(RESTARTS_FROM_ONE_START.into()));
     }
     let Prepared {
         epochs,
