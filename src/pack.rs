@@ -203,11 +203,10 @@ impl Separate {
 
 impl Pack for Separate {
     fn describe(&self) -> String {
-        format!(
-            "{} models, each alone on {}",
-            self.engines.len(),
-            self.engines[0].describe()
-        )
+        match self.engines.len() {
+            1 => self.engines[0].describe(),
+            n => format!("{n} models, each alone on {}", self.engines[0].describe()),
+        }
     }
 
     fn models(&self) -> usize {
