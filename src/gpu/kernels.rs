@@ -106,11 +106,31 @@ pub(crate) struct Kernels {
     pub gather_layout: wgpu::BindGroupLayout,
 }
 
+/// The runtime checks compiled into every kernel: buffer bounds checks stay on (no kernel can
+/// touch memory outside its bindings); the guards against non-terminating loops and integer
+/// division by zero are left out, which makes small packs' steps about a fifth faster on the
+/// software adapter (`downhill bench sweep`, BENCHMARKS.md).
+fn runtime_checks() -> wgpu::ShaderRuntimeChecks {
+    wgpu::ShaderRuntimeChecks {
+        bounds_checks: true,
+        force_loop_bounding: false,
+        int_div_checks: false,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    }
+}
+
 fn module(device: &wgpu::Device, label: &str, sources: &[&str]) -> wgpu::ShaderModule {
-    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+    let descriptor = wgpu::ShaderModuleDescriptor {
         label: Some(label),
         source: wgpu::ShaderSource::Wgsl(sources.concat().into()),
-    })
+    };
+    // SAFETY: `runtime_checks` keeps bounds checks and drops two guards whose conditions every
+    // kernel under `shaders/` meets by construction. Every loop is a counted `for` whose counter
+    // rises by a constant to a bound below 2^31 (a dimension, row count or parameter count of
+    // buffers that fit a binding) or halves from a constant to zero, so no loop runs forever.
+    // Every integer division and modulo is by a nonzero constant or override (tile sizes,
+    // workgroup sizes). A new kernel must keep both properties.
+    unsafe { device.create_shader_module_trusted(descriptor, runtime_checks()) }
 }
 
 fn layout(device: &wgpu::Device, label: &str, slots: &[Slot]) -> wgpu::BindGroupLayout {
