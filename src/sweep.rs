@@ -8,14 +8,14 @@
 use std::time::Instant;
 
 use crate::data::Dataset;
-use crate::data::scheduler::{Order, Stream};
+use crate::data::scheduler::Order;
 use crate::engine::Metrics;
 use crate::error::{Error, Result};
 use crate::loss::Batch;
 use crate::model::{ModelSpec, Parameters};
 use crate::optim::Optimizer;
 use crate::pack::{Member, Pack};
-use crate::train::{EpochRecord, Stop, TrainConfig, TrainData, check_data, place};
+use crate::train::{EpochRecord, Feed, Input, Stop, TrainConfig, TrainData, check_data, place};
 
 /// Why restarts cannot start from one given set of parameters.
 pub const RESTARTS_FROM_ONE_START: &str = "restarts draw different initial parameters, but a \
@@ -258,13 +258,12 @@ pub fn sweep(
     pack.set_clip_norm(config.clip_norm)?;
     let streamed_because = place(config.residency, data, |d| pack.load_resident(d))?;
     let resident = streamed_because.is_none();
-    let mut stream = (!resident).then(|| Stream::start(data.source(), order, (0, 0), total, 3));
+    let mut feed = Feed::new(data, order, resident, 0, total);
     observer.started(streamed_because.as_deref(), total);
 
     let mut runs = vec![ModelRun::default(); models];
     let mut epoch_metrics = vec![Metrics::default(); models];
     let mut epoch_started = Instant::now();
-    let mut permutation = Vec::new();
     let mut stop = Stop::Completed;
     let mut step = 0;
     let loss_kind = setups[0].loss;
@@ -303,27 +302,16 @@ pub fn sweep(
         Ok(())
     };
     while step < total {
-        let (epoch, batch) = (step / per_epoch, (step % per_epoch) as usize);
+        let epoch = step / per_epoch;
         let lrs: Vec<f64> = base_lrs
             .iter()
             .map(|&base| config.schedule.lr(base, step, per_epoch, total))
             .collect();
         pack.set_learning_rates(&lrs)?;
-        match stream.as_mut() {
-            None => {
-                if batch == 0 || permutation.is_empty() {
-                    permutation = order.permutation(epoch);
-                }
-                pack.step_resident(order.batch(&permutation, batch))?;
-            }
-            Some(stream) => {
-                let host = stream
-                    .next_batch()
-                    .ok_or_else(|| Error::Usage("the batch stream ended early".into()))??;
-                pack.step(&host.batch())?;
-                stream.recycle(host);
-            }
-        }
+        feed.step(step, |input| match input {
+            Input::Gathered(indices) => pack.step_resident(indices),
+            Input::Streamed(batch) => pack.step(batch),
+        })?;
         step += 1;
         let epoch_done = step.is_multiple_of(per_epoch) || step == total;
         if epoch_done || step.is_multiple_of(config.log_every.max(1)) {

@@ -197,6 +197,66 @@ pub struct Silent;
 
 impl Observer for Silent {}
 
+/// A step's batch: rows of the data resident on the device, or a batch streamed from the host.
+pub(crate) enum Input<'a> {
+    /// Indices of the resident rows.
+    Gathered(&'a [u32]),
+    /// The rows themselves.
+    Streamed(&'a Batch<'a>),
+}
+
+/// Where each step's batch comes from: the epoch's permutation of the resident rows, or the
+/// producer thread's stream of host batches.
+pub(crate) struct Feed {
+    order: Order,
+    per_epoch: u64,
+    permutation: Vec<u32>,
+    stream: Option<Stream>,
+}
+
+impl Feed {
+    /// Batches `first..total` of `order` over `data`: gathered by index when `resident`, else
+    /// streamed.
+    pub fn new(data: &TrainData, order: Order, resident: bool, first: u64, total: u64) -> Self {
+        let per_epoch = order.batches_per_epoch() as u64;
+        let stream = (!resident).then(|| {
+            let from = (
+                first / per_epoch.max(1),
+                (first % per_epoch.max(1)) as usize,
+            );
+            Stream::start(data.source(), order, from, total.saturating_sub(first), 3)
+        });
+        Self {
+            order,
+            per_epoch,
+            permutation: Vec::new(),
+            stream,
+        }
+    }
+
+    /// Runs step number `step` (from 0) on its batch through `run`.
+    pub fn step(&mut self, step: u64, run: impl FnOnce(Input<'_>) -> Result<()>) -> Result<()> {
+        let (epoch, batch) = (step / self.per_epoch, (step % self.per_epoch) as usize);
+        match self.stream.as_mut() {
+            None => {
+                if batch == 0 || self.permutation.is_empty() {
+                    self.permutation = self.order.permutation(epoch);
+                }
+                run(Input::Gathered(self.order.batch(&self.permutation, batch)))
+            }
+            Some(stream) => {
+                let host = stream
+                    .next_batch()
+                    .ok_or_else(|| Error::Usage("the batch stream ended early".into()))??;
+                debug_assert_eq!(host.position, (epoch, batch));
+                let result = run(Input::Streamed(&host.batch()));
+                stream.recycle(host);
+                result
+            }
+        }
+    }
+}
+
 /// Refuses training or validation data that does not fit `setup`'s model and loss, naming it.
 pub(crate) fn check_data(
     setup: &crate::engine::Setup,
@@ -294,13 +354,7 @@ pub fn train(
 
     let streamed_because = place(config.residency, data, |d| engine.load_resident(d))?;
     let resident = streamed_because.is_none();
-    let mut stream = (!resident).then(|| {
-        let from = (
-            first / per_epoch.max(1),
-            (first % per_epoch.max(1)) as usize,
-        );
-        Stream::start(data.source(), order, from, total.saturating_sub(first), 3)
-    });
+    let mut feed = Feed::new(data, order, resident, first, total);
     let checksum = data.source().checksum()?;
     if let Some(state) = resume
         && state.data_checksum != checksum
@@ -356,7 +410,6 @@ pub fn train(
     let mut epoch_started = Instant::now();
     let mut epoch_metrics = Metrics::default();
     let mut records = Vec::new();
-    let mut permutation = Vec::new();
     let mut stop = Stop::Completed;
     let mut step = first;
     let loss_kind = engine.setup().loss;
@@ -386,24 +439,12 @@ pub fn train(
         Ok(())
     };
     while step < total {
-        let (epoch, batch) = (step / per_epoch, (step % per_epoch) as usize);
+        let epoch = step / per_epoch;
         engine.set_learning_rate(config.schedule.lr(base_lr, step, per_epoch, total))?;
-        match stream.as_mut() {
-            None => {
-                if batch == 0 || permutation.is_empty() {
-                    permutation = order.permutation(epoch);
-                }
-                engine.step_resident(order.batch(&permutation, batch))?;
-            }
-            Some(stream) => {
-                let host = stream
-                    .next_batch()
-                    .ok_or_else(|| Error::Usage("the batch stream ended early".into()))??;
-                debug_assert_eq!(host.position, (epoch, batch));
-                engine.step(&host.batch())?;
-                stream.recycle(host);
-            }
-        }
+        feed.step(step, |input| match input {
+            Input::Gathered(indices) => engine.step_resident(indices),
+            Input::Streamed(batch) => engine.step(batch),
+        })?;
         step += 1;
         let epoch_done = step.is_multiple_of(per_epoch) || step == total;
         if step.is_multiple_of(config.log_every.max(1)) && !epoch_done {

@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use downhill::optim::LrSchedule;
 use downhill::plot::{Chart, Series, write_svg};
 use downhill::tools::{
     BatchRow, BatchSweep, BenchEngine, GemmRow, PackRow, RunInfo, bench_batch_sizes, bench_gemm,
     bench_packs,
 };
-use downhill::train::{Residency, TrainConfig};
 use downhill::{Error, GpuContext, Result};
 use serde_json::{Value, json};
 
@@ -300,21 +298,7 @@ pub fn packs(a: &PackBenchArgs) -> Result<()> {
             p.epochs
         ),
     );
-    let config = TrainConfig {
-        epochs: p.epochs,
-        max_steps: a.run.max_steps,
-        batch_size: a.run.batch_size,
-        seed: a.run.seed,
-        schedule: LrSchedule {
-            schedule: a.run.schedule.parse()?,
-            warmup_steps: a.run.warmup,
-        },
-        clip_norm: a.run.clip_norm,
-        log_every: a.run.log_every,
-        residency: Residency::Auto,
-        checkpoint: None,
-        ..TrainConfig::default()
-    };
+    let config = super::train::run_config(&a.run, p.epochs)?;
     let rows = bench_packs(
         &engines,
         &p.setup,

@@ -4,23 +4,22 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use downhill::checkpoint::{ModelCheckpoint, save_model};
-use downhill::optim::LrSchedule;
 use downhill::pack::Separate;
 use downhill::plot::{Chart, Series, write_svg};
 use downhill::sweep::{
     Divergence, Grid, RESTARTS_FROM_ONE_START, Setting, SweepObserver, SweepReport, sweep,
 };
-use downhill::train::{EpochRecord, Residency, TrainConfig, TrainData};
+use downhill::train::{EpochRecord, TrainData};
 use downhill::{
     CpuEngine, Engine, Error, GpuContext, GpuPack, Loss, Pack, PackSetup, Result, fsio,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::args::{CheckFormat, DeviceChoice, ResidencyChoice, SweepArgs, TrainArgs};
+use super::args::{CheckFormat, DeviceChoice, SweepArgs, TrainArgs};
 use super::common::{adapter_request, single_device};
 use super::signals::StopSignal;
-use super::train::{Prepared, prepare};
+use super::train::{Prepared, prepare, run_config};
 
 /// Where the best model goes when --save is not given.
 const DEFAULT_SAVE: &str = "sweep-best.safetensors";
@@ -350,27 +349,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         Some(source) => TrainData::Mapped(Arc::new(source)),
         None => TrainData::Memory(Arc::new(train_data)),
     };
-    let config = TrainConfig {
-        epochs,
-        max_steps: a.max_steps,
-        batch_size: a.batch_size,
-        shuffle: !a.no_shuffle,
-        drop_last: a.drop_last,
-        seed: a.seed,
-        schedule: LrSchedule {
-            schedule: a.schedule.parse()?,
-            warmup_steps: a.warmup,
-        },
-        early_stopping: None,
-        clip_norm: a.clip_norm,
-        log_every: a.log_every,
-        residency: match a.residency {
-            ResidencyChoice::Auto => Residency::Auto,
-            ResidencyChoice::Resident => Residency::Resident,
-            ResidencyChoice::Streamed => Residency::Streamed,
-        },
-        checkpoint: None,
-    };
+    let config = run_config(a, epochs)?;
     let mut reporter = Reporter {
         bar: None,
         quiet: a.quiet,

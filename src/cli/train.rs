@@ -513,29 +513,13 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
         .or_else(|| a.save.as_deref().map(state_path_for))
         .unwrap_or_else(|| "downhill.state.safetensors".into());
     let config = TrainConfig {
-        epochs,
-        max_steps: a.max_steps,
-        batch_size: a.batch_size,
-        shuffle: !a.no_shuffle,
-        drop_last: a.drop_last,
-        seed: a.seed,
-        schedule: LrSchedule {
-            schedule: a.schedule.parse()?,
-            warmup_steps: a.warmup,
-        },
         early_stopping: a.early_stopping,
-        clip_norm: a.clip_norm,
-        log_every: a.log_every,
-        residency: match a.residency {
-            ResidencyChoice::Auto => Residency::Auto,
-            ResidencyChoice::Resident => Residency::Resident,
-            ResidencyChoice::Streamed => Residency::Streamed,
-        },
         checkpoint: Some(CheckpointPlan {
             path: state_path.clone(),
             every_steps: a.checkpoint_every.unwrap_or(0),
             standardizer: stats.clone(),
         }),
+        ..run_config(a, epochs)?
     };
     let mut reporter = Reporter {
         bar: None,
@@ -623,6 +607,32 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// The run the flags describe over `epochs`: batches, order, schedule, clipping, read-backs and
+/// residency (no early stopping, no training-state checkpoints).
+pub fn run_config(a: &TrainArgs, epochs: u64) -> Result<TrainConfig> {
+    Ok(TrainConfig {
+        epochs,
+        max_steps: a.max_steps,
+        batch_size: a.batch_size,
+        shuffle: !a.no_shuffle,
+        drop_last: a.drop_last,
+        seed: a.seed,
+        schedule: LrSchedule {
+            schedule: a.schedule.parse()?,
+            warmup_steps: a.warmup,
+        },
+        early_stopping: None,
+        clip_norm: a.clip_norm,
+        log_every: a.log_every,
+        residency: match a.residency {
+            ResidencyChoice::Auto => Residency::Auto,
+            ResidencyChoice::Resident => Residency::Resident,
+            ResidencyChoice::Streamed => Residency::Streamed,
+        },
+        checkpoint: None,
+    })
 }
 
 /// Whether --features names an `.npy` file larger than half the memory available now (Linux's
