@@ -124,9 +124,8 @@ enum Grid {
     Single,
     /// One invocation per column of each batch row: `(width / 64, rows)` workgroups.
     Gather { width: u32 },
-    /// One invocation per element, spread over two dimensions to stay under the per-dimension limit.
-    Elements(u64),
-    /// `Elements(per_model)` repeated in z for each of `models`.
+    /// One invocation per item of each of `models` (in z): `per_model` items, `OPTIM_GROUP` to a
+    /// workgroup, spread over x and y to stay under the per-dimension limit.
     PerModel { per_model: u64, models: u32 },
 }
 
@@ -142,14 +141,10 @@ impl Grid {
             Grid::Items(count) => (count.at(rows).div_ceil(ROW_GROUP), 1, models),
             Grid::Single => (1, 1, models),
             Grid::Gather { width } => (width.div_ceil(ROW_GROUP), rows, 1),
-            Grid::Elements(count) => {
-                let groups = count.div_ceil(u64::from(OPTIM_GROUP));
-                let x = groups.min(u64::from(max_per_dim));
-                (x as u32, groups.div_ceil(x.max(1)) as u32, 1)
-            }
             Grid::PerModel { per_model, models } => {
-                let (x, y, _) = Grid::Elements(per_model).workgroups(rows, max_per_dim, 1);
-                (x, y, models)
+                let groups = per_model.div_ceil(u64::from(OPTIM_GROUP));
+                let x = groups.min(u64::from(max_per_dim));
+                (x as u32, groups.div_ceil(x.max(1)) as u32, models)
             }
         }
     }
