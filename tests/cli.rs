@@ -681,9 +681,15 @@ fn bench_batch_size_writes_json_csv_and_a_plot() {
         assert!(!r["loss_curve"].as_array().unwrap().is_empty());
         match r["engine"].as_str().unwrap() {
             "gpu" => {
-                assert!(r["device_bytes"].as_u64().unwrap() > 0 && r["timing"].as_str().is_some())
+                assert!(r["device_bytes"].as_u64().unwrap() > 0 && r["timing"].as_str().is_some());
+                // Two layers: 2 forward, 2 loss, 2 weight and 2 bias gradients, 1 input
+                // gradient, 1 fused update.
+                assert_eq!(r["dispatches"], 10, "{r}");
             }
-            "cpu" => assert_eq!(r["timing"], "host"),
+            "cpu" => {
+                assert_eq!(r["timing"], "host");
+                assert!(r["dispatches"].is_null());
+            }
             other => panic!("engine {other}"),
         }
     }
@@ -702,10 +708,10 @@ fn bench_batch_size_writes_json_csv_and_a_plot() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 5);
     assert!(lines[0].starts_with(
-        "engine,batch,samples/s,step ms,p10 ms,p90 ms,gpu ms,timing,device MiB,loss@2ep"
+        "engine,batch,samples/s,step ms,p10 ms,p90 ms,gpu ms,timing,device MiB,dispatches,loss@2ep"
     ));
     assert!(
-        lines[1..].iter().all(|l| l.split(',').count() == 12),
+        lines[1..].iter().all(|l| l.split(',').count() == 13),
         "{csv}"
     );
 }

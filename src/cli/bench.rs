@@ -196,6 +196,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
                 r.device_bytes.map_or("-".into(), |b| {
                     format!("{:.2}", b as f64 / (1 << 20) as f64)
                 }),
+                r.dispatches.map_or("-".into(), |d| d.to_string()),
                 format!("{:.5}", r.final_loss),
                 format!("{:.2}", r.train_seconds),
                 opt(r.seconds_to_target, 2),
@@ -212,6 +213,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
         "gpu ms",
         "timing",
         "device MiB",
+        "dispatches",
         &format!("loss@{}ep", p.epochs),
         "train s",
         "s to target",
@@ -222,7 +224,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
             json!({
                 "engine": r.engine, "batch_size": r.batch_size, "samples_per_second": r.samples_per_second,
                 "step_ms_median": r.step_ms_median, "step_ms_p10": r.step_ms_p10, "step_ms_p90": r.step_ms_p90,
-                "gpu_ms_median": r.gpu_ms_median, "timing": r.timing, "device_bytes": r.device_bytes,
+                "gpu_ms_median": r.gpu_ms_median, "timing": r.timing, "device_bytes": r.device_bytes, "dispatches": r.dispatches,
                 "epochs": p.epochs, "final_loss": r.final_loss, "train_seconds": r.train_seconds,
                 "target_loss": a.target_loss, "seconds_to_target": r.seconds_to_target,
                 "loss_curve": r.curve.iter().map(|(t, l)| json!([t, l])).collect::<Vec<_>>(),

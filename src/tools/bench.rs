@@ -180,6 +180,9 @@ pub struct BatchRow {
     pub timing: String,
     /// Device memory the engine allocated (parameters, state, activations, resident data), bytes.
     pub device_bytes: Option<u64>,
+    /// Kernel launches per training step (GPU; the gather of resident data not counted), all
+    /// recorded into the step's one submit.
+    pub dispatches: Option<usize>,
     /// Training loss of the last epoch of the convergence run.
     pub final_loss: f64,
     /// Wall seconds of the convergence run.
@@ -260,12 +263,16 @@ pub fn bench_batch_sizes(
             };
             let mut built = Built::new(engine_kind, setup, init, batch)?;
             let name = built.name();
-            let engine = built.engine();
-            engine.load_resident(Arc::clone(&data))?;
+            built.engine().load_resident(Arc::clone(&data))?;
             let device_bytes = match engine_kind {
                 BenchEngine::Gpu(ctx) => Some(ctx.allocated_bytes() - before),
                 BenchEngine::Cpu => None,
             };
+            let dispatches = match &built {
+                Built::Gpu(g) => Some(g.dispatches_per_step()),
+                Built::Cpu(_) => None,
+            };
+            let engine = built.engine();
             let order = Order::new(data.rows(), batch, true, false, sweep.seed)?;
             let permutation = order.permutation(0);
             let full_batches = (data.rows() / batch).max(1);
@@ -348,6 +355,7 @@ pub fn bench_batch_sizes(
                 }
                 .to_string(),
                 device_bytes,
+                dispatches,
                 final_loss: report.epochs.last().map_or(f64::NAN, |r| r.train_loss),
                 train_seconds,
                 seconds_to_target,
