@@ -30,6 +30,18 @@ impl Metrics {
         f64::from(self.loss_sum) / self.rows as f64
     }
 
+    /// What shows that training diverged, if anything does: a mean loss that is not finite, or
+    /// the update's flag for a gradient or parameter that is NaN or infinite.
+    pub fn divergence(&self) -> Option<String> {
+        if self.rows > 0 && !self.loss().is_finite() {
+            Some(format!("the mean loss read back is {}", self.loss()))
+        } else if self.nonfinite {
+            Some("a gradient or an updated parameter is NaN or infinite".into())
+        } else {
+            None
+        }
+    }
+
     /// The fraction of rows classified right, for losses that classify: cross-entropy (the first
     /// largest output is the class) and binary cross-entropy (every logit is on the target's
     /// side of 0). `None` for mse.

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::cpu::CpuEngine;
 use crate::data::Dataset;
 use crate::engine::{Engine, Metrics, Setup};
 use crate::error::{Error, Result};
@@ -140,15 +141,20 @@ pub(crate) fn check_model(k: usize, models: usize) -> Result<()> {
     Ok(())
 }
 
-/// Checks the per-model learning rates given to [`Pack::set_learning_rates`].
-pub(crate) fn check_learning_rates(setup: &PackSetup, lrs: &[f64]) -> Result<()> {
-    if lrs.len() != setup.members.len() {
+/// Checks that [`Pack::set_learning_rates`] was given one rate per model.
+fn check_rate_count(lrs: &[f64], models: usize) -> Result<()> {
+    if lrs.len() != models {
         return Err(Error::Usage(format!(
-            "{} learning rates for a pack of {} models",
-            lrs.len(),
-            setup.members.len()
+            "{} learning rates for a pack of {models} models",
+            lrs.len()
         )));
     }
+    Ok(())
+}
+
+/// Checks the per-model learning rates given to [`Pack::set_learning_rates`].
+pub(crate) fn check_learning_rates(setup: &PackSetup, lrs: &[f64]) -> Result<()> {
+    check_rate_count(lrs, setup.members.len())?;
     setup
         .members
         .iter()
@@ -184,6 +190,18 @@ impl Separate {
             steps: first.steps(),
             engines,
         })
+    }
+
+    /// Each member of `setup` on its own CPU reference engine.
+    pub fn cpu(setup: &PackSetup) -> Result<Self> {
+        setup.validate()?;
+        let engines = (0..setup.members.len())
+            .map(|k| {
+                CpuEngine::new(setup.setup(k), &setup.members[k].parameters)
+                    .map(|e| Box::new(e) as Box<dyn Engine>)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::new(engines)
     }
 
     /// Engine `k` of the pack.
@@ -236,13 +254,7 @@ impl Pack for Separate {
     }
 
     fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()> {
-        if lrs.len() != self.engines.len() {
-            return Err(Error::Usage(format!(
-                "{} learning rates for a pack of {} models",
-                lrs.len(),
-                self.engines.len()
-            )));
-        }
+        check_rate_count(lrs, self.engines.len())?;
         self.engines
             .iter_mut()
             .zip(lrs)

@@ -8,14 +8,15 @@
 use std::time::Instant;
 
 use crate::data::Dataset;
-use crate::data::scheduler::Order;
 use crate::engine::Metrics;
 use crate::error::{Error, Result};
 use crate::loss::Batch;
 use crate::model::{ModelSpec, Parameters};
 use crate::optim::Optimizer;
 use crate::pack::{Member, Pack};
-use crate::train::{EpochRecord, Feed, Input, Stop, TrainConfig, TrainData, check_data, place};
+use crate::train::{
+    EpochRecord, Feed, Input, Stop, TrainConfig, TrainData, check_data, place, run_length,
+};
 
 /// Why restarts cannot start from one given set of parameters.
 pub const RESTARTS_FROM_ONE_START: &str = "restarts draw different initial parameters, but a \
@@ -206,17 +207,6 @@ pub struct Quiet;
 
 impl SweepObserver for Quiet {}
 
-/// Why a model's metrics show it diverged, if they do.
-fn divergence(m: &Metrics) -> Option<String> {
-    if m.rows > 0 && !m.loss().is_finite() {
-        Some(format!("the mean loss read back is {}", m.loss()))
-    } else if m.nonfinite {
-        Some("a gradient or an updated parameter is NaN or infinite".into())
-    } else {
-        None
-    }
-}
-
 /// Trains every model of `pack` on `data` in lock step for the run `config` describes
 /// (validating each on `val` after every epoch); the learning-rate schedule scales each
 /// model's own rate. Early stopping and training-state checkpoints are for single runs and
@@ -245,16 +235,9 @@ pub fn sweep(
     let models = pack.models();
     let setups: Vec<_> = (0..models).map(|k| pack.setup(k)).collect();
     check_data(&setups[0], data, val)?;
-    let order = Order::new(
-        data.rows(),
-        config.batch_size,
-        config.shuffle,
-        config.drop_last,
-        config.seed,
-    )?;
-    let per_epoch = order.batches_per_epoch() as u64;
-    let total = (config.epochs * per_epoch).min(config.max_steps.unwrap_or(u64::MAX));
+    let (order, per_epoch, total) = run_length(data, config)?;
     let base_lrs: Vec<f64> = setups.iter().map(|s| s.optimizer.lr()).collect();
+    let mut lrs = base_lrs.clone();
     pack.set_clip_norm(config.clip_norm)?;
     let streamed_because = place(config.residency, data, |d| pack.load_resident(d))?;
     let resident = streamed_because.is_none();
@@ -281,7 +264,7 @@ pub fn sweep(
                 losses.push(f64::NAN);
                 continue;
             }
-            if let Some(what) = divergence(m) {
+            if let Some(what) = m.divergence() {
                 let d = Divergence { step, what };
                 observer.diverged(k, &d);
                 runs[k].diverged = Some(d);
@@ -303,10 +286,9 @@ pub fn sweep(
     };
     while step < total {
         let epoch = step / per_epoch;
-        let lrs: Vec<f64> = base_lrs
-            .iter()
-            .map(|&base| config.schedule.lr(base, step, per_epoch, total))
-            .collect();
+        for (lr, &base) in lrs.iter_mut().zip(&base_lrs) {
+            *lr = config.schedule.lr(base, step, per_epoch, total);
+        }
         pack.set_learning_rates(&lrs)?;
         feed.step(step, |input| match input {
             Input::Gathered(indices) => pack.step_resident(indices),

@@ -257,6 +257,20 @@ impl Feed {
     }
 }
 
+/// The epoch order of `config` over `data`, the batches per epoch and the steps of the run.
+pub(crate) fn run_length(data: &TrainData, config: &TrainConfig) -> Result<(Order, u64, u64)> {
+    let order = Order::new(
+        data.rows(),
+        config.batch_size,
+        config.shuffle,
+        config.drop_last,
+        config.seed,
+    )?;
+    let per_epoch = order.batches_per_epoch() as u64;
+    let total = (config.epochs * per_epoch).min(config.max_steps.unwrap_or(u64::MAX));
+    Ok((order, per_epoch, total))
+}
+
 /// Refuses training or validation data that does not fit `setup`'s model and loss, naming it.
 pub(crate) fn check_data(
     setup: &crate::engine::Setup,
@@ -313,15 +327,7 @@ pub fn train(
     // Refuse data that does not fit the model before any work (so that falling back from resident
     // to streamed data below can only be about the device's capacity).
     check_data(engine.setup(), data, val)?;
-    let order = Order::new(
-        data.rows(),
-        config.batch_size,
-        config.shuffle,
-        config.drop_last,
-        config.seed,
-    )?;
-    let per_epoch = order.batches_per_epoch() as u64;
-    let total = (config.epochs * per_epoch).min(config.max_steps.unwrap_or(u64::MAX));
+    let (order, per_epoch, total) = run_length(data, config)?;
     let base_lr = engine.setup().optimizer.lr();
     engine.set_clip_norm(config.clip_norm)?;
 
@@ -415,14 +421,7 @@ pub fn train(
     let loss_kind = engine.setup().loss;
     let collect = |engine: &mut dyn Engine, step: u64, into: &mut [&mut Metrics]| -> Result<()> {
         let m = engine.take_metrics()?;
-        let what = if !m.loss().is_finite() && m.rows > 0 {
-            Some(format!("the mean loss read back is {}", m.loss()))
-        } else if m.nonfinite {
-            Some("a gradient or an updated parameter is NaN or infinite".to_string())
-        } else {
-            None
-        };
-        if let Some(what) = what {
+        if let Some(what) = m.divergence() {
             let lr = engine.learning_rate();
             return Err(Error::Diverged {
                 step,

@@ -174,13 +174,7 @@ fn packed_cpu_models_equal_each_model_trained_alone_for_every_optimizer() {
     let config = config(Residency::Auto);
     for (optimizer, grid) in grids() {
         let setup = pack_setup(&optimizer, &grid);
-        let engines = (0..setup.members.len())
-            .map(|k| {
-                Box::new(CpuEngine::new(setup.setup(k), &setup.members[k].parameters).unwrap())
-                    as Box<dyn Engine>
-            })
-            .collect();
-        let mut pack = Separate::new(engines).unwrap();
+        let mut pack = Separate::cpu(&setup).unwrap();
         sweep(
             &mut pack,
             &TrainData::Memory(Arc::clone(&data)),
@@ -248,18 +242,12 @@ fn a_diverging_learning_rate_is_frozen_and_the_best_of_the_rest_is_picked() {
         clip_norm: None,
         ..config(Residency::Auto)
     };
-    let cpu_engines = (0..3)
-        .map(|k| {
-            Box::new(CpuEngine::new(setup.setup(k), &setup.members[k].parameters).unwrap())
-                as Box<dyn Engine>
-        })
-        .collect();
     let packs: Vec<(Box<dyn Pack>, bool)> = vec![
         (
             Box::new(GpuPack::new(&ctx, setup.clone(), 16).unwrap()),
             true,
         ),
-        (Box::new(Separate::new(cpu_engines).unwrap()), false),
+        (Box::new(Separate::cpu(&setup).unwrap()), false),
     ];
     for (mut pack, on_gpu) in packs {
         let name = pack.describe();

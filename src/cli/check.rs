@@ -4,9 +4,7 @@ use downhill::data::scheduler::Order;
 use downhill::pack::Separate;
 use downhill::sweep::Grid;
 use downhill::tools::{CheckReport, Difference, check};
-use downhill::{
-    Batch, CpuEngine, Engine, Error, GpuContext, GpuPack, Pack, PackSetup, Result, Tolerance,
-};
+use downhill::{Batch, Error, GpuContext, GpuPack, Pack, PackSetup, Result, Tolerance};
 use serde_json::json;
 
 use super::args::{CheckArgs, CheckFormat};
@@ -171,14 +169,7 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
     let ctx = GpuContext::new(&adapter_request(&a.run.device))?;
     let batch_size = a.run.batch_size.min(p.train_data.rows().max(1));
     let mut gpu = GpuPack::new(&ctx, setup.clone(), batch_size)?;
-    let mut cpu = Separate::new(
-        (0..setup.members.len())
-            .map(|k| {
-                CpuEngine::new(setup.setup(k), &setup.members[k].parameters)
-                    .map(|e| Box::new(e) as Box<dyn Engine>)
-            })
-            .collect::<Result<Vec<_>>>()?,
-    )?;
+    let mut cpu = Separate::cpu(&setup)?;
     for pack in [&mut gpu as &mut dyn Pack, &mut cpu] {
         pack.set_clip_norm(a.run.clip_norm)?;
     }

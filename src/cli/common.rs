@@ -41,6 +41,43 @@ pub fn single_device(device: &DeviceArgs) -> Result<DeviceChoice> {
     }
 }
 
+/// Builds with `gpu` on the adapter the flags ask for, or with `cpu` when they ask for the CPU
+/// (or, with `auto`, when no GPU can be used), saying on stderr which one and why; `notes` are
+/// added to what it says about the CPU and the GPU.
+pub fn on_device<T>(
+    device: &DeviceArgs,
+    quiet: bool,
+    (cpu_note, gpu_note): (&str, &str),
+    cpu: impl FnOnce() -> Result<T>,
+    gpu: impl FnOnce(&GpuContext) -> Result<T>,
+) -> Result<T> {
+    let say = |text: String| {
+        if !quiet {
+            eprintln!("{text}");
+        }
+    };
+    let choice = single_device(device)?;
+    if choice == DeviceChoice::Cpu {
+        say(format!(
+            "device: cpu (ndarray reference engine{cpu_note}), as asked"
+        ));
+        return cpu();
+    }
+    match GpuContext::new(&adapter_request(device)) {
+        Ok(ctx) => {
+            say(format!("device: gpu {}{gpu_note}", ctx.describe()));
+            gpu(&ctx)
+        }
+        Err(e) if choice == DeviceChoice::Auto => {
+            say(format!(
+                "device: cpu (ndarray reference engine{cpu_note}), because no GPU could be used: {e}"
+            ));
+            cpu()
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Builds the engine the flags ask for, saying on stderr which one and why.
 pub fn engine(
     device: &DeviceArgs,
@@ -49,30 +86,13 @@ pub fn engine(
     max_batch: usize,
     quiet: bool,
 ) -> Result<Box<dyn Engine>> {
-    let say = |text: String| {
-        if !quiet {
-            eprintln!("{text}");
-        }
-    };
-    let choice = single_device(device)?;
-    if choice == DeviceChoice::Cpu {
-        say("device: cpu (ndarray reference engine), as asked".into());
-        return Ok(Box::new(CpuEngine::new(setup, init)?));
-    }
-    let request = adapter_request(device);
-    match GpuContext::new(&request) {
-        Ok(ctx) => {
-            say(format!("device: gpu {}", ctx.describe()));
-            Ok(Box::new(GpuEngine::new(&ctx, setup, init, max_batch)?))
-        }
-        Err(e) if choice == DeviceChoice::Auto => {
-            say(format!(
-                "device: cpu (ndarray reference engine), because no GPU could be used: {e}"
-            ));
-            Ok(Box::new(CpuEngine::new(setup, init)?))
-        }
-        Err(e) => Err(e),
-    }
+    on_device(
+        device,
+        quiet,
+        ("", ""),
+        || Ok(Box::new(CpuEngine::new(setup.clone(), init)?) as Box<dyn Engine>),
+        |ctx| Ok(Box::new(GpuEngine::new(ctx, setup.clone(), init, max_batch)?) as Box<dyn Engine>),
+    )
 }
 
 /// CSV options from the flags; `default_targets` applies when no --target-column is given.

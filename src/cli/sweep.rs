@@ -10,14 +10,12 @@ use downhill::sweep::{
     Divergence, Grid, RESTARTS_FROM_ONE_START, Setting, SweepObserver, SweepReport, sweep,
 };
 use downhill::train::{EpochRecord, TrainData};
-use downhill::{
-    CpuEngine, Engine, Error, GpuContext, GpuPack, Loss, Pack, PackSetup, Result, fsio,
-};
+use downhill::{Error, GpuPack, Loss, Pack, PackSetup, Result, fsio};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::args::{CheckFormat, DeviceChoice, SweepArgs, TrainArgs};
-use super::common::{adapter_request, single_device};
+use super::args::{CheckFormat, SweepArgs, TrainArgs};
+use super::common::on_device;
 use super::signals::StopSignal;
 use super::train::{Prepared, prepare, run_config};
 
@@ -161,42 +159,19 @@ fn refuse_single_run_flags(a: &TrainArgs) -> Result<()> {
 
 /// The pack the flags ask for: every model on one GPU, or each alone on the CPU.
 fn pack(a: &TrainArgs, setup: PackSetup, max_batch: usize) -> Result<Box<dyn Pack>> {
-    let say = |text: String| {
-        if !a.quiet {
-            eprintln!("{text}");
-        }
-    };
-    let cpu = |setup: &PackSetup| -> Result<Box<dyn Pack>> {
-        let engines = (0..setup.members.len())
-            .map(|k| {
-                CpuEngine::new(setup.setup(k), &setup.members[k].parameters)
-                    .map(|e| Box::new(e) as Box<dyn Engine>)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Box::new(Separate::new(engines)?))
-    };
-    let choice = single_device(&a.device)?;
-    if choice == DeviceChoice::Cpu {
-        say("device: cpu (ndarray reference engine, one model after another), as asked".into());
-        return cpu(&setup);
-    }
-    match GpuContext::new(&adapter_request(&a.device)) {
-        Ok(ctx) => {
-            say(format!(
-                "device: gpu {} ({} models packed into each dispatch)",
-                ctx.describe(),
+    on_device(
+        &a.device,
+        a.quiet,
+        (
+            ", one model after another",
+            &format!(
+                " ({} models packed into each dispatch)",
                 setup.members.len()
-            ));
-            Ok(Box::new(GpuPack::new(&ctx, setup, max_batch)?))
-        }
-        Err(e) if choice == DeviceChoice::Auto => {
-            say(format!(
-                "device: cpu (ndarray reference engine), because no GPU could be used: {e}"
-            ));
-            cpu(&setup)
-        }
-        Err(e) => Err(e),
-    }
+            ),
+        ),
+        || Ok(Box::new(Separate::cpu(&setup)?) as Box<dyn Pack>),
+        |ctx| Ok(Box::new(GpuPack::new(ctx, setup.clone(), max_batch)?) as Box<dyn Pack>),
+    )
 }
 
 fn format_option(v: Option<f64>, f: impl Fn(f64) -> String) -> String {

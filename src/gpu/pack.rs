@@ -177,6 +177,8 @@ pub struct GpuPack {
     dims: UniformBlock,
     /// Each model's optimizer coefficients for the next step, one block per model.
     coefficients: wgpu::Buffer,
+    /// Their bytes on the host, rewritten each step (kept to allocate once).
+    coefficient_bytes: Vec<u8>,
     forward: Vec<Dispatch>,
     /// Loss rows and mean, accumulating the training metrics.
     loss_train: Vec<Dispatch>,
@@ -685,6 +687,7 @@ impl GpuPack {
             shapes,
             dims,
             coefficients,
+            coefficient_bytes: Vec::new(),
             forward,
             loss_train,
             loss_eval,
@@ -928,14 +931,14 @@ impl GpuPack {
     fn train_step(&mut self, rows: u32, class_targets: bool, gathered: bool) -> Result<()> {
         self.prepare_shapes(rows, class_targets);
         self.steps += 1;
-        let mut coefficients = Vec::new();
+        self.coefficient_bytes.clear();
         for (member, &lr) in self.setup.members.iter().zip(&self.lrs) {
             let c = member.optimizer.with_lr(lr).coefficients(self.steps);
-            coefficients.extend_from_slice(c.as_bytes());
+            self.coefficient_bytes.extend_from_slice(c.as_bytes());
         }
         self.ctx
             .queue
-            .write_buffer(&self.coefficients, 0, &coefficients);
+            .write_buffer(&self.coefficients, 0, &self.coefficient_bytes);
         let gather = match (&self.resident, gathered) {
             (Some(resident), true) => std::slice::from_ref(&resident.gather),
             _ => &[],
@@ -1216,7 +1219,7 @@ impl Pack for GpuPack {
 
     fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()> {
         check_learning_rates(&self.setup, lrs)?;
-        self.lrs = lrs.to_vec();
+        self.lrs.copy_from_slice(lrs);
         Ok(())
     }
 

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::bench::BenchEngine;
-use crate::cpu::CpuEngine;
 use crate::data::Dataset;
-use crate::engine::{Engine, Setup};
+use crate::engine::Setup;
 use crate::error::{Error, Result};
 use crate::gpu::GpuPack;
 use crate::model::Parameters;
@@ -45,25 +44,14 @@ fn build(
             parameters: Parameters::init(&setup.model, seed),
         })
         .collect();
+    let setup = PackSetup {
+        model: setup.model.clone(),
+        loss: setup.loss,
+        members,
+    };
     Ok(match engine {
-        BenchEngine::Gpu(ctx) => Box::new(GpuPack::new(
-            ctx,
-            PackSetup {
-                model: setup.model.clone(),
-                loss: setup.loss,
-                members,
-            },
-            max_batch,
-        )?),
-        BenchEngine::Cpu => Box::new(Separate::new(
-            members
-                .iter()
-                .map(|m| {
-                    CpuEngine::new(setup.clone(), &m.parameters)
-                        .map(|e| Box::new(e) as Box<dyn Engine>)
-                })
-                .collect::<Result<Vec<_>>>()?,
-        )?),
+        BenchEngine::Gpu(ctx) => Box::new(GpuPack::new(ctx, setup, max_batch)?),
+        BenchEngine::Cpu => Box::new(Separate::cpu(&setup)?),
     })
 }
 
