@@ -78,12 +78,41 @@ fn matmul_all_layouts_match_ndarray() {
     }
 }
 
-/// The 64×64 staged tile and the 32×32 direct one sum every element over k in the same order:
-/// the same bits, for every layout and epilogue, whichever the engine picks for a shape.
+/// Every tile the engine can pick, as every shape class might (so that autotuning never changes
+/// a result): the staged 64×64 tile, the direct 32×32 and 16×16 ones, and where the adapter has
+/// subgroups every shuffle tile, reading scalars and, where the shape allows, vec4s.
+fn every_tile(ctx: &downhill::GpuContext) -> Vec<(MatmulTile, bool)> {
+    let mut tiles = vec![MatmulTile::Large, MatmulTile::Small, MatmulTile::Tiny];
+    if ctx.has_shuffles() {
+        for row_groups in [1, 2] {
+            for width in [8, 16, 32, 64] {
+                tiles.push(MatmulTile::Shuffle { row_groups, width });
+            }
+        }
+    }
+    tiles
+        .into_iter()
+        .flat_map(|t| [(t, false), (t, true)])
+        .collect()
+}
+
+/// Every tile sums every element over k in the same order: the same bits, for every layout and
+/// epilogue, whichever tile the engine or the tuner picks for a shape.
 #[test]
-fn both_matmul_tiles_give_identical_bits() {
+fn every_matmul_tile_gives_identical_bits() {
     let ctx = gpu();
-    for (i, &(m, n, k)) in SHAPES.iter().enumerate() {
+    // Sizes off every tile's multiples, and shapes whose sizes are multiples of 4 for the
+    // shuffle tiles' vec4 reads (small: every tile is compiled for every shape and layout).
+    let shapes = [
+        (1, 1, 1),
+        (3, 17, 65),
+        (17, 3, 1),
+        (33, 70, 9),
+        (12, 20, 36),
+        (40, 8, 7),
+        (64, 64, 16),
+    ];
+    for (i, &(m, n, k)) in shapes.iter().enumerate() {
         let a = random(m, k, 1.0, 20 + i as u64);
         let b = random(k, n, 1.0, 200 + i as u64);
         let bias = ndarray::Array1::from_iter(random(1, n, 1.0, 7));
@@ -93,12 +122,15 @@ fn both_matmul_tiles_give_identical_bits() {
             (true, false, Epilogue::Plain),
             (false, true, Epilogue::BiasActivation),
             (false, false, Epilogue::ActivationGrad),
+            (true, true, Epilogue::Plain),
         ] {
-            let outputs: Vec<(Array2<f32>, Array2<f32>)> = [MatmulTile::Large, MatmulTile::Small]
+            let v = variant(ta, tb, epilogue, Activation::Tanh);
+            let tiles = every_tile(&ctx)
                 .into_iter()
-                .map(|tile| {
-                    let v = variant(ta, tb, epilogue, Activation::Tanh);
-                    let gemm = Gemm::with_tile(&ctx, v, tile, m, n, k).unwrap();
+                .filter(|&(_, vec4)| !vec4 || v.vec4_fits(Some(m), Some(n), Some(k), [0, 0]));
+            let outputs: Vec<(String, Array2<f32>, Array2<f32>)> = tiles
+                .map(|(tile, vec4)| {
+                    let gemm = Gemm::build(&ctx, v, tile, vec4, m, n, k).unwrap();
                     let a_stored = if ta { a.t().to_owned() } else { a.clone() };
                     let b_stored = if tb { b.t().to_owned() } else { b.clone() };
                     let aux = match epilogue {
@@ -112,14 +144,29 @@ fn both_matmul_tiles_give_identical_bits() {
                     };
                     gemm.upload(a_stored.view(), b_stored.view(), aux).unwrap();
                     gemm.run(1).unwrap();
-                    (gemm.output().unwrap(), gemm.pre_activation().unwrap())
+                    let name = format!("{}{}", tile.name(), if vec4 { " vec4" } else { "" });
+                    (name, gemm.output().unwrap(), gemm.pre_activation().unwrap())
                 })
                 .collect();
-            let what = format!("{m}x{n}x{k} transpose_a={ta} transpose_b={tb} {epilogue:?}");
             let bits = |x: &Array2<f32>| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&outputs[0].0), bits(&outputs[1].0), "{what}: output");
-            if epilogue == Epilogue::BiasActivation {
-                assert_eq!(bits(&outputs[0].1), bits(&outputs[1].1), "{what}: pre");
+            let (first, output, pre) = &outputs[0];
+            assert_arrays_close(
+                &format!("{m}x{n}x{k} {first}"),
+                output,
+                &match epilogue {
+                    Epilogue::Plain => a.dot(&b),
+                    _ => output.clone(),
+                },
+                product_tolerance(),
+            );
+            for (name, other_output, other_pre) in &outputs[1..] {
+                let what = format!(
+                    "{m}x{n}x{k} transpose_a={ta} transpose_b={tb} {epilogue:?}: {name} vs {first}"
+                );
+                assert_eq!(bits(other_output), bits(output), "{what}: output");
+                if epilogue == Epilogue::BiasActivation {
+                    assert_eq!(bits(other_pre), bits(pre), "{what}: pre");
+                }
             }
         }
     }

@@ -227,6 +227,11 @@ pub struct DeviceArgs {
     /// Choose the GPU adapter on this backend.
     #[arg(long, value_enum)]
     pub backend: Option<BackendChoice>,
+    /// Use the fixed default matmul tiles instead of the fastest on this adapter. Without it,
+    /// each new product shape is timed once and the choice cached per adapter and driver in
+    /// $DOWNHILL_CACHE_DIR, $XDG_CACHE_HOME/downhill or ~/.cache/downhill (autotune.json).
+    #[arg(long)]
+    pub no_autotune: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

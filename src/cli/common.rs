@@ -9,6 +9,8 @@ use downhill::{
     AdapterRequest, CpuEngine, Engine, Error, GpuContext, GpuEngine, Parameters, Result, Setup,
 };
 
+use downhill::gpu::Tuning;
+
 use super::args::{BackendChoice, DataArgs, DeviceArgs, DeviceChoice};
 
 /// The adapter the flags choose: `--adapter` is an index in `downhill devices`' list or a
@@ -28,6 +30,11 @@ pub fn adapter_request(device: &DeviceArgs) -> AdapterRequest {
         name,
         index,
         limits: None,
+        tuning: if device.no_autotune {
+            Tuning::Fixed
+        } else {
+            Tuning::autotune_cached()
+        },
     }
 }
 

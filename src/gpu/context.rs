@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::kernels::{MatmulTile, MatmulVariant};
+use super::tuning::{Tuner, Tuning};
 use crate::error::{Error, Result};
 
 /// Which adapter to open. The default takes the best adapter present: a discrete GPU, else an
@@ -19,6 +21,8 @@ pub struct AdapterRequest {
     pub index: Option<usize>,
     /// Limits to request instead of the adapter's maximum (to emulate a smaller device).
     pub limits: Option<wgpu::Limits>,
+    /// How matmul tiles are chosen (fixed unless asked to autotune).
+    pub tuning: Tuning,
 }
 
 /// An open device with its queue; cheap to clone, shared by every engine built on it.
@@ -34,6 +38,8 @@ pub struct GpuContext {
     lost: Arc<Mutex<Option<String>>>,
     /// Bytes of every buffer created through [`GpuContext::buffer`], summed.
     allocated: Arc<AtomicU64>,
+    /// Each product's matmul tile.
+    tuner: Tuner,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -62,6 +68,16 @@ fn backend_rank(backend: wgpu::Backend) -> u8 {
         wgpu::Backend::Gl => 1,
         _ => 2,
     }
+}
+
+/// The optional features the engine uses where the adapter has them: timestamp queries (GPU
+/// time in benchmarks) and subgroups of at least 8 invocations (the shuffle matmul).
+fn wanted_features(info: &wgpu::AdapterInfo) -> wgpu::Features {
+    let mut features = wgpu::Features::TIMESTAMP_QUERY;
+    if info.subgroup_min_size >= 8 {
+        features |= wgpu::Features::SUBGROUP;
+    }
+    features
 }
 
 /// Every adapter wgpu can see, on every backend compiled in.
@@ -121,16 +137,20 @@ impl GpuContext {
                 }
                 Error::NoAdapter { filter, available }
             })?;
-        Self::open(adapter, request.limits.clone())
+        Self::open(adapter, request.limits.clone(), request.tuning.clone())
     }
 
-    fn open(adapter: wgpu::Adapter, limits: Option<wgpu::Limits>) -> Result<Self> {
+    fn open(
+        adapter: wgpu::Adapter,
+        limits: Option<wgpu::Limits>,
+        tuning: Tuning,
+    ) -> Result<Self> {
         let info = adapter.get_info();
         let required_limits = limits.unwrap_or_else(|| adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("downhill"),
             required_limits,
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            required_features: adapter.features() & wanted_features(&info),
             ..Default::default()
         }))
         .map_err(|e| Error::RequestDevice {
@@ -165,7 +185,25 @@ impl GpuContext {
             errors,
             lost,
             allocated: Arc::new(AtomicU64::new(0)),
+            tuner: Tuner::new(tuning),
         })
+    }
+
+    /// Whether the matmul kernels that share rows through subgroup shuffles run here: the device
+    /// has subgroups of at least 8 invocations.
+    pub fn has_shuffles(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SUBGROUP)
+    }
+
+    /// The tile for `C[m,n] = op(A)[m,k]·op(B)[k,n]` under this context's [`Tuning`]: the
+    /// fixed default, or the fastest on this adapter (timed now if its shape class is new).
+    pub fn matmul_tile(
+        &self,
+        variant: MatmulVariant,
+        shape: (usize, usize, usize),
+        vec4: bool,
+    ) -> Result<MatmulTile> {
+        self.tuner.tile(self, variant, shape, vec4)
     }
 
     /// Creates a buffer, counting its bytes in [`GpuContext::allocated_bytes`].

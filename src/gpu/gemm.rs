@@ -27,7 +27,8 @@ pub struct Gemm {
 
 impl Gemm {
     /// Prepares `C[m,n] = op(A)[m,k]·op(B)[k,n]` for `variant`, with the tile the engine uses
-    /// for that shape ([`MatmulTile::for_shape`]).
+    /// for that shape on this context (its [`Tuning`](super::Tuning)), reading vec4s where the
+    /// shape allows.
     pub fn new(
         ctx: &GpuContext,
         variant: MatmulVariant,
@@ -35,10 +36,13 @@ impl Gemm {
         n: usize,
         k: usize,
     ) -> Result<Self> {
-        Self::with_tile(ctx, variant, MatmulTile::for_shape(m, n), m, n, k)
+        check_sizes(m, n, k)?;
+        let vec4 = variant.vec4_fits(Some(m), Some(n), Some(k), [0, 0]);
+        let tile = ctx.matmul_tile(variant, (m, n, k), vec4)?;
+        Self::build(ctx, variant, tile, vec4, m, n, k)
     }
 
-    /// Prepares the same product computed in `tile`s.
+    /// Prepares the same product computed in `tile`s, reading vec4s where the shape allows.
     pub fn with_tile(
         ctx: &GpuContext,
         variant: MatmulVariant,
@@ -47,9 +51,32 @@ impl Gemm {
         n: usize,
         k: usize,
     ) -> Result<Self> {
-        if m == 0 || n == 0 || k == 0 {
+        let vec4 = variant.vec4_fits(Some(m), Some(n), Some(k), [0, 0]);
+        Self::build(ctx, variant, tile, vec4, m, n, k)
+    }
+
+    /// Prepares the product in `tile`s, a shuffle tile reading vec4s only when `vec4` (scalars
+    /// otherwise, as it must for shapes [`MatmulVariant::vec4_fits`] refuses).
+    pub fn build(
+        ctx: &GpuContext,
+        variant: MatmulVariant,
+        tile: MatmulTile,
+        vec4: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<Self> {
+        check_sizes(m, n, k)?;
+        if vec4 && !variant.vec4_fits(Some(m), Some(n), Some(k), [0, 0]) {
             return Err(Error::Usage(format!(
-                "matmul sizes must be at least 1, got {m}x{n}x{k}"
+                "a {m}x{n}x{k} product with these layouts cannot be read as vec4s"
+            )));
+        }
+        if matches!(tile, MatmulTile::Shuffle { .. }) && !ctx.has_shuffles() {
+            return Err(Error::Usage(format!(
+                "the {} tile needs subgroups of at least 8 invocations, which {} lacks",
+                tile.name(),
+                ctx.describe()
             )));
         }
         ctx.scoped("preparing a matmul", || {
@@ -96,7 +123,7 @@ impl Gemm {
                 m,
                 n,
                 k,
-                pipeline: kernels.matmul(variant, tile),
+                pipeline: kernels.matmul(variant, tile, vec4),
                 bind_group,
                 lhs,
                 rhs,
@@ -105,6 +132,11 @@ impl Gemm {
                 pre,
             })
         })
+    }
+
+    /// The tile it computes in.
+    pub fn tile(&self) -> MatmulTile {
+        self.tile
     }
 
     /// Floating-point operations of one product: `2·M·N·K`.
@@ -168,8 +200,8 @@ impl Gemm {
             pass.set_bind_group(0, &self.bind_group, &[]);
             for _ in 0..repeats {
                 pass.dispatch_workgroups(
-                    (self.n as u32).div_ceil(self.tile.side()),
-                    (self.m as u32).div_ceil(self.tile.side()),
+                    (self.n as u32).div_ceil(self.tile.cols()),
+                    (self.m as u32).div_ceil(self.tile.rows()),
                     1,
                 );
             }
@@ -194,4 +226,13 @@ impl Gemm {
                 .read_back(buffer, 0, (self.m * self.n * 4) as u64, "a matmul result")?;
         Ok(Array2::from_shape_vec((self.m, self.n), values).expect("m x n values"))
     }
+}
+
+fn check_sizes(m: usize, n: usize, k: usize) -> Result<()> {
+    if m == 0 || n == 0 || k == 0 {
+        return Err(Error::Usage(format!(
+            "matmul sizes must be at least 1, got {m}x{n}x{k}"
+        )));
+    }
+    Ok(())
 }

@@ -7,6 +7,9 @@ use crate::optim::Optimizer;
 
 const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
 const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
+const MATMUL_SHUFFLE_WGSL: &str = include_str!("../../shaders/matmul_shuffle.wgsl");
+const OPERANDS_SCALAR_WGSL: &str = include_str!("../../shaders/matmul_operands/scalar.wgsl");
+const OPERANDS_VEC4_WGSL: &str = include_str!("../../shaders/matmul_operands/vec4.wgsl");
 const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
 const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
 const CLIP_WGSL: &str = include_str!("../../shaders/clip.wgsl");
@@ -18,11 +21,11 @@ const RMSPROP_WGSL: &str = include_str!("../../shaders/optim/rmsprop.wgsl");
 const ADAGRAD_WGSL: &str = include_str!("../../shaders/optim/adagrad.wgsl");
 const ADADELTA_WGSL: &str = include_str!("../../shaders/optim/adadelta.wgsl");
 
-/// The square output tile one matmul workgroup computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The output tile one matmul workgroup computes, and how it is fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MatmulTile {
     /// 64×64, 4×4 outputs per invocation of a 16×16 workgroup, staging K-slices in workgroup
-    /// memory: the most arithmetic per load.
+    /// memory: the most arithmetic per load on GPUs.
     Large,
     /// 32×32, 4×4 per invocation of an 8×8 workgroup reading storage directly: for products so
     /// small that a 64-wide tile would mostly compute padding (a batch of 32 rows through a
@@ -31,30 +34,100 @@ pub enum MatmulTile {
     /// 16×16, 4×4 per invocation of a 4×4 workgroup reading storage directly: for the narrowest
     /// products (a layer of 10 outputs).
     Tiny,
+    /// `8·row_groups × 4·width`: `width` invocations in a row, each owning four columns of every
+    /// row, sharing rows of op(A) through subgroup shuffles (`shaders/matmul_shuffle.wgsl`); far
+    /// the fastest on CPU rasterisers. Needs [`GpuContext::has_shuffles`](super::GpuContext).
+    Shuffle {
+        /// Groups of 8 rows: 1 or 2.
+        row_groups: u32,
+        /// Invocations per workgroup: 8, 16, 32 or 64.
+        width: u32,
+    },
 }
 
 impl MatmulTile {
-    /// Side length.
-    pub fn side(self) -> u32 {
+    /// Rows of C per workgroup.
+    pub fn rows(self) -> u32 {
         match self {
             MatmulTile::Large => 64,
             MatmulTile::Small => 32,
             MatmulTile::Tiny => 16,
+            MatmulTile::Shuffle { row_groups, .. } => 8 * row_groups,
         }
     }
 
-    /// The tile that computes the least padding for an `m × n` product, the larger one on a tie.
+    /// Columns of C per workgroup.
+    pub fn cols(self) -> u32 {
+        match self {
+            MatmulTile::Shuffle { width, .. } => 4 * width,
+            square => square.rows(),
+        }
+    }
+
+    /// The fewest rows or columns any tile has: bounds the workgroups a dispatch can need.
+    pub const MIN_SIDE: u32 = 8;
+
+    /// The fixed default: among the tiles every adapter runs (no shuffles), the one that
+    /// computes the least padding for an `m × n` product, the larger one on a tie.
     pub fn for_shape(m: usize, n: usize) -> Self {
-        let padded = |t: MatmulTile| {
-            let side = t.side() as usize;
-            m.next_multiple_of(side) * n.next_multiple_of(side)
-        };
         [MatmulTile::Large, MatmulTile::Small, MatmulTile::Tiny]
             .into_iter()
-            .min_by_key(|&t| padded(t))
+            .min_by_key(|&t| t.padded(m, n))
             .expect("three tiles")
     }
+
+    /// Every tile worth timing for an `m × n` product: the square ones, and with `shuffles` the
+    /// shuffle tiles whose padding is less than the product itself (narrow tiles for narrow
+    /// products).
+    pub fn candidates(m: usize, n: usize, shuffles: bool) -> Vec<Self> {
+        let mut tiles = vec![MatmulTile::Large, MatmulTile::Small, MatmulTile::Tiny];
+        if shuffles {
+            for row_groups in [1, 2] {
+                for width in [8, 16, 32, 64] {
+                    let tile = MatmulTile::Shuffle { row_groups, width };
+                    if width == 8 || tile.padded(m, n) < 2 * m * n {
+                        tiles.push(tile);
+                    }
+                }
+            }
+        }
+        tiles
+    }
+
+    /// Elements of C computed, padding included.
+    fn padded(self, m: usize, n: usize) -> usize {
+        m.next_multiple_of(self.rows() as usize) * n.next_multiple_of(self.cols() as usize)
+    }
+
+    /// A short name for reports and the tuning cache: `large`, `small`, `tiny`, `shuffle16x256`.
+    pub fn name(self) -> String {
+        match self {
+            MatmulTile::Large => "large".into(),
+            MatmulTile::Small => "small".into(),
+            MatmulTile::Tiny => "tiny".into(),
+            MatmulTile::Shuffle { .. } => format!("shuffle{}x{}", self.rows(), self.cols()),
+        }
+    }
+
+    /// The tile [`name`](Self::name) gives, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "large" => Some(MatmulTile::Large),
+            "small" => Some(MatmulTile::Small),
+            "tiny" => Some(MatmulTile::Tiny),
+            _ => {
+                let (rows, cols) = name.strip_prefix("shuffle")?.split_once('x')?;
+                let (rows, cols): (u32, u32) = (rows.parse().ok()?, cols.parse().ok()?);
+                let tile = MatmulTile::Shuffle {
+                    row_groups: rows / 8,
+                    width: cols / 4,
+                };
+                (matches!(rows, 8 | 16) && matches!(cols, 32 | 64 | 128 | 256)).then_some(tile)
+            }
+        }
+    }
 }
+
 /// Invocations per workgroup of the row-wise loss and column-sum kernels.
 pub(crate) const ROW_GROUP: u32 = 64;
 /// Invocations per workgroup of the optimizer kernels.
@@ -92,10 +165,32 @@ pub struct MatmulVariant {
     pub activation: Activation,
 }
 
+impl MatmulVariant {
+    /// Whether the shuffle tiles may read op(A) and op(B) as vec4s: every vec4 they load starts
+    /// at a multiple of four elements. That needs K % 4 = 0 for a row-major A or a transposed B,
+    /// M % 4 = 0 for a transposed A, N % 4 = 0 for a row-major B, and per-model strides that are
+    /// multiples of 4. A size that is `None` varies between dispatches (the batch) and so fails
+    /// any condition that names it.
+    pub fn vec4_fits(
+        &self,
+        m: Option<usize>,
+        n: Option<usize>,
+        k: Option<usize>,
+        strides: [u32; 2],
+    ) -> bool {
+        let fits = |size: Option<usize>| size.is_some_and(|s| s % 4 == 0);
+        let a = if self.transpose_a { fits(m) } else { fits(k) };
+        let b = if self.transpose_b { fits(k) } else { fits(n) };
+        a && b && strides.iter().all(|s| s % 4 == 0)
+    }
+}
+
 /// Compiled shader modules and layouts, from which pipelines are specialised.
 pub(crate) struct Kernels {
     device: wgpu::Device,
     matmul: wgpu::ShaderModule,
+    /// The shuffle matmul reading scalars and reading vec4s, where the device has subgroups.
+    matmul_shuffle: Option<[wgpu::ShaderModule; 2]>,
     loss: wgpu::ShaderModule,
     reduce: wgpu::ShaderModule,
     pub matmul_layout: wgpu::BindGroupLayout,
@@ -178,6 +273,15 @@ impl Kernels {
         Self {
             device: device.clone(),
             matmul: module(device, "matmul", &[ACTIVATION_WGSL, MATMUL_WGSL]),
+            matmul_shuffle: device.features().contains(wgpu::Features::SUBGROUP).then(|| {
+                [OPERANDS_SCALAR_WGSL, OPERANDS_VEC4_WGSL].map(|operands| {
+                    module(
+                        device,
+                        "matmul (shuffles)",
+                        &[ACTIVATION_WGSL, operands, MATMUL_SHUFFLE_WGSL],
+                    )
+                })
+            }),
             loss: module(device, "loss", &[ACTIVATION_WGSL, LOSS_WGSL]),
             reduce: module(device, "reduce", &[REDUCE_WGSL]),
             matmul_layout: layout(
@@ -241,25 +345,50 @@ impl Kernels {
             })
     }
 
-    /// The matmul kernel specialised to `variant`, computing `tile`s.
-    pub fn matmul(&self, variant: MatmulVariant, tile: MatmulTile) -> wgpu::ComputePipeline {
+    /// The matmul kernel specialised to `variant`, computing `tile`s; a shuffle tile reads its
+    /// operands as vec4s when `vec4` (which [`MatmulVariant::vec4_fits`] must allow).
+    ///
+    /// # Panics
+    /// If `tile` is a shuffle tile and the device has no subgroups ([`Kernels::has_shuffles`]).
+    pub fn matmul(
+        &self,
+        variant: MatmulVariant,
+        tile: MatmulTile,
+        vec4: bool,
+    ) -> wgpu::ComputePipeline {
         let [activation, slope] = activation_constants(variant.activation);
-        let constants = [
-            ("SIDE", f64::from(tile.side() / 4)),
-            ("SHARED", f64::from(u8::from(tile == MatmulTile::Large))),
+        let common = [
             ("TRANSPOSE_A", f64::from(u8::from(variant.transpose_a))),
             ("TRANSPOSE_B", f64::from(u8::from(variant.transpose_b))),
             ("EPILOGUE", f64::from(variant.epilogue as u32)),
             activation,
             slope,
         ];
-        self.pipeline(
-            "matmul",
-            &self.matmul,
-            &self.matmul_layout,
-            "main",
-            &constants,
-        )
+        let (module, specific) = match tile {
+            MatmulTile::Shuffle { row_groups, width } => {
+                let modules = self
+                    .matmul_shuffle
+                    .as_ref()
+                    .expect("shuffle tiles are only chosen where the device has subgroups");
+                (
+                    &modules[usize::from(vec4)],
+                    vec![
+                        ("ROW_GROUPS", f64::from(row_groups)),
+                        ("WIDTH", f64::from(width)),
+                        ("VEC4", f64::from(u8::from(vec4))),
+                    ],
+                )
+            }
+            square => (
+                &self.matmul,
+                vec![
+                    ("SIDE", f64::from(square.rows() / 4)),
+                    ("SHARED", f64::from(u8::from(square == MatmulTile::Large))),
+                ],
+            ),
+        };
+        let constants: Vec<_> = common.into_iter().chain(specific).collect();
+        self.pipeline("matmul", module, &self.matmul_layout, "main", &constants)
     }
 
     /// The loss kernels for `loss` over an output layer with `activation`: per-row loss and

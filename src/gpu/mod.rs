@@ -6,9 +6,11 @@ mod engine;
 mod gemm;
 mod kernels;
 mod pack;
+mod tuning;
 
 pub use context::{AdapterRequest, GpuContext, check_fits, enumerate_adapters};
 pub use engine::GpuEngine;
 pub use gemm::Gemm;
 pub use kernels::{Epilogue, MatmulTile, MatmulVariant};
 pub use pack::GpuPack;
+pub use tuning::Tuning;

@@ -134,8 +134,8 @@ impl Grid {
     fn workgroups(self, rows: u32, max_per_dim: u32, models: u32) -> (u32, u32, u32) {
         match self {
             Grid::Tiles { m, n, tile } => (
-                n.at(rows).div_ceil(tile.side()),
-                m.at(rows).div_ceil(tile.side()),
+                n.at(rows).div_ceil(tile.cols()),
+                m.at(rows).div_ceil(tile.rows()),
                 models,
             ),
             Grid::Items(count) => (count.at(rows).div_ceil(ROW_GROUP), 1, models),
@@ -267,7 +267,7 @@ impl GpuPack {
             .max()
             .unwrap_or(1);
         for extent in [max_batch, widest] {
-            if extent.div_ceil(MatmulTile::Small.side() as usize) > max_dim as usize
+            if extent.div_ceil(MatmulTile::MIN_SIDE as usize) > max_dim as usize
                 || extent > u32::MAX as usize
             {
                 return Err(Error::Usage(format!(
@@ -457,10 +457,26 @@ impl GpuPack {
             }
         };
 
+        // Each product's pipeline and tile: vec4 reads where every size they cross allows, and
+        // the tile the context's tuning picks for the largest batch.
+        let matmul = |variant: MatmulVariant, shape: &Shape| -> Result<(wgpu::ComputePipeline, Grid)> {
+            let &Shape::Matmul { m, n, k, strides } = shape else {
+                unreachable!("a matmul's shape")
+            };
+            let size = |e: Extent| match e {
+                Extent::Batch => None,
+                Extent::Fixed(v) => Some(v as usize),
+            };
+            let vec4 = variant.vec4_fits(size(m), size(n), size(k), [strides[0], strides[1]]);
+            let largest = |e: Extent| size(e).unwrap_or(max_batch);
+            let tile = ctx.matmul_tile(variant, (largest(m), largest(n), largest(k)), vec4)?;
+            Ok((kernels.matmul(variant, tile, vec4), Grid::Tiles { m, n, tile }))
+        };
+
         // Forward: a_i = act_i(a_{i-1} · W_iᵀ + b_i).
         let mut forward = Vec::new();
         for (i, layer) in layers.iter().enumerate() {
-            let slot = add_shape(Shape::Matmul {
+            let shape = Shape::Matmul {
                 m: Extent::Batch,
                 n: fixed(layer.outputs),
                 k: fixed(layer.inputs),
@@ -470,19 +486,20 @@ impl GpuPack {
                     rows_stride(layer.outputs),
                     params_stride,
                 ],
-            });
+            };
+            let (pipeline, grid) = matmul(
+                MatmulVariant {
+                    transpose_a: false,
+                    transpose_b: true,
+                    epilogue: Epilogue::BiasActivation,
+                    activation: layer.activation,
+                },
+                &shape,
+            )?;
+            let slot = add_shape(shape);
             let source = if i == 0 { &input } else { &res.post[i - 1] };
-            let tile = MatmulTile::for_shape(max_batch, layer.outputs);
             forward.push(Dispatch {
-                pipeline: kernels.matmul(
-                    MatmulVariant {
-                        transpose_a: false,
-                        transpose_b: true,
-                        epilogue: Epilogue::BiasActivation,
-                        activation: layer.activation,
-                    },
-                    tile,
-                ),
+                pipeline,
                 bind_group: bind(
                     &kernels.matmul_layout,
                     vec![
@@ -494,11 +511,7 @@ impl GpuPack {
                         dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
                     ],
                 ),
-                grid: Grid::Tiles {
-                    m: Extent::Batch,
-                    n: fixed(layer.outputs),
-                    tile,
-                },
+                grid,
             });
         }
 
@@ -554,7 +567,7 @@ impl GpuPack {
             let layer = layers[i];
             let source = if i == 0 { &input } else { &res.post[i - 1] };
             // ∂L/∂W_i = δ_iᵀ · a_{i-1}: M = out, N = in, K = batch.
-            let slot = add_shape(Shape::Matmul {
+            let shape = Shape::Matmul {
                 m: fixed(layer.outputs),
                 n: fixed(layer.inputs),
                 k: Extent::Batch,
@@ -564,10 +577,11 @@ impl GpuPack {
                     params_stride,
                     0,
                 ],
-            });
-            let tile = MatmulTile::for_shape(layer.outputs, layer.inputs);
+            };
+            let (pipeline, grid) = matmul(weight_grad, &shape)?;
+            let slot = add_shape(shape);
             backward.push(Dispatch {
-                pipeline: kernels.matmul(weight_grad, tile),
+                pipeline,
                 bind_group: bind(
                     &kernels.matmul_layout,
                     vec![
@@ -579,11 +593,7 @@ impl GpuPack {
                         dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
                     ],
                 ),
-                grid: Grid::Tiles {
-                    m: fixed(layer.outputs),
-                    n: fixed(layer.inputs),
-                    tile,
-                },
+                grid,
             });
             // ∂L/∂b_i = Σ_rows δ_i.
             let slot = add_shape(Shape::Columns {
@@ -607,7 +617,7 @@ impl GpuPack {
                 continue;
             }
             // δ_{i-1} = (δ_i · W_i) ⊙ act'_{i-1}(z_{i-1}): M = batch, N = in, K = out.
-            let slot = add_shape(Shape::Matmul {
+            let shape = Shape::Matmul {
                 m: Extent::Batch,
                 n: fixed(layer.inputs),
                 k: fixed(layer.outputs),
@@ -617,18 +627,19 @@ impl GpuPack {
                     rows_stride(layer.inputs),
                     rows_stride(layer.inputs),
                 ],
-            });
-            let tile = MatmulTile::for_shape(max_batch, layer.inputs);
+            };
+            let (pipeline, grid) = matmul(
+                MatmulVariant {
+                    transpose_a: false,
+                    transpose_b: false,
+                    epilogue: Epilogue::ActivationGrad,
+                    activation: layers[i - 1].activation,
+                },
+                &shape,
+            )?;
+            let slot = add_shape(shape);
             backward.push(Dispatch {
-                pipeline: kernels.matmul(
-                    MatmulVariant {
-                        transpose_a: false,
-                        transpose_b: false,
-                        epilogue: Epilogue::ActivationGrad,
-                        activation: layers[i - 1].activation,
-                    },
-                    tile,
-                ),
+                pipeline,
                 bind_group: bind(
                     &kernels.matmul_layout,
                     vec![
@@ -640,11 +651,7 @@ impl GpuPack {
                         dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
                     ],
                 ),
-                grid: Grid::Tiles {
-                    m: Extent::Batch,
-                    n: fixed(layer.inputs),
-                    tile,
-                },
+                grid,
             });
         }
         debug_assert!(shapes.len() <= uniform_slots);
