@@ -91,7 +91,9 @@ pub fn gemm(a: &GemmArgs) -> Result<()> {
         .map(|r| {
             vec![
                 r.n.to_string(),
+                r.tile.clone(),
                 format!("{:.2}", r.gpu_gflops),
+                format!("{:.2}", r.fixed_gflops),
                 format!("{:.2}", r.cpu_gflops),
                 format!("{:.1}%", 100.0 * r.gpu_gflops / r.cpu_gflops),
                 format!("{:.3}", r.gpu_seconds * 1e3),
@@ -99,13 +101,22 @@ pub fn gemm(a: &GemmArgs) -> Result<()> {
             ]
         })
         .collect();
-    let json_rows = rows.iter().map(|r: &GemmRow| json!({"n": r.n, "gpu_gflops": r.gpu_gflops, "cpu_gflops": r.cpu_gflops, "gpu_seconds": r.gpu_seconds, "cpu_seconds": r.cpu_seconds})).collect();
+    let json_rows = rows
+        .iter()
+        .map(|r: &GemmRow| {
+            json!({"n": r.n, "tile": r.tile, "gpu_gflops": r.gpu_gflops,
+                   "fixed_tile_gflops": r.fixed_gflops, "cpu_gflops": r.cpu_gflops,
+                   "gpu_seconds": r.gpu_seconds, "cpu_seconds": r.cpu_seconds})
+        })
+        .collect();
     emit(
         a.format,
         &info,
         &[
             "n",
+            "tile",
             "gpu GFLOP/s",
+            "fixed tile GFLOP/s",
             "ndarray GFLOP/s",
             "gpu/ndarray",
             "gpu ms",

@@ -140,11 +140,7 @@ impl GpuContext {
         Self::open(adapter, request.limits.clone(), request.tuning.clone())
     }
 
-    fn open(
-        adapter: wgpu::Adapter,
-        limits: Option<wgpu::Limits>,
-        tuning: Tuning,
-    ) -> Result<Self> {
+    fn open(adapter: wgpu::Adapter, limits: Option<wgpu::Limits>, tuning: Tuning) -> Result<Self> {
         let info = adapter.get_info();
         let required_limits = limits.unwrap_or_else(|| adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {

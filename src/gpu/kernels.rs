@@ -273,15 +273,18 @@ impl Kernels {
         Self {
             device: device.clone(),
             matmul: module(device, "matmul", &[ACTIVATION_WGSL, MATMUL_WGSL]),
-            matmul_shuffle: device.features().contains(wgpu::Features::SUBGROUP).then(|| {
-                [OPERANDS_SCALAR_WGSL, OPERANDS_VEC4_WGSL].map(|operands| {
-                    module(
-                        device,
-                        "matmul (shuffles)",
-                        &[ACTIVATION_WGSL, operands, MATMUL_SHUFFLE_WGSL],
-                    )
-                })
-            }),
+            matmul_shuffle: device
+                .features()
+                .contains(wgpu::Features::SUBGROUP)
+                .then(|| {
+                    [OPERANDS_SCALAR_WGSL, OPERANDS_VEC4_WGSL].map(|operands| {
+                        module(
+                            device,
+                            "matmul (shuffles)",
+                            &[ACTIVATION_WGSL, operands, MATMUL_SHUFFLE_WGSL],
+                        )
+                    })
+                }),
             loss: module(device, "loss", &[ACTIVATION_WGSL, LOSS_WGSL]),
             reduce: module(device, "reduce", &[REDUCE_WGSL]),
             matmul_layout: layout(

@@ -459,19 +459,23 @@ impl GpuPack {
 
         // Each product's pipeline and tile: vec4 reads where every size they cross allows, and
         // the tile the context's tuning picks for the largest batch.
-        let matmul = |variant: MatmulVariant, shape: &Shape| -> Result<(wgpu::ComputePipeline, Grid)> {
-            let &Shape::Matmul { m, n, k, strides } = shape else {
-                unreachable!("a matmul's shape")
+        let matmul =
+            |variant: MatmulVariant, shape: &Shape| -> Result<(wgpu::ComputePipeline, Grid)> {
+                let &Shape::Matmul { m, n, k, strides } = shape else {
+                    unreachable!("a matmul's shape")
+                };
+                let size = |e: Extent| match e {
+                    Extent::Batch => None,
+                    Extent::Fixed(v) => Some(v as usize),
+                };
+                let vec4 = variant.vec4_fits(size(m), size(n), size(k), [strides[0], strides[1]]);
+                let largest = |e: Extent| size(e).unwrap_or(max_batch);
+                let tile = ctx.matmul_tile(variant, (largest(m), largest(n), largest(k)), vec4)?;
+                Ok((
+                    kernels.matmul(variant, tile, vec4),
+                    Grid::Tiles { m, n, tile },
+                ))
             };
-            let size = |e: Extent| match e {
-                Extent::Batch => None,
-                Extent::Fixed(v) => Some(v as usize),
-            };
-            let vec4 = variant.vec4_fits(size(m), size(n), size(k), [strides[0], strides[1]]);
-            let largest = |e: Extent| size(e).unwrap_or(max_batch);
-            let tile = ctx.matmul_tile(variant, (largest(m), largest(n), largest(k)), vec4)?;
-            Ok((kernels.matmul(variant, tile, vec4), Grid::Tiles { m, n, tile }))
-        };
 
         // Forward: a_i = act_i(a_{i-1} · W_iᵀ + b_i).
         let mut forward = Vec::new();

@@ -35,7 +35,11 @@ impl Tuning {
     /// `$XDG_CACHE_HOME/downhill`, else `~/.cache/downhill`, file `autotune.json`; without any
     /// of them, choices last for the run.
     pub fn autotune_cached() -> Self {
-        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let dir = var("DOWNHILL_CACHE_DIR")
             .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("downhill")))
             .or_else(|| var("HOME").map(|d| d.join(".cache").join("downhill")));
@@ -91,7 +95,11 @@ impl Tuner {
         };
         let adapter = adapter_key(ctx.info());
         let class = shape_class(variant, (m, n, k), vec4);
-        let known = self.lock().get(&adapter).and_then(|t| t.get(&class)).cloned();
+        let known = self
+            .lock()
+            .get(&adapter)
+            .and_then(|t| t.get(&class))
+            .cloned();
         if let Some(tile) = known.as_deref().and_then(MatmulTile::from_name) {
             return Ok(tile);
         }

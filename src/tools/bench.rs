@@ -66,34 +66,53 @@ impl RunInfo {
 pub struct GemmRow {
     /// Square size n (an n×n by n×n product).
     pub n: usize,
-    /// GFLOP/s of the engine's kernel.
+    /// The tile the context's tuning chose (`large` with `--no-autotune`).
+    pub tile: String,
+    /// GFLOP/s of the engine's kernel in that tile.
     pub gpu_gflops: f64,
+    /// GFLOP/s of the fixed default tile (the staged 64×64 one at these sizes).
+    pub fixed_gflops: f64,
     /// GFLOP/s of ndarray's product.
     pub cpu_gflops: f64,
-    /// Seconds per product on the GPU (host-timed over back-to-back products).
+    /// Seconds per product on the GPU in the chosen tile (host-timed, back-to-back products).
     pub gpu_seconds: f64,
     /// Seconds per product on the CPU.
     pub cpu_seconds: f64,
 }
 
-/// Median seconds per call of `run(repeats)`, over enough repeats to take about `budget` seconds.
-fn median_seconds(mut run: impl FnMut(usize) -> Result<()>, budget: f64) -> Result<f64> {
-    run(1)?;
-    let start = Instant::now();
-    run(1)?;
-    let once = start.elapsed().as_secs_f64().max(1e-6);
-    let repeats = ((budget / 3.0 / once).ceil() as usize).clamp(1, 1000);
-    let mut trials = Vec::new();
-    for _ in 0..3 {
+/// Median seconds per call of each of `runs`, timed in turn (one trial of each, three times,
+/// so that a machine's slow spell hits them alike), each trial about `budget / 3` seconds.
+fn interleaved_medians(
+    runs: &mut [&mut dyn FnMut(usize) -> Result<()>],
+    budget: f64,
+) -> Result<Vec<f64>> {
+    let mut repeats = Vec::new();
+    for run in runs.iter_mut() {
+        run(1)?;
         let start = Instant::now();
-        run(repeats)?;
-        trials.push(start.elapsed().as_secs_f64() / repeats as f64);
+        run(1)?;
+        let once = start.elapsed().as_secs_f64().max(1e-6);
+        repeats.push(((budget / 3.0 / once).ceil() as usize).clamp(1, 1000));
     }
-    trials.sort_by(f64::total_cmp);
-    Ok(trials[1])
+    let mut trials = vec![Vec::new(); runs.len()];
+    for _ in 0..3 {
+        for (i, run) in runs.iter_mut().enumerate() {
+            let start = Instant::now();
+            run(repeats[i])?;
+            trials[i].push(start.elapsed().as_secs_f64() / repeats[i] as f64);
+        }
+    }
+    Ok(trials
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[1]
+        })
+        .collect())
 }
 
-/// GFLOP/s of `C = A·B` for each square size, the GPU kernel and ndarray side by side.
+/// GFLOP/s of `C = A·B` for each square size: the kernel in the tile the context's tuning
+/// picks, in the fixed default tile, and ndarray's product, timed in turn.
 pub fn bench_gemm(ctx: &GpuContext, sizes: &[usize], budget_seconds: f64) -> Result<Vec<GemmRow>> {
     sizes
         .iter()
@@ -109,25 +128,29 @@ pub fn bench_gemm(ctx: &GpuContext, sizes: &[usize], budget_seconds: f64) -> Res
                 epilogue: Epilogue::Plain,
                 activation: Activation::Identity,
             };
-            let gemm = Gemm::with_tile(ctx, variant, MatmulTile::Large, n, n, n)?;
-            gemm.upload(a.view(), b.view(), None)?;
-            let gpu_seconds = median_seconds(|r| gemm.run(r), budget_seconds)?;
-            let cpu_seconds = median_seconds(
-                |r| {
+            let chosen = Gemm::new(ctx, variant, n, n, n)?;
+            let fixed = Gemm::with_tile(ctx, variant, MatmulTile::for_shape(n, n), n, n, n)?;
+            for gemm in [&chosen, &fixed] {
+                gemm.upload(a.view(), b.view(), None)?;
+            }
+            let seconds = interleaved_medians(
+                &mut [&mut |r| chosen.run(r), &mut |r| fixed.run(r), &mut |r| {
                     for _ in 0..r {
                         std::hint::black_box(a.dot(&b));
                     }
                     Ok(())
-                },
+                }],
                 budget_seconds,
             )?;
-            let flops = gemm.flops();
+            let flops = chosen.flops();
             Ok(GemmRow {
                 n,
-                gpu_gflops: flops / gpu_seconds / 1e9,
-                cpu_gflops: flops / cpu_seconds / 1e9,
-                gpu_seconds,
-                cpu_seconds,
+                tile: chosen.tile().name(),
+                gpu_gflops: flops / seconds[0] / 1e9,
+                fixed_gflops: flops / seconds[1] / 1e9,
+                cpu_gflops: flops / seconds[2] / 1e9,
+                gpu_seconds: seconds[0],
+                cpu_seconds: seconds[2],
             })
         })
         .collect()
