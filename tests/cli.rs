@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use common::assert_close;
 use downhill::checkpoint::load_model;
 use downhill::data::{builtin, npy};
+use downhill::gpu::MatmulTile;
 use downhill::{Targets, Tolerance};
 
 fn downhill(args: &[&str]) -> Output {
@@ -604,7 +605,10 @@ fn bench_gemm_writes_complete_json_and_csv() {
     assert_eq!(results.len(), 2);
     for r in results {
         assert!(
-            r["gpu_gflops"].as_f64().unwrap() > 0.0 && r["cpu_gflops"].as_f64().unwrap() > 0.0,
+            r["gpu_gflops"].as_f64().unwrap() > 0.0
+                && r["fixed_tile_gflops"].as_f64().unwrap() > 0.0
+                && r["cpu_gflops"].as_f64().unwrap() > 0.0
+                && MatmulTile::from_name(r["tile"].as_str().unwrap()).is_some(),
             "{r}"
         );
     }
@@ -621,10 +625,10 @@ fn bench_gemm_writes_complete_json_and_csv() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "n,gpu GFLOP/s,ndarray GFLOP/s,gpu/ndarray,gpu ms,ndarray ms"
+        "n,tile,gpu GFLOP/s,fixed tile GFLOP/s,ndarray GFLOP/s,gpu/ndarray,gpu ms,ndarray ms"
     );
     assert_eq!(lines.len(), 2);
-    assert_eq!(lines[1].split(',').count(), 6);
+    assert_eq!(lines[1].split(',').count(), 8);
 }
 
 #[test]

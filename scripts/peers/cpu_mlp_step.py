@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The CPU reference engine against JAX + optax on the CPU, side by side in one run.
+
+Both train the same MLP (ReLU hidden layers, softmax cross-entropy, Adam with torch's
+defaults, lr 1e-3) on the same synthetic data, one mini-batch step at a time with the data in
+host memory. Rounds alternate between the two so that a slow spell of the machine hits both;
+the figure is the median over rounds of steps per second.
+
+    python3 -m venv /tmp/jax && /tmp/jax/bin/pip install jax optax
+    cargo build --release
+    /tmp/jax/bin/python scripts/peers/cpu_mlp_step.py --layers 784,512,512,10 --batch-sizes 64,256,1024
+
+JAX runs with its defaults (XLA uses every core); downhill's CPU engine runs as it ships.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def synthetic(rows, layers, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, layers[0]), dtype=np.float32)
+    y = rng.integers(0, layers[-1], size=rows).astype(np.int64)
+    return x, y
+
+
+def jax_steps_per_second(x, y, layers, batch, steps):
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    key = jax.random.PRNGKey(0)
+    params = []
+    for fan_in, fan_out in zip(layers[:-1], layers[1:]):
+        key, wk, bk = jax.random.split(key, 3)
+        bound = 1.0 / np.sqrt(fan_in)
+        params.append(
+            (
+                jax.random.uniform(wk, (fan_out, fan_in), jnp.float32, -bound, bound),
+                jax.random.uniform(bk, (fan_out,), jnp.float32, -bound, bound),
+            )
+        )
+
+    def loss_fn(params, xb, yb):
+        h = xb
+        for i, (w, b) in enumerate(params):
+            h = h @ w.T + b
+            if i + 1 < len(params):
+                h = jax.nn.relu(h)
+        return optax.softmax_cross_entropy_with_integer_labels(h, yb).mean()
+
+    optimizer = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-8)
+    opt_state = optimizer.init(params)
+
+    @jax.jit
+    def step(params, opt_state, xb, yb):
+        loss, grads = jax.value_and_grad(loss_fn)(params, xb, yb)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    batches = len(x) // batch
+    xs = [jnp.asarray(x[i * batch:(i + 1) * batch]) for i in range(batches)]
+    ys = [jnp.asarray(y[i * batch:(i + 1) * batch]) for i in range(batches)]
+    for i in range(3):  # compile and warm up
+        params, opt_state, loss = step(params, opt_state, xs[i % batches], ys[i % batches])
+    loss.block_until_ready()
+    start = time.perf_counter()
+    for i in range(steps):
+        params, opt_state, loss = step(params, opt_state, xs[i % batches], ys[i % batches])
+    loss.block_until_ready()
+    return steps / (time.perf_counter() - start)
+
+
+def downhill_steps_per_second(binary, features, targets, layers, batch, steps):
+    out = subprocess.run(
+        [
+            binary, "bench", "batch-size", "--device", "cpu",
+            "--features", features, "--targets", targets,
+            "--layers", ",".join(map(str, layers)), "--loss", "cross-entropy",
+            "--optimizer", "adam", "--lr", "1e-3",
+            "--batch-sizes", str(batch), "--warmup-steps", "3", "--steps", str(steps),
+            "--epochs", "1", "--format", "json",
+        ],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    row = json.loads(out)["results"][0]
+    return row["samples_per_second"] / batch
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--layers", default="784,512,512,10")
+    p.add_argument("--batch-sizes", default="64,256,1024")
+    p.add_argument("--rows", type=int, default=4096)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=2.0, help="about this long per measurement")
+    p.add_argument("--binary", default="target/release/downhill")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    a = p.parse_args()
+    layers = [int(v) for v in a.layers.split(",")]
+    x, y = synthetic(a.rows, layers)
+    with tempfile.TemporaryDirectory() as tmp:
+        features, targets = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
+        np.save(features, x)
+        np.save(targets, y)
+        results = []
+        for batch in [int(v) for v in a.batch_sizes.split(",")]:
+            probe = downhill_steps_per_second(a.binary, features, targets, layers, batch, 5)
+            steps = max(5, int(probe * a.seconds))
+            ours, jax_rates = [], []
+            for _ in range(a.rounds):
+                ours.append(downhill_steps_per_second(a.binary, features, targets, layers, batch, steps))
+                jax_rates.append(jax_steps_per_second(x, y, layers, batch, steps))
+            results.append({
+                "batch_size": batch,
+                "downhill_cpu_steps_per_second": statistics.median(ours),
+                "jax_cpu_steps_per_second": statistics.median(jax_rates),
+            })
+    for r in results:
+        r["jax_time_over_downhill_time"] = r["downhill_cpu_steps_per_second"] / r["jax_cpu_steps_per_second"]
+    if a.format == "json":
+        json.dump({"layers": layers, "results": results}, sys.stdout, indent=2)
+        print()
+        return
+    import jax
+    print(f"MLP {a.layers}, ReLU, cross-entropy, Adam; jax {jax.__version__} on {jax.devices()[0].platform}")
+    print(f"{'batch':>6} {'downhill cpu steps/s':>21} {'jax steps/s':>12} {'downhill/jax':>13}")
+    for r in results:
+        print(f"{r['batch_size']:>6} {r['downhill_cpu_steps_per_second']:>21.1f} "
+              f"{r['jax_cpu_steps_per_second']:>12.1f} {r['jax_time_over_downhill_time']:>13.2f}")
+
+
+if __name__ == "__main__":
+    main()
