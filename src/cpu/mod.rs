@@ -118,20 +118,22 @@ impl Engine for CpuEngine {
         });
         let mut state = self.state.iter_mut();
         for (p, g) in self.params.layers.iter_mut().zip(&self.grads.layers) {
+            // The products give row-major gradients; a copy only if some layout ever did not.
+            let weight_grads = g.weight.as_standard_layout();
             let weight_state = state.next().expect("one state entry per tensor");
             let weights_finite = optim::update(
                 &coefficients,
                 clip,
-                p.weight.iter_mut(),
-                g.weight.iter(),
+                p.weight.as_slice_mut().expect("row-major weights"),
+                weight_grads.as_slice().expect("row-major gradients"),
                 weight_state,
             );
             let bias_state = state.next().expect("one state entry per tensor");
             let biases_finite = optim::update(
                 &coefficients,
                 clip,
-                p.bias.iter_mut(),
-                g.bias.iter(),
+                p.bias.as_slice_mut().expect("contiguous biases"),
+                g.bias.as_slice().expect("contiguous gradients"),
                 bias_state,
             );
             self.metrics.nonfinite |= !(weights_finite && biases_finite);
