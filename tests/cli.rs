@@ -689,10 +689,17 @@ fn bench_batch_size_writes_json_csv_and_a_plot() {
                 // Two layers: 2 forward, 2 loss, 2 weight and 2 bias gradients, 1 input
                 // gradient, 1 fused update.
                 assert_eq!(r["dispatches"], 10, "{r}");
+                // Lavapipe has timestamp queries: every launch of a step is profiled.
+                let profile = r["gpu_profile_ms"].as_object().unwrap();
+                for kind in ["matmul", "loss", "bias gradient", "optimizer update", "gather"] {
+                    assert!(profile[kind].as_f64().unwrap() >= 0.0, "{kind} in {r}");
+                }
+                let share = r["matmul_share"].as_f64().unwrap();
+                assert!(share > 0.0 && share <= 1.0, "{r}");
             }
             "cpu" => {
                 assert_eq!(r["timing"], "host");
-                assert!(r["dispatches"].is_null());
+                assert!(r["dispatches"].is_null() && r["gpu_profile_ms"].is_null());
             }
             other => panic!("engine {other}"),
         }
@@ -712,10 +719,10 @@ fn bench_batch_size_writes_json_csv_and_a_plot() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 5);
     assert!(lines[0].starts_with(
-        "engine,batch,samples/s,step ms,p10 ms,p90 ms,gpu ms,timing,device MiB,dispatches,loss@2ep"
+        "engine,batch,samples/s,step ms,p10 ms,p90 ms,gpu ms,timing,device MiB,dispatches,matmul %,loss@2ep"
     ));
     assert!(
-        lines[1..].iter().all(|l| l.split(',').count() == 13),
+        lines[1..].iter().all(|l| l.split(',').count() == 14),
         "{csv}"
     );
 }

@@ -31,7 +31,9 @@ pub fn update(
     state: &mut [Vec<f32>; MAX_STATE_SLOTS],
 ) -> bool {
     {
-        let [s0, s1, s2] = state.each_mut().map(|s| ArrayViewMut1::from(s.as_mut_slice()));
+        let [s0, s1, s2] = state
+            .each_mut()
+            .map(|s| ArrayViewMut1::from(s.as_mut_slice()));
         let (p, g) = (ArrayViewMut1::from(&mut *params), ArrayView1::from(grads));
         match coefficients {
             Coefficients::Sgd(c) => sgd(c, clip, p, g, s0),
@@ -58,7 +60,9 @@ fn sgd(c: &SgdCoefficients, clip: f32, p: Tensor<'_>, g: Grads<'_>, buffer: Tens
         }
     };
     if c.use_momentum == 0 {
-        Zip::from(p).and(g).for_each(|p, &g| *p -= c.lr * decayed(*p, g));
+        Zip::from(p)
+            .and(g)
+            .for_each(|p, &g| *p -= c.lr * decayed(*p, g));
         return;
     }
     Zip::from(p).and(g).and(buffer).for_each(|p, &g, b| {

@@ -208,6 +208,12 @@ impl GpuContext {
         self.device.create_buffer(descriptor)
     }
 
+    /// Takes `bytes` of buffers since dropped back out of [`GpuContext::allocated_bytes`] (the
+    /// tuner's scratch products, which are no engine's memory).
+    pub(crate) fn released(&self, bytes: u64) {
+        self.allocated.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
     /// Bytes of device memory the engines on this context have allocated (readback staging
     /// excluded), so that a benchmark can report what a model and batch size cost.
     pub fn allocated_bytes(&self) -> u64 {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2};
 
 use super::context::GpuContext;
-use super::pack::GpuPack;
+use super::pack::{GpuPack, KernelKind};
 use crate::data::Dataset;
 use crate::engine::{Engine, Metrics, OptimizerState, Setup};
 use crate::error::Result;
@@ -66,6 +66,16 @@ impl GpuEngine {
     /// device cannot (time on the host instead).
     pub fn enable_gpu_timing(&mut self) -> bool {
         self.pack.enable_gpu_timing()
+    }
+
+    /// Times every kernel launch of the next step (see [`GpuPack::profile_next_step`]).
+    pub fn profile_next_step(&mut self) -> bool {
+        self.pack.profile_next_step()
+    }
+
+    /// The profiled step's launches and their GPU seconds (see [`GpuPack::take_profile`]).
+    pub fn take_profile(&mut self) -> Result<Option<Vec<(KernelKind, f64)>>> {
+        self.pack.take_profile()
     }
 
     /// GPU time of the last submitted pass, in seconds, from its timestamps (reads back).

@@ -12,5 +12,5 @@ pub use context::{AdapterRequest, GpuContext, check_fits, enumerate_adapters};
 pub use engine::GpuEngine;
 pub use gemm::Gemm;
 pub use kernels::{Epilogue, MatmulTile, MatmulVariant};
-pub use pack::GpuPack;
+pub use pack::{GpuPack, KernelKind};
 pub use tuning::Tuning;

@@ -150,8 +150,40 @@ impl Grid {
     }
 }
 
+/// What a kernel launch computes, for profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelKind {
+    /// A matrix product (forward with bias and activation, weight gradient, input gradient).
+    Matmul,
+    /// The loss: per-row loss and output gradient, then the mean.
+    Loss,
+    /// A bias gradient (column sums).
+    BiasGradient,
+    /// Clipping by global norm.
+    Clip,
+    /// The fused optimizer update.
+    Update,
+    /// Gathering a batch from resident data.
+    Gather,
+}
+
+impl KernelKind {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelKind::Matmul => "matmul",
+            KernelKind::Loss => "loss",
+            KernelKind::BiasGradient => "bias gradient",
+            KernelKind::Clip => "clip",
+            KernelKind::Update => "optimizer update",
+            KernelKind::Gather => "gather",
+        }
+    }
+}
+
 /// One recorded kernel launch.
 struct Dispatch {
+    kind: KernelKind,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     grid: Grid,
@@ -207,6 +239,8 @@ pub struct GpuPack {
     resident: Option<Resident>,
     /// Timestamp queries around each submitted pass, when turned on.
     timing: Option<Timing>,
+    /// Timestamp queries around every launch of the next step, for [`GpuPack::profile_next_step`].
+    profile: Option<Profile>,
     kernels: Kernels,
     /// Rows and target kind the shape uniforms currently describe.
     current: Option<(u32, bool)>,
@@ -230,6 +264,15 @@ struct Timing {
     queries: wgpu::QuerySet,
     resolved: wgpu::Buffer,
 }
+
+/// Timestamps around every launch of one step, and the kinds of the launches recorded.
+struct Profile {
+    timing: Timing,
+    launches: std::cell::RefCell<Vec<KernelKind>>,
+}
+
+/// The most launches one profiled step can time: every kernel of a step, with room to spare.
+const PROFILE_CAPACITY: u32 = 4096;
 
 /// A dataset kept on the GPU, and the dispatch that gathers a batch of it.
 struct Resident {
@@ -503,6 +546,7 @@ impl GpuPack {
             let slot = add_shape(shape);
             let source = if i == 0 { &input } else { &res.post[i - 1] };
             forward.push(Dispatch {
+                kind: KernelKind::Matmul,
                 pipeline,
                 bind_group: bind(
                     &kernels.matmul_layout,
@@ -543,11 +587,13 @@ impl GpuPack {
             let group = loss_group(metrics);
             vec![
                 Dispatch {
+                    kind: KernelKind::Loss,
                     pipeline: rows_pipeline.clone(),
                     bind_group: group.clone(),
                     grid: Grid::Items(Extent::Batch),
                 },
                 Dispatch {
+                    kind: KernelKind::Loss,
                     pipeline: mean_pipeline.clone(),
                     bind_group: group,
                     grid: Grid::Single,
@@ -585,6 +631,7 @@ impl GpuPack {
             let (pipeline, grid) = matmul(weight_grad, &shape)?;
             let slot = add_shape(shape);
             backward.push(Dispatch {
+                kind: KernelKind::Matmul,
                 pipeline,
                 bind_group: bind(
                     &kernels.matmul_layout,
@@ -606,6 +653,7 @@ impl GpuPack {
                 stride_out: params_stride,
             });
             backward.push(Dispatch {
+                kind: KernelKind::BiasGradient,
                 pipeline: column_sums.clone(),
                 bind_group: bind(
                     &kernels.reduce_layout,
@@ -643,6 +691,7 @@ impl GpuPack {
             )?;
             let slot = add_shape(shape);
             backward.push(Dispatch {
+                kind: KernelKind::Matmul,
                 pipeline,
                 bind_group: bind(
                     &kernels.matmul_layout,
@@ -672,6 +721,7 @@ impl GpuPack {
         // recorded only when clipping is on, and refused there for larger packs.
         let clip_len = (count * stride).min(limits.max_storage_buffer_binding_size / 4);
         let clip = Dispatch {
+            kind: KernelKind::Clip,
             pipeline: kernels.clip(),
             bind_group: bind(
                 &kernels.clip_layout,
@@ -720,6 +770,7 @@ impl GpuPack {
             gather_dims,
             resident: None,
             timing: None,
+            profile: None,
             current: None,
             steps: 0,
             layout,
@@ -816,6 +867,7 @@ impl GpuPack {
                     })
                     .collect();
                 update.push(Dispatch {
+                    kind: KernelKind::Update,
                     pipeline: self.optimizer.clone(),
                     bind_group: self
                         .ctx
@@ -1009,10 +1061,38 @@ impl GpuPack {
             .write_buffer(&self.input, 0, bytemuck::cast_slice(values));
     }
 
-    /// Records `dispatches` into one compute pass and submits it.
+    /// Records `dispatches` into one compute pass and submits it (when profiling, each into a
+    /// pass of its own between two timestamps).
     fn submit(&self, dispatches: &[&[Dispatch]], rows: u32) {
         let max_dim = self.ctx.limits().max_compute_workgroups_per_dimension;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        if let Some(profile) = &self.profile {
+            let all: Vec<&Dispatch> = dispatches
+                .iter()
+                .flat_map(|d| d.iter())
+                .take(PROFILE_CAPACITY as usize / 2)
+                .collect();
+            let queries = &profile.timing.queries;
+            for (i, dispatch) in all.iter().enumerate() {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(dispatch.kind.name()),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: queries,
+                        beginning_of_pass_write_index: Some(2 * i as u32),
+                        end_of_pass_write_index: Some(2 * i as u32 + 1),
+                    }),
+                });
+                let (x, y, z) = dispatch.grid.workgroups(rows, max_dim, self.models as u32);
+                pass.set_pipeline(&dispatch.pipeline);
+                pass.set_bind_group(0, &dispatch.bind_group, &[]);
+                pass.dispatch_workgroups(x, y, z);
+            }
+            let count = 2 * all.len() as u32;
+            encoder.resolve_query_set(queries, 0..count, &profile.timing.resolved, 0);
+            *profile.launches.borrow_mut() = all.iter().map(|d| d.kind).collect();
+            self.ctx.queue.submit([encoder.finish()]);
+            return;
+        }
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: None,
@@ -1067,6 +1147,59 @@ impl GpuPack {
         });
         self.timing = Some(Timing { queries, resolved });
         true
+    }
+
+    /// Records the next step (by [`Pack::step`] or [`Pack::step_resident`]) with every kernel
+    /// launch in a pass of its own between two timestamps, for [`GpuPack::take_profile`];
+    /// `false` when the device has no timestamp queries. The step itself is a real one; only
+    /// its recording differs.
+    pub fn profile_next_step(&mut self) -> bool {
+        if !self.ctx.supports_timestamps() {
+            return false;
+        }
+        let queries = self.ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("profile timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: PROFILE_CAPACITY,
+        });
+        let resolved = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("resolved profile timestamps"),
+            size: 8 * u64::from(PROFILE_CAPACITY),
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        self.profile = Some(Profile {
+            timing: Timing { queries, resolved },
+            launches: Default::default(),
+        });
+        true
+    }
+
+    /// Each launch of the profiled step, in launch order, with its GPU time in seconds (reads
+    /// back); `None` when no step was profiled. Profiling stops.
+    pub fn take_profile(&mut self) -> Result<Option<Vec<(KernelKind, f64)>>> {
+        let Some(profile) = self.profile.take() else {
+            return Ok(None);
+        };
+        let launches = profile.launches.into_inner();
+        if launches.is_empty() {
+            return Ok(None);
+        }
+        let raw = self.ctx.read_back_bytes(
+            &profile.timing.resolved,
+            0,
+            16 * launches.len() as u64,
+            "the profile's timestamps",
+        )?;
+        let stamps: Vec<u64> = bytemuck::pod_collect_to_vec(&raw);
+        let period = f64::from(self.ctx.queue.get_timestamp_period());
+        Ok(Some(
+            launches
+                .into_iter()
+                .zip(stamps.chunks_exact(2))
+                .map(|(kind, pair)| (kind, pair[1].saturating_sub(pair[0]) as f64 * period * 1e-9))
+                .collect(),
+        ))
     }
 
     /// GPU time of the last submitted pass, in seconds, from its timestamps (reads back).
@@ -1379,6 +1512,7 @@ impl Pack for GpuPack {
                 rows: n,
                 class_targets,
                 gather: Dispatch {
+                    kind: KernelKind::Gather,
                     pipeline: self.gather.clone(),
                     bind_group,
                     grid: Grid::Gather {

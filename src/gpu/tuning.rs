@@ -178,13 +178,17 @@ fn fastest(
     let (a, b) = (fill(a_shape), fill(b_shape));
     let mut best: Option<(Duration, MatmulTile)> = None;
     for tile in MatmulTile::candidates(m, n, ctx.has_shuffles()) {
+        let before = ctx.allocated_bytes();
         let gemm = Gemm::build(ctx, plain, tile, vec4, m, n, k)?;
+        let scratch = ctx.allocated_bytes() - before;
         gemm.upload(a.view(), b.view(), None)?;
         gemm.run(1)?;
         let once = time(|| gemm.run(1))?;
         let repeats = (TIMING_BUDGET.as_secs_f64() / once.as_secs_f64().max(1e-6)).clamp(1.0, 50.0);
         let repeats = repeats as usize;
         let per_run = time(|| gemm.run(repeats))?.min(time(|| gemm.run(repeats))?) / repeats as u32;
+        drop(gemm);
+        ctx.released(scratch);
         if best.is_none_or(|(t, _)| per_run < t) {
             best = Some((per_run, tile));
         }

@@ -12,7 +12,7 @@ use crate::data::Dataset;
 use crate::data::scheduler::Order;
 use crate::engine::{Engine, Setup};
 use crate::error::Result;
-use crate::gpu::{Epilogue, Gemm, GpuContext, GpuEngine, MatmulTile, MatmulVariant};
+use crate::gpu::{Epilogue, Gemm, GpuContext, GpuEngine, KernelKind, MatmulTile, MatmulVariant};
 use crate::model::{Activation, Parameters};
 use crate::train::{Observer, Progress, TrainConfig, TrainData, train};
 
@@ -199,6 +199,9 @@ pub struct BatchRow {
     pub step_ms_p90: f64,
     /// Median GPU time of one step from timestamp queries, when the adapter has them.
     pub gpu_ms_median: Option<f64>,
+    /// GPU milliseconds of one step per kind of kernel (matmul, loss, ...), each launch timed in
+    /// a pass of its own (median of the profiled steps), when the adapter has timestamps.
+    pub gpu_profile_ms: Option<Vec<(String, f64)>>,
     /// `gpu timestamps` when `gpu_ms_median` is measured on the device, `host` otherwise.
     pub timing: String,
     /// Device memory the engine allocated (parameters, state, activations, resident data), bytes.
@@ -218,6 +221,20 @@ pub struct BatchRow {
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+impl BatchRow {
+    /// The matrix products' share of the profiled GPU time of a step.
+    pub fn matmul_share(&self) -> Option<f64> {
+        let kinds = self.gpu_profile_ms.as_ref()?;
+        let total: f64 = kinds.iter().map(|(_, ms)| ms).sum();
+        let matmul: f64 = kinds
+            .iter()
+            .filter(|(kind, _)| kind == KernelKind::Matmul.name())
+            .map(|(_, ms)| ms)
+            .sum();
+        (total > 0.0).then(|| matmul / total)
+    }
 }
 
 /// Records the loss curve of a training run against wall time.
@@ -266,6 +283,40 @@ impl Built {
             Built::Cpu(_) => "cpu",
         }
     }
+}
+
+/// Steps profiled per batch size.
+const PROFILED_STEPS: usize = 5;
+
+/// GPU milliseconds of a step per kind of kernel, in the order kinds first launch: each of
+/// [`PROFILED_STEPS`] steps (run by `step(engine, i)`) is profiled launch by launch, and each
+/// launch's median is summed into its kind. `None` without timestamp queries.
+fn profile(
+    engine: &mut GpuEngine,
+    mut step: impl FnMut(&mut GpuEngine, usize) -> Result<()>,
+) -> Result<Option<Vec<(String, f64)>>> {
+    let mut runs: Vec<Vec<(KernelKind, f64)>> = Vec::new();
+    for i in 0..PROFILED_STEPS {
+        if !engine.profile_next_step() {
+            return Ok(None);
+        }
+        step(engine, i)?;
+        match engine.take_profile()? {
+            Some(launches) => runs.push(launches),
+            None => return Ok(None),
+        }
+    }
+    let mut kinds: Vec<(String, f64)> = Vec::new();
+    for (i, &(kind, _)) in runs[0].iter().enumerate() {
+        let mut times: Vec<f64> = runs.iter().filter_map(|r| r.get(i)).map(|l| l.1).collect();
+        times.sort_by(f64::total_cmp);
+        let ms = percentile(&times, 0.5) * 1e3;
+        match kinds.iter_mut().find(|(name, _)| name == kind.name()) {
+            Some((_, total)) => *total += ms,
+            None => kinds.push((kind.name().to_string(), ms)),
+        }
+    }
+    Ok(Some(kinds))
 }
 
 /// Sweeps `sweep.batch_sizes` on every engine in `engines`, training `setup` from `init` on `data`.
@@ -333,6 +384,10 @@ pub fn bench_batch_sizes(
             }
             host.sort_by(f64::total_cmp);
             device.sort_by(f64::total_cmp);
+            let gpu_profile_ms = match &mut built {
+                Built::Gpu(g) => profile(g, |g, i| g.step_resident(indices(i)))?,
+                Built::Cpu(_) => None,
+            };
 
             // Convergence: a fresh engine trained for the sweep's epochs.
             let mut fresh = Built::new(engine_kind, setup, init, batch)?;
@@ -379,6 +434,7 @@ pub fn bench_batch_sizes(
                 .to_string(),
                 device_bytes,
                 dispatches,
+                gpu_profile_ms,
                 final_loss: report.epochs.last().map_or(f64::NAN, |r| r.train_loss),
                 train_seconds,
                 seconds_to_target,
