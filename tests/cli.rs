@@ -691,8 +691,17 @@ fn bench_batch_size_writes_json_csv_and_a_plot() {
                 assert_eq!(r["dispatches"], 10, "{r}");
                 // Lavapipe has timestamp queries: every launch of a step is profiled.
                 let profile = r["gpu_profile_ms"].as_object().unwrap();
-                for kind in ["matmul", "loss", "bias gradient", "optimizer update", "gather"] {
+                for kind in [
+                    "matmul",
+                    "loss",
+                    "bias gradient",
+                    "optimizer update",
+                    "gather",
+                ] {
                     assert!(profile[kind].as_f64().unwrap() >= 0.0, "{kind} in {r}");
+                }
+                for key in ["resident_samples_per_second", "streamed_samples_per_second"] {
+                    assert!(r[key].as_f64().unwrap() > 0.0, "{key} in {r}");
                 }
                 let share = r["matmul_share"].as_f64().unwrap();
                 assert!(share > 0.0 && share <= 1.0, "{r}");
@@ -700,6 +709,7 @@ fn bench_batch_size_writes_json_csv_and_a_plot() {
             "cpu" => {
                 assert_eq!(r["timing"], "host");
                 assert!(r["dispatches"].is_null() && r["gpu_profile_ms"].is_null());
+                assert!(r["streamed_samples_per_second"].is_null());
             }
             other => panic!("engine {other}"),
         }
@@ -719,10 +729,10 @@ fn bench_batch_size_writes_json_csv_and_a_plot() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 5);
     assert!(lines[0].starts_with(
-        "engine,batch,samples/s,step ms,p10 ms,p90 ms,gpu ms,timing,device MiB,dispatches,matmul %,loss@2ep"
+        "engine,batch,samples/s,step ms,p10 ms,p90 ms,gpu ms,timing,device MiB,dispatches,matmul %,streamed/resident,loss@2ep"
     ));
     assert!(
-        lines[1..].iter().all(|l| l.split(',').count() == 14),
+        lines[1..].iter().all(|l| l.split(',').count() == 15),
         "{csv}"
     );
 }

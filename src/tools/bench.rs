@@ -14,7 +14,7 @@ use crate::engine::{Engine, Setup};
 use crate::error::Result;
 use crate::gpu::{Epilogue, Gemm, GpuContext, GpuEngine, KernelKind, MatmulTile, MatmulVariant};
 use crate::model::{Activation, Parameters};
-use crate::train::{Observer, Progress, TrainConfig, TrainData, train};
+use crate::train::{Observer, Progress, Residency, TrainConfig, TrainData, train};
 
 /// What a benchmark ran on, recorded with every result.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,6 +202,9 @@ pub struct BatchRow {
     /// GPU milliseconds of one step per kind of kernel (matmul, loss, ...), each launch timed in
     /// a pass of its own (median of the profiled steps), when the adapter has timestamps.
     pub gpu_profile_ms: Option<Vec<(String, f64)>>,
+    /// Training samples/s of the whole training loop with the data resident on the device and
+    /// with it streamed from host memory (GPU engine only).
+    pub residency: Option<ResidencyThroughput>,
     /// `gpu timestamps` when `gpu_ms_median` is measured on the device, `host` otherwise.
     pub timing: String,
     /// Device memory the engine allocated (parameters, state, activations, resident data), bytes.
@@ -283,6 +286,57 @@ impl Built {
             Built::Cpu(_) => "cpu",
         }
     }
+}
+
+/// The training loop's throughput with resident and with streamed data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResidencyThroughput {
+    /// Samples/s with the dataset on the device and batches gathered there.
+    pub resident: f64,
+    /// Samples/s with batches gathered on the host by the prefetch thread and uploaded.
+    pub streamed: f64,
+}
+
+/// Rounds of the residency comparison; each runs both, and the faster of each is kept.
+const RESIDENCY_ROUNDS: usize = 2;
+
+/// Trains fresh engines with `config`, resident and streamed in turn, and keeps each one's best
+/// samples/s over [`RESIDENCY_ROUNDS`] rounds.
+fn resident_and_streamed(
+    kind: &BenchEngine,
+    setup: &Setup,
+    init: &Parameters,
+    data: &Arc<Dataset>,
+    config: &TrainConfig,
+) -> Result<ResidencyThroughput> {
+    let mut best = [0.0f64; 2];
+    for _ in 0..RESIDENCY_ROUNDS {
+        for (i, residency) in [Residency::Resident, Residency::Streamed]
+            .into_iter()
+            .enumerate()
+        {
+            let mut engine = Built::new(kind, setup, init, config.batch_size)?;
+            let config = TrainConfig {
+                residency,
+                ..config.clone()
+            };
+            let start = Instant::now();
+            let report = train(
+                engine.engine(),
+                &TrainData::Memory(Arc::clone(data)),
+                None,
+                &config,
+                None,
+                &mut crate::train::Silent,
+            )?;
+            let rows: f64 = report.epochs.len() as f64 * (data.rows() as f64);
+            best[i] = best[i].max(rows / start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(ResidencyThroughput {
+        resident: best[0],
+        streamed: best[1],
+    })
 }
 
 /// Steps profiled per batch size.
@@ -411,6 +465,16 @@ pub fn bench_batch_sizes(
                 &mut curve,
             )?;
             let train_seconds = curve.start.elapsed().as_secs_f64();
+            let residency = match engine_kind {
+                BenchEngine::Gpu(_) => Some(resident_and_streamed(
+                    engine_kind,
+                    setup,
+                    init,
+                    &data,
+                    &config,
+                )?),
+                BenchEngine::Cpu => None,
+            };
             let seconds_to_target = sweep.target_loss.and_then(|target| {
                 curve
                     .points
@@ -435,6 +499,7 @@ pub fn bench_batch_sizes(
                 device_bytes,
                 dispatches,
                 gpu_profile_ms,
+                residency,
                 final_loss: report.epochs.last().map_or(f64::NAN, |r| r.train_loss),
                 train_seconds,
                 seconds_to_target,
