@@ -29,6 +29,24 @@ pub enum Error {
         message: String,
     },
 
+    /// A model and batch would need more device memory than the adapter has.
+    #[error(
+        "this model and batch need about {} of device memory ({breakdown}), over the {} \
+         available on this adapter; {hint}",
+        crate::gpu::mib(*needed),
+        crate::gpu::mib(*budget)
+    )]
+    DeviceMemory {
+        /// Bytes estimated.
+        needed: u64,
+        /// The adapter's device-local memory in bytes.
+        budget: u64,
+        /// What the bytes are for, largest first.
+        breakdown: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+
     /// A tensor's GPU buffer would exceed one of the device's limits.
     #[error(
         "tensor `{tensor}` needs {bytes} bytes, over this device's {limit_name} of {limit} bytes; \

@@ -388,3 +388,105 @@ fn a_model_larger_than_a_binding_is_updated_in_chunks() {
         whole.optimizer_state().unwrap()
     );
 }
+
+/// The estimate made before allocating covers what the engine then allocates, and not by much
+/// more; a budget under it refuses the model before anything is allocated.
+#[test]
+fn the_memory_estimate_covers_what_is_allocated_and_refuses_too_large_models() {
+    use downhill::gpu::MemoryEstimate;
+    use downhill::pack::{Member, PackSetup};
+    let ctx = gpu();
+    let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment);
+    for (widths, optimizer, models, max_batch) in [
+        (&[6, 12, 4][..], Optimizer::Sgd(Sgd::default()), 1, 8),
+        (
+            &[64, 300, 200, 10][..],
+            Optimizer::Adam(Adam::default()),
+            1,
+            256,
+        ),
+        (
+            &[20, 40, 3][..],
+            Optimizer::RmsProp(RmsProp::default()),
+            3,
+            64,
+        ),
+    ] {
+        let model = ModelSpec::from_widths(widths, Activation::Relu, Activation::Identity).unwrap();
+        let init = Parameters::init(&model, 1);
+        let setup = PackSetup {
+            model: model.clone(),
+            loss: Loss::CrossEntropy,
+            members: (0..models)
+                .map(|_| Member {
+                    optimizer: optimizer,
+                    parameters: init.clone(),
+                })
+                .collect(),
+        };
+        let estimate = MemoryEstimate::for_pack(&setup, max_batch, align);
+        let before = ctx.allocated_bytes();
+        let pack = downhill::GpuPack::new(&ctx, setup, max_batch).unwrap();
+        let allocated = ctx.allocated_bytes() - before;
+        let what = format!(
+            "{widths:?} x{models} batch {max_batch}: {}",
+            estimate.breakdown()
+        );
+        assert!(
+            estimate.total() >= allocated,
+            "{what}: {allocated} allocated"
+        );
+        assert!(
+            estimate.total() <= allocated + allocated / 10 + (64 << 10),
+            "{what}: {} estimated, {allocated} allocated",
+            estimate.total()
+        );
+        drop(pack);
+    }
+
+    let model = ModelSpec::from_widths(
+        &[64, 1000, 1000, 10],
+        Activation::Relu,
+        Activation::Identity,
+    )
+    .unwrap();
+    let setup = Setup {
+        model: model.clone(),
+        loss: Loss::CrossEntropy,
+        optimizer: Optimizer::Adam(Adam::default()),
+    };
+    let small = downhill::GpuContext::new(&downhill::AdapterRequest {
+        device_memory: Some(8 << 20),
+        ..Default::default()
+    })
+    .unwrap();
+    let init = Parameters::init(&model, 1);
+    let err = GpuEngine::new(&small, setup.clone(), &init, 32).unwrap_err();
+    assert_eq!(small.allocated_bytes(), 0, "refused before allocating");
+    let message = err.to_string();
+    assert!(
+        message.contains("of device memory") && message.contains("optimizer state"),
+        "{message}"
+    );
+    // Within budget, but not with the dataset resident on the device.
+    let roomy = downhill::GpuContext::new(&downhill::AdapterRequest {
+        device_memory: Some(40 << 20),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut engine = GpuEngine::new(&roomy, setup, &init, 32).unwrap();
+    let data = Dataset::new(
+        "large",
+        random(100_000, 64, 1.0, 2),
+        targets(Loss::CrossEntropy, 100_000, 10, 3),
+    )
+    .unwrap();
+    let err = engine
+        .load_resident(Arc::new(data))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("resident data") && err.contains("--residency streamed"),
+        "{err}"
+    );
+}

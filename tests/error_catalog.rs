@@ -535,6 +535,12 @@ fn cases() -> Vec<Case> {
         ),
         case(
             MODEL,
+            "a model over the device memory given",
+            "train --device gpu --layers 64,2048,2048,10 --gpu-memory 16",
+            Refused("of device memory"),
+        ),
+        case(
+            MODEL,
             "a list of learning rates to train",
             "train --lr 0.1,0.01",
             Refused("use `downhill sweep --lr 0.1,0.01`"),

@@ -232,6 +232,10 @@ pub struct DeviceArgs {
     /// $DOWNHILL_CACHE_DIR, $XDG_CACHE_HOME/downhill or ~/.cache/downhill (autotune.json).
     #[arg(long)]
     pub no_autotune: bool,
+    /// Plan within this much device memory (MiB) instead of what the adapter reports: runs
+    /// that would need more are refused before anything is allocated.
+    #[arg(long, value_name = "MIB")]
+    pub gpu_memory: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

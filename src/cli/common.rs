@@ -30,6 +30,7 @@ pub fn adapter_request(device: &DeviceArgs) -> AdapterRequest {
         name,
         index,
         limits: None,
+        device_memory: device.gpu_memory.map(|mib| mib << 20),
         tuning: if device.no_autotune {
             Tuning::Fixed
         } else {

@@ -23,6 +23,9 @@ pub struct AdapterRequest {
     pub limits: Option<wgpu::Limits>,
     /// How matmul tiles are chosen (fixed unless asked to autotune).
     pub tuning: Tuning,
+    /// Device memory in bytes to plan within instead of what the adapter reports (a share of a
+    /// GPU used by others, or an adapter that reports none).
+    pub device_memory: Option<u64>,
 }
 
 /// An open device with its queue; cheap to clone, shared by every engine built on it.
@@ -40,6 +43,8 @@ pub struct GpuContext {
     allocated: Arc<AtomicU64>,
     /// Each product's matmul tile.
     tuner: Tuner,
+    /// The largest device-local memory heap, where the API reports it.
+    device_memory: Option<u64>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -68,6 +73,30 @@ fn backend_rank(backend: wgpu::Backend) -> u8 {
         wgpu::Backend::Gl => 1,
         _ => 2,
     }
+}
+
+/// The size of the largest device-local memory heap of a Vulkan adapter; `None` on other APIs.
+#[cfg(any(target_os = "linux", target_os = "windows", target_os = "android"))]
+fn device_local_memory(adapter: &wgpu::Adapter) -> Option<u64> {
+    use ash::vk;
+    // SAFETY: the returned guard borrows the live adapter only for the query below, which reads
+    // properties of its physical device through the instance that enumerated it.
+    let hal = unsafe { adapter.as_hal::<wgpu::hal::api::Vulkan>() }?;
+    let instance = hal.shared_instance().raw_instance();
+    // SAFETY: `raw_physical_device` belongs to `instance`, which outlives this call.
+    let properties =
+        unsafe { instance.get_physical_device_memory_properties(hal.raw_physical_device()) };
+    properties
+        .memory_heaps_as_slice()
+        .iter()
+        .filter(|heap| heap.flags.contains(vk::MemoryHeapFlags::DEVICE_LOCAL))
+        .map(|heap| heap.size)
+        .max()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "android")))]
+fn device_local_memory(_adapter: &wgpu::Adapter) -> Option<u64> {
+    None
 }
 
 /// The optional features the engine uses where the adapter has them: timestamp queries (GPU
@@ -137,12 +166,15 @@ impl GpuContext {
                 }
                 Error::NoAdapter { filter, available }
             })?;
-        Self::open(adapter, request.limits.clone(), request.tuning.clone())
+        Self::open(adapter, request)
     }
 
-    fn open(adapter: wgpu::Adapter, limits: Option<wgpu::Limits>, tuning: Tuning) -> Result<Self> {
+    fn open(adapter: wgpu::Adapter, request: &AdapterRequest) -> Result<Self> {
         let info = adapter.get_info();
-        let required_limits = limits.unwrap_or_else(|| adapter.limits());
+        let device_memory = request
+            .device_memory
+            .or_else(|| device_local_memory(&adapter));
+        let required_limits = request.limits.clone().unwrap_or_else(|| adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("downhill"),
             required_limits,
@@ -181,8 +213,16 @@ impl GpuContext {
             errors,
             lost,
             allocated: Arc::new(AtomicU64::new(0)),
-            tuner: Tuner::new(tuning),
+            tuner: Tuner::new(request.tuning.clone()),
+            device_memory,
         })
+    }
+
+    /// Bytes of device memory to plan within: [`AdapterRequest::device_memory`], else the
+    /// adapter's largest device-local memory heap where the API reports it (Vulkan); what
+    /// [`MemoryEstimate`](super::MemoryEstimate)s are checked against.
+    pub fn device_memory(&self) -> Option<u64> {
+        self.device_memory
     }
 
     /// Whether the matmul kernels that share rows through subgroup shuffles run here: the device

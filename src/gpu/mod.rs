@@ -5,6 +5,7 @@ mod context;
 mod engine;
 mod gemm;
 mod kernels;
+mod memory;
 mod pack;
 mod tuning;
 
@@ -12,5 +13,6 @@ pub use context::{AdapterRequest, GpuContext, check_fits, enumerate_adapters};
 pub use engine::GpuEngine;
 pub use gemm::Gemm;
 pub use kernels::{Epilogue, MatmulTile, MatmulVariant};
+pub use memory::{MemoryEstimate, mib};
 pub use pack::{GpuPack, KernelKind};
 pub use tuning::Tuning;

@@ -14,6 +14,7 @@ use ndarray::{Array2, ArrayView2};
 use super::buffers::{FlatLayout, UniformBlock, range};
 use super::context::GpuContext;
 use super::kernels::{Epilogue, Kernels, MatmulTile, MatmulVariant, OPTIM_GROUP, ROW_GROUP};
+use super::memory::MemoryEstimate;
 use crate::data::Dataset;
 use crate::engine::{Metrics, OptimizerState, Setup, check_clip_norm, check_optimizer_state};
 use crate::error::{Error, Result};
@@ -326,6 +327,13 @@ impl GpuPack {
                 setup.members.len()
             )));
         }
+        let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment);
+        let hint = if setup.members.len() > 1 {
+            "pack fewer models into one run, or use a smaller batch size or narrower layers"
+        } else {
+            "use a smaller batch size or narrower layers"
+        };
+        MemoryEstimate::for_pack(&setup, max_batch, align).check(ctx.device_memory(), hint)?;
         ctx.scoped("creating the GPU engine's buffers and kernels", || {
             Self::build(ctx, setup, max_batch)
         })
@@ -1450,6 +1458,13 @@ impl Pack for GpuPack {
                 self.max_batch
             )));
         }
+        let align = u64::from(self.ctx.limits().min_storage_buffer_offset_alignment);
+        MemoryEstimate::for_pack(&self.setup, self.max_batch, align)
+            .with_resident(data.rows(), model.inputs(), model.outputs())
+            .check(
+                self.ctx.device_memory(),
+                "stream the data from the host instead (--residency streamed)",
+            )?;
         let ctx = self.ctx.clone();
         let resident = ctx.scoped("uploading the dataset to the GPU", || {
             let usage = wgpu::BufferUsages::COPY_DST;

@@ -1,0 +1,117 @@
+//! What a pack of models at a batch size needs on the device, estimated before anything is
+//! allocated, so that a model too large for the adapter is refused with the reason rather than
+//! failing half-built.
+
+use super::buffers::FlatLayout;
+use crate::error::{Error, Result};
+use crate::pack::PackSetup;
+
+/// Bytes a GPU pack needs, by what they hold. With `K` models, batch `B`, `P` parameters per
+/// model (laid out with alignment padding) and `S` optimizer state slots:
+///
+/// ```text
+/// parameters = gradients = 4·K·P        optimizer state = 4·S·K·P
+/// activations = 4·(3·K·B·Σ widths + 2·K·B)       (pre-activation, activation, output gradient
+///                                                 per layer; per-row loss and accuracy)
+/// batch       = 4·B·(inputs + outputs + 2)        (features, targets, class targets, indices)
+/// resident    = 4·rows·(inputs + outputs + 1)     (a dataset kept on the device, if any)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// Every model's parameters, in one flat buffer.
+    pub parameters: u64,
+    /// Their gradients.
+    pub gradients: u64,
+    /// The optimizer's state slots.
+    pub optimizer_state: u64,
+    /// Each layer's pre-activations, activations and output gradients, and per-row metrics.
+    pub activations: u64,
+    /// The batch's features, targets and row indices, and the small uniforms and metrics.
+    pub batch: u64,
+    /// A resident dataset.
+    pub resident: u64,
+}
+
+/// Uniforms, metrics, coefficients: a few KiB at most; counted in `batch`.
+const SMALL_BUFFERS: u64 = 16 * 1024;
+
+impl MemoryEstimate {
+    /// The estimate for `setup` at batches of up to `max_batch` rows, with parameters aligned to
+    /// `align_bytes` as the engine lays them out.
+    pub fn for_pack(setup: &PackSetup, max_batch: usize, align_bytes: u64) -> Self {
+        let model = &setup.model;
+        let layout = FlatLayout::new(model, align_bytes);
+        let models = setup.members.len() as u64;
+        let flat = 4 * models * layout.total;
+        let slots = setup
+            .members
+            .first()
+            .map_or(0, |m| m.optimizer.state_slots().len()) as u64;
+        let batch = max_batch as u64;
+        let widths: u64 = model.layers().iter().map(|l| l.outputs as u64).sum();
+        let (inputs, outputs) = (model.inputs() as u64, model.outputs() as u64);
+        Self {
+            parameters: flat,
+            gradients: flat,
+            optimizer_state: slots * flat,
+            activations: 4 * models * batch * (3 * widths + 2),
+            batch: 4 * batch * (inputs + outputs + 2) + SMALL_BUFFERS,
+            resident: 0,
+        }
+    }
+
+    /// The same with a dataset of `rows` rows resident on the device.
+    pub fn with_resident(self, rows: usize, inputs: usize, outputs: usize) -> Self {
+        Self {
+            resident: 4 * rows as u64 * (inputs as u64 + outputs as u64 + 1),
+            ..self
+        }
+    }
+
+    /// Bytes in all.
+    pub fn total(&self) -> u64 {
+        self.parameters
+            + self.gradients
+            + self.optimizer_state
+            + self.activations
+            + self.batch
+            + self.resident
+    }
+
+    /// Refuses an estimate over `budget` bytes of device memory, naming what takes the most.
+    pub fn check(&self, budget: Option<u64>, hint: &'static str) -> Result<()> {
+        match budget {
+            Some(budget) if self.total() > budget => Err(Error::DeviceMemory {
+                needed: self.total(),
+                budget,
+                breakdown: self.breakdown(),
+                hint,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// `parameters 1.0 MiB, gradients 1.0 MiB, ...`, largest first.
+    pub fn breakdown(&self) -> String {
+        let mut parts = [
+            ("parameters", self.parameters),
+            ("gradients", self.gradients),
+            ("optimizer state", self.optimizer_state),
+            ("activations", self.activations),
+            ("batch", self.batch),
+            ("resident data", self.resident),
+        ];
+        parts.sort_by_key(|&(_, bytes)| std::cmp::Reverse(bytes));
+        parts
+            .iter()
+            .filter(|&&(_, bytes)| bytes > 0)
+            .map(|(name, bytes)| format!("{name} {}", mib(*bytes)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `12.3 MiB`.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
