@@ -419,7 +419,7 @@ fn the_memory_estimate_covers_what_is_allocated_and_refuses_too_large_models() {
             loss: Loss::CrossEntropy,
             members: (0..models)
                 .map(|_| Member {
-                    optimizer: optimizer,
+                    optimizer,
                     parameters: init.clone(),
                 })
                 .collect(),
