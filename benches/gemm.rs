@@ -1,11 +1,12 @@
-//! Matmul GFLOP/s: the GPU engine's kernel beside ndarray's matrix product, in one run.
+//! Matmul GFLOP/s: the GPU engine's kernel in the tile autotuning picks on this adapter and in
+//! the fixed default tile, beside ndarray's matrix product, in one run.
 //! Criterion's throughput is in elements/s with one element per floating-point operation,
 //! so "Gelem/s" reads as GFLOP/s.
 //!
 //! cargo bench --bench gemm
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use downhill::gpu::{Epilogue, Gemm, MatmulVariant};
+use downhill::gpu::{Epilogue, Gemm, MatmulTile, MatmulVariant, Tuning};
 use downhill::{Activation, AdapterRequest, GpuContext};
 use ndarray::Array2;
 
@@ -16,8 +17,11 @@ fn matrix(n: usize, seed: u32) -> Array2<f32> {
 }
 
 fn gemm(c: &mut Criterion) {
-    let ctx = GpuContext::new(&AdapterRequest::default())
-        .unwrap_or_else(|e| panic!("the GEMM benchmark needs a GPU adapter: {e}"));
+    let ctx = GpuContext::new(&AdapterRequest {
+        tuning: Tuning::autotune_cached(),
+        ..AdapterRequest::default()
+    })
+    .unwrap_or_else(|e| panic!("the GEMM benchmark needs a GPU adapter: {e}"));
     eprintln!("adapter: {}", ctx.describe());
     let mut group = c.benchmark_group("gemm");
     group.sample_size(10);
@@ -30,11 +34,16 @@ fn gemm(c: &mut Criterion) {
             epilogue: Epilogue::Plain,
             activation: Activation::Identity,
         };
-        let kernel = Gemm::new(&ctx, variant, n, n, n).expect("matmul buffers");
-        kernel.upload(a.view(), b.view(), None).expect("upload");
-        group.bench_function(BenchmarkId::new("gpu", n), |bench| {
-            bench.iter(|| kernel.run(1).expect("matmul"))
-        });
+        let tuned = Gemm::new(&ctx, variant, n, n, n).expect("matmul buffers");
+        let fixed = Gemm::with_tile(&ctx, variant, MatmulTile::for_shape(n, n), n, n, n)
+            .expect("matmul buffers");
+        for (name, kernel) in [("gpu", &tuned), ("gpu_fixed_tile", &fixed)] {
+            kernel.upload(a.view(), b.view(), None).expect("upload");
+            group.bench_function(BenchmarkId::new(name, n), |bench| {
+                bench.iter(|| kernel.run(1).expect("matmul"))
+            });
+        }
+        eprintln!("n = {n}: tuned tile {}", tuned.tile().name());
         group.bench_function(BenchmarkId::new("ndarray", n), |bench| {
             bench.iter(|| a.dot(&b))
         });
