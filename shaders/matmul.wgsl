@@ -14,12 +14,17 @@
 // Either way each element is a sum over k in increasing order, so the result is deterministic
 // and the same for both. Out-of-range rows and columns are not stored.
 //
-// Layouts (row-major): A is [M,K], or [K,M] when TRANSPOSE_A; B is [K,N], or [N,K] when
-// TRANSPOSE_B. The epilogue, chosen by EPILOGUE, is applied per element of C:
+// Layouts (row-major): A is [M,K], or [K,M] when TRANSPOSE_A, with rows LDA elements apart and
+// starting OFFSET_A into its binding; B is [K,N], or [N,K] when TRANSPOSE_B; C (and an [M,N]
+// AUX) has rows LDC elements apart and starts at column OFFSET_C. So one product can read a
+// block of columns of a wider A and write a block of columns of a wider C: the blocks of a
+// layer split across several buffers. The epilogue, chosen by EPILOGUE, is applied per element:
 //   0: C = A*B                                   (weight gradient dW = dZ^T * X)
 //   1: PRE = A*B^T + bias, C = act(PRE)          (forward; bias read from AUX[n])
 //   2: C = (A*B) * act'(AUX)                     (input gradient through the previous layer's
 //                                                 activation; AUX = its pre-activation [M,N])
+//   3: C = C + A*B                               (a middle block of a sum over K split in blocks)
+//   4: C = (C + A*B) * act'(AUX)                 (its last block, for the input gradient)
 //
 // Batched over workgroup_id.z, the model index z of a pack of models trained side by side: each
 // operand of model z starts STRIDE_* elements after model z-1's (a stride of 0 shares an operand,
@@ -30,11 +35,19 @@ struct Dims {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    // Elements between rows of A as stored (K for a row-major A, M for a transposed one, unless
+    // A is a block of columns of a wider matrix).
+    lda: u32,
     stride_a: u32,
     stride_b: u32,
     stride_c: u32,
     stride_aux: u32,
+    // Elements between rows of C (and of an [M,N] AUX): N, unless C is a block of columns.
+    ldc: u32,
+    // Where A starts in its binding, and C's (and AUX's) first column.
+    offset_a: u32,
+    offset_c: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> lhs: array<f32>;
@@ -69,9 +82,9 @@ fn load_a(row: u32, kk: u32) -> f32 {
         return 0.0;
     }
     if (TRANSPOSE_A) {
-        return lhs[base_a + kk * dims.m + row];
+        return lhs[base_a + kk * dims.lda + row];
     }
-    return lhs[base_a + row * dims.k + kk];
+    return lhs[base_a + row * dims.lda + kk];
 }
 
 fn load_b(kk: u32, col: u32) -> f32 {
@@ -89,9 +102,9 @@ fn load_b(kk: u32, col: u32) -> f32 {
 fn a_at(row: u32, kk: u32) -> f32 {
     let r = min(row, dims.m - 1u);
     if (TRANSPOSE_A) {
-        return lhs[base_a + kk * dims.m + r];
+        return lhs[base_a + kk * dims.lda + r];
     }
-    return lhs[base_a + r * dims.k + kk];
+    return lhs[base_a + r * dims.lda + kk];
 }
 
 fn b_at(kk: u32, col: u32) -> f32 {
@@ -108,7 +121,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
     let tid = lid.y * SIDE + lid.x;
-    base_a = wid.z * dims.stride_a;
+    base_a = wid.z * dims.stride_a + dims.offset_a;
     base_b = wid.z * dims.stride_b;
     let base_c = wid.z * dims.stride_c;
     let base_aux = wid.z * dims.stride_aux;
@@ -180,17 +193,23 @@ fn main(
             if (col >= dims.n) {
                 break;
             }
-            let local = row * dims.n + col;
+            let local = row * dims.ldc + dims.offset_c + col;
             let at = base_c + local;
             let v = acc[i][j];
             switch EPILOGUE {
                 case 1u: {
-                    let z = v + aux[base_aux + col];
+                    let z = v + aux[base_aux + dims.offset_c + col];
                     pre[at] = z;
                     result[at] = activate(z);
                 }
                 case 2u: {
                     result[at] = v * activate_grad(aux[base_aux + local]);
+                }
+                case 3u: {
+                    result[at] = result[at] + v;
+                }
+                case 4u: {
+                    result[at] = (result[at] + v) * activate_grad(aux[base_aux + local]);
                 }
                 default: {
                     result[at] = v;

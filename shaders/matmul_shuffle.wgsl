@@ -15,18 +15,26 @@
 //
 // Each element is acc + a * b summed over k in increasing order, the same arithmetic as
 // matmul.wgsl's tiles, so every tile gives the same bits. Rows and columns past M and N are
-// computed from clamped (real) data and never stored. Layouts, epilogues and the batching over
-// models in z are those of matmul.wgsl.
+// computed from clamped (real) data and never stored. Layouts (with LDA, LDC and the offsets),
+// epilogues and the batching over models in z are those of matmul.wgsl.
 
 struct Dims {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    // Elements between rows of A as stored (K for a row-major A, M for a transposed one, unless
+    // A is a block of columns of a wider matrix).
+    lda: u32,
     stride_a: u32,
     stride_b: u32,
     stride_c: u32,
     stride_aux: u32,
+    // Elements between rows of C (and of an [M,N] AUX): N, unless C is a block of columns.
+    ldc: u32,
+    // Where A starts in its binding, and C's (and AUX's) first column.
+    offset_a: u32,
+    offset_c: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(2) var<storage, read> aux: array<f32>;
@@ -53,9 +61,9 @@ var<private> base_b: u32;
 fn a_at(row: u32, kk: u32) -> f32 {
     let r = min(row, dims.m - 1u);
     if (TRANSPOSE_A) {
-        return lhs1(base_a + kk * dims.m + r);
+        return lhs1(base_a + kk * dims.lda + r);
     }
-    return lhs1(base_a + r * dims.k + kk);
+    return lhs1(base_a + r * dims.lda + kk);
 }
 
 fn b_at(kk: u32, col: u32) -> f32 {
@@ -73,15 +81,15 @@ fn a_share(row0: u32, k: u32, lane: u32) -> vec4<f32> {
         let kk = k + lane / 2u;
         let r = row0 + 4u * (lane % 2u);
         if (VEC4) {
-            return lhs4(base_a + kk * dims.m + min(r, dims.m - 4u));
+            return lhs4(base_a + kk * dims.lda + min(r, dims.m - 4u));
         }
         return vec4<f32>(a_at(r, kk), a_at(r + 1u, kk), a_at(r + 2u, kk), a_at(r + 3u, kk));
     }
     let r = min(row0 + lane, dims.m - 1u);
     if (VEC4) {
-        return lhs4(base_a + r * dims.k + k);
+        return lhs4(base_a + r * dims.lda + k);
     }
-    let at = base_a + r * dims.k + k;
+    let at = base_a + r * dims.lda + k;
     return vec4<f32>(lhs1(at), lhs1(at + 1u), lhs1(at + 2u), lhs1(at + 3u));
 }
 
@@ -107,7 +115,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(subgroup_invocation_id) subgroup_id: u32,
 ) {
-    base_a = wid.z * dims.stride_a;
+    base_a = wid.z * dims.stride_a + dims.offset_a;
     base_b = wid.z * dims.stride_b;
     let base_c = wid.z * dims.stride_c;
     let base_aux = wid.z * dims.stride_aux;
@@ -164,17 +172,23 @@ fn main(
             if (c >= dims.n) {
                 break;
             }
-            let local = row * dims.n + c;
+            let local = row * dims.ldc + dims.offset_c + c;
             let at = base_c + local;
             let v = acc[i][j];
             switch EPILOGUE {
                 case 1u: {
-                    let z = v + aux[base_aux + c];
+                    let z = v + aux[base_aux + dims.offset_c + c];
                     pre[at] = z;
                     result[at] = activate(z);
                 }
                 case 2u: {
                     result[at] = v * activate_grad(aux[base_aux + local]);
+                }
+                case 3u: {
+                    result[at] = result[at] + v;
+                }
+                case 4u: {
+                    result[at] = (result[at] + v) * activate_grad(aux[base_aux + local]);
                 }
                 default: {
                     result[at] = v;

@@ -80,13 +80,17 @@ fn matmul_all_layouts_match_ndarray() {
 
 /// Every tile the engine can pick, as every shape class might (so that autotuning never changes
 /// a result): the staged 64×64 tile, the direct 32×32 and 16×16 ones, and where the adapter has
-/// subgroups every shuffle tile, reading scalars and, where the shape allows, vec4s.
-fn every_tile(ctx: &downhill::GpuContext) -> Vec<(MatmulTile, bool)> {
+/// subgroups the shuffle tiles, reading scalars and, where the shape allows, vec4s. With `all`
+/// every shuffle width, else the narrowest and the widest (the rest differ only in how many
+/// invocations share a row; each kernel compiled costs seconds on a software adapter).
+fn every_tile(ctx: &downhill::GpuContext, all: bool) -> Vec<(MatmulTile, bool)> {
     let mut tiles = vec![MatmulTile::Large, MatmulTile::Small, MatmulTile::Tiny];
     if ctx.has_shuffles() {
         for row_groups in [1, 2] {
             for width in [8, 16, 32, 64] {
-                tiles.push(MatmulTile::Shuffle { row_groups, width });
+                if all || (row_groups, width) == (1, 8) || (row_groups, width) == (2, 64) {
+                    tiles.push(MatmulTile::Shuffle { row_groups, width });
+                }
             }
         }
     }
@@ -123,9 +127,10 @@ fn every_matmul_tile_gives_identical_bits() {
             (false, true, Epilogue::BiasActivation),
             (false, false, Epilogue::ActivationGrad),
             (true, true, Epilogue::Plain),
+            (false, false, Epilogue::AccumulateActivationGrad),
         ] {
             let v = variant(ta, tb, epilogue, Activation::Tanh);
-            let tiles = every_tile(&ctx)
+            let tiles = every_tile(&ctx, !ta && !tb && epilogue == Epilogue::Plain)
                 .into_iter()
                 .filter(|&(_, vec4)| !vec4 || v.vec4_fits(Some(m), Some(n), Some(k), [0, 0]));
             let outputs: Vec<(String, Array2<f32>, Array2<f32>)> = tiles
@@ -134,9 +139,9 @@ fn every_matmul_tile_gives_identical_bits() {
                     let a_stored = if ta { a.t().to_owned() } else { a.clone() };
                     let b_stored = if tb { b.t().to_owned() } else { b.clone() };
                     let aux = match epilogue {
-                        Epilogue::Plain => None,
+                        Epilogue::Plain | Epilogue::Accumulate => None,
                         Epilogue::BiasActivation => Some(bias.view()),
-                        Epilogue::ActivationGrad => Some(
+                        Epilogue::ActivationGrad | Epilogue::AccumulateActivationGrad => Some(
                             pre.as_slice()
                                 .map(ndarray::ArrayView1::from)
                                 .expect("contiguous"),
@@ -468,4 +473,43 @@ fn each_optimizer_kernel_matches_one_reference_update() {
             Tolerance::default(),
         );
     }
+}
+
+/// The epilogues that add to C (the blocks of a product split over K) add exactly: run twice
+/// from zero, C = 2·A·B; and adding then applying act' from zero equals applying it directly.
+#[test]
+fn accumulating_epilogues_add_to_what_c_holds() {
+    let ctx = gpu();
+    let (m, n, k) = (9, 13, 6);
+    let a = random(m, k, 1.0, 30);
+    let b = random(k, n, 1.0, 31);
+    let pre = random(m, n, 2.0, 32);
+    let aux = pre
+        .as_slice()
+        .map(ndarray::ArrayView1::from)
+        .expect("contiguous");
+    let run = |epilogue, repeats| {
+        let gemm = Gemm::new(
+            &ctx,
+            variant(false, false, epilogue, Activation::Tanh),
+            m,
+            n,
+            k,
+        )
+        .unwrap();
+        let reads_aux = matches!(
+            epilogue,
+            Epilogue::ActivationGrad | Epilogue::AccumulateActivationGrad
+        );
+        gemm.upload(a.view(), b.view(), reads_aux.then_some(aux))
+            .unwrap();
+        gemm.run(repeats).unwrap();
+        gemm.output().unwrap()
+    };
+    let plain = run(Epilogue::Plain, 1);
+    assert_eq!(run(Epilogue::Accumulate, 2), &plain * 2.0);
+    assert_eq!(
+        run(Epilogue::AccumulateActivationGrad, 1),
+        run(Epilogue::ActivationGrad, 1)
+    );
 }

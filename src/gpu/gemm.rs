@@ -85,9 +85,9 @@ impl Gemm {
                 ctx.storage_buffer(name, elements as u64 * 4, usage, "use smaller matrices")
             };
             let aux_len = match variant.epilogue {
-                Epilogue::Plain => 1,
+                Epilogue::Plain | Epilogue::Accumulate => 1,
                 Epilogue::BiasActivation => n,
-                Epilogue::ActivationGrad => m * n,
+                Epilogue::ActivationGrad | Epilogue::AccumulateActivationGrad => m * n,
             };
             let (lhs, rhs, aux) = (
                 buffer("A", m * k)?,
@@ -96,11 +96,10 @@ impl Gemm {
             );
             let (result, pre) = (buffer("C", m * n)?, buffer("pre-activation", m * n)?);
             let kernels = Kernels::new(&ctx.device);
-            let mut dims = UniformBlock::new(ctx, "matmul shape", 1, 32, 16);
-            dims.set(
-                0,
-                bytemuck::cast_slice(&[m as u32, n as u32, k as u32, 0, 0, 0, 0, 0]),
-            );
+            let mut dims = UniformBlock::new(ctx, "matmul shape", 1, 48, 16);
+            let lda = if variant.transpose_a { m } else { k };
+            let words = [m, n, k, lda, 0, 0, 0, 0, n, 0, 0, 0].map(|w| w as u32);
+            dims.set(0, bytemuck::cast_slice(&words));
             dims.upload(&ctx.queue);
             let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("matmul"),
@@ -108,7 +107,7 @@ impl Gemm {
                 entries: &[&lhs, &rhs, &aux, &result, &pre]
                     .into_iter()
                     .map(|b| b.as_entire_binding())
-                    .chain([dims.binding(0, 32)])
+                    .chain([dims.binding(0, 48)])
                     .enumerate()
                     .map(|(i, resource)| wgpu::BindGroupEntry {
                         binding: i as u32,

@@ -142,6 +142,10 @@ pub enum Epilogue {
     BiasActivation = 1,
     /// `C = (A·B) ⊙ act'(AUX)`.
     ActivationGrad = 2,
+    /// `C = C + A·B`: a middle block of a sum over K split across buffers.
+    Accumulate = 3,
+    /// `C = (C + A·B) ⊙ act'(AUX)`: the last block of such a sum, for the input gradient.
+    AccumulateActivationGrad = 4,
 }
 
 /// How a binding is declared in a bind group layout.

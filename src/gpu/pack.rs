@@ -30,9 +30,17 @@ struct MatmulDims {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    /// Elements between rows of A.
+    lda: u32,
     /// Elements between consecutive models' A, B, C (and PRE), and AUX.
     strides: [u32; 4],
+    /// Elements between rows of C (and of an `[M, N]` AUX).
+    ldc: u32,
+    /// Where A starts in its binding.
+    offset_a: u32,
+    /// C's (and AUX's) first column.
+    offset_c: u32,
+    _pad: u32,
 }
 
 /// Uniform of `shaders/loss.wgsl`.
@@ -101,6 +109,11 @@ enum Shape {
         n: Extent,
         k: Extent,
         strides: [u32; 4],
+        /// Rows of A as stored, and where it starts; rows of C, and its first column.
+        lda: u32,
+        offset_a: u32,
+        ldc: u32,
+        offset_c: u32,
     },
     Loss,
     Columns {
@@ -260,6 +273,37 @@ impl std::fmt::Debug for GpuPack {
     }
 }
 
+/// Blocks of rows `[r0, r1)` of a layer's weights, each of which (across every model, the
+/// models `before_last` elements apart) fits one storage binding and starts at an aligned
+/// offset: one block when the whole tensor fits. `None` when not even one row does.
+fn row_blocks(
+    layer: &crate::model::Layer,
+    weight: &super::buffers::TensorSlice,
+    before_last: u64,
+    align: u64,
+    limits: &wgpu::Limits,
+) -> Option<Vec<(usize, usize)>> {
+    let binding = limits.max_storage_buffer_binding_size / 4;
+    let (rows, inputs) = (layer.outputs, layer.inputs as u64);
+    if before_last + weight.len <= binding {
+        return Some(vec![(0, rows)]);
+    }
+    let fitting = binding.checked_sub(before_last)? / inputs;
+    // Block starts must stay aligned: a multiple of align / gcd(inputs, align) rows.
+    let step = align / gcd(inputs, align);
+    let per_block = (fitting - fitting % step) as usize;
+    (per_block > 0).then(|| {
+        (0..rows)
+            .step_by(per_block)
+            .map(|r0| (r0, (r0 + per_block).min(rows)))
+            .collect()
+    })
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 /// Two timestamps around a pass and where they are resolved.
 struct Timing {
     queries: wgpu::QuerySet,
@@ -359,9 +403,26 @@ impl GpuPack {
         let stride = layout.total;
         // A tensor binding spans that tensor in every model.
         let span = |len: u64| (count - 1) * stride + len;
-        for t in &layout.tensors {
+        // Biases are bound whole; weights in blocks of rows that each fit a binding.
+        for t in layout.tensors.iter().skip(1).step_by(2) {
             ctx.check_fits(&t.name, span(t.len) * 4, true, layers_hint)?;
         }
+        let blocks: Vec<Vec<(usize, usize)>> = layers
+            .iter()
+            .zip(layout.tensors.iter().step_by(2))
+            .map(|(layer, weight)| {
+                ctx.check_fits(&weight.name, span(weight.len) * 4, false, layers_hint)?;
+                row_blocks(layer, weight, (count - 1) * stride, layout.align, limits).ok_or_else(
+                    || Error::BufferTooLarge {
+                        tensor: format!("one row of {} in every model", weight.name),
+                        bytes: (span(layer.inputs as u64) + layout.align) * 4,
+                        limit_name: "max_storage_buffer_binding_size",
+                        limit: limits.max_storage_buffer_binding_size,
+                        hint: layers_hint,
+                    },
+                )
+            })
+            .collect::<Result<_>>()?;
         let flat_bytes = count * stride * 4;
         let flat = |name: &str| -> Result<wgpu::Buffer> {
             ctx.check_fits(name, flat_bytes, false, layers_hint)?;
@@ -466,7 +527,8 @@ impl GpuPack {
         let kernels = Kernels::new(device);
         let mut shapes = Vec::new();
         // Every dispatch has its own shape uniform; count them first to size the block.
-        let uniform_slots = 4 * layers.len() + 1;
+        let products: usize = blocks.iter().map(Vec::len).sum();
+        let uniform_slots = 3 * products + layers.len() + 1;
         let dims = UniformBlock::new(
             ctx,
             "dispatch shapes",
@@ -508,18 +570,29 @@ impl GpuPack {
             }
         };
 
-        // Each product's pipeline and tile: vec4 reads where every size they cross allows, and
-        // the tile the context's tuning picks for the largest batch.
+        // Each product's pipeline and tile: vec4 reads where every size and offset they cross
+        // allows, and the tile the context's tuning picks for the largest batch.
         let matmul =
             |variant: MatmulVariant, shape: &Shape| -> Result<(wgpu::ComputePipeline, Grid)> {
-                let &Shape::Matmul { m, n, k, strides } = shape else {
+                let &Shape::Matmul {
+                    m,
+                    n,
+                    k,
+                    strides,
+                    lda,
+                    offset_a,
+                    ..
+                } = shape
+                else {
                     unreachable!("a matmul's shape")
                 };
                 let size = |e: Extent| match e {
                     Extent::Batch => None,
                     Extent::Fixed(v) => Some(v as usize),
                 };
-                let vec4 = variant.vec4_fits(size(m), size(n), size(k), [strides[0], strides[1]]);
+                let vec4 = variant.vec4_fits(size(m), size(n), size(k), [strides[0], strides[1]])
+                    && lda % 4 == 0
+                    && offset_a % 4 == 0;
                 let largest = |e: Extent| size(e).unwrap_or(max_batch);
                 let tile = ctx.matmul_tile(variant, (largest(m), largest(n), largest(k)), vec4)?;
                 Ok((
@@ -527,50 +600,65 @@ impl GpuPack {
                     Grid::Tiles { m, n, tile },
                 ))
             };
+        // Rows r0..r1 of layer i's weights (or their gradients) in `buffer`.
+        let weight_rows = |buffer, i: usize, (r0, r1): (usize, usize)| {
+            let inputs = layers[i].inputs as u64;
+            range(
+                buffer,
+                weight(i).offset + r0 as u64 * inputs,
+                span((r1 - r0) as u64 * inputs),
+            )
+        };
 
-        // Forward: a_i = act_i(a_{i-1} · W_iᵀ + b_i).
+        // Forward: a_i = act_i(a_{i-1} · W_iᵀ + b_i), one product per block of W_i's rows (the
+        // block's columns of a_i).
         let mut forward = Vec::new();
         for (i, layer) in layers.iter().enumerate() {
-            let shape = Shape::Matmul {
-                m: Extent::Batch,
-                n: fixed(layer.outputs),
-                k: fixed(layer.inputs),
-                strides: [
-                    source_stride(i),
-                    params_stride,
-                    rows_stride(layer.outputs),
-                    params_stride,
-                ],
-            };
-            let (pipeline, grid) = matmul(
-                MatmulVariant {
-                    transpose_a: false,
-                    transpose_b: true,
-                    epilogue: Epilogue::BiasActivation,
-                    activation: layer.activation,
-                },
-                &shape,
-            )?;
-            let slot = add_shape(shape);
-            let source = if i == 0 { &input } else { &res.post[i - 1] };
-            forward.push(Dispatch {
-                kind: KernelKind::Matmul,
-                pipeline,
-                bind_group: bind(
-                    &kernels.matmul_layout,
-                    vec![
-                        source.as_entire_binding(),
-                        range(&params_buffer, weight(i).offset, span(weight(i).len)),
-                        range(&params_buffer, bias(i).offset, span(bias(i).len)),
-                        res.post[i].as_entire_binding(),
-                        res.pre[i].as_entire_binding(),
-                        dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
+            for &(r0, r1) in &blocks[i] {
+                let shape = Shape::Matmul {
+                    m: Extent::Batch,
+                    n: fixed(r1 - r0),
+                    k: fixed(layer.inputs),
+                    strides: [
+                        source_stride(i),
+                        params_stride,
+                        rows_stride(layer.outputs),
+                        params_stride,
                     ],
-                ),
-                grid,
-            });
+                    lda: layer.inputs as u32,
+                    offset_a: 0,
+                    ldc: layer.outputs as u32,
+                    offset_c: r0 as u32,
+                };
+                let (pipeline, grid) = matmul(
+                    MatmulVariant {
+                        transpose_a: false,
+                        transpose_b: true,
+                        epilogue: Epilogue::BiasActivation,
+                        activation: layer.activation,
+                    },
+                    &shape,
+                )?;
+                let slot = add_shape(shape);
+                let source = if i == 0 { &input } else { &res.post[i - 1] };
+                forward.push(Dispatch {
+                    kind: KernelKind::Matmul,
+                    pipeline,
+                    bind_group: bind(
+                        &kernels.matmul_layout,
+                        vec![
+                            source.as_entire_binding(),
+                            weight_rows(&params_buffer, i, (r0, r1)),
+                            range(&params_buffer, bias(i).offset, span(bias(i).len)),
+                            res.post[i].as_entire_binding(),
+                            res.pre[i].as_entire_binding(),
+                            dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
+                        ],
+                    ),
+                    grid,
+                });
+            }
         }
-
         // Loss and ∂L/∂z of the output layer, then the mean loss: into the training metrics, or
         // the evaluation metrics.
         let slot = add_shape(Shape::Loss);
@@ -613,7 +701,7 @@ impl GpuPack {
 
         let mut backward = Vec::new();
 
-        // Backward, last layer first.
+        // Backward, last layer first, each product per block of W_i's rows.
         let weight_grad = MatmulVariant {
             transpose_a: true,
             transpose_b: false,
@@ -624,36 +712,42 @@ impl GpuPack {
         for i in (0..layers.len()).rev() {
             let layer = layers[i];
             let source = if i == 0 { &input } else { &res.post[i - 1] };
-            // ∂L/∂W_i = δ_iᵀ · a_{i-1}: M = out, N = in, K = batch.
-            let shape = Shape::Matmul {
-                m: fixed(layer.outputs),
-                n: fixed(layer.inputs),
-                k: Extent::Batch,
-                strides: [
-                    rows_stride(layer.outputs),
-                    source_stride(i),
-                    params_stride,
-                    0,
-                ],
-            };
-            let (pipeline, grid) = matmul(weight_grad, &shape)?;
-            let slot = add_shape(shape);
-            backward.push(Dispatch {
-                kind: KernelKind::Matmul,
-                pipeline,
-                bind_group: bind(
-                    &kernels.matmul_layout,
-                    vec![
-                        res.delta[i].as_entire_binding(),
-                        source.as_entire_binding(),
-                        res.dummy_read.as_entire_binding(),
-                        range(&grads, weight(i).offset, span(weight(i).len)),
-                        res.dummy_write.as_entire_binding(),
-                        dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
+            // ∂L/∂W_i[r0..r1] = δ_i[:, r0..r1]ᵀ · a_{i-1}: M = r1 - r0, N = in, K = batch.
+            for &(r0, r1) in &blocks[i] {
+                let shape = Shape::Matmul {
+                    m: fixed(r1 - r0),
+                    n: fixed(layer.inputs),
+                    k: Extent::Batch,
+                    strides: [
+                        rows_stride(layer.outputs),
+                        source_stride(i),
+                        params_stride,
+                        0,
                     ],
-                ),
-                grid,
-            });
+                    lda: layer.outputs as u32,
+                    offset_a: r0 as u32,
+                    ldc: layer.inputs as u32,
+                    offset_c: 0,
+                };
+                let (pipeline, grid) = matmul(weight_grad, &shape)?;
+                let slot = add_shape(shape);
+                backward.push(Dispatch {
+                    kind: KernelKind::Matmul,
+                    pipeline,
+                    bind_group: bind(
+                        &kernels.matmul_layout,
+                        vec![
+                            res.delta[i].as_entire_binding(),
+                            source.as_entire_binding(),
+                            res.dummy_read.as_entire_binding(),
+                            weight_rows(&grads, i, (r0, r1)),
+                            res.dummy_write.as_entire_binding(),
+                            dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
+                        ],
+                    ),
+                    grid,
+                });
+            }
             // ∂L/∂b_i = Σ_rows δ_i.
             let slot = add_shape(Shape::Columns {
                 cols: layer.outputs as u32,
@@ -676,44 +770,58 @@ impl GpuPack {
             if i == 0 {
                 continue;
             }
-            // δ_{i-1} = (δ_i · W_i) ⊙ act'_{i-1}(z_{i-1}): M = batch, N = in, K = out.
-            let shape = Shape::Matmul {
-                m: Extent::Batch,
-                n: fixed(layer.inputs),
-                k: fixed(layer.outputs),
-                strides: [
-                    rows_stride(layer.outputs),
-                    params_stride,
-                    rows_stride(layer.inputs),
-                    rows_stride(layer.inputs),
-                ],
-            };
-            let (pipeline, grid) = matmul(
-                MatmulVariant {
-                    transpose_a: false,
-                    transpose_b: false,
-                    epilogue: Epilogue::ActivationGrad,
-                    activation: layers[i - 1].activation,
-                },
-                &shape,
-            )?;
-            let slot = add_shape(shape);
-            backward.push(Dispatch {
-                kind: KernelKind::Matmul,
-                pipeline,
-                bind_group: bind(
-                    &kernels.matmul_layout,
-                    vec![
-                        res.delta[i].as_entire_binding(),
-                        range(&params_buffer, weight(i).offset, span(weight(i).len)),
-                        res.pre[i - 1].as_entire_binding(),
-                        res.delta[i - 1].as_entire_binding(),
-                        res.dummy_write.as_entire_binding(),
-                        dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
+            // δ_{i-1} = (Σ_blocks δ_i[:, r0..r1] · W_i[r0..r1]) ⊙ act'_{i-1}(z_{i-1}): M = batch,
+            // N = in, K = r1 - r0; the first block writes, the others add, the last applies act'.
+            let last_block = blocks[i].len() - 1;
+            for (b, &(r0, r1)) in blocks[i].iter().enumerate() {
+                let epilogue = match (b == 0, b == last_block) {
+                    (true, true) => Epilogue::ActivationGrad,
+                    (true, false) => Epilogue::Plain,
+                    (false, false) => Epilogue::Accumulate,
+                    (false, true) => Epilogue::AccumulateActivationGrad,
+                };
+                let shape = Shape::Matmul {
+                    m: Extent::Batch,
+                    n: fixed(layer.inputs),
+                    k: fixed(r1 - r0),
+                    strides: [
+                        rows_stride(layer.outputs),
+                        params_stride,
+                        rows_stride(layer.inputs),
+                        rows_stride(layer.inputs),
                     ],
-                ),
-                grid,
-            });
+                    lda: layer.outputs as u32,
+                    offset_a: r0 as u32,
+                    ldc: layer.inputs as u32,
+                    offset_c: 0,
+                };
+                let (pipeline, grid) = matmul(
+                    MatmulVariant {
+                        transpose_a: false,
+                        transpose_b: false,
+                        epilogue,
+                        activation: layers[i - 1].activation,
+                    },
+                    &shape,
+                )?;
+                let slot = add_shape(shape);
+                backward.push(Dispatch {
+                    kind: KernelKind::Matmul,
+                    pipeline,
+                    bind_group: bind(
+                        &kernels.matmul_layout,
+                        vec![
+                            res.delta[i].as_entire_binding(),
+                            weight_rows(&params_buffer, i, (r0, r1)),
+                            res.pre[i - 1].as_entire_binding(),
+                            res.delta[i - 1].as_entire_binding(),
+                            res.dummy_write.as_entire_binding(),
+                            dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
+                        ],
+                    ),
+                    grid,
+                });
+            }
         }
         debug_assert!(shapes.len() <= uniform_slots);
 
@@ -939,14 +1047,27 @@ impl GpuPack {
         let outputs = self.setup.model.outputs();
         for (slot, shape) in self.shapes.iter().enumerate() {
             match *shape {
-                Shape::Matmul { m, n, k, strides } => self.dims.set(
+                Shape::Matmul {
+                    m,
+                    n,
+                    k,
+                    strides,
+                    lda,
+                    offset_a,
+                    ldc,
+                    offset_c,
+                } => self.dims.set(
                     slot,
                     bytemuck::bytes_of(&MatmulDims {
                         m: m.at(rows),
                         n: n.at(rows),
                         k: k.at(rows),
-                        _pad: 0,
+                        lda,
                         strides,
+                        ldc,
+                        offset_a,
+                        offset_c,
+                        _pad: 0,
                     }),
                 ),
                 Shape::Loss => self.dims.set(
