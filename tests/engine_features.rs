@@ -490,3 +490,61 @@ fn the_memory_estimate_covers_what_is_allocated_and_refuses_too_large_models() {
         "{err}"
     );
 }
+
+/// Layers whose weights exceed the storage binding limit are split into blocks of rows: the
+/// forward pass and the weight gradients per block, the input gradient summed over the blocks.
+/// Gradients and parameters over three steps match the CPU reference (and the unsplit engine).
+#[test]
+fn layers_larger_than_a_binding_are_split_and_match_the_cpu() {
+    let small_bindings = downhill::GpuContext::new(&downhill::AdapterRequest {
+        limits: Some(downhill::wgpu::Limits {
+            max_storage_buffer_binding_size: 256 << 10,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    // 500×300 and 400×500 weights: 150,000 and 200,000 floats, against 65,536 per binding.
+    let setup = Setup {
+        model: ModelSpec::from_widths(&[300, 500, 400, 5], Activation::Tanh, Activation::Identity)
+            .unwrap(),
+        loss: Loss::CrossEntropy,
+        optimizer: Optimizer::Adam(Adam::default()),
+    };
+    let init = Parameters::init(&setup.model, 7);
+    let mut split = GpuEngine::new(&small_bindings, setup.clone(), &init, 16).unwrap();
+    let mut whole = GpuEngine::new(&gpu(), setup.clone(), &init, 16).unwrap();
+    let mut cpu = CpuEngine::new(setup, &init).unwrap();
+    assert!(
+        split.dispatches_per_step() >= whole.dispatches_per_step() + 8,
+        "blocks of rows: {} launches against {}",
+        split.dispatches_per_step(),
+        whole.dispatches_per_step()
+    );
+    let data = Dataset::new(
+        "wide",
+        random(16, 300, 1.0, 8),
+        targets(Loss::CrossEntropy, 16, 5, 9),
+    )
+    .unwrap();
+    for step in 0..3 {
+        for engine in [&mut split as &mut dyn Engine, &mut whole, &mut cpu] {
+            engine.step(&batch(&data)).unwrap();
+        }
+        let want = cpu.gradients().unwrap();
+        for (what, got) in [("split", &mut split), ("whole", &mut whole)] {
+            assert_close(
+                &format!("step {step}: {what} gradients"),
+                &got.gradients().unwrap(),
+                &want,
+                Tolerance::default(),
+            );
+        }
+    }
+    assert_close(
+        "parameters after 3 steps",
+        &split.parameters().unwrap(),
+        &cpu.parameters().unwrap(),
+        Tolerance::default(),
+    );
+}
