@@ -347,14 +347,21 @@ fn a_tensor_over_the_binding_limit_is_named_with_its_size_and_the_limit() {
         loss: Loss::Mse,
         optimizer: Optimizer::Sgd(Sgd::default()),
     };
+    // A weight matrix over the limit is split into blocks of rows; one row over it is refused.
+    GpuEngine::new(&ctx, setup.clone(), &Parameters::zeros(&model), 4).unwrap();
+    let wide =
+        ModelSpec::from_widths(&[300_000, 2], Activation::Relu, Activation::Identity).unwrap();
     let text = message(GpuEngine::new(
         &ctx,
-        setup.clone(),
-        &Parameters::zeros(&model),
-        4,
+        Setup {
+            model: wide.clone(),
+            ..setup.clone()
+        },
+        &Parameters::zeros(&wide),
+        1,
     ));
     assert!(
-        text.contains("tensor `layers.0.weight` needs 2097152 bytes, over this device's max_storage_buffer_binding_size of 1048576 bytes; use narrower layers"),
+        text.contains("tensor `one row of layers.0.weight` needs 1200000 bytes, over this device's max_storage_buffer_binding_size of 1048576 bytes; use narrower layers"),
         "{text}"
     );
     // Activations count too: a batch of 1024 rows of width 1024 is 4 MiB.

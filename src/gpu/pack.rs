@@ -414,8 +414,12 @@ impl GpuPack {
                 ctx.check_fits(&weight.name, span(weight.len) * 4, false, layers_hint)?;
                 row_blocks(layer, weight, (count - 1) * stride, layout.align, limits).ok_or_else(
                     || Error::BufferTooLarge {
-                        tensor: format!("one row of {} in every model", weight.name),
-                        bytes: (span(layer.inputs as u64) + layout.align) * 4,
+                        tensor: if count > 1 {
+                            format!("one row of {} in every model", weight.name)
+                        } else {
+                            format!("one row of {}", weight.name)
+                        },
+                        bytes: span(layer.inputs as u64) * 4,
                         limit_name: "max_storage_buffer_binding_size",
                         limit: limits.max_storage_buffer_binding_size,
                         hint: layers_hint,
