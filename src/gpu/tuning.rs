@@ -157,7 +157,7 @@ fn shape_class(variant: MatmulVariant, (m, n, k): (usize, usize, usize), vec4: b
 }
 
 /// Times every candidate tile on the product (epilogue left out: it is the same work for all)
-/// and returns the fastest.
+/// and returns the fastest; the fixed default when the product cannot be staged on its own.
 fn fastest(
     ctx: &GpuContext,
     variant: MatmulVariant,
@@ -179,7 +179,11 @@ fn fastest(
     let mut best: Option<(Duration, MatmulTile)> = None;
     for tile in MatmulTile::candidates(m, n, ctx.has_shuffles()) {
         let before = ctx.allocated_bytes();
-        let gemm = Gemm::build(ctx, plain, tile, vec4, m, n, k)?;
+        // A product whose scratch operands do not fit this device's buffers (the blocks of a
+        // split layer can be larger than a binding allows for C) keeps the fixed default.
+        let Ok(gemm) = Gemm::build(ctx, plain, tile, vec4, m, n, k) else {
+            return Ok(MatmulTile::for_shape(m, n));
+        };
         let scratch = ctx.allocated_bytes() - before;
         gemm.upload(a.view(), b.view(), None)?;
         gemm.run(1)?;
