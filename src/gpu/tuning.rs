@@ -100,7 +100,14 @@ impl Tuner {
             .get(&adapter)
             .and_then(|t| t.get(&class))
             .cloned();
-        if let Some(tile) = known.as_deref().and_then(MatmulTile::from_name) {
+        // A cached choice this context cannot run (a file edited by hand) is timed afresh.
+        let runnable =
+            |t: &MatmulTile| ctx.has_shuffles() || !matches!(t, MatmulTile::Shuffle { .. });
+        if let Some(tile) = known
+            .as_deref()
+            .and_then(MatmulTile::from_name)
+            .filter(runnable)
+        {
             return Ok(tile);
         }
         let tile = fastest(ctx, variant, (m, n, k), vec4)?;

@@ -1,0 +1,121 @@
+//! Matmul autotuning: the choice is timed once per shape class, cached in a file per adapter
+//! and driver, read back by later contexts, rebuilt when the file is unreadable; the fixed
+//! default ignores it; and the command line writes the cache unless `--no-autotune`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::gpu;
+use downhill::gpu::{Epilogue, Gemm, MatmulTile, MatmulVariant, Tuning};
+use downhill::{Activation, AdapterRequest, GpuContext};
+
+const PLAIN: MatmulVariant = MatmulVariant {
+    transpose_a: false,
+    transpose_b: false,
+    epilogue: Epilogue::Plain,
+    activation: Activation::Identity,
+};
+
+fn tuned(cache: &Path) -> GpuContext {
+    GpuContext::new(&AdapterRequest {
+        tuning: Tuning::Autotune {
+            cache: Some(cache.to_path_buf()),
+        },
+        ..AdapterRequest::default()
+    })
+    .unwrap()
+}
+
+/// The cache as JSON: `{ adapter: { shape class: tile } }`.
+fn read(cache: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(cache).unwrap()).unwrap()
+}
+
+#[test]
+fn choices_are_cached_per_adapter_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("tuning").join("autotune.json");
+    let first = Gemm::new(&tuned(&cache), PLAIN, 40, 48, 24).unwrap();
+    let json = read(&cache);
+    let adapters = json.as_object().unwrap();
+    assert_eq!(adapters.len(), 1, "{json}");
+    let (adapter, classes) = adapters.iter().next().unwrap();
+    let ctx = gpu();
+    assert!(adapter.contains(&ctx.info().name), "{adapter}");
+    assert!(adapter.contains(&ctx.info().driver_info), "{adapter}");
+    // Sizes round up to powers of two: 40 x 48 x 24 is the class of 64 x 64 x 32.
+    let chosen = classes["NN vec4 m64 n64 k32"].as_str().unwrap();
+    assert_eq!(MatmulTile::from_name(chosen), Some(first.tile()), "{json}");
+
+    // A later context takes the cached choice as it stands, without timing: plant another.
+    let planted = if first.tile() == MatmulTile::Tiny {
+        MatmulTile::Small
+    } else {
+        MatmulTile::Tiny
+    };
+    let mut edited = json.clone();
+    edited[adapter]["NN vec4 m64 n64 k32"] = planted.name().into();
+    std::fs::write(&cache, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let again = Gemm::new(&tuned(&cache), PLAIN, 33, 64, 20).unwrap();
+    assert_eq!(again.tile(), planted);
+
+    // The fixed default ignores the cache.
+    let fixed = Gemm::new(&ctx, PLAIN, 40, 48, 24).unwrap();
+    assert_eq!(fixed.tile(), MatmulTile::for_shape(40, 48));
+}
+
+#[test]
+fn an_unreadable_cache_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("autotune.json");
+    std::fs::write(&cache, b"{ not json").unwrap();
+    let gemm = Gemm::new(&tuned(&cache), PLAIN, 8, 8, 8).unwrap();
+    let json = read(&cache);
+    let classes = json.as_object().unwrap().values().next().unwrap();
+    assert_eq!(
+        MatmulTile::from_name(classes["NN vec4 m8 n8 k8"].as_str().unwrap()),
+        Some(gemm.tile())
+    );
+}
+
+/// The command line tunes and caches by default and not with `--no-autotune`; both train to the
+/// same checkpoint bytes, since every tile computes the same bits.
+#[test]
+fn the_command_line_tunes_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |cache: &Path, extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_downhill"))
+            .args([
+                "train",
+                "--dataset",
+                "blobs",
+                "--layers",
+                "8,16,4",
+                "--epochs",
+                "2",
+                "--device",
+                "gpu",
+                "--save",
+            ])
+            .arg(cache.with_extension("safetensors"))
+            .args(extra)
+            .env("DOWNHILL_CACHE_DIR", cache)
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(cache.with_extension("safetensors")).unwrap()
+    };
+    let (tuned_dir, fixed_dir) = (dir.path().join("tuned"), dir.path().join("fixed"));
+    let tuned_model = run(&tuned_dir, &[]);
+    assert!(tuned_dir.join("autotune.json").exists());
+    let fixed_model = run(&fixed_dir, &["--no-autotune"]);
+    assert!(!fixed_dir.join("autotune.json").exists());
+    assert_eq!(tuned_model, fixed_model, "the same checkpoint bytes");
+}
