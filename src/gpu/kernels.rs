@@ -446,6 +446,28 @@ impl Kernels {
         self.pipeline("clip", &module, &self.clip_layout, "main", &[])
     }
 
+    /// Clipping over gradients cut into chunks: each chunk's sum of squares, then each model's
+    /// scale from its chunks' sums.
+    pub fn clip_chunked(&self) -> (wgpu::ComputePipeline, wgpu::ComputePipeline) {
+        let module = module(&self.device, "clip", &[CLIP_WGSL]);
+        (
+            self.pipeline(
+                "clip chunk",
+                &module,
+                &self.clip_layout,
+                "partial_sums",
+                &[],
+            ),
+            self.pipeline(
+                "clip scale",
+                &module,
+                &self.clip_layout,
+                "scale_from_partials",
+                &[],
+            ),
+        )
+    }
+
     /// The kernel that gathers a batch from a GPU-resident dataset.
     pub fn gather(&self) -> wgpu::ComputePipeline {
         let module = module(&self.device, "gather", &[GATHER_WGSL]);

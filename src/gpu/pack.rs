@@ -136,6 +136,8 @@ enum Grid {
     Items(Extent),
     /// One workgroup.
     Single,
+    /// One workgroup, once (not per model).
+    Once,
     /// One invocation per column of each batch row: `(width / 64, rows)` workgroups.
     Gather { width: u32 },
     /// One invocation per item of each of `models` (in z): `per_model` items, `OPTIM_GROUP` to a
@@ -154,6 +156,7 @@ impl Grid {
             ),
             Grid::Items(count) => (count.at(rows).div_ceil(ROW_GROUP), 1, models),
             Grid::Single => (1, 1, models),
+            Grid::Once => (1, 1, 1),
             Grid::Gather { width } => (width.div_ceil(ROW_GROUP), rows, 1),
             Grid::PerModel { per_model, models } => {
                 let groups = per_model.div_ceil(u64::from(OPTIM_GROUP));
@@ -233,6 +236,9 @@ pub struct GpuPack {
     /// Weight, bias and input gradients, last layer first.
     backward: Vec<Dispatch>,
     clip: Dispatch,
+    /// Clipping in chunks, when the gradients do not fit one binding (built when clipping is
+    /// turned on): each chunk's sum of squares, then each model's scale.
+    clip_chunked: Vec<Dispatch>,
     /// The fused optimizer update over the models not frozen, one dispatch per bindable chunk.
     update: Vec<Dispatch>,
     optimizer: wgpu::ComputePipeline,
@@ -881,6 +887,7 @@ impl GpuPack {
             lrs: setup.members.iter().map(|m| m.optimizer.lr()).collect(),
             frozen: vec![false; models],
             clip_norm: None,
+            clip_chunked: Vec::new(),
             clip_scale,
             clip_params,
             metrics_train,
@@ -1139,10 +1146,10 @@ impl GpuPack {
             (Some(resident), true) => std::slice::from_ref(&resident.gather),
             _ => &[],
         };
-        let clip = if self.clip_norm.is_some() {
-            std::slice::from_ref(&self.clip)
-        } else {
-            &[]
+        let clip = match (self.clip_norm, self.clip_chunked.is_empty()) {
+            (None, _) => &[],
+            (Some(_), true) => std::slice::from_ref(&self.clip),
+            (Some(_), false) => &self.clip_chunked[..],
         };
         self.submit(
             &[
@@ -1192,6 +1199,79 @@ impl GpuPack {
         self.ctx
             .queue
             .write_buffer(&self.input, 0, bytemuck::cast_slice(values));
+    }
+
+    /// The launches of clipping by global norm over gradients that do not fit one binding:
+    /// each model's gradients cut into chunks of at most `binding` elements (at aligned
+    /// offsets), one launch per chunk for its sum of squares, then one for every model's scale.
+    fn chunked_clip(&self, max_norm: f32, binding: u64) -> Result<Vec<Dispatch>> {
+        let align = self.layout.align;
+        let chunk = binding / align * align;
+        let per_model = self.layout.total.div_ceil(chunk);
+        let hint = "turn gradient clipping off or use narrower layers";
+        let partials = self.ctx.storage_buffer(
+            "gradient clipping partial sums",
+            self.models as u64 * per_model * 4,
+            wgpu::BufferUsages::empty(),
+            hint,
+        )?;
+        let uniform = |words: [u32; 4]| {
+            let buffer = self.ctx.buffer(&wgpu::BufferDescriptor {
+                label: Some("gradient clipping chunk"),
+                size: 16,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            self.ctx
+                .queue
+                .write_buffer(&buffer, 0, bytemuck::cast_slice(&words));
+            buffer
+        };
+        let bind = |grad: wgpu::BindingResource<'_>, out: &wgpu::Buffer, params: &wgpu::Buffer| {
+            self.ctx
+                .device
+                .create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("gradient clipping"),
+                    layout: &self.kernels.clip_layout,
+                    entries: &[grad, out.as_entire_binding(), params.as_entire_binding()]
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, resource)| wgpu::BindGroupEntry {
+                            binding: i as u32,
+                            resource,
+                        })
+                        .collect::<Vec<_>>(),
+                })
+        };
+        let (partial_sums, scale) = self.kernels.clip_chunked();
+        let mut dispatches = Vec::new();
+        for model in 0..self.models as u64 {
+            for c in 0..per_model {
+                let start = c * chunk;
+                let len = chunk.min(self.layout.total - start);
+                let index = model * per_model + c;
+                let params = uniform([len as u32, max_norm.to_bits(), index as u32, 0]);
+                dispatches.push(Dispatch {
+                    kind: KernelKind::Clip,
+                    pipeline: partial_sums.clone(),
+                    bind_group: bind(
+                        range(&self.grads, model * self.layout.total + start, len),
+                        &partials,
+                        &params,
+                    ),
+                    grid: Grid::Once,
+                });
+            }
+        }
+        let params = uniform([per_model as u32, max_norm.to_bits(), 0, 0]);
+        dispatches.push(Dispatch {
+            kind: KernelKind::Clip,
+            pipeline: scale,
+            bind_group: bind(partials.as_entire_binding(), &self.clip_scale, &params),
+            grid: Grid::Single,
+        });
+        self.ctx.check_errors("preparing gradient clipping")?;
+        Ok(dispatches)
     }
 
     /// Records `dispatches` into one compute pass and submits it (when profiling, each into a
@@ -1257,7 +1337,11 @@ impl GpuPack {
         self.forward.len()
             + self.loss_train.len()
             + self.backward.len()
-            + usize::from(self.clip_norm.is_some())
+            + match (self.clip_norm, self.clip_chunked.len()) {
+                (None, _) => 0,
+                (Some(_), 0) => 1,
+                (Some(_), chunked) => chunked,
+            }
             + self.update.len()
     }
 
@@ -1504,21 +1588,22 @@ impl Pack for GpuPack {
         check_clip_norm(max_norm)?;
         match max_norm {
             Some(norm) => {
-                self.ctx.check_fits(
-                    "gradients (clipping by global norm)",
-                    self.models as u64 * self.layout.total * 4,
-                    true,
-                    "turn gradient clipping off, pack fewer models or use narrower layers",
-                )?;
-                let params: [u32; 4] = [
-                    self.layout.total as u32,
-                    norm.to_bits(),
-                    self.layout.total as u32,
-                    0,
-                ];
-                self.ctx
-                    .queue
-                    .write_buffer(&self.clip_params, 0, bytemuck::cast_slice(&params));
+                let binding = self.ctx.limits().max_storage_buffer_binding_size / 4;
+                if self.models as u64 * self.layout.total <= binding {
+                    let params: [u32; 4] = [
+                        self.layout.total as u32,
+                        norm.to_bits(),
+                        self.layout.total as u32,
+                        0,
+                    ];
+                    self.ctx.queue.write_buffer(
+                        &self.clip_params,
+                        0,
+                        bytemuck::cast_slice(&params),
+                    );
+                } else {
+                    self.clip_chunked = self.chunked_clip(norm, binding)?;
+                }
             }
             None => self.ctx.queue.write_buffer(
                 &self.clip_scale,
