@@ -119,3 +119,31 @@ fn the_command_line_tunes_unless_told_not_to() {
     assert!(!fixed_dir.join("autotune.json").exists());
     assert_eq!(tuned_model, fixed_model, "the same checkpoint bytes");
 }
+
+/// A pack of models is tuned as it runs, all models side by side: its own shape classes.
+#[test]
+fn packs_are_tuned_with_their_models_side_by_side() {
+    use downhill::optim::Sgd;
+    use downhill::pack::{Member, PackSetup};
+    use downhill::{Loss, ModelSpec, Optimizer, Parameters};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("autotune.json");
+    let model = ModelSpec::from_widths(&[8, 12, 3], Activation::Relu, Activation::Identity).unwrap();
+    let setup = PackSetup {
+        model: model.clone(),
+        loss: Loss::CrossEntropy,
+        members: (0..3)
+            .map(|seed| Member {
+                optimizer: Optimizer::Sgd(Sgd::default()),
+                parameters: Parameters::init(&model, seed),
+            })
+            .collect(),
+    };
+    downhill::GpuPack::new(&tuned(&cache), setup, 16).unwrap();
+    let json = read(&cache);
+    let classes = json.as_object().unwrap().values().next().unwrap();
+    let keys: Vec<&String> = classes.as_object().unwrap().keys().collect();
+    // Forward, weight gradient and input gradient products of two layers, three models
+    // rounded up to four.
+    assert!(keys.len() >= 3 && keys.iter().all(|k| k.ends_with(" x4")), "{keys:?}");
+}

@@ -231,15 +231,17 @@ impl GpuContext {
         self.device.features().contains(wgpu::Features::SUBGROUP)
     }
 
-    /// The tile for `C[m,n] = op(A)[m,k]·op(B)[k,n]` under this context's [`Tuning`]: the
-    /// fixed default, or the fastest on this adapter (timed now if its shape class is new).
+    /// The tile for `C[m,n] = op(A)[m,k]·op(B)[k,n]`, computed for `models` side by side,
+    /// under this context's [`Tuning`]: the fixed default, or the fastest on this adapter (timed
+    /// now if its shape class is new).
     pub fn matmul_tile(
         &self,
         variant: MatmulVariant,
         shape: (usize, usize, usize),
         vec4: bool,
+        models: usize,
     ) -> Result<MatmulTile> {
-        self.tuner.tile(self, variant, shape, vec4)
+        self.tuner.tile(self, variant, shape, vec4, models)
     }
 
     /// Creates a buffer, counting its bytes in [`GpuContext::allocated_bytes`].

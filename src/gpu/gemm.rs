@@ -16,6 +16,8 @@ pub struct Gemm {
     m: usize,
     n: usize,
     k: usize,
+    /// Copies of the product run side by side (in z).
+    models: usize,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     lhs: wgpu::Buffer,
@@ -38,7 +40,7 @@ impl Gemm {
     ) -> Result<Self> {
         check_sizes(m, n, k)?;
         let vec4 = variant.vec4_fits(Some(m), Some(n), Some(k), [0, 0]);
-        let tile = ctx.matmul_tile(variant, (m, n, k), vec4)?;
+        let tile = ctx.matmul_tile(variant, (m, n, k), vec4, 1)?;
         Self::build(ctx, variant, tile, vec4, m, n, k)
     }
 
@@ -66,8 +68,23 @@ impl Gemm {
         n: usize,
         k: usize,
     ) -> Result<Self> {
+        Self::build_for_models(ctx, variant, tile, vec4, (m, n, k), 1)
+    }
+
+    /// The same product for each of `models` side by side in one dispatch (the model index in
+    /// z, each operand `models` times over), as a pack runs it; uploads and outputs are model
+    /// 0's. The tuner times products this way.
+    pub(crate) fn build_for_models(
+        ctx: &GpuContext,
+        variant: MatmulVariant,
+        tile: MatmulTile,
+        vec4: bool,
+        (m, n, k): (usize, usize, usize),
+        models: usize,
+    ) -> Result<Self> {
         check_sizes(m, n, k)?;
-        if vec4 && !variant.vec4_fits(Some(m), Some(n), Some(k), [0, 0]) {
+        let strides = [(m * k) as u32, (k * n) as u32];
+        if vec4 && !variant.vec4_fits(Some(m), Some(n), Some(k), strides) {
             return Err(Error::Usage(format!(
                 "a {m}x{n}x{k} product with these layouts cannot be read as vec4s"
             )));
@@ -90,15 +107,18 @@ impl Gemm {
                 Epilogue::ActivationGrad | Epilogue::AccumulateActivationGrad => m * n,
             };
             let (lhs, rhs, aux) = (
-                buffer("A", m * k)?,
-                buffer("B", k * n)?,
-                buffer("aux", aux_len)?,
+                buffer("A", models * m * k)?,
+                buffer("B", models * k * n)?,
+                buffer("aux", models * aux_len)?,
             );
-            let (result, pre) = (buffer("C", m * n)?, buffer("pre-activation", m * n)?);
+            let (result, pre) = (
+                buffer("C", models * m * n)?,
+                buffer("pre-activation", models * m * n)?,
+            );
             let kernels = Kernels::new(&ctx.device);
             let mut dims = UniformBlock::new(ctx, "matmul shape", 1, 48, 16);
             let lda = if variant.transpose_a { m } else { k };
-            let words = [m, n, k, lda, 0, 0, 0, 0, n, 0, 0, 0].map(|w| w as u32);
+            let words = [m, n, k, lda, m * k, k * n, m * n, aux_len, n, 0, 0, 0].map(|w| w as u32);
             dims.set(0, bytemuck::cast_slice(&words));
             dims.upload(&ctx.queue);
             let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -122,6 +142,7 @@ impl Gemm {
                 m,
                 n,
                 k,
+                models,
                 pipeline: kernels.matmul(variant, tile, vec4),
                 bind_group,
                 lhs,
@@ -201,7 +222,7 @@ impl Gemm {
                 pass.dispatch_workgroups(
                     (self.n as u32).div_ceil(self.tile.cols()),
                     (self.m as u32).div_ceil(self.tile.rows()),
-                    1,
+                    self.models as u32,
                 );
             }
         }

@@ -604,7 +604,8 @@ impl GpuPack {
                     && lda % 4 == 0
                     && offset_a % 4 == 0;
                 let largest = |e: Extent| size(e).unwrap_or(max_batch);
-                let tile = ctx.matmul_tile(variant, (largest(m), largest(n), largest(k)), vec4)?;
+                let tile =
+                    ctx.matmul_tile(variant, (largest(m), largest(n), largest(k)), vec4, models)?;
                 Ok((
                     kernels.matmul(variant, tile, vec4),
                     Grid::Tiles { m, n, tile },

@@ -80,21 +80,22 @@ impl Tuner {
         }
     }
 
-    /// The tile for `C[m,n] = op(A)[m,k]·op(B)[k,n]` with `variant`, reading vec4s when `vec4`:
-    /// the fixed default, or with autotuning the fastest candidate for the shape's class
-    /// (timed now when the class is new).
+    /// The tile for `C[m,n] = op(A)[m,k]·op(B)[k,n]` with `variant`, reading vec4s when `vec4`,
+    /// for `models` side by side: the fixed default, or with autotuning the fastest candidate
+    /// for the shape's class (timed now when the class is new).
     pub fn tile(
         &self,
         ctx: &GpuContext,
         variant: MatmulVariant,
         (m, n, k): (usize, usize, usize),
         vec4: bool,
+        models: usize,
     ) -> Result<MatmulTile> {
         let Tuning::Autotune { cache } = &self.tuning else {
             return Ok(MatmulTile::for_shape(m, n));
         };
         let adapter = adapter_key(ctx.info());
-        let class = shape_class(variant, (m, n, k), vec4);
+        let class = shape_class(variant, (m, n, k), vec4, models);
         let known = self
             .lock()
             .get(&adapter)
@@ -110,7 +111,7 @@ impl Tuner {
         {
             return Ok(tile);
         }
-        let tile = fastest(ctx, variant, (m, n, k), vec4)?;
+        let tile = fastest(ctx, variant, (m, n, k), vec4, models)?;
         let table = {
             let mut table = self.lock();
             table.entry(adapter).or_default().insert(class, tile.name());
@@ -148,12 +149,21 @@ fn adapter_key(info: &wgpu::AdapterInfo) -> String {
     )
 }
 
-/// The class a product's shape falls in: layouts, vec4 reads, and each size rounded up to a
-/// power of two (so batches of 200 and 256 share a choice).
-fn shape_class(variant: MatmulVariant, (m, n, k): (usize, usize, usize), vec4: bool) -> String {
+/// The class a product's shape falls in: layouts, vec4 reads, each size rounded up to a power
+/// of two (so batches of 200 and 256 share a choice), and the models side by side, likewise.
+fn shape_class(
+    variant: MatmulVariant,
+    (m, n, k): (usize, usize, usize),
+    vec4: bool,
+    models: usize,
+) -> String {
     let layout = |transposed: bool| if transposed { 'T' } else { 'N' };
+    let pack = match models {
+        1 => String::new(),
+        k => format!(" x{}", k.next_power_of_two()),
+    };
     format!(
-        "{}{}{} m{} n{} k{}",
+        "{}{}{} m{} n{} k{}{pack}",
         layout(variant.transpose_a),
         layout(variant.transpose_b),
         if vec4 { " vec4" } else { "" },
@@ -163,13 +173,14 @@ fn shape_class(variant: MatmulVariant, (m, n, k): (usize, usize, usize), vec4: b
     )
 }
 
-/// Times every candidate tile on the product (epilogue left out: it is the same work for all)
-/// and returns the fastest; the fixed default when the product cannot be staged on its own.
+/// Times every candidate tile on the product, for `models` side by side as a pack runs it
+/// (epilogue left out: it is the same work for all), and returns the fastest; the fixed default when the product cannot be staged on its own.
 fn fastest(
     ctx: &GpuContext,
     variant: MatmulVariant,
     (m, n, k): (usize, usize, usize),
     vec4: bool,
+    models: usize,
 ) -> Result<MatmulTile> {
     let plain = MatmulVariant {
         epilogue: super::Epilogue::Plain,
@@ -188,7 +199,7 @@ fn fastest(
         let before = ctx.allocated_bytes();
         // A product whose scratch operands do not fit this device's buffers (the blocks of a
         // split layer can be larger than a binding allows for C) keeps the fixed default.
-        let Ok(gemm) = Gemm::build(ctx, plain, tile, vec4, m, n, k) else {
+        let Ok(gemm) = Gemm::build_for_models(ctx, plain, tile, vec4, (m, n, k), models) else {
             return Ok(MatmulTile::for_shape(m, n));
         };
         let scratch = ctx.allocated_bytes() - before;
