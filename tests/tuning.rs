@@ -128,7 +128,8 @@ fn packs_are_tuned_with_their_models_side_by_side() {
     use downhill::{Loss, ModelSpec, Optimizer, Parameters};
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("autotune.json");
-    let model = ModelSpec::from_widths(&[8, 12, 3], Activation::Relu, Activation::Identity).unwrap();
+    let model =
+        ModelSpec::from_widths(&[8, 12, 3], Activation::Relu, Activation::Identity).unwrap();
     let setup = PackSetup {
         model: model.clone(),
         loss: Loss::CrossEntropy,
@@ -145,5 +146,8 @@ fn packs_are_tuned_with_their_models_side_by_side() {
     let keys: Vec<&String> = classes.as_object().unwrap().keys().collect();
     // Forward, weight gradient and input gradient products of two layers, three models
     // rounded up to four.
-    assert!(keys.len() >= 3 && keys.iter().all(|k| k.ends_with(" x4")), "{keys:?}");
+    assert!(
+        keys.len() >= 3 && keys.iter().all(|k| k.ends_with(" x4")),
+        "{keys:?}"
+    );
 }
