@@ -64,7 +64,7 @@ pub struct TrainingState {
     pub best_parameters: Option<Parameters>,
     /// Epochs since the validation loss last improved.
     pub epochs_without_improvement: u64,
-    /// Checksum of the training data (see [`crate::data::Dataset::checksum`]).
+    /// Checksum of the training data (see [`crate::data::scheduler::Source::checksum`]).
     pub data_checksum: String,
 }
 

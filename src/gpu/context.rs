@@ -472,7 +472,8 @@ impl GpuContext {
     }
 }
 
-/// [`GpuContext::check_fits`] against given limits.
+/// Checks that a buffer of `bytes` for `tensor` fits `limits` (`hint` says what to do if not):
+/// under `max_buffer_size`, and under `max_storage_buffer_binding_size` when it is bound whole.
 pub fn check_fits(
     limits: &wgpu::Limits,
     tensor: &str,
