@@ -14,52 +14,10 @@
 // Either way each element is a sum over k in increasing order, so the result is deterministic
 // and the same for both. Out-of-range rows and columns are not stored.
 //
-// Layouts (row-major): A is [M,K], or [K,M] when TRANSPOSE_A, with rows LDA elements apart and
-// starting OFFSET_A into its binding; B is [K,N], or [N,K] when TRANSPOSE_B; C (and an [M,N]
-// AUX) has rows LDC elements apart and starts at column OFFSET_C. So one product can read a
-// block of columns of a wider A and write a block of columns of a wider C: the blocks of a
-// layer split across several buffers. The epilogue, chosen by EPILOGUE, is applied per element:
-//   0: C = A*B                                   (weight gradient dW = dZ^T * X)
-//   1: PRE = A*B^T + bias, C = act(PRE)          (forward; bias read from AUX[n])
-//   2: C = (A*B) * act'(AUX)                     (input gradient through the previous layer's
-//                                                 activation; AUX = its pre-activation [M,N])
-//   3: C = C + A*B                               (a middle block of a sum over K split in blocks)
-//   4: C = (C + A*B) * act'(AUX)                 (its last block, for the input gradient)
-//
-// Batched over workgroup_id.z, the model index z of a pack of models trained side by side: each
-// operand of model z starts STRIDE_* elements after model z-1's (a stride of 0 shares an operand,
-// such as the input batch, between all models). RESULT and PRE share STRIDE_C. Every model's
-// arithmetic is the same as when it is computed alone.
-
-struct Dims {
-    m: u32,
-    n: u32,
-    k: u32,
-    // Elements between rows of A as stored (K for a row-major A, M for a transposed one, unless
-    // A is a block of columns of a wider matrix).
-    lda: u32,
-    stride_a: u32,
-    stride_b: u32,
-    stride_c: u32,
-    stride_aux: u32,
-    // Elements between rows of C (and of an [M,N] AUX): N, unless C is a block of columns.
-    ldc: u32,
-    // Where A starts in its binding, and C's (and AUX's) first column.
-    offset_a: u32,
-    offset_c: u32,
-    _pad: u32,
-}
+// Layouts, epilogues and the batching over models in z: matmul_common.wgsl (prepended).
 
 @group(0) @binding(0) var<storage, read> lhs: array<f32>;
 @group(0) @binding(1) var<storage, read> rhs: array<f32>;
-@group(0) @binding(2) var<storage, read> aux: array<f32>;
-@group(0) @binding(3) var<storage, read_write> result: array<f32>;
-@group(0) @binding(4) var<storage, read_write> pre: array<f32>;
-@group(0) @binding(5) var<uniform> dims: Dims;
-
-override TRANSPOSE_A: bool = false;
-override TRANSPOSE_B: bool = false;
-override EPILOGUE: u32 = 0u;
 // Invocations per side of the workgroup: 16 with SHARED, 8 or 4 without.
 override SIDE: u32 = 16u;
 // Stage K-slices in workgroup memory (see above).
@@ -72,10 +30,6 @@ const THREADS: u32 = 256u;
 
 var<workgroup> tile_a: array<f32, 1024>;   // [TILE_K][TILE_M]
 var<workgroup> tile_b: array<f32, 1024>;   // [TILE_K][TILE_N]
-
-// Where model z's operands start.
-var<private> base_a: u32;
-var<private> base_b: u32;
 
 fn load_a(row: u32, kk: u32) -> f32 {
     if (row >= dims.m || kk >= dims.k) {
@@ -123,8 +77,6 @@ fn main(
     let tid = lid.y * SIDE + lid.x;
     base_a = wid.z * dims.stride_a + dims.offset_a;
     base_b = wid.z * dims.stride_b;
-    let base_c = wid.z * dims.stride_c;
-    let base_aux = wid.z * dims.stride_aux;
     let row0 = wid.y * TILE_M;
     let col0 = wid.x * TILE_N;
     var acc: array<vec4<f32>, 4>;
@@ -193,28 +145,7 @@ fn main(
             if (col >= dims.n) {
                 break;
             }
-            let local = row * dims.ldc + dims.offset_c + col;
-            let at = base_c + local;
-            let v = acc[i][j];
-            switch EPILOGUE {
-                case 1u: {
-                    let z = v + aux[base_aux + dims.offset_c + col];
-                    pre[at] = z;
-                    result[at] = activate(z);
-                }
-                case 2u: {
-                    result[at] = v * activate_grad(aux[base_aux + local]);
-                }
-                case 3u: {
-                    result[at] = result[at] + v;
-                }
-                case 4u: {
-                    result[at] = (result[at] + v) * activate_grad(aux[base_aux + local]);
-                }
-                default: {
-                    result[at] = v;
-                }
-            }
+            store(wid.z, row, col, acc[i][j]);
         }
     }
 }

@@ -1,6 +1,7 @@
 // Matrix product C[M,N] = op(A)[M,K] * op(B)[K,N] that shares rows of op(A) across a subgroup
-// by shuffles instead of workgroup memory (prepended: activation.wgsl and one of
-// matmul_operands/, which declares `lhs` and `rhs` and their loads lhs1/lhs4, rhs1/rhs4).
+// by shuffles instead of workgroup memory (prepended: activation.wgsl, one of
+// matmul_operands/, which declares `lhs` and `rhs` and their loads lhs1/lhs4, rhs1/rhs4, and
+// matmul_common.wgsl).
 //
 // A workgroup is WIDTH invocations in a row computing a (8 * ROW_GROUPS) x (4 * WIDTH) tile of C:
 // every invocation owns four adjacent columns of all the tile's rows, as 8 * ROW_GROUPS vec4
@@ -16,35 +17,8 @@
 // Each element is acc + a * b summed over k in increasing order, the same arithmetic as
 // matmul.wgsl's tiles, so every tile gives the same bits. Rows and columns past M and N are
 // computed from clamped (real) data and never stored. Layouts (with LDA, LDC and the offsets),
-// epilogues and the batching over models in z are those of matmul.wgsl.
+// epilogues and the batching over models in z: matmul_common.wgsl.
 
-struct Dims {
-    m: u32,
-    n: u32,
-    k: u32,
-    // Elements between rows of A as stored (K for a row-major A, M for a transposed one, unless
-    // A is a block of columns of a wider matrix).
-    lda: u32,
-    stride_a: u32,
-    stride_b: u32,
-    stride_c: u32,
-    stride_aux: u32,
-    // Elements between rows of C (and of an [M,N] AUX): N, unless C is a block of columns.
-    ldc: u32,
-    // Where A starts in its binding, and C's (and AUX's) first column.
-    offset_a: u32,
-    offset_c: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(2) var<storage, read> aux: array<f32>;
-@group(0) @binding(3) var<storage, read_write> result: array<f32>;
-@group(0) @binding(4) var<storage, read_write> pre: array<f32>;
-@group(0) @binding(5) var<uniform> dims: Dims;
-
-override TRANSPOSE_A: bool = false;
-override TRANSPOSE_B: bool = false;
-override EPILOGUE: u32 = 0u;
 // Invocations per workgroup: 4 * WIDTH columns of C. A multiple of 8.
 override WIDTH: u32 = 64u;
 // Groups of 8 rows per workgroup: 1 or 2.
@@ -53,9 +27,6 @@ override ROW_GROUPS: u32 = 2u;
 // row-major A or a transposed B, M % 4 == 0 for a transposed A, N % 4 == 0 for a row-major B,
 // and every operand stride a multiple of 4.
 override VEC4: bool = false;
-
-var<private> base_a: u32;
-var<private> base_b: u32;
 
 // op(A)[row, kk] and op(B)[kk, col], row and col clamped into range.
 fn a_at(row: u32, kk: u32) -> f32 {
@@ -117,8 +88,6 @@ fn main(
 ) {
     base_a = wid.z * dims.stride_a + dims.offset_a;
     base_b = wid.z * dims.stride_b;
-    let base_c = wid.z * dims.stride_c;
-    let base_aux = wid.z * dims.stride_aux;
     let lane = subgroup_id % 8u;
     let row0 = wid.y * 8u * ROW_GROUPS;
     let col = wid.x * 4u * WIDTH + lid.x * 4u;
@@ -172,28 +141,7 @@ fn main(
             if (c >= dims.n) {
                 break;
             }
-            let local = row * dims.ldc + dims.offset_c + c;
-            let at = base_c + local;
-            let v = acc[i][j];
-            switch EPILOGUE {
-                case 1u: {
-                    let z = v + aux[base_aux + dims.offset_c + c];
-                    pre[at] = z;
-                    result[at] = activate(z);
-                }
-                case 2u: {
-                    result[at] = v * activate_grad(aux[base_aux + local]);
-                }
-                case 3u: {
-                    result[at] = result[at] + v;
-                }
-                case 4u: {
-                    result[at] = (result[at] + v) * activate_grad(aux[base_aux + local]);
-                }
-                default: {
-                    result[at] = v;
-                }
-            }
+            store(wid.z, row, c, acc[i][j]);
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::model::Activation;
 use crate::optim::Optimizer;
 
 const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
+const MATMUL_COMMON_WGSL: &str = include_str!("../../shaders/matmul_common.wgsl");
 const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
 const MATMUL_SHUFFLE_WGSL: &str = include_str!("../../shaders/matmul_shuffle.wgsl");
 const OPERANDS_SCALAR_WGSL: &str = include_str!("../../shaders/matmul_operands/scalar.wgsl");
@@ -276,7 +277,11 @@ impl Kernels {
         use Slot::*;
         Self {
             device: device.clone(),
-            matmul: module(device, "matmul", &[ACTIVATION_WGSL, MATMUL_WGSL]),
+            matmul: module(
+                device,
+                "matmul",
+                &[ACTIVATION_WGSL, MATMUL_COMMON_WGSL, MATMUL_WGSL],
+            ),
             matmul_shuffle: device
                 .features()
                 .contains(wgpu::Features::SUBGROUP)
@@ -285,7 +290,12 @@ impl Kernels {
                         module(
                             device,
                             "matmul (shuffles)",
-                            &[ACTIVATION_WGSL, operands, MATMUL_SHUFFLE_WGSL],
+                            &[
+                                ACTIVATION_WGSL,
+                                operands,
+                                MATMUL_COMMON_WGSL,
+                                MATMUL_SHUFFLE_WGSL,
+                            ],
                         )
                     })
                 }),
