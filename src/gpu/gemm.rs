@@ -3,7 +3,7 @@
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
-use super::buffers::UniformBlock;
+use super::buffers::{UniformBlock, bind_in_order};
 use super::context::GpuContext;
 use super::kernels::{Epilogue, Kernels, MatmulTile, MatmulVariant};
 use crate::error::{Error, Result};
@@ -39,7 +39,7 @@ impl Gemm {
         k: usize,
     ) -> Result<Self> {
         check_sizes(m, n, k)?;
-        let vec4 = variant.vec4_fits(Some(m), Some(n), Some(k), [0, 0]);
+        let vec4 = variant.vec4_fits(Some(m), Some(n), Some(k), &[]);
         let tile = ctx.matmul_tile(variant, (m, n, k), vec4, 1)?;
         Self::build(ctx, variant, tile, vec4, m, n, k)
     }
@@ -53,7 +53,7 @@ impl Gemm {
         n: usize,
         k: usize,
     ) -> Result<Self> {
-        let vec4 = variant.vec4_fits(Some(m), Some(n), Some(k), [0, 0]);
+        let vec4 = variant.vec4_fits(Some(m), Some(n), Some(k), &[]);
         Self::build(ctx, variant, tile, vec4, m, n, k)
     }
 
@@ -84,7 +84,7 @@ impl Gemm {
     ) -> Result<Self> {
         check_sizes(m, n, k)?;
         let strides = [(m * k) as u32, (k * n) as u32];
-        if vec4 && !variant.vec4_fits(Some(m), Some(n), Some(k), strides) {
+        if vec4 && !variant.vec4_fits(Some(m), Some(n), Some(k), &strides) {
             return Err(Error::Usage(format!(
                 "a {m}x{n}x{k} product with these layouts cannot be read as vec4s"
             )));
@@ -121,20 +121,15 @@ impl Gemm {
             let words = [m, n, k, lda, m * k, k * n, m * n, aux_len, n, 0, 0, 0].map(|w| w as u32);
             dims.set(0, bytemuck::cast_slice(&words));
             dims.upload(&ctx.queue);
-            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("matmul"),
-                layout: &kernels.matmul_layout,
-                entries: &[&lhs, &rhs, &aux, &result, &pre]
+            let bind_group = bind_in_order(
+                &ctx.device,
+                "matmul",
+                &kernels.matmul_layout,
+                [&lhs, &rhs, &aux, &result, &pre]
                     .into_iter()
                     .map(|b| b.as_entire_binding())
-                    .chain([dims.binding(0, 48)])
-                    .enumerate()
-                    .map(|(i, resource)| wgpu::BindGroupEntry {
-                        binding: i as u32,
-                        resource,
-                    })
-                    .collect::<Vec<_>>(),
-            });
+                    .chain([dims.binding(0, 48)]),
+            );
             Ok(Self {
                 ctx: ctx.clone(),
                 variant,

@@ -173,20 +173,21 @@ pub struct MatmulVariant {
 impl MatmulVariant {
     /// Whether the shuffle tiles may read op(A) and op(B) as vec4s: every vec4 they load starts
     /// at a multiple of four elements. That needs K % 4 = 0 for a row-major A or a transposed B,
-    /// M % 4 = 0 for a transposed A, N % 4 = 0 for a row-major B, and per-model strides that are
-    /// multiples of 4. A size that is `None` varies between dispatches (the batch) and so fails
-    /// any condition that names it.
+    /// M % 4 = 0 for a transposed A, N % 4 = 0 for a row-major B, and every other step the
+    /// loads take a multiple of 4 as well: `steps` holds A's and B's per-model strides, and A's
+    /// row stride and offset where A is a block of a wider matrix. A size that is `None` varies
+    /// between dispatches (the batch) and so fails any condition that names it.
     pub fn vec4_fits(
         &self,
         m: Option<usize>,
         n: Option<usize>,
         k: Option<usize>,
-        strides: [u32; 2],
+        steps: &[u32],
     ) -> bool {
         let fits = |size: Option<usize>| size.is_some_and(|s| s % 4 == 0);
         let a = if self.transpose_a { fits(m) } else { fits(k) };
         let b = if self.transpose_b { fits(k) } else { fits(n) };
-        a && b && strides.iter().all(|s| s % 4 == 0)
+        a && b && steps.iter().all(|s| s % 4 == 0)
     }
 }
 

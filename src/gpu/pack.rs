@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
-use super::buffers::{FlatLayout, UniformBlock, range};
+use super::buffers::{FlatLayout, UniformBlock, bind_in_order, range};
 use super::context::GpuContext;
 use super::kernels::{Epilogue, Kernels, MatmulTile, MatmulVariant, OPTIM_GROUP, ROW_GROUP};
 use super::memory::MemoryEstimate;
@@ -75,6 +75,13 @@ const BATCH_HINT: &str = "use a smaller batch size";
 const PACK_BATCH_HINT: &str = "use a smaller batch size or fewer models";
 /// What to do about all models' parameters over the device's limits.
 const PACK_HINT: &str = "pack fewer models into one run, or use narrower layers";
+/// What to do about one model over the device's memory.
+const MEMORY_HINT: &str = "use a smaller batch size or narrower layers";
+/// What to do about a pack over the device's memory.
+const PACK_MEMORY_HINT: &str =
+    "pack fewer models into one run, or use a smaller batch size or narrower layers";
+/// What to do about a dataset that does not fit on the device.
+const RESIDENT_HINT: &str = "stream the data from the host instead (--residency streamed)";
 
 /// Words of metrics per model (see `shaders/loss.wgsl`): loss sum, rows, correct rows, the
 /// non-finite flag, the last batch's mean loss, and padding.
@@ -379,9 +386,9 @@ impl GpuPack {
         }
         let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment);
         let hint = if setup.members.len() > 1 {
-            "pack fewer models into one run, or use a smaller batch size or narrower layers"
+            PACK_MEMORY_HINT
         } else {
-            "use a smaller batch size or narrower layers"
+            MEMORY_HINT
         };
         MemoryEstimate::for_pack(&setup, max_batch, align).check(ctx.device_memory(), hint)?;
         ctx.scoped("creating the GPU engine's buffers and kernels", || {
@@ -551,19 +558,7 @@ impl GpuPack {
             shapes.len() - 1
         };
         let bind = |layout: &wgpu::BindGroupLayout, resources: Vec<wgpu::BindingResource<'_>>| {
-            let entries: Vec<_> = resources
-                .into_iter()
-                .enumerate()
-                .map(|(i, resource)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource,
-                })
-                .collect();
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout,
-                entries: &entries,
-            })
+            bind_in_order(device, "step", layout, resources)
         };
         let weight = |i: usize| &layout.tensors[2 * i];
         let bias = |i: usize| &layout.tensors[2 * i + 1];
@@ -600,9 +595,8 @@ impl GpuPack {
                     Extent::Batch => None,
                     Extent::Fixed(v) => Some(v as usize),
                 };
-                let vec4 = variant.vec4_fits(size(m), size(n), size(k), [strides[0], strides[1]])
-                    && lda % 4 == 0
-                    && offset_a % 4 == 0;
+                let steps = [strides[0], strides[1], lda, offset_a];
+                let vec4 = variant.vec4_fits(size(m), size(n), size(k), &steps);
                 let largest = |e: Extent| size(e).unwrap_or(max_batch);
                 let tile =
                     ctx.matmul_tile(variant, (largest(m), largest(n), largest(k)), vec4, models)?;
@@ -986,25 +980,15 @@ impl GpuPack {
                 resources.push(self.clip_scale.as_entire_binding());
                 resources.push(self.metrics_train.as_entire_binding());
                 resources.push(chunk.as_entire_binding());
-                let entries: Vec<_> = resources
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, resource)| wgpu::BindGroupEntry {
-                        binding: i as u32,
-                        resource,
-                    })
-                    .collect();
                 update.push(Dispatch {
                     kind: KernelKind::Update,
                     pipeline: self.optimizer.clone(),
-                    bind_group: self
-                        .ctx
-                        .device
-                        .create_bind_group(&wgpu::BindGroupDescriptor {
-                            label: Some("optimizer update"),
-                            layout: &self.kernels.optim_layout,
-                            entries: &entries,
-                        }),
+                    bind_group: bind_in_order(
+                        &self.ctx.device,
+                        "optimizer update",
+                        &self.kernels.optim_layout,
+                        resources,
+                    ),
                     grid: Grid::PerModel {
                         per_model: per_model / 4,
                         models: models as u32,
@@ -1229,20 +1213,12 @@ impl GpuPack {
             buffer
         };
         let bind = |grad: wgpu::BindingResource<'_>, out: &wgpu::Buffer, params: &wgpu::Buffer| {
-            self.ctx
-                .device
-                .create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("gradient clipping"),
-                    layout: &self.kernels.clip_layout,
-                    entries: &[grad, out.as_entire_binding(), params.as_entire_binding()]
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, resource)| wgpu::BindGroupEntry {
-                            binding: i as u32,
-                            resource,
-                        })
-                        .collect::<Vec<_>>(),
-                })
+            bind_in_order(
+                &self.ctx.device,
+                "gradient clipping",
+                &self.kernels.clip_layout,
+                [grad, out.as_entire_binding(), params.as_entire_binding()],
+            )
         };
         let (partial_sums, scale) = self.kernels.clip_chunked();
         let mut dispatches = Vec::new();
@@ -1672,20 +1648,12 @@ impl Pack for GpuPack {
         let align = u64::from(self.ctx.limits().min_storage_buffer_offset_alignment);
         MemoryEstimate::for_pack(&self.setup, self.max_batch, align)
             .with_resident(data.rows(), model.inputs(), model.outputs())
-            .check(
-                self.ctx.device_memory(),
-                "stream the data from the host instead (--residency streamed)",
-            )?;
+            .check(self.ctx.device_memory(), RESIDENT_HINT)?;
         let ctx = self.ctx.clone();
         let resident = ctx.scoped("uploading the dataset to the GPU", || {
             let usage = wgpu::BufferUsages::COPY_DST;
             let upload = |name: String, bytes: &[u8]| -> Result<wgpu::Buffer> {
-                let buffer = ctx.storage_buffer(
-                    &name,
-                    bytes.len() as u64,
-                    usage,
-                    "stream the data from the host instead (--residency streamed)",
-                )?;
+                let buffer = ctx.storage_buffer(&name, bytes.len() as u64, usage, RESIDENT_HINT)?;
                 ctx.queue.write_buffer(&buffer, 0, bytes);
                 Ok(buffer)
             };
@@ -1711,28 +1679,22 @@ impl Pack for GpuPack {
                     )
                 }
             };
-            let entries: Vec<_> = [
-                &self.indices,
-                &features,
-                &dense,
-                &classes,
-                &self.input,
-                &self.dense_targets,
-                &self.class_targets,
-                &self.gather_dims,
-            ]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("gather"),
-                layout: &self.kernels.gather_layout,
-                entries: &entries,
-            });
+            let bind_group = bind_in_order(
+                &ctx.device,
+                "gather",
+                &self.kernels.gather_layout,
+                [
+                    &self.indices,
+                    &features,
+                    &dense,
+                    &classes,
+                    &self.input,
+                    &self.dense_targets,
+                    &self.class_targets,
+                    &self.gather_dims,
+                ]
+                .map(|b| b.as_entire_binding()),
+            );
             let width = inputs + if class_targets { 1 } else { outputs };
             Ok(Resident {
                 rows: n,

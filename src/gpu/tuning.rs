@@ -197,25 +197,42 @@ fn fastest(
     let mut best: Option<(Duration, MatmulTile)> = None;
     for tile in MatmulTile::candidates(m, n, ctx.has_shuffles()) {
         let before = ctx.allocated_bytes();
+        let timed = time_tile(ctx, plain, tile, vec4, (m, n, k), models, (&a, &b));
+        // The scratch buffers are gone (dropped in time_tile), whatever happened.
+        ctx.released(ctx.allocated_bytes() - before);
         // A product whose scratch operands do not fit this device's buffers (the blocks of a
         // split layer can be larger than a binding allows for C) keeps the fixed default.
-        let Ok(gemm) = Gemm::build_for_models(ctx, plain, tile, vec4, (m, n, k), models) else {
+        let Some(per_run) = timed? else {
             return Ok(MatmulTile::for_shape(m, n));
         };
-        let scratch = ctx.allocated_bytes() - before;
-        gemm.upload(a.view(), b.view(), None)?;
-        gemm.run(1)?;
-        let once = time(|| gemm.run(1))?;
-        let repeats = (TIMING_BUDGET.as_secs_f64() / once.as_secs_f64().max(1e-6)).clamp(1.0, 50.0);
-        let repeats = repeats as usize;
-        let per_run = time(|| gemm.run(repeats))?.min(time(|| gemm.run(repeats))?) / repeats as u32;
-        drop(gemm);
-        ctx.released(scratch);
         if best.is_none_or(|(t, _)| per_run < t) {
             best = Some((per_run, tile));
         }
     }
     Ok(best.expect("at least the three square tiles").1)
+}
+
+/// Time per product of `tile` on scratch operands `a` and `b` (best of two timings of about
+/// [`TIMING_BUDGET`] after a warm-up); `None` when the product cannot be staged on this device.
+fn time_tile(
+    ctx: &GpuContext,
+    variant: MatmulVariant,
+    tile: MatmulTile,
+    vec4: bool,
+    shape: (usize, usize, usize),
+    models: usize,
+    (a, b): (&Array2<f32>, &Array2<f32>),
+) -> Result<Option<Duration>> {
+    let Ok(gemm) = Gemm::build_for_models(ctx, variant, tile, vec4, shape, models) else {
+        return Ok(None);
+    };
+    gemm.upload(a.view(), b.view(), None)?;
+    gemm.run(1)?;
+    let once = time(|| gemm.run(1))?;
+    let repeats = (TIMING_BUDGET.as_secs_f64() / once.as_secs_f64().max(1e-6)).clamp(1.0, 50.0);
+    let repeats = repeats as usize;
+    let best = time(|| gemm.run(repeats))?.min(time(|| gemm.run(repeats))?);
+    Ok(Some(best / repeats as u32))
 }
 
 fn time(run: impl FnOnce() -> Result<()>) -> Result<Duration> {
