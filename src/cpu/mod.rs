@@ -1,10 +1,12 @@
 //! The CPU reference engine: the same math as the GPU kernels, written plainly with ndarray.
 
 mod loss;
+mod matmul;
 mod network;
 mod optim;
 
 pub use loss::{correct_rows, loss_and_gradient};
+pub use matmul::product;
 pub use network::{Activations, backward, forward};
 pub use optim::lerp;
 

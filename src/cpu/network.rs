@@ -1,7 +1,9 @@
-//! Forward and backward passes of a dense model, written for clarity with ndarray.
+//! Forward and backward passes of a dense model, written for clarity with ndarray (the
+//! matrix products through [`product`]).
 
 use ndarray::{Array2, ArrayView2, Axis};
 
+use super::matmul::product;
 use crate::model::{LayerParameters, ModelSpec, Parameters};
 
 /// What the forward pass keeps for the backward pass.
@@ -19,7 +21,8 @@ pub fn forward(spec: &ModelSpec, params: &Parameters, x: ArrayView2<'_, f32>) ->
     let mut post: Vec<Array2<f32>> = Vec::with_capacity(spec.layers().len());
     for (layer, p) in spec.layers().iter().zip(&params.layers) {
         let input = post.last().map_or(x, |a| a.view());
-        let z = input.dot(&p.weight.t()) + &p.bias;
+        let mut z = product(input, p.weight.t());
+        z += &p.bias;
         let a = z.mapv(|v| layer.activation.apply(v));
         pre.push(z);
         post.push(a);
@@ -48,11 +51,11 @@ pub fn backward(
     for i in (0..layers.len()).rev() {
         let input = if i == 0 { x } else { acts.post[i - 1].view() };
         grads.push(LayerParameters {
-            weight: delta.t().dot(&input),
+            weight: product(delta.t(), input),
             bias: delta.sum_axis(Axis(0)),
         });
         if i > 0 {
-            let upstream = delta.dot(&params.layers[i].weight);
+            let upstream = product(delta.view(), params.layers[i].weight.view());
             delta = derivative_product(upstream, &acts.pre[i - 1], layers[i - 1].activation);
         }
     }

@@ -1,6 +1,7 @@
 //! The optimizer updates, one element at a time, exactly as the equations in [`crate::optim`].
 
-use ndarray::{ArrayView1, ArrayViewMut1, Zip};
+use itertools::izip;
+use rayon::prelude::*;
 
 use crate::optim::{
     AdadeltaCoefficients, AdagradCoefficients, AdamCoefficients, Coefficients, MAX_STATE_SLOTS,
@@ -16,13 +17,18 @@ pub fn lerp(a: f32, b: f32, w: f32) -> f32 {
     }
 }
 
+/// Elements one task updates: enough to outweigh handing the task to a thread, few enough
+/// that a layer's tensor is shared among the cores.
+const CHUNK: usize = 1 << 15;
+
 /// Applies one update to a tensor, with every gradient first multiplied by `clip` (the scale of
 /// clipping by global norm; 1 when off). `state[k]` is the tensor's state slot `k` (empty when
 /// the optimizer does not use that slot). Returns whether every gradient and updated value was
 /// finite.
 ///
-/// Each optimizer walks its tensors with [`Zip`], element by element with no indexing, so that
-/// the compiler can vectorise the loop.
+/// The tensor is cut into chunks updated in parallel. Each optimizer walks a chunk's slices
+/// side by side, element by element, in loops the compiler vectorises; every element's update
+/// is the same arithmetic in the same order whatever the chunking.
 pub fn update(
     coefficients: &Coefficients,
     clip: f32,
@@ -30,25 +36,39 @@ pub fn update(
     grads: &[f32],
     state: &mut [Vec<f32>; MAX_STATE_SLOTS],
 ) -> bool {
-    {
-        let [s0, s1, s2] = state
-            .each_mut()
-            .map(|s| ArrayViewMut1::from(s.as_mut_slice()));
-        let (p, g) = (ArrayViewMut1::from(&mut *params), ArrayView1::from(grads));
-        match coefficients {
-            Coefficients::Sgd(c) => sgd(c, clip, p, g, s0),
-            Coefficients::Adam(c) => adam(c, clip, p, g, [s0, s1, s2]),
-            Coefficients::RmsProp(c) => rmsprop(c, clip, p, g, [s0, s1, s2]),
-            Coefficients::Adagrad(c) => adagrad(c, clip, p, g, s0),
-            Coefficients::Adadelta(c) => adadelta(c, clip, p, g, [s0, s1]),
+    let chunks = params.len().div_ceil(CHUNK);
+    // A slot the optimizer does not use gives every chunk an empty slice.
+    let [s0, s1, s2] = state.each_mut().map(|slot| -> Vec<&mut [f32]> {
+        if slot.is_empty() {
+            (0..chunks).map(|_| &mut [][..]).collect()
+        } else {
+            slot.chunks_mut(CHUNK).collect()
         }
-    }
-    let finite = |values: &[f32]| values.iter().fold(true, |all, v| all & v.is_finite());
-    finite(grads) & finite(params)
+    });
+    params
+        .par_chunks_mut(CHUNK)
+        .zip(grads.par_chunks(CHUNK))
+        .zip(s0.into_par_iter().zip(s1).zip(s2))
+        .map(|((p, g), ((s0, s1), s2))| {
+            match coefficients {
+                Coefficients::Sgd(c) => sgd(c, clip, p, g, s0),
+                Coefficients::Adam(c) => adam(c, clip, p, g, [s0, s1, s2]),
+                Coefficients::RmsProp(c) => rmsprop(c, clip, p, g, [s0, s1, s2]),
+                Coefficients::Adagrad(c) => adagrad(c, clip, p, g, s0),
+                Coefficients::Adadelta(c) => adadelta(c, clip, p, g, [s0, s1]),
+            }
+            all_finite(g) & all_finite(p)
+        })
+        .reduce(|| true, |a, b| a & b)
 }
 
-type Tensor<'a> = ArrayViewMut1<'a, f32>;
-type Grads<'a> = ArrayView1<'a, f32>;
+/// Whether every value is finite, in one pass with no early exit (so it vectorises).
+fn all_finite(values: &[f32]) -> bool {
+    values.iter().fold(true, |all, v| all & v.is_finite())
+}
+
+type Tensor<'a> = &'a mut [f32];
+type Grads<'a> = &'a [f32];
 
 fn sgd(c: &SgdCoefficients, clip: f32, p: Tensor<'_>, g: Grads<'_>, buffer: Tensor<'_>) {
     let decayed = |p: f32, g: f32| {
@@ -60,12 +80,12 @@ fn sgd(c: &SgdCoefficients, clip: f32, p: Tensor<'_>, g: Grads<'_>, buffer: Tens
         }
     };
     if c.use_momentum == 0 {
-        Zip::from(p)
-            .and(g)
-            .for_each(|p, &g| *p -= c.lr * decayed(*p, g));
+        for (p, &g) in izip!(p, g) {
+            *p -= c.lr * decayed(*p, g);
+        }
         return;
     }
-    Zip::from(p).and(g).and(buffer).for_each(|p, &g, b| {
+    for (p, &g, b) in izip!(p, g, buffer) {
         let g = decayed(*p, g);
         *b = if c.first_step != 0 {
             g
@@ -78,7 +98,7 @@ fn sgd(c: &SgdCoefficients, clip: f32, p: Tensor<'_>, g: Grads<'_>, buffer: Tens
             *b
         };
         *p -= c.lr * step;
-    });
+    }
 }
 
 fn adam(c: &AdamCoefficients, clip: f32, p: Tensor<'_>, g: Grads<'_>, state: [Tensor<'_>; 3]) {
@@ -97,18 +117,17 @@ fn adam(c: &AdamCoefficients, clip: f32, p: Tensor<'_>, g: Grads<'_>, state: [Te
         let denom = second.sqrt() / c.bias_correction2_sqrt + c.eps;
         *p -= c.step_size * m / denom;
     };
-    let both = Zip::from(p).and(g).and(exp_avg).and(exp_avg_sq);
     if c.amsgrad != 0 {
-        both.and(max_exp_avg_sq).for_each(|p, &g, m, v, vmax| {
+        for (p, &g, m, v, vmax) in izip!(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq) {
             moments(p, g, m, v);
             *vmax = vmax.max(*v);
             apply(p, *m, *vmax);
-        });
+        }
     } else {
-        both.for_each(|p, &g, m, v| {
+        for (p, &g, m, v) in izip!(p, g, exp_avg, exp_avg_sq) {
             moments(p, g, m, v);
             apply(p, *m, *v);
-        });
+        }
     }
 }
 
@@ -135,18 +154,21 @@ fn rmsprop(
         }
         None => *p -= c.lr * g / denom,
     };
-    let base = Zip::from(p).and(g).and(square_avg);
     match (c.centered != 0, c.use_momentum != 0) {
-        (false, false) => base.for_each(|p, &g, s| {
-            let g = decayed(*p, g);
-            *s = c.alpha * *s + c.one_minus_alpha * g * g;
-            apply(p, g, s.sqrt() + c.eps, None);
-        }),
-        (false, true) => base.and(momentum_buffer).for_each(|p, &g, s, b| {
-            let g = decayed(*p, g);
-            *s = c.alpha * *s + c.one_minus_alpha * g * g;
-            apply(p, g, s.sqrt() + c.eps, Some(b));
-        }),
+        (false, false) => {
+            for (p, &g, s) in izip!(p, g, square_avg) {
+                let g = decayed(*p, g);
+                *s = c.alpha * *s + c.one_minus_alpha * g * g;
+                apply(p, g, s.sqrt() + c.eps, None);
+            }
+        }
+        (false, true) => {
+            for (p, &g, s, b) in izip!(p, g, square_avg, momentum_buffer) {
+                let g = decayed(*p, g);
+                *s = c.alpha * *s + c.one_minus_alpha * g * g;
+                apply(p, g, s.sqrt() + c.eps, Some(b));
+            }
+        }
         (true, momentum) => {
             let centered = |p: &mut f32, g: f32, s: &mut f32, a: &mut f32, b: Option<&mut f32>| {
                 let g = decayed(*p, g);
@@ -154,26 +176,28 @@ fn rmsprop(
                 *a = lerp(*a, g, c.one_minus_alpha);
                 apply(p, g, (*s - *a * *a).sqrt() + c.eps, b);
             };
-            let base = base.and(grad_avg);
             if momentum {
-                base.and(momentum_buffer)
-                    .for_each(|p, &g, s, a, b| centered(p, g, s, a, Some(b)));
+                for (p, &g, s, a, b) in izip!(p, g, square_avg, grad_avg, momentum_buffer) {
+                    centered(p, g, s, a, Some(b));
+                }
             } else {
-                base.for_each(|p, &g, s, a| centered(p, g, s, a, None));
+                for (p, &g, s, a) in izip!(p, g, square_avg, grad_avg) {
+                    centered(p, g, s, a, None);
+                }
             }
         }
     }
 }
 
 fn adagrad(c: &AdagradCoefficients, clip: f32, p: Tensor<'_>, g: Grads<'_>, sum: Tensor<'_>) {
-    Zip::from(p).and(g).and(sum).for_each(|p, &g, s| {
+    for (p, &g, s) in izip!(p, g, sum) {
         let mut g = g * clip;
         if c.weight_decay != 0.0 {
             g += c.weight_decay * *p;
         }
         *s += g * g;
         *p -= c.clr * g / (s.sqrt() + c.eps);
-    });
+    }
 }
 
 fn adadelta(
@@ -184,18 +208,14 @@ fn adadelta(
     state: [Tensor<'_>; 2],
 ) {
     let [square_avg, acc_delta] = state;
-    Zip::from(p)
-        .and(g)
-        .and(square_avg)
-        .and(acc_delta)
-        .for_each(|p, &g, v, u| {
-            let mut g = g * clip;
-            if c.weight_decay != 0.0 {
-                g += c.weight_decay * *p;
-            }
-            *v = c.rho * *v + c.one_minus_rho * g * g;
-            let delta = (*u + c.eps).sqrt() / (*v + c.eps).sqrt() * g;
-            *u = c.rho * *u + c.one_minus_rho * delta * delta;
-            *p -= c.lr * delta;
-        });
+    for (p, &g, v, u) in izip!(p, g, square_avg, acc_delta) {
+        let mut g = g * clip;
+        if c.weight_decay != 0.0 {
+            g += c.weight_decay * *p;
+        }
+        *v = c.rho * *v + c.one_minus_rho * g * g;
+        let delta = (*u + c.eps).sqrt() / (*v + c.eps).sqrt() * g;
+        *u = c.rho * *u + c.one_minus_rho * delta * delta;
+        *p -= c.lr * delta;
+    }
 }
