@@ -1,5 +1,5 @@
 //! Matmul GFLOP/s: the GPU engine's kernel in the tile autotuning picks on this adapter and in
-//! the fixed default tile, beside ndarray's matrix product, in one run.
+//! the fixed default tile, beside ndarray's matrix product and the CPU engine's, in one run.
 //! Criterion's throughput is in elements/s with one element per floating-point operation,
 //! so "Gelem/s" reads as GFLOP/s.
 //!
@@ -46,6 +46,9 @@ fn gemm(c: &mut Criterion) {
         eprintln!("n = {n}: tuned tile {}", tuned.tile().name());
         group.bench_function(BenchmarkId::new("ndarray", n), |bench| {
             bench.iter(|| a.dot(&b))
+        });
+        group.bench_function(BenchmarkId::new("cpu_engine", n), |bench| {
+            bench.iter(|| downhill::cpu::product(a.view(), b.view()))
         });
     }
     group.finish();

@@ -608,6 +608,7 @@ fn bench_gemm_writes_complete_json_and_csv() {
             r["gpu_gflops"].as_f64().unwrap() > 0.0
                 && r["fixed_tile_gflops"].as_f64().unwrap() > 0.0
                 && r["cpu_gflops"].as_f64().unwrap() > 0.0
+                && r["cpu_engine_gflops"].as_f64().unwrap() > 0.0
                 && MatmulTile::from_name(r["tile"].as_str().unwrap()).is_some(),
             "{r}"
         );
@@ -625,10 +626,10 @@ fn bench_gemm_writes_complete_json_and_csv() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "n,tile,gpu GFLOP/s,fixed tile GFLOP/s,ndarray GFLOP/s,gpu/ndarray,gpu ms,ndarray ms"
+        "n,tile,gpu GFLOP/s,fixed tile GFLOP/s,ndarray GFLOP/s,cpu engine GFLOP/s,gpu/ndarray,gpu ms,ndarray ms"
     );
     assert_eq!(lines.len(), 2);
-    assert_eq!(lines[1].split(',').count(), 8);
+    assert_eq!(lines[1].split(',').count(), 9);
 }
 
 #[test]

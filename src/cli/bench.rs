@@ -95,6 +95,7 @@ pub fn gemm(a: &GemmArgs) -> Result<()> {
                 format!("{:.2}", r.gpu_gflops),
                 format!("{:.2}", r.fixed_gflops),
                 format!("{:.2}", r.cpu_gflops),
+                format!("{:.2}", r.cpu_engine_gflops),
                 format!("{:.1}%", 100.0 * r.gpu_gflops / r.cpu_gflops),
                 format!("{:.3}", r.gpu_seconds * 1e3),
                 format!("{:.3}", r.cpu_seconds * 1e3),
@@ -106,6 +107,7 @@ pub fn gemm(a: &GemmArgs) -> Result<()> {
         .map(|r: &GemmRow| {
             json!({"n": r.n, "tile": r.tile, "gpu_gflops": r.gpu_gflops,
                    "fixed_tile_gflops": r.fixed_gflops, "cpu_gflops": r.cpu_gflops,
+                   "cpu_engine_gflops": r.cpu_engine_gflops,
                    "gpu_seconds": r.gpu_seconds, "cpu_seconds": r.cpu_seconds})
         })
         .collect();
@@ -118,6 +120,7 @@ pub fn gemm(a: &GemmArgs) -> Result<()> {
             "gpu GFLOP/s",
             "fixed tile GFLOP/s",
             "ndarray GFLOP/s",
+            "cpu engine GFLOP/s",
             "gpu/ndarray",
             "gpu ms",
             "ndarray ms",

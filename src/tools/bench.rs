@@ -74,6 +74,8 @@ pub struct GemmRow {
     pub fixed_gflops: f64,
     /// GFLOP/s of ndarray's product.
     pub cpu_gflops: f64,
+    /// GFLOP/s of the CPU engine's product ([`crate::cpu::product`], the `gemm` crate).
+    pub cpu_engine_gflops: f64,
     /// Seconds per product on the GPU in the chosen tile (host-timed, back-to-back products).
     pub gpu_seconds: f64,
     /// Seconds per product on the CPU.
@@ -112,7 +114,7 @@ fn interleaved_medians(
 }
 
 /// GFLOP/s of `C = A·B` for each square size: the kernel in the tile the context's tuning
-/// picks, in the fixed default tile, and ndarray's product, timed in turn.
+/// picks, in the fixed default tile, ndarray's product and the CPU engine's, timed in turn.
 pub fn bench_gemm(ctx: &GpuContext, sizes: &[usize], budget_seconds: f64) -> Result<Vec<GemmRow>> {
     sizes
         .iter()
@@ -134,12 +136,22 @@ pub fn bench_gemm(ctx: &GpuContext, sizes: &[usize], budget_seconds: f64) -> Res
                 gemm.upload(a.view(), b.view(), None)?;
             }
             let seconds = interleaved_medians(
-                &mut [&mut |r| chosen.run(r), &mut |r| fixed.run(r), &mut |r| {
-                    for _ in 0..r {
-                        std::hint::black_box(a.dot(&b));
-                    }
-                    Ok(())
-                }],
+                &mut [
+                    &mut |r| chosen.run(r),
+                    &mut |r| fixed.run(r),
+                    &mut |r| {
+                        for _ in 0..r {
+                            std::hint::black_box(a.dot(&b));
+                        }
+                        Ok(())
+                    },
+                    &mut |r| {
+                        for _ in 0..r {
+                            std::hint::black_box(crate::cpu::product(a.view(), b.view()));
+                        }
+                        Ok(())
+                    },
+                ],
                 budget_seconds,
             )?;
             let flops = chosen.flops();
@@ -149,6 +161,7 @@ pub fn bench_gemm(ctx: &GpuContext, sizes: &[usize], budget_seconds: f64) -> Res
                 gpu_gflops: flops / seconds[0] / 1e9,
                 fixed_gflops: flops / seconds[1] / 1e9,
                 cpu_gflops: flops / seconds[2] / 1e9,
+                cpu_engine_gflops: flops / seconds[3] / 1e9,
                 gpu_seconds: seconds[0],
                 cpu_seconds: seconds[2],
             })
