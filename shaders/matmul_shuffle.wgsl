@@ -1,7 +1,9 @@
 // Matrix product C[M,N] = op(A)[M,K] * op(B)[K,N] that shares rows of op(A) across a subgroup
 // by shuffles instead of workgroup memory (prepended: activation.wgsl, one of
-// matmul_operands/, which declares `lhs` and `rhs` and their loads lhs1/lhs4, rhs1/rhs4, and
-// matmul_common.wgsl).
+// matmul_operands/, which declares `lhs` and `rhs` and their loads lhs1/lhs4, rhs1/rhs4, one
+// of matmul_results/, which declares C and its stores, and matmul_common.wgsl). Each
+// invocation stores its four columns of a row with one store4 (one vec4 store per buffer where
+// C is stored as vec4s), or element by element where they run past N.
 //
 // A workgroup is WIDTH invocations in a row computing a (8 * ROW_GROUPS) x (4 * WIDTH) tile of C:
 // every invocation owns four adjacent columns of all the tile's rows, as 8 * ROW_GROUPS vec4
@@ -135,6 +137,10 @@ fn main(
         let row = row0 + i;
         if (row >= dims.m) {
             break;
+        }
+        if (col + 3u < dims.n) {
+            store4(wid.z, row, col, acc[i]);
+            continue;
         }
         for (var j = 0u; j < 4u; j++) {
             let c = col + j;

@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use super::buffers::{UniformBlock, bind_in_order};
 use super::context::GpuContext;
-use super::kernels::{Epilogue, Kernels, MatmulTile, MatmulVariant};
+use super::kernels::{Epilogue, Kernels, MatmulTile, MatmulVariant, Vec4Access};
 use crate::error::{Error, Result};
 
 /// One matmul of fixed shape, ready to run repeatedly.
@@ -58,7 +58,8 @@ impl Gemm {
     }
 
     /// Prepares the product in `tile`s, a shuffle tile reading vec4s only when `vec4` (scalars
-    /// otherwise, as it must for shapes [`MatmulVariant::vec4_fits`] refuses).
+    /// otherwise, as it must for shapes [`MatmulVariant::vec4_fits`] refuses), and storing C
+    /// as vec4s wherever N allows.
     pub fn build(
         ctx: &GpuContext,
         variant: MatmulVariant,
@@ -138,7 +139,14 @@ impl Gemm {
                 n,
                 k,
                 models,
-                pipeline: kernels.matmul(variant, tile, vec4),
+                pipeline: kernels.matmul(
+                    variant,
+                    tile,
+                    Vec4Access {
+                        operands: vec4,
+                        result: variant.vec4_result_fits(Some(n), &[(m * n) as u32, n as u32]),
+                    },
+                ),
                 bind_group,
                 lhs,
                 rhs,

@@ -11,6 +11,8 @@ const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
 const MATMUL_SHUFFLE_WGSL: &str = include_str!("../../shaders/matmul_shuffle.wgsl");
 const OPERANDS_SCALAR_WGSL: &str = include_str!("../../shaders/matmul_operands/scalar.wgsl");
 const OPERANDS_VEC4_WGSL: &str = include_str!("../../shaders/matmul_operands/vec4.wgsl");
+const RESULTS_SCALAR_WGSL: &str = include_str!("../../shaders/matmul_results/scalar.wgsl");
+const RESULTS_VEC4_WGSL: &str = include_str!("../../shaders/matmul_results/vec4.wgsl");
 const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
 const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
 const CLIP_WGSL: &str = include_str!("../../shaders/clip.wgsl");
@@ -184,19 +186,42 @@ impl MatmulVariant {
         k: Option<usize>,
         steps: &[u32],
     ) -> bool {
-        let fits = |size: Option<usize>| size.is_some_and(|s| s % 4 == 0);
         let a = if self.transpose_a { fits(m) } else { fits(k) };
         let b = if self.transpose_b { fits(k) } else { fits(n) };
         a && b && steps.iter().all(|s| s % 4 == 0)
     }
+
+    /// Whether the shuffle tiles may store C (and the pre-activations) as vec4s: every four
+    /// columns an invocation stores start at a multiple of four elements. That needs N % 4 = 0
+    /// and C's row stride, first column and per-model stride (`steps`) multiples of 4 too. A
+    /// size that is `None` varies between dispatches and fails.
+    pub fn vec4_result_fits(&self, n: Option<usize>, steps: &[u32]) -> bool {
+        fits(n) && steps.iter().all(|s| s % 4 == 0)
+    }
+}
+
+/// Whether a size is known and a multiple of 4.
+fn fits(size: Option<usize>) -> bool {
+    size.is_some_and(|s| s % 4 == 0)
+}
+
+/// Which of a shuffle tile's memory accesses move vec4s (four elements each) rather than
+/// scalars; the bits are the same either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Vec4Access {
+    /// Loads of op(A) and op(B) ([`MatmulVariant::vec4_fits`]).
+    pub operands: bool,
+    /// Stores of C and the pre-activations ([`MatmulVariant::vec4_result_fits`]).
+    pub result: bool,
 }
 
 /// Compiled shader modules and layouts, from which pipelines are specialised.
 pub(crate) struct Kernels {
     device: wgpu::Device,
     matmul: wgpu::ShaderModule,
-    /// The shuffle matmul reading scalars and reading vec4s, where the device has subgroups.
-    matmul_shuffle: Option<[wgpu::ShaderModule; 2]>,
+    /// The shuffle matmul, where the device has subgroups, indexed by whether it loads vec4s
+    /// and then whether it stores them.
+    matmul_shuffle: Option<[[wgpu::ShaderModule; 2]; 2]>,
     loss: wgpu::ShaderModule,
     reduce: wgpu::ShaderModule,
     pub matmul_layout: wgpu::BindGroupLayout,
@@ -281,23 +306,31 @@ impl Kernels {
             matmul: module(
                 device,
                 "matmul",
-                &[ACTIVATION_WGSL, MATMUL_COMMON_WGSL, MATMUL_WGSL],
+                &[
+                    ACTIVATION_WGSL,
+                    RESULTS_SCALAR_WGSL,
+                    MATMUL_COMMON_WGSL,
+                    MATMUL_WGSL,
+                ],
             ),
             matmul_shuffle: device
                 .features()
                 .contains(wgpu::Features::SUBGROUP)
                 .then(|| {
                     [OPERANDS_SCALAR_WGSL, OPERANDS_VEC4_WGSL].map(|operands| {
-                        module(
-                            device,
-                            "matmul (shuffles)",
-                            &[
-                                ACTIVATION_WGSL,
-                                operands,
-                                MATMUL_COMMON_WGSL,
-                                MATMUL_SHUFFLE_WGSL,
-                            ],
-                        )
+                        [RESULTS_SCALAR_WGSL, RESULTS_VEC4_WGSL].map(|results| {
+                            module(
+                                device,
+                                "matmul (shuffles)",
+                                &[
+                                    ACTIVATION_WGSL,
+                                    operands,
+                                    results,
+                                    MATMUL_COMMON_WGSL,
+                                    MATMUL_SHUFFLE_WGSL,
+                                ],
+                            )
+                        })
                     })
                 }),
             loss: module(device, "loss", &[ACTIVATION_WGSL, LOSS_WGSL]),
@@ -364,7 +397,8 @@ impl Kernels {
     }
 
     /// The matmul kernel specialised to `variant`, computing `tile`s; a shuffle tile reads its
-    /// operands as vec4s when `vec4` (which [`MatmulVariant::vec4_fits`] must allow).
+    /// operands and stores C as vec4s as `vec4` says (which [`MatmulVariant::vec4_fits`] and
+    /// [`MatmulVariant::vec4_result_fits`] must allow; the square tiles ignore it).
     ///
     /// # Panics
     /// If `tile` is a shuffle tile and the device has no subgroups ([`Kernels::has_shuffles`]).
@@ -372,7 +406,7 @@ impl Kernels {
         &self,
         variant: MatmulVariant,
         tile: MatmulTile,
-        vec4: bool,
+        vec4: Vec4Access,
     ) -> wgpu::ComputePipeline {
         let [activation, slope] = activation_constants(variant.activation);
         let common = [
@@ -389,11 +423,11 @@ impl Kernels {
                     .as_ref()
                     .expect("shuffle tiles are only chosen where the device has subgroups");
                 (
-                    &modules[usize::from(vec4)],
+                    &modules[usize::from(vec4.operands)][usize::from(vec4.result)],
                     vec![
                         ("ROW_GROUPS", f64::from(row_groups)),
                         ("WIDTH", f64::from(width)),
-                        ("VEC4", f64::from(u8::from(vec4))),
+                        ("VEC4", f64::from(u8::from(vec4.operands))),
                     ],
                 )
             }

@@ -13,7 +13,9 @@ use ndarray::{Array2, ArrayView2};
 
 use super::buffers::{FlatLayout, UniformBlock, bind_in_order, range};
 use super::context::GpuContext;
-use super::kernels::{Epilogue, Kernels, MatmulTile, MatmulVariant, OPTIM_GROUP, ROW_GROUP};
+use super::kernels::{
+    Epilogue, Kernels, MatmulTile, MatmulVariant, OPTIM_GROUP, ROW_GROUP, Vec4Access,
+};
 use super::memory::MemoryEstimate;
 use crate::data::Dataset;
 use crate::engine::{Metrics, OptimizerState, Setup, check_clip_norm, check_optimizer_state};
@@ -575,8 +577,8 @@ impl GpuPack {
             }
         };
 
-        // Each product's pipeline and tile: vec4 reads where every size and offset they cross
-        // allows, and the tile the context's tuning picks for the largest batch.
+        // Each product's pipeline and tile: vec4 reads and stores where every size and offset
+        // they cross allows, and the tile the context's tuning picks for the largest batch.
         let matmul =
             |variant: MatmulVariant, shape: &Shape| -> Result<(wgpu::ComputePipeline, Grid)> {
                 let &Shape::Matmul {
@@ -586,7 +588,8 @@ impl GpuPack {
                     strides,
                     lda,
                     offset_a,
-                    ..
+                    ldc,
+                    offset_c,
                 } = shape
                 else {
                     unreachable!("a matmul's shape")
@@ -595,11 +598,22 @@ impl GpuPack {
                     Extent::Batch => None,
                     Extent::Fixed(v) => Some(v as usize),
                 };
-                let steps = [strides[0], strides[1], lda, offset_a];
-                let vec4 = variant.vec4_fits(size(m), size(n), size(k), &steps);
+                let vec4 = Vec4Access {
+                    operands: variant.vec4_fits(
+                        size(m),
+                        size(n),
+                        size(k),
+                        &[strides[0], strides[1], lda, offset_a],
+                    ),
+                    result: variant.vec4_result_fits(size(n), &[strides[2], ldc, offset_c]),
+                };
                 let largest = |e: Extent| size(e).unwrap_or(max_batch);
-                let tile =
-                    ctx.matmul_tile(variant, (largest(m), largest(n), largest(k)), vec4, models)?;
+                let tile = ctx.matmul_tile(
+                    variant,
+                    (largest(m), largest(n), largest(k)),
+                    vec4.operands,
+                    models,
+                )?;
                 Ok((
                     kernels.matmul(variant, tile, vec4),
                     Grid::Tiles { m, n, tile },
