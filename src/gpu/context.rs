@@ -2,9 +2,9 @@
 //! needs: limits checks, error capture and blocking readbacks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use super::kernels::{MatmulTile, MatmulVariant};
+use super::kernels::{Kernels, MatmulTile, MatmulVariant};
 use super::tuning::{Tuner, Tuning};
 use crate::error::{Error, Result};
 
@@ -45,6 +45,8 @@ pub struct GpuContext {
     tuner: Tuner,
     /// The largest device-local memory heap, where the API reports it.
     device_memory: Option<u64>,
+    /// The shader modules and layouts, compiled on first use.
+    kernels: Arc<OnceLock<Kernels>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -215,7 +217,14 @@ impl GpuContext {
             allocated: Arc::new(AtomicU64::new(0)),
             tuner: Tuner::new(request.tuning.clone()),
             device_memory,
+            kernels: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// The shader modules and bind group layouts, compiled once on first use and shared by
+    /// every engine, pack and product on this context (pipelines are specialised from them).
+    pub(crate) fn kernels(&self) -> &Kernels {
+        self.kernels.get_or_init(|| Kernels::new(&self.device))
     }
 
     /// Bytes of device memory to plan within: [`AdapterRequest::device_memory`], else the

@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use super::buffers::{UniformBlock, bind_in_order};
 use super::context::GpuContext;
-use super::kernels::{Epilogue, Kernels, MatmulTile, MatmulVariant, Vec4Access};
+use super::kernels::{Epilogue, MatmulTile, MatmulVariant, Vec4Access};
 use crate::error::{Error, Result};
 
 /// One matmul of fixed shape, ready to run repeatedly.
@@ -116,7 +116,7 @@ impl Gemm {
                 buffer("C", models * m * n)?,
                 buffer("pre-activation", models * m * n)?,
             );
-            let kernels = Kernels::new(&ctx.device);
+            let kernels = ctx.kernels();
             let mut dims = UniformBlock::new(ctx, "matmul shape", 1, 48, 16);
             let lda = if variant.transpose_a { m } else { k };
             let words = [m, n, k, lda, m * k, k * n, m * n, aux_len, n, 0, 0, 0].map(|w| w as u32);

@@ -224,6 +224,7 @@ pub(crate) struct Kernels {
     matmul_shuffle: Option<[[wgpu::ShaderModule; 2]; 2]>,
     loss: wgpu::ShaderModule,
     reduce: wgpu::ShaderModule,
+    clip: wgpu::ShaderModule,
     pub matmul_layout: wgpu::BindGroupLayout,
     pub loss_layout: wgpu::BindGroupLayout,
     pub reduce_layout: wgpu::BindGroupLayout,
@@ -335,6 +336,7 @@ impl Kernels {
                 }),
             loss: module(device, "loss", &[ACTIVATION_WGSL, LOSS_WGSL]),
             reduce: module(device, "reduce", &[REDUCE_WGSL]),
+            clip: module(device, "clip", &[CLIP_WGSL]),
             matmul_layout: layout(
                 device,
                 "matmul",
@@ -487,25 +489,23 @@ impl Kernels {
 
     /// The gradient-clipping kernel (global norm to scale).
     pub fn clip(&self) -> wgpu::ComputePipeline {
-        let module = module(&self.device, "clip", &[CLIP_WGSL]);
-        self.pipeline("clip", &module, &self.clip_layout, "main", &[])
+        self.pipeline("clip", &self.clip, &self.clip_layout, "main", &[])
     }
 
     /// Clipping over gradients cut into chunks: each chunk's sum of squares, then each model's
     /// scale from its chunks' sums.
     pub fn clip_chunked(&self) -> (wgpu::ComputePipeline, wgpu::ComputePipeline) {
-        let module = module(&self.device, "clip", &[CLIP_WGSL]);
         (
             self.pipeline(
                 "clip chunk",
-                &module,
+                &self.clip,
                 &self.clip_layout,
                 "partial_sums",
                 &[],
             ),
             self.pipeline(
                 "clip scale",
-                &module,
+                &self.clip,
                 &self.clip_layout,
                 "scale_from_partials",
                 &[],

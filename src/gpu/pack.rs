@@ -13,9 +13,7 @@ use ndarray::{Array2, ArrayView2};
 
 use super::buffers::{FlatLayout, UniformBlock, bind_in_order, range};
 use super::context::GpuContext;
-use super::kernels::{
-    Epilogue, Kernels, MatmulTile, MatmulVariant, OPTIM_GROUP, ROW_GROUP, Vec4Access,
-};
+use super::kernels::{Epilogue, MatmulTile, MatmulVariant, OPTIM_GROUP, ROW_GROUP, Vec4Access};
 use super::memory::MemoryEstimate;
 use crate::data::Dataset;
 use crate::engine::{Metrics, OptimizerState, Setup, check_clip_norm, check_optimizer_state};
@@ -270,7 +268,6 @@ pub struct GpuPack {
     timing: Option<Timing>,
     /// Timestamp queries around every launch of the next step, for [`GpuPack::profile_next_step`].
     profile: Option<Profile>,
-    kernels: Kernels,
     /// Rows and target kind the shape uniforms currently describe.
     current: Option<(u32, bool)>,
     steps: u64,
@@ -543,7 +540,7 @@ impl GpuPack {
             count * MAX_UNIFORM_BYTES / 4,
         )?;
 
-        let kernels = Kernels::new(device);
+        let kernels = ctx.kernels();
         let mut shapes = Vec::new();
         // Every dispatch has its own shape uniform; count them first to size the block.
         let products: usize = blocks.iter().map(Vec::len).sum();
@@ -910,7 +907,6 @@ impl GpuPack {
             current: None,
             steps: 0,
             layout,
-            kernels,
             setup,
         };
         pack.record_update();
@@ -1000,7 +996,7 @@ impl GpuPack {
                     bind_group: bind_in_order(
                         &self.ctx.device,
                         "optimizer update",
-                        &self.kernels.optim_layout,
+                        &self.ctx.kernels().optim_layout,
                         resources,
                     ),
                     grid: Grid::PerModel {
@@ -1230,11 +1226,11 @@ impl GpuPack {
             bind_in_order(
                 &self.ctx.device,
                 "gradient clipping",
-                &self.kernels.clip_layout,
+                &self.ctx.kernels().clip_layout,
                 [grad, out.as_entire_binding(), params.as_entire_binding()],
             )
         };
-        let (partial_sums, scale) = self.kernels.clip_chunked();
+        let (partial_sums, scale) = self.ctx.kernels().clip_chunked();
         let mut dispatches = Vec::new();
         for model in 0..self.models as u64 {
             for c in 0..per_model {
@@ -1696,7 +1692,7 @@ impl Pack for GpuPack {
             let bind_group = bind_in_order(
                 &ctx.device,
                 "gather",
-                &self.kernels.gather_layout,
+                &self.ctx.kernels().gather_layout,
                 [
                     &self.indices,
                     &features,
