@@ -133,21 +133,26 @@ fn main(
         }
     }
 
-    for (var i = 0u; i < 8u * ROW_GROUPS; i++) {
-        let row = row0 + i;
-        if (row >= dims.m) {
-            break;
-        }
-        if (col + 3u < dims.n) {
-            store4(wid.z, row, col, acc[i]);
-            continue;
-        }
-        for (var j = 0u; j < 4u; j++) {
-            let c = col + j;
-            if (c >= dims.n) {
+    // Four whole columns (one store4 per row) or the last, partial ones: two loops, each small
+    // enough for the compiler to unroll, so the accumulators stay in registers.
+    if (col + 3u < dims.n) {
+        for (var i = 0u; i < 8u * ROW_GROUPS; i++) {
+            if (row0 + i >= dims.m) {
                 break;
             }
-            store(wid.z, row, c, acc[i][j]);
+            store4(wid.z, row0 + i, col, acc[i]);
+        }
+    } else {
+        for (var i = 0u; i < 8u * ROW_GROUPS; i++) {
+            if (row0 + i >= dims.m) {
+                break;
+            }
+            for (var j = 0u; j < 4u; j++) {
+                if (col + j >= dims.n) {
+                    break;
+                }
+                store(wid.z, row0 + i, col + j, acc[i][j]);
+            }
         }
     }
 }
