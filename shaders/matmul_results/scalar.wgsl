@@ -1,5 +1,7 @@
 // C (`result`, binding 3) and the forward pass's pre-activations (`pre`, binding 4) stored as
-// scalars: any shape, any tile; a "vec4" is four accesses.
+// scalars: any shape, any tile. Kernels store element by element here (RESULT_VEC4 is false);
+// the four-wide accessors, four scalar accesses each, let matmul_common.wgsl's store4 compile.
+const RESULT_VEC4: bool = false;
 @group(0) @binding(3) var<storage, read_write> result: array<f32>;
 @group(0) @binding(4) var<storage, read_write> pre: array<f32>;
 
