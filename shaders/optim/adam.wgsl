@@ -16,27 +16,15 @@ struct Coefficients {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> param: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> grad: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> exp_avg: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> exp_avg_sq: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> max_exp_avg_sq: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> coefficients: array<Coefficients>;
 
-@compute @workgroup_size(GROUP)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-        @builtin(local_invocation_index) lane: u32) {
-    let i = element_index(wid, groups, lane);
-    if (i >= arrayLength(&param)) {
-        return;
-    }
-    let model = model_of(wid);
-    let k = coefficients[model];
-    var p = param[i] * k.decay_factor;
-    var g = grad[i] * clip[model];
-    if (k.weight_decay != 0.0) {
-        g += k.weight_decay * p;
-    }
+// The new value of parameters i from their value p and clipped gradient (common.wgsl).
+fn update(i: u32, k: Coefficients, p: vec4<f32>, clipped: vec4<f32>) -> vec4<f32> {
+    let decayed = p * k.decay_factor;
+    let g = add_weight_decay(clipped, decayed, k.weight_decay);
     let m = lerp(exp_avg[i], g, k.one_minus_beta1);
     let v = k.beta2 * exp_avg_sq[i] + k.one_minus_beta2 * g * g;
     exp_avg[i] = m;
@@ -47,5 +35,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
         max_exp_avg_sq[i] = second;
     }
     let denom = sqrt(second) / k.bias_correction2_sqrt + k.eps;
-    store(i, model, grad[i], p - k.step_size * m / denom);
+    return decayed - k.step_size * m / denom;
 }

@@ -1,5 +1,12 @@
-// Helpers shared by the optimizer kernels, prepended to each of them. Every optimizer kernel
-// runs 256 invocations per workgroup over a grid spread in x and y (to stay under the
+// The skeleton shared by the optimizer kernels, prepended to each of them: the entry point, the
+// parameter and gradient bindings, and helpers. Each optimizer's file declares its
+// `Coefficients` struct and `coefficients` array (binding 5), its state slots (bindings 2-4, as
+// many as it uses) and
+//     fn update(i: u32, k: Coefficients, p: vec4<f32>, clipped: vec4<f32>) -> vec4<f32>
+// which returns the new value of parameters i from their value p and the clipped gradient,
+// updating the optimizer's state at i.
+//
+// Every optimizer kernel runs 256 invocations per workgroup over a grid spread in x and y (to stay under the
 // per-dimension workgroup limit) and repeated in z over the models of its chunk. Every invocation
 // updates four consecutive elements as one vec4 (lane by lane, the same arithmetic as one at a
 // time): tensors start at multiples of 4 elements and the padding between them is zero.
@@ -21,6 +28,9 @@ struct Chunk {
 
 @group(0) @binding(8) var<uniform> chunk: Chunk;
 
+@group(0) @binding(0) var<storage, read_write> param: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> grad: array<vec4<f32>>;
+
 const GROUP: u32 = 256u;
 
 // The gradient scale of clipping by global norm per model (1 when clipping is off), written by
@@ -39,18 +49,12 @@ fn is_finite(x: vec4<f32>) -> bool {
     return all((bitcast<vec4<u32>>(x) & exponent) != exponent);
 }
 
-// The model of the invocation's z-slice.
-fn model_of(wid: vec3<u32>) -> u32 {
-    return chunk.model + wid.z;
-}
-
-// Writes parameters i (a vec4) of model `model`, flagging a gradient g or a new value that is not
-// finite.
-fn store(i: u32, model: u32, g: vec4<f32>, value: vec4<f32>) {
-    if (!is_finite(g) || !is_finite(value)) {
-        atomicOr(&metrics[8u * model + 3u], 1u);
+// g + λ p: PyTorch's weight decay (L2 penalty), skipped when λ = 0 as torch skips it.
+fn add_weight_decay(g: vec4<f32>, p: vec4<f32>, weight_decay: f32) -> vec4<f32> {
+    if (weight_decay != 0.0) {
+        return g + weight_decay * p;
     }
-    param[i] = value;
+    return g;
 }
 
 // The vec4 of the chunk an invocation updates; past the chunk's end when it has none.
@@ -68,4 +72,23 @@ fn lerp(a: vec4<f32>, b: vec4<f32>, w: f32) -> vec4<f32> {
         return a + w * (b - a);
     }
     return b - (b - a) * (1.0 - w);
+}
+
+// Updates one vec4 of parameters of the invocation's model with its optimizer's `update`, the
+// gradient scaled by the model's clipping scale, and flags a gradient or a new value that is
+// not finite.
+@compute @workgroup_size(GROUP)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lane: u32) {
+    let i = element_index(wid, groups, lane);
+    if (i >= arrayLength(&param)) {
+        return;
+    }
+    let model = chunk.model + wid.z;
+    let g = grad[i];
+    let value = update(i, coefficients[model], param[i], g * clip[model]);
+    if (!is_finite(g) || !is_finite(value)) {
+        atomicOr(&metrics[8u * model + 3u], 1u);
+    }
+    param[i] = value;
 }
