@@ -5,9 +5,12 @@
 //!
 //! cargo bench --bench gemm
 
+#[path = "common/context.rs"]
+mod context;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use downhill::gpu::{Epilogue, Gemm, MatmulTile, MatmulVariant, Tuning};
-use downhill::{Activation, AdapterRequest, GpuContext};
+use downhill::Activation;
+use downhill::gpu::{Epilogue, Gemm, MatmulTile, MatmulVariant};
 use ndarray::Array2;
 
 fn matrix(n: usize, seed: u32) -> Array2<f32> {
@@ -17,12 +20,7 @@ fn matrix(n: usize, seed: u32) -> Array2<f32> {
 }
 
 fn gemm(c: &mut Criterion) {
-    let ctx = GpuContext::new(&AdapterRequest {
-        tuning: Tuning::autotune_cached(),
-        ..AdapterRequest::default()
-    })
-    .unwrap_or_else(|e| panic!("the GEMM benchmark needs a GPU adapter: {e}"));
-    eprintln!("adapter: {}", ctx.describe());
+    let ctx = context::tuned_context("GEMM");
     let mut group = c.benchmark_group("gemm");
     group.sample_size(10);
     for n in [256, 512, 1024] {

@@ -8,35 +8,22 @@
 
 use std::time::Duration;
 
+#[path = "common/context.rs"]
+mod context;
+#[path = "common/mlp.rs"]
+mod mlp;
+
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use downhill::gpu::{KernelKind, Tuning};
-use downhill::optim::Adam;
-use downhill::{
-    Activation, AdapterRequest, Batch, Engine, GpuContext, GpuEngine, Loss, ModelSpec, Optimizer,
-    Parameters, Setup, TargetsView,
-};
-use ndarray::Array2;
+use downhill::gpu::KernelKind;
+use downhill::{Batch, Engine, GpuEngine, Parameters, TargetsView};
 
 const BATCH: usize = 256;
 
 fn kernels(c: &mut Criterion) {
-    let ctx = GpuContext::new(&AdapterRequest {
-        tuning: Tuning::autotune_cached(),
-        ..AdapterRequest::default()
-    })
-    .unwrap_or_else(|e| panic!("the kernel benchmark needs a GPU adapter: {e}"));
-    eprintln!("adapter: {}", ctx.describe());
-    let setup = Setup {
-        model: ModelSpec::from_widths(&[784, 512, 512, 10], Activation::Relu, Activation::Identity)
-            .expect("model"),
-        loss: Loss::CrossEntropy,
-        optimizer: Optimizer::Adam(Adam::default()),
-    };
+    let ctx = context::tuned_context("kernel");
+    let setup = mlp::setup();
     let init = Parameters::init(&setup.model, 0);
-    let x = Array2::from_shape_fn((BATCH, 784), |(i, j)| {
-        ((i * 7 + j * 13) % 255) as f32 / 255.0
-    });
-    let classes: Vec<u32> = (0..BATCH as u32).map(|i| i % 10).collect();
+    let (x, classes) = mlp::batch(BATCH);
     let data = Batch::new(x.view(), TargetsView::Classes(&classes));
     let mut engine = GpuEngine::new(&ctx, setup, &init, BATCH).expect("gpu engine");
     if !engine.profile_next_step() {
