@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use common::{assert_close, gpu, random, targets};
 use downhill::data::Dataset;
+use downhill::gpu::{MatmulTile, Tuning};
 use downhill::optim::{Adagrad, Adam, RmsProp, Sgd};
 use downhill::{
     Activation, Batch, CpuEngine, Engine, GpuEngine, Loss, ModelSpec, Optimizer, Parameters, Setup,
@@ -497,14 +498,24 @@ fn the_memory_estimate_covers_what_is_allocated_and_refuses_too_large_models() {
 /// of the gradients), match the CPU reference (and the unsplit engine).
 #[test]
 fn layers_larger_than_a_binding_are_split_and_match_the_cpu() {
-    let small_bindings = downhill::GpuContext::new(&downhill::AdapterRequest {
-        limits: Some(downhill::wgpu::Limits {
-            max_storage_buffer_binding_size: 256 << 10,
+    let small_bindings = |tuning| {
+        downhill::GpuContext::new(&downhill::AdapterRequest {
+            limits: Some(downhill::wgpu::Limits {
+                max_storage_buffer_binding_size: 256 << 10,
+                ..Default::default()
+            }),
+            tuning,
             ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .unwrap();
+        })
+        .unwrap()
+    };
+    // The blocks through the fixed tiles, and through a shuffle tile (where the adapter has
+    // subgroups) reading and storing vec4s at the blocks' offsets.
+    let shuffled = small_bindings(Tuning::Pinned(MatmulTile::Shuffle {
+        row_groups: 2,
+        width: 8,
+    }));
+    let small_bindings = small_bindings(Tuning::Fixed);
     // 500×300 and 400×500 weights: 150,000 and 200,000 floats, against 65,536 per binding.
     let setup = Setup {
         model: ModelSpec::from_widths(&[300, 500, 400, 5], Activation::Tanh, Activation::Identity)
@@ -514,10 +525,16 @@ fn layers_larger_than_a_binding_are_split_and_match_the_cpu() {
     };
     let init = Parameters::init(&setup.model, 7);
     let mut split = GpuEngine::new(&small_bindings, setup.clone(), &init, 16).unwrap();
+    let mut split_shuffled = GpuEngine::new(&shuffled, setup.clone(), &init, 16).unwrap();
     let mut whole = GpuEngine::new(&gpu(), setup.clone(), &init, 16).unwrap();
     let mut cpu = CpuEngine::new(setup, &init).unwrap();
     // Clipping that bites, over gradients that span several bindings: summed in chunks.
-    for engine in [&mut split as &mut dyn Engine, &mut whole, &mut cpu] {
+    for engine in [
+        &mut split as &mut dyn Engine,
+        &mut split_shuffled,
+        &mut whole,
+        &mut cpu,
+    ] {
         engine.set_clip_norm(Some(0.05)).unwrap();
     }
     assert!(
@@ -533,11 +550,20 @@ fn layers_larger_than_a_binding_are_split_and_match_the_cpu() {
     )
     .unwrap();
     for step in 0..3 {
-        for engine in [&mut split as &mut dyn Engine, &mut whole, &mut cpu] {
+        for engine in [
+            &mut split as &mut dyn Engine,
+            &mut split_shuffled,
+            &mut whole,
+            &mut cpu,
+        ] {
             engine.step(&batch(&data)).unwrap();
         }
         let want = cpu.gradients().unwrap();
-        for (what, got) in [("split", &mut split), ("whole", &mut whole)] {
+        for (what, got) in [
+            ("split", &mut split),
+            ("split, shuffle tile", &mut split_shuffled),
+            ("whole", &mut whole),
+        ] {
             assert_close(
                 &format!("step {step}: {what} gradients"),
                 &got.gradients().unwrap(),
@@ -546,10 +572,15 @@ fn layers_larger_than_a_binding_are_split_and_match_the_cpu() {
             );
         }
     }
-    assert_close(
-        "parameters after 3 steps",
-        &split.parameters().unwrap(),
-        &cpu.parameters().unwrap(),
-        Tolerance::default(),
-    );
+    for (what, got) in [
+        ("split", &mut split),
+        ("split, shuffle tile", &mut split_shuffled),
+    ] {
+        assert_close(
+            &format!("{what}: parameters after 3 steps"),
+            &got.parameters().unwrap(),
+            &cpu.parameters().unwrap(),
+            Tolerance::default(),
+        );
+    }
 }

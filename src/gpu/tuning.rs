@@ -28,6 +28,9 @@ pub enum Tuning {
         /// The cache file.
         cache: Option<PathBuf>,
     },
+    /// Every product in this one tile, where the adapter can run it (the fixed default
+    /// elsewhere): to test or time one tile across a whole model.
+    Pinned(MatmulTile),
 }
 
 impl Tuning {
@@ -81,8 +84,8 @@ impl Tuner {
     }
 
     /// The tile for `C[m,n] = op(A)[m,k]·op(B)[k,n]` with `variant`, reading vec4s when `vec4`,
-    /// for `models` side by side: the fixed default, or with autotuning the fastest candidate
-    /// for the shape's class (timed now when the class is new).
+    /// for `models` side by side: the fixed default, the pinned tile, or with autotuning the
+    /// fastest candidate for the shape's class (timed now when the class is new).
     pub fn tile(
         &self,
         ctx: &GpuContext,
@@ -91,8 +94,13 @@ impl Tuner {
         vec4: bool,
         models: usize,
     ) -> Result<MatmulTile> {
-        let Tuning::Autotune { cache } = &self.tuning else {
-            return Ok(MatmulTile::for_shape(m, n));
+        let runnable =
+            |t: &MatmulTile| ctx.has_shuffles() || !matches!(t, MatmulTile::Shuffle { .. });
+        let cache = match &self.tuning {
+            Tuning::Fixed => return Ok(MatmulTile::for_shape(m, n)),
+            Tuning::Pinned(tile) if runnable(tile) => return Ok(*tile),
+            Tuning::Pinned(_) => return Ok(MatmulTile::for_shape(m, n)),
+            Tuning::Autotune { cache } => cache,
         };
         let adapter = adapter_key(ctx.info());
         let class = shape_class(variant, (m, n, k), vec4, models);
@@ -102,8 +110,6 @@ impl Tuner {
             .and_then(|t| t.get(&class))
             .cloned();
         // A cached choice this context cannot run (a file edited by hand) is timed afresh.
-        let runnable =
-            |t: &MatmulTile| ctx.has_shuffles() || !matches!(t, MatmulTile::Shuffle { .. });
         if let Some(tile) = known
             .as_deref()
             .and_then(MatmulTile::from_name)
