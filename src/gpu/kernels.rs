@@ -1,6 +1,9 @@
 //! The compute pipelines: WGSL sources, their bind group layouts, and the override constants
 //! that specialise one source into a kernel (transposes, epilogue, activation, loss).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use crate::loss::Loss;
 use crate::model::Activation;
 use crate::optim::Optimizer;
@@ -215,9 +218,17 @@ pub struct Vec4Access {
     pub result: bool,
 }
 
+/// A specialised matmul pipeline: its module (0 for the square tiles, then the shuffle
+/// modules) and its override constants, bit for bit.
+type MatmulKey = (usize, Vec<(&'static str, u64)>);
+
 /// Compiled shader modules and layouts, from which pipelines are specialised.
 pub(crate) struct Kernels {
     device: wgpu::Device,
+    /// Matmul pipelines specialised so far: a pack asks for the same kernel for many
+    /// dispatches (blocks of a split layer, layers of one width), and engines on one context
+    /// share them.
+    matmul_pipelines: Mutex<HashMap<MatmulKey, wgpu::ComputePipeline>>,
     matmul: wgpu::ShaderModule,
     /// The shuffle matmul, where the device has subgroups, indexed by whether it loads vec4s
     /// and then whether it stores them.
@@ -304,6 +315,7 @@ impl Kernels {
         use Slot::*;
         Self {
             device: device.clone(),
+            matmul_pipelines: Mutex::default(),
             matmul: module(
                 device,
                 "matmul",
@@ -418,14 +430,16 @@ impl Kernels {
             activation,
             slope,
         ];
-        let (module, specific) = match tile {
+        let (slot, module, specific) = match tile {
             MatmulTile::Shuffle { row_groups, width } => {
                 let modules = self
                     .matmul_shuffle
                     .as_ref()
                     .expect("shuffle tiles are only chosen where the device has subgroups");
+                let (operands, result) = (usize::from(vec4.operands), usize::from(vec4.result));
                 (
-                    &modules[usize::from(vec4.operands)][usize::from(vec4.result)],
+                    1 + 2 * operands + result,
+                    &modules[operands][result],
                     vec![
                         ("ROW_GROUPS", f64::from(row_groups)),
                         ("WIDTH", f64::from(width)),
@@ -434,6 +448,7 @@ impl Kernels {
                 )
             }
             square => (
+                0,
                 &self.matmul,
                 vec![
                     ("SIDE", f64::from(square.rows() / 4)),
@@ -442,7 +457,20 @@ impl Kernels {
             ),
         };
         let constants: Vec<_> = common.into_iter().chain(specific).collect();
-        self.pipeline("matmul", module, &self.matmul_layout, "main", &constants)
+        let key = (
+            slot,
+            constants.iter().map(|&(k, v)| (k, v.to_bits())).collect(),
+        );
+        let mut pipelines = self
+            .matmul_pipelines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pipelines
+            .entry(key)
+            .or_insert_with(|| {
+                self.pipeline("matmul", module, &self.matmul_layout, "main", &constants)
+            })
+            .clone()
     }
 
     /// The loss kernels for `loss` over an output layer with `activation`: per-row loss and
