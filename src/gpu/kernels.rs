@@ -211,7 +211,7 @@ fn fits(size: Option<usize>) -> bool {
 /// Which of a shuffle tile's memory accesses move vec4s (four elements each) rather than
 /// scalars; the bits are the same either way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Vec4Access {
+pub(crate) struct Vec4Access {
     /// Loads of op(A) and op(B) ([`MatmulVariant::vec4_fits`]).
     pub operands: bool,
     /// Stores of C and the pre-activations ([`MatmulVariant::vec4_result_fits`]).
