@@ -62,6 +62,17 @@ pub fn update(
         .reduce(|| true, |a, b| a & b)
 }
 
+/// The gradient an optimizer steps with: `g·clip`, plus `λ·p` (PyTorch's weight decay, an L2
+/// penalty; skipped when `λ = 0`, as torch skips it).
+fn decayed_gradient(g: f32, clip: f32, p: f32, weight_decay: f32) -> f32 {
+    let g = g * clip;
+    if weight_decay != 0.0 {
+        g + weight_decay * p
+    } else {
+        g
+    }
+}
+
 /// Whether every value is finite, in one pass with no early exit (so it vectorises).
 fn all_finite(values: &[f32]) -> bool {
     values.iter().fold(true, |all, v| all & v.is_finite())
@@ -71,22 +82,14 @@ type Tensor<'a> = &'a mut [f32];
 type Grads<'a> = &'a [f32];
 
 fn sgd(c: &SgdCoefficients, clip: f32, p: Tensor<'_>, g: Grads<'_>, buffer: Tensor<'_>) {
-    let decayed = |p: f32, g: f32| {
-        let g = g * clip;
-        if c.weight_decay != 0.0 {
-            g + c.weight_decay * p
-        } else {
-            g
-        }
-    };
     if c.use_momentum == 0 {
         for (p, &g) in izip!(p, g) {
-            *p -= c.lr * decayed(*p, g);
+            *p -= c.lr * decayed_gradient(g, clip, *p, c.weight_decay);
         }
         return;
     }
     for (p, &g, b) in izip!(p, g, buffer) {
-        let g = decayed(*p, g);
+        let g = decayed_gradient(g, clip, *p, c.weight_decay);
         *b = if c.first_step != 0 {
             g
         } else {
@@ -106,10 +109,7 @@ fn adam(c: &AdamCoefficients, clip: f32, p: Tensor<'_>, g: Grads<'_>, state: [Te
     // The moments after this gradient; returns the decayed parameter's new second moment.
     let moments = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
         *p *= c.decay_factor;
-        let mut g = g * clip;
-        if c.weight_decay != 0.0 {
-            g += c.weight_decay * *p;
-        }
+        let g = decayed_gradient(g, clip, *p, c.weight_decay);
         *m = lerp(*m, g, c.one_minus_beta1);
         *v = c.beta2 * *v + c.one_minus_beta2 * g * g;
     };
@@ -139,14 +139,6 @@ fn rmsprop(
     state: [Tensor<'_>; 3],
 ) {
     let [square_avg, momentum_buffer, grad_avg] = state;
-    let decayed = |p: f32, g: f32| {
-        let g = g * clip;
-        if c.weight_decay != 0.0 {
-            g + c.weight_decay * p
-        } else {
-            g
-        }
-    };
     let apply = |p: &mut f32, g: f32, denom: f32, b: Option<&mut f32>| match b {
         Some(b) => {
             *b = c.momentum * *b + g / denom;
@@ -157,21 +149,21 @@ fn rmsprop(
     match (c.centered != 0, c.use_momentum != 0) {
         (false, false) => {
             for (p, &g, s) in izip!(p, g, square_avg) {
-                let g = decayed(*p, g);
+                let g = decayed_gradient(g, clip, *p, c.weight_decay);
                 *s = c.alpha * *s + c.one_minus_alpha * g * g;
                 apply(p, g, s.sqrt() + c.eps, None);
             }
         }
         (false, true) => {
             for (p, &g, s, b) in izip!(p, g, square_avg, momentum_buffer) {
-                let g = decayed(*p, g);
+                let g = decayed_gradient(g, clip, *p, c.weight_decay);
                 *s = c.alpha * *s + c.one_minus_alpha * g * g;
                 apply(p, g, s.sqrt() + c.eps, Some(b));
             }
         }
         (true, momentum) => {
             let centered = |p: &mut f32, g: f32, s: &mut f32, a: &mut f32, b: Option<&mut f32>| {
-                let g = decayed(*p, g);
+                let g = decayed_gradient(g, clip, *p, c.weight_decay);
                 *s = c.alpha * *s + c.one_minus_alpha * g * g;
                 *a = lerp(*a, g, c.one_minus_alpha);
                 apply(p, g, (*s - *a * *a).sqrt() + c.eps, b);
@@ -191,10 +183,7 @@ fn rmsprop(
 
 fn adagrad(c: &AdagradCoefficients, clip: f32, p: Tensor<'_>, g: Grads<'_>, sum: Tensor<'_>) {
     for (p, &g, s) in izip!(p, g, sum) {
-        let mut g = g * clip;
-        if c.weight_decay != 0.0 {
-            g += c.weight_decay * *p;
-        }
+        let g = decayed_gradient(g, clip, *p, c.weight_decay);
         *s += g * g;
         *p -= c.clr * g / (s.sqrt() + c.eps);
     }
@@ -209,10 +198,7 @@ fn adadelta(
 ) {
     let [square_avg, acc_delta] = state;
     for (p, &g, v, u) in izip!(p, g, square_avg, acc_delta) {
-        let mut g = g * clip;
-        if c.weight_decay != 0.0 {
-            g += c.weight_decay * *p;
-        }
+        let g = decayed_gradient(g, clip, *p, c.weight_decay);
         *v = c.rho * *v + c.one_minus_rho * g * g;
         let delta = (*u + c.eps).sqrt() / (*v + c.eps).sqrt() * g;
         *u = c.rho * *u + c.one_minus_rho * delta * delta;
