@@ -1,8 +1,8 @@
 // What every matmul kernel shares (prepended after activation.wgsl): the shape uniform, the
-// epilogue's input `aux`, and the epilogue that stores elements of C. The operands A (`lhs`,
-// binding 0) and B (`rhs`, binding 1) are declared by each kernel or by one of
-// matmul_operands/; C (`result`, binding 3) and the pre-activations (`pre`, binding 4) by one of
-// matmul_results/, which give their accessors result1/set_result1/set_pre1 and the vec4 forms.
+// epilogue's input `aux` and the overrides. The operands A (`lhs`, binding 0) and B (`rhs`,
+// binding 1) are declared by each kernel or by one of matmul_operands/; C (`result`, binding 3)
+// and the pre-activations (`pre`, binding 4) by one of matmul_results/, with the epilogue that
+// stores them.
 //
 // Layouts (row-major): A is [M,K], or [K,M] when TRANSPOSE_A, with rows LDA elements apart and
 // starting OFFSET_A into its binding; B is [K,N], or [N,K] when TRANSPOSE_B; C (and an [M,N]
@@ -50,68 +50,3 @@ override EPILOGUE: u32 = 0u;
 // Where model z's operands start.
 var<private> base_a: u32;
 var<private> base_b: u32;
-
-// Stores element (row, col) of model `model`'s C, `v` being its sum over k, through the
-// epilogue.
-fn store(model: u32, row: u32, col: u32, v: f32) {
-    let local = row * dims.ldc + dims.offset_c + col;
-    let at = model * dims.stride_c + local;
-    let base_aux = model * dims.stride_aux;
-    switch EPILOGUE {
-        case 1u: {
-            let z = v + aux[base_aux + dims.offset_c + col];
-            set_pre1(at, z);
-            set_result1(at, activate(z));
-        }
-        case 2u: {
-            set_result1(at, v * activate_grad(aux[base_aux + local]));
-        }
-        case 3u: {
-            set_result1(at, result1(at) + v);
-        }
-        case 4u: {
-            set_result1(at, (result1(at) + v) * activate_grad(aux[base_aux + local]));
-        }
-        default: {
-            set_result1(at, v);
-        }
-    }
-}
-
-// aux[i..i+3].
-fn aux4(i: u32) -> vec4<f32> {
-    return vec4<f32>(aux[i], aux[i + 1u], aux[i + 2u], aux[i + 3u]);
-}
-
-// act'(z) for each of four pre-activations.
-fn activate_grad4(z: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(activate_grad(z.x), activate_grad(z.y), activate_grad(z.z), activate_grad(z.w));
-}
-
-// Stores elements (row, col..col+3) of model `model`'s C, `v` being their sums over k, through
-// the epilogue: element for element the arithmetic of `store`, in one access per buffer where
-// C is stored as vec4s.
-fn store4(model: u32, row: u32, col: u32, v: vec4<f32>) {
-    let local = row * dims.ldc + dims.offset_c + col;
-    let at = model * dims.stride_c + local;
-    let base_aux = model * dims.stride_aux;
-    switch EPILOGUE {
-        case 1u: {
-            let z = v + aux4(base_aux + dims.offset_c + col);
-            set_pre4(at, z);
-            set_result4(at, vec4<f32>(activate(z.x), activate(z.y), activate(z.z), activate(z.w)));
-        }
-        case 2u: {
-            set_result4(at, v * activate_grad4(aux4(base_aux + local)));
-        }
-        case 3u: {
-            set_result4(at, result4(at) + v);
-        }
-        case 4u: {
-            set_result4(at, (result4(at) + v) * activate_grad4(aux4(base_aux + local)));
-        }
-        default: {
-            set_result4(at, v);
-        }
-    }
-}

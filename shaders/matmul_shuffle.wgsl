@@ -1,9 +1,9 @@
 // Matrix product C[M,N] = op(A)[M,K] * op(B)[K,N] that shares rows of op(A) across a subgroup
 // by shuffles instead of workgroup memory (prepended: activation.wgsl, one of
 // matmul_operands/, which declares `lhs` and `rhs` and their loads lhs1/lhs4, rhs1/rhs4, one
-// of matmul_results/, which declares C and its stores, and matmul_common.wgsl). Where C is
-// stored as vec4s each invocation stores its four columns of a row with one store4 (one vec4
-// store per buffer), else element by element.
+// of matmul_results/, which declares C and `store_quad`, and matmul_common.wgsl). Each
+// invocation stores its four columns of a row with one store_quad: one vec4 store per buffer
+// where C is stored as vec4s, else element by element.
 //
 // A workgroup is WIDTH invocations in a row computing a (8 * ROW_GROUPS) x (4 * WIDTH) tile of C:
 // every invocation owns four adjacent columns of all the tile's rows, as 8 * ROW_GROUPS vec4
@@ -133,29 +133,10 @@ fn main(
         }
     }
 
-    // One store loop per module (RESULT_VEC4 is a constant of the results prelude), so that the
-    // compiler unrolls it and the accumulators stay in registers.
-    if (RESULT_VEC4) {
-        // N % 4 == 0: this invocation's four columns are all in C or all past it.
-        if (col < dims.n) {
-            for (var i = 0u; i < 8u * ROW_GROUPS; i++) {
-                if (row0 + i >= dims.m) {
-                    break;
-                }
-                store4(wid.z, row0 + i, col, acc[i]);
-            }
+    for (var i = 0u; i < 8u * ROW_GROUPS; i++) {
+        if (row0 + i >= dims.m) {
+            break;
         }
-    } else {
-        for (var i = 0u; i < 8u * ROW_GROUPS; i++) {
-            if (row0 + i >= dims.m) {
-                break;
-            }
-            for (var j = 0u; j < 4u; j++) {
-                if (col + j >= dims.n) {
-                    break;
-                }
-                store(wid.z, row0 + i, col + j, acc[i][j]);
-            }
-        }
+        store_quad(wid.z, row0 + i, col, acc[i]);
     }
 }
