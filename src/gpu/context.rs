@@ -240,6 +240,12 @@ impl GpuContext {
         self.device.features().contains(wgpu::Features::SUBGROUP)
     }
 
+    /// Whether `tile` runs here: every square tile does, the shuffle tiles where
+    /// [`GpuContext::has_shuffles`].
+    pub fn runs(&self, tile: MatmulTile) -> bool {
+        self.has_shuffles() || !matches!(tile, MatmulTile::Shuffle { .. })
+    }
+
     /// The tile for `C[m,n] = op(A)[m,k]·op(B)[k,n]`, computed for `models` side by side,
     /// under this context's [`Tuning`]: the fixed default, or the fastest on this adapter (timed
     /// now if its shape class is new).

@@ -90,7 +90,7 @@ impl Gemm {
                 "a {m}x{n}x{k} product with these layouts cannot be read as vec4s"
             )));
         }
-        if matches!(tile, MatmulTile::Shuffle { .. }) && !ctx.has_shuffles() {
+        if !ctx.runs(tile) {
             return Err(Error::Usage(format!(
                 "the {} tile needs subgroups of at least 8 invocations, which {} lacks",
                 tile.name(),

@@ -94,11 +94,9 @@ impl Tuner {
         vec4: bool,
         models: usize,
     ) -> Result<MatmulTile> {
-        let runnable =
-            |t: &MatmulTile| ctx.has_shuffles() || !matches!(t, MatmulTile::Shuffle { .. });
         let cache = match &self.tuning {
             Tuning::Fixed => return Ok(MatmulTile::for_shape(m, n)),
-            Tuning::Pinned(tile) if runnable(tile) => return Ok(*tile),
+            Tuning::Pinned(tile) if ctx.runs(*tile) => return Ok(*tile),
             Tuning::Pinned(_) => return Ok(MatmulTile::for_shape(m, n)),
             Tuning::Autotune { cache } => cache,
         };
@@ -113,7 +111,7 @@ impl Tuner {
         if let Some(tile) = known
             .as_deref()
             .and_then(MatmulTile::from_name)
-            .filter(runnable)
+            .filter(|&tile| ctx.runs(tile))
         {
             return Ok(tile);
         }
