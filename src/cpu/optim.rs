@@ -1,6 +1,7 @@
 //! The optimizer updates, one element at a time, exactly as the equations in [`crate::optim`].
 
 use itertools::izip;
+use rayon::iter::Either;
 use rayon::prelude::*;
 
 use crate::optim::{
@@ -38,17 +39,17 @@ pub fn update(
 ) -> bool {
     let chunks = params.len().div_ceil(CHUNK);
     // A slot the optimizer does not use gives every chunk an empty slice.
-    let [s0, s1, s2] = state.each_mut().map(|slot| -> Vec<&mut [f32]> {
+    let [s0, s1, s2] = state.each_mut().map(|slot| {
         if slot.is_empty() {
-            (0..chunks).map(|_| &mut [][..]).collect()
+            Either::Left((0..chunks).into_par_iter().map(|_| &mut [][..]))
         } else {
-            slot.chunks_mut(CHUNK).collect()
+            Either::Right(slot.par_chunks_mut(CHUNK))
         }
     });
     params
         .par_chunks_mut(CHUNK)
         .zip(grads.par_chunks(CHUNK))
-        .zip(s0.into_par_iter().zip(s1).zip(s2))
+        .zip(s0.zip(s1).zip(s2))
         .map(|((p, g), ((s0, s1), s2))| {
             match coefficients {
                 Coefficients::Sgd(c) => sgd(c, clip, p, g, s0),
