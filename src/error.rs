@@ -47,6 +47,22 @@ pub enum Error {
         hint: &'static str,
     },
 
+    /// A model and batch would need more of the host's memory than is available.
+    #[error(
+        "this model and batch need about {} of memory ({breakdown}), over the {} available on \
+         this machine; use fewer or narrower layers, or a smaller --batch-size",
+        crate::gpu::mib(*needed),
+        crate::gpu::mib(*available)
+    )]
+    HostMemory {
+        /// Bytes estimated.
+        needed: u64,
+        /// Bytes available (Linux's `MemAvailable`).
+        available: u64,
+        /// What the bytes are for, largest first.
+        breakdown: String,
+    },
+
     /// A tensor's GPU buffer would exceed one of the device's limits.
     #[error(
         "tensor `{tensor}` needs {bytes} bytes, over this device's {limit_name} of {limit} bytes; \
@@ -157,6 +173,16 @@ pub enum Error {
         path: String,
         /// The operating system's reason.
         source: std::io::Error,
+    },
+
+    /// A trained model could not be written where asked; `outcome` says where it went instead,
+    /// or that it is lost.
+    #[error("{failure}; {outcome}")]
+    NotSaved {
+        /// Why the asked-for path failed.
+        failure: Box<Error>,
+        /// Where the model went instead, or what was lost.
+        outcome: String,
     },
 
     /// The GPU reported an error (validation, out of memory, lost device) while doing something.

@@ -4,15 +4,16 @@ mod cli;
 
 use std::process::ExitCode;
 
+use crate::cli::output::errln;
 use clap::Parser;
 use cli::args::{Cli, Command};
 
 /// Prints an error and its causes, the way every command reports failure.
 fn report(error: &dyn std::error::Error) {
-    eprintln!("error: {error}");
+    errln!("error: {error}");
     let mut source = error.source();
     while let Some(cause) = source {
-        eprintln!("  caused by: {cause}");
+        errln!("  caused by: {cause}");
         source = cause.source();
     }
 }
@@ -23,12 +24,12 @@ fn main() -> ExitCode {
         Command::Train(args) => {
             let (signal, failure) = cli::signals::StopSignal::install();
             if let Some(e) = failure {
-                eprintln!("warning: Ctrl-C and SIGTERM will not stop training cleanly: {e}");
+                errln!("warning: Ctrl-C and SIGTERM will not stop training cleanly: {e}");
             }
             cli::train::run(args, signal).map(|outcome| match outcome {
                 cli::train::Outcome::Done => ExitCode::SUCCESS,
                 cli::train::Outcome::Interrupted(path, signal) => {
-                    eprintln!(
+                    errln!(
                         "interrupted by {}: training state written to {}; continue with --resume {}",
                         cli::signals::name(signal),
                         path.display(),
@@ -41,12 +42,12 @@ fn main() -> ExitCode {
         Command::Sweep(args) => {
             let (signal, failure) = cli::signals::StopSignal::install();
             if let Some(e) = failure {
-                eprintln!("warning: Ctrl-C and SIGTERM will not stop the sweep cleanly: {e}");
+                errln!("warning: Ctrl-C and SIGTERM will not stop the sweep cleanly: {e}");
             }
             cli::sweep::run(args, signal).map(|outcome| match outcome {
                 cli::sweep::Outcome::Done => ExitCode::SUCCESS,
                 cli::sweep::Outcome::Interrupted(signal) => {
-                    eprintln!(
+                    errln!(
                         "interrupted by {}: the results above are the models' as they stood",
                         cli::signals::name(signal)
                     );

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::args::{BatchSizeArgs, DeviceArgs, DeviceChoice, GemmArgs, PackBenchArgs, TableFormat};
 use super::common::adapter_request;
 use super::train::prepare;
+use crate::cli::output::outln;
 
 fn info_json(info: &RunInfo) -> Value {
     json!({
@@ -22,13 +23,18 @@ fn info_json(info: &RunInfo) -> Value {
 }
 
 fn print_info(info: &RunInfo) {
-    println!(
+    outln!(
         "adapter: {} ({}, {})",
-        info.adapter, info.backend, info.driver
+        info.adapter,
+        info.backend,
+        info.driver
     );
-    println!(
+    outln!(
         "model:   {}\ndata:    {}\ndownhill {}, {}\n",
-        info.model, info.data, info.version, info.date
+        info.model,
+        info.data,
+        info.version,
+        info.date
     );
 }
 
@@ -41,14 +47,14 @@ fn emit(
     json_rows: Vec<Value>,
 ) {
     match format {
-        TableFormat::Json => println!(
+        TableFormat::Json => outln!(
             "{:#}",
             json!({"run": info_json(info), "results": json_rows})
         ),
         TableFormat::Csv => {
-            println!("{}", header.join(","));
+            outln!("{}", header.join(","));
             for row in cells {
-                println!("{}", row.join(","));
+                outln!("{}", row.join(","));
             }
         }
         TableFormat::Table => {
@@ -70,9 +76,9 @@ fn emit(
                     .collect::<Vec<_>>()
                     .join("  ")
             };
-            println!("{}", line(header.to_vec()));
+            outln!("{}", line(header.to_vec()));
             for row in cells {
-                println!("{}", line(row.iter().map(String::as_str).collect()));
+                outln!("{}", line(row.iter().map(String::as_str).collect()));
             }
         }
     }

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::args::{CheckArgs, CheckFormat};
 use super::common::adapter_request;
 use super::train::prepare;
+use crate::cli::output::outln;
 
 /// Adds `delta` to one entry of the first model's parameters, from `TENSOR:INDEX:DELTA`.
 fn perturb(pack: &mut dyn Pack, spec: &str) -> Result<()> {
@@ -76,22 +77,23 @@ fn print(reports: &[CheckReport], labels: &[String], format: CheckFormat) {
                 "tolerance": {"rel": first.tolerance.rel, "abs": first.tolerance.abs},
                 "passed": passed, "models": models, "version": env!("CARGO_PKG_VERSION"),
             });
-            println!("{value:#}");
+            outln!("{value:#}");
         }
         CheckFormat::Table => {
-            println!(
+            outln!(
                 "tested:    {}\nreference: {}\ntolerance: |gpu - cpu| <= {} + {} * |cpu|",
-                first.tested, first.reference, first.tolerance.abs, first.tolerance.rel
+                first.tested,
+                first.reference,
+                first.tolerance.abs,
+                first.tolerance.rel
             );
             for (k, (report, label)) in reports.iter().zip(labels).enumerate() {
                 if reports.len() > 1 {
-                    println!(
-                        "\nmodel {k} ({label}), packed on the GPU, against it alone on the CPU"
-                    );
+                    outln!("\nmodel {k} ({label}), packed on the GPU, against it alone on the CPU");
                 }
                 print_steps(report);
             }
-            println!(
+            outln!(
                 "\n{}",
                 match (passed, reports.len()) {
                     (true, 1) => "check passed".to_string(),
@@ -105,8 +107,8 @@ fn print(reports: &[CheckReport], labels: &[String], format: CheckFormat) {
 
 /// One model's steps as a table.
 fn print_steps(report: &CheckReport) {
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:>5}  {:>11} {:>11}  {:>11} {:>11} {:<22}  {:>11} {:>11} {:<22}  result",
         "step",
         "loss abs",
@@ -120,7 +122,7 @@ fn print_steps(report: &CheckReport) {
     );
     for s in &report.steps {
         let ok = s.loss.passed && s.gradients.passed && s.parameters.passed;
-        println!(
+        outln!(
             "{:>5}  {:>11.3e} {:>11.3e}  {:>11.3e} {:>11.3e} {:<22}  {:>11.3e} {:>11.3e} {:<22}  {}",
             s.step,
             s.loss.max_abs,

@@ -12,6 +12,7 @@ use downhill::{
 use downhill::gpu::Tuning;
 
 use super::args::{BackendChoice, DataArgs, DeviceArgs, DeviceChoice};
+use crate::cli::output::errln;
 
 /// The adapter the flags choose: `--adapter` is an index in `downhill devices`' list or a
 /// piece of an adapter's name; `--backend` narrows it to one API.
@@ -61,7 +62,7 @@ pub fn on_device<T>(
 ) -> Result<T> {
     let say = |text: String| {
         if !quiet {
-            eprintln!("{text}");
+            errln!("{text}");
         }
     };
     let choice = single_device(device)?;
@@ -157,7 +158,7 @@ pub fn dataset(args: &DataArgs, seed: u64) -> Result<Option<Dataset>> {
             );
             let (data, dropped) = load_csv(path, &options)?;
             if dropped > 0 {
-                eprintln!(
+                errln!(
                     "data: {}: dropped {dropped} row(s) with NaN or infinite values (--drop-nonfinite), kept {}",
                     path.display(),
                     data.rows()

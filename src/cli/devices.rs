@@ -1,5 +1,6 @@
 //! `downhill devices`.
 
+use crate::cli::output::outln;
 use downhill::tools::DeviceReport;
 
 fn mib(bytes: u64) -> String {
@@ -8,14 +9,14 @@ fn mib(bytes: u64) -> String {
 
 pub fn print_devices(devices: &[DeviceReport]) {
     if devices.is_empty() {
-        println!(
+        outln!(
             "no GPU adapters found; on Debian/Ubuntu install the software Vulkan driver with \
              `apt-get install mesa-vulkan-drivers`"
         );
         return;
     }
     for d in devices {
-        println!("[{}] {}", d.index, d.name);
+        outln!("[{}] {}", d.index, d.name);
         let rows = [
             ("backend", d.backend.clone()),
             ("type", d.device_type.clone()),
@@ -42,7 +43,7 @@ pub fn print_devices(devices: &[DeviceReport]) {
             ),
         ];
         for (key, value) in rows {
-            println!("    {key:<20} {value}");
+            outln!("    {key:<20} {value}");
         }
     }
 }

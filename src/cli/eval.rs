@@ -10,6 +10,7 @@ use ndarray::{Array2, Axis};
 
 use super::args::{EvalArgs, PredictArgs};
 use super::common::{csv_options, dataset, engine};
+use crate::cli::output::{errln, outln};
 
 /// An optimizer for engines that only run forward passes.
 fn inference(model: &downhill::ModelSpec, loss: downhill::Loss) -> Setup {
@@ -46,10 +47,10 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         false,
     )?;
     let metrics = engine.evaluate(&Batch::new(data.features.view(), data.targets.view()))?;
-    println!("rows {}", metrics.rows);
-    println!("loss {:.6}", metrics.loss());
+    outln!("rows {}", metrics.rows);
+    outln!("loss {:.6}", metrics.loss());
     if let Some(acc) = metrics.accuracy(checkpoint.loss) {
-        println!("accuracy {:.2}%", 100.0 * acc);
+        outln!("accuracy {:.2}%", 100.0 * acc);
     }
     Ok(())
 }
@@ -103,7 +104,7 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
         outputs
     };
     write_predictions(&a.output, &result, a.classes)?;
-    eprintln!(
+    errln!(
         "wrote {} predictions to {}",
         result.nrows(),
         a.output.display()

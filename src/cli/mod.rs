@@ -6,6 +6,8 @@ pub mod check;
 pub mod common;
 pub mod devices;
 pub mod eval;
+pub mod optimizer_flags;
+pub mod output;
 pub mod signals;
 pub mod sweep;
 pub mod train;

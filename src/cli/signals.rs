@@ -1,52 +1,97 @@
-//! Stopping training cleanly on SIGINT (Ctrl-C) or SIGTERM: the first signal is recorded for the
-//! training loop to notice after its current step; a second one of either ends the process at
-//! once with the conventional status.
+//! Stopping cleanly on SIGINT (Ctrl-C), SIGTERM or SIGHUP (a closed terminal or ssh session).
+//!
+//! While data loads and the engine is built, nothing has been trained, so a signal ends the
+//! process at once with the conventional status. Once training has started, the first signal is
+//! recorded for the training loop to notice after its current step (it then writes the training
+//! state and exits); a second one says that the run is stopping and still waits for that state to
+//! be whole; a third ends the process at once, saying that the state was not written (the
+//! previous one, written atomically, is intact).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::flag;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::cli::output::errln;
 
 /// The signal that asked training to stop, if any arrived.
 #[derive(Clone)]
-pub struct StopSignal(Arc<AtomicUsize>);
+pub struct StopSignal {
+    received: Arc<AtomicUsize>,
+    training: Arc<AtomicBool>,
+}
 
 impl StopSignal {
-    /// Installs the handlers. Returns a description of what failed when the handlers could not
-    /// be installed (the run then cannot stop cleanly, but can still train).
+    /// Starts the thread that handles the signals. Returns a description of what failed when the
+    /// handlers could not be installed (the run then cannot stop cleanly, but can still train).
     pub fn install() -> (Self, Option<std::io::Error>) {
-        let received = Arc::new(AtomicUsize::new(0));
-        let pending = Arc::new(AtomicBool::new(false));
-        let mut failure = None;
-        for signal in [SIGINT, SIGTERM] {
-            // Order matters: the shutdown check runs before the flag is set, so it only fires on
-            // a second signal.
-            let installed = flag::register_conditional_shutdown(
-                signal,
-                exit_status(signal as usize).into(),
-                Arc::clone(&pending),
-            )
-            .and_then(|_| flag::register(signal, Arc::clone(&pending)))
-            .and_then(|_| flag::register_usize(signal, Arc::clone(&received), signal as usize));
-            if let Err(e) = installed {
-                failure.get_or_insert(e);
-            }
-        }
-        (Self(received), failure)
+        let stop = Self {
+            received: Arc::new(AtomicUsize::new(0)),
+            training: Arc::new(AtomicBool::new(false)),
+        };
+        let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+            Ok(s) => s,
+            Err(e) => return (stop, Some(e)),
+        };
+        let handler = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for (count, signal) in signals.forever().enumerate() {
+                    handler.handle(signal as usize, count + 1);
+                }
+            });
+        (stop, spawned.err())
+    }
+
+    /// From now on a signal stops training after the current step instead of ending the process.
+    pub fn training_started(&self) {
+        self.training.store(true, Ordering::SeqCst);
     }
 
     /// The signal number received, if any.
     pub fn received(&self) -> Option<usize> {
-        match self.0.load(Ordering::SeqCst) {
+        match self.received.load(Ordering::SeqCst) {
             0 => None,
             s => Some(s),
         }
     }
+
+    /// What the `count`-th signal does.
+    fn handle(&self, signal: usize, count: usize) {
+        if !self.training.load(Ordering::SeqCst) {
+            errln!(
+                "interrupted by {} before training started; nothing was trained or written",
+                name(signal)
+            );
+            signal_hook::low_level::exit(exit_status(signal).into());
+        }
+        match count {
+            1 => {
+                let _ =
+                    self.received
+                        .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+            }
+            2 => errln!(
+                "{} again: stopping once the training state is written; a third signal exits at \
+                 once without it",
+                name(signal)
+            ),
+            _ => {
+                errln!(
+                    "{}: exiting at once; the training state of this stop was not written (a \
+                     training state written earlier is intact)",
+                    name(signal)
+                );
+                signal_hook::low_level::exit(exit_status(signal).into());
+            }
+        }
+    }
 }
 
-/// The shell's convention for a process ended by `signal`: 128 + its number (130 for SIGINT,
-/// 143 for SIGTERM).
+/// The shell's convention for a process ended by `signal`: 128 + its number (129 for SIGHUP, 130
+/// for SIGINT, 143 for SIGTERM).
 pub fn exit_status(signal: usize) -> u8 {
     u8::try_from(128 + signal).unwrap_or(u8::MAX)
 }
@@ -54,6 +99,7 @@ pub fn exit_status(signal: usize) -> u8 {
 /// The signal's name, for messages.
 pub fn name(signal: usize) -> &'static str {
     match signal as i32 {
+        SIGHUP => "SIGHUP",
         SIGINT => "SIGINT",
         SIGTERM => "SIGTERM",
         _ => "a signal",

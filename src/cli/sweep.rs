@@ -18,6 +18,7 @@ use super::args::{CheckFormat, SweepArgs, TrainArgs};
 use super::common::on_device;
 use super::signals::StopSignal;
 use super::train::{Prepared, prepare, run_config};
+use crate::cli::output::{errln, outln};
 
 /// Where the best model goes when --save is not given.
 const DEFAULT_SAVE: &str = "sweep-best.safetensors";
@@ -47,7 +48,7 @@ impl Reporter {
     fn say(&self, line: String) {
         match (&self.bar, self.quiet) {
             (Some(bar), _) => bar.println(line),
-            (None, false) => eprintln!("{line}"),
+            (None, false) => errln!("{line}"),
             (None, true) => {}
         }
     }
@@ -55,10 +56,11 @@ impl Reporter {
 
 impl SweepObserver for Reporter {
     fn started(&mut self, streamed_because: Option<&str>, total_steps: u64) {
+        self.interrupted.training_started();
         if self.quiet {
             return;
         }
-        eprintln!(
+        errln!(
             "sweep: {} models side by side, {total_steps} steps; data {}",
             self.labels.len(),
             match streamed_because {
@@ -190,7 +192,7 @@ fn print_table(report: &SweepReport, settings: &[Setting], grid: &Grid) {
         "  {:>5}  {:>11}  {:>9}  {:>11}  {:>9}  status",
         "seed", "train_loss", "train_acc", "val_loss", "val_acc"
     );
-    println!("{header}");
+    outln!("{header}");
     let percent = |v: f64| format!("{:.2}%", 100.0 * v);
     for (k, (run, s)) in report.models.iter().zip(settings).enumerate() {
         let last = run.epochs.last();
@@ -214,7 +216,7 @@ fn print_table(report: &SweepReport, settings: &[Setting], grid: &Grid) {
             format_option(last.and_then(|r| r.val_loss), |l| format!("{l:.5}")),
             format_option(last.and_then(|r| r.val_accuracy), percent),
         );
-        println!("{line}");
+        outln!("{line}");
     }
 }
 
@@ -247,7 +249,7 @@ fn print_json(report: &SweepReport, settings: &[Setting], saved: Option<&std::pa
         "models": models, "best": report.best, "steps": report.steps,
         "saved": saved.map(|p| p.display().to_string()), "version": env!("CARGO_PKG_VERSION"),
     });
-    println!("{value:#}");
+    outln!("{value:#}");
 }
 
 /// One loss curve per model against the step, on a log scale.
@@ -384,7 +386,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         )));
     };
     if !a.quiet {
-        eprintln!(
+        errln!(
             "best: model {best} ({}); saved {}",
             labels[best],
             path.display()

@@ -1,25 +1,28 @@
 //! `downhill train`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use downhill::checkpoint::{ModelCheckpoint, load_init, load_state, save_model};
+use downhill::checkpoint::{ModelCheckpoint, load_init, load_state};
 use downhill::data::load::{adapt_targets, outputs_for};
 use downhill::data::mapped::MappedNpy;
 use downhill::data::{Dataset, Standardizer};
-use downhill::optim::{Adadelta, Adagrad, Adam, AdamW, LrSchedule, RmsProp, Sgd};
+use downhill::fsio::check_output;
+use downhill::optim::LrSchedule;
 use downhill::plot::{Chart, Series, write_svg};
+use downhill::rescue::save_model_or_rescue;
 use downhill::train::{
     CheckpointPlan, EpochRecord, Observer, Progress, Residency, Stop, TrainConfig, TrainData, train,
 };
-use downhill::{Activation, Error, Loss, ModelSpec, Optimizer, Parameters, Result, Setup, Targets};
+use downhill::{Activation, Error, Loss, ModelSpec, Parameters, Result, Setup, Targets};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::args::{OptimizerChoice, ResidencyChoice, TrainArgs};
+use super::args::{DeviceChoice, ResidencyChoice, TrainArgs};
 use super::common::{dataset, engine, state_path_for};
 use super::signals::StopSignal;
+use crate::cli::output::{errln, outln};
 
 /// What the command reports when it ends.
 pub enum Outcome {
@@ -58,123 +61,6 @@ pub fn one_model(a: &TrainArgs, command: &str) -> Result<()> {
     Ok(())
 }
 
-/// The optimizer the flags describe, with PyTorch's defaults for what they leave out (and the
-/// first value of a list: a sweep's base). Flags that do not apply to the chosen optimizer are
-/// ignored with a warning, so one script can pass every hyperparameter.
-fn optimizer(a: &TrainArgs) -> Result<Optimizer> {
-    let lr = a.lr.first().copied();
-    let momentum = a.momentum.first().copied();
-    let weight_decay = a.weight_decay.first().copied();
-    let used: &[(&str, bool)] = &[
-        ("--beta1", a.beta1.is_some()),
-        ("--beta2", a.beta2.is_some()),
-        ("--amsgrad", a.amsgrad),
-        ("--momentum", momentum.is_some()),
-        ("--dampening", a.dampening.is_some()),
-        ("--nesterov", a.nesterov),
-        ("--alpha", a.alpha.is_some()),
-        ("--centered", a.centered),
-        ("--lr-decay", a.lr_decay.is_some()),
-        (
-            "--initial-accumulator-value",
-            a.initial_accumulator_value.is_some(),
-        ),
-        ("--rho", a.rho.is_some()),
-    ];
-    let allowed: &[&str] = match a.optimizer {
-        OptimizerChoice::Sgd => &["--momentum", "--dampening", "--nesterov"],
-        OptimizerChoice::Adam | OptimizerChoice::Adamw => &["--beta1", "--beta2", "--amsgrad"],
-        OptimizerChoice::Rmsprop => &["--alpha", "--centered", "--momentum"],
-        OptimizerChoice::Adagrad => &["--lr-decay", "--initial-accumulator-value"],
-        OptimizerChoice::Adadelta => &["--rho"],
-    };
-    let mut ignored: Vec<&str> = used
-        .iter()
-        .filter(|(flag, on)| *on && !allowed.contains(flag))
-        .map(|(f, _)| *f)
-        .collect();
-    if a.optimizer == OptimizerChoice::Sgd && a.eps.is_some() {
-        ignored.push("--eps");
-    }
-    if !ignored.is_empty() && !a.quiet {
-        eprintln!(
-            "warning: {} {} not apply to {:?} and {} ignored",
-            ignored.join(", "),
-            if ignored.len() == 1 { "does" } else { "do" },
-            a.optimizer,
-            if ignored.len() == 1 { "is" } else { "are" },
-        );
-    }
-    let o = match a.optimizer {
-        OptimizerChoice::Sgd => {
-            let d = Sgd::default();
-            Optimizer::Sgd(Sgd {
-                lr: lr.unwrap_or(d.lr),
-                momentum: momentum.unwrap_or(d.momentum),
-                dampening: a.dampening.unwrap_or(d.dampening),
-                weight_decay: weight_decay.unwrap_or(d.weight_decay),
-                nesterov: a.nesterov,
-            })
-        }
-        OptimizerChoice::Adam => {
-            let d = Adam::default();
-            Optimizer::Adam(Adam {
-                lr: lr.unwrap_or(d.lr),
-                beta1: a.beta1.unwrap_or(d.beta1),
-                beta2: a.beta2.unwrap_or(d.beta2),
-                eps: a.eps.unwrap_or(d.eps),
-                weight_decay: weight_decay.unwrap_or(d.weight_decay),
-                amsgrad: a.amsgrad,
-            })
-        }
-        OptimizerChoice::Adamw => {
-            let d = AdamW::default();
-            Optimizer::AdamW(AdamW {
-                lr: lr.unwrap_or(d.lr),
-                beta1: a.beta1.unwrap_or(d.beta1),
-                beta2: a.beta2.unwrap_or(d.beta2),
-                eps: a.eps.unwrap_or(d.eps),
-                weight_decay: weight_decay.unwrap_or(d.weight_decay),
-                amsgrad: a.amsgrad,
-            })
-        }
-        OptimizerChoice::Rmsprop => {
-            let d = RmsProp::default();
-            Optimizer::RmsProp(RmsProp {
-                lr: lr.unwrap_or(d.lr),
-                alpha: a.alpha.unwrap_or(d.alpha),
-                eps: a.eps.unwrap_or(d.eps),
-                weight_decay: weight_decay.unwrap_or(d.weight_decay),
-                momentum: momentum.unwrap_or(d.momentum),
-                centered: a.centered,
-            })
-        }
-        OptimizerChoice::Adagrad => {
-            let d = Adagrad::default();
-            Optimizer::Adagrad(Adagrad {
-                lr: lr.unwrap_or(d.lr),
-                lr_decay: a.lr_decay.unwrap_or(d.lr_decay),
-                weight_decay: weight_decay.unwrap_or(d.weight_decay),
-                initial_accumulator_value: a
-                    .initial_accumulator_value
-                    .unwrap_or(d.initial_accumulator_value),
-                eps: a.eps.unwrap_or(d.eps),
-            })
-        }
-        OptimizerChoice::Adadelta => {
-            let d = Adadelta::default();
-            Optimizer::Adadelta(Adadelta {
-                lr: lr.unwrap_or(d.lr),
-                rho: a.rho.unwrap_or(d.rho),
-                eps: a.eps.unwrap_or(d.eps),
-                weight_decay: weight_decay.unwrap_or(d.weight_decay),
-            })
-        }
-    };
-    o.validate()?;
-    Ok(o)
-}
-
 /// Prints progress: a bar on a terminal, plain lines otherwise; writes the JSONL log; notes
 /// interruptions.
 struct Reporter {
@@ -195,10 +81,11 @@ fn percent(v: Option<f64>) -> String {
 
 impl Observer for Reporter {
     fn started(&mut self, streamed_because: Option<&str>, first_step: u64, total_steps: u64) {
+        self.interrupted.training_started();
         if self.quiet {
             return;
         }
-        eprintln!(
+        errln!(
             "data: {} ({} batches, steps {}..{total_steps})",
             match streamed_because {
                 None => "resident on the device, gathered by index".to_string(),
@@ -219,7 +106,7 @@ impl Observer for Reporter {
     }
 
     fn data_changed(&mut self, then: &str, now: &str) {
-        eprintln!(
+        errln!(
             "warning: the training data differs from the data the training state was saved with \
              ({then} then, {now} now); resuming anyway"
         );
@@ -260,7 +147,7 @@ impl Observer for Reporter {
                 bar.set_position(r.step);
                 bar.println(line);
             }
-            (None, false) => eprintln!("{line}"),
+            (None, false) => errln!("{line}"),
             (None, true) => {}
         }
         self.lines.push(
@@ -271,11 +158,20 @@ impl Observer for Reporter {
             })
             .to_string(),
         );
-        if let Some(path) = &self.metrics_path
-            && let Err(e) =
-                downhill::fsio::write_atomic(path, (self.lines.join("\n") + "\n").as_bytes())
-        {
-            self.failed_write.get_or_insert(e);
+        // A failed write is retried at the next epoch (the whole log each time); only the last
+        // attempt's failure stands.
+        if let Some(path) = &self.metrics_path {
+            match downhill::fsio::write_atomic(path, (self.lines.join("\n") + "\n").as_bytes()) {
+                Ok(()) => self.failed_write = None,
+                Err(e) => {
+                    if self.failed_write.is_none() {
+                        errln!(
+                            "warning: {e}; training goes on, and the log is tried again at the next epoch"
+                        );
+                    }
+                    self.failed_write = Some(e);
+                }
+            }
         }
         self.records.push(r.clone());
     }
@@ -317,7 +213,7 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
         a.data.clone()
     };
     if default_run && !a.quiet {
-        eprintln!(
+        errln!(
             "data: built-in digits (1,797 8x8 images, 10 classes), standardised, 20% held out for validation"
         );
     }
@@ -458,8 +354,9 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
     let setup = Setup {
         model,
         loss,
-        optimizer: optimizer(a)?,
+        optimizer: super::optimizer_flags::optimizer(a)?,
     };
+    check_host_memory(a, &setup, train_data.rows())?;
     let start = init.as_ref().map_or_else(
         || Parameters::init(&setup.model, a.seed),
         |c| c.parameters.clone(),
@@ -476,8 +373,47 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
     })
 }
 
+/// Refuses a model whose host-side arrays exceed the memory available, before any is allocated:
+/// the starting parameters of every model the flags describe (`K` = the product of the list
+/// lengths and `--restarts`), and, when the CPU engine may train them, its parameters, gradients,
+/// optimizer state and a batch's activations. (The GPU engine checks the device's memory itself.)
+fn check_host_memory(a: &TrainArgs, setup: &Setup, rows: usize) -> Result<()> {
+    use downhill::host_memory::{activation_bytes, check, parameter_bytes};
+    let models = [a.lr.len(), a.momentum.len(), a.weight_decay.len()]
+        .iter()
+        .map(|&n| n.max(1) as u64)
+        .chain([a.restarts.max(1)])
+        .product::<u64>();
+    let copy = parameter_bytes(&setup.model).saturating_mul(models);
+    let on_cpu = a.device.device.iter().all(|d| *d != DeviceChoice::Gpu);
+    let cpu = |bytes: u64| if on_cpu { bytes } else { 0 };
+    let slots = setup.optimizer.state_slots().len() as u64;
+    let batch = a.batch_size.min(rows.max(1));
+    check(&[
+        ("starting parameters", copy),
+        ("parameters", cpu(copy)),
+        ("gradients", cpu(copy)),
+        ("optimizer state", cpu(copy.saturating_mul(slots))),
+        (
+            "activations",
+            cpu(activation_bytes(&setup.model, batch).saturating_mul(models)),
+        ),
+    ])
+}
+
 pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
     one_model(a, "train")?;
+    let state_path = a
+        .checkpoint
+        .clone()
+        .or_else(|| a.save.as_deref().map(state_path_for))
+        .unwrap_or_else(|| "downhill.state.safetensors".into());
+    check_outputs(&[
+        ("--save", a.save.as_deref()),
+        ("--checkpoint", Some(&state_path)),
+        ("--metrics", a.metrics.as_deref()),
+        ("--plot", a.plot.as_deref()),
+    ])?;
     let Prepared {
         epochs,
         resume,
@@ -507,11 +443,6 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
         Some(source) => TrainData::Mapped(Arc::new(source)),
         None => TrainData::Memory(Arc::new(train_data)),
     };
-    let state_path = a
-        .checkpoint
-        .clone()
-        .or_else(|| a.save.as_deref().map(state_path_for))
-        .unwrap_or_else(|| "downhill.state.safetensors".into());
     let config = TrainConfig {
         early_stopping: a.early_stopping,
         checkpoint: Some(CheckpointPlan {
@@ -543,70 +474,124 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
     if let Some(bar) = &reporter.bar {
         bar.finish_and_clear();
     }
-    let report = report?;
-    if let Some(e) = reporter.failed_write {
-        return Err(e);
-    }
+    let trained = |engine: &mut dyn downhill::Engine| -> Result<ModelCheckpoint> {
+        Ok(ModelCheckpoint {
+            model: model.clone(),
+            loss,
+            parameters: engine.parameters()?,
+            standardizer: stats.clone(),
+        })
+    };
+    let report = match report {
+        Ok(report) => report,
+        // A training state that could not be written: the model is still in the engine.
+        Err(e @ Error::Io { .. }) => {
+            let rescue_path = a.save.clone().unwrap_or_else(|| state_path.clone());
+            return Err(
+                match save_model_or_rescue(&rescue_path, &trained(engine.as_mut())?) {
+                    Ok(()) => Error::NotSaved {
+                        failure: Box::new(e),
+                        outcome: format!(
+                            "the model as it stood was saved to {}",
+                            rescue_path.display()
+                        ),
+                    },
+                    Err(rescued) => Error::NotSaved {
+                        failure: Box::new(e),
+                        outcome: rescued.to_string(),
+                    },
+                },
+            );
+        }
+        Err(e) => return Err(e),
+    };
+    // One output that fails never costs another: each is tried, and the failures reported at
+    // the end.
+    let mut failures: Vec<Error> = reporter.failed_write.take().into_iter().collect();
     if report.stop == Stop::Interrupted {
         let signal = reporter.interrupted.received().unwrap_or_default();
-        return Ok(Outcome::Interrupted(state_path, signal));
+        return finish(failures, Outcome::Interrupted(state_path, signal));
     }
     if report.stop == Stop::EarlyStopping && !a.quiet {
-        eprintln!(
+        errln!(
             "early stopping: no improvement in validation loss for {} epochs; kept the best model",
             a.early_stopping.unwrap_or(0)
         );
     }
     if let Some(path) = &a.save {
-        save_model(
-            path,
-            &ModelCheckpoint {
-                model,
-                loss,
-                parameters: engine.parameters()?,
-                standardizer: stats,
-            },
-        )?;
-        if !a.quiet {
-            eprintln!("saved {}", path.display());
+        match save_model_or_rescue(path, &trained(engine.as_mut())?) {
+            Ok(()) if !a.quiet => errln!("saved {}", path.display()),
+            Ok(()) => {}
+            Err(e) => failures.push(e),
         }
     }
-    if let Some(path) = &a.plot {
-        let curve = |name: &str, f: &dyn Fn(&EpochRecord) -> Option<f64>| Series {
-            name: name.to_string(),
-            points: reporter
-                .records
-                .iter()
-                .filter_map(|r| f(r).map(|y| (r.epoch as f64, y)))
-                .collect(),
-        };
-        let mut series = vec![curve("train loss", &|r| Some(r.train_loss))];
-        if val_data.is_some() {
-            series.push(curve("validation loss", &|r| r.val_loss));
-        }
-        write_svg(
-            path,
-            &[Chart {
-                title: format!("{} loss", loss.name()),
-                x_label: "epoch".into(),
-                y_label: "loss (mean per sample)".into(),
-                series,
-                log_x: false,
-                log_y: false,
-            }],
-        )?;
+    if let Some(path) = &a.plot
+        && let Err(e) = plot(path, &reporter.records, loss, val_data.is_some())
+    {
+        failures.push(e);
     }
     if let Some(last) = reporter.records.last() {
         if let Some(v) = last.val_loss {
-            println!("val_loss {v:.5}");
+            outln!("val_loss {v:.5}");
         }
         if let Some(acc) = last.val_accuracy {
-            println!("val_accuracy {}", percent(Some(acc)));
+            outln!("val_accuracy {}", percent(Some(acc)));
         } else if last.val_loss.is_none() {
-            println!("train_loss {:.5}", last.train_loss);
+            outln!("train_loss {:.5}", last.train_loss);
         }
     }
-    Ok(Outcome::Done)
+    finish(failures, Outcome::Done)
+}
+
+/// Checks every output path before any work (see [`downhill::fsio::check_output`]).
+pub fn check_outputs(outputs: &[(&str, Option<&Path>)]) -> Result<()> {
+    outputs
+        .iter()
+        .filter_map(|(flag, path)| path.map(|p| (flag, p)))
+        .try_for_each(|(flag, path)| check_output(path, flag))
+}
+
+/// `outcome` when every output was written; else each failure printed, and an error that counts
+/// them.
+pub fn finish<T>(failures: Vec<Error>, outcome: T) -> Result<T> {
+    match failures.len() {
+        0 => Ok(outcome),
+        1 => Err(failures.into_iter().next().expect("one failure")),
+        n => {
+            for failure in &failures {
+                errln!("error: {failure}");
+            }
+            Err(Error::Usage(format!(
+                "{n} outputs could not be written (above); the others were"
+            )))
+        }
+    }
+}
+
+/// Train and validation loss against the epoch.
+fn plot(path: &Path, records: &[EpochRecord], loss: Loss, validation: bool) -> Result<()> {
+    let curve = |name: &str, f: &dyn Fn(&EpochRecord) -> Option<f64>| Series {
+        name: name.to_string(),
+        points: records
+            .iter()
+            .filter_map(|r| f(r).map(|y| (r.epoch as f64, y)))
+            .collect(),
+    };
+    let mut series = vec![curve("train loss", &|r| Some(r.train_loss))];
+    if validation {
+        series.push(curve("validation loss", &|r| r.val_loss));
+    }
+    write_svg(
+        path,
+        &[Chart {
+            title: format!("{} loss", loss.name()),
+            x_label: "epoch".into(),
+            y_label: "loss (mean per sample)".into(),
+            series,
+            log_x: false,
+            log_y: false,
+        }],
+    )
 }
 
 /// The run the flags describe over `epochs`: batches, order, schedule, clipping, read-backs and
@@ -657,7 +642,7 @@ fn too_large_for_memory(data: &super::args::DataArgs, quiet: bool) -> bool {
         });
     let too_large = is_npy && available.is_some_and(|a| size > a / 2);
     if too_large && !quiet {
-        eprintln!(
+        errln!(
             "data: {} ({} MiB) is over half the available memory; memory-mapping it and streaming batches from disk",
             path.display(),
             size >> 20

@@ -47,6 +47,12 @@ impl CpuEngine {
         setup.optimizer.validate()?;
         params.check_shapes(&setup.model)?;
         let slots = setup.optimizer.state_slots();
+        let copy = crate::host_memory::parameter_bytes(&setup.model);
+        crate::host_memory::check(&[
+            ("parameters", copy),
+            ("gradients", copy),
+            ("optimizer state", copy.saturating_mul(slots.len() as u64)),
+        ])?;
         let state = params
             .named_tensors()
             .iter()

@@ -1,0 +1,11 @@
+//! Files: reading inputs with errors that name the path, and writing outputs so that a crash
+//! never leaves a torn file and nothing that is not ours is replaced.
+
+mod preflight;
+mod read;
+mod target;
+mod write;
+
+pub use preflight::check_output;
+pub use read::read;
+pub use write::write_atomic;
