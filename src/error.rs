@@ -1,6 +1,16 @@
 //! The library's error type: every failure a caller can cause says what was wrong,
 //! where, and what to do about it.
 
+/// `x` as a person writes it: `0.01` or `250`, and `1e300` or `3.2e-9` (not 301 digits) outside
+/// `[1e-4, 1e6)`.
+pub fn readable(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() || (1e-4..1e6).contains(&x.abs()) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
 /// Result alias used throughout downhill.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -82,7 +92,7 @@ pub enum Error {
     },
 
     /// An optimizer hyperparameter is outside its valid range.
-    #[error("invalid {optimizer} hyperparameter {name} = {value}: {reason}")]
+    #[error("invalid {optimizer} hyperparameter {name} = {}: {reason}", readable(*value))]
     InvalidHyperparameter {
         /// Optimizer name (`SGD`, `Adam`, ...).
         optimizer: &'static str,
@@ -140,9 +150,11 @@ pub enum Error {
 
     /// The loss, a gradient or a parameter became NaN or infinite.
     #[error(
-        "training diverged: at step {step}, {what} (learning rate {lr}); lower the learning rate \
-         (e.g. --lr {suggested}), or clip gradients with --clip-norm; the last checkpoint written, \
-         if any, is from before this and was kept"
+        "training diverged: at step {step}, {what} (learning rate {}); lower the learning rate \
+         (e.g. --lr {}), or clip gradients with --clip-norm; the last checkpoint written, if any, \
+         is from before this and was kept",
+        readable(*lr),
+        readable(*suggested)
     )]
     Diverged {
         /// The step at which it was seen (the first read-back after it happened).

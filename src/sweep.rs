@@ -15,7 +15,8 @@ use crate::model::{ModelSpec, Parameters};
 use crate::optim::Optimizer;
 use crate::pack::{Member, Pack};
 use crate::train::{
-    EpochRecord, Feed, Input, Stop, TrainConfig, TrainData, check_data, place, run_length,
+    EpochRecord, Feed, Input, Stop, TrainConfig, TrainData, check_data, loss_divergence,
+    loss_limit, place, reference_rows, run_length,
 };
 
 /// Why restarts cannot start from one given set of parameters.
@@ -242,6 +243,16 @@ pub fn sweep(
     let streamed_because = place(config.residency, data, |d| pack.load_resident(d))?;
     let resident = streamed_because.is_none();
     let mut feed = Feed::new(data, order, resident, 0, total);
+    let limits: Vec<Option<f64>> = match config.divergence_threshold {
+        Some(_) => {
+            let (features, targets) = reference_rows(data)?;
+            pack.evaluate(&Batch::new(features.view(), targets.view()))?
+                .iter()
+                .map(|m| loss_limit(config.divergence_threshold, m.loss()))
+                .collect()
+        }
+        None => vec![None; models],
+    };
     observer.started(streamed_because.as_deref(), total);
 
     let mut runs = vec![ModelRun::default(); models];
@@ -264,7 +275,7 @@ pub fn sweep(
                 losses.push(f64::NAN);
                 continue;
             }
-            if let Some(what) = m.divergence() {
+            if let Some(what) = loss_divergence(m, limits[k], config.divergence_threshold) {
                 let d = Divergence { step, what };
                 observer.diverged(k, &d);
                 runs[k].diverged = Some(d);

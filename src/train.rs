@@ -6,13 +6,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use ndarray::Array2;
+
 use crate::checkpoint::{ModelCheckpoint, TrainingState, save_state};
 use crate::data::mapped::MappedNpy;
 use crate::data::scheduler::{Order, Source, Stream};
 use crate::data::{Dataset, Standardizer};
 use crate::engine::{Engine, Metrics};
 use crate::error::{Error, Result};
-use crate::loss::Batch;
+use crate::loss::{Batch, Targets};
 use crate::optim::LrSchedule;
 
 /// Where the training rows live.
@@ -91,7 +93,18 @@ pub struct TrainConfig {
     pub residency: Residency,
     /// Training-state checkpoints.
     pub checkpoint: Option<CheckpointPlan>,
+    /// Stop as diverged when a mean training loss read back exceeds this many times the larger of
+    /// 1 and the loss before the first step (measured on up to [`REFERENCE_ROWS`] training
+    /// rows): a loss that grows by orders of magnitude without becoming infinite. `None` checks
+    /// only for NaN and infinity.
+    pub divergence_threshold: Option<f64>,
 }
+
+/// Training rows on which the loss before the first step is measured.
+pub const REFERENCE_ROWS: usize = 1024;
+
+/// The default [`TrainConfig::divergence_threshold`]: three orders of magnitude.
+pub const DEFAULT_DIVERGENCE_THRESHOLD: f64 = 1000.0;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -108,6 +121,7 @@ impl Default for TrainConfig {
             log_every: 50,
             residency: Residency::Auto,
             checkpoint: None,
+            divergence_threshold: Some(DEFAULT_DIVERGENCE_THRESHOLD),
         }
     }
 }
@@ -182,6 +196,8 @@ pub trait Observer {
     /// When resuming: the training state was saved with data whose fingerprint (see
     /// [`Source::checksum`]) was `then`, and the data now has `now`. The run goes on.
     fn data_changed(&mut self, _then: &str, _now: &str) {}
+    /// Something the run goes on despite, in a sentence.
+    fn warning(&mut self, _message: &str) {}
     /// Every `log_every` steps.
     fn progress(&mut self, _progress: &Progress) {}
     /// At every epoch's end.
@@ -259,6 +275,16 @@ impl Feed {
 
 /// The epoch order of `config` over `data`, the batches per epoch and the steps of the run.
 pub(crate) fn run_length(data: &TrainData, config: &TrainConfig) -> Result<(Order, u64, u64)> {
+    if config.epochs == 0 || config.max_steps == Some(0) {
+        return Err(Error::Usage(
+            "--epochs 0 or --max-steps 0 trains nothing; give at least 1".into(),
+        ));
+    }
+    if data.rows() == 0 {
+        return Err(Error::Usage(
+            "the training data has no rows; there is nothing to train on".into(),
+        ));
+    }
     let order = Order::new(
         data.rows(),
         config.batch_size,
@@ -290,6 +316,47 @@ pub(crate) fn check_data(
             })?;
     }
     Ok(())
+}
+
+/// Up to [`REFERENCE_ROWS`] training rows, evenly spaced, on which the loss before training is
+/// measured for the divergence threshold.
+pub(crate) fn reference_rows(data: &TrainData) -> Result<(Array2<f32>, Targets)> {
+    let rows = data.rows();
+    let indices: Vec<u32> = (0..rows)
+        .step_by(rows.div_ceil(REFERENCE_ROWS).max(1))
+        .map(|r| r as u32)
+        .collect();
+    let mut features = Array2::zeros((0, 0));
+    let targets = data.source().gather(&indices, &mut features)?;
+    Ok((features, targets))
+}
+
+/// The mean training loss above which a model counts as diverged, from its loss `start` before
+/// training: `threshold · max(1, start)`; none when there is no threshold or `start` is not
+/// finite.
+pub(crate) fn loss_limit(threshold: Option<f64>, start: f64) -> Option<f64> {
+    threshold
+        .filter(|t| *t > 0.0)
+        .filter(|_| start.is_finite())
+        .map(|t| t * start.max(1.0))
+}
+
+/// Why a mean training loss read back shows divergence: not finite, or over `limit`.
+pub(crate) fn loss_divergence(
+    m: &Metrics,
+    limit: Option<f64>,
+    threshold: Option<f64>,
+) -> Option<String> {
+    m.divergence().or_else(|| {
+        let (limit, loss) = (limit?, m.loss());
+        (m.rows > 0 && loss > limit).then(|| {
+            format!(
+                "the mean training loss grew to {loss:.3e}, over {}× its value before training \
+                 (--divergence-threshold)",
+                crate::error::readable(threshold.unwrap_or_default())
+            )
+        })
+    })
 }
 
 /// Makes `data` resident on the device through `load` when `residency` allows: `None` when it
@@ -344,6 +411,29 @@ pub fn train(
                 state.state.steps
             )));
         }
+        if first == total {
+            observer.warning(&format!(
+                "the training state is at step {first}, where this run ends: nothing is left to \
+                 train, so the model is as the state holds it"
+            ));
+        }
+        if first > total {
+            return Err(Error::Usage(format!(
+                "the training state is at step {first} (epoch {epoch}), and this run ends at step \
+                 {total} (--epochs {}{}): nothing is left to train; give more --epochs",
+                config.epochs,
+                config
+                    .max_steps
+                    .map_or(String::new(), |m| format!(", --max-steps {m}"))
+            )));
+        }
+        if state.seed != config.seed {
+            observer.warning(&format!(
+                "the training state was saved by a run with --seed {}, and this one has --seed {}: \
+                 the batches from here on (and a --val-split) differ from the run it continues",
+                state.seed, config.seed
+            ));
+        }
         let optimizer = engine.setup().optimizer.name();
         if state.optimizer != optimizer {
             return Err(Error::Usage(format!(
@@ -367,6 +457,14 @@ pub fn train(
     {
         observer.data_changed(&state.data_checksum, &checksum);
     }
+    let limit = match config.divergence_threshold {
+        Some(_) => {
+            let (features, targets) = reference_rows(data)?;
+            let start = engine.evaluate(&Batch::new(features.view(), targets.view()))?;
+            loss_limit(config.divergence_threshold, start.loss())
+        }
+        None => None,
+    };
     observer.started(streamed_because.as_deref(), first, total);
 
     let write_state = |engine: &mut dyn Engine,
@@ -421,7 +519,7 @@ pub fn train(
     let loss_kind = engine.setup().loss;
     let collect = |engine: &mut dyn Engine, step: u64, into: &mut [&mut Metrics]| -> Result<()> {
         let m = engine.take_metrics()?;
-        if let Some(what) = m.divergence() {
+        if let Some(what) = loss_divergence(&m, limit, config.divergence_threshold) {
             let lr = engine.learning_rate();
             return Err(Error::Diverged {
                 step,

@@ -384,6 +384,10 @@ pub struct TrainArgs {
     /// Read the training loss back every this many steps.
     #[arg(long, default_value_t = 50)]
     pub log_every: u64,
+    /// Stop as diverged when a training loss read back exceeds this many times the larger of 1
+    /// and the loss before training (0 turns it off; NaN and infinity always stop).
+    #[arg(long, value_name = "FACTOR", default_value_t = downhill::train::DEFAULT_DIVERGENCE_THRESHOLD)]
+    pub divergence_threshold: f64,
     /// Print only the final result.
     #[arg(long)]
     pub quiet: bool,

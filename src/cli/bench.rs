@@ -181,6 +181,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
         ));
     }
     super::train::one_model(&a.run, "bench batch-size")?;
+    super::train::check_outputs(&[("--plot", a.run.plot.as_deref())])?;
     let p = prepare(&a.run)?;
     if p.mapped.is_some() {
         return Err(Error::Usage(

@@ -47,6 +47,17 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         false,
     )?;
     let metrics = engine.evaluate(&Batch::new(data.features.view(), data.targets.view()))?;
+    if !metrics.loss().is_finite() {
+        return Err(Error::Data {
+            source_name: data.name,
+            message: format!(
+                "the model's mean loss on these {} rows is {}: its outputs overflow on them; are \
+                 these features on the scale the model was trained on?",
+                metrics.rows,
+                metrics.loss()
+            ),
+        });
+    }
     outln!("rows {}", metrics.rows);
     outln!("loss {:.6}", metrics.loss());
     if let Some(acc) = metrics.accuracy(checkpoint.loss) {
@@ -65,6 +76,7 @@ fn check_width(inputs: usize, columns: usize, name: &str) -> Result<()> {
 }
 
 pub fn predict(a: &PredictArgs) -> Result<()> {
+    super::train::check_outputs(&[("--output", Some(&a.output))])?;
     let checkpoint = load_model(&a.model)?;
     let (mut features, name) = match (&a.features, &a.data) {
         (Some(path), None) => (load_features(path)?, path.display().to_string()),

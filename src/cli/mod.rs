@@ -6,6 +6,7 @@ pub mod check;
 pub mod common;
 pub mod devices;
 pub mod eval;
+pub mod metrics_log;
 pub mod optimizer_flags;
 pub mod output;
 pub mod signals;

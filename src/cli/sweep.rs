@@ -3,21 +3,23 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use downhill::checkpoint::{ModelCheckpoint, save_model};
+use downhill::checkpoint::ModelCheckpoint;
 use downhill::pack::Separate;
 use downhill::plot::{Chart, Series, write_svg};
+use downhill::rescue::save_model_or_rescue;
 use downhill::sweep::{
     Divergence, Grid, RESTARTS_FROM_ONE_START, Setting, SweepObserver, SweepReport, sweep,
 };
 use downhill::train::{EpochRecord, TrainData};
-use downhill::{Error, GpuPack, Loss, Pack, PackSetup, Result, fsio};
+use downhill::{Error, GpuPack, Loss, Pack, PackSetup, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::args::{CheckFormat, SweepArgs, TrainArgs};
 use super::common::on_device;
+use super::metrics_log::MetricsLog;
 use super::signals::StopSignal;
-use super::train::{Prepared, prepare, run_config};
+use super::train::{Prepared, check_outputs, finish, prepare, run_config};
 use crate::cli::output::{errln, outln};
 
 /// Where the best model goes when --save is not given.
@@ -38,9 +40,7 @@ struct Reporter {
     epochs: u64,
     labels: Vec<String>,
     loss: Loss,
-    metrics_path: Option<std::path::PathBuf>,
-    lines: Vec<String>,
-    failed_write: Option<Error>,
+    metrics: MetricsLog,
     interrupted: StopSignal,
 }
 
@@ -119,22 +119,15 @@ impl SweepObserver for Reporter {
                 self.labels[*k]
             ));
         }
-        for (k, r) in records {
-            self.lines.push(
-                json!({
-                    "model": k, "label": self.labels[*k], "epoch": r.epoch, "step": r.step,
-                    "lr": r.lr, "train_loss": r.train_loss, "train_accuracy": r.train_accuracy,
-                    "val_loss": r.val_loss, "val_accuracy": r.val_accuracy, "seconds": r.seconds,
-                    "loss": self.loss.name(),
-                })
-                .to_string(),
-            );
-        }
-        if let Some(path) = &self.metrics_path
-            && let Err(e) = fsio::write_atomic(path, (self.lines.join("\n") + "\n").as_bytes())
-        {
-            self.failed_write.get_or_insert(e);
-        }
+        self.metrics.extend(records.iter().map(|(k, r)| {
+            json!({
+                "model": k, "label": self.labels[*k], "epoch": r.epoch, "step": r.step,
+                "lr": r.lr, "train_loss": r.train_loss, "train_accuracy": r.train_accuracy,
+                "val_loss": r.val_loss, "val_accuracy": r.val_accuracy, "seconds": r.seconds,
+                "loss": self.loss.name(),
+            })
+            .to_string()
+        }));
     }
 
     fn interrupted(&self) -> bool {
@@ -288,6 +281,12 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     if a.init.is_some() && a.restarts > 1 {
         return Err(Error::Usage(RESTARTS_FROM_ONE_START.into()));
     }
+    let save = a.save.clone().unwrap_or_else(|| DEFAULT_SAVE.into());
+    check_outputs(&[
+        ("--save", Some(&save)),
+        ("--metrics", a.metrics.as_deref()),
+        ("--plot", a.plot.as_deref()),
+    ])?;
     let Prepared {
         epochs,
         mapped,
@@ -333,9 +332,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         epochs,
         labels: labels.clone(),
         loss,
-        metrics_path: a.metrics.clone(),
-        lines: Vec::new(),
-        failed_write: None,
+        metrics: MetricsLog::new(a.metrics.clone()),
         interrupted,
     };
     let report = sweep(
@@ -349,25 +346,28 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         bar.finish_and_clear();
     }
     let report = report?;
-    if let Some(e) = reporter.failed_write {
-        return Err(e);
-    }
-    if let Some(path) = &a.plot {
-        plot(path, &report, &labels, loss)?;
+    // One output that fails never costs another.
+    let mut failures: Vec<Error> = reporter.metrics.take_failure().into_iter().collect();
+    if let Some(path) = &a.plot
+        && let Err(e) = plot(path, &report, &labels, loss)
+    {
+        failures.push(e);
     }
     let saved = match report.best {
         Some(best) => {
-            let path = a.save.clone().unwrap_or_else(|| DEFAULT_SAVE.into());
-            save_model(
-                &path,
-                &ModelCheckpoint {
-                    model,
-                    loss,
-                    parameters: pack.parameters(best)?,
-                    standardizer: stats,
-                },
-            )?;
-            Some(path)
+            let best_model = ModelCheckpoint {
+                model,
+                loss,
+                parameters: pack.parameters(best)?,
+                standardizer: stats,
+            };
+            match save_model_or_rescue(&save, &best_model) {
+                Ok(()) => Some(save),
+                Err(e) => {
+                    failures.push(e);
+                    None
+                }
+            }
         }
         None => None,
     };
@@ -376,21 +376,27 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         CheckFormat::Json => print_json(&report, &settings, saved.as_deref()),
     }
     let interrupted = reporter.interrupted.received();
-    let (Some(best), Some(path)) = (report.best, &saved) else {
+    let Some(best) = report.best else {
         if let Some(signal) = interrupted {
-            return Ok(Outcome::Interrupted(signal));
+            return finish(failures, Outcome::Interrupted(signal));
         }
-        return Err(Error::Usage(format!(
+        failures.push(Error::Usage(format!(
             "every one of the {} models diverged; try smaller learning rates",
             report.models.len()
         )));
+        return finish(failures, Outcome::Done);
     };
     if !a.quiet {
         errln!(
-            "best: model {best} ({}); saved {}",
+            "best: model {best} ({}){}",
             labels[best],
-            path.display()
+            saved
+                .as_ref()
+                .map_or(String::new(), |path| format!("; saved {}", path.display()))
         );
     }
-    Ok(interrupted.map_or(Outcome::Done, Outcome::Interrupted))
+    finish(
+        failures,
+        interrupted.map_or(Outcome::Done, Outcome::Interrupted),
+    )
 }

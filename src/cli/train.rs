@@ -21,6 +21,7 @@ use serde_json::json;
 
 use super::args::{DeviceChoice, ResidencyChoice, TrainArgs};
 use super::common::{dataset, engine, state_path_for};
+use super::metrics_log::MetricsLog;
 use super::signals::StopSignal;
 use crate::cli::output::{errln, outln};
 
@@ -68,11 +69,9 @@ struct Reporter {
     quiet: bool,
     epochs: u64,
     loss: Loss,
-    metrics_path: Option<PathBuf>,
-    lines: Vec<String>,
+    metrics: MetricsLog,
     records: Vec<EpochRecord>,
     interrupted: StopSignal,
-    failed_write: Option<Error>,
 }
 
 fn percent(v: Option<f64>) -> String {
@@ -103,6 +102,10 @@ impl Observer for Reporter {
             bar.set_position(first_step);
             self.bar = Some(bar);
         }
+    }
+
+    fn warning(&mut self, message: &str) {
+        errln!("warning: {message}");
     }
 
     fn data_changed(&mut self, then: &str, now: &str) {
@@ -150,29 +153,12 @@ impl Observer for Reporter {
             (None, false) => errln!("{line}"),
             (None, true) => {}
         }
-        self.lines.push(
-            json!({
-                "epoch": r.epoch, "step": r.step, "lr": r.lr, "train_loss": r.train_loss,
-                "train_accuracy": r.train_accuracy, "val_loss": r.val_loss, "val_accuracy": r.val_accuracy,
-                "seconds": r.seconds, "samples_per_second": r.samples_per_second, "loss": self.loss.name(),
-            })
-            .to_string(),
-        );
-        // A failed write is retried at the next epoch (the whole log each time); only the last
-        // attempt's failure stands.
-        if let Some(path) = &self.metrics_path {
-            match downhill::fsio::write_atomic(path, (self.lines.join("\n") + "\n").as_bytes()) {
-                Ok(()) => self.failed_write = None,
-                Err(e) => {
-                    if self.failed_write.is_none() {
-                        errln!(
-                            "warning: {e}; training goes on, and the log is tried again at the next epoch"
-                        );
-                    }
-                    self.failed_write = Some(e);
-                }
-            }
-        }
+        self.metrics.extend([json!({
+            "epoch": r.epoch, "step": r.step, "lr": r.lr, "train_loss": r.train_loss,
+            "train_accuracy": r.train_accuracy, "val_loss": r.val_loss, "val_accuracy": r.val_accuracy,
+            "seconds": r.seconds, "samples_per_second": r.samples_per_second, "loss": self.loss.name(),
+        })
+        .to_string()]);
         self.records.push(r.clone());
     }
 
@@ -200,6 +186,11 @@ pub struct Prepared {
 pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
     if a.batch_size == 0 {
         return Err(Error::Usage("--batch-size must be at least 1".into()));
+    }
+    if a.epochs == Some(0) || a.max_steps == Some(0) {
+        return Err(Error::Usage(
+            "--epochs 0 or --max-steps 0 trains nothing; give at least 1".into(),
+        ));
     }
     let default_run = !a.data.given();
     let standardize_features = a.standardize || default_run;
@@ -457,11 +448,9 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
         quiet: a.quiet,
         epochs,
         loss,
-        metrics_path: a.metrics.clone(),
-        lines: Vec::new(),
+        metrics: MetricsLog::new(a.metrics.clone()),
         records: Vec::new(),
         interrupted,
-        failed_write: None,
     };
     let report = train(
         engine.as_mut(),
@@ -507,7 +496,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
     };
     // One output that fails never costs another: each is tried, and the failures reported at
     // the end.
-    let mut failures: Vec<Error> = reporter.failed_write.take().into_iter().collect();
+    let mut failures: Vec<Error> = reporter.metrics.take_failure().into_iter().collect();
     if report.stop == Stop::Interrupted {
         let signal = reporter.interrupted.received().unwrap_or_default();
         return finish(failures, Outcome::Interrupted(state_path, signal));
@@ -617,6 +606,16 @@ pub fn run_config(a: &TrainArgs, epochs: u64) -> Result<TrainConfig> {
             ResidencyChoice::Streamed => Residency::Streamed,
         },
         checkpoint: None,
+        divergence_threshold: match a.divergence_threshold {
+            t if t == 0.0 => None,
+            t if t.is_finite() && t > 1.0 => Some(t),
+            t => {
+                return Err(Error::Usage(format!(
+                    "--divergence-threshold {t} must be a number above 1 (a factor over the \
+                     starting loss), or 0 to turn the check off"
+                )));
+            }
+        },
     })
 }
 

@@ -216,7 +216,8 @@ impl Optimizer {
     }
 }
 
-/// Returns an [`Error::InvalidHyperparameter`] unless `valid` holds and `value` is finite.
+/// Returns an [`Error::InvalidHyperparameter`] unless `valid` holds and `value` is finite and
+/// within f32's range (every hyperparameter reaches the engines as an f32).
 pub(crate) fn require(
     optimizer: &'static str,
     name: &'static str,
@@ -230,6 +231,14 @@ pub(crate) fn require(
             name,
             value,
             reason: "must be a finite number",
+        });
+    }
+    if value.abs() > f64::from(f32::MAX) {
+        return Err(Error::InvalidHyperparameter {
+            optimizer,
+            name,
+            value,
+            reason: "is too large: the engines compute in f32, whose largest value is 3.4e38",
         });
     }
     if !valid {
