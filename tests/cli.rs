@@ -382,21 +382,28 @@ fn sigint_and_sigterm_write_a_training_state_and_exit_130_and_143() {
                 "spirals",
                 "--epochs",
                 "1000000",
-                "--quiet",
                 "--checkpoint",
                 s(&state),
             ])
             .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // A signal before training starts ends the process at once (nothing to save): wait for
+        // the line that says where the batches come from, printed as the first step starts.
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut stderr = String::new();
+        while !stderr.contains("batches, steps") {
+            let read = std::io::BufRead::read_line(&mut lines, &mut stderr).unwrap();
+            assert!(read > 0, "the run ended before training: {stderr}");
+        }
         Command::new("kill")
             .args([&format!("-{signal}"), &child.id().to_string()])
             .status()
             .unwrap();
+        std::io::Read::read_to_string(&mut lines, &mut stderr).unwrap();
         let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(status), "{stderr}");
         assert!(
             stderr.contains(&format!("interrupted by SIG{signal}"))

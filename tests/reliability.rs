@@ -1,0 +1,403 @@
+//! What a user can do to a run that must never cost a trained model, damage a file that is not
+//! downhill's, or end the process by a signal or an abort: each case through the real binary, on
+//! the CPU engine (the same code paths decide every case on the GPU).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use downhill::checkpoint::{load_model, load_state};
+
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_downhill"));
+    c.args(args)
+        .current_dir(dir)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        // Where a model that cannot be saved is rescued to.
+        .env("TMPDIR", dir);
+    c
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args)
+        .output()
+        .expect("the downhill binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A short CPU run on the built-in digits (one epoch unless `extra` says), with `extra` flags.
+fn train(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "--device", "cpu"];
+    if !extra.contains(&"--epochs") {
+        args.extend(["--epochs", "1"]);
+    }
+    args.extend_from_slice(extra);
+    run(dir, &args)
+}
+
+/// Starts a long CPU run and returns once it has started training (the `data:` line that says
+/// where batches come from), with its stderr to read the rest.
+fn start_training(dir: &Path, extra: &[&str]) -> (Child, BufReader<ChildStderr>) {
+    let mut args = vec!["train", "--device", "cpu", "--epochs", "100000"];
+    args.extend_from_slice(extra);
+    let mut child = command(dir, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the downhill binary runs");
+    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    while !line.contains("batches, steps") {
+        line.clear();
+        assert!(
+            lines.read_line(&mut line).expect("stderr reads") > 0,
+            "the run ended before training"
+        );
+    }
+    (child, lines)
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+}
+
+fn rest(mut lines: BufReader<ChildStderr>) -> String {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut text).expect("stderr reads");
+    text
+}
+
+#[test]
+fn a_symbolic_link_is_followed_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("real.safetensors");
+    std::fs::write(&target, b"old").unwrap();
+    std::os::unix::fs::symlink("real.safetensors", dir.path().join("link.safetensors")).unwrap();
+    let out = train(dir.path(), &["--save", "link.safetensors", "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let link = std::fs::symlink_metadata(dir.path().join("link.safetensors")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    load_model(&target).expect("the link's target holds the model");
+    // A dangling link creates the file it points to.
+    std::os::unix::fs::symlink("made.safetensors", dir.path().join("dangling")).unwrap();
+    let out = train(dir.path(), &["--save", "dangling", "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    load_model(&dir.path().join("made.safetensors")).unwrap();
+}
+
+#[test]
+fn devices_are_written_into_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(dir.path(), &["--save", "/dev/null", "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    // A link to standard output: the metrics arrive there, and the link is left alone.
+    let out = train(dir.path(), &["--metrics", "/proc/self/fd/1", "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"train_loss\""));
+}
+
+#[test]
+fn a_model_that_cannot_be_saved_is_rescued_to_a_named_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(dir.path(), &["--save", "/dev/full", "--quiet"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let rescued = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("downhill-rescued-"))
+        .expect("a rescued model");
+    assert!(err.contains(&*rescued.to_string_lossy()), "{err}");
+    load_model(&rescued).expect("the rescued model loads");
+}
+
+#[test]
+fn a_failed_metrics_log_does_not_cost_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(
+        dir.path(),
+        &["--metrics", "/dev/full", "--save", "m.safetensors"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("warning: could not write /dev/full"), "{err}");
+    load_model(&dir.path().join("m.safetensors")).expect("the model was saved");
+}
+
+#[test]
+fn output_paths_are_checked_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("folder")).unwrap();
+    for (flag, path, says) in [
+        ("--save", "missing/m.safetensors", "does not exist"),
+        ("--save", "folder", "is a folder"),
+        ("--checkpoint", "/proc/s.safetensors", "cannot create files"),
+        ("--metrics", "folder", "is a folder"),
+        ("--plot", "missing/p.svg", "does not exist"),
+    ] {
+        let started = Instant::now();
+        let out = run(
+            dir.path(),
+            &["train", "--device", "cpu", "--epochs", "100000", flag, path],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{flag} {path}: {err}");
+        assert!(
+            err.contains(flag) && err.contains(says),
+            "{flag} {path}: {err}"
+        );
+        assert!(
+            !err.contains("device:"),
+            "{flag} {path} was checked late: {err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+    let out = run(
+        dir.path(),
+        &[
+            "predict",
+            "--model",
+            "m",
+            "--features",
+            "x",
+            "--output",
+            "missing/p.npy",
+        ],
+    );
+    assert!(stderr(&out).contains("--output missing/p.npy: the folder missing does not exist"));
+}
+
+#[test]
+fn temporary_files_of_a_killed_write_are_removed_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join(".m.safetensors.Ab12Cd.tmp");
+    let unrelated = dir.path().join(".other.safetensors.Ab12Cd.tmp");
+    std::fs::write(&stale, b"torn").unwrap();
+    std::fs::write(&unrelated, b"not ours to remove").unwrap();
+    let out = train(dir.path(), &["--save", "m.safetensors", "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stale.exists());
+    assert!(unrelated.exists());
+}
+
+#[test]
+fn a_closed_pipe_stops_the_output_not_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = command(
+        dir.path(),
+        &[
+            "train",
+            "--device",
+            "cpu",
+            "--epochs",
+            "2",
+            "--save",
+            "m.safetensors",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // What `| head -0` does: the reading end closed before anything is printed.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    load_model(&dir.path().join("m.safetensors")).expect("trained and saved");
+    let mut child = command(dir.path(), &["devices"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn a_second_signal_still_waits_for_the_training_state() {
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let (child, lines) = start_training(dir.path(), &["--checkpoint", "s.safetensors"]);
+        signal(&child, "INT");
+        signal(&child, "INT");
+        let err = rest(lines);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "{err}");
+        assert!(
+            err.contains("training state written to s.safetensors"),
+            "{err}"
+        );
+        load_state(&dir.path().join("s.safetensors")).expect("the state is whole");
+    }
+}
+
+#[test]
+fn sighup_stops_like_sigterm_with_status_129() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines) = start_training(dir.path(), &["--checkpoint", "s.safetensors"]);
+    signal(&child, "HUP");
+    let err = rest(lines);
+    assert_eq!(
+        child.wait_with_output().unwrap().status.code(),
+        Some(129),
+        "{err}"
+    );
+    assert!(err.contains("interrupted by SIGHUP"), "{err}");
+    load_state(&dir.path().join("s.safetensors")).expect("the state is whole");
+}
+
+#[test]
+fn a_signal_while_loading_ends_the_process_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("features.npy");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // No process ever writes the FIFO: the run waits for its features.
+    let child = command(
+        dir.path(),
+        &[
+            "train",
+            "--device",
+            "cpu",
+            "--features",
+            "features.npy",
+            "--targets",
+            "t.npy",
+        ],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+}
+
+#[test]
+fn models_too_large_for_memory_are_refused_not_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    for layers in [
+        "64,1000000000,10",
+        "64,100000,100000,10",
+        "64,4294967296,10",
+    ] {
+        for device in ["cpu", "gpu"] {
+            let out = run(
+                dir.path(),
+                &[
+                    "train", "--device", device, "--layers", layers, "--epochs", "1",
+                ],
+            );
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{layers} on {device}: {err}");
+            assert!(
+                err.contains("of memory (") && err.contains("parameters"),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_loss_grown_by_orders_of_magnitude_is_divergence() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(
+        dir.path(),
+        &["--optimizer", "sgd", "--lr", "3", "--save", "m.safetensors"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("training diverged") && err.contains("lower the learning rate"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("m.safetensors").exists(),
+        "a diverged model was saved"
+    );
+}
+
+#[test]
+fn runs_that_would_train_nothing_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for flags in [["--epochs", "0"], ["--max-steps", "0"]] {
+        let out = run(
+            dir.path(),
+            &["train", "--device", "cpu", flags[0], flags[1]],
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("trains nothing"));
+    }
+    let out = train(
+        dir.path(),
+        &[
+            "--epochs",
+            "3",
+            "--save",
+            "m.safetensors",
+            "--checkpoint-every",
+            "45",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = train(
+        dir.path(),
+        &["--epochs", "2", "--resume", "m.state.safetensors"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("nothing is left to train; give more --epochs"));
+    let out = train(
+        dir.path(),
+        &[
+            "--epochs",
+            "4",
+            "--seed",
+            "9",
+            "--resume",
+            "m.state.safetensors",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--seed 0, and this one has --seed 9"));
+}
+
+#[test]
+fn huge_hyperparameters_are_refused_in_a_few_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(dir.path(), &["--lr", "1e300"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("lr = 1e300") && err.contains("too large"),
+        "{err}"
+    );
+    assert!(err.len() < 400, "{err}");
+}
