@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::args::{BatchSizeArgs, DeviceArgs, DeviceChoice, GemmArgs, PackBenchArgs, TableFormat};
 use super::common::adapter_request;
-use super::train::prepare;
+use super::prepare::prepare;
 use crate::cli::output::outln;
 
 fn info_json(info: &RunInfo) -> Value {
@@ -181,7 +181,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
         ));
     }
     super::train::one_model(&a.run, "bench batch-size")?;
-    super::train::check_outputs(&[("--plot", a.run.plot.as_deref())])?;
+    super::outputs::check_outputs(&[("--plot", a.run.plot.as_deref())])?;
     let p = prepare(&a.run)?;
     if p.mapped.is_some() {
         return Err(Error::Usage(
@@ -329,7 +329,7 @@ pub fn packs(a: &PackBenchArgs) -> Result<()> {
             p.epochs
         ),
     );
-    let config = super::train::run_config(&a.run, p.epochs)?;
+    let config = super::prepare::run_config(&a.run, p.epochs)?;
     let rows = bench_packs(
         &engines,
         &p.setup,

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::args::{CheckArgs, CheckFormat};
 use super::common::adapter_request;
-use super::train::prepare;
+use super::prepare::prepare;
 use crate::cli::output::outln;
 
 /// Adds `delta` to one entry of the first model's parameters, from `TENSOR:INDEX:DELTA`.

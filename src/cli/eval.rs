@@ -76,7 +76,7 @@ fn check_width(inputs: usize, columns: usize, name: &str) -> Result<()> {
 }
 
 pub fn predict(a: &PredictArgs) -> Result<()> {
-    super::train::check_outputs(&[("--output", Some(&a.output))])?;
+    super::outputs::check_outputs(&[("--output", Some(&a.output))])?;
     let checkpoint = load_model(&a.model)?;
     let (mut features, name) = match (&a.features, &a.data) {
         (Some(path), None) => (load_features(path)?, path.display().to_string()),

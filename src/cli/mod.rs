@@ -9,6 +9,8 @@ pub mod eval;
 pub mod metrics_log;
 pub mod optimizer_flags;
 pub mod output;
+pub mod outputs;
+pub mod prepare;
 pub mod signals;
 pub mod sweep;
 pub mod train;

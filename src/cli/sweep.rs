@@ -18,8 +18,9 @@ use serde_json::json;
 use super::args::{CheckFormat, SweepArgs, TrainArgs};
 use super::common::on_device;
 use super::metrics_log::MetricsLog;
+use super::outputs::{check_outputs, finish};
+use super::prepare::{Prepared, prepare, run_config};
 use super::signals::StopSignal;
-use super::train::{Prepared, check_outputs, finish, prepare, run_config};
 use crate::cli::output::{errln, outln};
 
 /// Where the best model goes when --save is not given.
