@@ -1,9 +1,21 @@
 //! Checkpoints as safetensors, written atomically.
 //!
 //! A model checkpoint holds `layers.{i}.weight` `[out, in]` and `layers.{i}.bias` `[out]` as
-//! f32, exactly as PyTorch's `nn.Linear` names and lays them out, so
-//! `torch.nn.Sequential` (with the layers at those indices), `safetensors.numpy.load_file` or
-//! candle load it unchanged. The metadata (string to string) records:
+//! f32, exactly as PyTorch's `nn.Linear` names and lays them out; `safetensors.numpy.load_file`
+//! or candle read the tensors unchanged. In PyTorch, `load_state_dict(strict=True)` takes it
+//! into a module whose only parameters are an `nn.ModuleList` named `layers` holding one
+//! `nn.Linear(in, out)` per entry of the metadata's `architecture`. A plain
+//! `nn.Sequential(Linear, ReLU, Linear)` does not load it: its keys are `0.weight`, `2.weight`.
+//! The activations are not in the tensors: the module applies each layer's, as the
+//! `architecture` names it, after its `Linear` (`leaky_relu(s)` is `nn.LeakyReLU(s)`, `gelu` is
+//! `nn.GELU(approximate="tanh")`), and standardises its input first with `feature_mean` and
+//! `feature_std` when they are present (kept out of the state dict, e.g. buffers registered
+//! with `persistent=False`). Its outputs are the model's: logits for `cross-entropy` and
+//! `bce-logits` (softmax or sigmoid give probabilities), values for `mse` (mapped back as
+//! `y·target_std + target_mean` when those are present). The README's
+//! "Loading a checkpoint in PyTorch" has such a module, `Downhill`, built from the metadata.
+//! A training-state checkpoint also holds optimizer tensors, so only a model checkpoint (what
+//! `--save` writes) loads strictly. The metadata (string to string) records:
 //!
 //! | key | value |
 //! | --- | --- |
@@ -11,12 +23,14 @@
 //! | `architecture` | JSON list of `{"in", "out", "activation"}`, input layer first |
 //! | `loss` | `mse`, `cross-entropy` or `bce-logits` |
 //! | `feature_mean`, `feature_std` | JSON lists, when features were standardised: apply `(x − mean) / std` |
+//! | `target_mean`, `target_std` | JSON lists, when regression targets were standardised: outputs are `y·std + mean` |
 //!
 //! A training-state checkpoint adds every optimizer state tensor as
 //! `optimizer.{slot}.layers.{i}.{weight|bias}`, the best parameters so far (early stopping) as
 //! `best.layers.{i}.{weight|bias}`, and, in the metadata, `optimizer` (its name),
 //! `steps`, `epoch`, `batch` (the next batch of that epoch), `seed`, `best_val_loss`,
-//! `epochs_without_improvement` and `data_checksum`.
+//! `epochs_without_improvement`, `data_checksum` and, when the command line wrote it, `run_flags`
+//! (a JSON list of the run's flags, from which `downhill train --resume FILE` continues it).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -28,7 +42,7 @@ use serde_json::{Value, json};
 use crate::data::Standardizer;
 use crate::engine::OptimizerState;
 use crate::error::{Error, Result};
-use crate::fsio;
+use crate::fsio::{self, Extent};
 use crate::loss::Loss;
 use crate::model::{Activation, Layer, LayerParameters, ModelSpec, Parameters};
 
@@ -43,6 +57,9 @@ pub struct ModelCheckpoint {
     pub parameters: Parameters,
     /// The feature standardisation to apply before the model, if any.
     pub standardizer: Option<Standardizer>,
+    /// The standardisation the regression targets were trained under, if any
+    /// (`--standardize-targets`): the model's outputs are mapped back by `y = ŷ·σ + μ`.
+    pub target_standardizer: Option<Standardizer>,
 }
 
 /// Everything needed to resume a run exactly.
@@ -66,6 +83,10 @@ pub struct TrainingState {
     pub epochs_without_improvement: u64,
     /// Checksum of the training data (see [`crate::data::scheduler::Source::checksum`]).
     pub data_checksum: String,
+    /// The command-line flags of the run that wrote it (`--name=value` words, as the command
+    /// line records them), so that a resume can continue the run from the file alone; `None`
+    /// when the run was not started from the command line.
+    pub run_flags: Option<Vec<String>>,
 }
 
 fn bad(path: &str, message: impl Into<String>) -> Error {
@@ -87,9 +108,14 @@ fn metadata(c: &ModelCheckpoint, format: &str) -> HashMap<String, String> {
         ("architecture".to_string(), Value::Array(layers).to_string()),
         ("loss".to_string(), c.loss.name().to_string()),
     ]);
-    if let Some(s) = &c.standardizer {
-        meta.insert("feature_mean".into(), json!(s.mean.to_vec()).to_string());
-        meta.insert("feature_std".into(), json!(s.std.to_vec()).to_string());
+    for (what, stats) in [
+        ("feature", &c.standardizer),
+        ("target", &c.target_standardizer),
+    ] {
+        if let Some(s) = stats {
+            meta.insert(format!("{what}_mean"), json!(s.mean.to_vec()).to_string());
+            meta.insert(format!("{what}_std"), json!(s.std.to_vec()).to_string());
+        }
     }
     meta
 }
@@ -194,13 +220,16 @@ pub fn save_state(path: &Path, s: &TrainingState) -> Result<()> {
         ),
         ("data_checksum".to_string(), s.data_checksum.clone()),
     ]);
+    if let Some(flags) = &s.run_flags {
+        meta.insert("run_flags".to_string(), json!(flags).to_string());
+    }
     fsio::write_atomic(path, &serialize(tensors, meta, &name)?)
 }
 
 /// Reads a model checkpoint (a training-state checkpoint also holds one).
 pub fn load_model(path: &Path) -> Result<ModelCheckpoint> {
     let name = path.display().to_string();
-    let bytes = fsio::read(path)?;
+    let bytes = fsio::read_until(path, extent)?;
     let (tensors, meta) = open(&bytes, &name)?;
     read_checkpoint(&tensors, &meta, &name)
 }
@@ -211,7 +240,7 @@ pub fn load_model(path: &Path) -> Result<ModelCheckpoint> {
 /// `hidden` and, on the last layer, identity. Returns the checkpoint and whether it was plain.
 pub fn load_init(path: &Path, hidden: Activation, loss: Loss) -> Result<(ModelCheckpoint, bool)> {
     let name = path.display().to_string();
-    let bytes = fsio::read(path)?;
+    let bytes = fsio::read_until(path, extent)?;
     let (tensors, meta) = open(&bytes, &name)?;
     if meta.contains_key("architecture") {
         return read_checkpoint(&tensors, &meta, &name).map(|c| (c, false));
@@ -258,6 +287,7 @@ pub fn load_init(path: &Path, hidden: Activation, loss: Loss) -> Result<(ModelCh
             loss,
             parameters,
             standardizer: None,
+            target_standardizer: None,
         },
         true,
     ))
@@ -266,7 +296,7 @@ pub fn load_init(path: &Path, hidden: Activation, loss: Loss) -> Result<(ModelCh
 /// Reads a training-state checkpoint.
 pub fn load_state(path: &Path) -> Result<TrainingState> {
     let name = path.display().to_string();
-    let bytes = fsio::read(path)?;
+    let bytes = fsio::read_until(path, extent)?;
     let (tensors, meta) = open(&bytes, &name)?;
     if meta.get("format").map(String::as_str) != Some("downhill.training_state") {
         return Err(bad(
@@ -321,8 +351,49 @@ pub fn load_state(path: &Path) -> Result<TrainingState> {
         },
         epochs_without_improvement: number("epochs_without_improvement")?,
         data_checksum: get("data_checksum")?.clone(),
+        run_flags: meta
+            .get("run_flags")
+            .map(|f| {
+                serde_json::from_str(f)
+                    .map_err(|_| bad(&name, "has unreadable `run_flags` (a JSON list of strings)"))
+            })
+            .transpose()?,
         checkpoint,
     })
+}
+
+/// The most bytes a safetensors header may take (the format's own limit).
+const MAX_HEADER: usize = 100_000_000;
+
+/// How much of a safetensors input to read, judged from its first bytes: the header's length, the
+/// header, then the data its tensors' offsets reach, and no more (so a pipe or a device is read
+/// no further). Whatever is wrong stops the reading, for [`open`] to report.
+fn extent(head: &[u8]) -> Extent {
+    let Some(&length) = head.first_chunk::<8>() else {
+        return Extent::AtLeast(8);
+    };
+    let Some(end) = usize::try_from(u64::from_le_bytes(length))
+        .ok()
+        .filter(|&n| n <= MAX_HEADER)
+        .map(|n| n + 8)
+    else {
+        return Extent::Total(head.len());
+    };
+    let Some(text) = head.get(8..end) else {
+        return Extent::AtLeast(end);
+    };
+    serde_json::from_slice::<BTreeMap<String, Value>>(text)
+        .ok()
+        .and_then(|header| {
+            header
+                .values()
+                .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
+                .max()
+        })
+        .and_then(|data| usize::try_from(data).ok())
+        .map_or(Extent::Total(head.len()), |data| {
+            Extent::Total(end.saturating_add(data))
+        })
 }
 
 fn open<'a>(bytes: &'a [u8], name: &str) -> Result<(SafeTensors<'a>, HashMap<String, String>)> {
@@ -376,6 +447,26 @@ fn read_checkpoint(
     let model = ModelSpec::new(layers)?;
     let loss: Loss = meta.get("loss").map(String::as_str).unwrap_or("").parse()?;
     let parameters = read_parameters(tensors, &model, "", name)?;
+    let standardizer = statistics(meta, name, "feature", model.inputs(), "inputs")?;
+    let target_standardizer = statistics(meta, name, "target", model.outputs(), "outputs")?;
+    Ok(ModelCheckpoint {
+        model,
+        loss,
+        parameters,
+        standardizer,
+        target_standardizer,
+    })
+}
+
+/// The `{what}_mean` and `{what}_std` statistics in `meta`, when present: `width` finite means
+/// and finite standard deviations above 0 (`width` is the model's number of `unit`).
+fn statistics(
+    meta: &HashMap<String, String>,
+    name: &str,
+    what: &str,
+    width: usize,
+    unit: &str,
+) -> Result<Option<Standardizer>> {
     let stats = |key: &str| -> Result<Option<Array1<f32>>> {
         meta.get(key)
             .map(|v| {
@@ -385,27 +476,36 @@ fn read_checkpoint(
             })
             .transpose()
     };
-    let standardizer = match (stats("feature_mean")?, stats("feature_std")?) {
-        (Some(mean), Some(std)) if mean.len() == model.inputs() && std.len() == model.inputs() => {
-            Some(Standardizer { mean, std })
+    let (mean_key, std_key) = (format!("{what}_mean"), format!("{what}_std"));
+    match (stats(&mean_key)?, stats(&std_key)?) {
+        (Some(mean), Some(std)) if mean.len() == width && std.len() == width => {
+            if let Some(i) = mean.iter().position(|v| !v.is_finite()) {
+                return Err(bad(
+                    name,
+                    format!(
+                        "has `{mean_key}` {} at index {i}; a mean must be finite",
+                        mean[i]
+                    ),
+                ));
+            }
+            if let Some(i) = std.iter().position(|&s| !(s.is_finite() && s > 0.0)) {
+                return Err(bad(
+                    name,
+                    format!(
+                        "has `{std_key}` {} at index {i}; a standard deviation must be finite \
+                         and above 0",
+                        std[i]
+                    ),
+                ));
+            }
+            Ok(Some(Standardizer { mean, std }))
         }
-        (None, None) => None,
-        _ => {
-            return Err(bad(
-                name,
-                format!(
-                    "has feature statistics that do not match the model's {} inputs",
-                    model.inputs()
-                ),
-            ));
-        }
-    };
-    Ok(ModelCheckpoint {
-        model,
-        loss,
-        parameters,
-        standardizer,
-    })
+        (None, None) => Ok(None),
+        _ => Err(bad(
+            name,
+            format!("has {what} statistics that do not match the model's {width} {unit}"),
+        )),
+    }
 }
 
 fn read_parameters(
@@ -439,11 +539,24 @@ fn read_parameters(
                 ),
             ));
         }
-        Ok(view
+        let values: Vec<f32> = view
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+            .collect();
+        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+            return Err(bad(
+                name,
+                format!(
+                    "tensor `{tensor}` holds {} at index {}; a checkpoint holds finite values \
+                     only: this one is damaged or was written by other software from a run that \
+                     diverged; start from another checkpoint",
+                    values[at],
+                    index_of(at, &shape)
+                ),
+            ));
+        }
+        Ok(values)
     };
     let layers = model
         .layers()
@@ -463,4 +576,16 @@ fn read_parameters(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Parameters { layers })
+}
+
+/// The index `[i, j, ...]` of element `flat` of a row-major array of `shape`.
+fn index_of(mut flat: usize, shape: &[usize]) -> String {
+    let mut index = vec![0; shape.len()];
+    for (i, &d) in shape.iter().enumerate().rev() {
+        if d > 0 {
+            index[i] = flat % d;
+            flat /= d;
+        }
+    }
+    format!("{index:?}")
 }

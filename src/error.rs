@@ -1,10 +1,10 @@
 //! The library's error type: every failure a caller can cause says what was wrong,
 //! where, and what to do about it.
 
-/// `x` as a person writes it: `0.01` or `250`, and `1e300` or `3.2e-9` (not 301 digits) outside
-/// `[1e-4, 1e6)`.
+/// `x` as a person writes it: `0.01`, `0.00000001` or `250`, and `1e300` or `3.2e-12` (not 301
+/// digits) outside `[1e-9, 1e6)`.
 pub fn readable(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() || (1e-4..1e6).contains(&x.abs()) {
+    if x == 0.0 || !x.is_finite() || (1e-9..1e6).contains(&x.abs()) {
         format!("{x}")
     } else {
         format!("{x:e}")
@@ -18,16 +18,25 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No wgpu adapter matched the request (or none exists at all).
-    #[error(
-        "no GPU adapter found{filter}; adapters present: {available}. \
-         To get a software Vulkan adapter on Debian/Ubuntu, install the package \
-         `mesa-vulkan-drivers` (apt-get install mesa-vulkan-drivers), or use the CPU engine"
-    )]
+    #[error("no GPU adapter found{filter}; adapters present: {available}; {hint}")]
     NoAdapter {
-        /// The filter that was applied, already phrased (" matching backend vulkan", or empty).
+        /// The filter that was applied, already phrased (" on backend Metal", or empty).
         filter: String,
-        /// The adapters that exist, by name and backend, or "none".
+        /// The adapters that exist, by index, name, backend and type, or "none".
         available: String,
+        /// What to do: name one of those present, or, where there is no Vulkan adapter at all,
+        /// install Mesa's software one.
+        hint: String,
+    },
+
+    /// Slow work was stopped through its [`Cancel`](crate::gpu::Cancel) flag.
+    #[error(
+        "stopped while {during}, as asked; nothing was trained, and the matmul tiles timed \
+         before the stop stay cached for the next run"
+    )]
+    Cancelled {
+        /// What was being done (`timing matmul tiles`).
+        during: String,
     },
 
     /// The adapter was found but refused to open a device.

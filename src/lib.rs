@@ -29,6 +29,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod cpu;
 pub mod data;
+pub mod divergence;
 pub mod engine;
 pub mod error;
 pub mod fsio;
@@ -40,7 +41,9 @@ pub mod optim;
 pub mod pack;
 pub mod plot;
 pub mod rescue;
+pub mod scores;
 pub mod sweep;
+pub mod tensorboard;
 pub mod tools;
 pub mod train;
 

@@ -5,7 +5,7 @@ mod cli;
 use std::process::ExitCode;
 
 use crate::cli::output::errln;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use cli::args::{Cli, Command};
 
 /// Prints an error and its causes, the way every command reports failure.
@@ -19,14 +19,20 @@ fn report(error: &dyn std::error::Error) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match &cli.command {
-        Command::Train(args) => {
+        Command::Train(_) => matches
+            .subcommand_matches("train")
+            .ok_or_else(|| downhill::Error::Usage("train's flags are missing".into()))
+            .and_then(cli::resume_flags::resolve)
+            .and_then(|(args, flags)| {
             let (signal, failure) = cli::signals::StopSignal::install();
             if let Some(e) = failure {
                 errln!("warning: Ctrl-C and SIGTERM will not stop training cleanly: {e}");
             }
-            cli::train::run(args, signal).map(|outcome| match outcome {
+            cli::common::stop_tuning_on(&signal);
+            cli::train::run(&args, signal, flags).map(|outcome| match outcome {
                 cli::train::Outcome::Done => ExitCode::SUCCESS,
                 cli::train::Outcome::Interrupted(path, signal) => {
                     errln!(
@@ -38,12 +44,13 @@ fn main() -> ExitCode {
                     ExitCode::from(cli::signals::exit_status(signal))
                 }
             })
-        }
+        }),
         Command::Sweep(args) => {
             let (signal, failure) = cli::signals::StopSignal::install();
             if let Some(e) = failure {
                 errln!("warning: Ctrl-C and SIGTERM will not stop the sweep cleanly: {e}");
             }
+            cli::common::stop_tuning_on(&signal);
             cli::sweep::run(args, signal).map(|outcome| match outcome {
                 cli::sweep::Outcome::Done => ExitCode::SUCCESS,
                 cli::sweep::Outcome::Interrupted(signal) => {
@@ -70,6 +77,7 @@ fn main() -> ExitCode {
             cli::args::BenchCommand::Sweep(a) => cli::bench::packs(a),
         }
         .map(|()| ExitCode::SUCCESS),
+        Command::LrFind(args) => cli::lr_find::run(args).map(|()| ExitCode::SUCCESS),
         Command::Devices => {
             cli::devices::print_devices(&downhill::tools::list_devices());
             Ok(ExitCode::SUCCESS)

@@ -1,167 +1,241 @@
-//! Plots written as SVG: labelled axes, a legend, and log scales where values span decades.
+//! Results shown to people: SVG charts drawn with plotters (linear or logarithmic axes with
+//! ticks where they mean something, curves told apart by colour and stroke, markers, reference
+//! lines, a legend beside the data rather than over it), the charts of `train`, `sweep` and
+//! `bench batch-size`, and numbers formatted to read right in tables and on axes.
+
+mod axis;
+pub mod bench;
+mod draw;
+pub mod number;
+pub mod sweep;
+pub mod training;
 
 use std::path::Path;
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::fsio;
 
-/// One named curve of `(x, y)` points.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Series {
-    /// Legend text.
-    pub name: String,
-    /// Points in drawing order.
-    pub points: Vec<(f64, f64)>,
+/// How an axis maps values to positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// Evenly spaced values.
+    Linear,
+    /// Evenly spaced decades (values at or below zero are left out).
+    Log,
+    /// Logarithmic when every value is positive and they span more than a factor of 20,
+    /// linear otherwise.
+    Auto,
 }
 
-/// One chart: title, axis labels and curves. Each axis is logarithmic when all its values are
-/// positive and span more than a factor of 20 (or when `log_x` or `log_y` forces it).
+/// Where an axis has its labelled ticks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ticks {
+    /// Round numbers (1, 2 or 5 times a power of ten; decades on a log axis) chosen from the
+    /// range.
+    Auto,
+    /// Round whole numbers only, for counts such as epochs.
+    Whole,
+    /// Exactly these values, for measured points such as batch sizes.
+    At(Vec<f64>),
+}
+
+/// One axis: its label and how it is scaled and ticked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    /// The label, with units; ", log scale" is added when the axis is drawn logarithmic.
+    pub label: String,
+    /// Linear, logarithmic, or chosen from the data.
+    pub scale: Scale,
+    /// Where the labelled ticks go.
+    pub ticks: Ticks,
+}
+
+impl Axis {
+    /// An axis labelled `label` with automatic ticks.
+    pub fn new(label: impl Into<String>, scale: Scale) -> Self {
+        Self {
+            label: label.into(),
+            scale,
+            ticks: Ticks::Auto,
+        }
+    }
+
+    /// The same axis with ticks `ticks`.
+    pub fn with_ticks(self, ticks: Ticks) -> Self {
+        Self { ticks, ..self }
+    }
+}
+
+/// A curve's colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Colour {
+    /// The `i`th colour of a palette of ten that stay apart on white (cycling beyond ten).
+    Palette(usize),
+    /// Dark grey, for legend samples of a line style alone and for reference lines.
+    Neutral,
+}
+
+/// How a curve's line is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stroke {
+    /// Unbroken.
+    Solid,
+    /// Dashes.
+    Dashed,
+    /// Dots.
+    Dotted,
+    /// Long dashes.
+    LongDashed,
+    /// Dots set far apart.
+    Sparse,
+    /// No line: markers only.
+    Hidden,
+}
+
+impl Stroke {
+    /// The `i`th of the visible strokes (cycling): solid, dashed, dotted, long-dashed, sparse.
+    pub fn nth(i: usize) -> Self {
+        [
+            Stroke::Solid,
+            Stroke::Dashed,
+            Stroke::Dotted,
+            Stroke::LongDashed,
+            Stroke::Sparse,
+        ][i % 5]
+    }
+}
+
+/// A mark drawn at a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// A filled disc.
+    Dot,
+    /// An ×.
+    Cross,
+}
+
+/// How a curve (or its legend sample) looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    /// Its colour.
+    pub colour: Colour,
+    /// Its line.
+    pub stroke: Stroke,
+    /// A marker at every point, if any.
+    pub marker: Option<Marker>,
+}
+
+impl Style {
+    /// A plain line in `colour` and `stroke`, without markers.
+    pub fn line(colour: Colour, stroke: Stroke) -> Self {
+        Self {
+            colour,
+            stroke,
+            marker: None,
+        }
+    }
+}
+
+/// One curve of `(x, y)` points, drawn in order. Non-finite points, and points at or below
+/// zero on a logarithmic axis, are left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The points.
+    pub points: Vec<(f64, f64)>,
+    /// How it looks.
+    pub style: Style,
+    /// Set for a curve that left the chart for good (a diverged model): it does not widen the y
+    /// range, is drawn up to its last point inside it, and is marked with an × there; with no
+    /// point inside, the × sits on the top edge at this x.
+    pub escaped_at: Option<f64>,
+}
+
+/// A horizontal line across the chart at a value of y (a target), labelled at its right end.
+/// The y range always includes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    /// Where it is drawn.
+    pub y: f64,
+    /// Its label.
+    pub label: String,
+}
+
+/// One line of a legend, drawn beside the chart, never over its data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LegendEntry {
+    /// A sample of a style and what it stands for.
+    Item(Style, String),
+    /// A sentence without a sample, in smaller grey type.
+    Note(String),
+}
+
+/// One chart: a title, two axes, curves, reference lines and a legend.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chart {
     /// Title above the chart.
     pub title: String,
-    /// The x axis label, with units.
-    pub x_label: String,
-    /// The y axis label, with units.
-    pub y_label: String,
-    /// The curves.
+    /// The horizontal axis.
+    pub x: Axis,
+    /// The vertical axis.
+    pub y: Axis,
+    /// The curves. The y range covers those that did not escape (see [`Series::escaped_at`])
+    /// and the reference lines; when every curve escaped, it covers them all.
     pub series: Vec<Series>,
-    /// Force a logarithmic x axis.
-    pub log_x: bool,
-    /// Force a logarithmic y axis (when every value is positive).
-    pub log_y: bool,
+    /// Horizontal reference lines.
+    pub references: Vec<Reference>,
+    /// The legend, drawn to the right of the data; empty for none.
+    pub legend: Vec<LegendEntry>,
 }
 
-/// `(min, max, logarithmic)` of the finite values.
-fn range(values: impl Iterator<Item = f64>, force_log: bool) -> Option<(f64, f64, bool)> {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    if lo > hi {
-        return None;
+/// The distinct values of `values`, in the order they first appear.
+fn distinct<T: PartialEq>(values: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen = Vec::new();
+    for v in values {
+        if !seen.contains(&v) {
+            seen.push(v);
+        }
     }
-    let log = lo > 0.0 && (force_log || hi / lo > 20.0);
-    let (lo, hi) = if hi > lo {
-        (lo, hi)
-    } else {
-        let pad = lo.abs().max(1.0) * 0.1;
-        (
-            if log { lo / 2.0 } else { lo - pad },
-            if log { hi * 2.0 } else { hi + pad },
-        )
-    };
-    Some((lo, hi, log))
+    seen
 }
 
-type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
-
-/// A short tick label: `1e6`, `2.5e4`, `300`, `0.05`.
-fn tick(v: f64) -> String {
-    if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-3) {
-        format!("{v:.1e}").replace(".0e", "e")
-    } else {
-        let text = format!("{v:.4}");
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
-}
-
-fn draw(area: &Area<'_>, chart: &Chart) -> std::result::Result<(), String> {
-    let xs = range(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.0)),
-        chart.log_x,
-    )
-    .ok_or("no finite points")?;
-    let ys = range(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1)),
-        chart.log_y,
-    )
-    .ok_or("no finite points")?;
-    let mut builder = ChartBuilder::on(area);
-    builder
-        .caption(&chart.title, ("sans-serif", 20))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(72);
-    let colors = [
-        BLUE,
-        RED,
-        GREEN,
-        MAGENTA,
-        CYAN,
-        BLACK,
-        RGBColor(230, 140, 0),
-        RGBColor(120, 60, 160),
-    ];
-    macro_rules! plot {
-        ($x:expr, $y:expr) => {{
-            let mut c = builder
-                .build_cartesian_2d($x, $y)
-                .map_err(|e| e.to_string())?;
-            c.configure_mesh()
-                .x_desc(&chart.x_label)
-                .y_desc(&chart.y_label)
-                .x_labels(8)
-                .y_labels(8)
-                .x_label_formatter(&|v| tick(*v))
-                .y_label_formatter(&|v| tick(*v))
-                .draw()
-                .map_err(|e| e.to_string())?;
-            for (i, s) in chart.series.iter().enumerate() {
-                let color = colors[i % colors.len()];
-                let usable = s.points.iter().copied().filter(|(x, y)| {
-                    x.is_finite() && y.is_finite() && (!xs.2 || *x > 0.0) && (!ys.2 || *y > 0.0)
-                });
-                c.draw_series(LineSeries::new(
-                    usable.collect::<Vec<_>>(),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?
-                .label(s.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            }
-            c.configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| e.to_string())?;
-        }};
-    }
-    match (xs.2, ys.2) {
-        (false, false) => plot!(xs.0..xs.1, ys.0..ys.1),
-        (true, false) => plot!((xs.0..xs.1).log_scale(), ys.0..ys.1),
-        (false, true) => plot!(xs.0..xs.1, (ys.0..ys.1).log_scale()),
-        (true, true) => plot!((xs.0..xs.1).log_scale(), (ys.0..ys.1).log_scale()),
-    }
-    Ok(())
-}
+/// Width of the whole picture, pixels.
+const WIDTH: u32 = 1000;
+/// Height of one chart, pixels.
+const CHART_HEIGHT: u32 = 480;
 
 /// Draws `charts` one above the other into an SVG at `path` (written atomically).
 pub fn write_svg(path: &Path, charts: &[Chart]) -> Result<()> {
-    let fail = |e: String| Error::InvalidModel(format!("could not draw {}: {e}", path.display()));
+    fsio::write_atomic(
+        path,
+        svg(charts).map_err(|e| draw_failed(path, e))?.as_bytes(),
+    )
+}
+
+/// The error for a picture plotters could not draw.
+fn draw_failed(path: &Path, message: String) -> Error {
+    Error::Usage(format!(
+        "could not draw the plot {}: {message}; the other outputs are unaffected",
+        path.display()
+    ))
+}
+
+/// `charts` one above the other as SVG text.
+fn svg(charts: &[Chart]) -> std::result::Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 480 * charts.len().max(1) as u32))
-            .into_drawing_area();
-        root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+        let height = CHART_HEIGHT * charts.len().max(1) as u32;
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
         for (area, chart) in root
             .split_evenly((charts.len().max(1), 1))
             .iter()
             .zip(charts)
         {
-            draw(area, chart).map_err(fail)?;
+            draw::chart(area, chart)?;
         }
-        root.present().map_err(|e| fail(e.to_string()))?;
+        root.present().map_err(|e| e.to_string())?;
     }
-    fsio::write_atomic(path, svg.as_bytes())
+    Ok(svg)
 }

@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 use crate::data::Dataset;
+use crate::divergence::{loss_divergence, loss_limit, reference_rows};
 use crate::engine::Metrics;
 use crate::error::{Error, Result};
 use crate::loss::Batch;
@@ -15,8 +16,7 @@ use crate::model::{ModelSpec, Parameters};
 use crate::optim::Optimizer;
 use crate::pack::{Member, Pack};
 use crate::train::{
-    EpochRecord, Feed, Input, Stop, TrainConfig, TrainData, check_data, loss_divergence,
-    loss_limit, place, reference_rows, run_length,
+    EpochRecord, Feed, Input, Stop, TrainConfig, TrainData, check_data, place, run_length,
 };
 
 /// Why restarts cannot start from one given set of parameters.

@@ -6,16 +6,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ndarray::Array2;
-
 use crate::checkpoint::{ModelCheckpoint, TrainingState, save_state};
 use crate::data::mapped::MappedNpy;
 use crate::data::scheduler::{Order, Source, Stream};
 use crate::data::{Dataset, Standardizer};
 use crate::engine::{Engine, Metrics};
 use crate::error::{Error, Result};
-use crate::loss::{Batch, Targets};
+use crate::loss::Batch;
 use crate::optim::LrSchedule;
+
+pub use crate::divergence::{DEFAULT_DIVERGENCE_THRESHOLD, REFERENCE_ROWS};
+use crate::divergence::{loss_divergence, loss_limit, reference_rows};
 
 /// Where the training rows live.
 #[derive(Clone)]
@@ -63,6 +64,10 @@ pub struct CheckpointPlan {
     pub every_steps: u64,
     /// Feature statistics to record with the model.
     pub standardizer: Option<Standardizer>,
+    /// Target statistics to record with the model (see [`ModelCheckpoint::target_standardizer`]).
+    pub target_standardizer: Option<Standardizer>,
+    /// The command-line flags to record in each state (see [`TrainingState::run_flags`]).
+    pub run_flags: Option<Vec<String>>,
 }
 
 /// How to train.
@@ -99,12 +104,6 @@ pub struct TrainConfig {
     /// only for NaN and infinity.
     pub divergence_threshold: Option<f64>,
 }
-
-/// Training rows on which the loss before the first step is measured.
-pub const REFERENCE_ROWS: usize = 1024;
-
-/// The default [`TrainConfig::divergence_threshold`]: three orders of magnitude.
-pub const DEFAULT_DIVERGENCE_THRESHOLD: f64 = 1000.0;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -186,6 +185,9 @@ pub struct TrainReport {
     pub steps: u64,
     /// Whether batches were gathered from data resident on the device.
     pub resident: bool,
+    /// With early stopping, the validation loss of the parameters it restored (the best seen,
+    /// possibly before a resume).
+    pub kept_val_loss: Option<f64>,
 }
 
 /// Receives the run's progress; every method has a default that does nothing.
@@ -316,47 +318,6 @@ pub(crate) fn check_data(
             })?;
     }
     Ok(())
-}
-
-/// Up to [`REFERENCE_ROWS`] training rows, evenly spaced, on which the loss before training is
-/// measured for the divergence threshold.
-pub(crate) fn reference_rows(data: &TrainData) -> Result<(Array2<f32>, Targets)> {
-    let rows = data.rows();
-    let indices: Vec<u32> = (0..rows)
-        .step_by(rows.div_ceil(REFERENCE_ROWS).max(1))
-        .map(|r| r as u32)
-        .collect();
-    let mut features = Array2::zeros((0, 0));
-    let targets = data.source().gather(&indices, &mut features)?;
-    Ok((features, targets))
-}
-
-/// The mean training loss above which a model counts as diverged, from its loss `start` before
-/// training: `threshold · max(1, start)`; none when there is no threshold or `start` is not
-/// finite.
-pub(crate) fn loss_limit(threshold: Option<f64>, start: f64) -> Option<f64> {
-    threshold
-        .filter(|t| *t > 0.0)
-        .filter(|_| start.is_finite())
-        .map(|t| t * start.max(1.0))
-}
-
-/// Why a mean training loss read back shows divergence: not finite, or over `limit`.
-pub(crate) fn loss_divergence(
-    m: &Metrics,
-    limit: Option<f64>,
-    threshold: Option<f64>,
-) -> Option<String> {
-    m.divergence().or_else(|| {
-        let (limit, loss) = (limit?, m.loss());
-        (m.rows > 0 && loss > limit).then(|| {
-            format!(
-                "the mean training loss grew to {loss:.3e}, over {}× its value before training \
-                 (--divergence-threshold)",
-                crate::error::readable(threshold.unwrap_or_default())
-            )
-        })
-    })
 }
 
 /// Makes `data` resident on the device through `load` when `residency` allows: `None` when it
@@ -497,6 +458,7 @@ pub fn train(
                 loss: setup.loss,
                 parameters,
                 standardizer: plan.standardizer.clone(),
+                target_standardizer: plan.target_standardizer.clone(),
             },
             optimizer: setup.optimizer.name().to_string(),
             state: engine.optimizer_state()?,
@@ -506,6 +468,7 @@ pub fn train(
             best_parameters: best.as_ref().map(|(_, p)| p.clone()),
             epochs_without_improvement: stale,
             data_checksum: checksum.clone(),
+            run_flags: plan.run_flags.clone(),
         };
         save_state(&plan.path, &state)
     };
@@ -609,15 +572,18 @@ pub fn train(
             break;
         }
     }
+    let mut kept_val_loss = None;
     if stop == Stop::EarlyStopping
-        && let Some((_, params)) = &best
+        && let Some((loss, params)) = &best
     {
         engine.set_parameters(params)?;
+        kept_val_loss = Some(*loss);
     }
     Ok(TrainReport {
         epochs: records,
         stop,
         steps: step,
         resident,
+        kept_val_loss,
     })
 }

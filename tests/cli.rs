@@ -375,7 +375,7 @@ fn sigint_and_sigterm_write_a_training_state_and_exit_130_and_143() {
     for (signal, status) in [("INT", 130), ("TERM", 143)] {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("s.safetensors");
-        let child = Command::new(env!("CARGO_BIN_EXE_downhill"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_downhill"))
             .args([
                 "train",
                 "--dataset",
@@ -494,9 +494,12 @@ fn the_same_seed_and_flags_give_bit_identical_checkpoint_files_run_after_run() {
         ("mapped", &["--mmap", "--standardize"][..]),
     ] {
         for attempt in 0..2 {
+            // Each attempt writes the same file names in a folder of its own: a training state
+            // records the run's flags, outputs relative to its folder.
+            std::fs::create_dir_all(path(&format!("{attempt}"))).unwrap();
             let (model, state) = (
-                format!("{run}{attempt}.safetensors"),
-                format!("{run}{attempt}.state.safetensors"),
+                format!("{attempt}/{run}.safetensors"),
+                format!("{attempt}/{run}.state.safetensors"),
             );
             let mut args = vec![
                 "train",
@@ -523,8 +526,8 @@ fn the_same_seed_and_flags_give_bit_identical_checkpoint_files_run_after_run() {
         }
         for file in ["", ".state"] {
             assert!(
-                bytes(&format!("{run}0{file}.safetensors"))
-                    == bytes(&format!("{run}1{file}.safetensors")),
+                bytes(&format!("0/{run}{file}.safetensors"))
+                    == bytes(&format!("1/{run}{file}.safetensors")),
                 "{run}{file}: two runs differ"
             );
         }
@@ -536,8 +539,8 @@ fn the_same_seed_and_flags_give_bit_identical_checkpoint_files_run_after_run() {
             .data_checksum
     };
     assert_eq!(
-        fingerprint("streamed0.state.safetensors"),
-        fingerprint("resident0.state.safetensors")
+        fingerprint("0/streamed.state.safetensors"),
+        fingerprint("0/resident.state.safetensors")
     );
     ok(&[
         "train",
@@ -559,7 +562,7 @@ fn the_same_seed_and_flags_give_bit_identical_checkpoint_files_run_after_run() {
         s(&path("in_memory_std.state.safetensors")),
     ]);
     assert_eq!(
-        fingerprint("mapped0.state.safetensors"),
+        fingerprint("0/mapped.state.safetensors"),
         fingerprint("in_memory_std.state.safetensors")
     );
 }
@@ -592,6 +595,8 @@ fn bench_gemm_writes_complete_json_and_csv() {
     let json: serde_json::Value = serde_json::from_str(&ok(&[
         "bench",
         "gemm",
+        "--device",
+        "gpu",
         "--sizes",
         "32,65",
         "--seconds",
@@ -633,7 +638,7 @@ fn bench_gemm_writes_complete_json_and_csv() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "n,tile,gpu GFLOP/s,fixed tile GFLOP/s,ndarray GFLOP/s,cpu engine GFLOP/s,gpu/ndarray,gpu ms,ndarray ms"
+        "n,tile,gpu GFLOP/s,fixed tile GFLOP/s,ndarray GFLOP/s,cpu engine GFLOP/s,gpu/ndarray %,gpu ms,ndarray ms"
     );
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1].split(',').count(), 9);
@@ -728,8 +733,8 @@ fn bench_batch_size_writes_json_csv_and_a_plot() {
         "samples per second",
         "batch size (rows)",
         "wall time (s)",
-        "gpu batch 8",
-        "cpu batch 50",
+        "batch 8",
+        "batch 50",
     ] {
         assert!(svg.contains(text), "the plot lacks {text:?}");
     }

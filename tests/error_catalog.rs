@@ -254,6 +254,7 @@ fn write_files(dir: &Path) {
             model,
             loss: Loss::CrossEntropy,
             standardizer: None,
+            target_standardizer: None,
         },
     )
     .unwrap();
@@ -567,7 +568,7 @@ fn cases() -> Vec<Case> {
             MODEL,
             "sweep: a single-run flag",
             "sweep --early-stopping 3",
-            Refused("--early-stopping is for a single run"),
+            Refused("unexpected argument '--early-stopping'"),
         ),
         case(
             MODEL,

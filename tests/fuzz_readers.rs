@@ -165,6 +165,7 @@ fn valid_checkpoint() -> Vec<u8> {
             model,
             loss: Loss::Mse,
             standardizer: None,
+            target_standardizer: None,
         },
     )
     .unwrap();

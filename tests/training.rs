@@ -277,6 +277,8 @@ fn resuming_from_a_checkpoint_is_bit_identical_to_an_uninterrupted_run() {
                 path: state.clone(),
                 every_steps: 10,
                 standardizer: None,
+                target_standardizer: None,
+                run_flags: None,
             }),
             ..full_config.clone()
         };
@@ -379,6 +381,8 @@ fn a_diverging_run_stops_with_the_step_and_a_suggestion() {
             path: state.clone(),
             every_steps: 1,
             standardizer: None,
+            target_standardizer: None,
+            run_flags: None,
         }),
         ..config(true, Residency::Auto)
     };
@@ -474,6 +478,8 @@ fn a_training_state_resumes_only_with_the_optimizer_that_saved_it() {
             path: state.clone(),
             every_steps: 3,
             standardizer: None,
+            target_standardizer: None,
+            run_flags: None,
         }),
         ..config(true, Residency::Auto)
     };

@@ -2,18 +2,24 @@
 
 use std::sync::Arc;
 
-use downhill::plot::{Chart, Series, write_svg};
+use downhill::gpu::Placement;
+use downhill::plot::bench::batch_size_charts;
+use downhill::plot::number::{LOSS_PLACES, decimal};
+use downhill::plot::write_svg;
 use downhill::tools::{
     BatchRow, BatchSweep, BenchEngine, GemmRow, PackRow, RunInfo, bench_batch_sizes, bench_gemm,
     bench_packs,
 };
+use downhill::train::TrainData;
 use downhill::{Error, GpuContext, Result};
 use serde_json::{Value, json};
 
-use super::args::{BatchSizeArgs, DeviceArgs, DeviceChoice, GemmArgs, PackBenchArgs, TableFormat};
+use super::args::{
+    BatchSizeArgs, BenchDevices, DeviceChoice, GemmArgs, PackBenchArgs, TableFormat,
+};
 use super::common::adapter_request;
-use super::prepare::prepare;
-use crate::cli::output::outln;
+use super::prepare::{RunFlags, prepare, residency};
+use crate::cli::output::{errln, outln};
 
 fn info_json(info: &RunInfo) -> Value {
     json!({
@@ -38,13 +44,16 @@ fn print_info(info: &RunInfo) {
     );
 }
 
-/// Prints `rows` (each a list of cells, the first being the header) as a table, JSON or CSV.
+/// Prints `cells` under `header` as a table, JSON (`json_rows`) or CSV. An empty cell is a value
+/// not measured: `-` in the table, nothing in the CSV. A table is followed by `notes`, one
+/// `(column, what it holds)` per line.
 fn emit(
     format: TableFormat,
     info: &RunInfo,
     header: &[&str],
     cells: &[Vec<String>],
     json_rows: Vec<Value>,
+    notes: &[(&str, String)],
 ) {
     match format {
         TableFormat::Json => outln!(
@@ -59,6 +68,14 @@ fn emit(
         }
         TableFormat::Table => {
             print_info(info);
+            let cells: Vec<Vec<&str>> = cells
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|c| if c.is_empty() { "-" } else { c.as_str() })
+                        .collect()
+                })
+                .collect();
             let widths: Vec<usize> = (0..header.len())
                 .map(|c| {
                     cells
@@ -69,41 +86,56 @@ fn emit(
                         .unwrap_or(0)
                 })
                 .collect();
-            let line = |row: Vec<&str>| {
+            let line = |row: &[&str]| {
                 row.iter()
                     .zip(&widths)
                     .map(|(c, w)| format!("{c:>w$}"))
                     .collect::<Vec<_>>()
                     .join("  ")
             };
-            outln!("{}", line(header.to_vec()));
-            for row in cells {
-                outln!("{}", line(row.iter().map(String::as_str).collect()));
+            outln!("{}", line(header));
+            for row in &cells {
+                outln!("{}", line(row));
+            }
+            if !notes.is_empty() {
+                let width = notes.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+                outln!("\ncolumns:");
+                for (column, meaning) in notes {
+                    outln!("  {column:<width$}  {meaning}");
+                }
             }
         }
     }
 }
 
 pub fn gemm(a: &GemmArgs) -> Result<()> {
-    let ctx = GpuContext::new(&adapter_request(&a.device))?;
+    let (engines, ctx) = bench_engines(&a.devices)?;
+    // The GPU's products when a GPU engine was asked for; ndarray's and the CPU engine's always.
+    let gpu = engines
+        .iter()
+        .any(|e| matches!(e, BenchEngine::Gpu(_)))
+        .then_some(ctx.as_ref())
+        .flatten();
     let info = RunInfo::new(
-        Some(&ctx),
+        gpu,
         "matmul C = A·B (f32)".into(),
         format!("square sizes {:?}", a.sizes),
     );
-    let rows = bench_gemm(&ctx, &a.sizes, a.seconds)?;
+    let rows = bench_gemm(gpu, &a.sizes, a.seconds)?;
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
+            let g = r.gpu.as_ref();
             vec![
                 r.n.to_string(),
-                r.tile.clone(),
-                format!("{:.2}", r.gpu_gflops),
-                format!("{:.2}", r.fixed_gflops),
+                or_dash(g.map(|g| g.tile.clone())),
+                or_dash(g.map(|g| format!("{:.2}", g.gflops))),
+                or_dash(g.map(|g| format!("{:.2}", g.fixed_gflops))),
                 format!("{:.2}", r.cpu_gflops),
                 format!("{:.2}", r.cpu_engine_gflops),
-                format!("{:.1}%", 100.0 * r.gpu_gflops / r.cpu_gflops),
-                format!("{:.3}", r.gpu_seconds * 1e3),
+                or_dash(g.map(|g| format!("{:.1}", 100.0 * g.gflops / r.cpu_gflops))),
+                or_dash(g.map(|g| format!("{:.3}", g.seconds * 1e3))),
                 format!("{:.3}", r.cpu_seconds * 1e3),
             ]
         })
@@ -111,10 +143,11 @@ pub fn gemm(a: &GemmArgs) -> Result<()> {
     let json_rows = rows
         .iter()
         .map(|r: &GemmRow| {
-            json!({"n": r.n, "tile": r.tile, "gpu_gflops": r.gpu_gflops,
-                   "fixed_tile_gflops": r.fixed_gflops, "cpu_gflops": r.cpu_gflops,
+            let g = r.gpu.as_ref();
+            json!({"n": r.n, "tile": g.map(|g| &g.tile), "gpu_gflops": g.map(|g| g.gflops),
+                   "fixed_tile_gflops": g.map(|g| g.fixed_gflops), "cpu_gflops": r.cpu_gflops,
                    "cpu_engine_gflops": r.cpu_engine_gflops,
-                   "gpu_seconds": r.gpu_seconds, "cpu_seconds": r.cpu_seconds})
+                   "gpu_seconds": g.map(|g| g.seconds), "cpu_seconds": r.cpu_seconds})
         })
         .collect();
     emit(
@@ -127,28 +160,41 @@ pub fn gemm(a: &GemmArgs) -> Result<()> {
             "fixed tile GFLOP/s",
             "ndarray GFLOP/s",
             "cpu engine GFLOP/s",
-            "gpu/ndarray",
+            "gpu/ndarray %",
             "gpu ms",
             "ndarray ms",
         ],
         &cells,
         json_rows,
+        &[],
     );
     Ok(())
 }
 
-/// The engines `--device gpu,cpu` names, and the GPU's context when there is one.
-fn bench_engines(device: &DeviceArgs) -> Result<(Vec<BenchEngine>, Option<GpuContext>)> {
+/// The engines `--device gpu,cpu` names, and the GPU's context when there is one: `auto` is a
+/// hardware GPU when there is one, else the CPU engine (saying why).
+fn bench_engines(devices: &BenchDevices) -> Result<(Vec<BenchEngine>, Option<GpuContext>)> {
     let mut engines = Vec::new();
     let mut ctx = None;
-    for choice in &device.device {
-        match choice {
-            DeviceChoice::Cpu => engines.push(BenchEngine::Cpu),
-            DeviceChoice::Gpu | DeviceChoice::Auto => {
-                let c = GpuContext::new(&adapter_request(device))?;
+    let request = adapter_request(&devices.gpu);
+    for choice in &devices.devices {
+        let gpu = match choice {
+            DeviceChoice::Cpu => None,
+            DeviceChoice::Gpu => Some(GpuContext::new(&request)?),
+            DeviceChoice::Auto => match GpuContext::auto(&request)? {
+                Placement::Gpu(c) => Some(*c),
+                Placement::Cpu(why) => {
+                    errln!("device: cpu (ndarray reference engine), because {why}");
+                    None
+                }
+            },
+        };
+        match gpu {
+            Some(c) => {
                 ctx = Some(c.clone());
                 engines.push(BenchEngine::Gpu(Box::new(c)));
             }
+            None => engines.push(BenchEngine::Cpu),
         }
     }
     Ok((engines, ctx))
@@ -174,22 +220,131 @@ fn describe(setup: &downhill::Setup) -> String {
     )
 }
 
+/// What each column of the `bench batch-size` table holds.
+fn batch_size_notes(a: &BatchSizeArgs, epochs: u64) -> Vec<(&'static str, String)> {
+    let steps = a.steps;
+    vec![
+        (
+            "samples/s",
+            format!("rows trained per second over {steps} steps run back to back, none waited on"),
+        ),
+        (
+            "step ms",
+            format!(
+                "wall time of one step run alone and waited on, median of {steps} (so batch / \
+                 step ms is not samples/s, whose steps overlap and are not waited on)"
+            ),
+        ),
+        (
+            "p10 ms, p90 ms",
+            "10th and 90th percentile of the same".into(),
+        ),
+        (
+            "gpu ms",
+            "median time of the same steps on the device, from timestamp queries".into(),
+        ),
+        ("timing", "which clock gpu ms comes from".into()),
+        (
+            "device MiB",
+            "device memory the GPU engine allocated (parameters, state, activations, data)".into(),
+        ),
+        (
+            "dispatches",
+            "kernel launches per step, all in one submit".into(),
+        ),
+        (
+            "matmul %",
+            "the matrix products' share of a step's GPU time, every launch timed alone".into(),
+        ),
+        (
+            "streamed/resident",
+            "the training loop's samples/s with batches streamed from the host, over that with \
+             the data resident on the device (- where the data streamed throughout: see the \
+             data: line above)"
+                .into(),
+        ),
+        (
+            "loss@Nep",
+            format!("mean training loss of the last of {epochs} epochs from the same start"),
+        ),
+        ("train s", format!("wall seconds of those {epochs} epochs")),
+        (
+            "s to target",
+            match a.target_loss {
+                Some(t) => format!("wall seconds until the training loss first reached {t}"),
+                None => "wall seconds to --target-loss (none given)".into(),
+            },
+        ),
+        ("-", "not measured on this engine or adapter".into()),
+    ]
+}
+
+/// Says on standard error which engines streamed their batches from the host instead of
+/// gathering them from data resident on the device, and why: one line per engine and reason,
+/// with the batch sizes it held for.
+fn say_where_batches_came_from(rows: &[BatchRow]) {
+    let mut said: Vec<(&str, &str, Vec<String>)> = Vec::new();
+    for r in rows {
+        let Some(why) = r.streamed_because.as_deref() else {
+            continue;
+        };
+        let size = r.batch_size.to_string();
+        match said
+            .iter_mut()
+            .find(|(e, w, _)| *e == r.engine && *w == why)
+        {
+            Some((_, _, sizes)) => sizes.push(size),
+            None => said.push((&r.engine, why, vec![size])),
+        }
+    }
+    for (engine, why, sizes) in said {
+        errln!(
+            "data: {engine} batches of {} streamed from the host, not resident because {why}",
+            sizes.join(", ")
+        );
+    }
+}
+
 pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
     if a.batch_sizes.is_empty() || a.batch_sizes.contains(&0) || a.steps == 0 {
         return Err(Error::Usage(
             "--batch-sizes must be positive and --steps at least 1".into(),
         ));
     }
-    super::train::one_model(&a.run, "bench batch-size")?;
-    super::outputs::check_outputs(&[("--plot", a.run.plot.as_deref())])?;
-    let p = prepare(&a.run)?;
-    if p.mapped.is_some() {
-        return Err(Error::Usage(
-            "bench batch-size keeps its data in memory; drop --mmap".into(),
-        ));
-    }
-    let (engines, ctx) = bench_engines(&a.run.device)?;
-    let data_desc = data_description(&p.train_data);
+    super::train::one_model(&a.lr.lr, &a.optimizer, "bench batch-size")?;
+    super::outputs::check_outputs(&[("--plot", a.plot.as_deref())])?;
+    let p = prepare(&RunFlags {
+        data: &a.data,
+        validation: None,
+        model: &a.model,
+        optimizer: &a.optimizer,
+        lr: &a.lr.lr,
+        batch_size: a.batch_sizes.iter().copied().max().unwrap_or(1),
+        seed: a.seed,
+        epochs: Some(a.epochs),
+        max_steps: None,
+        resume: None,
+        restarts: 1,
+        on_cpu: a.devices.devices.iter().any(|d| *d != DeviceChoice::Gpu),
+        quiet: true,
+    })?;
+    let (engines, ctx) = bench_engines(&a.devices)?;
+    // Memory-mapped features stream from disk, as `train` streams them.
+    let (data, data_desc) = match p.mapped {
+        Some(source) => {
+            let desc = format!(
+                "{} [{}, {}], memory-mapped",
+                p.train_data.name,
+                p.train_data.rows(),
+                source.cols()
+            );
+            (TrainData::Mapped(Arc::new(source)), desc)
+        }
+        None => {
+            let desc = data_description(&p.train_data);
+            (TrainData::Memory(Arc::new(p.train_data)), desc)
+        }
+    };
     let info = RunInfo::new(ctx.as_ref(), describe(&p.setup), data_desc);
     let sweep = BatchSweep {
         batch_sizes: a.batch_sizes.clone(),
@@ -197,11 +352,12 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
         timed_steps: a.steps,
         epochs: p.epochs,
         target_loss: a.target_loss,
-        seed: a.run.seed,
+        seed: a.seed,
+        residency: residency(a.residency.residency),
     };
-    let rows = bench_batch_sizes(&engines, &p.setup, &p.start, Arc::new(p.train_data), &sweep)?;
-    let opt =
-        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |x| format!("{x:.digits$}"));
+    let rows = bench_batch_sizes(&engines, &p.setup, &p.start, &data, &sweep)?;
+    say_where_batches_came_from(&rows);
+    let opt = |v: Option<f64>, digits: usize| v.map_or(String::new(), |x| format!("{x:.digits$}"));
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -214,13 +370,15 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
                 format!("{:.3}", r.step_ms_p90),
                 opt(r.gpu_ms_median, 3),
                 r.timing.clone(),
-                r.device_bytes.map_or("-".into(), |b| {
-                    format!("{:.2}", b as f64 / (1 << 20) as f64)
-                }),
-                r.dispatches.map_or("-".into(), |d| d.to_string()),
+                opt(r.device_bytes.map(|b| b as f64 / (1 << 20) as f64), 2),
+                r.dispatches.map_or(String::new(), |d| d.to_string()),
                 opt(r.matmul_share().map(|s| 100.0 * s), 1),
-                opt(r.residency.map(|t| t.streamed / t.resident), 2),
-                format!("{:.5}", r.final_loss),
+                opt(
+                    r.residency
+                        .and_then(|t| t.resident.map(|resident| t.streamed / resident)),
+                    2,
+                ),
+                decimal(r.final_loss, LOSS_PLACES),
                 format!("{:.2}", r.train_seconds),
                 opt(r.seconds_to_target, 2),
             ]
@@ -252,7 +410,9 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
                 "gpu_ms_median": r.gpu_ms_median, "timing": r.timing, "device_bytes": r.device_bytes, "dispatches": r.dispatches,
                 "gpu_profile_ms": r.gpu_profile_ms.as_ref().map(|kinds| kinds.iter().map(|(k, ms)| (k.clone(), json!(ms))).collect::<serde_json::Map<_, _>>()),
                 "matmul_share": r.matmul_share(),
-                "resident_samples_per_second": r.residency.map(|t| t.resident),
+                "data": if r.streamed_because.is_some() { "streamed" } else { "resident" },
+                "streamed_because": r.streamed_because,
+                "resident_samples_per_second": r.residency.and_then(|t| t.resident),
                 "streamed_samples_per_second": r.residency.map(|t| t.streamed),
                 "epochs": p.epochs, "final_loss": r.final_loss, "train_seconds": r.train_seconds,
                 "target_loss": a.target_loss, "seconds_to_target": r.seconds_to_target,
@@ -260,76 +420,66 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
             })
         })
         .collect();
-    emit(a.format, &info, &header, &cells, json_rows);
-    if let Some(path) = &a.run.plot {
-        let engines: Vec<&str> = {
-            let mut e: Vec<&str> = rows.iter().map(|r| r.engine.as_str()).collect();
-            e.dedup();
-            e
-        };
-        let throughput = engines
-            .iter()
-            .map(|e| Series {
-                name: e.to_string(),
-                points: rows
-                    .iter()
-                    .filter(|r| r.engine == *e)
-                    .map(|r| (r.batch_size as f64, r.samples_per_second))
-                    .collect(),
-            })
-            .collect();
-        let curves = rows
-            .iter()
-            .map(|r| Series {
-                name: format!("{} batch {}", r.engine, r.batch_size),
-                points: r.curve.clone(),
-            })
-            .collect();
+    emit(
+        a.format,
+        &info,
+        &header,
+        &cells,
+        json_rows,
+        &batch_size_notes(a, p.epochs),
+    );
+    if let Some(path) = &a.plot {
         write_svg(
             path,
-            &[
-                Chart {
-                    title: format!("throughput on {}", info.adapter),
-                    x_label: "batch size (rows)".into(),
-                    y_label: "samples per second".into(),
-                    series: throughput,
-                    log_x: true,
-                    log_y: false,
-                },
-                Chart {
-                    title: "training loss against wall time".into(),
-                    x_label: "wall time (s)".into(),
-                    y_label: "training loss".into(),
-                    series: curves,
-                    log_x: false,
-                    log_y: false,
-                },
-            ],
+            &batch_size_charts(&rows, &info.adapter, a.target_loss),
         )?;
     }
     Ok(())
 }
 
 pub fn packs(a: &PackBenchArgs) -> Result<()> {
-    super::train::one_model(&a.run, "bench sweep")?;
-    let p = prepare(&a.run)?;
+    super::train::one_model(&a.lr.lr, &a.optimizer, "bench sweep")?;
+    let p = prepare(&RunFlags {
+        data: &a.data,
+        validation: None,
+        model: &a.model,
+        optimizer: &a.optimizer,
+        lr: &a.lr.lr,
+        batch_size: a.batches.batch_size,
+        seed: a.batches.seed,
+        epochs: a.length.epochs,
+        max_steps: a.length.max_steps,
+        resume: None,
+        restarts: a.models.iter().copied().max().unwrap_or(1) as u64,
+        on_cpu: a.device.device != DeviceChoice::Gpu,
+        quiet: true,
+    })?;
     if p.mapped.is_some() {
         return Err(Error::Usage(
             "bench sweep keeps its data in memory; drop --mmap".into(),
         ));
     }
-    let (engines, ctx) = bench_engines(&a.run.device)?;
+    let (engines, ctx) = bench_engines(&BenchDevices {
+        devices: vec![a.device.device],
+        gpu: a.device.gpu.clone(),
+    })?;
     let info = RunInfo::new(
         ctx.as_ref(),
         describe(&p.setup),
         format!(
             "{}, batch {}, {} epochs",
             data_description(&p.train_data),
-            a.run.batch_size,
+            a.batches.batch_size,
             p.epochs
         ),
     );
-    let config = super::prepare::run_config(&a.run, p.epochs)?;
+    let config = super::prepare::run_config(
+        &a.batches,
+        a.residency.residency,
+        (p.epochs, a.length.max_steps),
+        &a.schedule,
+        &a.monitor,
+    )?;
     let rows = bench_packs(
         &engines,
         &p.setup,
@@ -371,6 +521,7 @@ pub fn packs(a: &PackBenchArgs) -> Result<()> {
         ],
         &cells,
         json_rows,
+        &[],
     );
     Ok(())
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::args::{CheckArgs, CheckFormat};
 use super::common::adapter_request;
-use super::prepare::prepare;
+use super::prepare::{RunFlags, prepare};
 use crate::cli::output::outln;
 
 /// Adds `delta` to one entry of the first model's parameters, from `TENSOR:INDEX:DELTA`.
@@ -143,7 +143,21 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
     if a.steps == 0 {
         return Err(Error::Usage("--steps must be at least 1".into()));
     }
-    let p = prepare(&a.run)?;
+    let p = prepare(&RunFlags {
+        data: &a.data,
+        validation: None,
+        model: &a.model,
+        optimizer: &a.optimizer,
+        lr: &a.lr.lr,
+        batch_size: a.batches.batch_size,
+        seed: a.batches.seed,
+        epochs: None,
+        max_steps: None,
+        resume: None,
+        restarts: a.restarts,
+        on_cpu: true,
+        quiet: false,
+    })?;
     if p.mapped.is_some() {
         return Err(Error::Usage(
             "check reads its batches in memory; drop --mmap".into(),
@@ -151,13 +165,13 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
     }
     // One model per combination of the hyperparameter lists and restarts, as a sweep makes them.
     let grid = Grid {
-        lr: a.run.lr.clone(),
-        momentum: a.run.momentum.clone(),
-        weight_decay: a.run.weight_decay.clone(),
-        restarts: a.run.restarts,
-        seed: a.run.seed,
+        lr: a.lr.lr.clone(),
+        momentum: a.optimizer.momentum.clone(),
+        weight_decay: a.optimizer.weight_decay.clone(),
+        restarts: a.restarts,
+        seed: a.batches.seed,
     };
-    let start = (a.run.init.is_some() || a.run.resume.is_some()).then_some(&p.start);
+    let start = a.model.init.is_some().then_some(&p.start);
     let (settings, members): (Vec<_>, Vec<_>) = grid
         .members(&p.setup.optimizer, &p.setup.model, start)?
         .into_iter()
@@ -168,22 +182,22 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
         loss: p.setup.loss,
         members,
     };
-    let ctx = GpuContext::new(&adapter_request(&a.run.device))?;
-    let batch_size = a.run.batch_size.min(p.train_data.rows().max(1));
+    let ctx = GpuContext::new(&adapter_request(&a.gpu))?;
+    let batch_size = a.batches.batch_size.min(p.train_data.rows().max(1));
     let mut gpu = GpuPack::new(&ctx, setup.clone(), batch_size)?;
     let mut cpu = Separate::cpu(&setup)?;
     for pack in [&mut gpu as &mut dyn Pack, &mut cpu] {
-        pack.set_clip_norm(a.run.clip_norm)?;
+        pack.set_clip_norm(a.clip_norm)?;
     }
     if let Some(spec) = &a.perturb {
         perturb(&mut gpu, spec)?;
     }
     let order = Order::new(
         p.train_data.rows(),
-        a.run.batch_size,
-        !a.run.no_shuffle,
-        a.run.drop_last,
-        a.run.seed,
+        a.batches.batch_size,
+        !a.batches.no_shuffle,
+        a.batches.drop_last,
+        a.batches.seed,
     )?;
     let per_epoch = order.batches_per_epoch();
     let batches: Vec<_> = (0..a.steps)

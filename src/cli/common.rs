@@ -1,25 +1,71 @@
 //! Pieces the commands share: choosing the engine and loading data from flags.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use downhill::data::Dataset;
 use downhill::data::csv::{Column, CsvOptions};
-use downhill::data::load::{DataSpec, load, load_csv};
+use downhill::data::load::{DataSpec, load, load_csv, load_files};
+use downhill::gpu::{
+    Cancel, OnProgress, Placement, Progress, Tuning, Want, choose_adapter, enumerate_adapters,
+};
 use downhill::{
     AdapterRequest, CpuEngine, Engine, Error, GpuContext, GpuEngine, Parameters, Result, Setup,
 };
 
-use downhill::gpu::Tuning;
-
-use super::args::{BackendChoice, DataArgs, DeviceArgs, DeviceChoice};
+use super::args::{BackendChoice, DataArgs, DeviceArgs, DeviceChoice, GpuArgs};
+use super::signals::StopSignal;
 use crate::cli::output::errln;
 
+/// The process's stop flag, once a command has installed its signal handlers: autotuning checks
+/// it between timed runs.
+static STOP: OnceLock<Cancel> = OnceLock::new();
+
+/// Lets a signal that `signal` records stop autotuning within a timed run (a signal before
+/// training starts ends the process anyway; this covers tuning that runs after it).
+pub fn stop_tuning_on(signal: &StopSignal) {
+    // Installed once per process; a second call has nothing to add.
+    let _ = STOP.set(Cancel::from_flag(signal.flag()));
+}
+
+/// Prints what the slow work of building a GPU engine is doing, on stderr: compiling the
+/// kernels, each product as autotuning times it, then where the choices are kept.
+fn print_progress(event: &Progress) {
+    match event {
+        Progress::Compiling => errln!("compiling the GPU kernels ..."),
+        Progress::Tuning {
+            index,
+            total,
+            product,
+        } => errln!(
+            "tuning {total} matrix product{} for this adapter, once: {index}/{total} ({product}) ...",
+            if *total == 1 { "" } else { "s" }
+        ),
+        Progress::Tuned { total, seconds } => {
+            let cache = match Tuning::autotune_cached() {
+                Tuning::Autotune { cache: Some(path) } => format!(", cached in {}", path.display()),
+                _ => String::new(),
+            };
+            errln!(
+                "tuned {total} matrix product{} in {seconds:.1} s{cache} (--no-autotune skips \
+                 tuning)",
+                if *total == 1 { "" } else { "s" }
+            );
+        }
+        _ => {}
+    }
+}
+
 /// The adapter the flags choose: `--adapter` is an index in `downhill devices`' list or a
-/// piece of an adapter's name; `--backend` narrows it to one API.
-pub fn adapter_request(device: &DeviceArgs) -> AdapterRequest {
+/// piece of an adapter's name (`WGPU_ADAPTER_NAME` when it is not given); `--backend` narrows
+/// it to one API; `WGPU_POWER_PREF=low` prefers an integrated GPU. Tuning progress goes to
+/// stderr, and the process's stop flag cancels tuning.
+pub fn adapter_request(device: &GpuArgs) -> AdapterRequest {
+    let env = AdapterRequest::from_env();
     let (index, name) = match device.adapter.as_deref().map(str::parse::<usize>) {
         Some(Ok(i)) => (Some(i), None),
-        _ => (None, device.adapter.clone()),
+        Some(Err(_)) => (None, device.adapter.clone()),
+        None => (None, env.name),
     };
     AdapterRequest {
         backend: device.backend.map(|b| match b {
@@ -37,22 +83,17 @@ pub fn adapter_request(device: &DeviceArgs) -> AdapterRequest {
         } else {
             Tuning::autotune_cached()
         },
-    }
-}
-
-/// The one device the flags name (only `bench batch-size` takes several).
-pub fn single_device(device: &DeviceArgs) -> Result<DeviceChoice> {
-    match device.device[..] {
-        [one] => Ok(one),
-        _ => Err(Error::Usage(
-            "--device takes one of auto, gpu or cpu here".into(),
-        )),
+        power_preference: env.power_preference,
+        progress: Some(OnProgress::new(print_progress)),
+        cancel: STOP.get().cloned(),
     }
 }
 
 /// Builds with `gpu` on the adapter the flags ask for, or with `cpu` when they ask for the CPU
-/// (or, with `auto`, when no GPU can be used), saying on stderr which one and why; `notes` are
-/// added to what it says about the CPU and the GPU.
+/// (or, with `auto`, when there is no hardware GPU), saying on stderr which one and why (and,
+/// unless `quiet`, the progress of autotuning); `notes` are added to what it says about the CPU
+/// and the GPU. An adapter or backend named by the flags that matches none is an error, whatever
+/// `--device` says.
 pub fn on_device<T>(
     device: &DeviceArgs,
     quiet: bool,
@@ -65,26 +106,37 @@ pub fn on_device<T>(
             errln!("{text}");
         }
     };
-    let choice = single_device(device)?;
+    let choice = device.device;
+    let mut request = adapter_request(&device.gpu);
     if choice == DeviceChoice::Cpu {
+        // An adapter named on the command line that does not exist is an error even here.
+        if device.gpu.adapter.is_some() || device.gpu.backend.is_some() {
+            let infos: Vec<_> = enumerate_adapters().iter().map(|a| a.get_info()).collect();
+            choose_adapter(&infos, &request, Want::AnyAdapter)?;
+        }
         say(format!(
             "device: cpu (ndarray reference engine{cpu_note}), as asked"
         ));
         return cpu();
     }
-    match GpuContext::new(&adapter_request(device)) {
-        Ok(ctx) => {
-            say(format!("device: gpu {}{gpu_note}", ctx.describe()));
-            gpu(&ctx)
-        }
-        Err(e) if choice == DeviceChoice::Auto => {
-            say(format!(
-                "device: cpu (ndarray reference engine{cpu_note}), because no GPU could be used: {e}"
-            ));
-            cpu()
-        }
-        Err(e) => Err(e),
+    if quiet {
+        request.progress = None;
     }
+    let ctx = if choice == DeviceChoice::Gpu {
+        GpuContext::new(&request)?
+    } else {
+        match GpuContext::auto(&request)? {
+            Placement::Gpu(ctx) => *ctx,
+            Placement::Cpu(why) => {
+                say(format!(
+                    "device: cpu (ndarray reference engine{cpu_note}), because {why}"
+                ));
+                return cpu();
+            }
+        }
+    };
+    say(format!("device: gpu {}{gpu_note}", ctx.describe()));
+    gpu(&ctx)
 }
 
 /// Builds the engine the flags ask for, saying on stderr which one and why.
@@ -101,6 +153,26 @@ pub fn engine(
         ("", ""),
         || Ok(Box::new(CpuEngine::new(setup.clone(), init)?) as Box<dyn Engine>),
         |ctx| Ok(Box::new(GpuEngine::new(ctx, setup.clone(), init, max_batch)?) as Box<dyn Engine>),
+    )
+}
+
+/// Builds an engine for evaluation and prediction as [`engine`] does, tuning only the products
+/// those run (forward, at `max_batch` rows), never the training products.
+pub fn inference_engine(
+    device: &DeviceArgs,
+    setup: Setup,
+    init: &Parameters,
+    max_batch: usize,
+) -> Result<Box<dyn Engine>> {
+    on_device(
+        device,
+        false,
+        ("", ""),
+        || Ok(Box::new(CpuEngine::new(setup.clone(), init)?) as Box<dyn Engine>),
+        |ctx| {
+            let engine = GpuEngine::new(&ctx.for_inference(), setup.clone(), init, max_batch)?;
+            Ok(Box::new(engine) as Box<dyn Engine>)
+        },
     )
 }
 
@@ -139,10 +211,17 @@ pub fn dataset(args: &DataArgs, seed: u64) -> Result<Option<Dataset>> {
         ));
     }
     let spec = match (&args.features, &args.targets, &args.data, &args.dataset) {
-        (Some(features), Some(targets), _, _) => DataSpec::Files {
-            features: features.clone(),
-            targets: targets.clone(),
-        },
+        (Some(features), Some(targets), _, _) => {
+            let (data, dropped) = load_files(features, targets, args.drop_nonfinite)?;
+            if dropped > 0 {
+                errln!(
+                    "data: {}: dropped {dropped} row(s) with NaN or infinite values (--drop-nonfinite), kept {}",
+                    features.display(),
+                    data.rows()
+                );
+            }
+            return Ok(Some(data));
+        }
         (Some(_), None, _, _) | (None, Some(_), _, _) => {
             return Err(Error::Usage(
                 "--features and --targets go together: give both".into(),

@@ -3,14 +3,14 @@
 use downhill::optim::{Adadelta, Adagrad, Adam, AdamW, RmsProp, Sgd};
 use downhill::{Optimizer, Result};
 
-use super::args::{OptimizerChoice, TrainArgs};
+use super::args::{OptimizerArgs, OptimizerChoice};
 use crate::cli::output::errln;
 
 /// The optimizer the flags describe, with PyTorch's defaults for what they leave out (and the
 /// first value of a list: a sweep's base). Flags that do not apply to the chosen optimizer are
 /// ignored with a warning, so one script can pass every hyperparameter.
-pub fn optimizer(a: &TrainArgs) -> Result<Optimizer> {
-    let lr = a.lr.first().copied();
+pub fn optimizer(a: &OptimizerArgs, lr: &[f64], quiet: bool) -> Result<Optimizer> {
+    let lr = lr.first().copied();
     let momentum = a.momentum.first().copied();
     let weight_decay = a.weight_decay.first().copied();
     let used: &[(&str, bool)] = &[
@@ -44,7 +44,7 @@ pub fn optimizer(a: &TrainArgs) -> Result<Optimizer> {
     if a.optimizer == OptimizerChoice::Sgd && a.eps.is_some() {
         ignored.push("--eps");
     }
-    if !ignored.is_empty() && !a.quiet {
+    if !ignored.is_empty() && !quiet {
         errln!(
             "warning: {} {} not apply to {:?} and {} ignored",
             ignored.join(", "),

@@ -10,7 +10,14 @@ use downhill::optim::LrSchedule;
 use downhill::train::{Residency, TrainConfig};
 use downhill::{Activation, Error, Loss, ModelSpec, Parameters, Result, Setup, Targets};
 
-use super::args::{DeviceChoice, ResidencyChoice, TrainArgs};
+use std::path::Path;
+
+use downhill::data::task::{self, Task};
+
+use super::args::{
+    BatchArgs, DataArgs, ModelArgs, MonitorArgs, OptimizerArgs, ResidencyChoice, ScheduleArgs,
+    TaskChoice, ValidationArgs,
+};
 use super::common::dataset;
 use crate::cli::output::errln;
 
@@ -27,10 +34,44 @@ pub struct Prepared {
     pub setup: Setup,
     pub start: Parameters,
     pub stats: Option<Standardizer>,
+    /// The regression targets' statistics, when they are standardised (`--standardize-targets`,
+    /// or a starting checkpoint's).
+    pub target_stats: Option<Standardizer>,
 }
 
-/// Loads and fits together what the flags name (shared by `train` and `check`).
-pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
+/// What run preparation reads from a command's flags.
+pub struct RunFlags<'a> {
+    /// Where the training rows come from (none named: the built-in digits, standardised, with
+    /// 20% held out).
+    pub data: &'a DataArgs,
+    /// Validation data, for the commands that validate.
+    pub validation: Option<&'a ValidationArgs>,
+    /// Architecture, loss, starting parameters, feature scaling.
+    pub model: &'a ModelArgs,
+    /// The optimizer's hyperparameters.
+    pub optimizer: &'a OptimizerArgs,
+    /// The learning rates (empty: the optimizer's default).
+    pub lr: &'a [f64],
+    /// The largest batch the run takes.
+    pub batch_size: usize,
+    /// Seed of initialisation, the validation split and synthetic data.
+    pub seed: u64,
+    /// Epochs and steps asked for.
+    pub epochs: Option<u64>,
+    /// Stop after this many steps in all.
+    pub max_steps: Option<u64>,
+    /// A training state to resume from.
+    pub resume: Option<&'a Path>,
+    /// Initialisations of each setting (sweeps and checks).
+    pub restarts: u64,
+    /// Whether the CPU engine may train the models (its memory is then the host's).
+    pub on_cpu: bool,
+    /// Print nothing but errors.
+    pub quiet: bool,
+}
+
+/// Loads and fits together what the flags name (shared by every command that trains).
+pub fn prepare(a: &RunFlags<'_>) -> Result<Prepared> {
     if a.batch_size == 0 {
         return Err(Error::Usage("--batch-size must be at least 1".into()));
     }
@@ -40,10 +81,10 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
         ));
     }
     let default_run = !a.data.given();
-    let standardize_features = a.standardize || default_run;
+    let standardize_features = a.model.standardize || default_run;
     let epochs = a.epochs.unwrap_or(if default_run { 30 } else { 10 });
     let data_args = if default_run {
-        super::args::DataArgs {
+        DataArgs {
             dataset: Some("digits".into()),
             ..a.data.clone()
         }
@@ -55,12 +96,19 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
             "data: built-in digits (1,797 8x8 images, 10 classes), standardised, 20% held out for validation"
         );
     }
-    let resume = a.resume.as_deref().map(load_state).transpose()?;
+    let resume = a.resume.map(load_state).transpose()?;
     let mut init = resume.as_ref().map(|state| state.checkpoint.clone());
 
     // Data: the training rows, then validation (a file, or a seeded split).
     let mut mapped = None;
-    let (mut train_data, feature_cols) = if a.data.mmap || too_large_for_memory(&a.data, a.quiet) {
+    let (mut train_data, feature_cols) = if a.data.mmap || too_large_for_memory(a.data, a.quiet) {
+        if a.data.drop_nonfinite {
+            return Err(Error::Usage(
+                "--drop-nonfinite needs the features in memory, and memory-mapped rows cannot be \
+                 skipped: drop --mmap (or clean the file)"
+                    .into(),
+            ));
+        }
         let (Some(features), Some(targets)) = (&a.data.features, &a.data.targets) else {
             return Err(Error::Usage(
                 "--mmap streams a --features .npy file: give --features and --targets".into(),
@@ -84,17 +132,19 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
         let cols = d.features.ncols();
         (d, cols)
     };
-    let val_files = super::args::DataArgs {
-        features: a.val_features.clone(),
-        targets: a.val_targets.clone(),
-        data: a.val_data.clone(),
+    let no_validation = ValidationArgs::default();
+    let validation = a.validation.unwrap_or(&no_validation);
+    let val_files = DataArgs {
+        features: validation.val_features.clone(),
+        targets: validation.val_targets.clone(),
+        data: validation.val_data.clone(),
         target_column: a.data.target_column.clone(),
         no_header: a.data.no_header,
         drop_nonfinite: a.data.drop_nonfinite,
         ..Default::default()
     };
     let mut val_data = dataset(&val_files, a.seed)?;
-    let split = a
+    let split = validation
         .val_split
         .or((default_run && val_data.is_none()).then_some(0.2));
     if let Some(fraction) = split {
@@ -112,15 +162,43 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
     }
 
     // The loss, the model and the targets fitted to them.
-    let hidden: Activation = a.activation.parse()?;
-    let requested: Option<Loss> = a.loss.as_deref().map(str::parse).transpose()?;
+    let hidden: Activation = a.model.activation.parse()?;
+    let requested: Option<Loss> = a.model.loss.as_deref().map(str::parse).transpose()?;
+    // Classes or values: inferred from the targets, unless a loss, a starting model or --task
+    // says.
+    if init.is_none() && a.model.init.is_none() {
+        let task = match (a.model.task, requested) {
+            (TaskChoice::Regression, _)
+            | (TaskChoice::Auto, Some(Loss::Mse | Loss::BceWithLogits)) => Task::Regression,
+            (TaskChoice::Classification, _) => Task::Classification,
+            (TaskChoice::Auto, _) => Task::Auto,
+        };
+        let given = std::mem::replace(&mut train_data.targets, Targets::Classes(vec![]));
+        let (targets, inferred) = task::apply(given, task, &train_data.name)?;
+        train_data.targets = targets;
+        if let Some(found) = inferred {
+            if let Some(v) = &mut val_data {
+                let given = std::mem::replace(&mut v.targets, Targets::Classes(vec![]));
+                v.targets = task::apply(given, Task::Classification, &v.name)?.0;
+            }
+            if !a.quiet {
+                errln!(
+                    "data: the targets are {} whole numbers from 0 to {}: classification into {} \
+                     classes with cross-entropy (--task regression treats them as values)",
+                    found.distinct,
+                    found.largest,
+                    found.largest + 1
+                );
+            }
+        }
+    }
     let by_targets = if matches!(train_data.targets, Targets::Classes(_)) {
         Loss::CrossEntropy
     } else {
         Loss::Mse
     };
     if init.is_none()
-        && let Some(path) = &a.init
+        && let Some(path) = &a.model.init
     {
         init = Some(load_init(path, hidden, requested.unwrap_or(by_targets))?.0);
     }
@@ -129,8 +207,8 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
         .unwrap_or(by_targets);
     let model = match &init {
         Some(c) => {
-            if !a.layers.is_empty() && a.layers != widths(&c.model) {
-                let source = match (&a.resume, &a.init) {
+            if !a.model.layers.is_empty() && a.model.layers != widths(&c.model) {
+                let source = match (&a.resume, &a.model.init) {
                     (Some(p), _) => format!("--resume checkpoint {}", p.display()),
                     (None, Some(p)) => format!("--init checkpoint {}", p.display()),
                     (None, None) => "starting checkpoint".into(),
@@ -138,18 +216,18 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
                 return Err(Error::InvalidModel(format!(
                     "--layers {:?} differs from the architecture of the {source}, {:?}; drop \
                      --layers or give the layers it was trained with",
-                    a.layers,
+                    a.model.layers,
                     widths(&c.model)
                 )));
             }
             c.model.clone()
         }
-        None if a.layers.is_empty() => ModelSpec::from_widths(
+        None if a.model.layers.is_empty() => ModelSpec::from_widths(
             &[feature_cols, 64, outputs_for(&train_data.targets, loss)],
             hidden,
             Activation::Identity,
         )?,
-        None => ModelSpec::from_widths(&a.layers, hidden, Activation::Identity)?,
+        None => ModelSpec::from_widths(&a.model.layers, hidden, Activation::Identity)?,
     };
     if model.inputs() != feature_cols {
         return Err(Error::InvalidModel(format!(
@@ -189,10 +267,42 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
         source.set_standardizer(stats.clone())?;
     }
 
+    // Regression targets' statistics: the starting checkpoint's, or fitted to the training rows
+    // when asked for; applied to training and validation targets alike.
+    let target_stats = match &init {
+        Some(c) => c.target_standardizer.clone(),
+        None if a.model.standardize_targets => {
+            let Targets::Dense(values) = &train_data.targets else {
+                return Err(Error::Usage(
+                    "--standardize-targets is for regression targets (values), and these are \
+                     class labels: drop it, or give --task regression"
+                        .into(),
+                ));
+            };
+            if loss != Loss::Mse {
+                return Err(Error::Usage(format!(
+                    "--standardize-targets is for mse regression, and the loss is {}",
+                    loss.name()
+                )));
+            }
+            Some(Standardizer::fit(values))
+        }
+        None => None,
+    };
+    if let Some(s) = &target_stats {
+        for targets in std::iter::once(&mut train_data.targets)
+            .chain(val_data.as_mut().map(|v| &mut v.targets))
+        {
+            if let Targets::Dense(values) = targets {
+                s.apply(values)?;
+            }
+        }
+    }
+
     let setup = Setup {
         model,
         loss,
-        optimizer: super::optimizer_flags::optimizer(a)?,
+        optimizer: super::optimizer_flags::optimizer(a.optimizer, a.lr, a.quiet)?,
     };
     check_host_memory(a, &setup, train_data.rows())?;
     let start = init.as_ref().map_or_else(
@@ -208,6 +318,7 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
         setup,
         start,
         stats,
+        target_stats,
     })
 }
 
@@ -215,16 +326,19 @@ pub fn prepare(a: &TrainArgs) -> Result<Prepared> {
 /// the starting parameters of every model the flags describe (`K` = the product of the list
 /// lengths and `--restarts`), and, when the CPU engine may train them, its parameters, gradients,
 /// optimizer state and a batch's activations. (The GPU engine checks the device's memory itself.)
-fn check_host_memory(a: &TrainArgs, setup: &Setup, rows: usize) -> Result<()> {
+fn check_host_memory(a: &RunFlags<'_>, setup: &Setup, rows: usize) -> Result<()> {
     use downhill::host_memory::{activation_bytes, check, parameter_bytes};
-    let models = [a.lr.len(), a.momentum.len(), a.weight_decay.len()]
-        .iter()
-        .map(|&n| n.max(1) as u64)
-        .chain([a.restarts.max(1)])
-        .product::<u64>();
+    let models = [
+        a.lr.len(),
+        a.optimizer.momentum.len(),
+        a.optimizer.weight_decay.len(),
+    ]
+    .iter()
+    .map(|&n| n.max(1) as u64)
+    .chain([a.restarts.max(1)])
+    .product::<u64>();
     let copy = parameter_bytes(&setup.model).saturating_mul(models);
-    let on_cpu = a.device.device.iter().all(|d| *d != DeviceChoice::Gpu);
-    let cpu = |bytes: u64| if on_cpu { bytes } else { 0 };
+    let cpu = |bytes: u64| if a.on_cpu { bytes } else { 0 };
     let slots = setup.optimizer.state_slots().len() as u64;
     let batch = a.batch_size.min(rows.max(1));
     check(&[
@@ -239,31 +353,34 @@ fn check_host_memory(a: &TrainArgs, setup: &Setup, rows: usize) -> Result<()> {
     ])
 }
 
-/// The run the flags describe over `epochs`: batches, order, schedule, clipping, read-backs and
-/// residency (no early stopping, no training-state checkpoints).
-pub fn run_config(a: &TrainArgs, epochs: u64) -> Result<TrainConfig> {
+/// The run the flags describe over `epochs` (stopping after `max_steps` if given): batches,
+/// order, residency, schedule, clipping, read-backs and the divergence threshold (no early
+/// stopping, no training-state checkpoints).
+pub fn run_config(
+    batches: &BatchArgs,
+    residency: ResidencyChoice,
+    (epochs, max_steps): (u64, Option<u64>),
+    schedule: &ScheduleArgs,
+    monitor: &MonitorArgs,
+) -> Result<TrainConfig> {
     Ok(TrainConfig {
         epochs,
-        max_steps: a.max_steps,
-        batch_size: a.batch_size,
-        shuffle: !a.no_shuffle,
-        drop_last: a.drop_last,
-        seed: a.seed,
+        max_steps,
+        batch_size: batches.batch_size,
+        shuffle: !batches.no_shuffle,
+        drop_last: batches.drop_last,
+        seed: batches.seed,
         schedule: LrSchedule {
-            schedule: a.schedule.parse()?,
-            warmup_steps: a.warmup,
+            schedule: schedule.schedule.parse()?,
+            warmup_steps: schedule.warmup,
         },
         early_stopping: None,
-        clip_norm: a.clip_norm,
-        log_every: a.log_every,
-        residency: match a.residency {
-            ResidencyChoice::Auto => Residency::Auto,
-            ResidencyChoice::Resident => Residency::Resident,
-            ResidencyChoice::Streamed => Residency::Streamed,
-        },
+        clip_norm: schedule.clip_norm,
+        log_every: monitor.log_every,
+        residency: self::residency(residency),
         checkpoint: None,
-        divergence_threshold: match a.divergence_threshold {
-            t if t == 0.0 => None,
+        divergence_threshold: match monitor.divergence_threshold {
+            0.0 => None,
             t if t.is_finite() && t > 1.0 => Some(t),
             t => {
                 return Err(Error::Usage(format!(
@@ -275,11 +392,20 @@ pub fn run_config(a: &TrainArgs, epochs: u64) -> Result<TrainConfig> {
     })
 }
 
+/// The library's residency for the flag's choice.
+pub fn residency(choice: ResidencyChoice) -> Residency {
+    match choice {
+        ResidencyChoice::Auto => Residency::Auto,
+        ResidencyChoice::Resident => Residency::Resident,
+        ResidencyChoice::Streamed => Residency::Streamed,
+    }
+}
+
 /// Whether --features names an `.npy` file larger than half the memory available now (Linux's
 /// `MemAvailable`), in which case it is memory-mapped and streamed instead of read whole. Only a
 /// regular file can be mapped: anything else (a pipe, a FIFO, a device) is not even opened here,
 /// so that looking never waits on it, consumes it or disturbs its writer.
-fn too_large_for_memory(data: &super::args::DataArgs, quiet: bool) -> bool {
+fn too_large_for_memory(data: &DataArgs, quiet: bool) -> bool {
     use std::os::unix::fs::OpenOptionsExt;
     let Some(path) = &data.features else {
         return false;

@@ -50,6 +50,12 @@ impl StopSignal {
         self.training.store(true, Ordering::SeqCst);
     }
 
+    /// Where the signal that asks training to stop is recorded (0 until one is), for library
+    /// work that checks it (autotuning's cancel flag).
+    pub fn flag(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.received)
+    }
+
     /// The signal number received, if any.
     pub fn received(&self) -> Option<usize> {
         match self.received.load(Ordering::SeqCst) {

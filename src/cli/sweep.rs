@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use downhill::checkpoint::ModelCheckpoint;
 use downhill::pack::Separate;
-use downhill::plot::{Chart, Series, write_svg};
+use downhill::plot::number::{LOSS_PLACES, decimal};
+use downhill::plot::sweep::sweep_chart;
+use downhill::plot::write_svg;
 use downhill::rescue::save_model_or_rescue;
 use downhill::sweep::{
     Divergence, Grid, RESTARTS_FROM_ONE_START, Setting, SweepObserver, SweepReport, sweep,
@@ -15,12 +17,13 @@ use downhill::{Error, GpuPack, Loss, Pack, PackSetup, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::args::{CheckFormat, SweepArgs, TrainArgs};
+use super::args::{CheckFormat, DeviceChoice, SweepArgs};
 use super::common::on_device;
 use super::metrics_log::MetricsLog;
 use super::outputs::{check_outputs, finish};
-use super::prepare::{Prepared, prepare, run_config};
+use super::prepare::{Prepared, RunFlags, prepare, run_config};
 use super::signals::StopSignal;
+use super::tensorboard::{TensorBoardLog, run_name};
 use crate::cli::output::{errln, outln};
 
 /// Where the best model goes when --save is not given.
@@ -34,7 +37,8 @@ pub enum Outcome {
     Interrupted(usize),
 }
 
-/// Prints epoch summaries and divergences to stderr, with a bar on a terminal.
+/// Prints epoch summaries and divergences to stderr, with a bar on a terminal; writes the JSONL
+/// log and each model's TensorBoard events.
 struct Reporter {
     bar: Option<ProgressBar>,
     quiet: bool,
@@ -42,6 +46,7 @@ struct Reporter {
     labels: Vec<String>,
     loss: Loss,
     metrics: MetricsLog,
+    tensorboard: TensorBoardLog,
     interrupted: StopSignal,
 }
 
@@ -80,6 +85,10 @@ impl SweepObserver for Reporter {
     }
 
     fn progress(&mut self, step: u64, _total_steps: u64, losses: &[f64]) {
+        // NaN marks a frozen model.
+        for (k, &loss) in losses.iter().enumerate().filter(|(_, l)| !l.is_nan()) {
+            self.tensorboard.progress(k, step, loss, None);
+        }
         if let Some(bar) = &self.bar {
             bar.set_position(step);
             let best = losses
@@ -99,6 +108,10 @@ impl SweepObserver for Reporter {
     }
 
     fn epoch_end(&mut self, records: &[(usize, EpochRecord)]) {
+        // The loss read back at the epoch's end went to TensorBoard with `progress`.
+        for (k, r) in records {
+            self.tensorboard.epoch_end(*k, r, false);
+        }
         let Some((epoch, step)) = records.first().map(|(_, r)| (r.epoch, r.step)) else {
             return;
         };
@@ -136,28 +149,11 @@ impl SweepObserver for Reporter {
     }
 }
 
-/// Refuses the train flags that mean nothing for a sweep.
-fn refuse_single_run_flags(a: &TrainArgs) -> Result<()> {
-    let refused = [
-        ("--resume", a.resume.is_some()),
-        ("--early-stopping", a.early_stopping.is_some()),
-        ("--checkpoint-every", a.checkpoint_every.is_some()),
-        ("--checkpoint", a.checkpoint.is_some()),
-    ];
-    match refused.iter().find(|(_, given)| *given) {
-        Some((flag, _)) => Err(Error::Usage(format!(
-            "{flag} is for a single run (downhill train); a sweep trains every model for the \
-             whole run and keeps only the best"
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// The pack the flags ask for: every model on one GPU, or each alone on the CPU.
-fn pack(a: &TrainArgs, setup: PackSetup, max_batch: usize) -> Result<Box<dyn Pack>> {
+fn pack(a: &SweepArgs, setup: PackSetup, max_batch: usize) -> Result<Box<dyn Pack>> {
     on_device(
         &a.device,
-        a.quiet,
+        a.outputs.quiet,
         (
             ", one model after another",
             &format!(
@@ -188,6 +184,7 @@ fn print_table(report: &SweepReport, settings: &[Setting], grid: &Grid) {
     );
     outln!("{header}");
     let percent = |v: f64| format!("{:.2}%", 100.0 * v);
+    let loss_cell = |l: f64| decimal(l, LOSS_PLACES);
     for (k, (run, s)) in report.models.iter().zip(settings).enumerate() {
         let last = run.epochs.last();
         let mut line = format!("{k:>3}  {:>10}", format!("{:e}", s.lr));
@@ -205,9 +202,9 @@ fn print_table(report: &SweepReport, settings: &[Setting], grid: &Grid) {
         line += &format!(
             "  {:>5}  {:>11}  {:>9}  {:>11}  {:>9}  {status}",
             s.seed,
-            format_option(last.map(|r| r.train_loss), |l| format!("{l:.5}")),
+            format_option(last.map(|r| r.train_loss), loss_cell),
             format_option(last.and_then(|r| r.train_accuracy), percent),
-            format_option(last.and_then(|r| r.val_loss), |l| format!("{l:.5}")),
+            format_option(last.and_then(|r| r.val_loss), loss_cell),
             format_option(last.and_then(|r| r.val_accuracy), percent),
         );
         outln!("{line}");
@@ -246,48 +243,38 @@ fn print_json(report: &SweepReport, settings: &[Setting], saved: Option<&std::pa
     outln!("{value:#}");
 }
 
-/// One loss curve per model against the step, on a log scale.
-fn plot(path: &std::path::Path, report: &SweepReport, labels: &[String], loss: Loss) -> Result<()> {
-    let series = report
-        .models
-        .iter()
-        .zip(labels)
-        .map(|(run, label)| Series {
-            name: match &run.diverged {
-                Some(d) => format!("{label} (diverged at step {})", d.step),
-                None => label.clone(),
-            },
-            points: run.curve.iter().map(|&(s, l)| (s as f64, l)).collect(),
-        })
-        .collect();
-    write_svg(
-        path,
-        &[Chart {
-            title: format!("{} training loss, one curve per model", loss.name()),
-            x_label: "step".into(),
-            y_label: "loss (mean per sample, log scale)".into(),
-            series,
-            log_x: false,
-            log_y: true,
-        }],
-    )
+/// One loss curve per model against the step (see [`sweep_chart`]).
+fn plot(
+    path: &std::path::Path,
+    report: &SweepReport,
+    settings: &[Setting],
+    grid: &Grid,
+    loss: Loss,
+) -> Result<()> {
+    write_svg(path, &[sweep_chart(report, settings, grid, loss)])
 }
 
 pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
-    let a = &args.run;
-    refuse_single_run_flags(a)?;
+    let a = args;
     if a.restarts == 0 {
         return Err(Error::Usage("--restarts must be at least 1".into()));
     }
-    if a.init.is_some() && a.restarts > 1 {
+    if a.model.init.is_some() && a.restarts > 1 {
         return Err(Error::Usage(RESTARTS_FROM_ONE_START.into()));
     }
-    let save = a.save.clone().unwrap_or_else(|| DEFAULT_SAVE.into());
+    let save = a
+        .outputs
+        .save
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SAVE.into());
     check_outputs(&[
         ("--save", Some(&save)),
-        ("--metrics", a.metrics.as_deref()),
-        ("--plot", a.plot.as_deref()),
+        ("--metrics", a.outputs.metrics.as_deref()),
+        ("--plot", a.outputs.plot.as_deref()),
     ])?;
+    if let Some(dir) = &a.outputs.tensorboard {
+        downhill::tensorboard::check_log_dir(dir, "--tensorboard")?;
+    }
     let Prepared {
         epochs,
         mapped,
@@ -296,19 +283,34 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         setup,
         start,
         stats,
+        target_stats,
         ..
-    } = prepare(a)?;
-    let grid = Grid {
-        lr: a.lr.clone(),
-        momentum: a.momentum.clone(),
-        weight_decay: a.weight_decay.clone(),
+    } = prepare(&RunFlags {
+        data: &a.data,
+        validation: Some(&a.validation),
+        model: &a.model,
+        optimizer: &a.optimizer,
+        lr: &a.lr.lr,
+        batch_size: a.batches.batch_size,
+        seed: a.batches.seed,
+        epochs: a.length.epochs,
+        max_steps: a.length.max_steps,
+        resume: None,
         restarts: a.restarts,
-        seed: a.seed,
+        on_cpu: a.device.device != DeviceChoice::Gpu,
+        quiet: a.outputs.quiet,
+    })?;
+    let grid = Grid {
+        lr: a.lr.lr.clone(),
+        momentum: a.optimizer.momentum.clone(),
+        weight_decay: a.optimizer.weight_decay.clone(),
+        restarts: a.restarts,
+        seed: a.batches.seed,
     };
     let members = grid.members(
         &setup.optimizer,
         &setup.model,
-        a.init.as_ref().map(|_| &start),
+        a.model.init.as_ref().map(|_| &start),
     )?;
     let (settings, members): (Vec<_>, Vec<_>) = members.into_iter().unzip();
     let labels: Vec<String> = settings.iter().map(|s| s.label(&grid)).collect();
@@ -320,20 +322,34 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
             loss,
             members,
         },
-        a.batch_size.min(train_data.rows().max(1)),
+        a.batches.batch_size.min(train_data.rows().max(1)),
     )?;
     let data = match mapped {
         Some(source) => TrainData::Mapped(Arc::new(source)),
         None => TrainData::Memory(Arc::new(train_data)),
     };
-    let config = run_config(a, epochs)?;
+    let config = run_config(
+        &a.batches,
+        a.residency.residency,
+        (epochs, a.length.max_steps),
+        &a.schedule,
+        &a.monitor,
+    )?;
     let mut reporter = Reporter {
         bar: None,
-        quiet: a.quiet,
+        quiet: a.outputs.quiet,
         epochs,
         labels: labels.clone(),
         loss,
-        metrics: MetricsLog::new(a.metrics.clone()),
+        metrics: MetricsLog::new(a.outputs.metrics.clone()),
+        tensorboard: TensorBoardLog::open(
+            a.outputs.tensorboard.as_deref(),
+            &settings
+                .iter()
+                .enumerate()
+                .map(|(k, s)| run_name(k, settings.len(), s, &grid))
+                .collect::<Vec<_>>(),
+        )?,
         interrupted,
     };
     let report = sweep(
@@ -349,8 +365,9 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     let report = report?;
     // One output that fails never costs another.
     let mut failures: Vec<Error> = reporter.metrics.take_failure().into_iter().collect();
-    if let Some(path) = &a.plot
-        && let Err(e) = plot(path, &report, &labels, loss)
+    failures.extend(reporter.tensorboard.take_failure());
+    if let Some(path) = &a.outputs.plot
+        && let Err(e) = plot(path, &report, &settings, &grid, loss)
     {
         failures.push(e);
     }
@@ -361,6 +378,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
                 loss,
                 parameters: pack.parameters(best)?,
                 standardizer: stats,
+                target_standardizer: target_stats,
             };
             match save_model_or_rescue(&save, &best_model) {
                 Ok(()) => Some(save),
@@ -387,7 +405,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         )));
         return finish(failures, Outcome::Done);
     };
-    if !a.quiet {
+    if !a.outputs.quiet {
         errln!(
             "best: model {best} ({}){}",
             labels[best],

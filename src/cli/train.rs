@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use downhill::checkpoint::ModelCheckpoint;
-use downhill::plot::{Chart, Series, write_svg};
+use downhill::plot::training::training_charts;
+use downhill::plot::write_svg;
 use downhill::rescue::save_model_or_rescue;
 use downhill::train::{
     CheckpointPlan, EpochRecord, Observer, Progress, Stop, TrainConfig, TrainData, train,
@@ -14,12 +15,13 @@ use downhill::{Error, Loss, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::args::TrainArgs;
+use super::args::{DeviceChoice, OptimizerArgs, TrainArgs};
 use super::common::{engine, state_path_for};
 use super::metrics_log::MetricsLog;
 use super::outputs::{check_outputs, finish};
-use super::prepare::{Prepared, prepare, run_config};
+use super::prepare::{Prepared, RunFlags, prepare, run_config};
 use super::signals::StopSignal;
+use super::tensorboard::TensorBoardLog;
 use crate::cli::output::{errln, outln};
 
 /// What the command reports when it ends.
@@ -30,12 +32,12 @@ pub enum Outcome {
     Interrupted(PathBuf, usize),
 }
 
-/// Refuses hyperparameter lists and restarts, which only `sweep` and `check` train.
-pub fn one_model(a: &TrainArgs, command: &str) -> Result<()> {
+/// Refuses hyperparameter lists, which only `sweep` and `check` train side by side.
+pub fn one_model(lr: &[f64], o: &OptimizerArgs, command: &str) -> Result<()> {
     for (flag, values) in [
-        ("--lr", &a.lr),
-        ("--momentum", &a.momentum),
-        ("--weight-decay", &a.weight_decay),
+        ("--lr", lr),
+        ("--momentum", &o.momentum[..]),
+        ("--weight-decay", &o.weight_decay[..]),
     ] {
         if values.len() > 1 {
             return Err(Error::Usage(format!(
@@ -49,24 +51,37 @@ pub fn one_model(a: &TrainArgs, command: &str) -> Result<()> {
             )));
         }
     }
-    if a.restarts != 1 {
-        return Err(Error::Usage(format!(
-            "{command} trains one model; to train --restarts {} initialisations side by side, use \
-             `downhill sweep`",
-            a.restarts
-        )));
-    }
     Ok(())
 }
 
-/// Prints progress: a bar on a terminal, plain lines otherwise; writes the JSONL log; notes
-/// interruptions.
+/// What preparing a `train` run reads from its flags.
+fn train_flags(a: &TrainArgs) -> RunFlags<'_> {
+    RunFlags {
+        data: &a.data,
+        validation: Some(&a.validation),
+        model: &a.model,
+        optimizer: &a.optimizer,
+        lr: &a.lr.lr,
+        batch_size: a.batches.batch_size,
+        seed: a.batches.seed,
+        epochs: a.length.epochs,
+        max_steps: a.length.max_steps,
+        resume: a.checkpoints.resume.as_deref(),
+        restarts: 1,
+        on_cpu: a.device.device != DeviceChoice::Gpu,
+        quiet: a.outputs.quiet,
+    }
+}
+
+/// Prints progress: a bar on a terminal, plain lines otherwise; writes the JSONL log and the
+/// TensorBoard events; notes interruptions.
 struct Reporter {
     bar: Option<ProgressBar>,
     quiet: bool,
     epochs: u64,
     loss: Loss,
     metrics: MetricsLog,
+    tensorboard: TensorBoardLog,
     records: Vec<EpochRecord>,
     interrupted: StopSignal,
 }
@@ -113,6 +128,8 @@ impl Observer for Reporter {
     }
 
     fn progress(&mut self, p: &Progress) {
+        self.tensorboard
+            .progress(0, p.step, p.loss, Some(p.samples_per_second));
         if let Some(bar) = &self.bar {
             bar.set_position(p.step);
             bar.set_message(format!(
@@ -156,6 +173,7 @@ impl Observer for Reporter {
             "seconds": r.seconds, "samples_per_second": r.samples_per_second, "loss": self.loss.name(),
         })
         .to_string()]);
+        self.tensorboard.epoch_end(0, r, true);
         self.records.push(r.clone());
     }
 
@@ -164,19 +182,25 @@ impl Observer for Reporter {
     }
 }
 
-pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
-    one_model(a, "train")?;
+/// Trains as `a` says; `run_flags` are the flags recorded in each training state.
+pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Result<Outcome> {
+    let started = std::time::Instant::now();
+    one_model(&a.lr.lr, &a.optimizer, "train")?;
     let state_path = a
+        .checkpoints
         .checkpoint
         .clone()
-        .or_else(|| a.save.as_deref().map(state_path_for))
+        .or_else(|| a.outputs.save.as_deref().map(state_path_for))
         .unwrap_or_else(|| "downhill.state.safetensors".into());
     check_outputs(&[
-        ("--save", a.save.as_deref()),
+        ("--save", a.outputs.save.as_deref()),
         ("--checkpoint", Some(&state_path)),
-        ("--metrics", a.metrics.as_deref()),
-        ("--plot", a.plot.as_deref()),
+        ("--metrics", a.outputs.metrics.as_deref()),
+        ("--plot", a.outputs.plot.as_deref()),
     ])?;
+    if let Some(dir) = &a.outputs.tensorboard {
+        downhill::tensorboard::check_log_dir(dir, "--tensorboard")?;
+    }
     let Prepared {
         epochs,
         resume,
@@ -186,7 +210,8 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
         setup,
         start,
         stats,
-    } = prepare(a)?;
+        target_stats,
+    } = prepare(&train_flags(a))?;
     if a.early_stopping.is_some() && val_data.is_none() {
         return Err(Error::Usage(
             "--early-stopping watches the validation loss: give --val-split or validation data"
@@ -198,8 +223,8 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
         &a.device,
         setup,
         &start,
-        a.batch_size.min(train_data.rows().max(1)),
-        a.quiet,
+        a.batches.batch_size.min(train_data.rows().max(1)),
+        a.outputs.quiet,
     )?;
 
     let data = match mapped {
@@ -210,17 +235,26 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
         early_stopping: a.early_stopping,
         checkpoint: Some(CheckpointPlan {
             path: state_path.clone(),
-            every_steps: a.checkpoint_every.unwrap_or(0),
+            every_steps: a.checkpoints.checkpoint_every.unwrap_or(0),
             standardizer: stats.clone(),
+            target_standardizer: target_stats.clone(),
+            run_flags: Some(run_flags),
         }),
-        ..run_config(a, epochs)?
+        ..run_config(
+            &a.batches,
+            a.residency.residency,
+            (epochs, a.length.max_steps),
+            &a.schedule,
+            &a.monitor,
+        )?
     };
     let mut reporter = Reporter {
         bar: None,
-        quiet: a.quiet,
+        quiet: a.outputs.quiet,
         epochs,
         loss,
-        metrics: MetricsLog::new(a.metrics.clone()),
+        metrics: MetricsLog::new(a.outputs.metrics.clone()),
+        tensorboard: TensorBoardLog::open(a.outputs.tensorboard.as_deref(), &[String::new()])?,
         records: Vec::new(),
         interrupted,
     };
@@ -241,13 +275,14 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
             loss,
             parameters: engine.parameters()?,
             standardizer: stats.clone(),
+            target_standardizer: target_stats.clone(),
         })
     };
     let report = match report {
         Ok(report) => report,
         // A training state that could not be written: the model is still in the engine.
         Err(e @ Error::Io { .. }) => {
-            let rescue_path = a.save.clone().unwrap_or_else(|| state_path.clone());
+            let rescue_path = a.outputs.save.clone().unwrap_or_else(|| state_path.clone());
             return Err(
                 match save_model_or_rescue(&rescue_path, &trained(engine.as_mut())?) {
                     Ok(()) => Error::NotSaved {
@@ -269,63 +304,63 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal) -> Result<Outcome> {
     // One output that fails never costs another: each is tried, and the failures reported at
     // the end.
     let mut failures: Vec<Error> = reporter.metrics.take_failure().into_iter().collect();
+    failures.extend(reporter.tensorboard.take_failure());
     if report.stop == Stop::Interrupted {
         let signal = reporter.interrupted.received().unwrap_or_default();
         return finish(failures, Outcome::Interrupted(state_path, signal));
     }
-    if report.stop == Stop::EarlyStopping && !a.quiet {
+    // The figures of the model that is saved: the last epoch's, or with early stopping the
+    // epoch it kept.
+    let kept = match report.kept_val_loss {
+        Some(best) => reporter.records.iter().find(|r| r.val_loss == Some(best)),
+        None => reporter.records.last(),
+    };
+    if report.stop == Stop::EarlyStopping && !a.outputs.quiet {
         errln!(
-            "early stopping: no improvement in validation loss for {} epochs; kept the best model",
-            a.early_stopping.unwrap_or(0)
+            "early stopping: no improvement in validation loss for {} epochs; kept the best \
+             model, {}",
+            a.early_stopping.unwrap_or(0),
+            kept.map_or("from before this run resumed".into(), |r| format!(
+                "from epoch {}",
+                r.epoch
+            ))
         );
     }
-    if let Some(path) = &a.save {
+    if let Some(path) = &a.outputs.save {
         match save_model_or_rescue(path, &trained(engine.as_mut())?) {
-            Ok(()) if !a.quiet => errln!("saved {}", path.display()),
+            Ok(()) if !a.outputs.quiet => errln!("saved {}", path.display()),
             Ok(()) => {}
             Err(e) => failures.push(e),
         }
     }
-    if let Some(path) = &a.plot
+    if let Some(path) = &a.outputs.plot
         && let Err(e) = plot(path, &reporter.records, loss, val_data.is_some())
     {
         failures.push(e);
     }
-    if let Some(last) = reporter.records.last() {
-        if let Some(v) = last.val_loss {
-            outln!("val_loss {v:.5}");
+    match (kept, report.kept_val_loss) {
+        (Some(record), _) => {
+            if report.stop == Stop::EarlyStopping {
+                outln!("best_epoch {}", record.epoch);
+            }
+            if let Some(v) = record.val_loss {
+                outln!("val_loss {v:.5}");
+            }
+            if let Some(acc) = record.val_accuracy {
+                outln!("val_accuracy {}", percent(Some(acc)));
+            } else if record.val_loss.is_none() {
+                outln!("train_loss {:.5}", record.train_loss);
+            }
         }
-        if let Some(acc) = last.val_accuracy {
-            outln!("val_accuracy {}", percent(Some(acc)));
-        } else if last.val_loss.is_none() {
-            outln!("train_loss {:.5}", last.train_loss);
-        }
+        (None, Some(best)) => outln!("val_loss {best:.5}"),
+        (None, None) => {}
     }
+    outln!("parameters {}", model.parameter_count());
+    outln!("wall_seconds {:.2}", started.elapsed().as_secs_f64());
     finish(failures, Outcome::Done)
 }
 
-/// Train and validation loss against the epoch.
+/// Train and validation loss against the epoch, and accuracy for classification losses.
 fn plot(path: &Path, records: &[EpochRecord], loss: Loss, validation: bool) -> Result<()> {
-    let curve = |name: &str, f: &dyn Fn(&EpochRecord) -> Option<f64>| Series {
-        name: name.to_string(),
-        points: records
-            .iter()
-            .filter_map(|r| f(r).map(|y| (r.epoch as f64, y)))
-            .collect(),
-    };
-    let mut series = vec![curve("train loss", &|r| Some(r.train_loss))];
-    if validation {
-        series.push(curve("validation loss", &|r| r.val_loss));
-    }
-    write_svg(
-        path,
-        &[Chart {
-            title: format!("{} loss", loss.name()),
-            x_label: "epoch".into(),
-            y_label: "loss (mean per sample)".into(),
-            series,
-            log_x: false,
-            log_y: false,
-        }],
-    )
+    write_svg(path, &training_charts(records, loss, validation))
 }

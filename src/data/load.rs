@@ -7,9 +7,10 @@ use std::path::Path;
 use ndarray::Array2;
 
 use super::csv::{CsvOptions, read as read_csv};
+use super::finite::{finite_rows, refuse_nonfinite};
 use super::{Dataset, builtin, idx, npy, targets_for};
 use crate::error::{Error, Result};
-use crate::fsio;
+use crate::fsio::{self, Extent};
 use crate::loss::{Loss, Targets};
 
 /// Where a dataset comes from.
@@ -44,6 +45,9 @@ enum Format {
     Idx,
 }
 
+/// The bytes [`sniff`] needs to tell the formats apart.
+const SNIFF: usize = 6;
+
 fn sniff(bytes: &[u8]) -> Option<Format> {
     if bytes.starts_with(b"\x93NUMPY") {
         Some(Format::Npy)
@@ -51,6 +55,19 @@ fn sniff(bytes: &[u8]) -> Option<Format> {
         Some(Format::Idx)
     } else {
         None
+    }
+}
+
+/// How much of a feature or target file to read, judged from its first bytes: enough to tell
+/// its format, then what that format's header declares.
+fn extent(head: &[u8]) -> Extent {
+    if head.len() < SNIFF {
+        return Extent::AtLeast(SNIFF);
+    }
+    match sniff(head) {
+        Some(Format::Npy) => npy::extent(head),
+        Some(Format::Idx) => idx::extent(head),
+        None => Extent::Total(head.len()),
     }
 }
 
@@ -63,11 +80,18 @@ enum Role {
     Targets,
 }
 
-/// Reads a feature or target file: the values as a matrix, and as class indices when they are
-/// one column of integers.
+/// What to do about NaN or infinity in a file that stands alone.
+const FIX_FILE: &str = "replace such values in the file";
+
+/// What to do about NaN or infinity in training data read whole.
+const FIX_OR_DROP: &str =
+    "replace such values in the file, or pass --drop-nonfinite to skip the rows that hold them";
+
+/// Reads a feature or target file (once: a pipe works): the values as a matrix, and as class
+/// indices when they are one column of integers.
 fn read_array(path: &Path, role: Role) -> Result<(Array2<f32>, Option<Vec<u32>>)> {
     let name = path.display().to_string();
-    let bytes = fsio::read(path)?;
+    let bytes = fsio::read_until(path, extent)?;
     match sniff(&bytes) {
         Some(Format::Npy) => {
             let array = npy::Npy::from_bytes(bytes, &name)?;
@@ -81,6 +105,7 @@ fn read_array(path: &Path, role: Role) -> Result<(Array2<f32>, Option<Vec<u32>>)
         }
         Some(Format::Idx) => {
             let array = idx::parse(&bytes, &name)?;
+            drop(bytes);
             if role == Role::Targets && array.dims.len() > 2 {
                 return Err(Error::Data {
                     source_name: name,
@@ -94,7 +119,7 @@ fn read_array(path: &Path, role: Role) -> Result<(Array2<f32>, Option<Vec<u32>>)
             let classes = (array.dims.len() == 1)
                 .then(|| array.to_classes(&name))
                 .transpose()?;
-            Ok((array.to_matrix(), classes))
+            Ok((array.into_matrix(), classes))
         }
         None => Err(Error::Data {
             source_name: name,
@@ -105,15 +130,76 @@ fn read_array(path: &Path, role: Role) -> Result<(Array2<f32>, Option<Vec<u32>>)
     }
 }
 
-/// Reads a feature file alone (`.npy` or IDX, raw or gzip).
+/// Reads a feature file alone (`.npy` or IDX, raw or gzip), refusing NaN and infinity.
 pub fn load_features(path: &Path) -> Result<Array2<f32>> {
-    read_array(path, Role::Features).map(|(values, _)| values)
+    let (values, _) = read_array(path, Role::Features)?;
+    refuse_nonfinite(values.view(), &path.display().to_string(), FIX_FILE)?;
+    Ok(values)
 }
 
-/// Reads a target file alone (class indices when it holds one column of integers).
+/// Reads a target file alone (class indices when it holds one column of integers), refusing
+/// NaN and infinity.
 pub fn load_targets(path: &Path) -> Result<Targets> {
     let (values, classes) = read_array(path, Role::Targets)?;
+    refuse_nonfinite(values.view(), &path.display().to_string(), FIX_FILE)?;
     Ok(classes.map_or(Targets::Dense(values), Targets::Classes))
+}
+
+/// Reads a feature file and a target file as a dataset. NaN or infinity in either is refused,
+/// naming the file, row and column; with `drop_nonfinite`, the rows holding any are skipped in
+/// both instead, and how many were is returned with the dataset.
+pub fn load_files(
+    features: &Path,
+    targets: &Path,
+    drop_nonfinite: bool,
+) -> Result<(Dataset, usize)> {
+    let read = |path: &Path, role| {
+        let (values, classes) = read_array(path, role)?;
+        if !drop_nonfinite {
+            refuse_nonfinite(values.view(), &path.display().to_string(), FIX_OR_DROP)?;
+        }
+        Ok::<_, Error>((values, classes))
+    };
+    let (x, _) = read(features, Role::Features)?;
+    let (y, classes) = read(targets, Role::Targets)?;
+    if y.nrows() != x.nrows() {
+        return Err(Error::Data {
+            source_name: features.display().to_string(),
+            message: format!(
+                "has {} rows but {} has {}; features and targets need one row per sample, in \
+                 the same order",
+                x.nrows(),
+                targets.display(),
+                y.nrows()
+            ),
+        });
+    }
+    let keep: Vec<usize> = finite_rows(x.view())
+        .into_iter()
+        .zip(finite_rows(y.view()))
+        .enumerate()
+        .filter_map(|(row, (x, y))| (x && y).then_some(row))
+        .collect();
+    let dropped = x.nrows() - keep.len();
+    let name = features.display().to_string();
+    let data = Dataset::new(
+        name.clone(),
+        x,
+        classes.map_or(Targets::Dense(y), Targets::Classes),
+    )?;
+    if dropped == 0 {
+        return Ok((data, 0));
+    }
+    if keep.is_empty() {
+        return Err(Error::Data {
+            source_name: name,
+            message: format!(
+                "has no rows left: all {dropped} held NaN or infinite values (here or in {})",
+                targets.display()
+            ),
+        });
+    }
+    Ok((data.subset(&keep), dropped))
 }
 
 /// Reads a CSV file as a dataset; also returns how many rows were skipped for NaN or infinite
@@ -134,21 +220,7 @@ pub fn load(spec: &DataSpec) -> Result<Dataset> {
         DataSpec::Builtin { name, seed } => builtin::load(name, *seed),
         DataSpec::Csv { path, options } => load_csv(path, options).map(|(data, _)| data),
         DataSpec::Files { features, targets } => {
-            let x = load_features(features)?;
-            let y = load_targets(targets)?;
-            let target_rows = y.rows();
-            if target_rows != x.nrows() {
-                return Err(Error::Data {
-                    source_name: features.display().to_string(),
-                    message: format!(
-                        "has {} rows but {} has {target_rows}; features and targets need one \
-                         row per sample, in the same order",
-                        x.nrows(),
-                        targets.display()
-                    ),
-                });
-            }
-            Dataset::new(features.display().to_string(), x, y)
+            load_files(features, targets, false).map(|(data, _)| data)
         }
     }
 }

@@ -1,12 +1,15 @@
 //! Datasets: readers for NPY, CSV and IDX files, built-in data, standardisation and splits.
 
 pub mod builtin;
+mod bus_error;
 pub mod csv;
+pub mod finite;
 pub mod idx;
 pub mod load;
 pub mod mapped;
 pub mod npy;
 pub mod scheduler;
+pub mod task;
 
 use ndarray::{Array1, Array2, Axis};
 use rand::SeedableRng;
@@ -146,6 +149,15 @@ impl Standardizer {
     pub fn apply_row(&self, mut row: ndarray::ArrayViewMut1<'_, f32>) {
         row -= &self.mean;
         row /= &self.std;
+    }
+
+    /// Undoes [`Standardizer::apply`] on `values` (`[rows, columns]`): `x ← x·σ + μ`.
+    pub fn invert(&self, values: &mut Array2<f32>) {
+        for mut row in values.rows_mut() {
+            row.iter_mut()
+                .zip(self.std.iter().zip(&self.mean))
+                .for_each(|(x, (&s, &m))| *x = *x * s + m);
+        }
     }
 
     /// Applies the fitted transform in place; the features must have one column per statistic.

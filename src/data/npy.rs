@@ -6,7 +6,7 @@ use std::path::Path;
 use ndarray::{Array2, ShapeBuilder};
 
 use crate::error::{Error, Result};
-use crate::fsio;
+use crate::fsio::{self, Extent};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -96,8 +96,53 @@ fn field<'a>(dict: &'a str, key: &str) -> Option<&'a str> {
     Some(rest[..end].trim())
 }
 
-/// Parses the header at the start of `bytes` (the file named `name`).
+/// Parses the header at the start of `bytes` (the file named `name`), checking that its data
+/// follows.
 pub fn parse_header(bytes: &[u8], name: &str) -> Result<Header> {
+    let (header, needed, descr) = declared(bytes, name)?;
+    let available = bytes.len() - header.data_offset;
+    if needed > available {
+        return Err(bad(
+            name,
+            format!(
+                "is truncated: shape {:?} of '{descr}' needs {needed} bytes of data but the file has {available}",
+                header.shape
+            ),
+        ));
+    }
+    Ok(header)
+}
+
+/// How much of an `.npy` input to read, judged from its first bytes: its header, then the data
+/// the header declares and no more. Whatever is wrong with the header stops the reading, for
+/// [`parse_header`] to report.
+pub fn extent(head: &[u8]) -> Extent {
+    let start = if matches!(head.get(6), Some(2 | 3)) {
+        12
+    } else {
+        10
+    };
+    let Some(prefix) = head.get(..start) else {
+        return Extent::AtLeast(start);
+    };
+    let length = match prefix[8..] {
+        [a, b] => usize::from(u16::from_le_bytes([a, b])),
+        [a, b, c, d] => u32::from_le_bytes([a, b, c, d]) as usize,
+        _ => 0,
+    };
+    let end = start.saturating_add(length);
+    if head.len() < end {
+        return Extent::AtLeast(end);
+    }
+    match declared(head, "") {
+        Ok((header, needed, _)) => Extent::Total(header.data_offset.saturating_add(needed)),
+        Err(_) => Extent::Total(head.len()),
+    }
+}
+
+/// The header at the start of `bytes`, the bytes of data it declares (whether or not they
+/// follow) and its dtype as written.
+fn declared<'a>(bytes: &'a [u8], name: &str) -> Result<(Header, usize, &'a str)> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad(
             name,
@@ -201,17 +246,7 @@ pub fn parse_header(bytes: &[u8], name: &str) -> Result<Header> {
                 format!("claims an impossible shape {:?}", header.shape),
             )
         })?;
-    let available = bytes.len() - end;
-    if needed > available {
-        return Err(bad(
-            name,
-            format!(
-                "is truncated: shape {:?} of '{descr}' needs {needed} bytes of data but the file has {available}",
-                header.shape
-            ),
-        ));
-    }
-    Ok(header)
+    Ok((header, needed, descr))
 }
 
 /// Element `i` of raw data as f64 (exact for every integer a class index can be).
@@ -245,18 +280,18 @@ pub struct Npy {
 }
 
 impl Npy {
-    /// Reads and checks `path`.
+    /// Reads and checks `path` (once, and no further than its header says: a pipe works).
     pub fn read(path: &Path) -> Result<Self> {
-        Self::from_bytes(fsio::read(path)?, &path.display().to_string())
+        Self::from_bytes(fsio::read_until(path, extent)?, &path.display().to_string())
     }
 
     /// Parses a whole file held in memory.
     pub fn from_bytes(mut bytes: Vec<u8>, name: &str) -> Result<Self> {
         let header = parse_header(&bytes, name)?;
-        let data: Vec<u8> = bytes.drain(header.data_offset..).collect();
+        bytes.drain(..header.data_offset);
         Ok(Self {
             header,
-            data,
+            data: bytes,
             name: name.to_string(),
         })
     }
@@ -264,16 +299,20 @@ impl Npy {
     /// The values as an f32 matrix `[rows, cols]` (1-D arrays become one column), row-major.
     pub fn to_matrix(&self) -> Result<Array2<f32>> {
         let (rows, cols) = self.header.matrix_shape(&self.name)?;
-        let values: Vec<f32> = (0..rows * cols)
-            .map(|i| value(&self.data, &self.header, i) as f32)
-            .collect();
+        let mut values = Vec::new();
+        fsio::reserve(&mut values, rows * cols, &self.name)?;
+        values.extend((0..rows * cols).map(|i| value(&self.data, &self.header, i) as f32));
         let shape = if self.header.fortran_order {
             (rows, cols).f()
         } else {
             (rows, cols).into_shape_with_order()
         };
         let array = Array2::from_shape_vec(shape, values).expect("the header's size was checked");
-        Ok(array.as_standard_layout().into_owned())
+        Ok(if array.is_standard_layout() {
+            array
+        } else {
+            array.as_standard_layout().into_owned()
+        })
     }
 
     /// The values as class indices: a 1-D (or one-column) integer array of non-negative values.
@@ -304,30 +343,141 @@ impl Npy {
     }
 }
 
-/// The bytes of a version-1 `.npy` file holding `array` as little-endian f32, C order.
-pub fn to_bytes(array: &Array2<f32>) -> Vec<u8> {
-    let dict = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
-        array.nrows(),
-        array.ncols()
-    );
-    // Pad with spaces so that the data starts at a multiple of 64 bytes, ending in a newline.
+/// The header of a version-1 `.npy` file of dtype `descr` (`<f4`, `<i8`) and `shape`, C order,
+/// padded with spaces so that the data starts at a multiple of 64 bytes, ending in a newline, as
+/// NumPy writes it.
+fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let shape = match dims.as_slice() {
+        [one] => format!("({one},)"),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     let unpadded = MAGIC.len() + 4 + dict.len() + 1;
     let header_len = dict.len() + 1 + (64 - unpadded % 64) % 64;
-    let mut out = Vec::with_capacity(10 + header_len + array.len() * 4);
+    let mut out = Vec::with_capacity(10 + header_len);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header_len as u16).to_le_bytes());
     out.extend_from_slice(dict.as_bytes());
     out.resize(10 + header_len - 1, b' ');
     out.push(b'\n');
-    for v in array.iter() {
-        out.extend_from_slice(&v.to_le_bytes());
+    out
+}
+
+/// A whole file: `header(descr, shape)` followed by `values`, each as its little-endian bytes.
+fn file<const N: usize>(
+    descr: &str,
+    shape: &[usize],
+    values: impl ExactSizeIterator<Item = [u8; N]>,
+) -> Vec<u8> {
+    let mut out = header(descr, shape);
+    out.reserve(values.len() * N);
+    for bytes in values {
+        out.extend_from_slice(&bytes);
     }
     out
 }
 
-/// Writes `array` to `path` as `.npy`, atomically.
+/// The bytes of a version-1 `.npy` file holding `array` as little-endian f32, C order.
+pub fn to_bytes(array: &Array2<f32>) -> Vec<u8> {
+    file(
+        "<f4",
+        &[array.nrows(), array.ncols()],
+        array.iter().map(|v| v.to_le_bytes()),
+    )
+}
+
+/// Writes `array` to `path` as a 2-D float32 `.npy` `(rows, cols)`, atomically.
 pub fn write(path: &Path, array: &Array2<f32>) -> Result<()> {
     fsio::write_atomic(path, &to_bytes(array))
+}
+
+/// Writes `values` to `path` as a 1-D float32 `.npy` `(n,)`, atomically.
+pub fn write_vector(path: &Path, values: &[f32]) -> Result<()> {
+    let bytes = file(
+        "<f4",
+        &[values.len()],
+        values.iter().map(|v| v.to_le_bytes()),
+    );
+    fsio::write_atomic(path, &bytes)
+}
+
+/// Writes `values` to `path` as a 1-D int64 `.npy` `(n,)` (class labels, as NumPy's default
+/// integer), atomically.
+pub fn write_int_vector(path: &Path, values: &[i64]) -> Result<()> {
+    let bytes = file(
+        "<i8",
+        &[values.len()],
+        values.iter().map(|v| v.to_le_bytes()),
+    );
+    fsio::write_atomic(path, &bytes)
+}
+
+/// Writes `array` to `path` as a 2-D int64 `.npy` `(rows, cols)`, C order, atomically.
+pub fn write_int_matrix(path: &Path, array: &Array2<i64>) -> Result<()> {
+    let bytes = file(
+        "<i8",
+        &[array.nrows(), array.ncols()],
+        array.iter().map(|v| v.to_le_bytes()),
+    );
+    fsio::write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_files_read_back_with_their_dtype_and_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let matrix = ndarray::array![[1.5f32, -2.0, 0.25], [3.0, 4.0, 5.0]];
+        let labels = ndarray::array![[0i64, 1], [1, 0], [7, -3]];
+        let path = |name: &str| dir.path().join(name);
+        write(&path("m.npy"), &matrix).unwrap();
+        write_vector(&path("v.npy"), &[0.5, -1.0, 1e-3]).unwrap();
+        write_int_vector(&path("c.npy"), &[2, 0, 9, 1]).unwrap();
+        write_int_matrix(&path("l.npy"), &labels).unwrap();
+        let cases = [
+            (
+                "m.npy",
+                DType::Float(4),
+                vec![2, 3],
+                vec![1.5, -2.0, 0.25, 3.0, 4.0, 5.0],
+            ),
+            (
+                "v.npy",
+                DType::Float(4),
+                vec![3],
+                vec![0.5, -1.0, f64::from(1e-3f32)],
+            ),
+            ("c.npy", DType::Int(8), vec![4], vec![2.0, 0.0, 9.0, 1.0]),
+            (
+                "l.npy",
+                DType::Int(8),
+                vec![3, 2],
+                vec![0.0, 1.0, 1.0, 0.0, 7.0, -3.0],
+            ),
+        ];
+        for (name, dtype, shape, values) in cases {
+            let bytes = std::fs::read(path(name)).unwrap();
+            let npy = Npy::from_bytes(bytes, name).unwrap();
+            assert_eq!(npy.header.dtype, dtype, "{name}");
+            assert_eq!(npy.header.shape, shape, "{name}");
+            assert!(
+                !npy.header.fortran_order && !npy.header.big_endian,
+                "{name}"
+            );
+            assert_eq!(
+                npy.header.data_offset % 64,
+                0,
+                "{name}: data aligned to 64 bytes"
+            );
+            let read: Vec<f64> = (0..values.len())
+                .map(|i| value(&npy.data, &npy.header, i))
+                .collect();
+            assert_eq!(read, values, "{name}");
+            assert_eq!(npy.data.len(), values.len() * dtype.size(), "{name}");
+        }
+    }
 }

@@ -4,13 +4,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::adapters::{AdapterChoice, Want, choose_adapter, enumerate_adapters, names_one};
 use super::kernels::{Kernels, MatmulTile, MatmulVariant};
-use super::tuning::{Tuner, Tuning};
+use super::progress::{Cancel, OnProgress, Progress};
+use super::tuning::{Product, Tuner, Tuning};
 use crate::error::{Error, Result};
 
 /// Which adapter to open. The default takes the best adapter present: a discrete GPU, else an
 /// integrated one, else a virtual one, else a software (CPU) one; among equals, native APIs
-/// (Vulkan, Metal, DX12) before GL.
+/// (Vulkan, Metal, DX12) before GL. [`GpuContext::auto`] takes only a hardware GPU.
 #[derive(Debug, Clone, Default)]
 pub struct AdapterRequest {
     /// Only adapters on this backend.
@@ -26,6 +28,42 @@ pub struct AdapterRequest {
     /// Device memory in bytes to plan within instead of what the adapter reports (a share of a
     /// GPU used by others, or an adapter that reports none).
     pub device_memory: Option<u64>,
+    /// Between a discrete and an integrated GPU, `LowPower` prefers the integrated one; the
+    /// others prefer the discrete one.
+    pub power_preference: wgpu::PowerPreference,
+    /// Called as kernels compile and matmul tiles are timed (the slow work of a first run).
+    pub progress: Option<OnProgress>,
+    /// When set, autotuning (and so building an engine that tunes) stops with
+    /// [`Error::Cancelled`] at its next check.
+    pub cancel: Option<Cancel>,
+}
+
+impl AdapterRequest {
+    /// The default request with what wgpu's environment variables ask for:
+    /// `WGPU_ADAPTER_NAME` (a piece of the adapter's name, case-insensitive, as
+    /// [`AdapterRequest::name`]) and `WGPU_POWER_PREF` (`low` prefers an integrated GPU to a
+    /// discrete one). `WGPU_BACKEND` (`vulkan`, `gl`, `metal`, `dx12`, comma-separated) needs
+    /// nothing here: every context's wgpu instance reads it, so adapters on other backends are
+    /// not seen at all.
+    pub fn from_env() -> Self {
+        Self {
+            name: std::env::var("WGPU_ADAPTER_NAME")
+                .ok()
+                .filter(|n| !n.is_empty()),
+            power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Where [`GpuContext::auto`] runs: on a hardware GPU, or on the CPU engine and why.
+#[derive(Debug)]
+pub enum Placement {
+    /// A device opened on a hardware GPU (or on the adapter the request named).
+    Gpu(Box<GpuContext>),
+    /// No hardware GPU could be used; the reason, as a phrase (`there is no hardware GPU, only
+    /// software adapters (...), ...`).
+    Cpu(String),
 }
 
 /// An open device with its queue; cheap to clone, shared by every engine built on it.
@@ -47,6 +85,10 @@ pub struct GpuContext {
     device_memory: Option<u64>,
     /// The shader modules and layouts, compiled on first use.
     kernels: Arc<OnceLock<Kernels>>,
+    /// Where progress of slow work goes.
+    progress: Option<OnProgress>,
+    /// Stops slow work when set.
+    cancel: Option<Cancel>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -54,26 +96,6 @@ impl std::fmt::Debug for GpuContext {
         f.debug_struct("GpuContext")
             .field("adapter", &self.describe())
             .finish_non_exhaustive()
-    }
-}
-
-/// Lower is preferred: discrete, integrated, virtual, CPU, other.
-fn type_rank(device_type: wgpu::DeviceType) -> u8 {
-    match device_type {
-        wgpu::DeviceType::DiscreteGpu => 0,
-        wgpu::DeviceType::IntegratedGpu => 1,
-        wgpu::DeviceType::VirtualGpu => 2,
-        wgpu::DeviceType::Cpu => 3,
-        wgpu::DeviceType::Other => 4,
-    }
-}
-
-/// Lower is preferred: native compute APIs before GL.
-fn backend_rank(backend: wgpu::Backend) -> u8 {
-    match backend {
-        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
-        wgpu::Backend::Gl => 1,
-        _ => 2,
     }
 }
 
@@ -111,64 +133,37 @@ fn wanted_features(info: &wgpu::AdapterInfo) -> wgpu::Features {
     features
 }
 
-/// Every adapter wgpu can see, on every backend compiled in.
-pub fn enumerate_adapters() -> Vec<wgpu::Adapter> {
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-}
-
 impl GpuContext {
-    /// Opens the adapter `request` selects, with the adapter's full limits unless
-    /// `request.limits` says otherwise.
+    /// Opens the adapter `request` selects, software ones included (see [`Want::AnyAdapter`]),
+    /// with the adapter's full limits unless `request.limits` says otherwise; an error listing
+    /// the adapters present when none matches.
     pub fn new(request: &AdapterRequest) -> Result<Self> {
-        let adapters = enumerate_adapters();
-        let available = if adapters.is_empty() {
-            "none".to_string()
-        } else {
-            adapters
-                .iter()
-                .map(|a| {
-                    let info = a.get_info();
-                    format!(
-                        "`{}` ({:?}, {:?})",
-                        info.name, info.backend, info.device_type
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let wanted_name = request.name.as_ref().map(|n| n.to_lowercase());
-        let adapter = adapters
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| request.index.is_none_or(|wanted| wanted == *i))
-            .map(|(_, a)| a)
-            .filter(|a| {
-                let info = a.get_info();
-                request.backend.is_none_or(|b| info.backend == b)
-                    && wanted_name
-                        .as_ref()
-                        .is_none_or(|n| info.name.to_lowercase().contains(n))
-            })
-            .min_by_key(|a| {
-                let info = a.get_info();
-                (type_rank(info.device_type), backend_rank(info.backend))
-            })
-            .ok_or_else(|| {
-                let mut filter = String::new();
-                if let Some(b) = request.backend {
-                    filter += &format!(" on backend {b:?}");
+        let mut adapters = enumerate_adapters();
+        let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
+        match choose_adapter(&infos, request, Want::AnyAdapter).map_err(env_note)? {
+            AdapterChoice::Adapter(i) => Self::open(adapters.swap_remove(i), request),
+            AdapterChoice::Cpu(why) => Err(Error::Usage(why)),
+        }
+    }
+
+    /// What `--device auto` opens: a hardware GPU (discrete, integrated or virtual), or, when
+    /// there is none, [`Placement::Cpu`] with the reason: a software adapter (lavapipe,
+    /// llvmpipe) runs the same work far slower than the CPU engine. A request that names an
+    /// adapter (backend, name, index) opens it whatever it is, and is an error when it matches
+    /// none; a hardware GPU that fails to open leaves the CPU, saying why.
+    pub fn auto(request: &AdapterRequest) -> Result<Placement> {
+        let mut adapters = enumerate_adapters();
+        let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
+        match choose_adapter(&infos, request, Want::HardwareOrCpu).map_err(env_note)? {
+            AdapterChoice::Cpu(why) => Ok(Placement::Cpu(why)),
+            AdapterChoice::Adapter(i) => match Self::open(adapters.swap_remove(i), request) {
+                Ok(ctx) => Ok(Placement::Gpu(Box::new(ctx))),
+                Err(e) if !names_one(request) => {
+                    Ok(Placement::Cpu(format!("the GPU could not be used: {e}")))
                 }
-                if let Some(i) = request.index {
-                    filter += &format!(" at index {i}");
-                }
-                if let Some(n) = &request.name {
-                    filter += &format!(" with a name containing `{n}`");
-                }
-                Error::NoAdapter { filter, available }
-            })?;
-        Self::open(adapter, request)
+                Err(e) => Err(e),
+            },
+        }
     }
 
     fn open(adapter: wgpu::Adapter, request: &AdapterRequest) -> Result<Self> {
@@ -218,13 +213,41 @@ impl GpuContext {
             tuner: Tuner::new(request.tuning.clone()),
             device_memory,
             kernels: Arc::new(OnceLock::new()),
+            progress: request.progress.clone(),
+            cancel: request.cancel.clone(),
         })
+    }
+
+    /// This context for engines that only evaluate and predict: autotuning times only the
+    /// products those run (forward, at the engine's batch size), and the training products
+    /// (weight and input gradients) take the fixed default tile, untimed and uncached. Shares
+    /// everything else (device, buffers' accounting, kernels, cached choices) with `self`.
+    pub fn for_inference(&self) -> Self {
+        Self {
+            tuner: self.tuner.for_inference(),
+            ..self.clone()
+        }
     }
 
     /// The shader modules and bind group layouts, compiled once on first use and shared by
     /// every engine, pack and product on this context (pipelines are specialised from them).
     pub(crate) fn kernels(&self) -> &Kernels {
-        self.kernels.get_or_init(|| Kernels::new(&self.device))
+        self.kernels.get_or_init(|| {
+            self.report(&Progress::Compiling);
+            Kernels::new(&self.device)
+        })
+    }
+
+    /// Passes `event` to the request's progress callback, if any.
+    pub(crate) fn report(&self, event: &Progress) {
+        if let Some(progress) = &self.progress {
+            progress.report(event);
+        }
+    }
+
+    /// [`Error::Cancelled`] naming `during` once the request's cancel flag is set.
+    pub(crate) fn check_cancel(&self, during: &str) -> Result<()> {
+        self.cancel.as_ref().map_or(Ok(()), |c| c.check(during))
     }
 
     /// Bytes of device memory to plan within: [`AdapterRequest::device_memory`], else the
@@ -256,7 +279,24 @@ impl GpuContext {
         vec4: bool,
         models: usize,
     ) -> Result<MatmulTile> {
-        self.tuner.tile(self, variant, shape, vec4, models)
+        self.product_tile(&Product {
+            variant,
+            shape,
+            vec4,
+            models,
+            training: false,
+        })
+    }
+
+    /// The tile for `product` under this context's [`Tuning`] (timed now if its class is new).
+    pub(crate) fn product_tile(&self, product: &Product) -> Result<MatmulTile> {
+        self.tuner.tile(self, product)
+    }
+
+    /// Times every product among `products` whose shape class is new, reporting progress as
+    /// `k of n`, so that an engine's products are tuned together before it is built.
+    pub(crate) fn tune(&self, products: &[Product]) -> Result<()> {
+        self.tuner.tune(self, products)
     }
 
     /// Creates a buffer, counting its bytes in [`GpuContext::allocated_bytes`].
@@ -511,4 +551,27 @@ pub fn check_fits(
         return Err(too_large("max_storage_buffer_binding_size", binding));
     }
     Ok(())
+}
+
+/// `e` with a hint on `WGPU_BACKEND` when it is set and no adapter matched: it hides the
+/// adapters on other backends (whose drivers may well be installed).
+fn env_note(e: Error) -> Error {
+    match (e, std::env::var("WGPU_BACKEND")) {
+        (
+            Error::NoAdapter {
+                filter,
+                available,
+                hint: _,
+            },
+            Ok(backends),
+        ) => Error::NoAdapter {
+            filter,
+            available,
+            hint: format!(
+                "WGPU_BACKEND={backends} hides the adapters on other backends: unset it to see \
+                 them all, or use the CPU engine (--device cpu)"
+            ),
+        },
+        (e, _) => e,
+    }
 }

@@ -15,6 +15,7 @@ use super::buffers::{FlatLayout, UniformBlock, bind_in_order, range};
 use super::context::GpuContext;
 use super::kernels::{Epilogue, MatmulTile, MatmulVariant, OPTIM_GROUP, ROW_GROUP, Vec4Access};
 use super::memory::MemoryEstimate;
+use super::tuning::Product;
 use crate::data::Dataset;
 use crate::engine::{Metrics, OptimizerState, Setup, check_clip_norm, check_optimizer_state};
 use crate::error::{Error, Result};
@@ -574,48 +575,148 @@ impl GpuPack {
             }
         };
 
-        // Each product's pipeline and tile: vec4 reads and stores where every size and offset
-        // they cross allows, and the tile the context's tuning picks for the largest batch.
-        let matmul =
-            |variant: MatmulVariant, shape: &Shape| -> Result<(wgpu::ComputePipeline, Grid)> {
-                let &Shape::Matmul {
-                    m,
-                    n,
-                    k,
-                    strides,
-                    lda,
-                    offset_a,
-                    ldc,
-                    offset_c,
-                } = shape
-                else {
-                    unreachable!("a matmul's shape")
-                };
-                let size = |e: Extent| match e {
-                    Extent::Batch => None,
-                    Extent::Fixed(v) => Some(v as usize),
-                };
-                let vec4 = Vec4Access {
-                    operands: variant.vec4_fits(
-                        size(m),
-                        size(n),
-                        size(k),
-                        &[strides[0], strides[1], lda, offset_a],
-                    ),
-                    result: variant.vec4_result_fits(size(n), &[strides[2], ldc, offset_c]),
-                };
-                let largest = |e: Extent| size(e).unwrap_or(max_batch);
-                let tile = ctx.matmul_tile(
-                    variant,
-                    (largest(m), largest(n), largest(k)),
-                    vec4.operands,
-                    models,
-                )?;
-                Ok((
-                    kernels.matmul(variant, tile, vec4),
-                    Grid::Tiles { m, n, tile },
-                ))
+        // Each product as the tuner sees it, with its vec4 reads and stores: vec4s where every
+        // size and offset they cross allows, and the tile chosen for the largest batch.
+        let product = |variant: MatmulVariant, shape: &Shape, training: bool| {
+            let &Shape::Matmul {
+                m,
+                n,
+                k,
+                strides,
+                lda,
+                offset_a,
+                ldc,
+                offset_c,
+            } = shape
+            else {
+                unreachable!("a matmul's shape")
             };
+            let size = |e: Extent| match e {
+                Extent::Batch => None,
+                Extent::Fixed(v) => Some(v as usize),
+            };
+            let vec4 = Vec4Access {
+                operands: variant.vec4_fits(
+                    size(m),
+                    size(n),
+                    size(k),
+                    &[strides[0], strides[1], lda, offset_a],
+                ),
+                result: variant.vec4_result_fits(size(n), &[strides[2], ldc, offset_c]),
+            };
+            let largest = |e: Extent| size(e).unwrap_or(max_batch);
+            let product = Product {
+                variant,
+                shape: (largest(m), largest(n), largest(k)),
+                vec4: vec4.operands,
+                models,
+                training,
+            };
+            (product, vec4, (m, n))
+        };
+        // Each product's pipeline and tile, under the context's tuning (settled below, before
+        // the first product is built).
+        let matmul = |variant: MatmulVariant,
+                      shape: &Shape,
+                      training: bool|
+         -> Result<(wgpu::ComputePipeline, Grid)> {
+            let (product, vec4, (m, n)) = product(variant, shape, training);
+            let tile = ctx.product_tile(&product)?;
+            Ok((
+                kernels.matmul(variant, tile, vec4),
+                Grid::Tiles { m, n, tile },
+            ))
+        };
+        // The products of a step, layer by layer: forward a_i = act_i(a_{i-1} · W_iᵀ + b_i)
+        // per block of W_i's rows (the block's columns of a_i); backward, last layer first,
+        // ∂L/∂W_i per block (M = r1 - r0, N = in, K = batch) and δ_{i-1} summed over the blocks
+        // (M = batch, N = in, K = r1 - r0).
+        let forward_variant = |i: usize| MatmulVariant {
+            transpose_a: false,
+            transpose_b: true,
+            epilogue: Epilogue::BiasActivation,
+            activation: layers[i].activation,
+        };
+        let forward_shape = |i: usize, (r0, r1): (usize, usize)| Shape::Matmul {
+            m: Extent::Batch,
+            n: fixed(r1 - r0),
+            k: fixed(layers[i].inputs),
+            strides: [
+                source_stride(i),
+                params_stride,
+                rows_stride(layers[i].outputs),
+                params_stride,
+            ],
+            lda: layers[i].inputs as u32,
+            offset_a: 0,
+            ldc: layers[i].outputs as u32,
+            offset_c: r0 as u32,
+        };
+        let weight_grad = MatmulVariant {
+            transpose_a: true,
+            transpose_b: false,
+            epilogue: Epilogue::Plain,
+            activation: Activation::Identity,
+        };
+        let weight_grad_shape = |i: usize, (r0, r1): (usize, usize)| Shape::Matmul {
+            m: fixed(r1 - r0),
+            n: fixed(layers[i].inputs),
+            k: Extent::Batch,
+            strides: [
+                rows_stride(layers[i].outputs),
+                source_stride(i),
+                params_stride,
+                0,
+            ],
+            lda: layers[i].outputs as u32,
+            offset_a: r0 as u32,
+            ldc: layers[i].inputs as u32,
+            offset_c: 0,
+        };
+        // The first block writes, the others add, the last applies act'.
+        let input_grad_variant = |i: usize, b: usize| MatmulVariant {
+            transpose_a: false,
+            transpose_b: false,
+            epilogue: match (b == 0, b + 1 == blocks[i].len()) {
+                (true, true) => Epilogue::ActivationGrad,
+                (true, false) => Epilogue::Plain,
+                (false, false) => Epilogue::Accumulate,
+                (false, true) => Epilogue::AccumulateActivationGrad,
+            },
+            activation: layers[i - 1].activation,
+        };
+        let input_grad_shape = |i: usize, (r0, r1): (usize, usize)| Shape::Matmul {
+            m: Extent::Batch,
+            n: fixed(layers[i].inputs),
+            k: fixed(r1 - r0),
+            strides: [
+                rows_stride(layers[i].outputs),
+                params_stride,
+                rows_stride(layers[i].inputs),
+                rows_stride(layers[i].inputs),
+            ],
+            lda: layers[i].outputs as u32,
+            offset_a: r0 as u32,
+            ldc: layers[i].inputs as u32,
+            offset_c: 0,
+        };
+        // Every product is tuned before any is built, so that progress can count them.
+        let mut products = Vec::new();
+        for (i, layer_blocks) in blocks.iter().enumerate() {
+            for &block in layer_blocks {
+                products.push(product(forward_variant(i), &forward_shape(i, block), false).0);
+            }
+        }
+        for i in (0..layers.len()).rev() {
+            for &block in &blocks[i] {
+                products.push(product(weight_grad, &weight_grad_shape(i, block), true).0);
+            }
+            for (b, &block) in blocks[i].iter().enumerate().filter(|_| i > 0) {
+                let variant = input_grad_variant(i, b);
+                products.push(product(variant, &input_grad_shape(i, block), true).0);
+            }
+        }
+        ctx.tune(&products)?;
         // Rows r0..r1 of layer i's weights (or their gradients) in `buffer`.
         let weight_rows = |buffer, i: usize, (r0, r1): (usize, usize)| {
             let inputs = layers[i].inputs as u64;
@@ -626,35 +727,12 @@ impl GpuPack {
             )
         };
 
-        // Forward: a_i = act_i(a_{i-1} · W_iᵀ + b_i), one product per block of W_i's rows (the
-        // block's columns of a_i).
+        // Forward, one product per block of W_i's rows.
         let mut forward = Vec::new();
-        for (i, layer) in layers.iter().enumerate() {
-            for &(r0, r1) in &blocks[i] {
-                let shape = Shape::Matmul {
-                    m: Extent::Batch,
-                    n: fixed(r1 - r0),
-                    k: fixed(layer.inputs),
-                    strides: [
-                        source_stride(i),
-                        params_stride,
-                        rows_stride(layer.outputs),
-                        params_stride,
-                    ],
-                    lda: layer.inputs as u32,
-                    offset_a: 0,
-                    ldc: layer.outputs as u32,
-                    offset_c: r0 as u32,
-                };
-                let (pipeline, grid) = matmul(
-                    MatmulVariant {
-                        transpose_a: false,
-                        transpose_b: true,
-                        epilogue: Epilogue::BiasActivation,
-                        activation: layer.activation,
-                    },
-                    &shape,
-                )?;
+        for (i, layer_blocks) in blocks.iter().enumerate() {
+            for &(r0, r1) in layer_blocks {
+                let shape = forward_shape(i, (r0, r1));
+                let (pipeline, grid) = matmul(forward_variant(i), &shape, false)?;
                 let slot = add_shape(shape);
                 let source = if i == 0 { &input } else { &res.post[i - 1] };
                 forward.push(Dispatch {
@@ -718,34 +796,14 @@ impl GpuPack {
         let mut backward = Vec::new();
 
         // Backward, last layer first, each product per block of W_i's rows.
-        let weight_grad = MatmulVariant {
-            transpose_a: true,
-            transpose_b: false,
-            epilogue: Epilogue::Plain,
-            activation: Activation::Identity,
-        };
         let column_sums = kernels.column_sums();
         for i in (0..layers.len()).rev() {
             let layer = layers[i];
             let source = if i == 0 { &input } else { &res.post[i - 1] };
             // ∂L/∂W_i[r0..r1] = δ_i[:, r0..r1]ᵀ · a_{i-1}: M = r1 - r0, N = in, K = batch.
             for &(r0, r1) in &blocks[i] {
-                let shape = Shape::Matmul {
-                    m: fixed(r1 - r0),
-                    n: fixed(layer.inputs),
-                    k: Extent::Batch,
-                    strides: [
-                        rows_stride(layer.outputs),
-                        source_stride(i),
-                        params_stride,
-                        0,
-                    ],
-                    lda: layer.outputs as u32,
-                    offset_a: r0 as u32,
-                    ldc: layer.inputs as u32,
-                    offset_c: 0,
-                };
-                let (pipeline, grid) = matmul(weight_grad, &shape)?;
+                let shape = weight_grad_shape(i, (r0, r1));
+                let (pipeline, grid) = matmul(weight_grad, &shape, true)?;
                 let slot = add_shape(shape);
                 backward.push(Dispatch {
                     kind: KernelKind::Matmul,
@@ -788,38 +846,9 @@ impl GpuPack {
             }
             // δ_{i-1} = (Σ_blocks δ_i[:, r0..r1] · W_i[r0..r1]) ⊙ act'_{i-1}(z_{i-1}): M = batch,
             // N = in, K = r1 - r0; the first block writes, the others add, the last applies act'.
-            let last_block = blocks[i].len() - 1;
             for (b, &(r0, r1)) in blocks[i].iter().enumerate() {
-                let epilogue = match (b == 0, b == last_block) {
-                    (true, true) => Epilogue::ActivationGrad,
-                    (true, false) => Epilogue::Plain,
-                    (false, false) => Epilogue::Accumulate,
-                    (false, true) => Epilogue::AccumulateActivationGrad,
-                };
-                let shape = Shape::Matmul {
-                    m: Extent::Batch,
-                    n: fixed(layer.inputs),
-                    k: fixed(r1 - r0),
-                    strides: [
-                        rows_stride(layer.outputs),
-                        params_stride,
-                        rows_stride(layer.inputs),
-                        rows_stride(layer.inputs),
-                    ],
-                    lda: layer.outputs as u32,
-                    offset_a: r0 as u32,
-                    ldc: layer.inputs as u32,
-                    offset_c: 0,
-                };
-                let (pipeline, grid) = matmul(
-                    MatmulVariant {
-                        transpose_a: false,
-                        transpose_b: false,
-                        epilogue,
-                        activation: layers[i - 1].activation,
-                    },
-                    &shape,
-                )?;
+                let shape = input_grad_shape(i, (r0, r1));
+                let (pipeline, grid) = matmul(input_grad_variant(i, b), &shape, true)?;
                 let slot = add_shape(shape);
                 backward.push(Dispatch {
                     kind: KernelKind::Matmul,

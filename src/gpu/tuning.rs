@@ -1,7 +1,9 @@
-//! Matmul autotuning: the first time a product of some shape class is met on an adapter, every
-//! candidate tile is timed on it and the fastest is kept, in memory and in a cache file per
-//! adapter and driver, so later runs start with the choice made. Every tile computes the same
-//! bits (each output is the same sum in the same order), so tuning never changes a result.
+//! Matmul autotuning: the first time a product of some shape class is met on an adapter, the
+//! candidate tiles are timed on it (the fixed default first, the others while a budget per shape
+//! lasts) and the fastest is kept, in memory and in a cache file per adapter and driver, so later
+//! runs start with the choice made. Every tile computes the same bits (each output is the same
+//! sum in the same order), so tuning never changes a result. Progress is reported through the
+//! context, and its cancel flag stops the timing between runs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use ndarray::Array2;
 use super::context::GpuContext;
 use super::gemm::Gemm;
 use super::kernels::{MatmulTile, MatmulVariant};
+use super::progress::Progress;
 use crate::error::Result;
 use crate::fsio;
 
@@ -56,15 +59,50 @@ impl Tuning {
 /// `{ adapter: { shape class: tile name } }`.
 type Table = BTreeMap<String, BTreeMap<String, String>>;
 
+/// One matrix product an engine runs, as the tuner sees it: `C[m,n] = op(A)[m,k]·op(B)[k,n]`
+/// with `variant`, reading vec4s when `vec4`, for `models` side by side.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Product {
+    /// Layouts, epilogue and activation.
+    pub variant: MatmulVariant,
+    /// `(m, n, k)` at the largest batch the engine runs.
+    pub shape: (usize, usize, usize),
+    /// Whether the operands are read as vec4s.
+    pub vec4: bool,
+    /// Models side by side.
+    pub models: usize,
+    /// A weight or input gradient: only training runs it.
+    pub training: bool,
+}
+
+impl Product {
+    /// `784x512 by 512x64` (op(A) by op(B)), with ` (4 models)` for a pack.
+    fn describe(&self) -> String {
+        let (m, n, k) = self.shape;
+        let pack = match self.models {
+            1 => String::new(),
+            k => format!(" ({k} models)"),
+        };
+        format!("{m}x{k} by {k}x{n}{pack}")
+    }
+}
+
 /// Chooses tiles for one context (shared by its clones).
 #[derive(Debug, Clone)]
 pub(crate) struct Tuner {
     tuning: Tuning,
     choices: Arc<Mutex<Table>>,
+    /// Only products that evaluation and prediction run are timed; the training products take
+    /// the fixed default (see [`GpuContext::for_inference`]).
+    inference: bool,
 }
 
 /// Each candidate's timing runs about this long (at least one product), best of two.
 const TIMING_BUDGET: Duration = Duration::from_millis(20);
+
+/// Once this much time has gone into one shape, no further candidate is timed: the fastest so
+/// far is kept (the fixed default is always timed first).
+const SHAPE_BUDGET: Duration = Duration::from_secs(2);
 
 impl Tuner {
     /// A tuner for `tuning`, starting from its cache file when there is a readable one (a
@@ -80,52 +118,99 @@ impl Tuner {
         Self {
             tuning,
             choices: Arc::new(Mutex::new(table)),
+            inference: false,
         }
     }
 
-    /// The tile for `C[m,n] = op(A)[m,k]·op(B)[k,n]` with `variant`, reading vec4s when `vec4`,
-    /// for `models` side by side: the fixed default, the pinned tile, or with autotuning the
+    /// The same choices, timing only the products that evaluation and prediction run.
+    pub fn for_inference(&self) -> Self {
+        Self {
+            inference: true,
+            ..self.clone()
+        }
+    }
+
+    /// The tile for `product`: the fixed default, the pinned tile, or with autotuning the
     /// fastest candidate for the shape's class (timed now when the class is new).
-    pub fn tile(
-        &self,
-        ctx: &GpuContext,
-        variant: MatmulVariant,
-        (m, n, k): (usize, usize, usize),
-        vec4: bool,
-        models: usize,
-    ) -> Result<MatmulTile> {
-        let cache = match &self.tuning {
+    pub fn tile(&self, ctx: &GpuContext, product: &Product) -> Result<MatmulTile> {
+        if self.settled(ctx, product).is_err() {
+            self.tune(ctx, std::slice::from_ref(product))?;
+        }
+        let (m, n, _) = product.shape;
+        Ok(self
+            .settled(ctx, product)
+            .unwrap_or_else(|_| MatmulTile::for_shape(m, n)))
+    }
+
+    /// Times every product among `products` whose shape class is new (each class once),
+    /// reporting progress through the context and stopping with [`Error::Cancelled`](crate::Error::Cancelled) when its
+    /// cancel flag is set; each choice is cached as soon as it is made.
+    pub fn tune(&self, ctx: &GpuContext, products: &[Product]) -> Result<()> {
+        let mut new: Vec<(String, &Product)> = Vec::new();
+        for product in products {
+            if let Err(class) = self.settled(ctx, product)
+                && !new.iter().any(|(c, _)| *c == class)
+            {
+                new.push((class, product));
+            }
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let total = new.len();
+        for (index, (class, product)) in new.into_iter().enumerate() {
+            ctx.report(&Progress::Tuning {
+                index: index + 1,
+                total,
+                product: product.describe(),
+            });
+            let tile = fastest(ctx, product)?;
+            self.store(ctx, class, tile);
+        }
+        ctx.report(&Progress::Tuned {
+            total,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+
+    /// The tile for `product` without timing anything, or the shape class that needs timing.
+    fn settled(&self, ctx: &GpuContext, product: &Product) -> Result<MatmulTile, String> {
+        let (m, n, _) = product.shape;
+        match &self.tuning {
             Tuning::Fixed => return Ok(MatmulTile::for_shape(m, n)),
             Tuning::Pinned(tile) if ctx.runs(*tile) => return Ok(*tile),
             Tuning::Pinned(_) => return Ok(MatmulTile::for_shape(m, n)),
-            Tuning::Autotune { cache } => cache,
-        };
-        let adapter = adapter_key(ctx.info());
-        let class = shape_class(variant, (m, n, k), vec4, models);
-        let known = self
-            .lock()
-            .get(&adapter)
-            .and_then(|t| t.get(&class))
-            .cloned();
-        // A cached choice this context cannot run (a file edited by hand) is timed afresh.
-        if let Some(tile) = known
-            .as_deref()
-            .and_then(MatmulTile::from_name)
-            .filter(|&tile| ctx.runs(tile))
-        {
-            return Ok(tile);
+            Tuning::Autotune { .. } if self.inference && product.training => {
+                return Ok(MatmulTile::for_shape(m, n));
+            }
+            Tuning::Autotune { .. } => {}
         }
-        let tile = fastest(ctx, variant, (m, n, k), vec4, models)?;
+        let class = shape_class(product);
+        // A cached choice this context cannot run (a file edited by hand) is timed afresh.
+        self.lock()
+            .get(&adapter_key(ctx.info()))
+            .and_then(|t| t.get(&class))
+            .and_then(|name| MatmulTile::from_name(name))
+            .filter(|&tile| ctx.runs(tile))
+            .ok_or(class)
+    }
+
+    /// Keeps `tile` for `class`, in memory and in the cache file.
+    fn store(&self, ctx: &GpuContext, class: String, tile: MatmulTile) {
         let table = {
             let mut table = self.lock();
-            table.entry(adapter).or_default().insert(class, tile.name());
+            table
+                .entry(adapter_key(ctx.info()))
+                .or_default()
+                .insert(class, tile.name());
             table.clone()
         };
-        if let Some(path) = cache {
+        if let Tuning::Autotune { cache: Some(path) } = &self.tuning {
             // A cache that cannot be written costs a re-tune next run, nothing more.
             let _ = save(path, &table);
         }
-        Ok(tile)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -155,41 +240,34 @@ fn adapter_key(info: &wgpu::AdapterInfo) -> String {
 
 /// The class a product's shape falls in: layouts, vec4 reads, each size rounded up to a power
 /// of two (so batches of 200 and 256 share a choice), and the models side by side, likewise.
-fn shape_class(
-    variant: MatmulVariant,
-    (m, n, k): (usize, usize, usize),
-    vec4: bool,
-    models: usize,
-) -> String {
+fn shape_class(product: &Product) -> String {
+    let (m, n, k) = product.shape;
     let layout = |transposed: bool| if transposed { 'T' } else { 'N' };
-    let pack = match models {
+    let pack = match product.models {
         1 => String::new(),
         k => format!(" x{}", k.next_power_of_two()),
     };
     format!(
         "{}{}{} m{} n{} k{}{pack}",
-        layout(variant.transpose_a),
-        layout(variant.transpose_b),
-        if vec4 { " vec4" } else { "" },
+        layout(product.variant.transpose_a),
+        layout(product.variant.transpose_b),
+        if product.vec4 { " vec4" } else { "" },
         m.next_power_of_two(),
         n.next_power_of_two(),
         k.next_power_of_two()
     )
 }
 
-/// Times every candidate tile on the product, for `models` side by side as a pack runs it
-/// (epilogue left out: it is the same work for all), and returns the fastest; the fixed default when the product cannot be staged on its own.
-fn fastest(
-    ctx: &GpuContext,
-    variant: MatmulVariant,
-    (m, n, k): (usize, usize, usize),
-    vec4: bool,
-    models: usize,
-) -> Result<MatmulTile> {
+/// Times the candidate tiles on the product, for its models side by side as a pack runs it
+/// (epilogue left out: it is the same work for all), the fixed default first, within
+/// [`SHAPE_BUDGET`], and returns the fastest; the fixed default when the product cannot be
+/// staged on its own.
+fn fastest(ctx: &GpuContext, product: &Product) -> Result<MatmulTile> {
     let plain = MatmulVariant {
         epilogue: super::Epilogue::Plain,
-        ..variant
+        ..product.variant
     };
+    let (m, n, k) = product.shape;
     let (a_shape, b_shape) = (
         if plain.transpose_a { (k, m) } else { (m, k) },
         if plain.transpose_b { (n, k) } else { (k, n) },
@@ -198,44 +276,92 @@ fn fastest(
         Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 3) % 17) as f32 / 17.0)
     };
     let (a, b) = (fill(a_shape), fill(b_shape));
+    let default = MatmulTile::for_shape(m, n);
+    let candidates: Vec<MatmulTile> = std::iter::once(default)
+        .chain(
+            MatmulTile::candidates(m, n, ctx.has_shuffles())
+                .into_iter()
+                .filter(|&tile| tile != default),
+        )
+        .collect();
+    let started = Instant::now();
+    pick(
+        &candidates,
+        SHAPE_BUDGET,
+        || started.elapsed(),
+        |tile| {
+            ctx.check_cancel("timing matmul tiles")?;
+            let before = ctx.allocated_bytes();
+            let timed = time_tile(ctx, plain, tile, product, (&a, &b));
+            // The scratch buffers are gone (dropped in time_tile), whatever happened.
+            ctx.released(ctx.allocated_bytes() - before);
+            timed
+        },
+    )
+}
+
+/// The fastest of `candidates` as `time` measures them (per product; `None`: the product
+/// cannot be staged, so the first candidate stands), timing no further candidate once
+/// `elapsed()` has reached `budget` (the first is always timed).
+fn pick(
+    candidates: &[MatmulTile],
+    budget: Duration,
+    elapsed: impl Fn() -> Duration,
+    mut time: impl FnMut(MatmulTile) -> Result<Option<Duration>>,
+) -> Result<MatmulTile> {
+    let first = candidates.first().copied().unwrap_or(MatmulTile::Large);
     let mut best: Option<(Duration, MatmulTile)> = None;
-    for tile in MatmulTile::candidates(m, n, ctx.has_shuffles()) {
-        let before = ctx.allocated_bytes();
-        let timed = time_tile(ctx, plain, tile, vec4, (m, n, k), models, (&a, &b));
-        // The scratch buffers are gone (dropped in time_tile), whatever happened.
-        ctx.released(ctx.allocated_bytes() - before);
+    for &tile in candidates {
+        if best.is_some() && elapsed() >= budget {
+            break;
+        }
         // A product whose scratch operands do not fit this device's buffers (the blocks of a
-        // split layer can be larger than a binding allows for C) keeps the fixed default.
-        let Some(per_run) = timed? else {
-            return Ok(MatmulTile::for_shape(m, n));
+        // split layer can be larger than a binding allows for C) keeps the first candidate.
+        let Some(per_run) = time(tile)? else {
+            return Ok(first);
         };
         if best.is_none_or(|(t, _)| per_run < t) {
             best = Some((per_run, tile));
         }
     }
-    Ok(best.expect("at least the three square tiles").1)
+    Ok(best.map_or(first, |(_, tile)| tile))
 }
 
-/// Time per product of `tile` on scratch operands `a` and `b` (best of two timings of about
-/// [`TIMING_BUDGET`] after a warm-up); `None` when the product cannot be staged on this device.
+/// Time per product of `tile` on scratch operands `a` and `b`: after a warm-up, one run when
+/// that alone takes [`TIMING_BUDGET`], else the best of two timings of about that long;
+/// `None` when the product cannot be staged on this device. The cancel flag is checked between
+/// runs.
 fn time_tile(
     ctx: &GpuContext,
     variant: MatmulVariant,
     tile: MatmulTile,
-    vec4: bool,
-    shape: (usize, usize, usize),
-    models: usize,
+    product: &Product,
     (a, b): (&Array2<f32>, &Array2<f32>),
 ) -> Result<Option<Duration>> {
-    let Ok(gemm) = Gemm::build_for_models(ctx, variant, tile, vec4, shape, models) else {
+    let Ok(gemm) = Gemm::build_for_models(
+        ctx,
+        variant,
+        tile,
+        product.vec4,
+        product.shape,
+        product.models,
+    ) else {
         return Ok(None);
     };
+    let during = "timing matmul tiles";
     gemm.upload(a.view(), b.view(), None)?;
     gemm.run(1)?;
+    ctx.check_cancel(during)?;
     let once = time(|| gemm.run(1))?;
+    if once >= TIMING_BUDGET {
+        return Ok(Some(once));
+    }
     let repeats = (TIMING_BUDGET.as_secs_f64() / once.as_secs_f64().max(1e-6)).clamp(1.0, 50.0);
     let repeats = repeats as usize;
-    let best = time(|| gemm.run(repeats))?.min(time(|| gemm.run(repeats))?);
+    ctx.check_cancel(during)?;
+    let first = time(|| gemm.run(repeats))?;
+    ctx.check_cancel(during)?;
+    let best = first.min(time(|| gemm.run(repeats))?);
     Ok(Some(best / repeats as u32))
 }
 
@@ -243,4 +369,65 @@ fn time(run: impl FnOnce() -> Result<()>) -> Result<Duration> {
     let start = Instant::now();
     run()?;
     Ok(start.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    const TILES: [MatmulTile; 3] = [MatmulTile::Small, MatmulTile::Large, MatmulTile::Tiny];
+
+    /// Candidates that each take `cost` of the clock to time and measure `per_run`.
+    fn run(cost: Duration, per_run: [u64; 3], budget: Duration) -> (MatmulTile, Vec<MatmulTile>) {
+        let clock = Cell::new(Duration::ZERO);
+        let mut timed = Vec::new();
+        let chosen = pick(
+            &TILES,
+            budget,
+            || clock.get(),
+            |tile| {
+                clock.set(clock.get() + cost);
+                timed.push(tile);
+                let i = TILES.iter().position(|&t| t == tile).unwrap_or(0);
+                Ok(Some(Duration::from_micros(per_run[i])))
+            },
+        )
+        .unwrap();
+        (chosen, timed)
+    }
+
+    #[test]
+    fn the_fastest_candidate_wins_within_the_budget() {
+        let (chosen, timed) = run(Duration::from_millis(100), [30, 10, 20], SHAPE_BUDGET);
+        assert_eq!(chosen, MatmulTile::Large);
+        assert_eq!(timed, TILES);
+    }
+
+    #[test]
+    fn no_candidate_is_timed_once_the_budget_is_spent() {
+        // Each candidate costs a second of a two-second budget: the third is never timed, and
+        // the best of the first two is kept.
+        let (chosen, timed) = run(Duration::from_secs(1), [30, 10, 5], SHAPE_BUDGET);
+        assert_eq!(timed, TILES[..2]);
+        assert_eq!(chosen, MatmulTile::Large);
+        // A first candidate slower than the whole budget is still timed, and stands.
+        let (chosen, timed) = run(Duration::from_secs(5), [30, 10, 5], SHAPE_BUDGET);
+        assert_eq!(
+            (chosen, timed),
+            (MatmulTile::Small, vec![MatmulTile::Small])
+        );
+    }
+
+    #[test]
+    fn a_product_that_cannot_be_staged_keeps_the_first_candidate() {
+        let chosen = pick(
+            &TILES,
+            SHAPE_BUDGET,
+            || Duration::ZERO,
+            |tile| Ok((tile == MatmulTile::Small).then_some(Duration::from_micros(50))),
+        )
+        .unwrap();
+        assert_eq!(chosen, MatmulTile::Small);
+    }
 }

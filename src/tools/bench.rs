@@ -2,19 +2,18 @@
 //! of batch sizes measuring steady-state throughput, step-time spread, GPU time (timestamp
 //! queries where the adapter has them), device memory, and convergence against wall time.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use ndarray::Array2;
 
-use crate::CpuEngine;
-use crate::data::Dataset;
 use crate::data::scheduler::Order;
 use crate::engine::{Engine, Setup};
 use crate::error::Result;
 use crate::gpu::{Epilogue, Gemm, GpuContext, GpuEngine, KernelKind, MatmulTile, MatmulVariant};
 use crate::model::{Activation, Parameters};
-use crate::train::{Observer, Progress, Residency, TrainConfig, TrainData, train};
+use crate::train::{Feed, Observer, Progress, Residency, TrainConfig, TrainData, place, train};
+
+use super::bench_residency::{Built, ResidencyThroughput, resident_and_streamed, step_on};
 
 /// What a benchmark ran on, recorded with every result.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,20 +65,27 @@ impl RunInfo {
 pub struct GemmRow {
     /// Square size n (an n×n by n×n product).
     pub n: usize,
-    /// The tile the context's tuning chose (`large` with `--no-autotune`).
-    pub tile: String,
-    /// GFLOP/s of the engine's kernel in that tile.
-    pub gpu_gflops: f64,
-    /// GFLOP/s of the fixed default tile (the staged 64×64 one at these sizes).
-    pub fixed_gflops: f64,
+    /// The GPU's figures, when a GPU was measured.
+    pub gpu: Option<GpuGemmFigures>,
     /// GFLOP/s of ndarray's product.
     pub cpu_gflops: f64,
     /// GFLOP/s of the CPU engine's product ([`crate::cpu::product`], the `gemm` crate).
     pub cpu_engine_gflops: f64,
-    /// Seconds per product on the GPU in the chosen tile (host-timed, back-to-back products).
-    pub gpu_seconds: f64,
-    /// Seconds per product on the CPU.
+    /// Seconds per product on the CPU (ndarray).
     pub cpu_seconds: f64,
+}
+
+/// The GPU's product at one size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuGemmFigures {
+    /// The tile the context's tuning chose (`large` with `--no-autotune`).
+    pub tile: String,
+    /// GFLOP/s of the engine's kernel in that tile.
+    pub gflops: f64,
+    /// GFLOP/s of the fixed default tile (the staged 64×64 one at these sizes).
+    pub fixed_gflops: f64,
+    /// Seconds per product in the chosen tile (host-timed, back-to-back products).
+    pub seconds: f64,
 }
 
 /// Median seconds per call of each of `runs`, timed in turn (one trial of each, three times,
@@ -113,9 +119,14 @@ fn interleaved_medians(
         .collect())
 }
 
-/// GFLOP/s of `C = A·B` for each square size: the kernel in the tile the context's tuning
-/// picks, in the fixed default tile, ndarray's product and the CPU engine's, timed in turn.
-pub fn bench_gemm(ctx: &GpuContext, sizes: &[usize], budget_seconds: f64) -> Result<Vec<GemmRow>> {
+/// GFLOP/s of `C = A·B` for each square size: on the GPU when `ctx` is given, the kernel in
+/// the tile the context's tuning picks and in the fixed default tile; then ndarray's product and
+/// the CPU engine's; all timed in turn.
+pub fn bench_gemm(
+    ctx: Option<&GpuContext>,
+    sizes: &[usize],
+    budget_seconds: f64,
+) -> Result<Vec<GemmRow>> {
     sizes
         .iter()
         .map(|&n| {
@@ -130,40 +141,61 @@ pub fn bench_gemm(ctx: &GpuContext, sizes: &[usize], budget_seconds: f64) -> Res
                 epilogue: Epilogue::Plain,
                 activation: Activation::Identity,
             };
-            let chosen = Gemm::new(ctx, variant, n, n, n)?;
-            let fixed = Gemm::with_tile(ctx, variant, MatmulTile::for_shape(n, n), n, n, n)?;
-            for gemm in [&chosen, &fixed] {
-                gemm.upload(a.view(), b.view(), None)?;
-            }
-            let seconds = interleaved_medians(
-                &mut [
-                    &mut |r| chosen.run(r),
-                    &mut |r| fixed.run(r),
-                    &mut |r| {
-                        for _ in 0..r {
-                            std::hint::black_box(a.dot(&b));
-                        }
-                        Ok(())
-                    },
-                    &mut |r| {
-                        for _ in 0..r {
-                            std::hint::black_box(crate::cpu::product(a.view(), b.view()));
-                        }
-                        Ok(())
-                    },
-                ],
-                budget_seconds,
-            )?;
-            let flops = chosen.flops();
+            let gemms = match ctx {
+                Some(ctx) => {
+                    let chosen = Gemm::new(ctx, variant, n, n, n)?;
+                    let fixed =
+                        Gemm::with_tile(ctx, variant, MatmulTile::for_shape(n, n), n, n, n)?;
+                    for gemm in [&chosen, &fixed] {
+                        gemm.upload(a.view(), b.view(), None)?;
+                    }
+                    Some((chosen, fixed))
+                }
+                None => None,
+            };
+            let mut ndarray = |r: usize| {
+                for _ in 0..r {
+                    std::hint::black_box(a.dot(&b));
+                }
+                Ok(())
+            };
+            let mut engine = |r: usize| {
+                for _ in 0..r {
+                    std::hint::black_box(crate::cpu::product(a.view(), b.view()));
+                }
+                Ok(())
+            };
+            let flops = 2.0 * (n as f64).powi(3);
+            let (gpu, cpu) = match &gemms {
+                Some((chosen, fixed)) => {
+                    let s = interleaved_medians(
+                        &mut [
+                            &mut |r| chosen.run(r),
+                            &mut |r| fixed.run(r),
+                            &mut ndarray,
+                            &mut engine,
+                        ],
+                        budget_seconds,
+                    )?;
+                    let gpu = GpuGemmFigures {
+                        tile: chosen.tile().name(),
+                        gflops: flops / s[0] / 1e9,
+                        fixed_gflops: flops / s[1] / 1e9,
+                        seconds: s[0],
+                    };
+                    (Some(gpu), [s[2], s[3]])
+                }
+                None => {
+                    let s = interleaved_medians(&mut [&mut ndarray, &mut engine], budget_seconds)?;
+                    (None, [s[0], s[1]])
+                }
+            };
             Ok(GemmRow {
                 n,
-                tile: chosen.tile().name(),
-                gpu_gflops: flops / seconds[0] / 1e9,
-                fixed_gflops: flops / seconds[1] / 1e9,
-                cpu_gflops: flops / seconds[2] / 1e9,
-                cpu_engine_gflops: flops / seconds[3] / 1e9,
-                gpu_seconds: seconds[0],
-                cpu_seconds: seconds[2],
+                gpu,
+                cpu_gflops: flops / cpu[0] / 1e9,
+                cpu_engine_gflops: flops / cpu[1] / 1e9,
+                cpu_seconds: cpu[0],
             })
         })
         .collect()
@@ -193,6 +225,9 @@ pub struct BatchSweep {
     pub target_loss: Option<f64>,
     /// Seed of the epoch order.
     pub seed: u64,
+    /// Where the batches come from: gathered on the device from a resident copy of the data
+    /// where it can be made resident (`Auto`, as `train` does), else streamed from the host.
+    pub residency: Residency,
 }
 
 /// One engine at one batch size.
@@ -218,6 +253,10 @@ pub struct BatchRow {
     /// Training samples/s of the whole training loop with the data resident on the device and
     /// with it streamed from host memory (GPU engine only).
     pub residency: Option<ResidencyThroughput>,
+    /// Why every step streamed its batch from the host (`asked for`, the features are
+    /// memory-mapped, or the device's refusal to hold the data), as `train` says it; `None` when
+    /// the data was resident on the engine and each batch gathered there.
+    pub streamed_because: Option<String>,
     /// `gpu timestamps` when `gpu_ms_median` is measured on the device, `host` otherwise.
     pub timing: String,
     /// Device memory the engine allocated (parameters, state, activations, resident data), bytes.
@@ -229,9 +268,12 @@ pub struct BatchRow {
     pub final_loss: f64,
     /// Wall seconds of the convergence run.
     pub train_seconds: f64,
-    /// Wall seconds until the training loss first reached the target, if it did.
+    /// Wall seconds until the training loss first reached the target (in a read-back or an
+    /// epoch's mean), if it did.
     pub seconds_to_target: Option<f64>,
-    /// (wall seconds, training loss) through the convergence run.
+    /// (wall seconds, mean training loss since the previous read-back) at every read-back
+    /// within an epoch of the convergence run; the epochs' means (one batch each) when no epoch
+    /// has a read-back within it. One kind of point only, so the curve compares like with like.
     pub curve: Vec<(f64, f64)>,
 }
 
@@ -253,103 +295,51 @@ impl BatchRow {
     }
 }
 
-/// Records the loss curve of a training run against wall time.
+/// Records the loss of a training run against wall time: the means over the read-backs within
+/// each epoch, and the means of whole epochs, apart.
 struct Curve {
     start: Instant,
-    points: Vec<(f64, f64)>,
+    windows: Vec<(f64, f64)>,
+    epochs: Vec<(f64, f64)>,
+}
+
+impl Curve {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            windows: Vec::new(),
+            epochs: Vec::new(),
+        }
+    }
+
+    /// The first time the loss was at or below `target`, in either kind of point.
+    fn reached(&self, target: f64) -> Option<f64> {
+        let first = |points: &[(f64, f64)]| points.iter().find(|p| p.1 <= target).map(|p| p.0);
+        match (first(&self.windows), first(&self.epochs)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The points to draw: the read-backs, or the epochs' means when there were none.
+    fn into_points(self) -> Vec<(f64, f64)> {
+        if self.windows.is_empty() {
+            self.epochs
+        } else {
+            self.windows
+        }
+    }
 }
 
 impl Observer for Curve {
     fn progress(&mut self, p: &Progress) {
-        self.points
+        self.windows
             .push((self.start.elapsed().as_secs_f64(), p.loss));
     }
     fn epoch_end(&mut self, r: &crate::train::EpochRecord) {
-        self.points
+        self.epochs
             .push((self.start.elapsed().as_secs_f64(), r.train_loss));
     }
-}
-
-/// An engine built for the sweep, kept concrete so the GPU one can turn on timestamps.
-enum Built {
-    Gpu(Box<GpuEngine>),
-    Cpu(Box<CpuEngine>),
-}
-
-impl Built {
-    fn new(kind: &BenchEngine, setup: &Setup, init: &Parameters, batch: usize) -> Result<Self> {
-        Ok(match kind {
-            BenchEngine::Gpu(ctx) => {
-                Built::Gpu(Box::new(GpuEngine::new(ctx, setup.clone(), init, batch)?))
-            }
-            BenchEngine::Cpu => Built::Cpu(Box::new(CpuEngine::new(setup.clone(), init)?)),
-        })
-    }
-
-    fn engine(&mut self) -> &mut dyn Engine {
-        match self {
-            Built::Gpu(g) => g.as_mut(),
-            Built::Cpu(c) => c.as_mut(),
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Built::Gpu(_) => "gpu",
-            Built::Cpu(_) => "cpu",
-        }
-    }
-}
-
-/// The training loop's throughput with resident and with streamed data.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ResidencyThroughput {
-    /// Samples/s with the dataset on the device and batches gathered there.
-    pub resident: f64,
-    /// Samples/s with batches gathered on the host by the prefetch thread and uploaded.
-    pub streamed: f64,
-}
-
-/// Rounds of the residency comparison; each runs both, and the faster of each is kept.
-const RESIDENCY_ROUNDS: usize = 2;
-
-/// Trains fresh engines with `config`, resident and streamed in turn, and keeps each one's best
-/// samples/s over [`RESIDENCY_ROUNDS`] rounds.
-fn resident_and_streamed(
-    kind: &BenchEngine,
-    setup: &Setup,
-    init: &Parameters,
-    data: &Arc<Dataset>,
-    config: &TrainConfig,
-) -> Result<ResidencyThroughput> {
-    let mut best = [0.0f64; 2];
-    for _ in 0..RESIDENCY_ROUNDS {
-        for (i, residency) in [Residency::Resident, Residency::Streamed]
-            .into_iter()
-            .enumerate()
-        {
-            let mut engine = Built::new(kind, setup, init, config.batch_size)?;
-            let config = TrainConfig {
-                residency,
-                ..config.clone()
-            };
-            let start = Instant::now();
-            let report = train(
-                engine.engine(),
-                &TrainData::Memory(Arc::clone(data)),
-                None,
-                &config,
-                None,
-                &mut crate::train::Silent,
-            )?;
-            let rows: f64 = report.epochs.len() as f64 * (data.rows() as f64);
-            best[i] = best[i].max(rows / start.elapsed().as_secs_f64());
-        }
-    }
-    Ok(ResidencyThroughput {
-        resident: best[0],
-        streamed: best[1],
-    })
 }
 
 /// Steps profiled per batch size.
@@ -387,11 +377,14 @@ fn profile(
 }
 
 /// Sweeps `sweep.batch_sizes` on every engine in `engines`, training `setup` from `init` on `data`.
+/// Each engine holds the data resident and gathers every batch on the device where
+/// `sweep.residency` and the device allow (as [`train`] does); otherwise a producer thread
+/// gathers the batches on the host and each step uploads its own, and the row says why.
 pub fn bench_batch_sizes(
     engines: &[BenchEngine],
     setup: &Setup,
     init: &Parameters,
-    data: Arc<Dataset>,
+    data: &TrainData,
     sweep: &BatchSweep,
 ) -> Result<Vec<BatchRow>> {
     let mut rows = Vec::new();
@@ -404,7 +397,8 @@ pub fn bench_batch_sizes(
             };
             let mut built = Built::new(engine_kind, setup, init, batch)?;
             let name = built.name();
-            built.engine().load_resident(Arc::clone(&data))?;
+            let streamed_because =
+                place(sweep.residency, data, |d| built.engine().load_resident(d))?;
             let device_bytes = match engine_kind {
                 BenchEngine::Gpu(ctx) => Some(ctx.allocated_bytes() - before),
                 BenchEngine::Cpu => None,
@@ -413,19 +407,25 @@ pub fn bench_batch_sizes(
                 Built::Gpu(g) => Some(g.dispatches_per_step()),
                 Built::Cpu(_) => None,
             };
-            let engine = built.engine();
-            let order = Order::new(data.rows(), batch, true, false, sweep.seed)?;
-            let permutation = order.permutation(0);
-            let full_batches = (data.rows() / batch).max(1);
-            let indices = |i: usize| order.batch(&permutation, i % full_batches);
+            // Full batches only, so that every timed step is the same size; gathered on the
+            // device, or on the host by the producer thread, one batch per step taken.
+            let order = Order::new(data.rows(), batch, true, true, sweep.seed)?;
+            let steps = sweep.warmup_steps + 2 * sweep.timed_steps + PROFILED_STEPS;
+            let mut feed = Feed::new(data, order, streamed_because.is_none(), 0, steps as u64);
+            let mut taken = 0u64;
+            let mut next = |engine: &mut dyn Engine| {
+                taken += 1;
+                feed.step(taken - 1, |input| step_on(engine, input))
+            };
 
-            for i in 0..sweep.warmup_steps {
-                engine.step_resident(indices(i))?;
+            let engine = built.engine();
+            for _ in 0..sweep.warmup_steps {
+                next(engine)?;
             }
             engine.synchronize()?;
             let start = Instant::now();
-            for i in 0..sweep.timed_steps {
-                engine.step_resident(indices(i))?;
+            for _ in 0..sweep.timed_steps {
+                next(engine)?;
             }
             engine.synchronize()?;
             let samples_per_second =
@@ -438,9 +438,9 @@ pub fn bench_batch_sizes(
                 Built::Gpu(g) => g.enable_gpu_timing(),
                 Built::Cpu(_) => false,
             };
-            for i in 0..sweep.timed_steps {
+            for _ in 0..sweep.timed_steps {
                 let start = Instant::now();
-                built.engine().step_resident(indices(i))?;
+                next(built.engine())?;
                 built.engine().synchronize()?;
                 host.push(start.elapsed().as_secs_f64() * 1e3);
                 if let (true, Built::Gpu(g)) = (timestamps, &mut built)
@@ -452,9 +452,10 @@ pub fn bench_batch_sizes(
             host.sort_by(f64::total_cmp);
             device.sort_by(f64::total_cmp);
             let gpu_profile_ms = match &mut built {
-                Built::Gpu(g) => profile(g, |g, i| g.step_resident(indices(i)))?,
+                Built::Gpu(g) => profile(g, |g, _| next(g))?,
                 Built::Cpu(_) => None,
             };
+            drop(feed);
 
             // Convergence: a fresh engine trained for the sweep's epochs.
             let mut fresh = Built::new(engine_kind, setup, init, batch)?;
@@ -463,38 +464,24 @@ pub fn bench_batch_sizes(
                 batch_size: batch,
                 seed: sweep.seed,
                 log_every: (data.rows() / batch / 4).max(1) as u64,
+                residency: sweep.residency,
                 ..TrainConfig::default()
             };
-            let mut curve = Curve {
-                start: Instant::now(),
-                points: Vec::new(),
-            };
-            let report = train(
-                fresh.engine(),
-                &TrainData::Memory(Arc::clone(&data)),
-                None,
-                &config,
-                None,
-                &mut curve,
-            )?;
+            let mut curve = Curve::new();
+            let report = train(fresh.engine(), data, None, &config, None, &mut curve)?;
             let train_seconds = curve.start.elapsed().as_secs_f64();
             let residency = match engine_kind {
                 BenchEngine::Gpu(_) => Some(resident_and_streamed(
                     engine_kind,
                     setup,
                     init,
-                    &data,
+                    data,
                     &config,
+                    streamed_because.is_none(),
                 )?),
                 BenchEngine::Cpu => None,
             };
-            let seconds_to_target = sweep.target_loss.and_then(|target| {
-                curve
-                    .points
-                    .iter()
-                    .find(|(_, loss)| *loss <= target)
-                    .map(|(t, _)| *t)
-            });
+            let seconds_to_target = sweep.target_loss.and_then(|target| curve.reached(target));
             rows.push(BatchRow {
                 engine: name.to_string(),
                 batch_size: batch,
@@ -513,12 +500,46 @@ pub fn bench_batch_sizes(
                 dispatches,
                 gpu_profile_ms,
                 residency,
+                streamed_because,
                 final_loss: report.epochs.last().map_or(f64::NAN, |r| r.train_loss),
                 train_seconds,
                 seconds_to_target,
-                curve: curve.points,
+                curve: curve.into_points(),
             });
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_curve_keeps_read_backs_and_epoch_means_apart() {
+        let mut curve = Curve::new();
+        let progress = |loss| Progress {
+            step: 1,
+            total_steps: 4,
+            epoch: 1,
+            loss,
+            samples_per_second: 1.0,
+        };
+        curve.progress(&progress(2.0));
+        curve.progress(&progress(0.5));
+        curve.epoch_end(&crate::train::EpochRecord {
+            epoch: 1,
+            step: 4,
+            lr: 0.1,
+            train_loss: 1.2,
+            train_accuracy: None,
+            val_loss: None,
+            val_accuracy: None,
+            seconds: 0.0,
+            samples_per_second: 1.0,
+        });
+        assert!(curve.reached(1.2).is_some() && curve.reached(0.1).is_none());
+        let points: Vec<f64> = curve.into_points().iter().map(|p| p.1).collect();
+        assert_eq!(points, [2.0, 0.5], "the epoch's mean is not appended");
+    }
 }

@@ -1,6 +1,7 @@
-//! Every adapter wgpu can see, with the limits that decide what downhill can train on it.
+//! Every adapter wgpu can see, with the limits that decide what downhill can train on it, and
+//! the one `--device auto` would use.
 
-use crate::gpu::enumerate_adapters;
+use crate::gpu::{AdapterChoice, AdapterRequest, Want, choose_adapter, enumerate_adapters};
 
 /// One adapter and the limits that matter for training.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,11 +28,25 @@ pub struct DeviceReport {
     pub max_workgroup_storage: u32,
     /// Whether GPU timestamps can time passes.
     pub timestamps: bool,
+    /// Whether `--device auto` runs on this adapter (at most one does; none when it would run
+    /// on the CPU engine).
+    pub auto: bool,
+    /// Whether `--device gpu` runs on this adapter (the best one, software ones included).
+    pub gpu: bool,
 }
 
-/// Every adapter on every backend compiled in, in wgpu's order.
+/// Every adapter on every backend compiled in (or those `WGPU_BACKEND` names), in wgpu's
+/// order, the one `--device auto` would use marked (under `WGPU_ADAPTER_NAME` and
+/// `WGPU_POWER_PREF`, as the command line reads them).
 pub fn list_devices() -> Vec<DeviceReport> {
-    enumerate_adapters()
+    let adapters = enumerate_adapters();
+    let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
+    let chosen = |want| match choose_adapter(&infos, &AdapterRequest::from_env(), want) {
+        Ok(AdapterChoice::Adapter(i)) => Some(i),
+        _ => None,
+    };
+    let (auto, gpu) = (chosen(Want::HardwareOrCpu), chosen(Want::AnyAdapter));
+    adapters
         .iter()
         .enumerate()
         .map(|(index, adapter)| {
@@ -55,6 +70,8 @@ pub fn list_devices() -> Vec<DeviceReport> {
                 max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
                 max_workgroup_storage: limits.max_compute_workgroup_storage_size,
                 timestamps: adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+                auto: auto == Some(index),
+                gpu: gpu == Some(index),
             }
         })
         .collect()

@@ -3,12 +3,19 @@
 
 mod bench;
 mod bench_packs;
+mod bench_residency;
 mod check;
 mod devices;
+mod lr_find;
 
 pub use bench::{
-    BatchRow, BatchSweep, BenchEngine, GemmRow, RunInfo, bench_batch_sizes, bench_gemm,
+    BatchRow, BatchSweep, BenchEngine, GemmRow, GpuGemmFigures, RunInfo, bench_batch_sizes,
+    bench_gemm,
 };
 pub use bench_packs::{PackRow, bench_packs};
+pub use bench_residency::ResidencyThroughput;
 pub use check::{CheckReport, CheckStep, Difference, check};
 pub use devices::{DeviceReport, list_devices};
+pub use lr_find::{
+    LrFindConfig, LrFindReport, LrPoint, SMOOTHING, STOP_FACTOR, lr_find, steepest, suggest,
+};
