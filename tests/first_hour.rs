@@ -174,3 +174,173 @@ fn an_integer_target_column_is_classification_unless_told_otherwise() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("non-negative integers"));
 }
+
+/// `y = 1000·x₀ − 500·x₁ + 20000` on 200 rows of two features: targets far from unit scale.
+fn large_targets(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut text = String::from("x0,x1,y\n");
+    for i in 0..200 {
+        let (a, b) = ((i % 17) as f32 / 17.0, (i % 11) as f32 / 11.0);
+        text += &format!("{a},{b},{}\n", 1000.0 * a - 500.0 * b + 20000.0);
+    }
+    let path = dir.join("large.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn standardized_targets_are_saved_with_the_model_and_undone_by_predict_and_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = large_targets(dir.path());
+    let model = dir.path().join("m.safetensors");
+    let out = downhill(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        csv.to_str().unwrap(),
+        "--standardize",
+        "--standardize-targets",
+        "--layers",
+        "2,1",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+        "--epochs",
+        "100",
+        "--save",
+        model.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = downhill::checkpoint::load_model(&model).unwrap();
+    let stats = saved.target_standardizer.expect("target statistics saved");
+    assert!((stats.mean[0] - 20_240.0).abs() < 50.0, "{:?}", stats.mean);
+    // Predictions come back in the targets' units: a linear fit is close to exact.
+    let predictions = dir.path().join("p.csv");
+    let out = downhill(&[
+        "predict",
+        "--device",
+        "cpu",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--target-column",
+        "y",
+        "--output",
+        predictions.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&predictions).unwrap();
+    let first: f64 = text.lines().nth(1).unwrap().parse().unwrap();
+    assert!((first - 20_000.0).abs() < 5.0, "{text}");
+    // eval: the loss on the training scale, the scores in the targets' units.
+    let out = downhill(&[
+        "eval",
+        "--device",
+        "cpu",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--target-column",
+        "y",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        value(&stdout, "r2").parse::<f64>().unwrap() > 0.999,
+        "{stdout}"
+    );
+    assert!(
+        value(&stdout, "rmse").parse::<f64>().unwrap() < 5.0,
+        "{stdout}"
+    );
+    assert!(
+        value(&stdout, "loss").parse::<f64>().unwrap() < 1e-3,
+        "{stdout}"
+    );
+    // Classes cannot be standardised.
+    let out = downhill(&["train", "--device", "cpu", "--standardize-targets"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is for regression targets"));
+}
+
+#[test]
+fn a_training_state_alone_resumes_its_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_downhill"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let flags = [
+        "train",
+        "--device",
+        "cpu",
+        "--dataset",
+        "blobs",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "16",
+        "--seed",
+        "4",
+        "--lr",
+        "0.01",
+        "--save",
+        "tc.safetensors",
+        "--quiet",
+    ];
+    let (code, _, err) = run(&flags);
+    assert_eq!(code, Some(0), "{err}");
+    let whole = std::fs::read(dir.path().join("tc.safetensors")).unwrap();
+    // The same run stopped after 40 steps, as Ctrl-C would, then resumed from the file alone,
+    // from another folder.
+    let (code, _, err) = run(&[
+        &flags[..],
+        &["--max-steps", "40", "--checkpoint-every", "40"],
+    ]
+    .concat());
+    assert_eq!(code, Some(0), "{err}");
+    std::fs::remove_file(dir.path().join("tc.safetensors")).unwrap();
+    let state = dir.path().join("tc.state.safetensors");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_downhill"))
+        .args([
+            "train",
+            "--resume",
+            state.to_str().unwrap(),
+            "--epochs",
+            "6",
+        ])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    assert_eq!(
+        std::fs::read(dir.path().join("tc.safetensors")).unwrap(),
+        whole
+    );
+    // A flag that changes the result is taken, and said to.
+    let (code, _, err) = run(&["train", "--resume", "tc.state.safetensors", "--lr", "0.02"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("warning: --lr 0.02 replaces `0.01`"), "{err}");
+}

@@ -121,7 +121,7 @@ impl SweepObserver for Reporter {
             .min_by(|a, b| score(&a.1).total_cmp(&score(&b.1)))
         {
             self.say(format!(
-                "epoch {epoch}/{}  step {step}  {} training  lowest {} {:.5} (model {k}: {})",
+                "epoch {epoch}/{}  step {step}  {} training  lowest {} {} (model {k}: {})",
                 self.epochs,
                 records.len(),
                 if r.val_loss.is_some() {
@@ -129,7 +129,7 @@ impl SweepObserver for Reporter {
                 } else {
                     "loss"
                 },
-                score(r),
+                downhill::plot::number::decimal(score(r), downhill::plot::number::LOSS_PLACES),
                 self.labels[*k]
             ));
         }

@@ -86,6 +86,12 @@ struct Reporter {
     interrupted: StopSignal,
 }
 
+/// A loss as the summaries print it: five decimals, or scientific notation where those would
+/// not show it.
+fn loss_text(v: f64) -> String {
+    downhill::plot::number::decimal(v, downhill::plot::number::LOSS_PLACES)
+}
+
 fn percent(v: Option<f64>) -> String {
     v.map_or(String::new(), |a| format!("{:.2}%", 100.0 * a))
 }
@@ -141,17 +147,17 @@ impl Observer for Reporter {
 
     fn epoch_end(&mut self, r: &EpochRecord) {
         let line = format!(
-            "epoch {}/{}  step {}  loss {:.5}{}{}{}  lr {:.3e}  {:.0} samples/s",
+            "epoch {}/{}  step {}  loss {}{}{}{}  lr {:.3e}  {:.0} samples/s",
             r.epoch,
             self.epochs,
             r.step,
-            r.train_loss,
+            loss_text(r.train_loss),
             r.train_accuracy.map_or(String::new(), |a| format!(
                 "  accuracy {}",
                 percent(Some(a))
             )),
             r.val_loss
-                .map_or(String::new(), |l| format!("  val_loss {l:.5}")),
+                .map_or(String::new(), |l| format!("  val_loss {}", loss_text(l))),
             r.val_accuracy.map_or(String::new(), |a| format!(
                 "  val_accuracy {}",
                 percent(Some(a))
@@ -344,15 +350,15 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
                 outln!("best_epoch {}", record.epoch);
             }
             if let Some(v) = record.val_loss {
-                outln!("val_loss {v:.5}");
+                outln!("val_loss {}", loss_text(v));
             }
             if let Some(acc) = record.val_accuracy {
                 outln!("val_accuracy {}", percent(Some(acc)));
             } else if record.val_loss.is_none() {
-                outln!("train_loss {:.5}", record.train_loss);
+                outln!("train_loss {}", loss_text(record.train_loss));
             }
         }
-        (None, Some(best)) => outln!("val_loss {best:.5}"),
+        (None, Some(best)) => outln!("val_loss {}", loss_text(best)),
         (None, None) => {}
     }
     outln!("parameters {}", model.parameter_count());
