@@ -70,8 +70,8 @@ pub enum Error {
     #[error(
         "this model and batch need about {} of memory ({breakdown}), over the {} available on \
          this machine; use fewer or narrower layers, or a smaller --batch-size",
-        crate::gpu::mib(*needed),
-        crate::gpu::mib(*available)
+        crate::host_memory::size(*needed),
+        crate::host_memory::size(*available)
     )]
     HostMemory {
         /// Bytes estimated.

@@ -602,6 +602,48 @@ fn cases() -> Vec<Case> {
         ),
         case(
             MODEL,
+            "a run that trains nothing",
+            "train --epochs 0",
+            Refused("--epochs 0 or --max-steps 0 trains nothing"),
+        ),
+        case(
+            MODEL,
+            "a learning rate beyond f32",
+            "train --lr 1e300",
+            Refused("lr = 1e300: is too large"),
+        ),
+        case(
+            MODEL,
+            "a divergence threshold of 1 or less",
+            "train --divergence-threshold 0.5",
+            Refused("--divergence-threshold 0.5 must be a number above 1"),
+        ),
+        case(
+            MODEL,
+            "standardised class labels",
+            "train --dataset digits --standardize-targets",
+            Refused("--standardize-targets is for regression targets"),
+        ),
+        case(
+            MODEL,
+            "an output in a folder that does not exist",
+            "train --save missing/m.safetensors",
+            Refused("the folder missing does not exist"),
+        ),
+        case(
+            MODEL,
+            "a folder as an output",
+            "train --metrics .",
+            Refused("is a folder, which downhill does not write over"),
+        ),
+        case(
+            MODEL,
+            "probabilities and classes together",
+            "predict --model start.safetensors --features x.npy --output p.npy --proba --classes",
+            Refused("--proba"),
+        ),
+        case(
+            MODEL,
             "--features without --targets",
             "train --features x.npy",
             Refused("--features and --targets go together"),
