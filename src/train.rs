@@ -282,11 +282,6 @@ pub(crate) fn run_length(data: &TrainData, config: &TrainConfig) -> Result<(Orde
             "--epochs 0 or --max-steps 0 trains nothing; give at least 1".into(),
         ));
     }
-    if data.rows() == 0 {
-        return Err(Error::Usage(
-            "the training data has no rows; there is nothing to train on".into(),
-        ));
-    }
     let order = Order::new(
         data.rows(),
         config.batch_size,

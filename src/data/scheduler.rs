@@ -45,6 +45,11 @@ impl Order {
         if batch_size == 0 {
             return Err(Error::Usage("batch size must be at least 1".into()));
         }
+        if rows == 0 {
+            return Err(Error::Usage(
+                "the training data has no rows; there is nothing to train on".into(),
+            ));
+        }
         if drop_last && batch_size > rows {
             return Err(Error::Usage(format!(
                 "batch size {batch_size} is larger than the {rows} training rows, so --drop-last \

@@ -119,11 +119,6 @@ pub fn lr_find(
 ) -> Result<LrFindReport> {
     config.validate()?;
     check_data(engine.setup(), data, None)?;
-    if data.rows() == 0 {
-        return Err(Error::Usage(
-            "the training data has no rows; there is nothing to train on".into(),
-        ));
-    }
     let order = Order::new(
         data.rows(),
         config.batch_size,
