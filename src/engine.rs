@@ -93,7 +93,8 @@ pub(crate) fn check_optimizer_state(setup: &Setup, state: &OptimizerState) -> Re
 pub(crate) fn check_clip_norm(max_norm: Option<f32>) -> Result<()> {
     match max_norm {
         Some(n) if !(n.is_finite() && n > 0.0) => Err(Error::Usage(format!(
-            "gradient clipping norm {n} must be a positive number"
+            "gradient clipping norm {n} must be a positive number within f32's range (at most \
+             3.4e38)"
         ))),
         _ => Ok(()),
     }

@@ -43,6 +43,10 @@ fn main() -> ExitCode {
                     );
                     ExitCode::from(cli::signals::exit_status(signal))
                 }
+                cli::train::Outcome::InterruptedWithoutState(signal, note) => {
+                    errln!("interrupted by {}: {note}", cli::signals::name(signal));
+                    ExitCode::from(cli::signals::exit_status(signal))
+                }
             })
         }),
         Command::Sweep(args) => {

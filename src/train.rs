@@ -188,6 +188,10 @@ pub struct TrainReport {
     /// With early stopping, the validation loss of the parameters it restored (the best seen,
     /// possibly before a resume).
     pub kept_val_loss: Option<f64>,
+    /// Why the last training-state checkpoint could not be written, if it could not (a periodic
+    /// one is tried again at the next; the run goes on). When the run was interrupted, the state
+    /// of that stop is then not written.
+    pub state_failure: Option<String>,
 }
 
 /// Receives the run's progress; every method has a default that does nothing.
@@ -272,6 +276,16 @@ impl Feed {
                 result
             }
         }
+    }
+}
+
+/// A training state's write: a file that could not be written is told (the run goes on without
+/// it); anything else, such as parameters that are no longer finite, ends the run.
+fn tolerated(written: Result<()>) -> Result<Option<String>> {
+    match written {
+        Ok(()) => Ok(None),
+        Err(e @ Error::Io { .. }) => Ok(Some(e.to_string())),
+        Err(e) => Err(e),
     }
 }
 
@@ -493,6 +507,7 @@ pub fn train(
         }
         Ok(())
     };
+    let mut state_failure = None;
     while step < total {
         let epoch = step / per_epoch;
         engine.set_learning_rate(config.schedule.lr(base_lr, step, per_epoch, total))?;
@@ -556,14 +571,22 @@ pub fn train(
             if !epoch_done {
                 collect(engine, step, &mut [&mut epoch_metrics])?;
             }
-            write_state(engine, step, &best, stale)?;
+            let failed = tolerated(write_state(engine, step, &best, stale))?;
+            if let Some(why) = &failed
+                && state_failure.is_none()
+            {
+                observer.warning(&format!(
+                    "{why}; training goes on, and the state is tried again at each checkpoint"
+                ));
+            }
+            state_failure = failed;
         }
         if stop == Stop::EarlyStopping {
             break;
         }
         if observer.interrupted() {
             stop = Stop::Interrupted;
-            write_state(engine, step, &best, stale)?;
+            state_failure = tolerated(write_state(engine, step, &best, stale))?;
             break;
         }
     }
@@ -580,5 +603,6 @@ pub fn train(
         steps: step,
         resident,
         kept_val_loss,
+        state_failure,
     })
 }

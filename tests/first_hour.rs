@@ -70,6 +70,7 @@ fn every_flag_of_every_command_has_a_description() {
         &["bench", "gemm"],
         &["bench", "batch-size"],
         &["bench", "sweep"],
+        &["lr-find"],
     ] {
         let mut args = command.to_vec();
         args.push("--help");

@@ -105,10 +105,39 @@ fn devices_are_written_into_never_replaced() {
             .file_type()
             .is_char_device()
     );
-    // A link to standard output: the metrics arrive there, and the link is left alone.
-    let out = train(dir.path(), &["--metrics", "/proc/self/fd/1", "--quiet"]);
+    // A link to standard output: each epoch's metrics arrive there once, and the link is left
+    // alone.
+    let out = train(
+        dir.path(),
+        &["--metrics", "/proc/self/fd/1", "--epochs", "3", "--quiet"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("\"train_loss\""));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let epochs: Vec<u64> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, [1, 2, 3], "{stdout}");
+    // A FIFO that a process reads: the model goes through it whole.
+    let fifo = dir.path().join("model.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let out = train(dir.path(), &["--save", "model.fifo", "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let received = dir.path().join("received.safetensors");
+    std::fs::write(&received, reader.join().unwrap()).unwrap();
+    load_model(&received).expect("the model came through the FIFO whole");
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
 }
 
 #[test]
@@ -338,6 +367,11 @@ fn a_loss_grown_by_orders_of_magnitude_is_divergence() {
         err.contains("training diverged") && err.contains("lower the learning rate"),
         "{err}"
     );
+    // The loss grew without becoming infinite: the threshold, not the NaN check, stopped it.
+    assert!(
+        err.contains("over 1000× its value before training"),
+        "{err}"
+    );
     assert!(
         !dir.path().join("m.safetensors").exists(),
         "a diverged model was saved"
@@ -400,4 +434,52 @@ fn huge_hyperparameters_are_refused_in_a_few_words() {
         "{err}"
     );
     assert!(err.len() < 400, "{err}");
+}
+
+#[test]
+fn a_training_state_that_cannot_be_written_costs_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    // Periodic checkpoints into a full disk: a warning, training goes on, the model and the plot
+    // are written, and the run ends with an error naming the checkpoint.
+    let out = train(
+        dir.path(),
+        &[
+            "--epochs",
+            "3",
+            "--checkpoint",
+            "/dev/full",
+            "--checkpoint-every",
+            "50",
+            "--save",
+            "m.safetensors",
+            "--plot",
+            "p.svg",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("training goes on"), "{err}");
+    assert!(
+        err.contains("the last training-state checkpoint could not be written"),
+        "{err}"
+    );
+    load_model(&dir.path().join("m.safetensors")).expect("the model was saved");
+    assert!(dir.path().join("p.svg").exists());
+    // Interrupted with nowhere to write the state: the signal's status, and the model kept.
+    let (child, lines) = start_training(
+        dir.path(),
+        &["--checkpoint", "/dev/full", "--save", "i.safetensors"],
+    );
+    signal(&child, "TERM");
+    let err = rest(lines);
+    assert_eq!(
+        child.wait_with_output().unwrap().status.code(),
+        Some(143),
+        "{err}"
+    );
+    assert!(
+        err.contains("the training state could not be written"),
+        "{err}"
+    );
+    load_model(&dir.path().join("i.safetensors")).expect("the model as it stood was saved");
 }

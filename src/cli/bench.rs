@@ -108,6 +108,7 @@ fn emit(
     }
 }
 
+/// `downhill bench gemm`: the matrix product's GFLOP/s on each engine asked for.
 pub fn gemm(a: &GemmArgs) -> Result<()> {
     let (engines, ctx) = bench_engines(&a.devices)?;
     // The GPU's products when a GPU engine was asked for; ndarray's and the CPU engine's always.
@@ -305,6 +306,7 @@ fn say_where_batches_came_from(rows: &[BatchRow]) {
     }
 }
 
+/// `downhill bench batch-size`: throughput, step times and convergence at each batch size.
 pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
     if a.batch_sizes.is_empty() || a.batch_sizes.contains(&0) || a.steps == 0 {
         return Err(Error::Usage(
@@ -437,6 +439,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
     Ok(())
 }
 
+/// `downhill bench sweep`: a sweep of K models side by side against one model alone.
 pub fn packs(a: &PackBenchArgs) -> Result<()> {
     super::train::one_model(&a.lr.lr, &a.optimizer, "bench sweep")?;
     let p = prepare(&RunFlags {

@@ -112,7 +112,38 @@ pub fn on_device<T>(
         // An adapter named on the command line that does not exist is an error even here.
         if device.gpu.adapter.is_some() || device.gpu.backend.is_some() {
             let infos: Vec<_> = enumerate_adapters().iter().map(|a| a.get_info()).collect();
-            choose_adapter(&infos, &request, Want::AnyAdapter)?;
+            choose_adapter(&infos, &request, Want::AnyAdapter).map_err(|e| match e {
+                Error::NoAdapter {
+                    filter, available, ..
+                } => Error::NoAdapter {
+                    filter,
+                    available,
+                    hint: "name one of those, or drop --adapter and --backend, which the CPU \
+                           engine (--device cpu) does not use"
+                        .into(),
+                },
+                other => other,
+            })?;
+        }
+        let unused: Vec<&str> = [
+            ("--gpu-memory", device.gpu.gpu_memory.is_some()),
+            ("--no-autotune", device.gpu.no_autotune),
+        ]
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(flag, _)| *flag)
+        .collect();
+        if !unused.is_empty() {
+            say(format!(
+                "warning: {} {} the GPU engine and {} ignored with --device cpu",
+                unused.join(" and "),
+                if unused.len() == 1 {
+                    "applies to"
+                } else {
+                    "apply to"
+                },
+                if unused.len() == 1 { "is" } else { "are" }
+            ));
         }
         say(format!(
             "device: cpu (ndarray reference engine{cpu_note}), as asked"
@@ -254,11 +285,21 @@ pub fn dataset(args: &DataArgs, seed: u64) -> Result<Option<Dataset>> {
     load(&spec).map(Some)
 }
 
-/// `out.safetensors` → `out.state.safetensors`.
-pub fn state_path_for(save: &Path) -> std::path::PathBuf {
-    let stem = save
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    save.with_file_name(format!("{stem}.state.safetensors"))
+/// Where a run's training state goes: `--checkpoint`, else beside `--save` (`out.safetensors` →
+/// `out.state.safetensors`) when that is a file, else `downhill.state.safetensors` (a model
+/// saved into a device or FIFO has no folder of its own to share).
+pub fn state_path(checkpoint: Option<&Path>, save: Option<&Path>) -> std::path::PathBuf {
+    if let Some(path) = checkpoint {
+        return path.to_path_buf();
+    }
+    match save {
+        Some(save) if !downhill::fsio::is_stream(save) => {
+            let stem = save
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into());
+            save.with_file_name(format!("{stem}.state.safetensors"))
+        }
+        _ => "downhill.state.safetensors".into(),
+    }
 }

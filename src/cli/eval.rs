@@ -23,6 +23,7 @@ fn inference(model: &downhill::ModelSpec, loss: downhill::Loss) -> Setup {
     }
 }
 
+/// `downhill eval`: the loss and the scores of a saved model on data.
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let checkpoint = load_model(&a.model)?;
     let mut data = dataset(&a.data, 0)?.ok_or_else(|| {
@@ -84,6 +85,8 @@ fn check_width(inputs: usize, columns: usize, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `downhill predict`: a saved model's outputs, classes or probabilities for data, written to
+/// `--output`.
 pub fn predict(a: &PredictArgs) -> Result<()> {
     super::outputs::check_outputs(&[("--output", Some(&a.output))])?;
     let format = format_of(&a.output)?;

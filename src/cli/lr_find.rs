@@ -40,6 +40,8 @@ fn format_of(path: &Path) -> Result<Format> {
     }
 }
 
+/// `downhill lr-find`: the learning-rate range test; prints the suggestion, writes and plots the
+/// curve.
 pub fn run(args: &LrFindArgs) -> Result<()> {
     let a = args;
     let format = args.output.as_deref().map(format_of).transpose()?;

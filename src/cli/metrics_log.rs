@@ -1,6 +1,7 @@
-//! `--metrics FILE`: one JSON line per record, the whole log rewritten atomically at each record,
-//! so the file is always whole. A failed write (a full disk) is reported once as a warning and
-//! tried again at the next record; training goes on, and only the last attempt's failure stands.
+//! `--metrics FILE`: one JSON line per record. A file is rewritten whole and atomically at each
+//! record, so it is always whole; a device or FIFO (`/dev/stdout`, a pipe) receives each record's
+//! lines once, as they come. A failed write (a full disk) is reported once as a warning and tried
+//! again at the next record; training goes on, and only the last attempt's failure stands.
 
 use std::path::PathBuf;
 
@@ -12,15 +13,22 @@ use crate::cli::output::errln;
 pub struct MetricsLog {
     path: Option<PathBuf>,
     lines: Vec<String>,
+    /// Lines already written, when the path is a stream that takes only new ones.
+    streamed: Option<usize>,
     failure: Option<Error>,
 }
 
 impl MetricsLog {
     /// A log written to `path`, or kept nowhere when `None`.
     pub fn new(path: Option<PathBuf>) -> Self {
+        let streamed = path
+            .as_deref()
+            .is_some_and(downhill::fsio::is_stream)
+            .then_some(0);
         Self {
             path,
             lines: Vec::new(),
+            streamed,
             failure: None,
         }
     }
@@ -31,8 +39,15 @@ impl MetricsLog {
         let Some(path) = &self.path else {
             return;
         };
-        match downhill::fsio::write_atomic(path, (self.lines.join("\n") + "\n").as_bytes()) {
-            Ok(()) => self.failure = None,
+        let from = self.streamed.unwrap_or(0);
+        let text = self.lines[from..].join("\n") + "\n";
+        match downhill::fsio::write_atomic(path, text.as_bytes()) {
+            Ok(()) => {
+                self.failure = None;
+                if let Some(written) = &mut self.streamed {
+                    *written = self.lines.len();
+                }
+            }
             Err(e) => {
                 if self.failure.is_none() {
                     errln!(

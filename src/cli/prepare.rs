@@ -132,6 +132,12 @@ pub fn prepare(a: &RunFlags<'_>) -> Result<Prepared> {
         let cols = d.features.ncols();
         (d, cols)
     };
+    if train_data.rows() == 0 {
+        return Err(Error::Data {
+            source_name: train_data.name.clone(),
+            message: "has no rows: there is nothing to train on".into(),
+        });
+    }
     let no_validation = ValidationArgs::default();
     let validation = a.validation.unwrap_or(&no_validation);
     let val_files = DataArgs {
@@ -166,13 +172,18 @@ pub fn prepare(a: &RunFlags<'_>) -> Result<Prepared> {
     let requested: Option<Loss> = a.model.loss.as_deref().map(str::parse).transpose()?;
     // Classes or values: inferred from the targets, unless a loss, a starting model or --task
     // says.
-    if init.is_none() && a.model.init.is_none() {
-        let task = match (a.model.task, requested) {
-            (TaskChoice::Regression, _)
-            | (TaskChoice::Auto, Some(Loss::Mse | Loss::BceWithLogits)) => Task::Regression,
-            (TaskChoice::Classification, _) => Task::Classification,
-            (TaskChoice::Auto, _) => Task::Auto,
-        };
+    // (A loss other than cross-entropy takes the targets as they come: class labels then become
+    // one-hot rows or a 0/1 column, values stay values.)
+    let task = match (a.model.task, requested) {
+        (TaskChoice::Regression, _) => Some(Task::Regression),
+        (TaskChoice::Classification, _) => Some(Task::Classification),
+        (TaskChoice::Auto, Some(Loss::Mse | Loss::BceWithLogits)) => None,
+        (TaskChoice::Auto, _) => Some(Task::Auto),
+    };
+    if let Some(task) = task
+        && init.is_none()
+        && a.model.init.is_none()
+    {
         let given = std::mem::replace(&mut train_data.targets, Targets::Classes(vec![]));
         let (targets, inferred) = task::apply(given, task, &train_data.name)?;
         train_data.targets = targets;
@@ -270,6 +281,13 @@ pub fn prepare(a: &RunFlags<'_>) -> Result<Prepared> {
     // Regression targets' statistics: the starting checkpoint's, or fitted to the training rows
     // when asked for; applied to training and validation targets alike.
     let target_stats = match &init {
+        Some(c) if a.model.standardize_targets && c.target_standardizer.is_none() => {
+            return Err(Error::Usage(
+                "--standardize-targets cannot apply to a model that starts from a checkpoint \
+                 trained on the targets as they are (--init or --resume): drop it"
+                    .into(),
+            ));
+        }
         Some(c) => c.target_standardizer.clone(),
         None if a.model.standardize_targets => {
             let Targets::Dense(values) = &train_data.targets else {

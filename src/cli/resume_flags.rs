@@ -32,8 +32,14 @@ const PATHS: &[&str] = &[
 ];
 
 /// Flags that change what is trained from the resumed state on; any other flag (run length,
-/// outputs, logging) can change freely.
+/// outputs, logging, the device, which changes only the rounding) can change freely.
 const CHANGES_THE_RESULT: &[&str] = &[
+    "task",
+    "standardize_targets",
+    "early_stopping",
+    "val_features",
+    "val_targets",
+    "val_data",
     "features",
     "targets",
     "data",
@@ -68,10 +74,6 @@ const CHANGES_THE_RESULT: &[&str] = &[
     "schedule",
     "warmup",
     "clip_norm",
-    "device",
-    "adapter",
-    "backend",
-    "no_autotune",
 ];
 
 /// The `train` command's definition, as clap sees it.
@@ -151,17 +153,10 @@ fn rebased(words: Vec<String>, folder: &Path) -> Vec<String> {
 
 /// The folder of the training state that `args` write, made absolute.
 fn state_folder(args: &TrainArgs) -> Option<std::path::PathBuf> {
-    let state = args
-        .checkpoints
-        .checkpoint
-        .clone()
-        .or_else(|| {
-            args.outputs
-                .save
-                .as_deref()
-                .map(super::common::state_path_for)
-        })
-        .unwrap_or_else(|| "downhill.state.safetensors".into());
+    let state = super::common::state_path(
+        args.checkpoints.checkpoint.as_deref(),
+        args.outputs.save.as_deref(),
+    );
     let absolute = std::path::absolute(state).ok()?;
     absolute.parent().map(Path::to_path_buf)
 }
@@ -196,28 +191,67 @@ pub fn resolve(given: &ArgMatches) -> Result<(TrainArgs, Vec<String>)> {
         .filter(|w| !(given_now(w, given) || length_given && sets_one_of(w, RUN_LENGTH)))
         .collect();
     words.extend(recorded(given, None));
-    for id in CHANGES_THE_RESULT {
-        if given.value_source(id) != Some(ValueSource::CommandLine) {
-            continue;
-        }
-        let then = raw(&saved_matches, id);
-        let now = raw(given, id);
-        if then != now {
-            errln!(
-                "warning: --{} {} replaces {} recorded in {}: from here on the run differs from \
-                 one that never stopped",
-                id.replace('_', "-"),
-                now.unwrap_or_default(),
-                then.map_or("the default".into(), |t| format!("`{t}`")),
-                path.display()
-            );
-        }
-    }
+    warn_of_changes(&saved_matches, given, path);
     let merged = matches_of(&words, path)?;
     let mut args = parse(&merged)?;
     args.checkpoints.resume = Some(path.clone());
     let words = recorded(&merged, state_folder(&args).as_deref());
     Ok((args, words))
+}
+
+/// Warns of each flag in `given` whose value differs from the one the run had (recorded, or its
+/// default) and changes what is trained from here on.
+fn warn_of_changes(saved: &ArgMatches, given: &ArgMatches, state: &Path) {
+    let mut changes: Vec<String> = CHANGES_THE_RESULT
+        .iter()
+        .filter(|id| given.value_source(id) == Some(ValueSource::CommandLine))
+        .filter_map(|id| {
+            let then = raw(saved, id).or_else(|| default_of(id, saved));
+            let now = raw(given, id);
+            let flag = id.replace('_', "-");
+            (then != now).then(|| match (now.as_deref(), then) {
+                (Some("true"), _) => format!("--{flag} was not set in the run"),
+                (now, Some(then)) => format!("--{flag} {} replaces `{then}`", now.unwrap_or("")),
+                (now, None) => format!("--{flag} {} was not set in the run", now.unwrap_or("")),
+            })
+        })
+        .collect();
+    // A schedule over the whole run changes with the run's length.
+    let schedule = raw(saved, "schedule").unwrap_or_default();
+    let length_changed = RUN_LENGTH.iter().any(|id| {
+        given.value_source(id) == Some(ValueSource::CommandLine) && raw(saved, id) != raw(given, id)
+    });
+    if length_changed && schedule.starts_with("cosine") {
+        changes.push(format!(
+            "a new run length changes the rates of --schedule {schedule}, which spans the run"
+        ));
+    }
+    for change in changes {
+        errln!(
+            "warning: {change}: from here on the run differs from one that never stopped (its \
+             flags are recorded in {})",
+            state.display()
+        );
+    }
+}
+
+/// The value flag `id` had in a run that did not give it: clap's default, or for `--val-split`
+/// the 20% the built-in default run holds out.
+fn default_of(id: &str, saved: &ArgMatches) -> Option<String> {
+    let names_data = ["features", "targets", "data", "dataset"]
+        .iter()
+        .any(|d| saved.value_source(d) == Some(ValueSource::CommandLine));
+    if id == "val_split" && !names_data {
+        return Some("0.2".into());
+    }
+    let command = train_command();
+    let arg = command.get_arguments().find(|a| a.get_id() == id)?;
+    let defaults: Vec<String> = arg
+        .get_default_values()
+        .iter()
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect();
+    (!defaults.is_empty()).then(|| defaults.join(","))
 }
 
 /// The flags that together set a run's length.

@@ -254,6 +254,8 @@ fn plot(
     write_svg(path, &[sweep_chart(report, settings, grid, loss)])
 }
 
+/// `downhill sweep`: trains every model of the grid side by side, reports them and saves the
+/// best.
 pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     let a = args;
     if a.restarts == 0 {

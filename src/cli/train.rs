@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::args::{DeviceChoice, OptimizerArgs, TrainArgs};
-use super::common::{engine, state_path_for};
+use super::common::{engine, state_path};
 use super::metrics_log::MetricsLog;
 use super::outputs::{check_outputs, finish};
 use super::prepare::{Prepared, RunFlags, prepare, run_config};
@@ -30,6 +30,9 @@ pub enum Outcome {
     Done,
     /// Stopped by this signal; the training state is at this path.
     Interrupted(PathBuf, usize),
+    /// Stopped by this signal, and the state of that stop could not be written; what became of
+    /// the model, in a sentence.
+    InterruptedWithoutState(usize, String),
 }
 
 /// Refuses hyperparameter lists, which only `sweep` and `check` train side by side.
@@ -192,15 +195,20 @@ impl Observer for Reporter {
 pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Result<Outcome> {
     let started = std::time::Instant::now();
     one_model(&a.lr.lr, &a.optimizer, "train")?;
-    let state_path = a
-        .checkpoints
-        .checkpoint
-        .clone()
-        .or_else(|| a.outputs.save.as_deref().map(state_path_for))
-        .unwrap_or_else(|| "downhill.state.safetensors".into());
+    let state_path = state_path(
+        a.checkpoints.checkpoint.as_deref(),
+        a.outputs.save.as_deref(),
+    );
     check_outputs(&[
         ("--save", a.outputs.save.as_deref()),
-        ("--checkpoint", Some(&state_path)),
+        (
+            if a.checkpoints.checkpoint.is_some() {
+                "--checkpoint"
+            } else {
+                "the training state's path (set it with --checkpoint)"
+            },
+            Some(&state_path),
+        ),
         ("--metrics", a.outputs.metrics.as_deref()),
         ("--plot", a.outputs.plot.as_deref()),
     ])?;
@@ -313,7 +321,30 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
     failures.extend(reporter.tensorboard.take_failure());
     if report.stop == Stop::Interrupted {
         let signal = reporter.interrupted.received().unwrap_or_default();
-        return finish(failures, Outcome::Interrupted(state_path, signal));
+        let Some(why) = &report.state_failure else {
+            return finish(failures, Outcome::Interrupted(state_path, signal));
+        };
+        // The model as it stood is kept, where --save asked (or a fallback), though it cannot be
+        // resumed.
+        let path = a
+            .outputs
+            .save
+            .clone()
+            .unwrap_or_else(|| state_path.with_file_name("interrupted.safetensors"));
+        let kept = match save_model_or_rescue(&path, &trained(engine.as_mut())?) {
+            Ok(()) => format!("the model as it stood was saved to {}", path.display()),
+            Err(e) => e.to_string(),
+        };
+        let note = format!(
+            "the training state could not be written ({why}), so this run cannot be resumed from \
+             here; {kept}"
+        );
+        return finish(failures, Outcome::InterruptedWithoutState(signal, note));
+    }
+    if let Some(why) = report.state_failure {
+        failures.push(Error::Usage(format!(
+            "the last training-state checkpoint could not be written: {why}"
+        )));
     }
     // The figures of the model that is saved: the last epoch's, or with early stopping the
     // epoch it kept.
@@ -356,6 +387,9 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
                 outln!("val_accuracy {}", percent(Some(acc)));
             } else if record.val_loss.is_none() {
                 outln!("train_loss {}", loss_text(record.train_loss));
+                if let Some(acc) = record.train_accuracy {
+                    outln!("train_accuracy {}", percent(Some(acc)));
+                }
             }
         }
         (None, Some(best)) => outln!("val_loss {}", loss_text(best)),

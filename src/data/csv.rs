@@ -5,6 +5,7 @@ use std::path::Path;
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
+use crate::fsio::Extent;
 
 /// A column chosen by its header name or by its 0-based index (negative counts from the end).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,13 +70,29 @@ fn bad(name: &str, message: impl Into<String>) -> Error {
     }
 }
 
+/// Bytes looked at before a CSV input is read to its end: a NUL among them means it is not text
+/// (a binary file, or a device such as `/dev/zero` that would never end).
+const TEXT_PROBE: usize = 64 * 1024;
+
 /// Reads `path` as CSV.
 pub fn read(path: &Path, options: &CsvOptions) -> Result<CsvData> {
-    parse(
-        &crate::fsio::read(path)?,
-        &path.display().to_string(),
-        options,
-    )
+    let name = path.display().to_string();
+    let bytes = crate::fsio::read_until(path, |read| {
+        if read.is_empty() {
+            Extent::AtLeast(TEXT_PROBE)
+        } else if read.contains(&0) {
+            Extent::Total(read.len())
+        } else {
+            Extent::ToEnd
+        }
+    })?;
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(bad(
+            &name,
+            format!("holds a NUL byte at offset {at}: it is not CSV text; give a text file"),
+        ));
+    }
+    parse(&bytes, &name, options)
 }
 
 /// Parses CSV text held in memory (`name` is used in messages).

@@ -75,7 +75,8 @@ impl Dataset {
             return Err(Error::Data {
                 source_name: self.name.clone(),
                 message: format!(
-                    "validation fraction {fraction} must be between 0 and 1 (exclusive)"
+                    "validation fraction {} must be between 0 and 1 (exclusive)",
+                    crate::error::readable(fraction)
                 ),
             });
         }

@@ -54,11 +54,26 @@ pub fn look_like_classes(labels: &[u32]) -> bool {
 }
 
 /// `targets` as the task says: class labels when they are, or asked to be, classes (with what
-/// was decided, when it was inferred from float values), unchanged otherwise. `name` names the
-/// data in errors.
+/// was decided, when it was inferred from float values); values when asked for regression, even
+/// from an integer file; unchanged otherwise. `name` names the data in errors.
 pub fn apply(targets: Targets, task: Task, name: &str) -> Result<(Targets, Option<Inferred>)> {
-    let Targets::Dense(values) = targets else {
-        return Ok((targets, None));
+    let values = match (targets, task) {
+        // Integer labels read as values when asked.
+        (Targets::Classes(labels), Task::Regression) => {
+            let column: Vec<f32> = labels.iter().map(|&c| c as f32).collect();
+            let rows = column.len();
+            return Ok((
+                Targets::Dense(Array2::from_shape_vec((rows, 1), column).map_err(|e| {
+                    Error::Data {
+                        source_name: name.to_string(),
+                        message: format!("could not read the labels as values: {e}"),
+                    }
+                })?),
+                None,
+            ));
+        }
+        (Targets::Classes(labels), _) => return Ok((Targets::Classes(labels), None)),
+        (Targets::Dense(values), _) => values,
     };
     let found = labels(&values);
     let classes = match (task, found) {
@@ -123,6 +138,8 @@ mod tests {
         assert!(matches!(t, Targets::Classes(_)));
         let (t, _) = apply(column(&wine), Task::Regression, "w").unwrap();
         assert!(matches!(t, Targets::Dense(_)));
+        let (t, _) = apply(Targets::Classes(vec![2, 0]), Task::Regression, "i").unwrap();
+        assert!(matches!(t, Targets::Dense(v) if v.column(0).to_vec() == [2.0, 0.0]));
         let e = apply(column(&[0.5]), Task::Classification, "f").unwrap_err();
         assert!(e.to_string().contains("non-negative integers"), "{e}");
     }

@@ -9,4 +9,5 @@ mod write;
 pub use preflight::check_output;
 pub use read::read;
 pub use read::{Extent, read_until, reserve};
+pub use target::is_stream;
 pub use write::write_atomic;

@@ -86,3 +86,9 @@ fn dangling(path: &Path) -> Result<PathBuf> {
         path.display()
     )))
 }
+
+/// Whether `path` names a character device or a FIFO (after following links), which a writer
+/// appends to instead of replacing.
+pub fn is_stream(path: &Path) -> bool {
+    matches!(resolve(path), Ok(Target::Stream(_)))
+}

@@ -168,6 +168,14 @@ fn no_adapter(adapters: &[wgpu::AdapterInfo], request: &AdapterRequest) -> Error
          `downhill devices` lists them; --backend one of vulkan, metal, dx12, gl), or use the \
          CPU engine (--device cpu)"
             .to_string()
+    } else if let Some((variable, value)) = ["VK_ICD_FILENAMES", "VK_DRIVER_FILES"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().map(|value| (*v, value)))
+    {
+        format!(
+            "{variable}={value} limits the Vulkan drivers the loader sees: unset it to see every \
+             installed driver, or use the CPU engine (--device cpu)"
+        )
     } else {
         "to get a software Vulkan adapter on Debian/Ubuntu, install the package \
          `mesa-vulkan-drivers` (apt-get install mesa-vulkan-drivers), or use the CPU engine \

@@ -233,6 +233,14 @@ pub(crate) fn require(
             reason: "must be a finite number",
         });
     }
+    if !valid {
+        return Err(Error::InvalidHyperparameter {
+            optimizer,
+            name,
+            value,
+            reason,
+        });
+    }
     if value.abs() > f64::from(f32::MAX) {
         return Err(Error::InvalidHyperparameter {
             optimizer,
@@ -241,12 +249,13 @@ pub(crate) fn require(
             reason: "is too large: the engines compute in f32, whose largest value is 3.4e38",
         });
     }
-    if !valid {
+    if value != 0.0 && value as f32 == 0.0 {
         return Err(Error::InvalidHyperparameter {
             optimizer,
             name,
             value,
-            reason,
+            reason: "is too small: the engines compute in f32, where it would be 0 (the \
+                     smallest is about 1.4e-45)",
         });
     }
     Ok(())

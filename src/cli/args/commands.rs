@@ -165,6 +165,7 @@ pub struct BenchArgs {
     pub what: BenchCommand,
 }
 
+/// What `downhill bench` measures.
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// GFLOP/s of the engine's matrix product beside ndarray's, measured in the same run.

@@ -17,6 +17,7 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The commands.
 #[derive(Subcommand)]
 pub enum Command {
     /// Train a model; with no data flags, a default MLP on the built-in digits data.
@@ -43,6 +44,7 @@ pub enum Command {
     Devices,
 }
 
+/// How a benchmark prints its results.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TableFormat {
     Table,
@@ -50,12 +52,14 @@ pub enum TableFormat {
     Csv,
 }
 
+/// How `check`, `sweep` and `eval` print their results.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CheckFormat {
     Table,
     Json,
 }
 
+/// Where a command runs (`--device`).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeviceChoice {
     /// A hardware GPU when there is one, else the CPU engine (software adapters are slower).
@@ -66,6 +70,7 @@ pub enum DeviceChoice {
     Cpu,
 }
 
+/// The graphics API whose adapters are considered (`--backend`).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
     Vulkan,
@@ -74,6 +79,7 @@ pub enum BackendChoice {
     Gl,
 }
 
+/// The optimizer (`--optimizer`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OptimizerChoice {
     Sgd,
@@ -84,6 +90,7 @@ pub enum OptimizerChoice {
     Adadelta,
 }
 
+/// Where batches come from (`--residency`).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ResidencyChoice {
     Auto,
