@@ -412,6 +412,20 @@ fn bench_tables_explain_their_columns_and_csv_cells_are_plain_numbers() {
         );
     }
     assert!(notes.contains("run back to back") && notes.contains("waited on"));
+    // The step time and the throughput describe the same run: batch / step ms = samples/s.
+    let csv = ok(&[BENCH, &["--format", "csv"][..]].concat(), dir.path());
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    let column = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
+    for row in &rows[1..] {
+        let value = |name: &str| row[column(name)].parse::<f64>().unwrap();
+        let (step_ms, implied) = (value("step ms"), 1e3 * value("batch") / value("step ms"));
+        // Within what printing step ms to three decimals allows.
+        let rounding = 0.0005 / step_ms;
+        assert!(
+            (implied / value("samples/s") - 1.0).abs() < 0.01 + rounding,
+            "{csv}"
+        );
+    }
 
     let csv = ok(&[BENCH, &["--format", "csv"]].concat(), dir.path());
     let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();

@@ -221,6 +221,11 @@ fn describe(setup: &downhill::Setup) -> String {
     )
 }
 
+/// Milliseconds per step of the back-to-back run that `samples/s` measures.
+fn back_to_back_ms(r: &BatchRow) -> f64 {
+    1e3 * r.batch_size as f64 / r.samples_per_second
+}
+
 /// What each column of the `bench batch-size` table holds.
 fn batch_size_notes(a: &BatchSizeArgs, epochs: u64) -> Vec<(&'static str, String)> {
     let steps = a.steps;
@@ -231,14 +236,18 @@ fn batch_size_notes(a: &BatchSizeArgs, epochs: u64) -> Vec<(&'static str, String
         ),
         (
             "step ms",
+            "milliseconds per step in that same run: batch / step ms = samples/s".into(),
+        ),
+        (
+            "latency ms",
             format!(
-                "wall time of one step run alone and waited on, median of {steps} (so batch / \
-                 step ms is not samples/s, whose steps overlap and are not waited on)"
+                "wall time of one step run alone and waited on, median of {steps} (longer than \
+                 step ms where the engine overlaps a step with the next)"
             ),
         ),
         (
             "p10 ms, p90 ms",
-            "10th and 90th percentile of the same".into(),
+            "10th and 90th percentile of the latency".into(),
         ),
         (
             "gpu ms",
@@ -367,6 +376,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
                 r.engine.clone(),
                 r.batch_size.to_string(),
                 format!("{:.0}", r.samples_per_second),
+                format!("{:.3}", back_to_back_ms(r)),
                 format!("{:.3}", r.step_ms_median),
                 format!("{:.3}", r.step_ms_p10),
                 format!("{:.3}", r.step_ms_p90),
@@ -391,6 +401,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
         "batch",
         "samples/s",
         "step ms",
+        "latency ms",
         "p10 ms",
         "p90 ms",
         "gpu ms",
@@ -408,6 +419,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
         .map(|r: &BatchRow| {
             json!({
                 "engine": r.engine, "batch_size": r.batch_size, "samples_per_second": r.samples_per_second,
+                "step_ms": back_to_back_ms(r),
                 "step_ms_median": r.step_ms_median, "step_ms_p10": r.step_ms_p10, "step_ms_p90": r.step_ms_p90,
                 "gpu_ms_median": r.gpu_ms_median, "timing": r.timing, "device_bytes": r.device_bytes, "dispatches": r.dispatches,
                 "gpu_profile_ms": r.gpu_profile_ms.as_ref().map(|kinds| kinds.iter().map(|(k, ms)| (k.clone(), json!(ms))).collect::<serde_json::Map<_, _>>()),
