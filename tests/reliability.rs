@@ -483,3 +483,62 @@ fn a_training_state_that_cannot_be_written_costs_nothing_else() {
     );
     load_model(&dir.path().join("i.safetensors")).expect("the model as it stood was saved");
 }
+
+#[test]
+fn a_second_signal_ends_a_save_blocked_on_a_fifo_nobody_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("model.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A reader that opens the FIFO and never reads: a model larger than the pipe's buffer blocks.
+    let held = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(fifo).unwrap();
+            std::thread::sleep(Duration::from_secs(20));
+            drop(file);
+        })
+    };
+    let mut child = command(
+        dir.path(),
+        &[
+            "train",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--layers",
+            "64,512,10",
+            "--save",
+            "model.fifo",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("epoch 1/1") {
+        line.clear();
+        assert!(
+            lines.read_line(&mut line).unwrap() > 0,
+            "ended before its epoch"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
+    signal(&child, "TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, "TERM");
+    let err = rest(lines);
+    assert_eq!(child.wait().unwrap().code(), Some(143), "{err}");
+    assert!(sent.elapsed() < Duration::from_secs(5), "{err}");
+    assert!(err.contains("outputs are being written"), "{err}");
+    drop(held);
+}

@@ -5,10 +5,12 @@
 //! recorded for the training loop to notice after its current step (it then writes the training
 //! state and exits); a second one says that the run is stopping and still waits for that state to
 //! be whole; a third ends the process at once, saying that the state was not written (the
-//! previous one, written atomically, is intact).
+//! previous one, written atomically, is intact). Once training is over and its outputs are being
+//! written, a signal says so and a second one ends the process at once (every file written is
+//! whole; a write blocked on a FIFO that nobody reads is abandoned).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -19,8 +21,18 @@ use crate::cli::output::errln;
 #[derive(Clone)]
 pub struct StopSignal {
     received: Arc<AtomicUsize>,
-    training: Arc<AtomicBool>,
+    /// [`LOADING`], [`TRAINING`] or [`FINISHING`].
+    phase: Arc<AtomicUsize>,
+    /// Signals received since the run began finishing.
+    while_finishing: Arc<AtomicUsize>,
 }
+
+/// Data loads and the engine is built: nothing to save.
+const LOADING: usize = 0;
+/// Steps run: a signal stops after the current one, with the training state written.
+const TRAINING: usize = 1;
+/// Training is over and its outputs are being written.
+const FINISHING: usize = 2;
 
 impl StopSignal {
     /// Starts the thread that handles the signals. Returns a description of what failed when the
@@ -28,7 +40,8 @@ impl StopSignal {
     pub fn install() -> (Self, Option<std::io::Error>) {
         let stop = Self {
             received: Arc::new(AtomicUsize::new(0)),
-            training: Arc::new(AtomicBool::new(false)),
+            phase: Arc::new(AtomicUsize::new(LOADING)),
+            while_finishing: Arc::new(AtomicUsize::new(0)),
         };
         let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
             Ok(s) => s,
@@ -47,7 +60,13 @@ impl StopSignal {
 
     /// From now on a signal stops training after the current step instead of ending the process.
     pub fn training_started(&self) {
-        self.training.store(true, Ordering::SeqCst);
+        self.phase.store(TRAINING, Ordering::SeqCst);
+    }
+
+    /// Training is over: a signal now says that the outputs are being written, and a second one
+    /// ends the process without those not yet written.
+    pub fn finishing(&self) {
+        self.phase.store(FINISHING, Ordering::SeqCst);
     }
 
     /// Where the signal that asks training to stop is recorded (0 until one is), for library
@@ -66,12 +85,32 @@ impl StopSignal {
 
     /// What the `count`-th signal does.
     fn handle(&self, signal: usize, count: usize) {
-        if !self.training.load(Ordering::SeqCst) {
-            errln!(
-                "interrupted by {} before training started; nothing was trained or written",
-                name(signal)
-            );
-            signal_hook::low_level::exit(exit_status(signal).into());
+        match self.phase.load(Ordering::SeqCst) {
+            LOADING => {
+                errln!(
+                    "interrupted by {} before training started; nothing was trained or written",
+                    name(signal)
+                );
+                signal_hook::low_level::exit(exit_status(signal).into());
+            }
+            FINISHING => {
+                if self.while_finishing.fetch_add(1, Ordering::SeqCst) == 0 {
+                    errln!(
+                        "{}: training is over and its outputs are being written; another signal \
+                         exits at once, without those not yet written",
+                        name(signal)
+                    );
+                } else {
+                    errln!(
+                        "{}: exiting at once; outputs not yet written are lost, and those written \
+                         are whole",
+                        name(signal)
+                    );
+                    signal_hook::low_level::exit(exit_status(signal).into());
+                }
+                return;
+            }
+            _ => {}
         }
         match count {
             1 => {

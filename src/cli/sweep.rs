@@ -364,6 +364,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     if let Some(bar) = &reporter.bar {
         bar.finish_and_clear();
     }
+    reporter.interrupted.finishing();
     let report = report?;
     // One output that fails never costs another.
     let mut failures: Vec<Error> = reporter.metrics.take_failure().into_iter().collect();

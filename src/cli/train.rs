@@ -283,6 +283,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
     if let Some(bar) = &reporter.bar {
         bar.finish_and_clear();
     }
+    reporter.interrupted.finishing();
     let trained = |engine: &mut dyn downhill::Engine| -> Result<ModelCheckpoint> {
         Ok(ModelCheckpoint {
             model: model.clone(),
