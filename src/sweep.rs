@@ -16,7 +16,8 @@ use crate::model::{ModelSpec, Parameters};
 use crate::optim::Optimizer;
 use crate::pack::{Member, Pack};
 use crate::train::{
-    EpochRecord, Feed, Input, Stop, TrainConfig, TrainData, check_data, place, run_length,
+    EpochRecord, Feed, Input, Stop, TrainConfig, TrainData, check_data, check_schedule, place,
+    run_length,
 };
 
 /// Why restarts cannot start from one given set of parameters.
@@ -237,6 +238,9 @@ pub fn sweep(
     let setups: Vec<_> = (0..models).map(|k| pack.setup(k)).collect();
     check_data(&setups[0], data, val)?;
     let (order, per_epoch, total) = run_length(data, config)?;
+    for setup in &setups {
+        check_schedule(&setup.optimizer, config, per_epoch, total)?;
+    }
     let base_lrs: Vec<f64> = setups.iter().map(|s| s.optimizer.lr()).collect();
     let mut lrs = base_lrs.clone();
     pack.set_clip_norm(config.clip_norm)?;

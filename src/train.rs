@@ -279,6 +279,27 @@ impl Feed {
     }
 }
 
+/// Refuses a schedule that takes `optimizer`'s learning rate out of range within the run (an
+/// exponential or step schedule with a factor above 1 grows it every epoch): checked at the last
+/// step, where a growing rate is largest, before any step is taken.
+pub(crate) fn check_schedule(
+    optimizer: &crate::optim::Optimizer,
+    config: &TrainConfig,
+    per_epoch: u64,
+    total: u64,
+) -> Result<()> {
+    let last = total.saturating_sub(1);
+    let lr = config.schedule.lr(optimizer.lr(), last, per_epoch, total);
+    crate::engine::check_learning_rate(optimizer, lr).map_err(|e| {
+        Error::Usage(format!(
+            "the learning-rate schedule reaches {} by step {} of {total}, which is not a valid \
+             rate ({e}); choose a factor that keeps it in range",
+            crate::error::readable(lr),
+            last + 1
+        ))
+    })
+}
+
 /// A training state's write: a file that could not be written is told (the run goes on without
 /// it); anything else, such as parameters that are no longer finite, ends the run.
 fn tolerated(written: Result<()>) -> Result<Option<String>> {
@@ -366,6 +387,7 @@ pub fn train(
     check_data(engine.setup(), data, val)?;
     let (order, per_epoch, total) = run_length(data, config)?;
     let base_lr = engine.setup().optimizer.lr();
+    check_schedule(&engine.setup().optimizer, config, per_epoch, total)?;
     engine.set_clip_norm(config.clip_norm)?;
 
     let mut best: Option<(f64, crate::model::Parameters)> = None;

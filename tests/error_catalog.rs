@@ -614,6 +614,12 @@ fn cases() -> Vec<Case> {
         ),
         case(
             MODEL,
+            "a schedule that grows the rate out of range",
+            "train --schedule exponential:1e300",
+            Refused("the learning-rate schedule reaches inf"),
+        ),
+        case(
+            MODEL,
             "a divergence threshold of 1 or less",
             "train --divergence-threshold 0.5",
             Refused("--divergence-threshold 0.5 must be a number above 1"),
