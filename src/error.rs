@@ -172,7 +172,7 @@ pub enum Error {
         what: String,
         /// The learning rate then.
         lr: f64,
-        /// A tenth of it.
+        /// A tenth of the learning rate the run was given.
         suggested: f64,
     },
 

@@ -479,7 +479,8 @@ pub fn train(
                 step,
                 what: "the parameters are no longer finite".into(),
                 lr,
-                suggested: lr / 10.0,
+                // A tenth of the rate the run was given (--lr), whatever the schedule made of it.
+                suggested: base_lr / 10.0,
             });
         }
         let setup = engine.setup().clone();
@@ -519,7 +520,8 @@ pub fn train(
                 step,
                 what,
                 lr,
-                suggested: lr / 10.0,
+                // A tenth of the rate the run was given (--lr), whatever the schedule made of it.
+                suggested: base_lr / 10.0,
             });
         }
         for target in into.iter_mut() {
