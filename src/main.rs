@@ -19,6 +19,7 @@ fn report(error: &dyn std::error::Error) {
 }
 
 fn main() -> ExitCode {
+    cli::runtime_dir::ensure();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match &cli.command {

@@ -345,3 +345,15 @@ fn a_training_state_alone_resumes_its_run() {
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("warning: --lr 0.02 replaces `0.01`"), "{err}");
 }
+
+#[test]
+fn no_driver_noise_where_the_runtime_folder_is_unset() {
+    let out = Command::new(env!("CARGO_BIN_EXE_downhill"))
+        .args(["train", "--epochs", "1"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+}

@@ -14,6 +14,7 @@ pub mod output;
 pub mod outputs;
 pub mod prepare;
 pub mod resume_flags;
+pub mod runtime_dir;
 pub mod signals;
 pub mod sweep;
 pub mod tensorboard;
