@@ -455,19 +455,13 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
 pub fn packs(a: &PackBenchArgs) -> Result<()> {
     super::train::one_model(&a.lr.lr, &a.optimizer, "bench sweep")?;
     let p = prepare(&RunFlags {
-        data: &a.data,
-        validation: None,
-        model: &a.model,
-        optimizer: &a.optimizer,
         lr: &a.lr.lr,
-        batch_size: a.batches.batch_size,
-        seed: a.batches.seed,
         epochs: a.length.epochs,
         max_steps: a.length.max_steps,
-        resume: None,
         restarts: a.models.iter().copied().max().unwrap_or(1) as u64,
         on_cpu: a.device.device != DeviceChoice::Gpu,
         quiet: true,
+        ..RunFlags::new(&a.data, &a.model, &a.optimizer, &a.batches)
     })?;
     if p.mapped.is_some() {
         return Err(Error::Usage(

@@ -144,19 +144,9 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
         return Err(Error::Usage("--steps must be at least 1".into()));
     }
     let p = prepare(&RunFlags {
-        data: &a.data,
-        validation: None,
-        model: &a.model,
-        optimizer: &a.optimizer,
         lr: &a.lr.lr,
-        batch_size: a.batches.batch_size,
-        seed: a.batches.seed,
-        epochs: None,
-        max_steps: None,
-        resume: None,
         restarts: a.restarts,
-        on_cpu: true,
-        quiet: false,
+        ..RunFlags::new(&a.data, &a.model, &a.optimizer, &a.batches)
     })?;
     if p.mapped.is_some() {
         return Err(Error::Usage(

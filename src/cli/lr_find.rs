@@ -68,19 +68,9 @@ pub fn run(args: &LrFindArgs) -> Result<()> {
         start,
         ..
     } = prepare(&RunFlags {
-        data: &a.data,
-        validation: None,
-        model: &a.model,
-        optimizer: &a.optimizer,
-        lr: &[],
-        batch_size: a.batches.batch_size,
-        seed: a.batches.seed,
-        epochs: None,
-        max_steps: None,
-        resume: None,
-        restarts: 1,
         on_cpu: a.device.device != DeviceChoice::Gpu,
         quiet: a.quiet,
+        ..RunFlags::new(&a.data, &a.model, &a.optimizer, &a.batches)
     })?;
     let loss = setup.loss;
     let mut engine = engine(

@@ -70,6 +70,34 @@ pub struct RunFlags<'a> {
     pub quiet: bool,
 }
 
+impl<'a> RunFlags<'a> {
+    /// The flags every command that trains has (data, model, optimizer, batches), the others at
+    /// their neutral values: no validation, the optimizer's default rate, no length asked for, no
+    /// resume, one initialisation, the CPU engine possible, and not quiet.
+    pub fn new(
+        data: &'a DataArgs,
+        model: &'a ModelArgs,
+        optimizer: &'a OptimizerArgs,
+        batches: &BatchArgs,
+    ) -> Self {
+        Self {
+            data,
+            validation: None,
+            model,
+            optimizer,
+            lr: &[],
+            batch_size: batches.batch_size,
+            seed: batches.seed,
+            epochs: None,
+            max_steps: None,
+            resume: None,
+            restarts: 1,
+            on_cpu: true,
+            quiet: false,
+        }
+    }
+}
+
 /// Loads and fits together what the flags name (shared by every command that trains).
 pub fn prepare(a: &RunFlags<'_>) -> Result<Prepared> {
     if a.batch_size == 0 {

@@ -288,19 +288,14 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         target_stats,
         ..
     } = prepare(&RunFlags {
-        data: &a.data,
         validation: Some(&a.validation),
-        model: &a.model,
-        optimizer: &a.optimizer,
         lr: &a.lr.lr,
-        batch_size: a.batches.batch_size,
-        seed: a.batches.seed,
         epochs: a.length.epochs,
         max_steps: a.length.max_steps,
-        resume: None,
         restarts: a.restarts,
         on_cpu: a.device.device != DeviceChoice::Gpu,
         quiet: a.outputs.quiet,
+        ..RunFlags::new(&a.data, &a.model, &a.optimizer, &a.batches)
     })?;
     let grid = Grid {
         lr: a.lr.lr.clone(),

@@ -60,19 +60,14 @@ pub fn one_model(lr: &[f64], o: &OptimizerArgs, command: &str) -> Result<()> {
 /// What preparing a `train` run reads from its flags.
 fn train_flags(a: &TrainArgs) -> RunFlags<'_> {
     RunFlags {
-        data: &a.data,
         validation: Some(&a.validation),
-        model: &a.model,
-        optimizer: &a.optimizer,
         lr: &a.lr.lr,
-        batch_size: a.batches.batch_size,
-        seed: a.batches.seed,
         epochs: a.length.epochs,
         max_steps: a.length.max_steps,
         resume: a.checkpoints.resume.as_deref(),
-        restarts: 1,
         on_cpu: a.device.device != DeviceChoice::Gpu,
         quiet: a.outputs.quiet,
+        ..RunFlags::new(&a.data, &a.model, &a.optimizer, &a.batches)
     }
 }
 
