@@ -32,6 +32,7 @@ pub mod data;
 pub mod divergence;
 pub mod engine;
 pub mod error;
+mod feed;
 pub mod fsio;
 pub mod gpu;
 pub mod host_memory;

@@ -19,7 +19,8 @@ fn report(error: &dyn std::error::Error) {
 }
 
 fn main() -> ExitCode {
-    cli::runtime_dir::ensure();
+    // SAFETY: first thing in `main`: no other thread exists yet.
+    unsafe { cli::runtime_dir::ensure() };
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match &cli.command {
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
             .ok_or_else(|| downhill::Error::Usage("train's flags are missing".into()))
             .and_then(cli::resume_flags::resolve)
             .and_then(|(args, flags)| {
-            let (signal, failure) = cli::signals::StopSignal::install();
+            let (signal, failure) = cli::signals::StopSignal::install(true);
             if let Some(e) = failure {
                 errln!("warning: Ctrl-C and SIGTERM will not stop training cleanly: {e}");
             }
@@ -51,7 +52,7 @@ fn main() -> ExitCode {
             })
         }),
         Command::Sweep(args) => {
-            let (signal, failure) = cli::signals::StopSignal::install();
+            let (signal, failure) = cli::signals::StopSignal::install(false);
             if let Some(e) = failure {
                 errln!("warning: Ctrl-C and SIGTERM will not stop the sweep cleanly: {e}");
             }

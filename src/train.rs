@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::checkpoint::{ModelCheckpoint, TrainingState, save_state};
 use crate::data::mapped::MappedNpy;
-use crate::data::scheduler::{Order, Source, Stream};
+use crate::data::scheduler::{Order, Source};
 use crate::data::{Dataset, Standardizer};
 use crate::engine::{Engine, Metrics};
 use crate::error::{Error, Result};
@@ -17,6 +17,7 @@ use crate::optim::LrSchedule;
 
 pub use crate::divergence::{DEFAULT_DIVERGENCE_THRESHOLD, REFERENCE_ROWS};
 use crate::divergence::{loss_divergence, loss_limit, reference_rows};
+pub(crate) use crate::feed::{Feed, Input, place};
 
 /// Where the training rows live.
 #[derive(Clone)]
@@ -99,9 +100,9 @@ pub struct TrainConfig {
     /// Training-state checkpoints.
     pub checkpoint: Option<CheckpointPlan>,
     /// Stop as diverged when a mean training loss read back exceeds this many times the larger of
-    /// 1 and the loss before the first step (measured on up to [`REFERENCE_ROWS`] training
-    /// rows): a loss that grows by orders of magnitude without becoming infinite. `None` checks
-    /// only for NaN and infinity.
+    /// 1 and the loss before the first step of this run (measured on up to [`REFERENCE_ROWS`]
+    /// training rows; after a resume, at the resumed parameters): a loss that grows by orders of
+    /// magnitude without becoming infinite. `None` checks only for NaN and infinity.
     pub divergence_threshold: Option<f64>,
 }
 
@@ -219,66 +220,6 @@ pub struct Silent;
 
 impl Observer for Silent {}
 
-/// A step's batch: rows of the data resident on the device, or a batch streamed from the host.
-pub(crate) enum Input<'a> {
-    /// Indices of the resident rows.
-    Gathered(&'a [u32]),
-    /// The rows themselves.
-    Streamed(&'a Batch<'a>),
-}
-
-/// Where each step's batch comes from: the epoch's permutation of the resident rows, or the
-/// producer thread's stream of host batches.
-pub(crate) struct Feed {
-    order: Order,
-    per_epoch: u64,
-    permutation: Vec<u32>,
-    stream: Option<Stream>,
-}
-
-impl Feed {
-    /// Batches `first..total` of `order` over `data`: gathered by index when `resident`, else
-    /// streamed.
-    pub fn new(data: &TrainData, order: Order, resident: bool, first: u64, total: u64) -> Self {
-        let per_epoch = order.batches_per_epoch() as u64;
-        let stream = (!resident).then(|| {
-            let from = (
-                first / per_epoch.max(1),
-                (first % per_epoch.max(1)) as usize,
-            );
-            Stream::start(data.source(), order, from, total.saturating_sub(first), 3)
-        });
-        Self {
-            order,
-            per_epoch,
-            permutation: Vec::new(),
-            stream,
-        }
-    }
-
-    /// Runs step number `step` (from 0) on its batch through `run`.
-    pub fn step(&mut self, step: u64, run: impl FnOnce(Input<'_>) -> Result<()>) -> Result<()> {
-        let (epoch, batch) = (step / self.per_epoch, (step % self.per_epoch) as usize);
-        match self.stream.as_mut() {
-            None => {
-                if batch == 0 || self.permutation.is_empty() {
-                    self.permutation = self.order.permutation(epoch);
-                }
-                run(Input::Gathered(self.order.batch(&self.permutation, batch)))
-            }
-            Some(stream) => {
-                let host = stream
-                    .next_batch()
-                    .ok_or_else(|| Error::Usage("the batch stream ended early".into()))??;
-                debug_assert_eq!(host.position, (epoch, batch));
-                let result = run(Input::Streamed(&host.batch()));
-                stream.recycle(host);
-                result
-            }
-        }
-    }
-}
-
 /// Refuses a schedule that takes `optimizer`'s learning rate out of range within the run (an
 /// exponential or step schedule with a factor above 1 grows it every epoch): checked at the last
 /// step, where a growing rate is largest, before any step is taken.
@@ -348,28 +289,6 @@ pub(crate) fn check_data(
             })?;
     }
     Ok(())
-}
-
-/// Makes `data` resident on the device through `load` when `residency` allows: `None` when it
-/// is resident, else why it is streamed.
-pub(crate) fn place(
-    residency: Residency,
-    data: &TrainData,
-    load: impl FnOnce(Arc<Dataset>) -> Result<()>,
-) -> Result<Option<String>> {
-    Ok(match (residency, data) {
-        (Residency::Streamed, _) => Some("asked for".to_string()),
-        (Residency::Auto, TrainData::Mapped(_)) => {
-            Some("the features are memory-mapped".to_string())
-        }
-        (Residency::Auto, TrainData::Memory(d)) => load(Arc::clone(d)).err().map(|e| e.to_string()),
-        (Residency::Resident, TrainData::Memory(d)) => load(Arc::clone(d)).map(|()| None)?,
-        (Residency::Resident, TrainData::Mapped(_)) => {
-            return Err(Error::Usage(
-                "memory-mapped data is streamed from disk and cannot be made resident".into(),
-            ));
-        }
-    })
 }
 
 /// Trains `engine` on `data` (validating on `val` after each epoch), from the start or from
@@ -535,10 +454,7 @@ pub fn train(
     while step < total {
         let epoch = step / per_epoch;
         engine.set_learning_rate(config.schedule.lr(base_lr, step, per_epoch, total))?;
-        feed.step(step, |input| match input {
-            Input::Gathered(indices) => engine.step_resident(indices),
-            Input::Streamed(batch) => engine.step(batch),
-        })?;
+        feed.step(step, |input| input.step(engine))?;
         step += 1;
         let epoch_done = step.is_multiple_of(per_epoch) || step == total;
         if step.is_multiple_of(config.log_every.max(1)) && !epoch_done {

@@ -546,3 +546,93 @@ fn a_second_signal_ends_a_save_blocked_on_a_fifo_nobody_reads() {
     assert!(err.contains("outputs are being written"), "{err}");
     drop(held);
 }
+
+#[test]
+fn an_output_never_overwrites_an_input_or_another_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.npy"), b"data the user gave").unwrap();
+    for (args, says) in [
+        (
+            &[
+                "train",
+                "--features",
+                "x.npy",
+                "--targets",
+                "y.npy",
+                "--plot",
+                "x.npy",
+            ][..],
+            "--plot and --features name the same file",
+        ),
+        (
+            &[
+                "train",
+                "--save",
+                "m.safetensors",
+                "--checkpoint",
+                "m.safetensors",
+            ],
+            "--checkpoint and --save name the same file",
+        ),
+        (
+            &[
+                "predict",
+                "--model",
+                "m",
+                "--features",
+                "x.npy",
+                "--output",
+                "x.npy",
+            ],
+            "--output and --features name the same file",
+        ),
+    ] {
+        let out = run(dir.path(), args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("x.npy")).unwrap(),
+        b"data the user gave"
+    );
+    // A state resumed from is the state that goes on: rewriting it in place is the point.
+    let out = train(
+        dir.path(),
+        &[
+            "--epochs",
+            "2",
+            "--checkpoint",
+            "s.safetensors",
+            "--checkpoint-every",
+            "45",
+            "--metrics",
+            "m.jsonl",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(
+        dir.path(),
+        &[
+            "train",
+            "--resume",
+            "s.safetensors",
+            "--epochs",
+            "3",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // And the metrics log of the resumed run goes on from the lines already written.
+    let log = std::fs::read_to_string(dir.path().join("m.jsonl")).unwrap();
+    let epochs: Vec<u64> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(epochs, [1, 2, 3], "{log}");
+}

@@ -518,7 +518,7 @@ fn a_read_past_the_end_of_a_shrunk_mapping_exits_with_a_message() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!(
-            "error: the memory-mapped file {} changed or shrank under the run",
+            "the end of the memory-mapped file {}, which changed or shrank under the run",
             x.display()
         )),
         "{err}"

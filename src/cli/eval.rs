@@ -31,6 +31,12 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             "name the data to evaluate on: --features with --targets, --data or --dataset".into(),
         )
     })?;
+    if data.rows() == 0 {
+        return Err(Error::Data {
+            source_name: data.name,
+            message: "has no rows: there is nothing to evaluate".into(),
+        });
+    }
     check_width(checkpoint.model.inputs(), data.features.ncols(), &data.name)?;
     data.targets = adapt_targets(
         data.targets,
@@ -89,6 +95,14 @@ fn check_width(inputs: usize, columns: usize, name: &str) -> Result<()> {
 /// `--output`.
 pub fn predict(a: &PredictArgs) -> Result<()> {
     super::outputs::check_outputs(&[("--output", Some(&a.output))])?;
+    super::outputs::check_distinct(
+        &[("--output", Some(&a.output))],
+        &[
+            ("--model", Some(&a.model)),
+            ("--features", a.features.as_deref()),
+            ("--data", a.data.as_deref()),
+        ],
+    )?;
     let format = format_of(&a.output)?;
     if a.classes && a.proba {
         return Err(Error::Usage(

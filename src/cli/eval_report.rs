@@ -28,16 +28,17 @@ impl Scores {
         loss: Loss,
     ) -> Option<Self> {
         let classes = scores::predicted_classes(outputs, loss).zip(scores::target_classes(targets));
-        match (classes, targets) {
-            (Some((predicted, truth)), _) => Some(Self::Classification(scores::classification(
+        match (classes, targets, loss) {
+            (Some((predicted, truth)), _, _) => Some(Self::Classification(scores::classification(
                 &predicted,
                 &truth,
                 outputs.ncols().max(2),
             ))),
-            (None, TargetsView::Dense(values)) => {
+            (None, TargetsView::Dense(values), Loss::Mse) => {
                 Some(Self::Regression(scores::regression(outputs, *values)))
             }
-            (None, TargetsView::Classes(_)) => None,
+            // Multi-label or soft targets of binary cross-entropy: the loss says it all.
+            _ => None,
         }
     }
 }
@@ -73,15 +74,13 @@ fn print_table(metrics: &Metrics, scores: Option<&Scores>) {
                     s.support
                 );
             }
-            let n = c.classes.len().max(1) as f64;
-            let mean =
-                |f: fn(&scores::ClassScores) -> f64| c.classes.iter().map(f).sum::<f64>() / n;
+            let m = c.macro_average();
             outln!(
                 "macro  {:>9.4}  {:>6.4}  {:>6.4}  {:>7}",
-                mean(|s| s.precision),
-                mean(|s| s.recall),
-                mean(|s| s.f1),
-                metrics.rows
+                m.precision,
+                m.recall,
+                m.f1,
+                m.support
             );
             outln!();
             outln!("confusion matrix (rows: true class, columns: predicted class)");
@@ -125,6 +124,9 @@ fn to_json(metrics: &Metrics, loss: Loss, scores: Option<&Scores>) -> serde_json
                            "f1": s.f1, "support": s.support})
                 })
                 .collect();
+            let m = c.macro_average();
+            out["macro"] = json!({"precision": m.precision, "recall": m.recall, "f1": m.f1,
+                                  "support": m.support});
             out["confusion"] = json!(c.confusion);
         }
     }

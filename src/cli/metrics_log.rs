@@ -33,6 +33,30 @@ impl MetricsLog {
         }
     }
 
+    /// A log that continues a resumed run: the lines a file already holds for steps up to `step`
+    /// are kept, so that the log covers the whole run (a device or FIFO keeps nothing).
+    pub fn resumed(path: Option<PathBuf>, step: u64) -> Self {
+        let mut log = Self::new(path);
+        if log.streamed.is_none()
+            && let Some(text) = log
+                .path
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+        {
+            log.lines = text
+                .lines()
+                .filter(|line| {
+                    serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v["step"].as_u64())
+                        .is_some_and(|s| s <= step)
+                })
+                .map(String::from)
+                .collect();
+        }
+        log
+    }
+
     /// Adds `lines` and rewrites the file.
     pub fn extend(&mut self, lines: impl IntoIterator<Item = String>) {
         self.lines.extend(lines);

@@ -16,6 +16,46 @@ pub fn check_outputs(outputs: &[(&str, Option<&Path>)]) -> Result<()> {
         .try_for_each(|(flag, path)| check_output(path, flag))
 }
 
+/// Refuses two outputs that name the same file, and an output that names one of the `inputs`:
+/// writing one would destroy the other. Devices and FIFOs (`/dev/null`, a pipe) may be shared.
+pub fn check_distinct(
+    outputs: &[(&str, Option<&Path>)],
+    inputs: &[(&str, Option<&Path>)],
+) -> Result<()> {
+    let files = |named: &[(&str, Option<&Path>)]| -> Vec<(String, std::path::PathBuf)> {
+        named
+            .iter()
+            .filter_map(|(flag, path)| path.map(|p| (flag.to_string(), p)))
+            .filter(|(_, path)| !downhill::fsio::is_stream(path))
+            .map(|(flag, path)| (flag, identity(path)))
+            .collect()
+    };
+    let (outputs, inputs) = (files(outputs), files(inputs));
+    for (i, (flag, path)) in outputs.iter().enumerate() {
+        let clash = outputs[..i]
+            .iter()
+            .map(|(other, p)| (other, p, "output"))
+            .chain(inputs.iter().map(|(other, p)| (other, p, "input")))
+            .find(|(_, p, _)| *p == path);
+        if let Some((other, _, kind)) = clash {
+            return Err(Error::Usage(format!(
+                "{flag} and {other} name the same file, {}: writing {flag} would destroy that \
+                 {kind}; give {flag} a path of its own",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The file `path` names, as comparable as the file system allows: its canonical path when it
+/// exists (links resolved), else its absolute path.
+fn identity(path: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// `outcome` when every output was written; else each failure printed, and an error that counts
 /// them.
 pub fn finish<T>(failures: Vec<Error>, outcome: T) -> Result<T> {

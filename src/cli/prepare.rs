@@ -24,15 +24,22 @@ use crate::cli::output::errln;
 /// Everything a run needs before an engine exists: data, validation, model, loss, optimizer,
 /// starting parameters and feature statistics, as the flags describe them.
 pub struct Prepared {
+    /// Epochs to train (`--epochs`, else 10, or 30 for the built-in default run).
     pub epochs: u64,
+    /// The training state resumed from.
     pub resume: Option<downhill::checkpoint::TrainingState>,
     /// The training features, memory-mapped, when they stream from disk (then `train_data`
     /// holds only the targets).
     pub mapped: Option<MappedNpy>,
+    /// The training rows, standardised when asked.
     pub train_data: Dataset,
+    /// The validation rows, if any.
     pub val_data: Option<Dataset>,
+    /// Model, loss and optimizer.
     pub setup: Setup,
+    /// The starting parameters: a checkpoint's, or PyTorch's initialisation from the seed.
     pub start: Parameters,
+    /// The feature statistics applied, if any.
     pub stats: Option<Standardizer>,
     /// The regression targets' statistics, when they are standardised (`--standardize-targets`,
     /// or a starting checkpoint's).

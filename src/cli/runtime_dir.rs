@@ -7,10 +7,14 @@
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
-/// Sets `XDG_RUNTIME_DIR` to a private folder when it is unset. Must run before any thread is
-/// spawned (it changes the process's environment). Does nothing where the folder cannot be made
-/// or is not this user's alone.
-pub fn ensure() {
+/// Sets `XDG_RUNTIME_DIR` to a private folder when it is unset. Does nothing where the folder
+/// cannot be made or is not this user's alone.
+///
+/// # Safety
+///
+/// It changes the process's environment, so no other thread may exist yet (call it first thing
+/// in `main`).
+pub unsafe fn ensure() {
     if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
         return;
     }
@@ -21,8 +25,8 @@ pub fn ensure() {
     let private = std::fs::symlink_metadata(&dir)
         .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o777 == 0o700);
     if private {
-        // SAFETY: called first thing in `main`, before any other thread exists, so nothing
-        // reads the environment concurrently.
+        // SAFETY: the caller guarantees that no other thread exists, so nothing reads the
+        // environment concurrently.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
     }
 }

@@ -25,6 +25,8 @@ pub struct StopSignal {
     phase: Arc<AtomicUsize>,
     /// Signals received since the run began finishing.
     while_finishing: Arc<AtomicUsize>,
+    /// Whether a stop writes a training state (train does; a sweep keeps none).
+    writes_state: bool,
 }
 
 /// Data loads and the engine is built: nothing to save.
@@ -35,13 +37,15 @@ const TRAINING: usize = 1;
 const FINISHING: usize = 2;
 
 impl StopSignal {
-    /// Starts the thread that handles the signals. Returns a description of what failed when the
+    /// Starts the thread that handles the signals (`writes_state`: whether a stop writes a
+    /// training state, for what the messages say). Returns a description of what failed when the
     /// handlers could not be installed (the run then cannot stop cleanly, but can still train).
-    pub fn install() -> (Self, Option<std::io::Error>) {
+    pub fn install(writes_state: bool) -> (Self, Option<std::io::Error>) {
         let stop = Self {
             received: Arc::new(AtomicUsize::new(0)),
             phase: Arc::new(AtomicUsize::new(LOADING)),
             while_finishing: Arc::new(AtomicUsize::new(0)),
+            writes_state,
         };
         let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
             Ok(s) => s,
@@ -118,17 +122,29 @@ impl StopSignal {
                     self.received
                         .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
             }
-            2 => errln!(
+            2 if self.writes_state => errln!(
                 "{} again: stopping once the training state is written; a third signal exits at \
                  once without it",
                 name(signal)
             ),
+            2 => errln!(
+                "{} again: stopping after the current step with the results so far; a third \
+                 signal exits at once without them",
+                name(signal)
+            ),
             _ => {
-                errln!(
-                    "{}: exiting at once; the training state of this stop was not written (a \
-                     training state written earlier is intact)",
-                    name(signal)
-                );
+                if self.writes_state {
+                    errln!(
+                        "{}: exiting at once; the training state of this stop was not written (a \
+                         training state written earlier is intact)",
+                        name(signal)
+                    );
+                } else {
+                    errln!(
+                        "{}: exiting at once; the results of this run are not reported",
+                        name(signal)
+                    );
+                }
                 signal_hook::low_level::exit(exit_status(signal).into());
             }
         }

@@ -20,7 +20,7 @@ use serde_json::json;
 use super::args::{CheckFormat, DeviceChoice, SweepArgs};
 use super::common::on_device;
 use super::metrics_log::MetricsLog;
-use super::outputs::{check_outputs, finish};
+use super::outputs::{check_distinct, check_outputs, finish};
 use super::prepare::{Prepared, RunFlags, prepare, run_config};
 use super::signals::StopSignal;
 use super::tensorboard::{TensorBoardLog, run_name};
@@ -269,11 +269,25 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         .save
         .clone()
         .unwrap_or_else(|| DEFAULT_SAVE.into());
-    check_outputs(&[
-        ("--save", Some(&save)),
+    let outputs = [
+        ("--save", Some(save.as_path())),
         ("--metrics", a.outputs.metrics.as_deref()),
         ("--plot", a.outputs.plot.as_deref()),
-    ])?;
+        ("--tensorboard", a.outputs.tensorboard.as_deref()),
+    ];
+    check_outputs(&outputs[..3])?;
+    check_distinct(
+        &outputs,
+        &[
+            ("--features", a.data.features.as_deref()),
+            ("--targets", a.data.targets.as_deref()),
+            ("--data", a.data.data.as_deref()),
+            ("--val-features", a.validation.val_features.as_deref()),
+            ("--val-targets", a.validation.val_targets.as_deref()),
+            ("--val-data", a.validation.val_data.as_deref()),
+            ("--init", a.model.init.as_deref()),
+        ],
+    )?;
     if let Some(dir) = &a.outputs.tensorboard {
         downhill::tensorboard::check_log_dir(dir, "--tensorboard")?;
     }

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::args::{DeviceChoice, OptimizerArgs, TrainArgs};
 use super::common::{engine, state_path};
 use super::metrics_log::MetricsLog;
-use super::outputs::{check_outputs, finish};
+use super::outputs::{check_distinct, check_outputs, finish};
 use super::prepare::{Prepared, RunFlags, prepare, run_config};
 use super::signals::StopSignal;
 use super::tensorboard::TensorBoardLog;
@@ -33,6 +33,15 @@ pub enum Outcome {
     /// Stopped by this signal, and the state of that stop could not be written; what became of
     /// the model, in a sentence.
     InterruptedWithoutState(usize, String),
+}
+
+/// Where the model of a run that stopped without its training state is kept: `--save`, else
+/// `interrupted.safetensors` beside the state.
+fn stopped_model_path(a: &TrainArgs, state_path: &Path) -> PathBuf {
+    a.outputs
+        .save
+        .clone()
+        .unwrap_or_else(|| state_path.with_file_name("interrupted.safetensors"))
 }
 
 /// Refuses hyperparameter lists, which only `sweep` and `check` train side by side.
@@ -194,19 +203,50 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
         a.checkpoints.checkpoint.as_deref(),
         a.outputs.save.as_deref(),
     );
-    check_outputs(&[
+    let outputs = [
         ("--save", a.outputs.save.as_deref()),
+        // The state's path is checked when a state is asked for; without, one is written only
+        // on an interrupt, and a failure then keeps the model another way.
         (
             if a.checkpoints.checkpoint.is_some() {
                 "--checkpoint"
             } else {
                 "the training state's path (set it with --checkpoint)"
             },
-            Some(&state_path),
+            (a.checkpoints.checkpoint.is_some() || a.checkpoints.checkpoint_every.is_some())
+                .then_some(state_path.as_path()),
         ),
         ("--metrics", a.outputs.metrics.as_deref()),
         ("--plot", a.outputs.plot.as_deref()),
-    ])?;
+        ("--tensorboard", a.outputs.tensorboard.as_deref()),
+    ];
+    check_outputs(&outputs[..4])?;
+    // A state resumed from is rewritten in place, as the run goes on.
+    let resumed_in_place = a.checkpoints.resume.as_deref().is_some_and(|resume| {
+        let state = std::fs::canonicalize(&state_path).ok();
+        std::fs::canonicalize(resume)
+            .ok()
+            .is_some_and(|r| Some(r) == state)
+    });
+    check_distinct(
+        &outputs,
+        &[
+            ("--features", a.data.features.as_deref()),
+            ("--targets", a.data.targets.as_deref()),
+            ("--data", a.data.data.as_deref()),
+            ("--val-features", a.validation.val_features.as_deref()),
+            ("--val-targets", a.validation.val_targets.as_deref()),
+            ("--val-data", a.validation.val_data.as_deref()),
+            ("--init", a.model.init.as_deref()),
+            (
+                "--resume",
+                a.checkpoints
+                    .resume
+                    .as_deref()
+                    .filter(|_| !resumed_in_place),
+            ),
+        ],
+    )?;
     if let Some(dir) = &a.outputs.tensorboard {
         downhill::tensorboard::check_log_dir(dir, "--tensorboard")?;
     }
@@ -262,7 +302,10 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
         quiet: a.outputs.quiet,
         epochs,
         loss,
-        metrics: MetricsLog::new(a.outputs.metrics.clone()),
+        metrics: match &resume {
+            Some(state) => MetricsLog::resumed(a.outputs.metrics.clone(), state.state.steps),
+            None => MetricsLog::new(a.outputs.metrics.clone()),
+        },
         tensorboard: TensorBoardLog::open(a.outputs.tensorboard.as_deref(), &[String::new()])?,
         records: Vec::new(),
         interrupted,
@@ -290,9 +333,10 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
     };
     let report = match report {
         Ok(report) => report,
-        // A training state that could not be written: the model is still in the engine.
+        // A file that failed mid-run (the data read from disk, say): the model is still in the
+        // engine, and is kept where --save asked, or beside the state (never over it).
         Err(e @ Error::Io { .. }) => {
-            let rescue_path = a.outputs.save.clone().unwrap_or_else(|| state_path.clone());
+            let rescue_path = stopped_model_path(a, &state_path);
             return Err(
                 match save_model_or_rescue(&rescue_path, &trained(engine.as_mut())?) {
                     Ok(()) => Error::NotSaved {
@@ -322,11 +366,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
         };
         // The model as it stood is kept, where --save asked (or a fallback), though it cannot be
         // resumed.
-        let path = a
-            .outputs
-            .save
-            .clone()
-            .unwrap_or_else(|| state_path.with_file_name("interrupted.safetensors"));
+        let path = stopped_model_path(a, &state_path);
         let kept = match save_model_or_rescue(&path, &trained(engine.as_mut())?) {
             Ok(()) => format!("the model as it stood was saved to {}", path.display()),
             Err(e) => e.to_string(),

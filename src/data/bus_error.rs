@@ -20,9 +20,10 @@ static INSTALLED: Mutex<bool> = Mutex::new(false);
 /// names the last.)
 pub(super) fn watch(path: &Path) -> std::io::Result<()> {
     let text = format!(
-        "error: the memory-mapped file {} changed or shrank under the run (a read past its end \
-         raised SIGBUS); the last training-state checkpoint written, if any, is intact: restore \
-         the file, or write new data to another file, and resume with --resume",
+        "error: a bus error (SIGBUS), most probably a read past the end of the memory-mapped file \
+         {}, which changed or shrank under the run; the last training-state checkpoint written, \
+         if any, is intact: restore the file, or write new data to another file, and resume with \
+         --resume",
         path.display()
     );
     let mut bytes = text.into_bytes();
@@ -36,7 +37,9 @@ pub(super) fn watch(path: &Path) -> std::io::Result<()> {
     let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
     if !*installed {
         // SAFETY: `report` only loads atomics, calls write(2) and _exit(2): all
-        // async-signal-safe.
+        // async-signal-safe. signal-hook chains to the handler installed before (Rust's own, for
+        // stack overflows, which returns for a fault outside a guard page), then runs this one;
+        // any SIGBUS in the process ends here, so the message says "most probably".
         unsafe { signal_hook::low_level::register(libc::SIGBUS, report) }?;
         *installed = true;
     }

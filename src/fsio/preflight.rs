@@ -50,7 +50,7 @@ pub fn check_output(path: &Path, flag: &str) -> Result<()> {
                 "{flag} {}: cannot create files in {}: {}",
                 path.display(),
                 folder.display(),
-                std::io::Error::from(e.kind())
+                e
             ))
         })?;
     remove_stale_temporaries(&file);

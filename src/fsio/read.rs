@@ -96,7 +96,11 @@ pub fn reserve<T>(buffer: &mut Vec<T>, additional: usize, name: &str) -> Result<
     buffer.try_reserve_exact(additional).map_err(|_| refuse())
 }
 
-/// How long to wait for a stream's next data: `DOWNHILL_INPUT_TIMEOUT` seconds, else 30.
+/// The longest wait for an input: a year.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// How long to wait for a stream's next data: `DOWNHILL_INPUT_TIMEOUT` seconds (at most a year),
+/// else 30.
 fn input_timeout() -> Result<Duration> {
     let Some(text) = std::env::var_os("DOWNHILL_INPUT_TIMEOUT") else {
         return Ok(DEFAULT_TIMEOUT);
@@ -105,6 +109,8 @@ fn input_timeout() -> Result<Duration> {
         .and_then(|t| t.trim().parse::<f64>().ok())
         .filter(|&seconds| seconds > 0.0)
         .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        // A year is as good as for ever, and keeps deadlines representable.
+        .map(|timeout| timeout.min(MAX_TIMEOUT))
         .ok_or_else(|| {
             Error::Usage(format!(
                 "DOWNHILL_INPUT_TIMEOUT={text:?} is not a number of seconds above 0; set it to \

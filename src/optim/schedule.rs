@@ -55,7 +55,8 @@ impl Default for LrSchedule {
 }
 
 impl LrSchedule {
-    /// The learning rate of step `t` (0-based) of a run of `total` steps, `per_epoch` a epoch.
+    /// The learning rate of step `t` (0-based) of a run of `total` steps, `per_epoch` a epoch;
+    /// 0 where it has decayed below what f32 can hold.
     pub fn lr(&self, base: f64, t: u64, per_epoch: u64, total: u64) -> f64 {
         let epoch = t / per_epoch.max(1);
         let lr = match self.schedule {
@@ -67,8 +68,14 @@ impl LrSchedule {
                 min_lr + (base - min_lr) * (1.0 + (std::f64::consts::PI * progress).cos()) / 2.0
             }
         };
-        if t < self.warmup_steps {
+        let lr = if t < self.warmup_steps {
             lr * (t + 1) as f64 / self.warmup_steps as f64
+        } else {
+            lr
+        };
+        // A rate that decays below f32's smallest value is 0 to the engines, as in PyTorch's f32.
+        if lr != 0.0 && lr as f32 == 0.0 {
+            0.0
         } else {
             lr
         }

@@ -13,7 +13,7 @@ use crate::gpu::{Epilogue, Gemm, GpuContext, GpuEngine, KernelKind, MatmulTile, 
 use crate::model::{Activation, Parameters};
 use crate::train::{Feed, Observer, Progress, Residency, TrainConfig, TrainData, place, train};
 
-use super::bench_residency::{Built, ResidencyThroughput, resident_and_streamed, step_on};
+use super::bench_residency::{Built, ResidencyThroughput, resident_and_streamed};
 
 /// What a benchmark ran on, recorded with every result.
 #[derive(Debug, Clone, PartialEq)]
@@ -415,7 +415,7 @@ pub fn bench_batch_sizes(
             let mut taken = 0u64;
             let mut next = |engine: &mut dyn Engine| {
                 taken += 1;
-                feed.step(taken - 1, |input| step_on(engine, input))
+                feed.step(taken - 1, |input| input.step(engine))
             };
 
             let engine = built.engine();
@@ -465,6 +465,8 @@ pub fn bench_batch_sizes(
                 seed: sweep.seed,
                 log_every: (data.rows() / batch / 4).max(1) as u64,
                 residency: sweep.residency,
+                // No reference pass before the first step inside the timed run.
+                divergence_threshold: None,
                 ..TrainConfig::default()
             };
             let mut curve = Curve::new();

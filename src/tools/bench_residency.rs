@@ -10,9 +10,10 @@ use crate::engine::{Engine, Setup};
 use crate::error::Result;
 use crate::gpu::GpuEngine;
 use crate::model::Parameters;
-use crate::train::{Input, Residency, TrainConfig, TrainData, train};
+use crate::train::{Residency, TrainConfig, TrainData, train};
 
-/// An engine built for the sweep, kept concrete so the GPU one can turn on timestamps.
+/// An engine built for one batch size of `bench batch-size`, kept concrete so the GPU one can
+/// turn on timestamps.
 pub(super) enum Built {
     /// The GPU engine.
     Gpu(Box<GpuEngine>),
@@ -107,12 +108,4 @@ pub(super) fn resident_and_streamed(
         resident: resident.then_some(best[0]),
         streamed: best[1],
     })
-}
-
-/// Runs one training step of `engine` on `input`: rows of the resident data, or a host batch.
-pub(super) fn step_on(engine: &mut dyn Engine, input: Input<'_>) -> Result<()> {
-    match input {
-        Input::Gathered(indices) => engine.step_resident(indices),
-        Input::Streamed(batch) => engine.step(batch),
-    }
 }

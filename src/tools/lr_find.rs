@@ -20,7 +20,7 @@
 use crate::data::scheduler::Order;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::train::{Feed, Input, Residency, TrainData, check_data, place};
+use crate::train::{Feed, Residency, TrainData, check_data, place};
 
 /// `β`, the smoothing of the loss.
 pub const SMOOTHING: f64 = 0.98;
@@ -138,10 +138,7 @@ pub fn lr_find(
     for i in 0..config.steps {
         let lr = config.lr(i);
         engine.set_learning_rate(lr)?;
-        feed.step(i, |input| match input {
-            Input::Gathered(indices) => engine.step_resident(indices),
-            Input::Streamed(batch) => engine.step(batch),
-        })?;
+        feed.step(i, |input| input.step(engine))?;
         let metrics = engine.take_metrics()?;
         let loss = metrics.loss();
         average = SMOOTHING * average + (1.0 - SMOOTHING) * loss;
