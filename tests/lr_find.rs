@@ -5,28 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn downhill(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_downhill"))
-        .args(args)
-        .current_dir(dir)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the downhill binary runs")
-}
-
-fn ok(args: &[&str], dir: &Path) -> String {
-    let out = downhill(args, dir);
-    assert!(
-        out.status.success(),
-        "downhill {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::binary::{downhill, ok};
 
 /// The number after `key ` on its line of `out`, without a trailing `%`.
 fn figure(out: &str, key: &str) -> f64 {

@@ -3,27 +3,9 @@
 //! legend beside the data and an accuracy panel; bench batch-size marks its measured sizes and
 //! target and plots like with like; tables print extreme losses readably and CSV plain numbers.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn downhill(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_downhill"))
-        .args(args)
-        .current_dir(dir)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the downhill binary runs")
-}
-
-fn ok(args: &[&str], dir: &Path) -> String {
-    let out = downhill(args, dir);
-    assert!(
-        out.status.success(),
-        "downhill {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::binary::ok;
 
 /// One `<text>` element of an SVG.
 #[derive(Debug)]

@@ -3,31 +3,16 @@
 //! multiplexer is what `tensorboard --logdir` serves), so the files are checked by code
 //! downhill does not share: `train` and `sweep` runs, a run killed mid-way, a bad folder.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn downhill(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_downhill"))
-        .args(args)
-        .current_dir(dir)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the downhill binary runs")
-}
-
-fn ok(args: &[&str], dir: &Path) -> String {
-    let out = downhill(args, dir);
-    assert!(
-        out.status.success(),
-        "downhill {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::binary::{downhill, ok};
 
 /// Reads every run under a log folder as `tensorboard --logdir` does, and prints
 /// `{run: {"file_version": v, "scalars": {tag: [[step, value], ...]}}}`.

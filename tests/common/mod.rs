@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use downhill::{
     Activation, AdapterRequest, Batch, CpuEngine, Engine, GpuContext, GpuEngine, Loss, Parameters,
     Setup, Targets, Tolerance, worst_difference,
