@@ -575,3 +575,13 @@ fn ctrl_c_while_tuning_ends_the_run_at_once() {
         serde_json::from_slice::<serde_json::Value>(&bytes).expect("a whole cache file");
     }
 }
+
+#[test]
+fn a_cache_write_that_a_killed_process_left_behind_is_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("autotune.json");
+    let stale = dir.path().join(".autotune.json.Ab12Cd.tmp");
+    std::fs::write(&stale, b"torn").unwrap();
+    tuned(&cache, &Arc::new(Mutex::new(Vec::new())), None);
+    assert!(!stale.exists());
+}

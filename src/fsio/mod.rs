@@ -6,7 +6,7 @@ mod read;
 mod target;
 mod write;
 
-pub use preflight::check_output;
+pub use preflight::{check_output, remove_stale_temporaries};
 pub use read::read;
 pub use read::{Extent, read_until, reserve};
 pub use target::is_stream;

@@ -57,10 +57,11 @@ pub fn check_output(path: &Path, flag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Removes the temporary files of `file` that a process killed while writing it left behind.
-/// Called before this process writes `file` at all, so none of them is its own. Failures are
-/// ignored: a stale file that cannot be removed costs nothing but space.
-fn remove_stale_temporaries(file: &Path) {
+/// Removes the temporary files of `file` (`.NAME.XXXXXX.tmp`) that a process killed while
+/// writing it left behind. Call it before this process writes `file` at all, so that none of
+/// them is its own. Failures are ignored: a stale file that cannot be removed costs nothing but
+/// space.
+pub fn remove_stale_temporaries(file: &Path) {
     let prefix = temporary_prefix(file);
     let Ok(entries) = std::fs::read_dir(folder_of(file)) else {
         return;

@@ -109,10 +109,14 @@ impl Tuner {
     /// missing or unreadable cache is the same as an empty one: it is only ever re-derived).
     pub fn new(tuning: Tuning) -> Self {
         let table = match &tuning {
-            Tuning::Autotune { cache: Some(path) } => std::fs::read(path)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-                .unwrap_or_default(),
+            Tuning::Autotune { cache: Some(path) } => {
+                // Temporaries of a cache write that a killed process left behind.
+                fsio::remove_stale_temporaries(path);
+                std::fs::read(path)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .unwrap_or_default()
+            }
             _ => Table::new(),
         };
         Self {
