@@ -1,80 +1,15 @@
 //! What a user can do to a run that must never cost a trained model, damage a file that is not
-//! downhill's, or end the process by a signal or an abort: each case through the real binary, on
-//! the CPU engine (the same code paths decide every case on the GPU).
+//! downhill's, or end the process by an abort: each case through the real binary, on the CPU
+//! engine (the same code paths decide every case on the GPU). Signals are in tests/signals.rs.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::os::unix::fs::FileTypeExt;
-use std::path::Path;
-use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use downhill::checkpoint::{load_model, load_state};
-
-fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_downhill"));
-    c.args(args)
-        .current_dir(dir)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        // Where a model that cannot be saved is rescued to.
-        .env("TMPDIR", dir);
-    c
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    command(dir, args)
-        .output()
-        .expect("the downhill binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A short CPU run on the built-in digits (one epoch unless `extra` says), with `extra` flags.
-fn train(dir: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["train", "--device", "cpu"];
-    if !extra.contains(&"--epochs") {
-        args.extend(["--epochs", "1"]);
-    }
-    args.extend_from_slice(extra);
-    run(dir, &args)
-}
-
-/// Starts a long CPU run and returns once it has started training (the `data:` line that says
-/// where batches come from), with its stderr to read the rest.
-fn start_training(dir: &Path, extra: &[&str]) -> (Child, BufReader<ChildStderr>) {
-    let mut args = vec!["train", "--device", "cpu", "--epochs", "100000"];
-    args.extend_from_slice(extra);
-    let mut child = command(dir, &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the downhill binary runs");
-    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr"));
-    let mut line = String::new();
-    while !line.contains("batches, steps") {
-        line.clear();
-        assert!(
-            lines.read_line(&mut line).expect("stderr reads") > 0,
-            "the run ended before training"
-        );
-    }
-    (child, lines)
-}
-
-fn signal(child: &Child, name: &str) {
-    let sent = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success());
-}
-
-fn rest(mut lines: BufReader<ChildStderr>) -> String {
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut lines, &mut text).expect("stderr reads");
-    text
-}
+use common::runs::{command, rest, run, signal, start_training, stderr, train};
+use downhill::checkpoint::load_model;
 
 #[test]
 fn a_symbolic_link_is_followed_and_kept() {
@@ -262,74 +197,6 @@ fn a_closed_pipe_stops_the_output_not_the_run() {
 }
 
 #[test]
-fn a_second_signal_still_waits_for_the_training_state() {
-    for _ in 0..3 {
-        let dir = tempfile::tempdir().unwrap();
-        let (child, lines) = start_training(dir.path(), &["--checkpoint", "s.safetensors"]);
-        signal(&child, "INT");
-        signal(&child, "INT");
-        let err = rest(lines);
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(130), "{err}");
-        assert!(
-            err.contains("training state written to s.safetensors"),
-            "{err}"
-        );
-        load_state(&dir.path().join("s.safetensors")).expect("the state is whole");
-    }
-}
-
-#[test]
-fn sighup_stops_like_sigterm_with_status_129() {
-    let dir = tempfile::tempdir().unwrap();
-    let (child, lines) = start_training(dir.path(), &["--checkpoint", "s.safetensors"]);
-    signal(&child, "HUP");
-    let err = rest(lines);
-    assert_eq!(
-        child.wait_with_output().unwrap().status.code(),
-        Some(129),
-        "{err}"
-    );
-    assert!(err.contains("interrupted by SIGHUP"), "{err}");
-    load_state(&dir.path().join("s.safetensors")).expect("the state is whole");
-}
-
-#[test]
-fn a_signal_while_loading_ends_the_process_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("features.npy");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    // No process ever writes the FIFO: the run waits for its features.
-    let child = command(
-        dir.path(),
-        &[
-            "train",
-            "--device",
-            "cpu",
-            "--features",
-            "features.npy",
-            "--targets",
-            "t.npy",
-        ],
-    )
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let sent = Instant::now();
-    signal(&child, "TERM");
-    let out = child.wait_with_output().unwrap();
-    assert!(sent.elapsed() < Duration::from_secs(5));
-    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
-}
-
-#[test]
 fn models_too_large_for_memory_are_refused_not_aborted() {
     let dir = tempfile::tempdir().unwrap();
     for layers in [
@@ -482,69 +349,6 @@ fn a_training_state_that_cannot_be_written_costs_nothing_else() {
         "{err}"
     );
     load_model(&dir.path().join("i.safetensors")).expect("the model as it stood was saved");
-}
-
-#[test]
-fn a_second_signal_ends_a_save_blocked_on_a_fifo_nobody_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("model.fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    // A reader that opens the FIFO and never reads: a model larger than the pipe's buffer blocks.
-    let held = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(fifo).unwrap();
-            std::thread::sleep(Duration::from_secs(20));
-            drop(file);
-        })
-    };
-    let mut child = command(
-        dir.path(),
-        &[
-            "train",
-            "--device",
-            "cpu",
-            "--epochs",
-            "1",
-            "--layers",
-            "64,512,10",
-            "--save",
-            "model.fifo",
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("epoch 1/1") {
-        line.clear();
-        assert!(
-            lines.read_line(&mut line).unwrap() > 0,
-            "ended before its epoch"
-        );
-    }
-    // Signals until the process ends: the second one after the outputs began exits at once.
-    let sent = Instant::now();
-    let status = loop {
-        std::thread::sleep(Duration::from_millis(300));
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(sent.elapsed() < Duration::from_secs(10), "still running");
-        signal(&child, "TERM");
-    };
-    let err = rest(lines);
-    assert_eq!(status.code(), Some(143), "{err}");
-    assert!(err.contains("outputs are being written"), "{err}");
-    drop(held);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod runs;
 
 use downhill::{
     Activation, AdapterRequest, Batch, CpuEngine, Engine, GpuContext, GpuEngine, Loss, Parameters,
