@@ -60,6 +60,7 @@ pub fn start_training(dir: &Path, extra: &[&str]) -> (Child, BufReader<ChildStde
     (child, lines)
 }
 
+/// Sends signal `name` (`INT`, `TERM`, `HUP`) to `child`.
 pub fn signal(child: &Child, name: &str) {
     let sent = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -68,6 +69,7 @@ pub fn signal(child: &Child, name: &str) {
     assert!(sent.success());
 }
 
+/// What is left to read of a run's standard error, to its end.
 pub fn rest(mut lines: BufReader<ChildStderr>) -> String {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut lines, &mut text).expect("stderr reads");
