@@ -15,8 +15,8 @@ use std::path::Path;
 use downhill::data::task::{self, Task};
 
 use super::args::{
-    BatchArgs, DataArgs, ModelArgs, MonitorArgs, OptimizerArgs, ResidencyChoice, ScheduleArgs,
-    TaskChoice, ValidationArgs,
+    BatchArgs, DataArgs, DeviceChoice, ModelArgs, MonitorArgs, OptimizerArgs, ResidencyChoice,
+    RunArgs, ScheduleArgs, TaskChoice, ValidationArgs,
 };
 use super::common::dataset;
 use crate::cli::output::errln;
@@ -101,6 +101,21 @@ impl<'a> RunFlags<'a> {
             restarts: 1,
             on_cpu: true,
             quiet: false,
+        }
+    }
+}
+
+impl<'a> RunFlags<'a> {
+    /// A training run's flags (`train`'s and `sweep`'s): validation, learning rates and length as
+    /// given, the CPU engine possible unless `--device gpu`.
+    pub fn of_run(run: &'a RunArgs) -> Self {
+        Self {
+            validation: Some(&run.validation),
+            lr: &run.lr.lr,
+            epochs: run.length.epochs,
+            max_steps: run.length.max_steps,
+            on_cpu: run.device.device != DeviceChoice::Gpu,
+            ..Self::new(&run.data, &run.model, &run.optimizer, &run.batches)
         }
     }
 }

@@ -17,7 +17,7 @@ use downhill::{Error, GpuPack, Loss, Pack, PackSetup, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::args::{CheckFormat, DeviceChoice, SweepArgs};
+use super::args::{CheckFormat, SweepArgs};
 use super::common::on_device;
 use super::metrics_log::MetricsLog;
 use super::outputs::{check_distinct, check_outputs, finish};
@@ -152,7 +152,7 @@ impl SweepObserver for Reporter {
 /// The pack the flags ask for: every model on one GPU, or each alone on the CPU.
 fn pack(a: &SweepArgs, setup: PackSetup, max_batch: usize) -> Result<Box<dyn Pack>> {
     on_device(
-        &a.device,
+        &a.run.device,
         a.outputs.quiet,
         (
             ", one model after another",
@@ -261,7 +261,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     if a.restarts == 0 {
         return Err(Error::Usage("--restarts must be at least 1".into()));
     }
-    if a.model.init.is_some() && a.restarts > 1 {
+    if a.run.model.init.is_some() && a.restarts > 1 {
         return Err(Error::Usage(RESTARTS_FROM_ONE_START.into()));
     }
     let save = a
@@ -279,13 +279,13 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     check_distinct(
         &outputs,
         &[
-            ("--features", a.data.features.as_deref()),
-            ("--targets", a.data.targets.as_deref()),
-            ("--data", a.data.data.as_deref()),
-            ("--val-features", a.validation.val_features.as_deref()),
-            ("--val-targets", a.validation.val_targets.as_deref()),
-            ("--val-data", a.validation.val_data.as_deref()),
-            ("--init", a.model.init.as_deref()),
+            ("--features", a.run.data.features.as_deref()),
+            ("--targets", a.run.data.targets.as_deref()),
+            ("--data", a.run.data.data.as_deref()),
+            ("--val-features", a.run.validation.val_features.as_deref()),
+            ("--val-targets", a.run.validation.val_targets.as_deref()),
+            ("--val-data", a.run.validation.val_data.as_deref()),
+            ("--init", a.run.model.init.as_deref()),
         ],
     )?;
     if let Some(dir) = &a.outputs.tensorboard {
@@ -302,26 +302,21 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         target_stats,
         ..
     } = prepare(&RunFlags {
-        validation: Some(&a.validation),
-        lr: &a.lr.lr,
-        epochs: a.length.epochs,
-        max_steps: a.length.max_steps,
         restarts: a.restarts,
-        on_cpu: a.device.device != DeviceChoice::Gpu,
         quiet: a.outputs.quiet,
-        ..RunFlags::new(&a.data, &a.model, &a.optimizer, &a.batches)
+        ..RunFlags::of_run(&a.run)
     })?;
     let grid = Grid {
-        lr: a.lr.lr.clone(),
-        momentum: a.optimizer.momentum.clone(),
-        weight_decay: a.optimizer.weight_decay.clone(),
+        lr: a.run.lr.lr.clone(),
+        momentum: a.run.optimizer.momentum.clone(),
+        weight_decay: a.run.optimizer.weight_decay.clone(),
         restarts: a.restarts,
-        seed: a.batches.seed,
+        seed: a.run.batches.seed,
     };
     let members = grid.members(
         &setup.optimizer,
         &setup.model,
-        a.model.init.as_ref().map(|_| &start),
+        a.run.model.init.as_ref().map(|_| &start),
     )?;
     let (settings, members): (Vec<_>, Vec<_>) = members.into_iter().unzip();
     let labels: Vec<String> = settings.iter().map(|s| s.label(&grid)).collect();
@@ -333,18 +328,18 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
             loss,
             members,
         },
-        a.batches.batch_size.min(train_data.rows().max(1)),
+        a.run.batches.batch_size.min(train_data.rows().max(1)),
     )?;
     let data = match mapped {
         Some(source) => TrainData::Mapped(Arc::new(source)),
         None => TrainData::Memory(Arc::new(train_data)),
     };
     let config = run_config(
-        &a.batches,
-        a.residency.residency,
-        (epochs, a.length.max_steps),
-        &a.schedule,
-        &a.monitor,
+        &a.run.batches,
+        a.run.residency.residency,
+        (epochs, a.run.length.max_steps),
+        &a.run.schedule,
+        &a.run.monitor,
     )?;
     let mut reporter = Reporter {
         bar: None,

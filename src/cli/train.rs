@@ -15,7 +15,7 @@ use downhill::{Error, Loss, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::args::{DeviceChoice, OptimizerArgs, TrainArgs};
+use super::args::{OptimizerArgs, TrainArgs};
 use super::common::{engine, state_path};
 use super::metrics_log::MetricsLog;
 use super::outputs::{check_distinct, check_outputs, finish};
@@ -69,14 +69,9 @@ pub fn one_model(lr: &[f64], o: &OptimizerArgs, command: &str) -> Result<()> {
 /// What preparing a `train` run reads from its flags.
 fn train_flags(a: &TrainArgs) -> RunFlags<'_> {
     RunFlags {
-        validation: Some(&a.validation),
-        lr: &a.lr.lr,
-        epochs: a.length.epochs,
-        max_steps: a.length.max_steps,
         resume: a.checkpoints.resume.as_deref(),
-        on_cpu: a.device.device != DeviceChoice::Gpu,
         quiet: a.outputs.quiet,
-        ..RunFlags::new(&a.data, &a.model, &a.optimizer, &a.batches)
+        ..RunFlags::of_run(&a.run)
     }
 }
 
@@ -198,7 +193,7 @@ impl Observer for Reporter {
 /// Trains as `a` says; `run_flags` are the flags recorded in each training state.
 pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Result<Outcome> {
     let started = std::time::Instant::now();
-    one_model(&a.lr.lr, &a.optimizer, "train")?;
+    one_model(&a.run.lr.lr, &a.run.optimizer, "train")?;
     let state_path = state_path(
         a.checkpoints.checkpoint.as_deref(),
         a.outputs.save.as_deref(),
@@ -231,13 +226,13 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
     check_distinct(
         &outputs,
         &[
-            ("--features", a.data.features.as_deref()),
-            ("--targets", a.data.targets.as_deref()),
-            ("--data", a.data.data.as_deref()),
-            ("--val-features", a.validation.val_features.as_deref()),
-            ("--val-targets", a.validation.val_targets.as_deref()),
-            ("--val-data", a.validation.val_data.as_deref()),
-            ("--init", a.model.init.as_deref()),
+            ("--features", a.run.data.features.as_deref()),
+            ("--targets", a.run.data.targets.as_deref()),
+            ("--data", a.run.data.data.as_deref()),
+            ("--val-features", a.run.validation.val_features.as_deref()),
+            ("--val-targets", a.run.validation.val_targets.as_deref()),
+            ("--val-data", a.run.validation.val_data.as_deref()),
+            ("--init", a.run.model.init.as_deref()),
             (
                 "--resume",
                 a.checkpoints
@@ -269,10 +264,10 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
     }
     let (model, loss) = (setup.model.clone(), setup.loss);
     let mut engine = engine(
-        &a.device,
+        &a.run.device,
         setup,
         &start,
-        a.batches.batch_size.min(train_data.rows().max(1)),
+        a.run.batches.batch_size.min(train_data.rows().max(1)),
         a.outputs.quiet,
     )?;
 
@@ -290,11 +285,11 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
             run_flags: Some(run_flags),
         }),
         ..run_config(
-            &a.batches,
-            a.residency.residency,
-            (epochs, a.length.max_steps),
-            &a.schedule,
-            &a.monitor,
+            &a.run.batches,
+            a.run.residency.residency,
+            (epochs, a.run.length.max_steps),
+            &a.run.schedule,
+            &a.run.monitor,
         )?
     };
     let mut reporter = Reporter {

@@ -11,27 +11,7 @@ use super::{CheckFormat, TableFormat};
 #[derive(Args)]
 pub struct TrainArgs {
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
-    #[command(flatten)]
-    pub validation: ValidationArgs,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub optimizer: OptimizerArgs,
-    #[command(flatten)]
-    pub lr: LearningRateArgs,
-    #[command(flatten)]
-    pub batches: BatchArgs,
-    #[command(flatten)]
-    pub residency: ResidencyArgs,
-    #[command(flatten)]
-    pub length: LengthArgs,
-    #[command(flatten)]
-    pub schedule: ScheduleArgs,
-    #[command(flatten)]
-    pub monitor: MonitorArgs,
+    pub run: RunArgs,
     /// Stop when the validation loss has not improved for this many epochs (keeping the best model).
     #[arg(long, value_name = "PATIENCE")]
     pub early_stopping: Option<u64>,
@@ -54,27 +34,7 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 1)]
     pub restarts: u64,
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
-    #[command(flatten)]
-    pub validation: ValidationArgs,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub optimizer: OptimizerArgs,
-    #[command(flatten)]
-    pub lr: LearningRateArgs,
-    #[command(flatten)]
-    pub batches: BatchArgs,
-    #[command(flatten)]
-    pub residency: ResidencyArgs,
-    #[command(flatten)]
-    pub length: LengthArgs,
-    #[command(flatten)]
-    pub schedule: ScheduleArgs,
-    #[command(flatten)]
-    pub monitor: MonitorArgs,
+    pub run: RunArgs,
     #[command(flatten)]
     pub outputs: OutputArgs,
 }

@@ -281,3 +281,31 @@ pub struct CheckpointArgs {
     #[arg(long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
 }
+
+/// A training run's flags, shared by `train` and `sweep`: its data, device, validation, model,
+/// optimizer, learning rate, batches, residency, length, schedule and monitoring.
+#[derive(Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[command(flatten)]
+    pub validation: ValidationArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub optimizer: OptimizerArgs,
+    #[command(flatten)]
+    pub lr: LearningRateArgs,
+    #[command(flatten)]
+    pub batches: BatchArgs,
+    #[command(flatten)]
+    pub residency: ResidencyArgs,
+    #[command(flatten)]
+    pub length: LengthArgs,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    #[command(flatten)]
+    pub monitor: MonitorArgs,
+}
