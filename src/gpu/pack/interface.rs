@@ -1,0 +1,248 @@
+//! The [`Pack`] trait on the GPU pack.
+
+use super::*;
+
+impl Pack for GpuPack {
+    fn describe(&self) -> String {
+        format!("gpu: {}", self.ctx.describe())
+    }
+
+    fn models(&self) -> usize {
+        self.models
+    }
+
+    fn setup(&self, k: usize) -> Setup {
+        self.setup.setup(k)
+    }
+
+    fn step(&mut self, batch: &Batch<'_>) -> Result<()> {
+        batch.check(&self.setup.model, self.setup.loss)?;
+        let rows = self.check_rows(batch.rows())?;
+        self.upload_batch(batch);
+        let class_targets = matches!(batch.targets, TargetsView::Classes(_));
+        self.train_step(rows, class_targets, false)
+    }
+
+    fn last_losses(&mut self) -> Result<Vec<f32>> {
+        if self.steps == 0 {
+            return Err(Error::NoStepYet);
+        }
+        let bytes = METRICS_WORDS * 4 * self.models as u64;
+        let raw = self
+            .ctx
+            .read_back(&self.metrics_train, 0, bytes, "the loss")?;
+        Ok(raw
+            .chunks_exact(METRICS_WORDS as usize)
+            .map(|m| m[LAST_LOSS])
+            .collect())
+    }
+
+    fn gradients(&mut self, k: usize) -> Result<Parameters> {
+        self.read_model(&self.grads, k, "the gradients")
+    }
+
+    fn parameters(&mut self, k: usize) -> Result<Parameters> {
+        self.read_model(&self.params, k, "the parameters")
+    }
+
+    fn set_parameters(&mut self, k: usize, parameters: &Parameters) -> Result<()> {
+        check_model(k, self.models)?;
+        parameters.check_shapes(&self.setup.model)?;
+        self.write_parameters(k, parameters);
+        self.ctx.check_errors("uploading parameters")
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn synchronize(&mut self) -> Result<()> {
+        self.ctx.wait("waiting for submitted steps")
+    }
+
+    fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()> {
+        check_learning_rates(&self.setup, lrs)?;
+        self.lrs.copy_from_slice(lrs);
+        Ok(())
+    }
+
+    fn set_clip_norm(&mut self, max_norm: Option<f32>) -> Result<()> {
+        check_clip_norm(max_norm)?;
+        match max_norm {
+            Some(norm) => {
+                let binding = self.ctx.limits().max_storage_buffer_binding_size / 4;
+                if self.models as u64 * self.layout.total <= binding {
+                    let params: [u32; 4] = [
+                        self.layout.total as u32,
+                        norm.to_bits(),
+                        self.layout.total as u32,
+                        0,
+                    ];
+                    self.ctx.queue.write_buffer(
+                        &self.clip_params,
+                        0,
+                        bytemuck::cast_slice(&params),
+                    );
+                } else {
+                    self.clip_chunked = self.chunked_clip(norm, binding)?;
+                }
+            }
+            None => self.ctx.queue.write_buffer(
+                &self.clip_scale,
+                0,
+                bytemuck::cast_slice(&vec![1.0f32; self.models]),
+            ),
+        }
+        self.clip_norm = max_norm;
+        Ok(())
+    }
+
+    fn freeze(&mut self, k: usize) -> Result<()> {
+        check_model(k, self.models)?;
+        if !self.frozen[k] {
+            self.frozen[k] = true;
+            self.record_update();
+            self.ctx.check_errors("freezing a model")?;
+        }
+        Ok(())
+    }
+
+    fn take_metrics(&mut self) -> Result<Vec<Metrics>> {
+        self.take(&self.metrics_train, "the training metrics")
+    }
+
+    fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Vec<Metrics>> {
+        batch.check(&self.setup.model, self.setup.loss)?;
+        self.ctx.queue.write_buffer(
+            &self.metrics_eval,
+            0,
+            &vec![0u8; (METRICS_WORDS * 4) as usize * self.models],
+        );
+        let class_targets = matches!(batch.targets, TargetsView::Classes(_));
+        for start in (0..batch.rows()).step_by(self.max_batch) {
+            let end = (start + self.max_batch).min(batch.rows());
+            let chunk = Batch::new(
+                batch.features.slice(ndarray::s![start..end, ..]),
+                match batch.targets {
+                    TargetsView::Classes(c) => TargetsView::Classes(&c[start..end]),
+                    TargetsView::Dense(d) => {
+                        TargetsView::Dense(d.slice_move(ndarray::s![start..end, ..]))
+                    }
+                },
+            );
+            let rows = (end - start) as u32;
+            self.upload_batch(&chunk);
+            self.prepare_shapes(rows, class_targets);
+            self.submit(&[&self.forward, &self.loss_eval], rows);
+        }
+        self.take(&self.metrics_eval, "the evaluation metrics")
+    }
+
+    fn load_resident(&mut self, data: Arc<Dataset>) -> Result<()> {
+        let model = &self.setup.model;
+        let all = Batch::new(data.features.view(), data.targets.view());
+        all.check(model, self.setup.loss)?;
+        let max_dim = self.ctx.limits().max_compute_workgroups_per_dimension as usize;
+        if self.max_batch > max_dim {
+            return Err(Error::Usage(format!(
+                "batches of {} rows are over this device's {max_dim} workgroups per dimension for \
+                 gathering on the GPU; stream the data instead",
+                self.max_batch
+            )));
+        }
+        let align = u64::from(self.ctx.limits().min_storage_buffer_offset_alignment);
+        MemoryEstimate::for_pack(&self.setup, self.max_batch, align)
+            .with_resident(data.rows(), model.inputs(), model.outputs())
+            .check(self.ctx.device_memory(), RESIDENT_HINT)?;
+        let ctx = self.ctx.clone();
+        let resident = ctx.scoped("uploading the dataset to the GPU", || {
+            let usage = wgpu::BufferUsages::COPY_DST;
+            let upload = |name: String, bytes: &[u8]| -> Result<wgpu::Buffer> {
+                let buffer = ctx.storage_buffer(&name, bytes.len() as u64, usage, RESIDENT_HINT)?;
+                ctx.queue.write_buffer(&buffer, 0, bytes);
+                Ok(buffer)
+            };
+            let (n, inputs, outputs) = (data.rows(), model.inputs(), model.outputs());
+            let features = data.features.as_standard_layout();
+            let features = upload(
+                format!("dataset features [{n}, {inputs}]"),
+                bytemuck::cast_slice(features.as_slice().expect("standard layout")),
+            )?;
+            let (dense, classes, class_targets) = match &data.targets {
+                Targets::Classes(c) => (
+                    upload("unused".into(), &[0; 4])?,
+                    upload(format!("dataset classes [{n}]"), bytemuck::cast_slice(c))?,
+                    true,
+                ),
+                Targets::Dense(d) => {
+                    let d = d.as_standard_layout();
+                    let bytes = bytemuck::cast_slice(d.as_slice().expect("standard layout"));
+                    (
+                        upload(format!("dataset targets [{n}, {outputs}]"), bytes)?,
+                        upload("unused".into(), &[0; 4])?,
+                        false,
+                    )
+                }
+            };
+            let bind_group = bind_in_order(
+                &ctx.device,
+                "gather",
+                &self.ctx.kernels().gather_layout,
+                [
+                    &self.indices,
+                    &features,
+                    &dense,
+                    &classes,
+                    &self.input,
+                    &self.dense_targets,
+                    &self.class_targets,
+                    &self.gather_dims,
+                ]
+                .map(|b| b.as_entire_binding()),
+            );
+            let width = inputs + if class_targets { 1 } else { outputs };
+            Ok(Resident {
+                rows: n,
+                class_targets,
+                gather: Dispatch {
+                    kind: KernelKind::Gather,
+                    pipeline: self.gather.clone(),
+                    bind_group,
+                    grid: Grid::Gather {
+                        width: width as u32,
+                    },
+                },
+            })
+        })?;
+        self.resident = Some(resident);
+        Ok(())
+    }
+
+    fn step_resident(&mut self, indices: &[u32]) -> Result<()> {
+        let resident = self.resident.as_ref().ok_or_else(|| {
+            Error::Usage("step_resident needs a dataset: call load_resident first".into())
+        })?;
+        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= resident.rows) {
+            return Err(Error::Usage(format!(
+                "row index {bad} is beyond the dataset's {} rows",
+                resident.rows
+            )));
+        }
+        let class_targets = resident.class_targets;
+        let rows = self.check_rows(indices.len())?;
+        let model = &self.setup.model;
+        let dims = [
+            rows,
+            model.inputs() as u32,
+            model.outputs() as u32,
+            u32::from(class_targets),
+        ];
+        self.ctx
+            .queue
+            .write_buffer(&self.gather_dims, 0, bytemuck::cast_slice(&dims));
+        self.ctx
+            .queue
+            .write_buffer(&self.indices, 0, bytemuck::cast_slice(indices));
+        self.train_step(rows, class_targets, true)
+    }
+}

@@ -1,0 +1,132 @@
+//! Each model's parameters, optimizer state, learning rate and predictions: written into and
+//! read out of the pack's flat buffers.
+
+use super::*;
+
+impl GpuPack {
+    /// The maximum number of rows per batch this pack was built for.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// The device this pack runs on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Element offset of model `k`'s tensors in the flat buffers.
+    pub(super) fn model_offset(&self, k: usize) -> u64 {
+        k as u64 * self.layout.total
+    }
+
+    pub(super) fn write_parameters(&self, k: usize, params: &Parameters) {
+        let flat = self.layout.pack(params);
+        self.ctx.queue.write_buffer(
+            &self.params,
+            self.model_offset(k) * 4,
+            bytemuck::cast_slice(&flat),
+        );
+    }
+
+    /// Reads model `k`'s share of a flat buffer back, as parameters.
+    pub(super) fn read_model(
+        &self,
+        buffer: &wgpu::Buffer,
+        k: usize,
+        what: &str,
+    ) -> Result<Parameters> {
+        check_model(k, self.models)?;
+        let flat = self.ctx.read_back(
+            buffer,
+            self.model_offset(k) * 4,
+            self.layout.total * 4,
+            what,
+        )?;
+        Ok(self.layout.unpack(&flat, &self.setup.model))
+    }
+
+    pub(super) fn check_rows(&self, rows: usize) -> Result<u32> {
+        if rows == 0 {
+            return Err(Error::EmptyBatch);
+        }
+        if rows > self.max_batch {
+            return Err(Error::BatchTooLarge {
+                rows,
+                max: self.max_batch,
+            });
+        }
+        Ok(rows as u32)
+    }
+
+    /// The learning rate of model `k`'s next step.
+    pub fn learning_rate(&self, k: usize) -> f64 {
+        self.lrs[k]
+    }
+
+    /// Model `k`'s outputs for `features` (`[rows, inputs]` → `[rows, outputs]`).
+    pub fn predict(&mut self, k: usize, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        check_model(k, self.models)?;
+        let model = &self.setup.model;
+        model.check_features(&features)?;
+        let outputs = model.outputs();
+        let mut result = Vec::with_capacity(features.nrows() * outputs);
+        let class_targets = self.current.is_some_and(|(_, classes)| classes);
+        let offset = (k * self.max_batch * outputs * 4) as u64;
+        for chunk in features.axis_chunks_iter(ndarray::Axis(0), self.max_batch) {
+            let rows = self.check_rows(chunk.nrows())?;
+            self.upload_features(chunk);
+            self.prepare_shapes(rows, class_targets);
+            self.submit(&[&self.forward], rows);
+            let bytes = u64::from(rows) * outputs as u64 * 4;
+            result.extend(
+                self.ctx
+                    .read_back(&self.output, offset, bytes, "predictions")?,
+            );
+        }
+        Ok(Array2::from_shape_vec((features.nrows(), outputs), result)
+            .expect("one output row per feature row"))
+    }
+
+    /// Model `k`'s optimizer state.
+    pub fn optimizer_state(&mut self, k: usize) -> Result<OptimizerState> {
+        check_model(k, self.models)?;
+        let mut slots = Vec::new();
+        for slot in self.setup.members[k].optimizer.state_slots() {
+            let (_, buffer) = self
+                .state
+                .iter()
+                .find(|(index, _)| *index == slot.index)
+                .expect("every member's slots are allocated");
+            slots.push((
+                slot.name.to_string(),
+                self.read_model(buffer, k, "the optimizer state")?,
+            ));
+        }
+        Ok(OptimizerState {
+            steps: self.steps,
+            slots,
+        })
+    }
+
+    /// Restores model `k`'s optimizer state (slots by name), and the pack's step count.
+    pub fn set_optimizer_state(&mut self, k: usize, state: &OptimizerState) -> Result<()> {
+        check_model(k, self.models)?;
+        check_optimizer_state(&self.setup.setup(k), state)?;
+        let slots = self.setup.members[k].optimizer.state_slots();
+        for (slot, (_, values)) in slots.iter().zip(&state.slots) {
+            let (_, buffer) = self
+                .state
+                .iter()
+                .find(|(index, _)| *index == slot.index)
+                .expect("every member's slots are allocated");
+            let flat = self.layout.pack(values);
+            self.ctx.queue.write_buffer(
+                buffer,
+                self.model_offset(k) * 4,
+                bytemuck::cast_slice(&flat),
+            );
+        }
+        self.steps = state.steps;
+        self.ctx.check_errors("uploading the optimizer state")
+    }
+}

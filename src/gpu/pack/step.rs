@@ -1,0 +1,219 @@
+//! One step on the device: the shape uniforms, the batch's upload, the recording of the
+//! step's dispatches into one command buffer and its submit, and the metrics' read-back.
+
+use super::*;
+
+impl GpuPack {
+    /// Rewrites the shape uniforms when the batch's row count or target kind changed.
+    pub(super) fn prepare_shapes(&mut self, rows: u32, class_targets: bool) {
+        if self.current == Some((rows, class_targets)) {
+            return;
+        }
+        let outputs = self.setup.model.outputs();
+        for (slot, shape) in self.shapes.iter().enumerate() {
+            match *shape {
+                Shape::Matmul {
+                    m,
+                    n,
+                    k,
+                    strides,
+                    lda,
+                    offset_a,
+                    ldc,
+                    offset_c,
+                } => self.dims.set(
+                    slot,
+                    bytemuck::bytes_of(&MatmulDims {
+                        m: m.at(rows),
+                        n: n.at(rows),
+                        k: k.at(rows),
+                        lda,
+                        strides,
+                        ldc,
+                        offset_a,
+                        offset_c,
+                        _pad: 0,
+                    }),
+                ),
+                Shape::Loss => self.dims.set(
+                    slot,
+                    bytemuck::bytes_of(&LossDims {
+                        rows,
+                        cols: outputs as u32,
+                        class_targets: u32::from(class_targets),
+                        _pad: 0,
+                        norm: self.setup.loss.normalizer(rows as usize, outputs),
+                        stride_out: (self.max_batch * outputs) as u32,
+                        stride_rows: self.max_batch as u32,
+                        _pad1: 0,
+                    }),
+                ),
+                Shape::Columns {
+                    cols,
+                    stride_in,
+                    stride_out,
+                } => self.dims.set(
+                    slot,
+                    bytemuck::bytes_of(&ReduceDims {
+                        rows,
+                        cols,
+                        stride_in,
+                        stride_out,
+                    }),
+                ),
+            }
+        }
+        self.dims.upload(&self.ctx.queue);
+        self.current = Some((rows, class_targets));
+    }
+
+    /// Queues the upload of a batch's features and targets.
+    pub(super) fn upload_batch(&self, batch: &Batch<'_>) {
+        self.upload_features(batch.features);
+        let queue = &self.ctx.queue;
+        match batch.targets {
+            TargetsView::Classes(classes) => {
+                queue.write_buffer(&self.class_targets, 0, bytemuck::cast_slice(classes))
+            }
+            TargetsView::Dense(values) => {
+                let values = values.as_standard_layout();
+                let values = values.as_slice().expect("standard layout is contiguous");
+                queue.write_buffer(&self.dense_targets, 0, bytemuck::cast_slice(values));
+            }
+        }
+    }
+
+    /// Records and submits one training step on the batch now in the input buffers (or, with
+    /// `gathered`, on the rows the gather dispatch will copy there first).
+    pub(super) fn train_step(
+        &mut self,
+        rows: u32,
+        class_targets: bool,
+        gathered: bool,
+    ) -> Result<()> {
+        self.prepare_shapes(rows, class_targets);
+        self.steps += 1;
+        self.coefficient_bytes.clear();
+        for (member, &lr) in self.setup.members.iter().zip(&self.lrs) {
+            let c = member.optimizer.with_lr(lr).coefficients(self.steps);
+            self.coefficient_bytes.extend_from_slice(c.as_bytes());
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.coefficients, 0, &self.coefficient_bytes);
+        let gather = match (&self.resident, gathered) {
+            (Some(resident), true) => std::slice::from_ref(&resident.gather),
+            _ => &[],
+        };
+        let clip = match (self.clip_norm, self.clip_chunked.is_empty()) {
+            (None, _) => &[],
+            (Some(_), true) => std::slice::from_ref(&self.clip),
+            (Some(_), false) => &self.clip_chunked[..],
+        };
+        self.submit(
+            &[
+                gather,
+                &self.forward,
+                &self.loss_train,
+                &self.backward,
+                clip,
+                &self.update,
+            ],
+            rows,
+        );
+        self.ctx
+            .check_errors(&format!("running training step {}", self.steps))
+    }
+
+    /// Reads a metrics buffer back and zeroes its totals (keeping each model's last loss).
+    pub(super) fn take(&self, buffer: &wgpu::Buffer, what: &str) -> Result<Vec<Metrics>> {
+        let bytes = METRICS_WORDS * 4 * self.models as u64;
+        let raw = self.ctx.read_back(buffer, 0, bytes, what)?;
+        let kept: Vec<f32> = raw
+            .chunks_exact(METRICS_WORDS as usize)
+            .flat_map(|m| {
+                let mut words = [0.0; METRICS_WORDS as usize];
+                words[LAST_LOSS] = m[LAST_LOSS];
+                words
+            })
+            .collect();
+        self.ctx
+            .queue
+            .write_buffer(buffer, 0, bytemuck::cast_slice(&kept));
+        Ok(raw
+            .chunks_exact(METRICS_WORDS as usize)
+            .map(|m| Metrics {
+                loss_sum: m[0],
+                rows: u64::from(m[1].to_bits()),
+                correct: u64::from(m[2].to_bits()),
+                nonfinite: m[3].to_bits() != 0,
+            })
+            .collect())
+    }
+
+    /// Queues the upload of `features` into the input buffer.
+    pub(super) fn upload_features(&self, features: ArrayView2<'_, f32>) {
+        let features = features.as_standard_layout();
+        let values = features.as_slice().expect("standard layout is contiguous");
+        self.ctx
+            .queue
+            .write_buffer(&self.input, 0, bytemuck::cast_slice(values));
+    }
+
+    /// Records `dispatches` into one compute pass and submits it (when profiling, each into a
+    /// pass of its own between two timestamps).
+    pub(super) fn submit(&self, dispatches: &[&[Dispatch]], rows: u32) {
+        let max_dim = self.ctx.limits().max_compute_workgroups_per_dimension;
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        if let Some(profile) = &self.profile {
+            let all: Vec<&Dispatch> = dispatches
+                .iter()
+                .flat_map(|d| d.iter())
+                .take(PROFILE_CAPACITY as usize / 2)
+                .collect();
+            let queries = &profile.timing.queries;
+            for (i, dispatch) in all.iter().enumerate() {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(dispatch.kind.name()),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: queries,
+                        beginning_of_pass_write_index: Some(2 * i as u32),
+                        end_of_pass_write_index: Some(2 * i as u32 + 1),
+                    }),
+                });
+                let (x, y, z) = dispatch.grid.workgroups(rows, max_dim, self.models as u32);
+                pass.set_pipeline(&dispatch.pipeline);
+                pass.set_bind_group(0, &dispatch.bind_group, &[]);
+                pass.dispatch_workgroups(x, y, z);
+            }
+            let count = 2 * all.len() as u32;
+            encoder.resolve_query_set(queries, 0..count, &profile.timing.resolved, 0);
+            *profile.launches.borrow_mut() = all.iter().map(|d| d.kind).collect();
+            self.ctx.queue.submit([encoder.finish()]);
+            return;
+        }
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: self
+                    .timing
+                    .as_ref()
+                    .map(|t| wgpu::ComputePassTimestampWrites {
+                        query_set: &t.queries,
+                        beginning_of_pass_write_index: Some(0),
+                        end_of_pass_write_index: Some(1),
+                    }),
+            });
+            for dispatch in dispatches.iter().flat_map(|d| d.iter()) {
+                let (x, y, z) = dispatch.grid.workgroups(rows, max_dim, self.models as u32);
+                pass.set_pipeline(&dispatch.pipeline);
+                pass.set_bind_group(0, &dispatch.bind_group, &[]);
+                pass.dispatch_workgroups(x, y, z);
+            }
+        }
+        if let Some(t) = &self.timing {
+            encoder.resolve_query_set(&t.queries, 0..2, &t.resolved, 0);
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+    }
+}
