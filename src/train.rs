@@ -251,13 +251,19 @@ fn tolerated(written: Result<()>) -> Result<Option<String>> {
     }
 }
 
-/// The epoch order of `config` over `data`, the batches per epoch and the steps of the run.
-pub(crate) fn run_length(data: &TrainData, config: &TrainConfig) -> Result<(Order, u64, u64)> {
-    if config.epochs == 0 || config.max_steps == Some(0) {
+/// Refuses a run length that trains nothing: 0 epochs or 0 steps.
+pub fn check_length(epochs: Option<u64>, max_steps: Option<u64>) -> Result<()> {
+    if epochs == Some(0) || max_steps == Some(0) {
         return Err(Error::Usage(
             "--epochs 0 or --max-steps 0 trains nothing; give at least 1".into(),
         ));
     }
+    Ok(())
+}
+
+/// The epoch order of `config` over `data`, the batches per epoch and the steps of the run.
+pub(crate) fn run_length(data: &TrainData, config: &TrainConfig) -> Result<(Order, u64, u64)> {
+    check_length(Some(config.epochs), config.max_steps)?;
     let order = Order::new(
         data.rows(),
         config.batch_size,

@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use downhill::fsio::check_output;
+
+use super::args::RunArgs;
 use downhill::{Error, Result};
 
 use crate::cli::output::errln;
@@ -71,4 +73,18 @@ pub fn finish<T>(failures: Vec<Error>, outcome: T) -> Result<T> {
             )))
         }
     }
+}
+
+/// The files a training run reads (data, validation data, starting parameters), named by their
+/// flags, for [`check_distinct`].
+pub fn run_inputs(run: &RunArgs) -> Vec<(&'static str, Option<&Path>)> {
+    vec![
+        ("--features", run.data.features.as_deref()),
+        ("--targets", run.data.targets.as_deref()),
+        ("--data", run.data.data.as_deref()),
+        ("--val-features", run.validation.val_features.as_deref()),
+        ("--val-targets", run.validation.val_targets.as_deref()),
+        ("--val-data", run.validation.val_data.as_deref()),
+        ("--init", run.model.init.as_deref()),
+    ]
 }

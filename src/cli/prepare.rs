@@ -125,11 +125,8 @@ pub fn prepare(a: &RunFlags<'_>) -> Result<Prepared> {
     if a.batch_size == 0 {
         return Err(Error::Usage("--batch-size must be at least 1".into()));
     }
-    if a.epochs == Some(0) || a.max_steps == Some(0) {
-        return Err(Error::Usage(
-            "--epochs 0 or --max-steps 0 trains nothing; give at least 1".into(),
-        ));
-    }
+    // Before any data is loaded.
+    downhill::train::check_length(a.epochs, a.max_steps)?;
     let default_run = !a.data.given();
     let standardize_features = a.model.standardize || default_run;
     let epochs = a.epochs.unwrap_or(if default_run { 30 } else { 10 });
@@ -458,6 +455,17 @@ pub fn run_config(
             }
         },
     })
+}
+
+/// [`run_config`] for a training run's flags over `epochs`.
+pub fn run_config_of(run: &RunArgs, epochs: u64) -> Result<TrainConfig> {
+    run_config(
+        &run.batches,
+        run.residency.residency,
+        (epochs, run.length.max_steps),
+        &run.schedule,
+        &run.monitor,
+    )
 }
 
 /// The library's residency for the flag's choice.

@@ -20,8 +20,8 @@ use serde_json::json;
 use super::args::{CheckFormat, SweepArgs};
 use super::common::on_device;
 use super::metrics_log::MetricsLog;
-use super::outputs::{check_distinct, check_outputs, finish};
-use super::prepare::{Prepared, RunFlags, prepare, run_config};
+use super::outputs::{check_distinct, check_outputs, finish, run_inputs};
+use super::prepare::{Prepared, RunFlags, prepare, run_config_of};
 use super::signals::StopSignal;
 use super::tensorboard::{TensorBoardLog, run_name};
 use crate::cli::output::{errln, outln};
@@ -276,18 +276,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         ("--tensorboard", a.outputs.tensorboard.as_deref()),
     ];
     check_outputs(&outputs[..3])?;
-    check_distinct(
-        &outputs,
-        &[
-            ("--features", a.run.data.features.as_deref()),
-            ("--targets", a.run.data.targets.as_deref()),
-            ("--data", a.run.data.data.as_deref()),
-            ("--val-features", a.run.validation.val_features.as_deref()),
-            ("--val-targets", a.run.validation.val_targets.as_deref()),
-            ("--val-data", a.run.validation.val_data.as_deref()),
-            ("--init", a.run.model.init.as_deref()),
-        ],
-    )?;
+    check_distinct(&outputs, &run_inputs(&a.run))?;
     if let Some(dir) = &a.outputs.tensorboard {
         downhill::tensorboard::check_log_dir(dir, "--tensorboard")?;
     }
@@ -334,13 +323,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         Some(source) => TrainData::Mapped(Arc::new(source)),
         None => TrainData::Memory(Arc::new(train_data)),
     };
-    let config = run_config(
-        &a.run.batches,
-        a.run.residency.residency,
-        (epochs, a.run.length.max_steps),
-        &a.run.schedule,
-        &a.run.monitor,
-    )?;
+    let config = run_config_of(&a.run, epochs)?;
     let mut reporter = Reporter {
         bar: None,
         quiet: a.outputs.quiet,

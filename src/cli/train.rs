@@ -18,8 +18,8 @@ use serde_json::json;
 use super::args::{OptimizerArgs, TrainArgs};
 use super::common::{engine, state_path};
 use super::metrics_log::MetricsLog;
-use super::outputs::{check_distinct, check_outputs, finish};
-use super::prepare::{Prepared, RunFlags, prepare, run_config};
+use super::outputs::{check_distinct, check_outputs, finish, run_inputs};
+use super::prepare::{Prepared, RunFlags, prepare, run_config_of};
 use super::signals::StopSignal;
 use super::tensorboard::TensorBoardLog;
 use crate::cli::output::{errln, outln};
@@ -223,25 +223,15 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
             .ok()
             .is_some_and(|r| Some(r) == state)
     });
-    check_distinct(
-        &outputs,
-        &[
-            ("--features", a.run.data.features.as_deref()),
-            ("--targets", a.run.data.targets.as_deref()),
-            ("--data", a.run.data.data.as_deref()),
-            ("--val-features", a.run.validation.val_features.as_deref()),
-            ("--val-targets", a.run.validation.val_targets.as_deref()),
-            ("--val-data", a.run.validation.val_data.as_deref()),
-            ("--init", a.run.model.init.as_deref()),
-            (
-                "--resume",
-                a.checkpoints
-                    .resume
-                    .as_deref()
-                    .filter(|_| !resumed_in_place),
-            ),
-        ],
-    )?;
+    let mut inputs = run_inputs(&a.run);
+    inputs.push((
+        "--resume",
+        a.checkpoints
+            .resume
+            .as_deref()
+            .filter(|_| !resumed_in_place),
+    ));
+    check_distinct(&outputs, &inputs)?;
     if let Some(dir) = &a.outputs.tensorboard {
         downhill::tensorboard::check_log_dir(dir, "--tensorboard")?;
     }
@@ -284,13 +274,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
             target_standardizer: target_stats.clone(),
             run_flags: Some(run_flags),
         }),
-        ..run_config(
-            &a.run.batches,
-            a.run.residency.residency,
-            (epochs, a.run.length.max_steps),
-            &a.run.schedule,
-            &a.run.monitor,
-        )?
+        ..run_config_of(&a.run, epochs)?
     };
     let mut reporter = Reporter {
         bar: None,

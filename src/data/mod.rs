@@ -100,6 +100,11 @@ impl Dataset {
     }
 }
 
+/// `v` as a class index: a whole number from 0 up to `u32::MAX`.
+pub fn class_index(v: f32) -> Option<u32> {
+    (v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f32).then_some(v as u32)
+}
+
 /// Converts raw target values for `loss`: one integer column becomes class indices for
 /// cross-entropy; everything else stays as float targets.
 pub fn targets_for(values: Array2<f32>, loss: Loss, name: &str) -> Result<Targets> {
@@ -110,8 +115,8 @@ pub fn targets_for(values: Array2<f32>, loss: Loss, name: &str) -> Result<Target
         .iter()
         .enumerate()
         .map(|(row, &v)| {
-            if v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f32 {
-                Ok(v as u32)
+            if let Some(class) = class_index(v) {
+                Ok(class)
             } else {
                 Err(Error::Data {
                     source_name: name.to_string(),

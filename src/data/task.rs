@@ -31,7 +31,7 @@ pub struct Inferred {
     pub largest: u32,
 }
 
-/// The labels in `values` when it is one column of non-negative integers (each below 2³²).
+/// The labels in `values` when it is one column of class indices (see [`super::class_index`]).
 pub fn labels(values: &Array2<f32>) -> Option<Vec<u32>> {
     if values.ncols() != 1 {
         return None;
@@ -39,7 +39,7 @@ pub fn labels(values: &Array2<f32>) -> Option<Vec<u32>> {
     values
         .column(0)
         .iter()
-        .map(|&v| (v >= 0.0 && v.fract() == 0.0 && v < 4.294_967e9).then_some(v as u32))
+        .map(|&v| super::class_index(v))
         .collect()
 }
 
