@@ -38,7 +38,7 @@ fn main() -> downhill::Result<()> {
         }
     }
     for engine in [&mut gpu as &mut dyn Engine, &mut cpu] {
-        let metrics = engine.evaluate(&batch)?;
+        let metrics = engine.evaluate(&batch)?[0];
         let accuracy = metrics.accuracy(Loss::CrossEntropy).unwrap_or(0.0);
         println!(
             "train accuracy on {}: {:.1}%",
@@ -49,8 +49,8 @@ fn main() -> downhill::Result<()> {
     // Exact agreement is promised over the first steps (tests/trajectories.rs); over hundreds of
     // Adam steps, rounding differences in near-zero gradients grow into small parameter drift.
     let worst = worst_difference(
-        &gpu.parameters()?,
-        &cpu.parameters()?,
+        &gpu.parameters(0)?,
+        &cpu.parameters(0)?,
         Tolerance { rel: 0.0, abs: 1.0 },
     );
     println!(

@@ -1,9 +1,17 @@
-//! The one interface both engines implement; the trainer and every tool speak only to it.
+//! The one interface both engines implement over K ≥ 1 models of one architecture; the trainer
+//! and every tool speak only to it.
+//!
+//! Model `k` of an engine has its own starting parameters `θ_k`, its own optimizer
+//! hyperparameters (the optimizer kind is shared) and its own optimizer state; every step applies
+//! `θ_k ← update_k(θ_k, ∂L(θ_k; batch)/∂θ_k)` to every model that is not frozen, on the same
+//! batch, so model `k` follows exactly the trajectory it would follow trained alone. K = 1 is an
+//! ordinary run; K > 1 is a sweep or restarts trained side by side.
 
 use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
+use crate::accumulate::Part;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::loss::{Batch, Loss};
@@ -111,70 +119,213 @@ pub struct Setup {
     pub optimizer: Optimizer,
 }
 
-/// A device that trains one model: the CPU reference or a GPU.
+/// One model of several: its optimizer and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// The optimizer with this model's hyperparameters (the same kind for every member).
+    pub optimizer: Optimizer,
+    /// Its starting parameters.
+    pub parameters: Parameters,
+}
+
+/// What an engine of K models trains: one architecture and loss, and its members.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackSetup {
+    /// The architecture all members share.
+    pub model: ModelSpec,
+    /// The loss all members share.
+    pub loss: Loss,
+    /// The models, in order.
+    pub members: Vec<Member>,
+}
+
+impl PackSetup {
+    /// One model, `setup`, starting from `parameters`.
+    pub fn one(setup: Setup, parameters: &Parameters) -> Self {
+        Self {
+            model: setup.model,
+            loss: setup.loss,
+            members: vec![Member {
+                optimizer: setup.optimizer,
+                parameters: parameters.clone(),
+            }],
+        }
+    }
+
+    /// Checks that there is at least one member, that every member's parameters fit the model,
+    /// that their hyperparameters are valid, and that they all use one kind of optimizer.
+    pub fn validate(&self) -> Result<()> {
+        let first = self
+            .members
+            .first()
+            .ok_or_else(|| Error::Usage("an engine needs at least one model".into()))?;
+        for (k, member) in self.members.iter().enumerate() {
+            member.optimizer.validate()?;
+            member.parameters.check_shapes(&self.model)?;
+            if member.optimizer.name() != first.optimizer.name() {
+                return Err(Error::Usage(format!(
+                    "model {k} of the pack uses {} but model 0 uses {}: the models of one pack \
+                     share their kind of optimizer",
+                    member.optimizer.name(),
+                    first.optimizer.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The single-model setup of member `k`.
+    pub fn setup(&self, k: usize) -> Setup {
+        Setup {
+            model: self.model.clone(),
+            loss: self.loss,
+            optimizer: self.members[k].optimizer,
+        }
+    }
+}
+
+/// Checks a model index given to an [`Engine`] method.
+pub(crate) fn check_model(k: usize, models: usize) -> Result<()> {
+    if k >= models {
+        return Err(Error::Usage(format!(
+            "model {k} is beyond the engine's {models} models"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the per-model learning rates given to [`Engine::set_learning_rates`]: one valid rate
+/// per model.
+pub(crate) fn check_learning_rates(setups: &[Setup], lrs: &[f64]) -> Result<()> {
+    if lrs.len() != setups.len() {
+        return Err(Error::Usage(format!(
+            "{} learning rates for an engine of {} models",
+            lrs.len(),
+            setups.len()
+        )));
+    }
+    setups
+        .iter()
+        .zip(lrs)
+        .try_for_each(|(s, &lr)| check_learning_rate(&s.optimizer, lr))
+}
+
+/// A device that trains K ≥ 1 models of one architecture in lock step on the same batches: the
+/// CPU reference or a GPU (see the module documentation).
 ///
-/// A step is forward, loss, backward and optimizer update on one batch. Engines do not
-/// read anything back during a step; the loss, gradients and parameters are copied out only
-/// when asked for.
+/// Training is split at a seam: [`Engine::accumulate`] computes (and accumulates, over the
+/// mini-batches of a group) the gradients of every model, which [`Engine::gradients`] exposes
+/// and [`Engine::set_gradients`] replaces, and the update applies them: in the same submission
+/// when the mini-batch is the last of its group, or by [`Engine::apply_update`]. A plain
+/// [`Engine::step`] is both, one command buffer and one submit on a GPU. Engines do not read
+/// anything back during a step; losses, gradients and parameters are copied out only when asked
+/// for.
 pub trait Engine {
     /// A one-line description of where this engine runs (adapter name and backend, or the CPU).
     fn describe(&self) -> String;
 
-    /// The model, loss and optimizer being trained.
-    fn setup(&self) -> &Setup;
+    /// How many models the engine trains.
+    fn models(&self) -> usize;
 
-    /// One training step on `batch`: `θ ← update(θ, ∂L(θ; batch)/∂θ)`.
-    fn step(&mut self, batch: &Batch<'_>) -> Result<()>;
+    /// Model `k`'s architecture, loss and optimizer (with its starting learning rate).
+    fn setup(&self, k: usize) -> Setup;
 
-    /// The loss of the most recent step, before its update (reads it back on a GPU).
-    fn last_loss(&mut self) -> Result<f32>;
+    /// Forward, loss and backward of every model that is not frozen on `batch`, one mini-batch
+    /// of a group (see [`crate::accumulate`]): the gradient of the group's mean loss is
+    /// accumulated, and when `part.last`, every such model is updated,
+    /// `θ ← update(θ, clip(g))`.
+    fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()>;
 
-    /// The gradients of the most recent step, shaped like the parameters.
-    fn gradients(&mut self) -> Result<Parameters>;
+    /// [`Engine::accumulate`] on the rows `indices` of the resident dataset.
+    fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()>;
 
-    /// The current parameters.
-    fn parameters(&mut self) -> Result<Parameters>;
+    /// Clips and applies the gradients as they stand to every model that is not frozen, and
+    /// counts a step: for gradients accumulated without a last mini-batch (and, say, reduced
+    /// across devices in between).
+    fn apply_update(&mut self) -> Result<()>;
 
-    /// Replaces the parameters (optimizer state and step count are kept).
-    fn set_parameters(&mut self, parameters: &Parameters) -> Result<()>;
+    /// One training step on `batch`: `θ ← update(θ, ∂L(θ; batch)/∂θ)` for every model that is
+    /// not frozen.
+    fn step(&mut self, batch: &Batch<'_>) -> Result<()> {
+        self.accumulate(batch, Part::whole(batch.rows()))
+    }
 
-    /// The model's output for `features` (`[rows, inputs]` → `[rows, outputs]`).
-    fn predict(&mut self, features: ArrayView2<'_, f32>) -> Result<Array2<f32>>;
+    /// One training step on the rows `indices` of the resident dataset.
+    fn step_resident(&mut self, indices: &[u32]) -> Result<()> {
+        self.accumulate_resident(indices, Part::whole(indices.len()))
+    }
 
-    /// Number of steps taken.
+    /// Each model's loss of its most recent mini-batch, before its update (reads back on a GPU).
+    fn last_losses(&mut self) -> Result<Vec<f32>>;
+
+    /// Model 0's loss of its most recent mini-batch (see [`Engine::last_losses`]).
+    fn last_loss(&mut self) -> Result<f32> {
+        Ok(self.last_losses()?[0])
+    }
+
+    /// Model `k`'s gradients as accumulated so far (before clipping), shaped like its
+    /// parameters.
+    fn gradients(&mut self, k: usize) -> Result<Parameters>;
+
+    /// Replaces model `k`'s accumulated gradients (for instance with their sum over devices).
+    fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()>;
+
+    /// Model `k`'s current parameters.
+    fn parameters(&mut self, k: usize) -> Result<Parameters>;
+
+    /// Replaces model `k`'s parameters (its optimizer state and the step count are kept).
+    fn set_parameters(&mut self, k: usize, parameters: &Parameters) -> Result<()>;
+
+    /// Model `k`'s output for `features` (`[rows, inputs]` → `[rows, outputs]`).
+    fn predict(&mut self, k: usize, features: ArrayView2<'_, f32>) -> Result<Array2<f32>>;
+
+    /// Optimizer steps taken.
     fn steps(&self) -> u64;
 
-    /// Sets the learning rate of the following steps (what a schedule does).
-    fn set_learning_rate(&mut self, lr: f64) -> Result<()>;
+    /// Sets each model's learning rate of the following steps (what a schedule does), one rate
+    /// per model.
+    fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()>;
 
-    /// The learning rate of the next step.
-    fn learning_rate(&self) -> f64;
+    /// Each model's learning rate of its next step.
+    fn learning_rates(&self) -> Vec<f64>;
 
-    /// Clips gradients by their global norm before each update, as
+    /// Sets every model's learning rate to `lr`.
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        self.set_learning_rates(&vec![lr; self.models()])
+    }
+
+    /// Model 0's learning rate of its next step.
+    fn learning_rate(&self) -> f64 {
+        self.learning_rates()[0]
+    }
+
+    /// Clips every model's gradients by their own global norm before each update, as
     /// `torch.nn.utils.clip_grad_norm_(max_norm)`: `g ← g · min(1, max_norm / (‖g‖₂ + 1e-6))`.
     /// `None` turns clipping off. [`Engine::gradients`] returns gradients before clipping.
     fn set_clip_norm(&mut self, max_norm: Option<f32>) -> Result<()>;
 
-    /// The training metrics accumulated since the last call (over the steps' own forward
-    /// passes, before each update), then resets them. Reads back on a GPU.
-    fn take_metrics(&mut self) -> Result<Metrics>;
+    /// Stops updating model `k`: its parameters and optimizer state stay as they are, the
+    /// others go on.
+    fn freeze(&mut self, k: usize) -> Result<()>;
 
-    /// Loss and accuracy of the current parameters on `batch`, without training (in chunks of
-    /// the engine's maximum batch on a GPU).
-    fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Metrics>;
+    /// Each model's training metrics accumulated since the last call (over the mini-batches'
+    /// own forward passes, before each update), then resets them. Reads back once on a GPU.
+    fn take_metrics(&mut self) -> Result<Vec<Metrics>>;
 
-    /// The optimizer's state.
-    fn optimizer_state(&mut self) -> Result<OptimizerState>;
+    /// Each model's loss and accuracy on `batch` with its current parameters, without training
+    /// (in chunks of the engine's largest batch on a GPU).
+    fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Vec<Metrics>>;
 
-    /// Restores the optimizer's state (slots by name, and the step count).
-    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()>;
+    /// Model `k`'s optimizer state.
+    fn optimizer_state(&mut self, k: usize) -> Result<OptimizerState>;
 
-    /// Keeps `data` on the device, so that [`Engine::step_resident`] gathers batches there.
-    /// Fails when it does not fit the device's limits; the caller then streams batches.
+    /// Restores model `k`'s optimizer state (slots by name), and the step count.
+    fn set_optimizer_state(&mut self, k: usize, state: &OptimizerState) -> Result<()>;
+
+    /// Keeps `data` on the device, so that [`Engine::accumulate_resident`] gathers batches there
+    /// (once for all models). Fails when it does not fit the device's limits; the caller then
+    /// streams batches.
     fn load_resident(&mut self, data: Arc<Dataset>) -> Result<()>;
-
-    /// One training step on the rows `indices` of the resident dataset.
-    fn step_resident(&mut self, indices: &[u32]) -> Result<()>;
 
     /// Blocks until every submitted step has finished (immediate on the CPU, where steps are
     /// synchronous). Timing code calls this; training code never needs to.

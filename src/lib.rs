@@ -25,38 +25,35 @@
 //! # Ok(()) }
 //! ```
 
+pub mod accumulate;
 pub mod checkpoint;
 pub mod compare;
 pub mod cpu;
 pub mod data;
-pub mod divergence;
 pub mod engine;
 pub mod error;
-mod feed;
 pub mod fsio;
 pub mod gpu;
 pub mod host_memory;
 pub mod loss;
 pub mod model;
 pub mod optim;
-pub mod pack;
 pub mod plot;
 pub mod rescue;
 pub mod scores;
-pub mod sweep;
 pub mod tensorboard;
 pub mod tools;
 pub mod train;
 
+pub use accumulate::Part;
 pub use compare::{Tolerance, Worst, worst_difference};
 pub use cpu::CpuEngine;
-pub use engine::{Engine, Setup};
+pub use engine::{Engine, Member, PackSetup, Setup};
 pub use error::{Error, Result};
 pub use gpu::{AdapterRequest, GpuContext, GpuEngine, GpuPack};
 pub use loss::{Batch, Loss, Targets, TargetsView};
 pub use model::{Activation, Layer, LayerParameters, ModelSpec, NamedTensor, Parameters};
 pub use optim::Optimizer;
-pub use pack::{Member, Pack, PackSetup};
 /// The wgpu version downhill is built on, for [`AdapterRequest`] fields and adapter details.
 pub use wgpu;
 

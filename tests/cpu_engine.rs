@@ -51,7 +51,7 @@ fn train_on(threads: usize) -> Parameters {
             let (x, y) = batch_data(10 * seed);
             engine.step(&Batch::new(x.view(), y.view())).unwrap();
         }
-        engine.parameters().unwrap()
+        engine.parameters(0).unwrap()
     })
 }
 
@@ -78,7 +78,7 @@ fn every_chunk_of_a_tensor_is_updated_with_its_own_state() {
     for step in 0..2 {
         let (x, y) = batch_data(step);
         engine.step(&Batch::new(x.view(), y.view())).unwrap();
-        let grads = engine.gradients().unwrap().named_tensors();
+        let grads = engine.gradients(0).unwrap().named_tensors();
         for ((want, b), g) in expected.iter_mut().zip(&mut buffers).zip(&grads) {
             for ((p, b), &g) in want.values.iter_mut().zip(b.iter_mut()).zip(&g.values) {
                 *b = if step == 0 {
@@ -90,7 +90,7 @@ fn every_chunk_of_a_tensor_is_updated_with_its_own_state() {
             }
         }
     }
-    let got = engine.parameters().unwrap().named_tensors();
+    let got = engine.parameters(0).unwrap().named_tensors();
     for (want, got) in expected.iter().zip(&got) {
         let wrong = want
             .values

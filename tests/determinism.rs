@@ -54,7 +54,7 @@ fn train_once() -> (Parameters, Vec<f32>) {
         engine.step(&Batch::new(x.view(), y.view())).unwrap();
         losses.push(engine.last_loss().unwrap());
     }
-    (engine.parameters().unwrap(), losses)
+    (engine.parameters(0).unwrap(), losses)
 }
 
 #[test]

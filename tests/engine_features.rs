@@ -59,8 +59,8 @@ fn learning_rate_changes_apply_to_the_next_step() {
     }
     assert_close(
         "scheduled lr",
-        &g.parameters().unwrap(),
-        &c.parameters().unwrap(),
+        &g.parameters(0).unwrap(),
+        &c.parameters(0).unwrap(),
         Tolerance::default(),
     );
     assert!(
@@ -93,16 +93,16 @@ fn clipping_by_global_norm_matches_and_bites() {
     for _ in 0..8 {
         unclipped.step(&batch(&data)).unwrap();
     }
-    let clipped = g.parameters().unwrap();
+    let clipped = g.parameters(0).unwrap();
     assert_close(
         "clipped",
         &clipped,
-        &c.parameters().unwrap(),
+        &c.parameters(0).unwrap(),
         Tolerance::default(),
     );
     let moved = downhill::worst_difference(
         &clipped,
-        &unclipped.parameters().unwrap(),
+        &unclipped.parameters(0).unwrap(),
         Tolerance::default(),
     );
     assert!(moved.ratio > 100.0, "clipping changed nothing: {moved:?}");
@@ -113,8 +113,8 @@ fn clipping_by_global_norm_matches_and_bites() {
     c.step(&batch(&data)).unwrap();
     assert_close(
         "unclipped again",
-        &g.parameters().unwrap(),
-        &c.parameters().unwrap(),
+        &g.parameters(0).unwrap(),
+        &c.parameters(0).unwrap(),
         Tolerance::default(),
     );
     assert!(
@@ -143,7 +143,7 @@ fn metrics_accumulate_over_steps_and_reset() {
             g.step(&batch(&part)).unwrap();
             c.step(&batch(&part)).unwrap();
         }
-        let (gm, cm) = (g.take_metrics().unwrap(), c.take_metrics().unwrap());
+        let (gm, cm) = (g.take_metrics().unwrap()[0], c.take_metrics().unwrap()[0]);
         assert_eq!(gm.rows, 77);
         assert_eq!(gm.correct, cm.correct, "{}", loss.name());
         assert!(
@@ -152,7 +152,7 @@ fn metrics_accumulate_over_steps_and_reset() {
             loss.name()
         );
         assert_eq!(gm.accuracy(loss).is_some(), loss != Loss::Mse);
-        assert_eq!(g.take_metrics().unwrap().rows, 0, "taking resets");
+        assert_eq!(g.take_metrics().unwrap()[0].rows, 0, "taking resets");
     }
 }
 
@@ -180,14 +180,14 @@ fn a_non_finite_update_is_flagged_at_the_next_read_back() {
     let (mut g, mut c) = pair(&sgd, 16);
     for e in [&mut g as &mut dyn Engine, &mut c] {
         e.step(&batch(&far(Loss::Mse))).unwrap();
-        let m = e.take_metrics().unwrap();
+        let m = e.take_metrics().unwrap()[0];
         assert!(
             m.loss().is_finite() && m.nonfinite,
             "{}: {m:?}",
             e.describe()
         );
         assert!(
-            !e.take_metrics().unwrap().nonfinite,
+            !e.take_metrics().unwrap()[0].nonfinite,
             "taking resets the flag"
         );
     }
@@ -212,14 +212,14 @@ fn a_non_finite_update_is_flagged_at_the_next_read_back() {
             for _ in 0..3 {
                 e.step(&batch(&far(Loss::Mse))).unwrap();
             }
-            assert!(e.take_metrics().unwrap().nonfinite, "{}", e.describe());
+            assert!(e.take_metrics().unwrap()[0].nonfinite, "{}", e.describe());
         }
     }
     // Healthy steps raise no flag.
     let (mut g, mut c) = pair(&setup(Loss::Mse, Optimizer::Adam(Adam::default())), 16);
     for e in [&mut g as &mut dyn Engine, &mut c] {
         e.step(&batch(&far(Loss::Mse))).unwrap();
-        assert!(!e.take_metrics().unwrap().nonfinite);
+        assert!(!e.take_metrics().unwrap()[0].nonfinite);
     }
 }
 
@@ -229,8 +229,8 @@ fn evaluation_in_chunks_matches_and_does_not_train() {
     let (mut g, mut c) = pair(&s, 8);
     let data = dataset(Loss::CrossEntropy, 45, 4);
     let (ge, ce) = (
-        g.evaluate(&batch(&data)).unwrap(),
-        c.evaluate(&batch(&data)).unwrap(),
+        g.evaluate(&batch(&data)).unwrap()[0],
+        c.evaluate(&batch(&data)).unwrap()[0],
     );
     assert_eq!((ge.rows, ge.correct), (45, ce.correct));
     assert!(
@@ -239,12 +239,12 @@ fn evaluation_in_chunks_matches_and_does_not_train() {
     );
     assert_eq!(g.steps(), 0);
     assert_eq!(
-        g.take_metrics().unwrap().rows,
+        g.take_metrics().unwrap()[0].rows,
         0,
         "evaluation is not training"
     );
     // Accuracy counts agree with predictions.
-    let predicted = g.predict(data.features.view()).unwrap();
+    let predicted = g.predict(0, data.features.view()).unwrap();
     let Targets::Classes(classes) = &data.targets else {
         unreachable!()
     };
@@ -272,36 +272,36 @@ fn optimizer_state_moves_between_engines_and_resumes_bit_identically() {
     for _ in 0..5 {
         g.step(&batch(&data)).unwrap();
     }
-    let state = g.optimizer_state().unwrap();
+    let state = g.optimizer_state(0).unwrap();
     assert_eq!(state.steps, 5);
     let names: Vec<_> = state.slots.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["square_avg", "momentum_buffer", "grad_avg"]);
     // A fresh GPU engine and the CPU engine continue from the saved state.
-    let params = g.parameters().unwrap();
+    let params = g.parameters(0).unwrap();
     let mut resumed = GpuEngine::new(&gpu(), s.clone(), &params, 16).unwrap();
-    resumed.set_optimizer_state(&state).unwrap();
-    c.set_parameters(&params).unwrap();
-    c.set_optimizer_state(&state).unwrap();
+    resumed.set_optimizer_state(0, &state).unwrap();
+    c.set_parameters(0, &params).unwrap();
+    c.set_optimizer_state(0, &state).unwrap();
     for _ in 0..5 {
         for e in [&mut g as &mut dyn Engine, &mut resumed, &mut c] {
             e.step(&batch(&data)).unwrap();
         }
     }
     assert_eq!(
-        g.parameters().unwrap(),
-        resumed.parameters().unwrap(),
+        g.parameters(0).unwrap(),
+        resumed.parameters(0).unwrap(),
         "resume is bit-identical"
     );
     assert_close(
         "cpu resumed",
-        &c.parameters().unwrap(),
-        &g.parameters().unwrap(),
+        &c.parameters(0).unwrap(),
+        &g.parameters(0).unwrap(),
         Tolerance::default(),
     );
     let mut wrong = state.clone();
     wrong.slots.pop();
     assert!(
-        c.set_optimizer_state(&wrong)
+        c.set_optimizer_state(0, &wrong)
             .unwrap_err()
             .to_string()
             .contains("keeps [\"square_avg\"")
@@ -326,15 +326,15 @@ fn resident_batches_equal_streamed_batches() {
             streamed.step(&batch(&part)).unwrap();
         }
         assert_eq!(
-            resident.parameters().unwrap(),
-            streamed.parameters().unwrap(),
+            resident.parameters(0).unwrap(),
+            streamed.parameters(0).unwrap(),
             "{}",
             loss.name()
         );
         assert_close(
             loss.name(),
-            &resident.parameters().unwrap(),
-            &cpu.parameters().unwrap(),
+            &resident.parameters(0).unwrap(),
+            &cpu.parameters(0).unwrap(),
             Tolerance::default(),
         );
         let text = resident.step_resident(&[50]).unwrap_err().to_string();
@@ -383,10 +383,10 @@ fn a_model_larger_than_a_binding_is_updated_in_chunks() {
         chunked.step(&batch(&data)).unwrap();
         whole.step(&batch(&data)).unwrap();
     }
-    assert_eq!(chunked.parameters().unwrap(), whole.parameters().unwrap());
+    assert_eq!(chunked.parameters(0).unwrap(), whole.parameters(0).unwrap());
     assert_eq!(
-        chunked.optimizer_state().unwrap(),
-        whole.optimizer_state().unwrap()
+        chunked.optimizer_state(0).unwrap(),
+        whole.optimizer_state(0).unwrap()
     );
 }
 
@@ -395,7 +395,7 @@ fn a_model_larger_than_a_binding_is_updated_in_chunks() {
 #[test]
 fn the_memory_estimate_covers_what_is_allocated_and_refuses_too_large_models() {
     use downhill::gpu::MemoryEstimate;
-    use downhill::pack::{Member, PackSetup};
+    use downhill::{Member, PackSetup};
     let ctx = gpu();
     let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment);
     for (widths, optimizer, models, max_batch) in [
@@ -427,7 +427,7 @@ fn the_memory_estimate_covers_what_is_allocated_and_refuses_too_large_models() {
         };
         let estimate = MemoryEstimate::for_pack(&setup, max_batch, align);
         let before = ctx.allocated_bytes();
-        let pack = downhill::GpuPack::new(&ctx, setup, max_batch).unwrap();
+        let pack = downhill::GpuEngine::pack(&ctx, setup, max_batch).unwrap();
         let allocated = ctx.allocated_bytes() - before;
         let what = format!(
             "{widths:?} x{models} batch {max_batch}: {}",
@@ -558,7 +558,7 @@ fn layers_larger_than_a_binding_are_split_and_match_the_cpu() {
         ] {
             engine.step(&batch(&data)).unwrap();
         }
-        let want = cpu.gradients().unwrap();
+        let want = cpu.gradients(0).unwrap();
         for (what, got) in [
             ("split", &mut split),
             ("split, shuffle tile", &mut split_shuffled),
@@ -566,7 +566,7 @@ fn layers_larger_than_a_binding_are_split_and_match_the_cpu() {
         ] {
             assert_close(
                 &format!("step {step}: {what} gradients"),
-                &got.gradients().unwrap(),
+                &got.gradients(0).unwrap(),
                 &want,
                 Tolerance::default(),
             );
@@ -578,8 +578,8 @@ fn layers_larger_than_a_binding_are_split_and_match_the_cpu() {
     ] {
         assert_close(
             &format!("{what}: parameters after 3 steps"),
-            &got.parameters().unwrap(),
-            &cpu.parameters().unwrap(),
+            &got.parameters(0).unwrap(),
+            &cpu.parameters(0).unwrap(),
             Tolerance::default(),
         );
     }

@@ -438,14 +438,14 @@ fn predict_checks_the_feature_width() {
         optimizer: Optimizer::Sgd(Sgd::default()),
     };
     let mut engine = GpuEngine::new(&gpu(), setup, &Parameters::zeros(&model), 2).unwrap();
-    let text = message(engine.predict(array![[1.0f32, 2.0]].view()));
+    let text = message(engine.predict(0, array![[1.0f32, 2.0]].view()));
     assert!(
         text.contains("expected [rows, 3] (the first layer's input width), got [1, 2]"),
         "{text}"
     );
     // More rows than the engine's maximum batch are predicted in chunks.
     let x = random(5, 3, 1.0, 1);
-    assert_eq!(engine.predict(x.view()).unwrap().dim(), (5, 2));
+    assert_eq!(engine.predict(0, x.view()).unwrap().dim(), (5, 2));
 }
 
 #[test]
@@ -465,7 +465,7 @@ fn a_lost_device_is_reported_as_an_error_not_a_hang_or_abort() {
     engine.synchronize().unwrap();
     ctx.device().destroy();
     let step = engine.step(&batch).and_then(|()| engine.synchronize());
-    let read = engine.parameters().map(|_| ());
+    let read = engine.parameters(0).map(|_| ());
     for result in [step, read] {
         let text = result.expect_err("a lost device must fail").to_string();
         assert!(
@@ -476,6 +476,6 @@ fn a_lost_device_is_reported_as_an_error_not_a_hang_or_abort() {
         );
     }
     // A new engine on the lost device fails the same way.
-    let again = GpuEngine::new(&ctx, engine.setup().clone(), &init, 8);
+    let again = GpuEngine::new(&ctx, engine.setup(0).clone(), &init, 8);
     assert!(message(again).contains("device was lost"));
 }

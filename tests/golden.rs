@@ -51,10 +51,10 @@ fn relu_neuron_single_step() {
         let name = engine.describe();
         engine.step(&batch).unwrap();
         assert_eq!(engine.last_loss().unwrap(), 4.0, "{name}");
-        let g = engine.gradients().unwrap();
+        let g = engine.gradients(0).unwrap();
         assert_eq!(g.layers[0].weight[[0, 0]], 8.0, "{name}");
         assert_eq!(g.layers[0].bias[0], 4.0, "{name}");
-        let p = engine.parameters().unwrap();
+        let p = engine.parameters(0).unwrap();
         // f32 arithmetic: 3 − 0.1·8 and 1 − 0.1·4, exactly as the update computes them.
         assert_eq!(p.layers[0].weight[[0, 0]], 3.0f32 - 0.1f32 * 8.0, "{name}");
         assert_eq!(p.layers[0].bias[0], 1.0f32 - 0.1f32 * 4.0, "{name}");
@@ -110,7 +110,7 @@ fn linear_regression_full_batch() {
         for _ in 0..steps {
             engine.step(&batch).unwrap();
         }
-        let p = engine.parameters().unwrap();
+        let p = engine.parameters(0).unwrap();
         let (em, eb) = (
             f64::from(p.layers[0].weight[[0, 0]]),
             f64::from(p.layers[0].bias[0]),
@@ -149,7 +149,7 @@ fn single_weight_toward_47() {
         let name = engine.describe();
         for (step, &a) in expected.iter().enumerate() {
             engine.step(&batch).unwrap();
-            let p = engine.parameters().unwrap();
+            let p = engine.parameters(0).unwrap();
             let got = p.layers[0].weight[[0, 0]];
             assert!(
                 (got - a).abs() <= 2e-6 * a,
@@ -193,7 +193,7 @@ fn adadelta_unit_free_steps() {
         let name = engine.describe();
         for (step, (w, b)) in expected.iter().enumerate() {
             engine.step(&batch).unwrap();
-            let p = engine.parameters().unwrap();
+            let p = engine.parameters(0).unwrap();
             let (gw, gb) = (p.layers[0].weight[[0, 0]], p.layers[0].bias[0]);
             // f32 rounding of a step of 3e-3 on a parameter near 3: a few ULP of 3.
             assert!(
@@ -205,7 +205,7 @@ fn adadelta_unit_free_steps() {
                 "{name} step {step}: b {gb}"
             );
         }
-        let state = engine.optimizer_state().unwrap();
+        let state = engine.optimizer_state(0).unwrap();
         let names: Vec<&str> = state.slots.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["square_avg", "acc_delta"], "{name}");
     }

@@ -279,8 +279,8 @@ fn loss_values_and_gradients_match_for_every_loss_and_output_activation() {
                 );
                 assert_close(
                     &what,
-                    &g.gradients().unwrap(),
-                    &c.gradients().unwrap(),
+                    &g.gradients(0).unwrap(),
+                    &c.gradients(0).unwrap(),
                     Tolerance::default(),
                 );
             }
@@ -316,8 +316,8 @@ fn cross_entropy_accepts_soft_targets() {
     assert!(Tolerance::default().allows(g.last_loss().unwrap(), c.last_loss().unwrap()));
     assert_close(
         "soft targets",
-        &g.gradients().unwrap(),
-        &c.gradients().unwrap(),
+        &g.gradients(0).unwrap(),
+        &c.gradients(0).unwrap(),
         Tolerance::default(),
     );
 }
@@ -349,8 +349,8 @@ fn losses_stay_finite_for_extreme_logits() {
         );
         assert_close(
             loss.name(),
-            &g.gradients().unwrap(),
-            &c.gradients().unwrap(),
+            &g.gradients(0).unwrap(),
+            &c.gradients(0).unwrap(),
             Tolerance::default(),
         );
     }
@@ -414,12 +414,15 @@ fn backward_products_and_bias_reduction_match_on_awkward_shapes() {
         let (mut g, mut c) = one_step(&setup, rows, 11);
         assert_close(
             &format!("gradients at batch {rows}"),
-            &g.gradients().unwrap(),
-            &c.gradients().unwrap(),
+            &g.gradients(0).unwrap(),
+            &c.gradients(0).unwrap(),
             Tolerance::default(),
         );
         let x = random(rows, 3, 1.0, 99);
-        let (gp, cp) = (g.predict(x.view()).unwrap(), c.predict(x.view()).unwrap());
+        let (gp, cp) = (
+            g.predict(0, x.view()).unwrap(),
+            c.predict(0, x.view()).unwrap(),
+        );
         assert_arrays_close("predict", &gp, &cp, Tolerance::default());
     }
 }
@@ -468,8 +471,8 @@ fn each_optimizer_kernel_matches_one_reference_update() {
         let (mut g, mut c) = one_step(&setup, 3, 21);
         assert_close(
             optimizer.name(),
-            &g.parameters().unwrap(),
-            &c.parameters().unwrap(),
+            &g.parameters(0).unwrap(),
+            &c.parameters(0).unwrap(),
             Tolerance::default(),
         );
     }

@@ -10,12 +10,11 @@ use std::sync::Arc;
 use common::{gpu, random, targets};
 use downhill::data::Dataset;
 use downhill::optim::{Adadelta, Adagrad, Adam, AdamW, LrSchedule, RmsProp, Schedule, Sgd};
-use downhill::pack::Separate;
-use downhill::sweep::{Grid, Quiet, sweep};
+use downhill::train::sweep::{Grid, sweep};
 use downhill::train::{Residency, Silent, TrainConfig, TrainData, train};
 use downhill::{
-    Activation, CpuEngine, Engine, GpuContext, GpuEngine, GpuPack, Loss, ModelSpec, Optimizer,
-    Pack, PackSetup, Parameters, Setup, Tolerance,
+    Activation, CpuEngine, Engine, GpuContext, GpuEngine, Loss, ModelSpec, Optimizer, PackSetup,
+    Parameters, Setup, Tolerance,
 };
 
 fn model() -> ModelSpec {
@@ -119,7 +118,7 @@ fn alone(mut engine: Box<dyn Engine>, data: &Arc<Dataset>, config: &TrainConfig)
         &mut Silent,
     )
     .unwrap();
-    engine.parameters().unwrap()
+    engine.parameters(0).unwrap()
 }
 
 fn gpu_engine(ctx: &GpuContext, setup: Setup, init: &Parameters) -> Box<dyn Engine> {
@@ -137,13 +136,13 @@ fn packed_gpu_models_equal_each_model_trained_alone_for_every_optimizer() {
     {
         let setup = pack_setup(&optimizer, &grid);
         let config = config(residency);
-        let mut pack = GpuPack::new(&ctx, setup.clone(), 16).unwrap();
+        let mut pack = GpuEngine::pack(&ctx, setup.clone(), 16).unwrap();
         let report = sweep(
             &mut pack,
             &TrainData::Memory(Arc::clone(&data)),
             None,
             &config,
-            &mut Quiet,
+            &mut Silent,
         )
         .unwrap();
         assert_eq!(report.resident, residency == Residency::Resident);
@@ -174,13 +173,13 @@ fn packed_cpu_models_equal_each_model_trained_alone_for_every_optimizer() {
     let config = config(Residency::Auto);
     for (optimizer, grid) in grids() {
         let setup = pack_setup(&optimizer, &grid);
-        let mut pack = Separate::cpu(&setup).unwrap();
+        let mut pack = CpuEngine::pack(&setup).unwrap();
         sweep(
             &mut pack,
             &TrainData::Memory(Arc::clone(&data)),
             None,
             &config,
-            &mut Quiet,
+            &mut Silent,
         )
         .unwrap();
         for (k, member) in setup.members.iter().enumerate() {
@@ -242,12 +241,12 @@ fn a_diverging_learning_rate_is_frozen_and_the_best_of_the_rest_is_picked() {
         clip_norm: None,
         ..config(Residency::Auto)
     };
-    let packs: Vec<(Box<dyn Pack>, bool)> = vec![
+    let packs: Vec<(Box<dyn Engine>, bool)> = vec![
         (
-            Box::new(GpuPack::new(&ctx, setup.clone(), 16).unwrap()),
+            Box::new(GpuEngine::pack(&ctx, setup.clone(), 16).unwrap()),
             true,
         ),
-        (Box::new(Separate::cpu(&setup).unwrap()), false),
+        (Box::new(CpuEngine::pack(&setup).unwrap()), false),
     ];
     for (mut pack, on_gpu) in packs {
         let name = pack.describe();
@@ -256,7 +255,7 @@ fn a_diverging_learning_rate_is_frozen_and_the_best_of_the_rest_is_picked() {
             &TrainData::Memory(Arc::clone(&data)),
             Some(&val),
             &config,
-            &mut Quiet,
+            &mut Silent,
         )
         .unwrap();
         assert_eq!(report.steps, 12, "{name}: the sweep runs to the end");

@@ -124,8 +124,8 @@ fn the_command_line_tunes_unless_told_not_to() {
 #[test]
 fn packs_are_tuned_with_their_models_side_by_side() {
     use downhill::optim::Sgd;
-    use downhill::pack::{Member, PackSetup};
     use downhill::{Loss, ModelSpec, Optimizer, Parameters};
+    use downhill::{Member, PackSetup};
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("autotune.json");
     let model =
@@ -140,7 +140,7 @@ fn packs_are_tuned_with_their_models_side_by_side() {
             })
             .collect(),
     };
-    downhill::GpuPack::new(&tuned(&cache), setup, 16).unwrap();
+    downhill::GpuEngine::pack(&tuned(&cache), setup, 16).unwrap();
     let json = read(&cache);
     let classes = json.as_object().unwrap().values().next().unwrap();
     let keys: Vec<&String> = classes.as_object().unwrap().keys().collect();

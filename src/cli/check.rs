@@ -1,10 +1,11 @@
 //! `downhill check`.
 
 use downhill::data::scheduler::Order;
-use downhill::pack::Separate;
-use downhill::sweep::Grid;
 use downhill::tools::{CheckReport, Difference, check};
-use downhill::{Batch, Error, GpuContext, GpuPack, Pack, PackSetup, Result, Tolerance};
+use downhill::train::sweep::Grid;
+use downhill::{
+    Batch, CpuEngine, Engine, Error, GpuContext, GpuEngine, PackSetup, Result, Tolerance,
+};
 use serde_json::json;
 
 use super::args::{CheckArgs, CheckFormat};
@@ -13,7 +14,7 @@ use super::prepare::{RunFlags, prepare};
 use crate::cli::output::outln;
 
 /// Adds `delta` to one entry of the first model's parameters, from `TENSOR:INDEX:DELTA`.
-fn perturb(pack: &mut dyn Pack, spec: &str) -> Result<()> {
+fn perturb(pack: &mut dyn Engine, spec: &str) -> Result<()> {
     let bad = || {
         Error::Usage(format!(
             "--perturb {spec}: expected TENSOR:INDEX:DELTA, e.g. layers.1.weight:3:0.01"
@@ -174,9 +175,9 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
     };
     let ctx = GpuContext::new(&adapter_request(&a.gpu))?;
     let batch_size = a.batches.batch_size.min(p.train_data.rows().max(1));
-    let mut gpu = GpuPack::new(&ctx, setup.clone(), batch_size)?;
-    let mut cpu = Separate::cpu(&setup)?;
-    for pack in [&mut gpu as &mut dyn Pack, &mut cpu] {
+    let mut gpu = GpuEngine::pack(&ctx, setup.clone(), batch_size)?;
+    let mut cpu = CpuEngine::pack(&setup)?;
+    for pack in [&mut gpu as &mut dyn Engine, &mut cpu] {
         pack.set_clip_norm(a.clip_norm)?;
     }
     if let Some(spec) = &a.perturb {

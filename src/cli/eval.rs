@@ -61,7 +61,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         &checkpoint.parameters,
         data.rows().clamp(1, 4096),
     )?;
-    let metrics = engine.evaluate(&Batch::new(data.features.view(), data.targets.view()))?;
+    let metrics = engine.evaluate(&Batch::new(data.features.view(), data.targets.view()))?[0];
     if !metrics.loss().is_finite() {
         return Err(Error::Data {
             source_name: data.name,
@@ -73,7 +73,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             ),
         });
     }
-    let mut outputs = engine.predict(data.features.view())?;
+    let mut outputs = engine.predict(0, data.features.view())?;
     if let Some(s) = &checkpoint.target_standardizer {
         s.invert(&mut outputs);
     }
@@ -146,7 +146,7 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
         &checkpoint.parameters,
         features.nrows().clamp(1, 4096),
     )?;
-    let mut outputs = engine.predict(features.view())?;
+    let mut outputs = engine.predict(0, features.view())?;
     if let Some(s) = &checkpoint.target_standardizer {
         s.invert(&mut outputs);
     }

@@ -432,6 +432,7 @@ pub fn run_config(
         epochs,
         max_steps,
         batch_size: batches.batch_size,
+        accumulate: 1,
         shuffle: !batches.no_shuffle,
         drop_last: batches.drop_last,
         seed: batches.seed,
@@ -459,13 +460,16 @@ pub fn run_config(
 
 /// [`run_config`] for a training run's flags over `epochs`.
 pub fn run_config_of(run: &RunArgs, epochs: u64) -> Result<TrainConfig> {
-    run_config(
-        &run.batches,
-        run.residency.residency,
-        (epochs, run.length.max_steps),
-        &run.schedule,
-        &run.monitor,
-    )
+    Ok(TrainConfig {
+        accumulate: run.accumulate,
+        ..run_config(
+            &run.batches,
+            run.residency.residency,
+            (epochs, run.length.max_steps),
+            &run.schedule,
+            &run.monitor,
+        )?
+    })
 }
 
 /// The library's residency for the flag's choice.

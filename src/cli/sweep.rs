@@ -4,16 +4,13 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use downhill::checkpoint::ModelCheckpoint;
-use downhill::pack::Separate;
 use downhill::plot::number::{LOSS_PLACES, decimal};
 use downhill::plot::sweep::sweep_chart;
 use downhill::plot::write_svg;
 use downhill::rescue::save_model_or_rescue;
-use downhill::sweep::{
-    Divergence, Grid, RESTARTS_FROM_ONE_START, Setting, SweepObserver, SweepReport, sweep,
-};
-use downhill::train::{EpochRecord, TrainData};
-use downhill::{Error, GpuPack, Loss, Pack, PackSetup, Result};
+use downhill::train::sweep::{Grid, RESTARTS_FROM_ONE_START, Setting, SweepReport, sweep};
+use downhill::train::{Divergence, EpochRecord, Observer, Progress, TrainData};
+use downhill::{CpuEngine, Engine, Error, GpuEngine, Loss, PackSetup, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -60,8 +57,8 @@ impl Reporter {
     }
 }
 
-impl SweepObserver for Reporter {
-    fn started(&mut self, streamed_because: Option<&str>, total_steps: u64) {
+impl Observer for Reporter {
+    fn started(&mut self, streamed_because: Option<&str>, _first_step: u64, total_steps: u64) {
         self.interrupted.training_started();
         if self.quiet {
             return;
@@ -84,7 +81,8 @@ impl SweepObserver for Reporter {
         }
     }
 
-    fn progress(&mut self, step: u64, _total_steps: u64, losses: &[f64]) {
+    fn progress(&mut self, p: &Progress) {
+        let (step, losses) = (p.step, &p.losses);
         // NaN marks a frozen model.
         for (k, &loss) in losses.iter().enumerate().filter(|(_, l)| !l.is_nan()) {
             self.tensorboard.progress(k, step, loss, None);
@@ -149,8 +147,8 @@ impl SweepObserver for Reporter {
     }
 }
 
-/// The pack the flags ask for: every model on one GPU, or each alone on the CPU.
-fn pack(a: &SweepArgs, setup: PackSetup, max_batch: usize) -> Result<Box<dyn Pack>> {
+/// The engine the flags ask for: every model on one GPU, or one after another on the CPU.
+fn pack(a: &SweepArgs, setup: PackSetup, max_batch: usize) -> Result<Box<dyn Engine>> {
     on_device(
         &a.run.device,
         a.outputs.quiet,
@@ -161,8 +159,8 @@ fn pack(a: &SweepArgs, setup: PackSetup, max_batch: usize) -> Result<Box<dyn Pac
                 setup.members.len()
             ),
         ),
-        || Ok(Box::new(Separate::cpu(&setup)?) as Box<dyn Pack>),
-        |ctx| Ok(Box::new(GpuPack::new(ctx, setup.clone(), max_batch)?) as Box<dyn Pack>),
+        || Ok(Box::new(CpuEngine::pack(&setup)?) as Box<dyn Engine>),
+        |ctx| Ok(Box::new(GpuEngine::pack(ctx, setup.clone(), max_batch)?) as Box<dyn Engine>),
     )
 }
 

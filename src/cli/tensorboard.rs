@@ -10,9 +10,9 @@
 
 use std::path::Path;
 
-use downhill::sweep::{Grid, Setting};
 use downhill::tensorboard::EventWriter;
 use downhill::train::EpochRecord;
+use downhill::train::sweep::{Grid, Setting};
 use downhill::{Error, Result};
 
 use crate::cli::output::errln;

@@ -136,18 +136,28 @@ impl Observer for Reporter {
     }
 
     fn progress(&mut self, p: &Progress) {
+        // An epoch's end is reported by `epoch_end`.
+        if p.epoch_end {
+            return;
+        }
         self.tensorboard
-            .progress(0, p.step, p.loss, Some(p.samples_per_second));
+            .progress(0, p.step, p.loss(), Some(p.samples_per_second));
         if let Some(bar) = &self.bar {
             bar.set_position(p.step);
             bar.set_message(format!(
                 "epoch {}/{}  loss {:.4}  {:.0} samples/s",
-                p.epoch, self.epochs, p.loss, p.samples_per_second
+                p.epoch,
+                self.epochs,
+                p.loss(),
+                p.samples_per_second
             ));
         }
     }
 
-    fn epoch_end(&mut self, r: &EpochRecord) {
+    fn epoch_end(&mut self, records: &[(usize, EpochRecord)]) {
+        let Some((_, r)) = records.first() else {
+            return;
+        };
         let line = format!(
             "epoch {}/{}  step {}  loss {}{}{}{}  lr {:.3e}  {:.0} samples/s",
             r.epoch,
@@ -305,7 +315,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
         Ok(ModelCheckpoint {
             model: model.clone(),
             loss,
-            parameters: engine.parameters()?,
+            parameters: engine.parameters(0)?,
             standardizer: stats.clone(),
             target_standardizer: target_stats.clone(),
         })

@@ -11,8 +11,21 @@ pub fn loss_and_gradient(
     output: ArrayView2<'_, f32>,
     targets: TargetsView<'_>,
 ) -> (f32, Array2<f32>) {
+    loss_and_group_gradient(loss, output, targets, output.nrows())
+}
+
+/// The mean loss over the batch, and the gradient with respect to `ŷ` (`[B, C]`) of the summed
+/// loss of its rows divided by the normaliser of a group of `group_rows` rows (see
+/// [`crate::accumulate`]): `∂L/∂ŷ` itself when the group is the batch.
+pub fn loss_and_group_gradient(
+    loss: Loss,
+    output: ArrayView2<'_, f32>,
+    targets: TargetsView<'_>,
+    group_rows: usize,
+) -> (f32, Array2<f32>) {
     let (rows, cols) = output.dim();
     let norm = loss.normalizer(rows, cols);
+    let grad_norm = loss.normalizer(group_rows, cols);
     let mut grad = Array2::zeros((rows, cols));
     let mut total = 0.0f32;
     for (b, z) in output.rows().into_iter().enumerate() {
@@ -23,7 +36,7 @@ pub fn loss_and_gradient(
                 let class = classes[b] as usize;
                 for (c, g) in g.iter_mut().enumerate() {
                     let onehot = if c == class { 1.0 } else { 0.0 };
-                    *g = ((shifted[c].exp() / sum) - onehot) / norm;
+                    *g = ((shifted[c].exp() / sum) - onehot) / grad_norm;
                 }
                 sum.ln() - shifted[class]
             }
@@ -33,7 +46,7 @@ pub fn loss_and_gradient(
                 let mass: f32 = y.sum();
                 let log_sum = sum.ln();
                 for (c, g) in g.iter_mut().enumerate() {
-                    *g = ((shifted[c].exp() / sum) * mass - y[c]) / norm;
+                    *g = ((shifted[c].exp() / sum) * mass - y[c]) / grad_norm;
                 }
                 // −Σ_c y_c·log_softmax_c with log_softmax_c = (z_c − max) − ln Σ e^{z − max}.
                 y.iter()
@@ -45,7 +58,7 @@ pub fn loss_and_gradient(
                 let mut row = 0.0;
                 for (c, g) in g.iter_mut().enumerate() {
                     let d = z[c] - y[[b, c]];
-                    *g = 2.0 * d / norm;
+                    *g = 2.0 * d / grad_norm;
                     row += d * d;
                 }
                 row
@@ -54,7 +67,7 @@ pub fn loss_and_gradient(
                 let mut row = 0.0;
                 for (c, g) in g.iter_mut().enumerate() {
                     let (x, t) = (z[c], y[[b, c]]);
-                    *g = (sigmoid(x) - t) / norm;
+                    *g = (sigmoid(x) - t) / grad_norm;
                     row += x.max(0.0) - x * t + (-x.abs()).exp().ln_1p();
                 }
                 row

@@ -85,6 +85,12 @@ impl Order {
         order
     }
 
+    /// How many rows batch `batch` of an epoch has: `batch_size`, or fewer for a last partial
+    /// batch.
+    pub fn batch_rows(&self, batch: usize) -> usize {
+        (self.rows - batch * self.batch_size).min(self.batch_size)
+    }
+
     /// The rows of batch `batch` of a permutation.
     pub fn batch<'a>(&self, permutation: &'a [u32], batch: usize) -> &'a [u32] {
         let start = batch * self.batch_size;

@@ -3,8 +3,8 @@
 //! failing half-built.
 
 use super::buffers::FlatLayout;
+use crate::engine::PackSetup;
 use crate::error::{Error, Result};
-use crate::pack::PackSetup;
 
 /// Bytes a GPU pack needs, by what they hold. With `K` models, batch `B`, `P` parameters per
 /// model (laid out with alignment padding) and `S` optimizer state slots:

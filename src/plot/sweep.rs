@@ -5,7 +5,8 @@ use super::{
     Axis, Chart, Colour, LegendEntry, Marker, Scale, Series, Stroke, Style, Ticks, distinct,
 };
 use crate::loss::Loss;
-use crate::sweep::{Grid, ModelRun, Setting, SweepReport};
+use crate::train::ModelRun;
+use crate::train::sweep::{Grid, Setting, SweepReport};
 
 /// What sets a model apart besides its learning rate and seed.
 type Others = (Option<f64>, Option<f64>);

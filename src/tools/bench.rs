@@ -333,12 +333,18 @@ impl Curve {
 
 impl Observer for Curve {
     fn progress(&mut self, p: &Progress) {
+        // Read-backs within epochs only; an epoch's mean comes with `epoch_end`.
+        if p.epoch_end {
+            return;
+        }
         self.windows
-            .push((self.start.elapsed().as_secs_f64(), p.loss));
+            .push((self.start.elapsed().as_secs_f64(), p.loss()));
     }
-    fn epoch_end(&mut self, r: &crate::train::EpochRecord) {
-        self.epochs
-            .push((self.start.elapsed().as_secs_f64(), r.train_loss));
+    fn epoch_end(&mut self, records: &[(usize, crate::train::EpochRecord)]) {
+        for (_, r) in records {
+            self.epochs
+                .push((self.start.elapsed().as_secs_f64(), r.train_loss));
+        }
     }
 }
 
@@ -411,11 +417,17 @@ pub fn bench_batch_sizes(
             // device, or on the host by the producer thread, one batch per step taken.
             let order = Order::new(data.rows(), batch, true, true, sweep.seed)?;
             let steps = sweep.warmup_steps + 2 * sweep.timed_steps + PROFILED_STEPS;
-            let mut feed = Feed::new(data, order, streamed_because.is_none(), 0, steps as u64);
+            let mut feed = Feed::new(
+                data,
+                order,
+                streamed_because.is_none(),
+                (0, 0),
+                steps as u64,
+            );
             let mut taken = 0u64;
             let mut next = |engine: &mut dyn Engine| {
                 taken += 1;
-                feed.step(taken - 1, |input| input.step(engine))
+                feed.nth(taken - 1, |input| input.step(engine))
             };
 
             let engine = built.engine();
@@ -503,7 +515,7 @@ pub fn bench_batch_sizes(
                 gpu_profile_ms,
                 residency,
                 streamed_because,
-                final_loss: report.epochs.last().map_or(f64::NAN, |r| r.train_loss),
+                final_loss: report.epochs().last().map_or(f64::NAN, |r| r.train_loss),
                 train_seconds,
                 seconds_to_target,
                 curve: curve.into_points(),
@@ -524,22 +536,26 @@ mod tests {
             step: 1,
             total_steps: 4,
             epoch: 1,
-            loss,
+            losses: vec![loss],
             samples_per_second: 1.0,
+            epoch_end: false,
         };
         curve.progress(&progress(2.0));
         curve.progress(&progress(0.5));
-        curve.epoch_end(&crate::train::EpochRecord {
-            epoch: 1,
-            step: 4,
-            lr: 0.1,
-            train_loss: 1.2,
-            train_accuracy: None,
-            val_loss: None,
-            val_accuracy: None,
-            seconds: 0.0,
-            samples_per_second: 1.0,
-        });
+        curve.epoch_end(&[(
+            0,
+            crate::train::EpochRecord {
+                epoch: 1,
+                step: 4,
+                lr: 0.1,
+                train_loss: 1.2,
+                train_accuracy: None,
+                val_loss: None,
+                val_accuracy: None,
+                seconds: 0.0,
+                samples_per_second: 1.0,
+            },
+        )]);
         assert!(curve.reached(1.2).is_some() && curve.reached(0.1).is_none());
         let points: Vec<f64> = curve.into_points().iter().map(|p| p.1).collect();
         assert_eq!(points, [2.0, 0.5], "the epoch's mean is not appended");

@@ -1,18 +1,19 @@
 //! The cost of training K models side by side against one: packs of restarts of one setup
-//! trained by [`crate::sweep::sweep`] for the same run, timed in one process, interleaved.
+//! trained by [`crate::train::sweep::sweep`] for the same run, timed in one process, interleaved.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::bench::BenchEngine;
+use crate::cpu::CpuEngine;
 use crate::data::Dataset;
 use crate::engine::Setup;
+use crate::engine::{Engine, Member, PackSetup};
 use crate::error::{Error, Result};
-use crate::gpu::GpuPack;
+use crate::gpu::GpuEngine;
 use crate::model::Parameters;
-use crate::pack::{Member, Pack, PackSetup, Separate};
-use crate::sweep::{Quiet, sweep};
-use crate::train::{TrainConfig, TrainData};
+use crate::train::sweep::sweep;
+use crate::train::{Silent, TrainConfig, TrainData};
 
 /// One pack size on one engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +38,7 @@ fn build(
     setup: &Setup,
     models: usize,
     max_batch: usize,
-) -> Result<Box<dyn Pack>> {
+) -> Result<Box<dyn Engine>> {
     let members: Vec<Member> = (0..models as u64)
         .map(|seed| Member {
             optimizer: setup.optimizer,
@@ -50,8 +51,8 @@ fn build(
         members,
     };
     Ok(match engine {
-        BenchEngine::Gpu(ctx) => Box::new(GpuPack::new(ctx, setup, max_batch)?),
-        BenchEngine::Cpu => Box::new(Separate::cpu(&setup)?),
+        BenchEngine::Gpu(ctx) => Box::new(GpuEngine::pack(ctx, setup, max_batch)?),
+        BenchEngine::Cpu => Box::new(CpuEngine::pack(&setup)?),
     })
 }
 
@@ -85,7 +86,7 @@ pub fn bench_packs(
             for (i, &models) in all.iter().enumerate() {
                 let mut pack = build(engine, setup, models, max_batch)?;
                 let start = Instant::now();
-                let report = sweep(pack.as_mut(), &data, None, config, &mut Quiet)?;
+                let report = sweep(pack.as_mut(), &data, None, config, &mut Silent)?;
                 pack.synchronize()?;
                 let seconds = start.elapsed().as_secs_f64();
                 if seconds < best[i].0 {

@@ -99,7 +99,7 @@ pub(super) fn resident_and_streamed(
                 None,
                 &mut crate::train::Silent,
             )?;
-            let rows: f64 = report.epochs.len() as f64 * (data.rows() as f64);
+            let rows: f64 = report.epochs().len() as f64 * (data.rows() as f64);
             let i = usize::from(residency == Residency::Streamed);
             best[i] = best[i].max(rows / start.elapsed().as_secs_f64());
         }

@@ -1,14 +1,14 @@
 //! GPU-against-CPU validation: the same models, initial parameters and batches through a pack
 //! under test and the reference, step by step, comparing each model's loss, gradients and
 //! parameters under one rule, `|a − b| ≤ abs + rel·|b|` (see [`Tolerance`]). A single engine is
-//! a pack of one ([`crate::pack::Separate`]); a packed GPU run is checked model by model against
+//! an engine of one model; a GPU engine of several is checked model by model against
 //! each model trained alone on the CPU.
 
 use crate::compare::Tolerance;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::loss::Batch;
 use crate::model::Parameters;
-use crate::pack::Pack;
 
 /// The largest disagreement in one quantity at one step.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,8 +111,8 @@ fn tensors(p: &Parameters) -> Vec<(String, Vec<f32>)> {
 /// from the same parameters and optimizers) and compares each model after each step: one
 /// report per model.
 pub fn check<'a>(
-    tested: &mut dyn Pack,
-    reference: &mut dyn Pack,
+    tested: &mut dyn Engine,
+    reference: &mut dyn Engine,
     batches: impl IntoIterator<Item = Batch<'a>>,
     tolerance: Tolerance,
 ) -> Result<Vec<CheckReport>> {

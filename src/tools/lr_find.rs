@@ -118,7 +118,7 @@ pub fn lr_find(
     config: &LrFindConfig,
 ) -> Result<LrFindReport> {
     config.validate()?;
-    check_data(engine.setup(), data, None)?;
+    check_data(&engine.setup(0), data, None)?;
     let order = Order::new(
         data.rows(),
         config.batch_size,
@@ -128,7 +128,7 @@ pub fn lr_find(
     )?;
     engine.set_clip_norm(config.clip_norm)?;
     let resident = place(config.residency, data, |d| engine.load_resident(d))?.is_none();
-    let mut feed = Feed::new(data, order, resident, 0, config.steps);
+    let mut feed = Feed::new(data, order, resident, (0, 0), config.steps);
     // Whatever was accumulated before is not part of the test.
     engine.take_metrics()?;
 
@@ -138,8 +138,8 @@ pub fn lr_find(
     for i in 0..config.steps {
         let lr = config.lr(i);
         engine.set_learning_rate(lr)?;
-        feed.step(i, |input| input.step(engine))?;
-        let metrics = engine.take_metrics()?;
+        feed.nth(i, |input| input.step(engine))?;
+        let metrics = engine.take_metrics()?[0];
         let loss = metrics.loss();
         average = SMOOTHING * average + (1.0 - SMOOTHING) * loss;
         let smoothed_loss = average / (1.0 - SMOOTHING.powi(i as i32 + 1));

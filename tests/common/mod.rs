@@ -99,8 +99,8 @@ pub fn run_both(
     }
     assert_close(
         &format!("{:?} after {steps} steps", setup.optimizer),
-        &gpu.parameters().unwrap(),
-        &cpu.parameters().unwrap(),
+        &gpu.parameters(0).unwrap(),
+        &cpu.parameters(0).unwrap(),
         tolerance,
     );
     (gpu, cpu)

@@ -300,6 +300,10 @@ pub struct RunArgs {
     pub lr: LearningRateArgs,
     #[command(flatten)]
     pub batches: BatchArgs,
+    /// Mini-batches per optimizer step, which steps with the gradient of the mean loss over all
+    /// their rows (an epoch's last group may have fewer); steps count optimizer steps.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub accumulate: u64,
     #[command(flatten)]
     pub residency: ResidencyArgs,
     #[command(flatten)]

@@ -1,8 +1,8 @@
-//! The [`Pack`] trait on the GPU pack.
+//! The [`Engine`] trait on the GPU engine.
 
 use super::*;
 
-impl Pack for GpuPack {
+impl Engine for GpuPack {
     fn describe(&self) -> String {
         format!("gpu: {}", self.ctx.describe())
     }
@@ -15,12 +15,52 @@ impl Pack for GpuPack {
         self.setup.setup(k)
     }
 
-    fn step(&mut self, batch: &Batch<'_>) -> Result<()> {
+    fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
         batch.check(&self.setup.model, self.setup.loss)?;
+        part.check(batch.rows())?;
         let rows = self.check_rows(batch.rows())?;
+        if part != Part::whole(batch.rows()) {
+            return Err(Error::Usage(
+                "gradient accumulation is not available on the GPU engine yet".into(),
+            ));
+        }
         self.upload_batch(batch);
         let class_targets = matches!(batch.targets, TargetsView::Classes(_));
         self.train_step(rows, class_targets, false)
+    }
+
+    fn apply_update(&mut self) -> Result<()> {
+        Err(Error::Usage(
+            "a separate update is not available on the GPU engine yet".into(),
+        ))
+    }
+
+    fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
+        check_model(k, self.models)?;
+        gradients.check_shapes(&self.setup.model)?;
+        let flat = self.layout.pack(gradients);
+        self.ctx.queue.write_buffer(
+            &self.grads,
+            self.model_offset(k) * 4,
+            bytemuck::cast_slice(&flat),
+        );
+        self.ctx.check_errors("uploading gradients")
+    }
+
+    fn predict(&mut self, k: usize, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        self.predict_outputs(k, features)
+    }
+
+    fn optimizer_state(&mut self, k: usize) -> Result<OptimizerState> {
+        self.read_optimizer_state(k)
+    }
+
+    fn set_optimizer_state(&mut self, k: usize, state: &OptimizerState) -> Result<()> {
+        self.write_optimizer_state(k, state)
+    }
+
+    fn learning_rates(&self) -> Vec<f64> {
+        self.lrs.clone()
     }
 
     fn last_losses(&mut self) -> Result<Vec<f32>> {
@@ -61,7 +101,8 @@ impl Pack for GpuPack {
     }
 
     fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()> {
-        check_learning_rates(&self.setup, lrs)?;
+        let setups: Vec<Setup> = (0..self.models).map(|k| self.setup.setup(k)).collect();
+        check_learning_rates(&setups, lrs)?;
         self.lrs.copy_from_slice(lrs);
         Ok(())
     }
@@ -218,7 +259,13 @@ impl Pack for GpuPack {
         Ok(())
     }
 
-    fn step_resident(&mut self, indices: &[u32]) -> Result<()> {
+    fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
+        part.check(indices.len())?;
+        if part != Part::whole(indices.len()) {
+            return Err(Error::Usage(
+                "gradient accumulation is not available on the GPU engine yet".into(),
+            ));
+        }
         let resident = self.resident.as_ref().ok_or_else(|| {
             Error::Usage("step_resident needs a dataset: call load_resident first".into())
         })?;

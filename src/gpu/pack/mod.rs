@@ -16,13 +16,16 @@ use super::context::GpuContext;
 use super::kernels::{Epilogue, MatmulTile, MatmulVariant, OPTIM_GROUP, ROW_GROUP, Vec4Access};
 use super::memory::MemoryEstimate;
 use super::tuning::Product;
+use crate::accumulate::Part;
 use crate::data::Dataset;
-use crate::engine::{Metrics, OptimizerState, Setup, check_clip_norm, check_optimizer_state};
+use crate::engine::{
+    Engine, Metrics, OptimizerState, PackSetup, Setup, check_clip_norm, check_learning_rates,
+    check_model, check_optimizer_state,
+};
 use crate::error::{Error, Result};
 use crate::loss::{Batch, Targets, TargetsView};
 use crate::model::{Activation, Parameters};
 use crate::optim::MAX_STATE_SLOTS;
-use crate::pack::{Pack, PackSetup, check_learning_rates, check_model};
 
 mod build;
 mod interface;
@@ -361,7 +364,7 @@ impl GpuPack {
     /// A pack on `ctx` training `setup`'s members side by side, for batches of at most
     /// `max_batch` rows. Fails with a message naming the tensor when a buffer would exceed the
     /// device's limits.
-    pub fn new(ctx: &GpuContext, setup: PackSetup, max_batch: usize) -> Result<Self> {
+    pub fn pack(ctx: &GpuContext, setup: PackSetup, max_batch: usize) -> Result<Self> {
         setup.validate()?;
         if max_batch == 0 {
             return Err(Error::Usage("max_batch must be at least 1".into()));

@@ -58,13 +58,12 @@ impl GpuPack {
         Ok(rows as u32)
     }
 
-    /// The learning rate of model `k`'s next step.
-    pub fn learning_rate(&self, k: usize) -> f64 {
-        self.lrs[k]
-    }
-
     /// Model `k`'s outputs for `features` (`[rows, inputs]` → `[rows, outputs]`).
-    pub fn predict(&mut self, k: usize, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+    pub(super) fn predict_outputs(
+        &mut self,
+        k: usize,
+        features: ArrayView2<'_, f32>,
+    ) -> Result<Array2<f32>> {
         check_model(k, self.models)?;
         let model = &self.setup.model;
         model.check_features(&features)?;
@@ -88,7 +87,7 @@ impl GpuPack {
     }
 
     /// Model `k`'s optimizer state.
-    pub fn optimizer_state(&mut self, k: usize) -> Result<OptimizerState> {
+    pub(super) fn read_optimizer_state(&mut self, k: usize) -> Result<OptimizerState> {
         check_model(k, self.models)?;
         let mut slots = Vec::new();
         for slot in self.setup.members[k].optimizer.state_slots() {
@@ -109,7 +108,7 @@ impl GpuPack {
     }
 
     /// Restores model `k`'s optimizer state (slots by name), and the pack's step count.
-    pub fn set_optimizer_state(&mut self, k: usize, state: &OptimizerState) -> Result<()> {
+    pub(super) fn write_optimizer_state(&mut self, k: usize, state: &OptimizerState) -> Result<()> {
         check_model(k, self.models)?;
         check_optimizer_state(&self.setup.setup(k), state)?;
         let slots = self.setup.members[k].optimizer.state_slots();

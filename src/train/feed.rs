@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
+use super::{Residency, TrainData};
+use crate::accumulate::Part;
 use crate::data::Dataset;
 use crate::data::scheduler::{Order, Stream};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::loss::Batch;
-use crate::train::{Residency, TrainData};
 
 /// A step's batch: rows of the data resident on the device, or a batch streamed from the host.
+#[derive(Clone, Copy)]
 pub(crate) enum Input<'a> {
     /// Indices of the resident rows.
     Gathered(&'a [u32]),
@@ -19,51 +21,71 @@ pub(crate) enum Input<'a> {
 }
 
 impl Input<'_> {
-    /// One training step of `engine` on this batch.
+    /// One whole training step of `engine` on this mini-batch.
     pub fn step(self, engine: &mut dyn Engine) -> Result<()> {
+        let rows = match self {
+            Input::Gathered(indices) => indices.len(),
+            Input::Streamed(batch) => batch.rows(),
+        };
+        self.accumulate(engine, Part::whole(rows))
+    }
+
+    /// `engine`'s forward and backward on this mini-batch, `part` of its optimizer step's group.
+    pub fn accumulate(self, engine: &mut dyn Engine, part: Part) -> Result<()> {
         match self {
-            Input::Gathered(indices) => engine.step_resident(indices),
-            Input::Streamed(batch) => engine.step(batch),
+            Input::Gathered(indices) => engine.accumulate_resident(indices, part),
+            Input::Streamed(batch) => engine.accumulate(batch, part),
         }
     }
 }
 
-/// Where each step's batch comes from: the epoch's permutation of the resident rows, or the
+/// Where each mini-batch comes from: the epoch's permutation of the resident rows, or the
 /// producer thread's stream of host batches.
 pub(crate) struct Feed {
     order: Order,
-    per_epoch: u64,
+    /// The epoch whose permutation is held.
+    epoch: Option<u64>,
     permutation: Vec<u32>,
     stream: Option<Stream>,
 }
 
 impl Feed {
-    /// Batches `first..total` of `order` over `data`: gathered by index when `resident`, else
-    /// streamed.
-    pub fn new(data: &TrainData, order: Order, resident: bool, first: u64, total: u64) -> Self {
-        let per_epoch = order.batches_per_epoch() as u64;
-        let stream = (!resident).then(|| {
-            let from = (
-                first / per_epoch.max(1),
-                (first % per_epoch.max(1)) as usize,
-            );
-            Stream::start(data.source(), order, from, total.saturating_sub(first), 3)
-        });
+    /// `count` mini-batches of `order` over `data` from `from` (epoch, mini-batch): gathered by
+    /// index when `resident`, else streamed.
+    pub fn new(
+        data: &TrainData,
+        order: Order,
+        resident: bool,
+        from: (u64, usize),
+        count: u64,
+    ) -> Self {
+        let stream = (!resident).then(|| Stream::start(data.source(), order, from, count, 3));
         Self {
             order,
-            per_epoch,
+            epoch: None,
             permutation: Vec::new(),
             stream,
         }
     }
 
-    /// Runs step number `step` (from 0) on its batch through `run`.
-    pub fn step(&mut self, step: u64, run: impl FnOnce(Input<'_>) -> Result<()>) -> Result<()> {
-        let (epoch, batch) = (step / self.per_epoch, (step % self.per_epoch) as usize);
+    /// Runs mini-batch number `n` of the run (from 0, across epochs) through `run`.
+    pub fn nth(&mut self, n: u64, run: impl FnOnce(Input<'_>) -> Result<()>) -> Result<()> {
+        let per_epoch = self.order.batches_per_epoch() as u64;
+        self.next(n / per_epoch, (n % per_epoch) as usize, run)
+    }
+
+    /// Runs mini-batch `batch` of epoch `epoch` through `run` (mini-batches come in order).
+    pub fn next(
+        &mut self,
+        epoch: u64,
+        batch: usize,
+        run: impl FnOnce(Input<'_>) -> Result<()>,
+    ) -> Result<()> {
         match self.stream.as_mut() {
             None => {
-                if batch == 0 || self.permutation.is_empty() {
+                if self.epoch != Some(epoch) {
                     self.permutation = self.order.permutation(epoch);
+                    self.epoch = Some(epoch);
                 }
                 run(Input::Gathered(self.order.batch(&self.permutation, batch)))
             }

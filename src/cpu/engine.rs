@@ -1,0 +1,395 @@
+//! The CPU reference engine: K models of one architecture, each trained with the plain math of
+//! [`super::forward`], [`super::backward`] and the optimizer updates, one model after another.
+
+use std::sync::Arc;
+
+use ndarray::{Array2, ArrayView2};
+
+use super::loss::{correct_rows, loss_and_gradient, loss_and_group_gradient};
+use super::network::{backward, forward};
+use super::optim;
+use crate::accumulate::Part;
+use crate::data::Dataset;
+use crate::engine::{
+    Engine, Metrics, OptimizerState, PackSetup, Setup, check_clip_norm, check_learning_rates,
+    check_model, check_optimizer_state,
+};
+use crate::error::{Error, Result};
+use crate::loss::Batch;
+use crate::model::Parameters;
+use crate::optim::MAX_STATE_SLOTS;
+
+/// One model's tensors and bookkeeping.
+#[derive(Debug, Clone)]
+struct CpuModel {
+    params: Parameters,
+    /// The gradients accumulated over the current group of mini-batches.
+    grads: Parameters,
+    /// Optimizer state per tensor (in `named_tensors` order), one `Vec` per slot.
+    state: Vec<[Vec<f32>; MAX_STATE_SLOTS]>,
+    lr: f64,
+    metrics: Metrics,
+    last_loss: Option<f32>,
+    frozen: bool,
+}
+
+/// Trains K ≥ 1 models on the CPU; the reference every GPU result is checked against.
+#[derive(Debug, Clone)]
+pub struct CpuEngine {
+    setups: Vec<Setup>,
+    models: Vec<CpuModel>,
+    steps: u64,
+    clip: Option<f32>,
+    resident: Option<Arc<Dataset>>,
+}
+
+impl CpuEngine {
+    /// An engine training one model, `setup.model`, from `params` (validated against the model
+    /// and the optimizer's hyperparameters).
+    pub fn new(setup: Setup, params: &Parameters) -> Result<Self> {
+        Self::pack(&PackSetup::one(setup, params))
+    }
+
+    /// An engine training every member of `setup`, one after another on the same batches.
+    pub fn pack(setup: &PackSetup) -> Result<Self> {
+        setup.validate()?;
+        let count = setup.members.len() as u64;
+        let slots = setup.members[0].optimizer.state_slots();
+        let copy = crate::host_memory::parameter_bytes(&setup.model).saturating_mul(count);
+        crate::host_memory::check(&[
+            ("parameters", copy),
+            ("gradients", copy),
+            ("optimizer state", copy.saturating_mul(slots.len() as u64)),
+        ])?;
+        let models = setup
+            .members
+            .iter()
+            .map(|member| {
+                let state = member
+                    .parameters
+                    .named_tensors()
+                    .iter()
+                    .map(|t| {
+                        let mut per_slot: [Vec<f32>; MAX_STATE_SLOTS] = Default::default();
+                        for slot in member.optimizer.state_slots() {
+                            per_slot[slot.index] = vec![slot.initial; t.values.len()];
+                        }
+                        per_slot
+                    })
+                    .collect();
+                CpuModel {
+                    params: standard_layout(&member.parameters),
+                    grads: Parameters::zeros(&setup.model),
+                    state,
+                    lr: member.optimizer.lr(),
+                    metrics: Metrics::default(),
+                    last_loss: None,
+                    frozen: false,
+                }
+            })
+            .collect();
+        Ok(Self {
+            setups: (0..setup.members.len()).map(|k| setup.setup(k)).collect(),
+            models,
+            steps: 0,
+            clip: None,
+            resident: None,
+        })
+    }
+
+    /// The model, loss and optimizer every model shares the architecture and loss of.
+    fn first(&self) -> &Setup {
+        &self.setups[0]
+    }
+
+    /// The optimizer update of every model that is not frozen, and the step count.
+    fn update(&mut self) {
+        self.steps += 1;
+        for (model, setup) in self.models.iter_mut().zip(&self.setups) {
+            if !model.frozen {
+                model.update(setup, self.steps, self.clip);
+            }
+        }
+    }
+}
+
+impl CpuModel {
+    /// `θ ← update(θ, clip(g))` with the optimizer's coefficients of step `step`.
+    fn update(&mut self, setup: &Setup, step: u64, clip: Option<f32>) {
+        let coefficients = setup.optimizer.with_lr(self.lr).coefficients(step);
+        let clip = clip.map_or(1.0, |max_norm| {
+            let squares: f32 = self
+                .grads
+                .layers
+                .iter()
+                .flat_map(|l| l.weight.iter().chain(l.bias.iter()))
+                .map(|g| g * g)
+                .sum();
+            (max_norm / (squares.sqrt() + 1e-6)).min(1.0)
+        });
+        let mut state = self.state.iter_mut();
+        for (p, g) in self.params.layers.iter_mut().zip(&self.grads.layers) {
+            // The products give row-major gradients; a copy only if some layout ever did not.
+            let weight_grads = g.weight.as_standard_layout();
+            let weight_state = state.next().expect("one state entry per tensor");
+            let weights_finite = optim::update(
+                &coefficients,
+                clip,
+                p.weight.as_slice_mut().expect("row-major weights"),
+                weight_grads.as_slice().expect("row-major gradients"),
+                weight_state,
+            );
+            let bias_state = state.next().expect("one state entry per tensor");
+            let biases_finite = optim::update(
+                &coefficients,
+                clip,
+                p.bias.as_slice_mut().expect("contiguous biases"),
+                g.bias.as_slice().expect("contiguous gradients"),
+                bias_state,
+            );
+            self.metrics.nonfinite |= !(weights_finite && biases_finite);
+        }
+    }
+
+    /// Forward, loss and backward on `batch`, the gradients replacing (first of a group) or
+    /// adding to the accumulated ones.
+    fn accumulate(&mut self, setup: &Setup, batch: &Batch<'_>, part: Part) {
+        let acts = forward(&setup.model, &self.params, batch.features);
+        let output = acts.post.last().expect("a model has at least one layer");
+        let (value, output_grad) =
+            loss_and_group_gradient(setup.loss, output.view(), batch.targets, part.group_rows);
+        self.metrics.loss_sum += value * batch.rows() as f32;
+        self.metrics.rows += batch.rows() as u64;
+        self.metrics.correct += correct_rows(setup.loss, output.view(), batch.targets);
+        self.last_loss = Some(value);
+        let grads = backward(
+            &setup.model,
+            &self.params,
+            batch.features,
+            &acts,
+            output_grad,
+        );
+        if part.first {
+            self.grads = grads;
+        } else {
+            for (sum, g) in self.grads.layers.iter_mut().zip(&grads.layers) {
+                sum.weight += &g.weight;
+                sum.bias += &g.bias;
+            }
+        }
+    }
+}
+
+/// A copy whose arrays are in row-major order, so tensors and their state index alike.
+fn standard_layout(params: &Parameters) -> Parameters {
+    let mut out = params.clone();
+    for layer in &mut out.layers {
+        layer.weight = layer.weight.as_standard_layout().into_owned();
+    }
+    out
+}
+
+impl Engine for CpuEngine {
+    fn describe(&self) -> String {
+        match self.models.len() {
+            1 => "cpu (ndarray reference)".into(),
+            n => format!("cpu (ndarray reference), {n} models one after another"),
+        }
+    }
+
+    fn models(&self) -> usize {
+        self.models.len()
+    }
+
+    fn setup(&self, k: usize) -> Setup {
+        self.setups[k].clone()
+    }
+
+    fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
+        let first = self.first();
+        batch.check(&first.model, first.loss)?;
+        part.check(batch.rows())?;
+        for (model, setup) in self.models.iter_mut().zip(&self.setups) {
+            if !model.frozen {
+                model.accumulate(setup, batch, part);
+            }
+        }
+        if part.last {
+            self.update();
+        }
+        Ok(())
+    }
+
+    fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
+        let data = self.resident.clone().ok_or_else(|| {
+            Error::Usage(
+                "training on resident rows needs a dataset: call load_resident first".into(),
+            )
+        })?;
+        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= data.rows()) {
+            return Err(Error::Usage(format!(
+                "row index {bad} is beyond the dataset's {} rows",
+                data.rows()
+            )));
+        }
+        let rows: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+        let batch = data.subset(&rows);
+        self.accumulate(
+            &Batch::new(batch.features.view(), batch.targets.view()),
+            part,
+        )
+    }
+
+    fn apply_update(&mut self) -> Result<()> {
+        self.update();
+        Ok(())
+    }
+
+    fn last_losses(&mut self) -> Result<Vec<f32>> {
+        self.models
+            .iter()
+            .map(|m| m.last_loss.ok_or(Error::NoStepYet))
+            .collect()
+    }
+
+    fn gradients(&mut self, k: usize) -> Result<Parameters> {
+        check_model(k, self.models.len())?;
+        Ok(self.models[k].grads.clone())
+    }
+
+    fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
+        check_model(k, self.models.len())?;
+        gradients.check_shapes(&self.first().model)?;
+        self.models[k].grads = standard_layout(gradients);
+        Ok(())
+    }
+
+    fn parameters(&mut self, k: usize) -> Result<Parameters> {
+        check_model(k, self.models.len())?;
+        Ok(self.models[k].params.clone())
+    }
+
+    fn set_parameters(&mut self, k: usize, parameters: &Parameters) -> Result<()> {
+        check_model(k, self.models.len())?;
+        parameters.check_shapes(&self.first().model)?;
+        self.models[k].params = standard_layout(parameters);
+        Ok(())
+    }
+
+    fn predict(&mut self, k: usize, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        check_model(k, self.models.len())?;
+        let model = &self.setups[k].model;
+        model.check_features(&features)?;
+        let mut acts = forward(model, &self.models[k].params, features);
+        Ok(acts.post.pop().expect("a model has at least one layer"))
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()> {
+        check_learning_rates(&self.setups, lrs)?;
+        for (model, &lr) in self.models.iter_mut().zip(lrs) {
+            model.lr = lr;
+        }
+        Ok(())
+    }
+
+    fn learning_rates(&self) -> Vec<f64> {
+        self.models.iter().map(|m| m.lr).collect()
+    }
+
+    fn set_clip_norm(&mut self, max_norm: Option<f32>) -> Result<()> {
+        check_clip_norm(max_norm)?;
+        self.clip = max_norm;
+        Ok(())
+    }
+
+    fn freeze(&mut self, k: usize) -> Result<()> {
+        check_model(k, self.models.len())?;
+        self.models[k].frozen = true;
+        Ok(())
+    }
+
+    fn take_metrics(&mut self) -> Result<Vec<Metrics>> {
+        Ok(self
+            .models
+            .iter_mut()
+            .map(|m| std::mem::take(&mut m.metrics))
+            .collect())
+    }
+
+    fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Vec<Metrics>> {
+        let first = self.first();
+        batch.check(&first.model, first.loss)?;
+        Ok(self
+            .models
+            .iter()
+            .zip(&self.setups)
+            .map(|(m, setup)| {
+                let acts = forward(&setup.model, &m.params, batch.features);
+                let output = acts.post.last().expect("a model has at least one layer");
+                let (value, _) = loss_and_gradient(setup.loss, output.view(), batch.targets);
+                Metrics {
+                    loss_sum: value * batch.rows() as f32,
+                    rows: batch.rows() as u64,
+                    correct: correct_rows(setup.loss, output.view(), batch.targets),
+                    nonfinite: false,
+                }
+            })
+            .collect())
+    }
+
+    fn optimizer_state(&mut self, k: usize) -> Result<OptimizerState> {
+        check_model(k, self.models.len())?;
+        let (setup, model) = (&self.setups[k], &self.models[k]);
+        let slots = setup
+            .optimizer
+            .state_slots()
+            .iter()
+            .map(|slot| {
+                let mut values = Parameters::zeros(&setup.model);
+                let tensors = values.layers.iter_mut().flat_map(|l| {
+                    [
+                        l.weight.iter_mut().collect::<Vec<_>>(),
+                        l.bias.iter_mut().collect(),
+                    ]
+                });
+                for (tensor, state) in tensors.zip(&model.state) {
+                    for (v, s) in tensor.into_iter().zip(&state[slot.index]) {
+                        *v = *s;
+                    }
+                }
+                (slot.name.to_string(), values)
+            })
+            .collect();
+        Ok(OptimizerState {
+            steps: self.steps,
+            slots,
+        })
+    }
+
+    fn set_optimizer_state(&mut self, k: usize, state: &OptimizerState) -> Result<()> {
+        check_model(k, self.models.len())?;
+        let setup = &self.setups[k];
+        check_optimizer_state(setup, state)?;
+        let model = &mut self.models[k];
+        for (slot, (_, values)) in setup.optimizer.state_slots().iter().zip(&state.slots) {
+            for (tensor, saved) in model.state.iter_mut().zip(values.named_tensors()) {
+                tensor[slot.index] = saved.values;
+            }
+        }
+        self.steps = state.steps;
+        Ok(())
+    }
+
+    fn load_resident(&mut self, data: Arc<Dataset>) -> Result<()> {
+        self.resident = Some(data);
+        Ok(())
+    }
+
+    fn synchronize(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
