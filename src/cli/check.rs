@@ -1,11 +1,11 @@
 //! `downhill check`.
 
-use downhill::data::scheduler::Order;
+use std::sync::Arc;
+
 use downhill::tools::{CheckReport, Difference, check};
 use downhill::train::sweep::Grid;
-use downhill::{
-    Batch, CpuEngine, Engine, Error, GpuContext, GpuEngine, PackSetup, Result, Tolerance,
-};
+use downhill::train::{TrainConfig, TrainData};
+use downhill::{CpuEngine, Engine, Error, GpuContext, GpuEngine, PackSetup, Result, Tolerance};
 use serde_json::json;
 
 use super::args::{CheckArgs, CheckFormat};
@@ -177,37 +177,29 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
     let batch_size = a.batches.batch_size.min(p.train_data.rows().max(1));
     let mut gpu = GpuEngine::pack(&ctx, setup.clone(), batch_size)?;
     let mut cpu = CpuEngine::pack(&setup)?;
-    for pack in [&mut gpu as &mut dyn Engine, &mut cpu] {
-        pack.set_clip_norm(a.clip_norm)?;
-    }
     if let Some(spec) = &a.perturb {
         perturb(&mut gpu, spec)?;
     }
-    let order = Order::new(
-        p.train_data.rows(),
-        a.batches.batch_size,
-        !a.batches.no_shuffle,
-        a.batches.drop_last,
-        a.batches.seed,
-    )?;
-    let per_epoch = order.batches_per_epoch();
-    let batches: Vec<_> = (0..a.steps)
-        .map(|step| {
-            let permutation = order.permutation((step / per_epoch) as u64);
-            let rows: Vec<usize> = order
-                .batch(&permutation, step % per_epoch)
-                .iter()
-                .map(|&i| i as usize)
-                .collect();
-            p.train_data.subset(&rows)
-        })
-        .collect();
+    // The run the steps are taken from: --steps optimizer steps of the flags' batches, with
+    // nothing read back between them.
+    let config = TrainConfig {
+        epochs: a.steps as u64,
+        max_steps: Some(a.steps as u64),
+        batch_size: a.batches.batch_size,
+        accumulate: a.accumulate,
+        shuffle: !a.batches.no_shuffle,
+        drop_last: a.batches.drop_last,
+        seed: a.batches.seed,
+        clip_norm: a.clip_norm,
+        log_every: u64::MAX,
+        divergence_threshold: None,
+        ..TrainConfig::default()
+    };
     let reports = check(
         &mut gpu,
         &mut cpu,
-        batches
-            .iter()
-            .map(|b| Batch::new(b.features.view(), b.targets.view())),
+        &TrainData::Memory(Arc::new(p.train_data)),
+        &config,
         Tolerance {
             rel: a.rel,
             abs: a.abs,

@@ -1,14 +1,21 @@
-//! GPU-against-CPU validation: the same models, initial parameters and batches through a pack
-//! under test and the reference, step by step, comparing each model's loss, gradients and
-//! parameters under one rule, `|a − b| ≤ abs + rel·|b|` (see [`Tolerance`]). A single engine is
-//! an engine of one model; a GPU engine of several is checked model by model against
-//! each model trained alone on the CPU.
+//! GPU-against-CPU validation: the same models, initial parameters and batches through an
+//! engine under test and the reference, run by the one training loop ([`crate::train::train`])
+//! over both in lock step, comparing each model's loss, gradients and parameters after every
+//! optimizer step under one rule, `|a − b| ≤ abs + rel·|b|` (see [`Tolerance`]). An engine of
+//! several models is checked model by model against each model trained alone on the CPU.
 
+use std::sync::Arc;
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::accumulate::Part;
 use crate::compare::Tolerance;
-use crate::engine::Engine;
+use crate::data::Dataset;
+use crate::engine::{Engine, Metrics, OptimizerState, Setup};
 use crate::error::{Error, Result};
 use crate::loss::Batch;
 use crate::model::Parameters;
+use crate::train::{Silent, TrainConfig, TrainData, train};
 
 /// The largest disagreement in one quantity at one step.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,50 +114,37 @@ fn tensors(p: &Parameters) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
-/// Runs every batch through `tested` and `reference` (packs of as many models, which must start
-/// from the same parameters and optimizers) and compares each model after each step: one
-/// report per model.
-pub fn check<'a>(
+/// Runs the training run `config` describes through `tested` and `reference` in lock step
+/// (engines of as many models, which must start from the same parameters and optimizers) and
+/// compares each model after each optimizer step: one report per model.
+pub fn check(
     tested: &mut dyn Engine,
     reference: &mut dyn Engine,
-    batches: impl IntoIterator<Item = Batch<'a>>,
+    data: &TrainData,
+    config: &TrainConfig,
     tolerance: Tolerance,
 ) -> Result<Vec<CheckReport>> {
     let models = tested.models();
     if reference.models() != models {
         return Err(Error::Usage(format!(
-            "the pack under test holds {models} models but the reference {}",
+            "the engine under test holds {models} models but the reference {}",
             reference.models()
         )));
     }
-    let mut steps: Vec<Vec<CheckStep>> = vec![Vec::new(); models];
-    for (i, batch) in batches.into_iter().enumerate() {
-        tested.step(&batch)?;
-        reference.step(&batch)?;
-        let (losses, reference_losses) = (tested.last_losses()?, reference.last_losses()?);
-        for (k, model_steps) in steps.iter_mut().enumerate() {
-            let loss = |l: &[f32]| vec![("loss".to_string(), vec![l[k]])];
-            model_steps.push(CheckStep {
-                step: i as u64 + 1,
-                loss: difference(loss(&losses), loss(&reference_losses), tolerance),
-                gradients: difference(
-                    tensors(&tested.gradients(k)?),
-                    tensors(&reference.gradients(k)?),
-                    tolerance,
-                ),
-                parameters: difference(
-                    tensors(&tested.parameters(k)?),
-                    tensors(&reference.parameters(k)?),
-                    tolerance,
-                ),
-            });
-        }
-    }
-    Ok(steps
+    let (tested_name, reference_name) = (tested.describe(), reference.describe());
+    let mut both = Lockstep {
+        tested,
+        reference,
+        tolerance,
+        steps: vec![Vec::new(); models],
+    };
+    train(&mut both, data, None, config, None, &mut Silent)?;
+    Ok(both
+        .steps
         .into_iter()
         .map(|steps| CheckReport {
-            tested: tested.describe(),
-            reference: reference.describe(),
+            tested: tested_name.clone(),
+            reference: reference_name.clone(),
             tolerance,
             passed: steps
                 .iter()
@@ -158,4 +152,159 @@ pub fn check<'a>(
             steps,
         })
         .collect())
+}
+
+/// Two engines driven as one: every call goes to both, what is read comes from the engine under
+/// test, and after every update each model of the two is compared.
+struct Lockstep<'a> {
+    tested: &'a mut dyn Engine,
+    reference: &'a mut dyn Engine,
+    tolerance: Tolerance,
+    steps: Vec<Vec<CheckStep>>,
+}
+
+impl Lockstep<'_> {
+    /// Compares every model's loss, gradients and parameters after an update.
+    fn compare(&mut self) -> Result<()> {
+        let (losses, reference_losses) =
+            (self.tested.last_losses()?, self.reference.last_losses()?);
+        let step = self.tested.steps();
+        for (k, model_steps) in self.steps.iter_mut().enumerate() {
+            let loss = |l: &[f32]| vec![("loss".to_string(), vec![l[k]])];
+            model_steps.push(CheckStep {
+                step,
+                loss: difference(loss(&losses), loss(&reference_losses), self.tolerance),
+                gradients: difference(
+                    tensors(&self.tested.gradients(k)?),
+                    tensors(&self.reference.gradients(k)?),
+                    self.tolerance,
+                ),
+                parameters: difference(
+                    tensors(&self.tested.parameters(k)?),
+                    tensors(&self.reference.parameters(k)?),
+                    self.tolerance,
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Engine for Lockstep<'_> {
+    fn describe(&self) -> String {
+        format!(
+            "{} against {}",
+            self.tested.describe(),
+            self.reference.describe()
+        )
+    }
+
+    fn models(&self) -> usize {
+        self.tested.models()
+    }
+
+    fn setup(&self, k: usize) -> Setup {
+        self.tested.setup(k)
+    }
+
+    fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
+        self.tested.accumulate(batch, part)?;
+        self.reference.accumulate(batch, part)?;
+        if part.last {
+            self.compare()?;
+        }
+        Ok(())
+    }
+
+    fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
+        self.tested.accumulate_resident(indices, part)?;
+        self.reference.accumulate_resident(indices, part)?;
+        if part.last {
+            self.compare()?;
+        }
+        Ok(())
+    }
+
+    fn apply_update(&mut self) -> Result<()> {
+        self.tested.apply_update()?;
+        self.reference.apply_update()?;
+        self.compare()
+    }
+
+    fn last_losses(&mut self) -> Result<Vec<f32>> {
+        self.tested.last_losses()
+    }
+
+    fn gradients(&mut self, k: usize) -> Result<Parameters> {
+        self.tested.gradients(k)
+    }
+
+    fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
+        self.tested.set_gradients(k, gradients)?;
+        self.reference.set_gradients(k, gradients)
+    }
+
+    fn parameters(&mut self, k: usize) -> Result<Parameters> {
+        self.tested.parameters(k)
+    }
+
+    fn set_parameters(&mut self, k: usize, parameters: &Parameters) -> Result<()> {
+        self.tested.set_parameters(k, parameters)?;
+        self.reference.set_parameters(k, parameters)
+    }
+
+    fn predict(&mut self, k: usize, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        self.tested.predict(k, features)
+    }
+
+    fn steps(&self) -> u64 {
+        self.tested.steps()
+    }
+
+    fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()> {
+        self.tested.set_learning_rates(lrs)?;
+        self.reference.set_learning_rates(lrs)
+    }
+
+    fn learning_rates(&self) -> Vec<f64> {
+        self.tested.learning_rates()
+    }
+
+    fn set_clip_norm(&mut self, max_norm: Option<f32>) -> Result<()> {
+        self.tested.set_clip_norm(max_norm)?;
+        self.reference.set_clip_norm(max_norm)
+    }
+
+    fn freeze(&mut self, k: usize) -> Result<()> {
+        self.tested.freeze(k)?;
+        self.reference.freeze(k)
+    }
+
+    fn take_metrics(&mut self) -> Result<Vec<Metrics>> {
+        self.reference.take_metrics()?;
+        self.tested.take_metrics()
+    }
+
+    fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Vec<Metrics>> {
+        self.tested.evaluate(batch)
+    }
+
+    fn optimizer_state(&mut self, k: usize) -> Result<OptimizerState> {
+        self.tested.optimizer_state(k)
+    }
+
+    fn set_optimizer_state(&mut self, k: usize, state: &OptimizerState) -> Result<()> {
+        self.tested.set_optimizer_state(k, state)?;
+        self.reference.set_optimizer_state(k, state)
+    }
+
+    fn load_resident(&mut self, data: Arc<Dataset>) -> Result<()> {
+        self.tested.load_resident(Arc::clone(&data))?;
+        self.reference.load_resident(data)
+    }
+
+    fn synchronize(&mut self) -> Result<()> {
+        self.tested.synchronize()?;
+        self.reference.synchronize()
+    }
 }

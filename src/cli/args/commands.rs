@@ -66,6 +66,10 @@ pub struct CheckArgs {
     /// Clip gradients to this global L2 norm.
     #[arg(long, allow_negative_numbers = true)]
     pub clip_norm: Option<f32>,
+    /// Mini-batches per optimizer step (gradients accumulated over their rows); --steps counts
+    /// optimizer steps.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub accumulate: u64,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
