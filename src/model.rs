@@ -349,6 +349,22 @@ impl Parameters {
         }
         out
     }
+
+    /// Every tensor's name and values in place (row-major), in [`Parameters::named_tensors`]
+    /// order.
+    pub fn tensors_mut(&mut self) -> Vec<(String, &mut [f32])> {
+        let mut out = Vec::with_capacity(2 * self.layers.len());
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            if !layer.weight.is_standard_layout() {
+                layer.weight = layer.weight.as_standard_layout().into_owned();
+            }
+            let weight = layer.weight.as_slice_mut().expect("row-major after the copy");
+            let bias = layer.bias.as_slice_mut().expect("a vector is contiguous");
+            out.push((weight_name(i), weight));
+            out.push((bias_name(i), bias));
+        }
+        out
+    }
 }
 
 /// One parameter tensor with its name, values copied out in row-major order.

@@ -25,25 +25,21 @@ fn perturb(pack: &mut dyn Engine, spec: &str) -> Result<()> {
     let index: usize = parts.next().and_then(|i| i.parse().ok()).ok_or_else(bad)?;
     let tensor = parts.next().ok_or_else(bad)?;
     let mut params = pack.parameters(0)?;
-    let names: Vec<String> = params.named_tensors().into_iter().map(|t| t.name).collect();
-    let position = names.iter().position(|n| n == tensor).ok_or_else(|| {
-        Error::Usage(format!(
+    let mut tensors = params.tensors_mut();
+    let names: Vec<&str> = tensors.iter().map(|(name, _)| name.as_str()).collect();
+    let Some(position) = names.iter().position(|n| *n == tensor) else {
+        return Err(Error::Usage(format!(
             "--perturb: no tensor `{tensor}`; the model has {names:?}"
-        ))
-    })?;
-    let layer = &mut params.layers[position / 2];
-    let values = if position % 2 == 0 {
-        layer.weight.as_slice_mut()
-    } else {
-        layer.bias.as_slice_mut()
-    }
-    .expect("parameters read back are contiguous");
+        )));
+    };
+    let values = &mut tensors[position].1;
     let len = values.len();
     *values.get_mut(index).ok_or_else(|| {
         Error::Usage(format!(
             "--perturb: `{tensor}` has {len} entries, no index {index}"
         ))
     })? += delta;
+    drop(tensors);
     pack.set_parameters(0, &params)
 }
 
