@@ -358,7 +358,10 @@ impl Parameters {
             if !layer.weight.is_standard_layout() {
                 layer.weight = layer.weight.as_standard_layout().into_owned();
             }
-            let weight = layer.weight.as_slice_mut().expect("row-major after the copy");
+            let weight = layer
+                .weight
+                .as_slice_mut()
+                .expect("row-major after the copy");
             let bias = layer.bias.as_slice_mut().expect("a vector is contiguous");
             out.push((weight_name(i), weight));
             out.push((bias_name(i), bias));

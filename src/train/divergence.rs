@@ -4,16 +4,13 @@
 
 use ndarray::Array2;
 
+use super::config::TrainData;
 use crate::engine::Metrics;
 use crate::error::Result;
 use crate::loss::Targets;
-use crate::train::TrainData;
 
 /// Training rows on which the loss before the first step is measured.
 pub const REFERENCE_ROWS: usize = 1024;
-
-/// The default [`crate::train::TrainConfig::divergence_threshold`]: three orders of magnitude.
-pub const DEFAULT_DIVERGENCE_THRESHOLD: f64 = 1000.0;
 
 /// Up to [`REFERENCE_ROWS`] training rows, evenly spaced, on which the loss before training is
 /// measured for the divergence threshold.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Residency, TrainData};
+use super::config::{Residency, TrainData};
 use crate::accumulate::Part;
 use crate::data::Dataset;
 use crate::data::scheduler::{Order, Stream};

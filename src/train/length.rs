@@ -1,7 +1,7 @@
 //! How long a run is: epochs of mini-batches, grouped into optimizer steps, and the checks that
 //! refuse a run that would train nothing or leave the valid range.
 
-use super::{TrainConfig, TrainData};
+use super::config::{TrainConfig, TrainData};
 use crate::data::Dataset;
 use crate::data::scheduler::Order;
 use crate::engine::Setup;

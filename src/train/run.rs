@@ -2,14 +2,12 @@
 
 use std::time::Instant;
 
+use super::config::{TrainConfig, TrainData};
 use super::divergence::{loss_divergence, loss_limit, reference_rows};
 use super::feed::{Feed, place};
 use super::length::{RunPlan, check_data, check_schedule};
+use super::report::{Divergence, EpochRecord, ModelRun, Observer, Progress, Stop, TrainReport};
 use super::state::{self, Resumed, Standing, tolerated};
-use super::{
-    Divergence, EpochRecord, ModelRun, Observer, Progress, Stop, TrainConfig, TrainData,
-    TrainReport,
-};
 use crate::accumulate::Part;
 use crate::checkpoint::TrainingState;
 use crate::data::Dataset;

@@ -1,8 +1,9 @@
 //! A single run's training state: restoring one to resume from, and writing one (periodically,
 //! and when the run is interrupted).
 
+use super::config::TrainConfig;
 use super::length::RunPlan;
-use super::{Observer, TrainConfig};
+use super::report::Observer;
 use crate::checkpoint::{ModelCheckpoint, TrainingState, save_state};
 use crate::engine::Engine;
 use crate::error::{Error, Result};

@@ -5,8 +5,9 @@
 //! the one with the lowest final validation loss (training loss without validation data) among
 //! those that did not diverge.
 
+use super::config::{TrainConfig, TrainData};
+use super::report::{ModelRun, Observer, Stop};
 use super::run::{check_single_model_options, run};
-use super::{ModelRun, Observer, Stop, TrainConfig, TrainData};
 use crate::data::Dataset;
 use crate::engine::{Engine, Member};
 use crate::error::{Error, Result};
