@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod accumulate;
 pub mod checkpoint;
 pub mod compare;
 pub mod cpu;

@@ -504,14 +504,15 @@ impl Kernels {
         (rows, mean)
     }
 
-    /// The deterministic column-sum kernel (bias gradients).
-    pub fn column_sums(&self) -> wgpu::ComputePipeline {
+    /// The deterministic column-sum kernel (bias gradients): `OUT[c] = Σ_r IN[r, c]`, or with
+    /// `accumulate` `OUT[c] = OUT[c] + Σ_r IN[r, c]`.
+    pub fn column_sums(&self, accumulate: bool) -> wgpu::ComputePipeline {
         self.pipeline(
             "column sums",
             &self.reduce,
             &self.reduce_layout,
             "column_sums",
-            &[],
+            &[("ACCUMULATE", f64::from(u8::from(accumulate)))],
         )
     }
 

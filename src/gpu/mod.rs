@@ -9,6 +9,8 @@ mod kernels;
 mod memory;
 mod pack;
 mod progress;
+#[cfg(test)]
+mod testing;
 mod tuning;
 
 pub use adapters::{AdapterChoice, Want, choose_adapter, enumerate_adapters, is_hardware};

@@ -16,11 +16,7 @@ impl Pack for GpuPack {
     }
 
     fn step(&mut self, batch: &Batch<'_>) -> Result<()> {
-        batch.check(&self.setup.model, self.setup.loss)?;
-        let rows = self.check_rows(batch.rows())?;
-        self.upload_batch(batch);
-        let class_targets = matches!(batch.targets, TargetsView::Classes(_));
-        self.train_step(rows, class_targets, false)
+        self.accumulate(batch, Part::whole(batch.rows()))
     }
 
     fn last_losses(&mut self) -> Result<Vec<f32>> {
@@ -219,30 +215,6 @@ impl Pack for GpuPack {
     }
 
     fn step_resident(&mut self, indices: &[u32]) -> Result<()> {
-        let resident = self.resident.as_ref().ok_or_else(|| {
-            Error::Usage("step_resident needs a dataset: call load_resident first".into())
-        })?;
-        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= resident.rows) {
-            return Err(Error::Usage(format!(
-                "row index {bad} is beyond the dataset's {} rows",
-                resident.rows
-            )));
-        }
-        let class_targets = resident.class_targets;
-        let rows = self.check_rows(indices.len())?;
-        let model = &self.setup.model;
-        let dims = [
-            rows,
-            model.inputs() as u32,
-            model.outputs() as u32,
-            u32::from(class_targets),
-        ];
-        self.ctx
-            .queue
-            .write_buffer(&self.gather_dims, 0, bytemuck::cast_slice(&dims));
-        self.ctx
-            .queue
-            .write_buffer(&self.indices, 0, bytemuck::cast_slice(indices));
-        self.train_step(rows, class_targets, true)
+        self.accumulate_resident(indices, Part::whole(indices.len()))
     }
 }
