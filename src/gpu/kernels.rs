@@ -70,6 +70,12 @@ impl MatmulTile {
         }
     }
 
+    /// Whether this tile runs on a device with (`shuffles`) or without subgroups of at least 8
+    /// invocations: every square tile does, the shuffle tiles only with them.
+    pub fn runs(self, shuffles: bool) -> bool {
+        shuffles || !matches!(self, MatmulTile::Shuffle { .. })
+    }
+
     /// The fewest rows or columns any tile has: bounds the workgroups a dispatch can need.
     pub const MIN_SIDE: u32 = 8;
 

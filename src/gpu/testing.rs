@@ -4,7 +4,8 @@ use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::context::{AdapterRequest, GpuContext};
+use super::adapters::AdapterRequest;
+use super::context::GpuContext;
 
 /// A device for a test. A test never skips: with no adapter it fails and says how to get one.
 pub(crate) fn context() -> GpuContext {
