@@ -2,7 +2,9 @@
 //
 // `rows`: one invocation per batch row b. It writes the row's summed loss to ROW_LOSS[b] and
 // DELTA[b, :] = dL/dz for the output layer: the gradient of the mean loss with respect to the
-// output, times act'(z) of the output layer's activation (fused). Cross-entropy uses the
+// output, times act'(z) of the output layer's activation (fused). The mean is over GRAD_NORM:
+// the normalizer of the batch's rows, or of a whole group of batches whose gradients add up
+// into one optimizer step (src/accumulate.rs). Cross-entropy uses the
 // max-shifted log-sum-exp; binary cross-entropy on logits uses max(x,0) - x*y + log1p(e^-|x|).
 //
 // It also writes ROW_CORRECT[b] = 1 when the row is classified right: for cross-entropy when
@@ -29,7 +31,7 @@ struct LossDims {
     norm: f32,
     stride_out: u32,
     stride_rows: u32,
-    _pad1: u32,
+    grad_norm: f32,
 }
 
 @group(0) @binding(0) var<storage, read> output: array<f32>;
@@ -85,7 +87,7 @@ fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
                 let shifted = output[base + c] - peak;
                 let y = target_at(b, c);
                 total += y * (log_sum - shifted);
-                let g = ((exp(shifted) / sum) * mass - y) / dims.norm;
+                let g = ((exp(shifted) / sum) * mass - y) / dims.grad_norm;
                 delta[base + c] = g * activate_grad(pre[base + c]);
             }
         }
@@ -94,7 +96,7 @@ fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
                 let x = output[base + c];
                 let y = target_at(b, c);
                 total += max(x, 0.0) - x * y + log1p(exp(-abs(x)));
-                let g = (sigmoid(x) - y) / dims.norm;
+                let g = (sigmoid(x) - y) / dims.grad_norm;
                 delta[base + c] = g * activate_grad(pre[base + c]);
             }
         }
@@ -102,7 +104,7 @@ fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
             for (var c = 0u; c < dims.cols; c++) {
                 let d = output[base + c] - target_at(b, c);
                 total += d * d;
-                let g = 2.0 * d / dims.norm;
+                let g = 2.0 * d / dims.grad_norm;
                 delta[base + c] = g * activate_grad(pre[base + c]);
             }
         }

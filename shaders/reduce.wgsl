@@ -1,5 +1,6 @@
 // Column sums for bias gradients: one invocation per column c computes
 //   OUT[c] = sum over r = 0..ROWS-1, in increasing r, of IN[r * COLS + c]
+// (with ACCUMULATE, OUT[c] = OUT[c] + that sum: a later batch of a group whose gradients add up)
 // so the result is deterministic (no float atomics). Batched over workgroup_id.z, the model
 // index z of a pack: model z's IN starts at z * STRIDE_IN and its OUT at z * STRIDE_OUT.
 
@@ -14,6 +15,8 @@ struct ReduceDims {
 @group(0) @binding(1) var<storage, read_write> sums: array<f32>;
 @group(0) @binding(2) var<uniform> dims: ReduceDims;
 
+override ACCUMULATE: bool = false;
+
 @compute @workgroup_size(64)
 fn column_sums(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
@@ -25,5 +28,10 @@ fn column_sums(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var r = 0u; r < dims.rows; r++) {
         sum += input[base + r * dims.cols + c];
     }
-    sums[gid.z * dims.stride_out + c] = sum;
+    let at = gid.z * dims.stride_out + c;
+    if (ACCUMULATE) {
+        sums[at] = sums[at] + sum;
+    } else {
+        sums[at] = sum;
+    }
 }

@@ -1,31 +1,45 @@
-//! Gradient accumulation: several consecutive mini-batches that make one optimizer step.
+//! Gradient accumulation: several consecutive mini-batches that together make one optimizer
+//! step, as if their rows had been one batch.
 //!
-//! A group of mini-batches `B_1 … B_n` with `R = Σ_i |B_i|` rows steps with the gradient of the
-//! group's mean loss,
+//! For a group of batches `B_1, …, B_n` with `r_i` rows each and `R = Σ_i r_i` rows in all, the
+//! group's gradient is that of the group's mean loss:
 //!
 //! ```text
-//! g = Σ_i (|B_i| / R) · ∇ L̄(B_i) = ∇ (Σ_i Σ_{r ∈ B_i} ℓ_r) / N(R)
+//! g = ∂/∂θ [ (1/N(R)) · Σ_{rows of the group} ℓ_row ] = Σ_i N(r_i)/N(R) · ∇L_i = Σ_i r_i/R · ∇L_i
 //! ```
 //!
-//! where `L̄(B)` is a batch's mean loss and `N(R)` the loss's normaliser over `R` rows
-//! ([`crate::loss::Loss::normalizer`]): PyTorch's `(loss * rows_i / rows_group).backward()` per
-//! mini-batch, then `optimizer.step()` once for the group. Each mini-batch divides its rows'
-//! output gradients by `N(R)` instead of `N(|B_i|)`, the first overwrites the gradients and the
-//! others add to them, and the last applies the update.
+//! where `L_i` is batch `i`'s own mean loss and `N(r)` the loss's normalizer over `r` rows
+//! ([`Loss::normalizer`](crate::loss::Loss::normalizer): `r` for cross-entropy, `r · outputs`
+//! for the others, so `N(r_i)/N(R) = r_i/R` either way). It is PyTorch's accumulation loop:
+//!
+//! ```text
+//! optimizer.zero_grad()
+//! for x, y in batches:                                  # the group
+//!     (criterion(model(x), y) * len(x) / R).backward()  # gradients add up
+//! optimizer.step()
+//! ```
 
-/// Where one mini-batch sits in the group that makes its optimizer step.
+use crate::error::{Error, Result};
+
+/// Where one mini-batch sits in a group of consecutive mini-batches whose gradients make one
+/// optimizer step (see the module documentation for the equation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Part {
-    /// The rows of the whole group, `R` above (at least the mini-batch's own rows).
+    /// `R`: the rows of the whole group, at least the rows of this batch. Each row's output
+    /// gradient is divided by `N(R)` instead of `N(rows)`; the batch's loss metrics keep its own
+    /// mean, `(Σ_rows ℓ_row) / N(rows)`.
     pub group_rows: usize,
-    /// The mini-batch starts the group: its gradients replace the engine's.
+    /// This batch starts the group: its gradients overwrite the gradient buffers,
+    /// `g ← r_1/R · ∇L_1`. Otherwise they are added to them, `g ← g + r_i/R · ∇L_i`.
     pub first: bool,
-    /// The mini-batch ends the group: clipping and the optimizer update follow it.
+    /// This batch ends the group: the optimizer update follows (clipping by global norm when it
+    /// is on, then the update `θ ← update(θ, g)`), and the step count rises by one.
     pub last: bool,
 }
 
 impl Part {
-    /// A mini-batch of `rows` rows that is its own group: an ordinary training step.
+    /// A group of one batch of `rows` rows: an ordinary training step, `g = ∇L`, then the
+    /// update.
     pub fn whole(rows: usize) -> Self {
         Self {
             group_rows: rows,
@@ -43,11 +57,12 @@ impl Part {
         }
     }
 
-    /// Refuses a group smaller than its mini-batch of `rows` rows.
-    pub fn check(&self, rows: usize) -> crate::Result<()> {
+    /// Checks that a batch of `rows` rows can be part of this group: `group_rows ≥ rows`.
+    pub fn check(&self, rows: usize) -> Result<()> {
         if self.group_rows < rows {
-            return Err(crate::Error::Usage(format!(
-                "a mini-batch of {rows} rows cannot belong to a group of {} rows",
+            return Err(Error::Usage(format!(
+                "a batch of {rows} rows cannot be part of a group of {} rows: group_rows counts \
+                 the rows of every batch of the group",
                 self.group_rows
             )));
         }

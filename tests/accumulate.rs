@@ -222,7 +222,7 @@ fn gradients_accumulate_then_apply_on_both_engines() {
             refused
                 .unwrap_err()
                 .to_string()
-                .contains("cannot belong to a group of 8 rows"),
+                .contains("cannot be part of a group of 8 rows"),
             "{what}"
         );
     }

@@ -2,8 +2,55 @@
 //! and `--backend` as a pure function over the adapters' infos, and what to say when nothing
 //! matches.
 
-use super::context::AdapterRequest;
+use super::progress::{Cancel, OnProgress};
+use super::tuning::Tuning;
 use crate::error::{Error, Result};
+
+/// Which adapter to open. The default takes the best adapter present: a discrete GPU, else an
+/// integrated one, else a virtual one, else a software (CPU) one; among equals, native APIs
+/// (Vulkan, Metal, DX12) before GL. [`GpuContext::auto`] takes only a hardware GPU.
+#[derive(Debug, Clone, Default)]
+pub struct AdapterRequest {
+    /// Only adapters on this backend.
+    pub backend: Option<wgpu::Backend>,
+    /// Only adapters whose name contains this text (case-insensitive).
+    pub name: Option<String>,
+    /// Only the adapter at this position in [`enumerate_adapters`]' list (`downhill devices`).
+    pub index: Option<usize>,
+    /// Limits to request instead of the adapter's maximum (to emulate a smaller device).
+    pub limits: Option<wgpu::Limits>,
+    /// How matmul tiles are chosen (fixed unless asked to autotune).
+    pub tuning: Tuning,
+    /// Device memory in bytes to plan within instead of what the adapter reports (a share of a
+    /// GPU used by others, or an adapter that reports none).
+    pub device_memory: Option<u64>,
+    /// Between a discrete and an integrated GPU, `LowPower` prefers the integrated one; the
+    /// others prefer the discrete one.
+    pub power_preference: wgpu::PowerPreference,
+    /// Called as kernels compile and matmul tiles are timed (the slow work of a first run).
+    pub progress: Option<OnProgress>,
+    /// When set, autotuning (and so building an engine that tunes) stops with
+    /// [`Error::Cancelled`] at its next check.
+    pub cancel: Option<Cancel>,
+}
+
+impl AdapterRequest {
+    /// The default request with what wgpu's environment variables ask for:
+    /// `WGPU_ADAPTER_NAME` (a piece of the adapter's name, case-insensitive, as
+    /// [`AdapterRequest::name`]) and `WGPU_POWER_PREF` (`low` prefers an integrated GPU to a
+    /// discrete one). `WGPU_BACKEND` (`vulkan`, `gl`, `metal`, `dx12`, comma-separated) needs
+    /// nothing here: every context's wgpu instance reads it, so adapters on other backends are
+    /// not seen at all.
+    pub fn from_env() -> Self {
+        Self {
+            name: std::env::var("WGPU_ADAPTER_NAME")
+                .ok()
+                .filter(|n| !n.is_empty()),
+            power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+            ..Self::default()
+        }
+    }
+}
 
 /// Every adapter wgpu can see, on every backend compiled in (or only those `WGPU_BACKEND`
 /// names, e.g. `WGPU_BACKEND=vulkan` or `gl,vulkan`: wgpu's instance reads it).

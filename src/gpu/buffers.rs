@@ -6,6 +6,7 @@ use std::num::NonZeroU64;
 
 use ndarray::{Array1, Array2};
 
+use super::device::Device;
 use crate::model::{LayerParameters, ModelSpec, Parameters, bias_name, weight_name};
 
 /// Where one tensor sits in a flat buffer, in f32 elements.
@@ -134,17 +135,11 @@ pub(crate) struct UniformBlock {
 
 impl UniformBlock {
     /// Room for `slots` blocks of at most `slot_bytes` each, `align` bytes apart at least.
-    pub fn new(
-        ctx: &super::context::GpuContext,
-        label: &str,
-        slots: usize,
-        slot_bytes: u64,
-        align: u64,
-    ) -> Self {
+    pub fn new(device: &Device, label: &str, slots: usize, slot_bytes: u64, align: u64) -> Self {
         let stride = slot_bytes.next_multiple_of(align);
         let size = stride * slots.max(1) as u64;
         Self {
-            buffer: ctx.buffer(&wgpu::BufferDescriptor {
+            buffer: device.buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,

@@ -1,60 +1,18 @@
-//! Choosing an adapter, opening a device on it, and the device-wide services the engine
-//! needs: limits checks, error capture and blocking readbacks.
+//! A context: a device opened on the adapter a request chooses, with what runs on it: the
+//! shader modules and layouts, compiled once, and the tuner that chooses each product's matmul
+//! tile. Engines and packs are built on a context; the device's own services (limits, buffers,
+//! errors, read-backs) are [`Device`]'s, reached through the context.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use super::adapters::{AdapterChoice, Want, choose_adapter, enumerate_adapters, names_one};
+use super::adapters::{
+    AdapterChoice, AdapterRequest, Want, choose_adapter, enumerate_adapters, names_one,
+};
+use super::device::Device;
 use super::kernels::{Kernels, MatmulTile, MatmulVariant};
-use super::progress::{Cancel, OnProgress, Progress};
-use super::tuning::{Product, Tuner, Tuning};
+use super::progress::{OnProgress, Progress};
+use super::tuning::{Product, Tuner};
 use crate::error::{Error, Result};
-
-/// Which adapter to open. The default takes the best adapter present: a discrete GPU, else an
-/// integrated one, else a virtual one, else a software (CPU) one; among equals, native APIs
-/// (Vulkan, Metal, DX12) before GL. [`GpuContext::auto`] takes only a hardware GPU.
-#[derive(Debug, Clone, Default)]
-pub struct AdapterRequest {
-    /// Only adapters on this backend.
-    pub backend: Option<wgpu::Backend>,
-    /// Only adapters whose name contains this text (case-insensitive).
-    pub name: Option<String>,
-    /// Only the adapter at this position in [`enumerate_adapters`]' list (`downhill devices`).
-    pub index: Option<usize>,
-    /// Limits to request instead of the adapter's maximum (to emulate a smaller device).
-    pub limits: Option<wgpu::Limits>,
-    /// How matmul tiles are chosen (fixed unless asked to autotune).
-    pub tuning: Tuning,
-    /// Device memory in bytes to plan within instead of what the adapter reports (a share of a
-    /// GPU used by others, or an adapter that reports none).
-    pub device_memory: Option<u64>,
-    /// Between a discrete and an integrated GPU, `LowPower` prefers the integrated one; the
-    /// others prefer the discrete one.
-    pub power_preference: wgpu::PowerPreference,
-    /// Called as kernels compile and matmul tiles are timed (the slow work of a first run).
-    pub progress: Option<OnProgress>,
-    /// When set, autotuning (and so building an engine that tunes) stops with
-    /// [`Error::Cancelled`] at its next check.
-    pub cancel: Option<Cancel>,
-}
-
-impl AdapterRequest {
-    /// The default request with what wgpu's environment variables ask for:
-    /// `WGPU_ADAPTER_NAME` (a piece of the adapter's name, case-insensitive, as
-    /// [`AdapterRequest::name`]) and `WGPU_POWER_PREF` (`low` prefers an integrated GPU to a
-    /// discrete one). `WGPU_BACKEND` (`vulkan`, `gl`, `metal`, `dx12`, comma-separated) needs
-    /// nothing here: every context's wgpu instance reads it, so adapters on other backends are
-    /// not seen at all.
-    pub fn from_env() -> Self {
-        Self {
-            name: std::env::var("WGPU_ADAPTER_NAME")
-                .ok()
-                .filter(|n| !n.is_empty()),
-            power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
-            ..Self::default()
-        }
-    }
-}
 
 /// Where [`GpuContext::auto`] runs: on a hardware GPU, or on the CPU engine and why.
 #[derive(Debug)]
@@ -66,29 +24,26 @@ pub enum Placement {
     Cpu(String),
 }
 
-/// An open device with its queue; cheap to clone, shared by every engine built on it.
+/// An open device with the kernels and matmul tuner that run on it; cheap to clone, shared by
+/// every engine built on it. The device's own methods ([`Device::limits`],
+/// [`Device::describe`], ...) are reached through `Deref`.
 #[derive(Clone)]
 pub struct GpuContext {
-    pub(crate) device: wgpu::Device,
-    pub(crate) queue: wgpu::Queue,
-    info: wgpu::AdapterInfo,
-    limits: wgpu::Limits,
-    /// Errors wgpu reported outside an error scope (validation, out of memory).
-    errors: Arc<Mutex<Vec<String>>>,
-    /// Why the device was lost, once it has been: every later call fails with it.
-    lost: Arc<Mutex<Option<String>>>,
-    /// Bytes of every buffer created through [`GpuContext::buffer`], summed.
-    allocated: Arc<AtomicU64>,
+    device: Device,
     /// Each product's matmul tile.
     tuner: Tuner,
-    /// The largest device-local memory heap, where the API reports it.
-    device_memory: Option<u64>,
     /// The shader modules and layouts, compiled on first use.
     kernels: Arc<OnceLock<Kernels>>,
     /// Where progress of slow work goes.
     progress: Option<OnProgress>,
-    /// Stops slow work when set.
-    cancel: Option<Cancel>,
+}
+
+impl std::ops::Deref for GpuContext {
+    type Target = Device;
+
+    fn deref(&self) -> &Device {
+        &self.device
+    }
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -97,40 +52,6 @@ impl std::fmt::Debug for GpuContext {
             .field("adapter", &self.describe())
             .finish_non_exhaustive()
     }
-}
-
-/// The size of the largest device-local memory heap of a Vulkan adapter; `None` on other APIs.
-#[cfg(any(target_os = "linux", target_os = "windows", target_os = "android"))]
-fn device_local_memory(adapter: &wgpu::Adapter) -> Option<u64> {
-    use ash::vk;
-    // SAFETY: the returned guard borrows the live adapter only for the query below, which reads
-    // properties of its physical device through the instance that enumerated it.
-    let hal = unsafe { adapter.as_hal::<wgpu::hal::api::Vulkan>() }?;
-    let instance = hal.shared_instance().raw_instance();
-    // SAFETY: `raw_physical_device` belongs to `instance`, which outlives this call.
-    let properties =
-        unsafe { instance.get_physical_device_memory_properties(hal.raw_physical_device()) };
-    properties
-        .memory_heaps_as_slice()
-        .iter()
-        .filter(|heap| heap.flags.contains(vk::MemoryHeapFlags::DEVICE_LOCAL))
-        .map(|heap| heap.size)
-        .max()
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "android")))]
-fn device_local_memory(_adapter: &wgpu::Adapter) -> Option<u64> {
-    None
-}
-
-/// The optional features the engine uses where the adapter has them: timestamp queries (GPU
-/// time in benchmarks) and subgroups of at least 8 invocations (the shuffle matmul).
-fn wanted_features(info: &wgpu::AdapterInfo) -> wgpu::Features {
-    let mut features = wgpu::Features::TIMESTAMP_QUERY;
-    if info.subgroup_min_size >= 8 {
-        features |= wgpu::Features::SUBGROUP;
-    }
-    features
 }
 
 impl GpuContext {
@@ -167,54 +88,16 @@ impl GpuContext {
     }
 
     fn open(adapter: wgpu::Adapter, request: &AdapterRequest) -> Result<Self> {
-        let info = adapter.get_info();
-        let device_memory = request
-            .device_memory
-            .or_else(|| device_local_memory(&adapter));
-        let required_limits = request.limits.clone().unwrap_or_else(|| adapter.limits());
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("downhill"),
-            required_limits,
-            required_features: adapter.features() & wanted_features(&info),
-            ..Default::default()
-        }))
-        .map_err(|e| Error::RequestDevice {
-            adapter: info.name.clone(),
-            message: e.to_string(),
-        })?;
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&errors);
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            if let Ok(mut errors) = sink.lock() {
-                errors.push(e.to_string());
-            }
-        }));
-        let lost = Arc::new(Mutex::new(None));
-        let sink = Arc::clone(&lost);
-        device.set_device_lost_callback(move |reason, message| {
-            if let Ok(mut lost) = sink.lock() {
-                let detail = if message.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {message}")
-                };
-                *lost = Some(format!("the GPU device was lost ({reason:?}{detail})"));
-            }
-        });
-        let limits = device.limits();
+        let device = Device::open(adapter, request.limits.clone(), request.device_memory)?;
         Ok(Self {
             device,
-            queue,
-            info,
-            limits,
-            errors,
-            lost,
-            allocated: Arc::new(AtomicU64::new(0)),
-            tuner: Tuner::new(request.tuning.clone()),
-            device_memory,
+            tuner: Tuner::new(
+                request.tuning.clone(),
+                request.progress.clone(),
+                request.cancel.clone(),
+            ),
             kernels: Arc::new(OnceLock::new()),
             progress: request.progress.clone(),
-            cancel: request.cancel.clone(),
         })
     }
 
@@ -233,45 +116,22 @@ impl GpuContext {
     /// every engine, pack and product on this context (pipelines are specialised from them).
     pub(crate) fn kernels(&self) -> &Kernels {
         self.kernels.get_or_init(|| {
-            self.report(&Progress::Compiling);
-            Kernels::new(&self.device)
+            if let Some(progress) = &self.progress {
+                progress.report(&Progress::Compiling);
+            }
+            Kernels::new(&self.device.device)
         })
     }
 
-    /// Passes `event` to the request's progress callback, if any.
-    pub(crate) fn report(&self, event: &Progress) {
-        if let Some(progress) = &self.progress {
-            progress.report(event);
-        }
-    }
-
-    /// [`Error::Cancelled`] naming `during` once the request's cancel flag is set.
-    pub(crate) fn check_cancel(&self, during: &str) -> Result<()> {
-        self.cancel.as_ref().map_or(Ok(()), |c| c.check(during))
-    }
-
-    /// Bytes of device memory to plan within: [`AdapterRequest::device_memory`], else the
-    /// adapter's largest device-local memory heap where the API reports it (Vulkan); what
-    /// [`MemoryEstimate`](super::MemoryEstimate)s are checked against.
-    pub fn device_memory(&self) -> Option<u64> {
-        self.device_memory
-    }
-
-    /// Whether the matmul kernels that share rows through subgroup shuffles run here: the device
-    /// has subgroups of at least 8 invocations.
-    pub fn has_shuffles(&self) -> bool {
-        self.device.features().contains(wgpu::Features::SUBGROUP)
-    }
-
     /// Whether `tile` runs here: every square tile does, the shuffle tiles where
-    /// [`GpuContext::has_shuffles`].
+    /// [`Device::has_shuffles`].
     pub fn runs(&self, tile: MatmulTile) -> bool {
-        self.has_shuffles() || !matches!(tile, MatmulTile::Shuffle { .. })
+        tile.runs(self.has_shuffles())
     }
 
     /// The tile for `C[m,n] = op(A)[m,k]·op(B)[k,n]`, computed for `models` side by side,
-    /// under this context's [`Tuning`]: the fixed default, or the fastest on this adapter (timed
-    /// now if its shape class is new).
+    /// under this context's [`Tuning`](super::Tuning): the fixed default, or the fastest on this
+    /// adapter (timed now if its shape class is new).
     pub fn matmul_tile(
         &self,
         variant: MatmulVariant,
@@ -288,269 +148,17 @@ impl GpuContext {
         })
     }
 
-    /// The tile for `product` under this context's [`Tuning`] (timed now if its class is new).
+    /// The tile for `product` under this context's [`Tuning`](super::Tuning) (timed now if its
+    /// class is new).
     pub(crate) fn product_tile(&self, product: &Product) -> Result<MatmulTile> {
-        self.tuner.tile(self, product)
+        self.tuner.tile(&self.device, self.kernels(), product)
     }
 
     /// Times every product among `products` whose shape class is new, reporting progress as
     /// `k of n`, so that an engine's products are tuned together before it is built.
     pub(crate) fn tune(&self, products: &[Product]) -> Result<()> {
-        self.tuner.tune(self, products)
+        self.tuner.tune(&self.device, self.kernels(), products)
     }
-
-    /// Creates a buffer, counting its bytes in [`GpuContext::allocated_bytes`].
-    pub(crate) fn buffer(&self, descriptor: &wgpu::BufferDescriptor<'_>) -> wgpu::Buffer {
-        self.allocated.fetch_add(descriptor.size, Ordering::Relaxed);
-        self.device.create_buffer(descriptor)
-    }
-
-    /// Takes `bytes` of buffers since dropped back out of [`GpuContext::allocated_bytes`] (the
-    /// tuner's scratch products, which are no engine's memory).
-    pub(crate) fn released(&self, bytes: u64) {
-        self.allocated.fetch_sub(bytes, Ordering::Relaxed);
-    }
-
-    /// Bytes of device memory the engines on this context have allocated (readback staging
-    /// excluded), so that a benchmark can report what a model and batch size cost.
-    pub fn allocated_bytes(&self) -> u64 {
-        self.allocated.load(Ordering::Relaxed)
-    }
-
-    /// The wgpu device, for code that shares it (its own buffers and passes beside downhill's).
-    /// Destroying it loses the device for every engine on this context: their calls then return
-    /// [`Error::Gpu`] instead of running.
-    pub fn device(&self) -> &wgpu::Device {
-        &self.device
-    }
-
-    /// Whether GPU timestamps can time passes on this device.
-    pub fn supports_timestamps(&self) -> bool {
-        self.device
-            .features()
-            .contains(wgpu::Features::TIMESTAMP_QUERY)
-    }
-
-    /// The adapter's name, backend, type and driver.
-    pub fn info(&self) -> &wgpu::AdapterInfo {
-        &self.info
-    }
-
-    /// The limits the device was opened with.
-    pub fn limits(&self) -> &wgpu::Limits {
-        &self.limits
-    }
-
-    /// `name (backend, device type, driver)`.
-    pub fn describe(&self) -> String {
-        let i = &self.info;
-        let driver = if i.driver_info.is_empty() {
-            i.driver.clone()
-        } else {
-            format!("{} {}", i.driver, i.driver_info)
-        };
-        format!(
-            "{} ({:?}, {:?}, {})",
-            i.name,
-            i.backend,
-            i.device_type,
-            driver.trim()
-        )
-    }
-
-    /// Returns the errors wgpu reported since the last call, as [`Error::Gpu`], and fails every
-    /// call once the device is lost.
-    pub(crate) fn check_errors(&self, context: &str) -> Result<()> {
-        let lost = self
-            .lost
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        if let Some(lost) = lost {
-            return Err(Error::Gpu {
-                context: context.to_string(),
-                message: format!(
-                    "{lost}; nothing more can run on it (the driver may have reset or the GPU \
-                     was removed): start again, with --resume from the last training-state \
-                     checkpoint if one was written"
-                ),
-            });
-        }
-        let mut errors = self
-            .errors
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if errors.is_empty() {
-            return Ok(());
-        }
-        let message = errors.drain(..).collect::<Vec<_>>().join("; ");
-        Err(Error::Gpu {
-            context: context.to_string(),
-            message,
-        })
-    }
-
-    /// Runs `body` inside validation and out-of-memory error scopes and reports what they caught.
-    pub(crate) fn scoped<T>(&self, context: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.check_errors(context)?;
-        let before = self.allocated_bytes();
-        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let value = body();
-        let requested = self.allocated_bytes().saturating_sub(before);
-        let caught = [
-            pollster::block_on(validation.pop()),
-            pollster::block_on(oom.pop()),
-        ];
-        let value = value?;
-        if let Some(e) = caught.into_iter().flatten().next() {
-            let hint = match e {
-                wgpu::Error::OutOfMemory { .. } => format!(
-                    "; the device is out of memory ({:.1} MiB of buffers were being allocated, \
-                     {:.1} MiB before): use a smaller batch or narrower layers, stream the data \
-                     (--residency streamed), or close other programs using the GPU",
-                    requested as f64 / 1048576.0,
-                    before as f64 / 1048576.0
-                ),
-                _ => String::new(),
-            };
-            return Err(Error::Gpu {
-                context: context.to_string(),
-                message: format!("{e}{hint}"),
-            });
-        }
-        Ok(value)
-    }
-
-    /// Checks that a buffer of `bytes` for `tensor` fits the device (`hint` says what to do if not): under `max_buffer_size`,
-    /// and under `max_storage_buffer_binding_size` when it is bound whole.
-    pub(crate) fn check_fits(
-        &self,
-        tensor: &str,
-        bytes: u64,
-        bound_whole: bool,
-        hint: &'static str,
-    ) -> Result<()> {
-        check_fits(&self.limits, tensor, bytes, bound_whole, hint)
-    }
-
-    /// Creates a storage buffer of `bytes` (at least 16) for `tensor`, after checking the limits
-    /// (`hint` says what to do when it does not fit).
-    pub(crate) fn storage_buffer(
-        &self,
-        tensor: &str,
-        bytes: u64,
-        usage: wgpu::BufferUsages,
-        hint: &'static str,
-    ) -> Result<wgpu::Buffer> {
-        self.check_fits(tensor, bytes, true, hint)?;
-        Ok(self.buffer(&wgpu::BufferDescriptor {
-            label: Some(tensor),
-            size: bytes.max(16).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
-            usage: wgpu::BufferUsages::STORAGE | usage,
-            mapped_at_creation: false,
-        }))
-    }
-
-    /// Blocks until all submitted work has finished, then reports any error it raised.
-    pub(crate) fn wait(&self, context: &str) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                context: context.to_string(),
-                message: e.to_string(),
-            })?;
-        self.check_errors(context)
-    }
-
-    /// Copies `bytes` bytes from `offset` of `buffer` to the host as f32, waiting for all work.
-    pub(crate) fn read_back(
-        &self,
-        buffer: &wgpu::Buffer,
-        offset: u64,
-        bytes: u64,
-        what: &str,
-    ) -> Result<Vec<f32>> {
-        let raw = self.read_back_bytes(buffer, offset, bytes, what)?;
-        Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&raw))
-    }
-
-    /// Copies `bytes` bytes from `offset` of `buffer` to the host, waiting for all queued work.
-    pub(crate) fn read_back_bytes(
-        &self,
-        buffer: &wgpu::Buffer,
-        offset: u64,
-        bytes: u64,
-        what: &str,
-    ) -> Result<Vec<u8>> {
-        let context = format!("reading {what} back from the GPU");
-        self.check_errors(&context)?;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
-        self.queue.submit([encoder.finish()]);
-        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
-            sender.send(result).ok();
-        });
-        self.wait(&context)?;
-        let mapped = pollster::block_on(receiver.receive());
-        match mapped {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                return Err(Error::Gpu {
-                    context,
-                    message: e.to_string(),
-                });
-            }
-            None => {
-                return Err(Error::Gpu {
-                    context,
-                    message: "the map request was dropped".into(),
-                });
-            }
-        }
-        let values = {
-            let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu {
-                context: context.clone(),
-                message: e.to_string(),
-            })?;
-            view.to_vec()
-        };
-        staging.unmap();
-        Ok(values)
-    }
-}
-
-/// Checks that a buffer of `bytes` for `tensor` fits `limits` (`hint` says what to do if not):
-/// under `max_buffer_size`, and under `max_storage_buffer_binding_size` when it is bound whole.
-pub fn check_fits(
-    limits: &wgpu::Limits,
-    tensor: &str,
-    bytes: u64,
-    bound_whole: bool,
-    hint: &'static str,
-) -> Result<()> {
-    let too_large = |limit_name, limit| Error::BufferTooLarge {
-        tensor: tensor.to_string(),
-        bytes,
-        limit_name,
-        limit,
-        hint,
-    };
-    if bytes > limits.max_buffer_size {
-        return Err(too_large("max_buffer_size", limits.max_buffer_size));
-    }
-    let binding = limits.max_storage_buffer_binding_size;
-    if bound_whole && bytes > binding {
-        return Err(too_large("max_storage_buffer_binding_size", binding));
-    }
-    Ok(())
 }
 
 /// `e` with a hint on `WGPU_BACKEND` when it is set and no adapter matched: it hides the

@@ -70,6 +70,12 @@ impl MatmulTile {
         }
     }
 
+    /// Whether this tile runs on a device with (`shuffles`) or without subgroups of at least 8
+    /// invocations: every square tile does, the shuffle tiles only with them.
+    pub fn runs(self, shuffles: bool) -> bool {
+        shuffles || !matches!(self, MatmulTile::Shuffle { .. })
+    }
+
     /// The fewest rows or columns any tile has: bounds the workgroups a dispatch can need.
     pub const MIN_SIDE: u32 = 8;
 
@@ -504,14 +510,15 @@ impl Kernels {
         (rows, mean)
     }
 
-    /// The deterministic column-sum kernel (bias gradients).
-    pub fn column_sums(&self) -> wgpu::ComputePipeline {
+    /// The deterministic column-sum kernel (bias gradients): `OUT[c] = Σ_r IN[r, c]`, or with
+    /// `accumulate` `OUT[c] = OUT[c] + Σ_r IN[r, c]`.
+    pub fn column_sums(&self, accumulate: bool) -> wgpu::ComputePipeline {
         self.pipeline(
             "column sums",
             &self.reduce,
             &self.reduce_layout,
             "column_sums",
-            &[],
+            &[("ACCUMULATE", f64::from(u8::from(accumulate)))],
         )
     }
 

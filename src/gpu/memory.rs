@@ -3,6 +3,7 @@
 //! failing half-built.
 
 use super::buffers::FlatLayout;
+use super::units::mib;
 use crate::engine::PackSetup;
 use crate::error::{Error, Result};
 
@@ -109,9 +110,4 @@ impl MemoryEstimate {
             .collect::<Vec<_>>()
             .join(", ")
     }
-}
-
-/// `12.3 MiB`.
-pub fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use ndarray::Array2;
 
-use super::context::GpuContext;
-use super::gemm::Gemm;
-use super::kernels::{MatmulTile, MatmulVariant};
-use super::progress::Progress;
+use super::device::Device;
+use super::kernels::{Kernels, MatmulTile, MatmulVariant};
+use super::progress::{Cancel, OnProgress, Progress};
+use super::staged::Staged;
 use crate::error::Result;
 use crate::fsio;
 
@@ -88,13 +88,17 @@ impl Product {
 }
 
 /// Chooses tiles for one context (shared by its clones).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Tuner {
     tuning: Tuning,
     choices: Arc<Mutex<Table>>,
     /// Only products that evaluation and prediction run are timed; the training products take
-    /// the fixed default (see [`GpuContext::for_inference`]).
+    /// the fixed default (see [`GpuContext::for_inference`](super::GpuContext::for_inference)).
     inference: bool,
+    /// Where progress of the timing goes.
+    progress: Option<OnProgress>,
+    /// Stops the timing between runs when set.
+    cancel: Option<Cancel>,
 }
 
 /// Each candidate's timing runs about this long (at least one product), best of two.
@@ -106,8 +110,9 @@ const SHAPE_BUDGET: Duration = Duration::from_secs(2);
 
 impl Tuner {
     /// A tuner for `tuning`, starting from its cache file when there is a readable one (a
-    /// missing or unreadable cache is the same as an empty one: it is only ever re-derived).
-    pub fn new(tuning: Tuning) -> Self {
+    /// missing or unreadable cache is the same as an empty one: it is only ever re-derived);
+    /// it reports its timing to `progress` and stops it once `cancel` is set.
+    pub fn new(tuning: Tuning, progress: Option<OnProgress>, cancel: Option<Cancel>) -> Self {
         let table = match &tuning {
             Tuning::Autotune { cache: Some(path) } => {
                 // Temporaries of a cache write that a killed process left behind.
@@ -123,6 +128,8 @@ impl Tuner {
             tuning,
             choices: Arc::new(Mutex::new(table)),
             inference: false,
+            progress,
+            cancel,
         }
     }
 
@@ -136,23 +143,28 @@ impl Tuner {
 
     /// The tile for `product`: the fixed default, the pinned tile, or with autotuning the
     /// fastest candidate for the shape's class (timed now when the class is new).
-    pub fn tile(&self, ctx: &GpuContext, product: &Product) -> Result<MatmulTile> {
-        if self.settled(ctx, product).is_err() {
-            self.tune(ctx, std::slice::from_ref(product))?;
+    pub fn tile(
+        &self,
+        device: &Device,
+        kernels: &Kernels,
+        product: &Product,
+    ) -> Result<MatmulTile> {
+        if self.settled(device, product).is_err() {
+            self.tune(device, kernels, std::slice::from_ref(product))?;
         }
         let (m, n, _) = product.shape;
         Ok(self
-            .settled(ctx, product)
+            .settled(device, product)
             .unwrap_or_else(|_| MatmulTile::for_shape(m, n)))
     }
 
     /// Times every product among `products` whose shape class is new (each class once),
-    /// reporting progress through the context and stopping with [`Error::Cancelled`](crate::Error::Cancelled) when its
-    /// cancel flag is set; each choice is cached as soon as it is made.
-    pub fn tune(&self, ctx: &GpuContext, products: &[Product]) -> Result<()> {
+    /// reporting progress and stopping with [`Error::Cancelled`](crate::Error::Cancelled) when
+    /// the cancel flag is set; each choice is cached as soon as it is made.
+    pub fn tune(&self, device: &Device, kernels: &Kernels, products: &[Product]) -> Result<()> {
         let mut new: Vec<(String, &Product)> = Vec::new();
         for product in products {
-            if let Err(class) = self.settled(ctx, product)
+            if let Err(class) = self.settled(device, product)
                 && !new.iter().any(|(c, _)| *c == class)
             {
                 new.push((class, product));
@@ -164,15 +176,15 @@ impl Tuner {
         let started = Instant::now();
         let total = new.len();
         for (index, (class, product)) in new.into_iter().enumerate() {
-            ctx.report(&Progress::Tuning {
+            self.report(&Progress::Tuning {
                 index: index + 1,
                 total,
                 product: product.describe(),
             });
-            let tile = fastest(ctx, product)?;
-            self.store(ctx, class, tile);
+            let tile = self.fastest(device, kernels, product)?;
+            self.store(device, class, tile);
         }
-        ctx.report(&Progress::Tuned {
+        self.report(&Progress::Tuned {
             total,
             seconds: started.elapsed().as_secs_f64(),
         });
@@ -180,11 +192,12 @@ impl Tuner {
     }
 
     /// The tile for `product` without timing anything, or the shape class that needs timing.
-    fn settled(&self, ctx: &GpuContext, product: &Product) -> Result<MatmulTile, String> {
+    fn settled(&self, device: &Device, product: &Product) -> Result<MatmulTile, String> {
         let (m, n, _) = product.shape;
+        let shuffles = device.has_shuffles();
         match &self.tuning {
             Tuning::Fixed => return Ok(MatmulTile::for_shape(m, n)),
-            Tuning::Pinned(tile) if ctx.runs(*tile) => return Ok(*tile),
+            Tuning::Pinned(tile) if tile.runs(shuffles) => return Ok(*tile),
             Tuning::Pinned(_) => return Ok(MatmulTile::for_shape(m, n)),
             Tuning::Autotune { .. } if self.inference && product.training => {
                 return Ok(MatmulTile::for_shape(m, n));
@@ -194,19 +207,19 @@ impl Tuner {
         let class = shape_class(product);
         // A cached choice this context cannot run (a file edited by hand) is timed afresh.
         self.lock()
-            .get(&adapter_key(ctx.info()))
+            .get(&adapter_key(device.info()))
             .and_then(|t| t.get(&class))
             .and_then(|name| MatmulTile::from_name(name))
-            .filter(|&tile| ctx.runs(tile))
+            .filter(|&tile| tile.runs(shuffles))
             .ok_or(class)
     }
 
     /// Keeps `tile` for `class`, in memory and in the cache file.
-    fn store(&self, ctx: &GpuContext, class: String, tile: MatmulTile) {
+    fn store(&self, device: &Device, class: String, tile: MatmulTile) {
         let table = {
             let mut table = self.lock();
             table
-                .entry(adapter_key(ctx.info()))
+                .entry(adapter_key(device.info()))
                 .or_default()
                 .insert(class, tile.name());
             table.clone()
@@ -219,6 +232,102 @@ impl Tuner {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.choices.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Times the candidate tiles on the product, for its models side by side as a pack runs it
+    /// (epilogue left out: it is the same work for all), the fixed default first, within
+    /// [`SHAPE_BUDGET`], and returns the fastest; the fixed default when the product cannot be
+    /// staged on its own.
+    fn fastest(&self, device: &Device, kernels: &Kernels, product: &Product) -> Result<MatmulTile> {
+        let plain = MatmulVariant {
+            epilogue: super::kernels::Epilogue::Plain,
+            ..product.variant
+        };
+        let (m, n, k) = product.shape;
+        let (a_shape, b_shape) = (
+            if plain.transpose_a { (k, m) } else { (m, k) },
+            if plain.transpose_b { (n, k) } else { (k, n) },
+        );
+        let fill = |(rows, cols): (usize, usize)| {
+            Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 3) % 17) as f32 / 17.0)
+        };
+        let (a, b) = (fill(a_shape), fill(b_shape));
+        let default = MatmulTile::for_shape(m, n);
+        let candidates: Vec<MatmulTile> = std::iter::once(default)
+            .chain(
+                MatmulTile::candidates(m, n, device.has_shuffles())
+                    .into_iter()
+                    .filter(|&tile| tile != default),
+            )
+            .collect();
+        let started = Instant::now();
+        pick(
+            &candidates,
+            SHAPE_BUDGET,
+            || started.elapsed(),
+            |tile| {
+                self.check_cancel()?;
+                let before = device.allocated_bytes();
+                let timed = self.time_tile(device, kernels, plain, tile, product, (&a, &b));
+                // The scratch buffers are gone (dropped in time_tile), whatever happened.
+                device.released(device.allocated_bytes() - before);
+                timed
+            },
+        )
+    }
+
+    /// Time per product of `tile` on scratch operands `a` and `b`: after a warm-up, one run when
+    /// that alone takes [`TIMING_BUDGET`], else the best of two timings of about that long;
+    /// `None` when the product cannot be staged on this device. The cancel flag is checked between
+    /// runs.
+    fn time_tile(
+        &self,
+        device: &Device,
+        kernels: &Kernels,
+        variant: MatmulVariant,
+        tile: MatmulTile,
+        product: &Product,
+        (a, b): (&Array2<f32>, &Array2<f32>),
+    ) -> Result<Option<Duration>> {
+        let Ok(gemm) = Staged::new(
+            device,
+            kernels,
+            variant,
+            tile,
+            product.vec4,
+            product.shape,
+            product.models,
+        ) else {
+            return Ok(None);
+        };
+        gemm.upload(a.view(), b.view(), None)?;
+        gemm.run(1)?;
+        self.check_cancel()?;
+        let once = time(|| gemm.run(1))?;
+        if once >= TIMING_BUDGET {
+            return Ok(Some(once));
+        }
+        let repeats = (TIMING_BUDGET.as_secs_f64() / once.as_secs_f64().max(1e-6)).clamp(1.0, 50.0);
+        let repeats = repeats as usize;
+        self.check_cancel()?;
+        let first = time(|| gemm.run(repeats))?;
+        self.check_cancel()?;
+        let best = first.min(time(|| gemm.run(repeats))?);
+        Ok(Some(best / repeats as u32))
+    }
+
+    /// Passes `event` to the progress callback, if any.
+    fn report(&self, event: &Progress) {
+        if let Some(progress) = &self.progress {
+            progress.report(event);
+        }
+    }
+
+    /// [`Error::Cancelled`](crate::Error::Cancelled) once the cancel flag is set.
+    fn check_cancel(&self) -> Result<()> {
+        self.cancel
+            .as_ref()
+            .map_or(Ok(()), |c| c.check("timing matmul tiles"))
     }
 }
 
@@ -262,48 +371,6 @@ fn shape_class(product: &Product) -> String {
     )
 }
 
-/// Times the candidate tiles on the product, for its models side by side as a pack runs it
-/// (epilogue left out: it is the same work for all), the fixed default first, within
-/// [`SHAPE_BUDGET`], and returns the fastest; the fixed default when the product cannot be
-/// staged on its own.
-fn fastest(ctx: &GpuContext, product: &Product) -> Result<MatmulTile> {
-    let plain = MatmulVariant {
-        epilogue: super::Epilogue::Plain,
-        ..product.variant
-    };
-    let (m, n, k) = product.shape;
-    let (a_shape, b_shape) = (
-        if plain.transpose_a { (k, m) } else { (m, k) },
-        if plain.transpose_b { (n, k) } else { (k, n) },
-    );
-    let fill = |(rows, cols): (usize, usize)| {
-        Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 3) % 17) as f32 / 17.0)
-    };
-    let (a, b) = (fill(a_shape), fill(b_shape));
-    let default = MatmulTile::for_shape(m, n);
-    let candidates: Vec<MatmulTile> = std::iter::once(default)
-        .chain(
-            MatmulTile::candidates(m, n, ctx.has_shuffles())
-                .into_iter()
-                .filter(|&tile| tile != default),
-        )
-        .collect();
-    let started = Instant::now();
-    pick(
-        &candidates,
-        SHAPE_BUDGET,
-        || started.elapsed(),
-        |tile| {
-            ctx.check_cancel("timing matmul tiles")?;
-            let before = ctx.allocated_bytes();
-            let timed = time_tile(ctx, plain, tile, product, (&a, &b));
-            // The scratch buffers are gone (dropped in time_tile), whatever happened.
-            ctx.released(ctx.allocated_bytes() - before);
-            timed
-        },
-    )
-}
-
 /// The fastest of `candidates` as `time` measures them (per product; `None`: the product
 /// cannot be staged, so the first candidate stands), timing no further candidate once
 /// `elapsed()` has reached `budget` (the first is always timed).
@@ -329,44 +396,6 @@ fn pick(
         }
     }
     Ok(best.map_or(first, |(_, tile)| tile))
-}
-
-/// Time per product of `tile` on scratch operands `a` and `b`: after a warm-up, one run when
-/// that alone takes [`TIMING_BUDGET`], else the best of two timings of about that long;
-/// `None` when the product cannot be staged on this device. The cancel flag is checked between
-/// runs.
-fn time_tile(
-    ctx: &GpuContext,
-    variant: MatmulVariant,
-    tile: MatmulTile,
-    product: &Product,
-    (a, b): (&Array2<f32>, &Array2<f32>),
-) -> Result<Option<Duration>> {
-    let Ok(gemm) = Gemm::build_for_models(
-        ctx,
-        variant,
-        tile,
-        product.vec4,
-        product.shape,
-        product.models,
-    ) else {
-        return Ok(None);
-    };
-    let during = "timing matmul tiles";
-    gemm.upload(a.view(), b.view(), None)?;
-    gemm.run(1)?;
-    ctx.check_cancel(during)?;
-    let once = time(|| gemm.run(1))?;
-    if once >= TIMING_BUDGET {
-        return Ok(Some(once));
-    }
-    let repeats = (TIMING_BUDGET.as_secs_f64() / once.as_secs_f64().max(1e-6)).clamp(1.0, 50.0);
-    let repeats = repeats as usize;
-    ctx.check_cancel(during)?;
-    let first = time(|| gemm.run(repeats))?;
-    ctx.check_cancel(during)?;
-    let best = first.min(time(|| gemm.run(repeats))?);
-    Ok(Some(best / repeats as u32))
 }
 
 fn time(run: impl FnOnce() -> Result<()>) -> Result<Duration> {

@@ -266,6 +266,10 @@ impl GpuPack {
             epilogue: Epilogue::Plain,
             activation: Activation::Identity,
         };
+        let weight_grad_accumulate = MatmulVariant {
+            epilogue: Epilogue::Accumulate,
+            ..weight_grad
+        };
         let weight_grad_shape = |i: usize, (r0, r1): (usize, usize)| Shape::Matmul {
             m: fixed(r1 - r0),
             n: fixed(layers[i].inputs),
@@ -402,18 +406,22 @@ impl GpuPack {
         let loss_eval = loss_dispatches(&metrics_eval);
 
         let mut backward = Vec::new();
+        let mut backward_accumulate = Vec::new();
 
         // Backward, last layer first, each product per block of W_i's rows.
-        let column_sums = kernels.column_sums();
+        let column_sums = kernels.column_sums(false);
+        let column_sums_accumulate = kernels.column_sums(true);
         for i in (0..layers.len()).rev() {
             let layer = layers[i];
             let source = if i == 0 { &input } else { &res.post[i - 1] };
             // ∂L/∂W_i[r0..r1] = δ_i[:, r0..r1]ᵀ · a_{i-1}: M = r1 - r0, N = in, K = batch.
+            // Written into the gradients, or (a group's later batches) added to them.
             for &(r0, r1) in &blocks[i] {
                 let shape = weight_grad_shape(i, (r0, r1));
                 let (pipeline, grid) = matmul(weight_grad, &shape, true)?;
+                let (adding, _) = matmul(weight_grad_accumulate, &shape, true)?;
                 let slot = add_shape(shape);
-                backward.push(Dispatch {
+                let dispatch = Dispatch {
                     kind: KernelKind::Matmul,
                     pipeline,
                     bind_group: bind(
@@ -428,7 +436,12 @@ impl GpuPack {
                         ],
                     ),
                     grid,
+                };
+                backward_accumulate.push(Dispatch {
+                    pipeline: adding,
+                    ..dispatch.clone()
                 });
+                backward.push(dispatch);
             }
             // ∂L/∂b_i = Σ_rows δ_i.
             let slot = add_shape(Shape::Columns {
@@ -436,7 +449,7 @@ impl GpuPack {
                 stride_in: rows_stride(layer.outputs),
                 stride_out: params_stride,
             });
-            backward.push(Dispatch {
+            let dispatch = Dispatch {
                 kind: KernelKind::BiasGradient,
                 pipeline: column_sums.clone(),
                 bind_group: bind(
@@ -448,7 +461,12 @@ impl GpuPack {
                     ],
                 ),
                 grid: Grid::Items(fixed(layer.outputs)),
+            };
+            backward_accumulate.push(Dispatch {
+                pipeline: column_sums_accumulate.clone(),
+                ..dispatch.clone()
             });
+            backward.push(dispatch);
             if i == 0 {
                 continue;
             }
@@ -458,7 +476,7 @@ impl GpuPack {
                 let shape = input_grad_shape(i, (r0, r1));
                 let (pipeline, grid) = matmul(input_grad_variant(i, b), &shape, true)?;
                 let slot = add_shape(shape);
-                backward.push(Dispatch {
+                let dispatch = Dispatch {
                     kind: KernelKind::Matmul,
                     pipeline,
                     bind_group: bind(
@@ -473,7 +491,9 @@ impl GpuPack {
                         ],
                     ),
                     grid,
-                });
+                };
+                backward_accumulate.push(dispatch.clone());
+                backward.push(dispatch);
             }
         }
         debug_assert!(shapes.len() <= uniform_slots);
@@ -522,6 +542,7 @@ impl GpuPack {
             loss_train,
             loss_eval,
             backward,
+            backward_accumulate,
             clip,
             update: Vec::new(),
             optimizer,

@@ -16,35 +16,15 @@ impl Engine for GpuPack {
     }
 
     fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
-        batch.check(&self.setup.model, self.setup.loss)?;
-        part.check(batch.rows())?;
-        let rows = self.check_rows(batch.rows())?;
-        if part != Part::whole(batch.rows()) {
-            return Err(Error::Usage(
-                "gradient accumulation is not available on the GPU engine yet".into(),
-            ));
-        }
-        self.upload_batch(batch);
-        let class_targets = matches!(batch.targets, TargetsView::Classes(_));
-        self.train_step(rows, class_targets, false)
+        GpuPack::accumulate(self, batch, part)
     }
 
     fn apply_update(&mut self) -> Result<()> {
-        Err(Error::Usage(
-            "a separate update is not available on the GPU engine yet".into(),
-        ))
+        GpuPack::apply_update(self)
     }
 
     fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
-        check_model(k, self.models)?;
-        gradients.check_shapes(&self.setup.model)?;
-        let flat = self.layout.pack(gradients);
-        self.ctx.queue.write_buffer(
-            &self.grads,
-            self.model_offset(k) * 4,
-            bytemuck::cast_slice(&flat),
-        );
-        self.ctx.check_errors("uploading gradients")
+        GpuPack::set_gradients(self, k, gradients)
     }
 
     fn predict(&mut self, k: usize, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
@@ -260,36 +240,6 @@ impl Engine for GpuPack {
     }
 
     fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
-        part.check(indices.len())?;
-        if part != Part::whole(indices.len()) {
-            return Err(Error::Usage(
-                "gradient accumulation is not available on the GPU engine yet".into(),
-            ));
-        }
-        let resident = self.resident.as_ref().ok_or_else(|| {
-            Error::Usage("step_resident needs a dataset: call load_resident first".into())
-        })?;
-        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= resident.rows) {
-            return Err(Error::Usage(format!(
-                "row index {bad} is beyond the dataset's {} rows",
-                resident.rows
-            )));
-        }
-        let class_targets = resident.class_targets;
-        let rows = self.check_rows(indices.len())?;
-        let model = &self.setup.model;
-        let dims = [
-            rows,
-            model.inputs() as u32,
-            model.outputs() as u32,
-            u32::from(class_targets),
-        ];
-        self.ctx
-            .queue
-            .write_buffer(&self.gather_dims, 0, bytemuck::cast_slice(&dims));
-        self.ctx
-            .queue
-            .write_buffer(&self.indices, 0, bytemuck::cast_slice(indices));
-        self.train_step(rows, class_targets, true)
+        GpuPack::accumulate_resident(self, indices, part)
     }
 }

@@ -32,6 +32,8 @@ mod interface;
 mod models;
 mod profile;
 mod step;
+#[cfg(test)]
+mod tests;
 mod update;
 
 /// Uniform of `shaders/matmul.wgsl`.
@@ -65,7 +67,8 @@ struct LossDims {
     norm: f32,
     stride_out: u32,
     stride_rows: u32,
-    _pad1: u32,
+    /// `N(group rows)`: what each row's output gradient is divided by (`norm` divides the loss).
+    grad_norm: f32,
 }
 
 /// Uniform of `shaders/reduce.wgsl`.
@@ -217,6 +220,7 @@ impl KernelKind {
 }
 
 /// One recorded kernel launch.
+#[derive(Clone)]
 struct Dispatch {
     kind: KernelKind,
     pipeline: wgpu::ComputePipeline,
@@ -251,8 +255,12 @@ pub struct GpuPack {
     loss_train: Vec<Dispatch>,
     /// Loss rows and mean, accumulating the evaluation metrics.
     loss_eval: Vec<Dispatch>,
-    /// Weight, bias and input gradients, last layer first.
+    /// Weight, bias and input gradients, last layer first, the weight and bias gradients
+    /// written into the gradient buffer (a group's first batch).
     backward: Vec<Dispatch>,
+    /// The same, the weight and bias gradients added to the gradient buffer (a group's later
+    /// batches).
+    backward_accumulate: Vec<Dispatch>,
     clip: Dispatch,
     /// Clipping in chunks, when the gradients do not fit one binding (built when clipping is
     /// turned on): each chunk's sum of squares, then each model's scale.
@@ -279,8 +287,8 @@ pub struct GpuPack {
     timing: Option<Timing>,
     /// Timestamp queries around every launch of the next step, for [`GpuPack::profile_next_step`].
     profile: Option<Profile>,
-    /// Rows and target kind the shape uniforms currently describe.
-    current: Option<(u32, bool)>,
+    /// Rows, target kind and group rows the shape uniforms currently describe.
+    current: Option<(u32, bool, usize)>,
     steps: u64,
 }
 

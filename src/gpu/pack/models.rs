@@ -69,7 +69,7 @@ impl GpuPack {
         model.check_features(&features)?;
         let outputs = model.outputs();
         let mut result = Vec::with_capacity(features.nrows() * outputs);
-        let class_targets = self.current.is_some_and(|(_, classes)| classes);
+        let class_targets = self.current.is_some_and(|(_, classes, _)| classes);
         let offset = (k * self.max_batch * outputs * 4) as u64;
         for chunk in features.axis_chunks_iter(ndarray::Axis(0), self.max_batch) {
             let rows = self.check_rows(chunk.nrows())?;

@@ -4,9 +4,16 @@
 use super::*;
 
 impl GpuPack {
-    /// Rewrites the shape uniforms when the batch's row count or target kind changed.
+    /// Rewrites the shape uniforms when the batch's row count or target kind changed, for a
+    /// batch that is a group of its own.
     pub(super) fn prepare_shapes(&mut self, rows: u32, class_targets: bool) {
-        if self.current == Some((rows, class_targets)) {
+        self.prepare_group_shapes(rows, class_targets, rows as usize);
+    }
+
+    /// Rewrites the shape uniforms when the batch's row count, target kind or group changed:
+    /// the loss divides each row's output gradient by `N(group_rows)`.
+    fn prepare_group_shapes(&mut self, rows: u32, class_targets: bool, group_rows: usize) {
+        if self.current == Some((rows, class_targets, group_rows)) {
             return;
         }
         let outputs = self.setup.model.outputs();
@@ -45,7 +52,7 @@ impl GpuPack {
                         norm: self.setup.loss.normalizer(rows as usize, outputs),
                         stride_out: (self.max_batch * outputs) as u32,
                         stride_rows: self.max_batch as u32,
-                        _pad1: 0,
+                        grad_norm: self.setup.loss.normalizer(group_rows, outputs),
                     }),
                 ),
                 Shape::Columns {
@@ -64,7 +71,7 @@ impl GpuPack {
             }
         }
         self.dims.upload(&self.ctx.queue);
-        self.current = Some((rows, class_targets));
+        self.current = Some((rows, class_targets, group_rows));
     }
 
     /// Queues the upload of a batch's features and targets.
@@ -83,15 +90,91 @@ impl GpuPack {
         }
     }
 
-    /// Records and submits one training step on the batch now in the input buffers (or, with
-    /// `gathered`, on the rows the gather dispatch will copy there first).
-    pub(super) fn train_step(
-        &mut self,
-        rows: u32,
-        class_targets: bool,
-        gathered: bool,
-    ) -> Result<()> {
-        self.prepare_shapes(rows, class_targets);
+    /// Forward, loss and backward of `batch` as `part` of a group of batches that make one
+    /// optimizer step, recorded into one command buffer and submitted once, without waiting.
+    ///
+    /// Each row's output gradient is divided by `N(part.group_rows)` (the loss's
+    /// [`normalizer`](crate::loss::Loss::normalizer)), so that the group's gradient is
+    /// `g = Σ_i r_i/R · ∇L_i`, `L_i` being batch `i`'s mean loss, `r_i` its rows and
+    /// `R = part.group_rows` (see [`crate::accumulate`]); the loss metrics keep each batch's own
+    /// mean `L_i`. With `part.first` the weight and bias gradients overwrite the gradient
+    /// buffers, `g ← r_i/R · ∇L_i`; otherwise they are added, `g ← g + r_i/R · ∇L_i`. With
+    /// `part.last` the update follows in the same submit: clipping by global norm when it is on,
+    /// `g ← g · min(1, max_norm / (‖g‖₂ + 1e-6))`, then the fused optimizer update
+    /// `θ ← update(θ, g)`, and the step count rises by one.
+    ///
+    /// [`Part::whole`] makes this an ordinary training step ([`Pack::step`]), bit for bit.
+    /// Fails with [`Error::Usage`] when `part.group_rows` is below the batch's rows.
+    pub fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
+        batch.check(&self.setup.model, self.setup.loss)?;
+        let rows = self.check_rows(batch.rows())?;
+        part.check(batch.rows())?;
+        self.upload_batch(batch);
+        let class_targets = matches!(batch.targets, TargetsView::Classes(_));
+        self.train_step(rows, class_targets, false, part)
+    }
+
+    /// [`GpuPack::accumulate`] on the rows `indices` of the dataset kept on the device by
+    /// [`Pack::load_resident`], gathered there in the same submit.
+    pub fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
+        let resident = self.resident.as_ref().ok_or_else(|| {
+            Error::Usage("step_resident needs a dataset: call load_resident first".into())
+        })?;
+        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= resident.rows) {
+            return Err(Error::Usage(format!(
+                "row index {bad} is beyond the dataset's {} rows",
+                resident.rows
+            )));
+        }
+        let class_targets = resident.class_targets;
+        let rows = self.check_rows(indices.len())?;
+        part.check(indices.len())?;
+        let model = &self.setup.model;
+        let dims = [
+            rows,
+            model.inputs() as u32,
+            model.outputs() as u32,
+            u32::from(class_targets),
+        ];
+        self.ctx
+            .queue
+            .write_buffer(&self.gather_dims, 0, bytemuck::cast_slice(&dims));
+        self.ctx
+            .queue
+            .write_buffer(&self.indices, 0, bytemuck::cast_slice(indices));
+        self.train_step(rows, class_targets, true, part)
+    }
+
+    /// The optimizer update on the gradients as they are, in one submit: clipping by global
+    /// norm when it is on, `g ← g · min(1, max_norm / (‖g‖₂ + 1e-6))`, then
+    /// `θ ← update(θ, g)` for every model that is not frozen; the step count rises by one. For a
+    /// caller that accumulated a group with `last = false` and then changed the gradients
+    /// itself (summed them across devices, say, through [`GpuPack::set_gradients`]).
+    pub fn apply_update(&mut self) -> Result<()> {
+        self.write_coefficients();
+        let clip = self.clip_dispatches();
+        self.submit(&[clip, &self.update], 0);
+        self.ctx
+            .check_errors(&format!("running the update of step {}", self.steps))
+    }
+
+    /// Replaces model `k`'s gradients, the inverse of [`Pack::gradients`]: the next
+    /// [`GpuPack::apply_update`] (or a batch accumulated with `first = false`) starts from them.
+    pub fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
+        check_model(k, self.models)?;
+        gradients.check_shapes(&self.setup.model)?;
+        let flat = self.layout.pack(gradients);
+        self.ctx.queue.write_buffer(
+            &self.grads,
+            self.model_offset(k) * 4,
+            bytemuck::cast_slice(&flat),
+        );
+        self.ctx.check_errors("uploading gradients")
+    }
+
+    /// Counts the coming step and queues the upload of each model's optimizer coefficients
+    /// for it.
+    fn write_coefficients(&mut self) {
         self.steps += 1;
         self.coefficient_bytes.clear();
         for (member, &lr) in self.setup.members.iter().zip(&self.lrs) {
@@ -101,23 +184,54 @@ impl GpuPack {
         self.ctx
             .queue
             .write_buffer(&self.coefficients, 0, &self.coefficient_bytes);
+    }
+
+    /// The clipping launches: none when clipping is off, one over a binding of all models'
+    /// gradients, or the chunked ones.
+    fn clip_dispatches(&self) -> &[Dispatch] {
+        match (self.clip_norm, self.clip_chunked.is_empty()) {
+            (None, _) => &[],
+            (Some(_), true) => std::slice::from_ref(&self.clip),
+            (Some(_), false) => &self.clip_chunked[..],
+        }
+    }
+
+    /// Records and submits `part` of a group on the batch now in the input buffers (or, with
+    /// `gathered`, on the rows the gather dispatch will copy there first): see
+    /// [`GpuPack::accumulate`].
+    fn train_step(
+        &mut self,
+        rows: u32,
+        class_targets: bool,
+        gathered: bool,
+        part: Part,
+    ) -> Result<()> {
+        self.prepare_group_shapes(rows, class_targets, part.group_rows);
+        if part.last {
+            self.write_coefficients();
+        }
         let gather = match (&self.resident, gathered) {
             (Some(resident), true) => std::slice::from_ref(&resident.gather),
             _ => &[],
         };
-        let clip = match (self.clip_norm, self.clip_chunked.is_empty()) {
-            (None, _) => &[],
-            (Some(_), true) => std::slice::from_ref(&self.clip),
-            (Some(_), false) => &self.clip_chunked[..],
+        let backward = if part.first {
+            &self.backward
+        } else {
+            &self.backward_accumulate
+        };
+        let (clip, update) = if part.last {
+            (self.clip_dispatches(), &self.update[..])
+        } else {
+            (&[][..], &[][..])
         };
         self.submit(
             &[
                 gather,
                 &self.forward,
                 &self.loss_train,
-                &self.backward,
+                backward,
                 clip,
-                &self.update,
+                update,
             ],
             rows,
         );
