@@ -227,3 +227,104 @@ fn gradients_accumulate_then_apply_on_both_engines() {
         );
     }
 }
+
+/// The command line: `--batch-size 8 --accumulate 4` saves the model `--batch-size 32` saves (on
+/// the built-in digits, 57 steps an epoch either way, the last group partial), counts the
+/// mini-batches it feeds and the optimizer steps it takes, and `check --accumulate` finds the
+/// GPU equal to the CPU.
+#[test]
+fn the_command_line_accumulates_on_train_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str], save: &str| {
+        let mut args = vec![
+            "train",
+            "--dataset",
+            "digits",
+            "--device",
+            "cpu",
+            "--epochs",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["--save", save]);
+        let out = common::binary::downhill(&args, dir.path());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let grouped = run(
+        &["--batch-size", "8", "--accumulate", "4"],
+        "grouped.safetensors",
+    );
+    assert!(grouped.contains("(450 batches, steps 1..114)"), "{grouped}");
+    let large = run(&["--batch-size", "32"], "large.safetensors");
+    assert!(large.contains("(114 batches, steps 1..114)"), "{large}");
+    let load = |name: &str| {
+        downhill::checkpoint::load_model(&dir.path().join(name))
+            .unwrap()
+            .parameters
+    };
+    assert_close(
+        "the command line's accumulation",
+        &load("grouped.safetensors"),
+        &load("large.safetensors"),
+        Tolerance::default(),
+    );
+    let check = common::binary::ok(
+        &[
+            "check",
+            "--dataset",
+            "digits",
+            "--steps",
+            "3",
+            "--batch-size",
+            "16",
+            "--accumulate",
+            "3",
+        ],
+        dir.path(),
+    );
+    assert!(check.contains("check passed"), "{check}");
+}
+
+/// A run with `--accumulate` stopped at a checkpoint and resumed writes the same bytes as the
+/// run left alone: the state records where the group of mini-batches starts.
+#[test]
+fn a_resumed_accumulating_run_is_the_run_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "train",
+        "--dataset",
+        "digits",
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--accumulate",
+        "3",
+        "--quiet",
+    ];
+    let run = |extra: &[&str]| common::binary::ok(&[&base[..], extra].concat(), dir.path());
+    run(&["--save", "alone.safetensors"]);
+    run(&[
+        "--max-steps",
+        "50",
+        "--checkpoint-every",
+        "50",
+        "--checkpoint",
+        "s.safetensors",
+        "--save",
+        "first.safetensors",
+    ]);
+    run(&["--resume", "s.safetensors", "--save", "resumed.safetensors"]);
+    let bytes = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    assert!(
+        bytes("alone.safetensors") == bytes("resumed.safetensors"),
+        "the resumed run's model differs from the run left alone"
+    );
+}

@@ -9,7 +9,7 @@ use downhill::plot::sweep::sweep_chart;
 use downhill::plot::write_svg;
 use downhill::rescue::save_model_or_rescue;
 use downhill::train::sweep::{Grid, RESTARTS_FROM_ONE_START, Setting, SweepReport, sweep};
-use downhill::train::{Divergence, EpochRecord, Observer, Progress, TrainData};
+use downhill::train::{Divergence, EpochRecord, Observer, Progress, Start, TrainData};
 use downhill::{CpuEngine, Engine, Error, GpuEngine, Loss, PackSetup, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -58,7 +58,8 @@ impl Reporter {
 }
 
 impl Observer for Reporter {
-    fn started(&mut self, streamed_because: Option<&str>, _first_step: u64, total_steps: u64) {
+    fn started(&mut self, start: &Start<'_>) {
+        let (streamed_because, total_steps) = (start.streamed_because, start.total_steps);
         self.interrupted.training_started();
         if self.quiet {
             return;

@@ -9,7 +9,7 @@ use downhill::plot::training::training_charts;
 use downhill::plot::write_svg;
 use downhill::rescue::save_model_or_rescue;
 use downhill::train::{
-    CheckpointPlan, EpochRecord, Observer, Progress, Stop, TrainConfig, TrainData, train,
+    CheckpointPlan, EpochRecord, Observer, Progress, Start, Stop, TrainConfig, TrainData, train,
 };
 use downhill::{Error, Loss, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -99,18 +99,19 @@ fn percent(v: Option<f64>) -> String {
 }
 
 impl Observer for Reporter {
-    fn started(&mut self, streamed_because: Option<&str>, first_step: u64, total_steps: u64) {
+    fn started(&mut self, start: &Start<'_>) {
+        let (first_step, total_steps) = (start.first_step, start.total_steps);
         self.interrupted.training_started();
         if self.quiet {
             return;
         }
         errln!(
             "data: {} ({} batches, steps {}..{total_steps})",
-            match streamed_because {
+            match start.streamed_because {
                 None => "resident on the device, gathered by index".to_string(),
                 Some(why) => format!("streamed from the host, not resident because {why}"),
             },
-            total_steps - first_step,
+            start.batches,
             first_step + 1,
         );
         if std::io::stderr().is_terminal() {

@@ -22,6 +22,6 @@ pub(crate) use feed::{Feed, place};
 pub(crate) use length::check_data;
 pub use length::check_length;
 pub use report::{
-    Divergence, EpochRecord, ModelRun, Observer, Progress, Silent, Stop, TrainReport,
+    Divergence, EpochRecord, ModelRun, Observer, Progress, Silent, Start, Stop, TrainReport,
 };
 pub use run::train;

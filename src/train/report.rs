@@ -119,12 +119,24 @@ impl TrainReport {
     }
 }
 
+/// Where a run starts, and how much it will train.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Start<'a> {
+    /// `None` when the data is resident on the device, else why it is streamed.
+    pub streamed_because: Option<&'a str>,
+    /// The step it starts from (0, or where a resumed state left off).
+    pub first_step: u64,
+    /// The step it ends at, at most.
+    pub total_steps: u64,
+    /// The mini-batches it will feed the engine (`accumulate` of them to a step).
+    pub batches: u64,
+}
+
 /// Receives the run's progress, for every model of the engine; every method has a default that
 /// does nothing.
 pub trait Observer {
-    /// Before the first step: `None` when the data is resident on the device, else why it is
-    /// streamed; and the step range.
-    fn started(&mut self, _streamed_because: Option<&str>, _first_step: u64, _total_steps: u64) {}
+    /// Before the first step: where the batches come from and how much the run trains.
+    fn started(&mut self, _start: &Start<'_>) {}
     /// When resuming: the training state was saved with data whose fingerprint (see
     /// [`Source::checksum`]) was `then`, and the data now has `now`. The run goes on.
     fn data_changed(&mut self, _then: &str, _now: &str) {}

@@ -6,7 +6,9 @@ use super::config::{TrainConfig, TrainData};
 use super::divergence::{loss_divergence, loss_limit, reference_rows};
 use super::feed::{Feed, place};
 use super::length::{RunPlan, check_data, check_schedule};
-use super::report::{Divergence, EpochRecord, ModelRun, Observer, Progress, Stop, TrainReport};
+use super::report::{
+    Divergence, EpochRecord, ModelRun, Observer, Progress, Start, Stop, TrainReport,
+};
 use super::state::{self, Resumed, Standing, tolerated};
 use crate::accumulate::Part;
 use crate::checkpoint::TrainingState;
@@ -123,7 +125,12 @@ pub(crate) fn run(
         }
         None => vec![None; models],
     };
-    observer.started(streamed_because.as_deref(), first, total);
+    observer.started(&Start {
+        streamed_because: streamed_because.as_deref(),
+        first_step: first,
+        total_steps: total,
+        batches: plan.batches_between(first, total),
+    });
 
     let loss_kind = setups[0].loss;
     let mut runs = vec![ModelRun::default(); models];

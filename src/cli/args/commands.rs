@@ -68,7 +68,7 @@ pub struct CheckArgs {
     pub clip_norm: Option<f32>,
     /// Mini-batches per optimizer step (gradients accumulated over their rows); --steps counts
     /// optimizer steps.
-    #[arg(long, value_name = "K", default_value_t = 1)]
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = super::mini_batches_per_step)]
     pub accumulate: u64,
     #[command(flatten)]
     pub data: DataArgs,

@@ -302,7 +302,7 @@ pub struct RunArgs {
     pub batches: BatchArgs,
     /// Mini-batches per optimizer step, which steps with the gradient of the mean loss over all
     /// their rows (an epoch's last group may have fewer); steps count optimizer steps.
-    #[arg(long, value_name = "K", default_value_t = 1)]
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = super::mini_batches_per_step)]
     pub accumulate: u64,
     #[command(flatten)]
     pub residency: ResidencyArgs,

@@ -109,3 +109,12 @@ pub enum TaskChoice {
     /// Values, even when they are whole numbers.
     Regression,
 }
+
+/// `--accumulate K`: a count of mini-batches per optimizer step, at least 1.
+fn mini_batches_per_step(value: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(0) => Err("0 mini-batches make no step; give at least 1".into()),
+        Ok(k) => Ok(k),
+        Err(_) => Err(format!("`{value}` is not a whole number of mini-batches")),
+    }
+}
