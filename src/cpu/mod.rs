@@ -1,5 +1,6 @@
 //! The CPU reference engine: the same math as the GPU kernels, written plainly with ndarray.
 
+mod dense;
 mod engine;
 mod loss;
 mod matmul;

@@ -1,10 +1,10 @@
-//! Forward and backward passes of a dense model, written for clarity with ndarray (the
-//! matrix products through [`product`]).
+//! Forward and backward passes of a model, layer by layer (each layer's math in its own file:
+//! [`super::dense`]), written for clarity with ndarray.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 
-use super::matmul::product;
-use crate::model::{LayerParameters, ModelSpec, Parameters};
+use super::dense::{self, activation_gradient};
+use crate::model::{ModelSpec, Parameters};
 
 /// What the forward pass keeps for the backward pass.
 #[derive(Debug, Clone)]
@@ -21,16 +21,14 @@ pub fn forward(spec: &ModelSpec, params: &Parameters, x: ArrayView2<'_, f32>) ->
     let mut post: Vec<Array2<f32>> = Vec::with_capacity(spec.layers().len());
     for (layer, p) in spec.layers().iter().zip(&params.layers) {
         let input = post.last().map_or(x, |a| a.view());
-        let mut z = product(input, p.weight.t());
-        z += &p.bias;
-        let a = z.mapv(|v| layer.activation.apply(v));
-        pre.push(z);
-        post.push(a);
+        let out = dense::forward(layer, p, input);
+        pre.push(out.pre);
+        post.push(out.post);
     }
     Activations { pre, post }
 }
 
-/// Backpropagation from `∂L/∂a_last`:
+/// Backpropagation from `∂L/∂a_last`, last layer first:
 ///
 /// ```text
 /// δ_last = ∂L/∂a_last ⊙ act'(z_last)
@@ -46,29 +44,17 @@ pub fn backward(
 ) -> Parameters {
     let layers = spec.layers();
     let last = layers.len() - 1;
-    let mut delta = derivative_product(output_grad, &acts.pre[last], layers[last].activation);
+    let mut delta = activation_gradient(output_grad, &acts.pre[last], layers[last].activation);
     let mut grads = Vec::with_capacity(layers.len());
     for i in (0..layers.len()).rev() {
         let input = if i == 0 { x } else { acts.post[i - 1].view() };
-        grads.push(LayerParameters {
-            weight: product(delta.t(), input),
-            bias: delta.sum_axis(Axis(0)),
-        });
-        if i > 0 {
-            let upstream = product(delta.view(), params.layers[i].weight.view());
-            delta = derivative_product(upstream, &acts.pre[i - 1], layers[i - 1].activation);
+        let (layer_grads, upstream) =
+            dense::backward(&params.layers[i], input, delta.view(), i > 0);
+        grads.push(layer_grads);
+        if let Some(upstream) = upstream {
+            delta = activation_gradient(upstream, &acts.pre[i - 1], layers[i - 1].activation);
         }
     }
     grads.reverse();
     Parameters { layers: grads }
-}
-
-/// `g ⊙ act'(z)`, elementwise.
-fn derivative_product(
-    mut g: Array2<f32>,
-    z: &Array2<f32>,
-    activation: crate::model::Activation,
-) -> Array2<f32> {
-    g.zip_mut_with(z, |g, &z| *g *= activation.derivative(z));
-    g
 }
