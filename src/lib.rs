@@ -41,6 +41,7 @@ pub mod model;
 pub mod optim;
 pub mod pack;
 pub mod plot;
+pub mod prepare;
 pub mod rescue;
 pub mod scores;
 pub mod sweep;
@@ -57,6 +58,7 @@ pub use loss::{Batch, Loss, Targets, TargetsView};
 pub use model::{Activation, Layer, LayerParameters, ModelSpec, NamedTensor, Parameters};
 pub use optim::Optimizer;
 pub use pack::{Member, Pack, PackSetup};
+pub use prepare::{PreparedRun, RunRequest};
 /// The wgpu version downhill is built on, for [`AdapterRequest`] fields and adapter details.
 pub use wgpu;
 

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::args::{CheckArgs, CheckFormat};
 use super::common::adapter_request;
-use super::prepare::{RunFlags, prepare};
+use super::prepare::{RunFlags, in_memory, prepare};
 use crate::cli::output::outln;
 
 /// Adds `delta` to one entry of the first model's parameters, from `TENSOR:INDEX:DELTA`.
@@ -144,15 +144,12 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
         return Err(Error::Usage("--steps must be at least 1".into()));
     }
     let p = prepare(&RunFlags {
+        init: a.init.init.as_deref(),
         lr: &a.lr.lr,
         restarts: a.restarts,
         ..RunFlags::new(&a.data, &a.model, &a.optimizer, &a.batches)
     })?;
-    if p.mapped.is_some() {
-        return Err(Error::Usage(
-            "check reads its batches in memory; drop --mmap".into(),
-        ));
-    }
+    let rows = in_memory(p.data);
     // One model per combination of the hyperparameter lists and restarts, as a sweep makes them.
     let grid = Grid {
         lr: a.lr.lr.clone(),
@@ -161,7 +158,7 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
         restarts: a.restarts,
         seed: a.batches.seed,
     };
-    let start = a.model.init.is_some().then_some(&p.start);
+    let start = a.init.init.is_some().then_some(&p.start);
     let (settings, members): (Vec<_>, Vec<_>) = grid
         .members(&p.setup.optimizer, &p.setup.model, start)?
         .into_iter()
@@ -173,7 +170,7 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
         members,
     };
     let ctx = GpuContext::new(&adapter_request(&a.gpu))?;
-    let batch_size = a.batches.batch_size.min(p.train_data.rows().max(1));
+    let batch_size = a.batches.batch_size.min(rows.rows().max(1));
     let mut gpu = GpuPack::new(&ctx, setup.clone(), batch_size)?;
     let mut cpu = Separate::cpu(&setup)?;
     for pack in [&mut gpu as &mut dyn Pack, &mut cpu] {
@@ -183,7 +180,7 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
         perturb(&mut gpu, spec)?;
     }
     let order = Order::new(
-        p.train_data.rows(),
+        rows.rows(),
         a.batches.batch_size,
         !a.batches.no_shuffle,
         a.batches.drop_last,
@@ -193,12 +190,12 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
     let batches: Vec<_> = (0..a.steps)
         .map(|step| {
             let permutation = order.permutation((step / per_epoch) as u64);
-            let rows: Vec<usize> = order
+            let batch: Vec<usize> = order
                 .batch(&permutation, step % per_epoch)
                 .iter()
                 .map(|&i| i as usize)
                 .collect();
-            p.train_data.subset(&rows)
+            rows.subset(&batch)
         })
         .collect();
     let reports = check(
