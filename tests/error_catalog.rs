@@ -596,6 +596,12 @@ fn cases() -> Vec<Case> {
         ),
         case(
             MODEL,
+            "lr-find: a hyperparameter list",
+            "lr-find --optimizer sgd --momentum 0.5,0.9",
+            Refused("lr-find trains one model, so --momentum takes one value"),
+        ),
+        case(
+            MODEL,
             "sweep: restarts from one starting checkpoint",
             "sweep --init start.safetensors --restarts 2",
             Refused("drop --init or --restarts"),

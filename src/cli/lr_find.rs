@@ -60,6 +60,7 @@ pub fn run(args: &LrFindArgs) -> Result<()> {
         ("--output", args.output.as_deref()),
         ("--plot", a.plot.as_deref()),
     ])?;
+    super::train::one_model(&[], &a.optimizer, "lr-find")?;
     let PreparedRun {
         data, setup, start, ..
     } = prepare(&RunFlags {
