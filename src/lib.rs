@@ -39,6 +39,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod prepare;
 pub mod rescue;
 pub mod scores;
 pub mod tensorboard;
@@ -54,6 +55,7 @@ pub use gpu::{AdapterRequest, GpuContext, GpuEngine, GpuPack};
 pub use loss::{Batch, Loss, Targets, TargetsView};
 pub use model::{Activation, Layer, LayerParameters, ModelSpec, NamedTensor, Parameters};
 pub use optim::Optimizer;
+pub use prepare::{PreparedRun, RunRequest};
 /// The wgpu version downhill is built on, for [`AdapterRequest`] fields and adapter details.
 pub use wgpu;
 

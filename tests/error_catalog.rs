@@ -572,6 +572,36 @@ fn cases() -> Vec<Case> {
         ),
         case(
             MODEL,
+            "check: memory-mapping (check reads its rows whole)",
+            "check --dataset digits --mmap",
+            Refused("unexpected argument '--mmap'"),
+        ),
+        case(
+            MODEL,
+            "eval: memory-mapping (eval reads its rows whole)",
+            "eval --model model.safetensors --dataset digits --mmap",
+            Refused("unexpected argument '--mmap'"),
+        ),
+        case(
+            MODEL,
+            "bench sweep: memory-mapping (it reads its rows whole)",
+            "bench sweep --dataset digits --mmap",
+            Refused("unexpected argument '--mmap'"),
+        ),
+        case(
+            MODEL,
+            "bench sweep: starting parameters (its models are restarts)",
+            "bench sweep --init start.safetensors",
+            Refused("unexpected argument '--init'"),
+        ),
+        case(
+            MODEL,
+            "lr-find: a hyperparameter list",
+            "lr-find --optimizer sgd --momentum 0.5,0.9",
+            Refused("lr-find trains one model, so --momentum takes one value"),
+        ),
+        case(
+            MODEL,
             "sweep: restarts from one starting checkpoint",
             "sweep --init start.safetensors --restarts 2",
             Refused("drop --init or --restarts"),

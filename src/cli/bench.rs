@@ -1,7 +1,5 @@
 //! `downhill bench gemm` and `downhill bench batch-size`.
 
-use std::sync::Arc;
-
 use downhill::gpu::Placement;
 use downhill::plot::bench::batch_size_charts;
 use downhill::plot::number::{LOSS_PLACES, decimal};
@@ -18,7 +16,7 @@ use super::args::{
     BatchSizeArgs, BenchDevices, DeviceChoice, GemmArgs, PackBenchArgs, TableFormat,
 };
 use super::common::adapter_request;
-use super::prepare::{RunFlags, prepare, residency};
+use super::prepare::{RunFlags, in_memory, memory_map, prepare, residency};
 use crate::cli::output::{errln, outln};
 
 fn info_json(info: &RunInfo) -> Value {
@@ -326,8 +324,10 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
     super::outputs::check_outputs(&[("--plot", a.plot.as_deref())])?;
     let p = prepare(&RunFlags {
         data: &a.data,
+        memory_map: memory_map(&a.mmap),
         validation: None,
         model: &a.model,
+        init: a.init.init.as_deref(),
         optimizer: &a.optimizer,
         lr: &a.lr.lr,
         batch_size: a.batch_sizes.iter().copied().max().unwrap_or(1),
@@ -341,20 +341,14 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
     })?;
     let (engines, ctx) = bench_engines(&a.devices)?;
     // Memory-mapped features stream from disk, as `train` streams them.
-    let (data, data_desc) = match p.mapped {
-        Some(source) => {
-            let desc = format!(
-                "{} [{}, {}], memory-mapped",
-                p.train_data.name,
-                p.train_data.rows(),
-                source.cols()
-            );
-            (TrainData::Mapped(Arc::new(source)), desc)
-        }
-        None => {
-            let desc = data_description(&p.train_data);
-            (TrainData::Memory(Arc::new(p.train_data)), desc)
-        }
+    let data_desc = match &p.data {
+        TrainData::Mapped(source) => format!(
+            "{} [{}, {}], memory-mapped",
+            p.name,
+            p.data.rows(),
+            source.cols()
+        ),
+        TrainData::Memory(rows) => data_description(rows),
     };
     let info = RunInfo::new(ctx.as_ref(), describe(&p.setup), data_desc);
     let sweep = BatchSweep {
@@ -366,7 +360,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
         seed: a.seed,
         residency: residency(a.residency.residency),
     };
-    let rows = bench_batch_sizes(&engines, &p.setup, &p.start, &data, &sweep)?;
+    let rows = bench_batch_sizes(&engines, &p.setup, &p.start, &p.data, &sweep)?;
     say_where_batches_came_from(&rows);
     let opt = |v: Option<f64>, digits: usize| v.map_or(String::new(), |x| format!("{x:.digits$}"));
     let cells: Vec<Vec<String>> = rows
@@ -463,11 +457,7 @@ pub fn packs(a: &PackBenchArgs) -> Result<()> {
         quiet: true,
         ..RunFlags::new(&a.data, &a.model, &a.optimizer, &a.batches)
     })?;
-    if p.mapped.is_some() {
-        return Err(Error::Usage(
-            "bench sweep keeps its data in memory; drop --mmap".into(),
-        ));
-    }
+    let rows = in_memory(p.data);
     let (engines, ctx) = bench_engines(&BenchDevices {
         devices: vec![a.device.device],
         gpu: a.device.gpu.clone(),
@@ -477,7 +467,7 @@ pub fn packs(a: &PackBenchArgs) -> Result<()> {
         describe(&p.setup),
         format!(
             "{}, batch {}, {} epochs",
-            data_description(&p.train_data),
+            data_description(&rows),
             a.batches.batch_size,
             p.epochs
         ),
@@ -489,14 +479,7 @@ pub fn packs(a: &PackBenchArgs) -> Result<()> {
         &a.schedule,
         &a.monitor,
     )?;
-    let rows = bench_packs(
-        &engines,
-        &p.setup,
-        Arc::new(p.train_data),
-        &a.models,
-        &config,
-        a.repeats,
-    )?;
+    let rows = bench_packs(&engines, &p.setup, rows, &a.models, &config, a.repeats)?;
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {

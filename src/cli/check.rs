@@ -1,7 +1,5 @@
 //! `downhill check`.
 
-use std::sync::Arc;
-
 use downhill::tools::{CheckReport, Difference, check};
 use downhill::train::sweep::Grid;
 use downhill::train::{TrainConfig, TrainData};
@@ -10,7 +8,7 @@ use serde_json::json;
 
 use super::args::{CheckArgs, CheckFormat};
 use super::common::adapter_request;
-use super::prepare::{RunFlags, prepare};
+use super::prepare::{RunFlags, in_memory, prepare};
 use crate::cli::output::outln;
 
 /// Adds `delta` to one entry of the first model's parameters, from `TENSOR:INDEX:DELTA`.
@@ -141,15 +139,12 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
         return Err(Error::Usage("--steps must be at least 1".into()));
     }
     let p = prepare(&RunFlags {
+        init: a.init.init.as_deref(),
         lr: &a.lr.lr,
         restarts: a.restarts,
         ..RunFlags::new(&a.data, &a.model, &a.optimizer, &a.batches)
     })?;
-    if p.mapped.is_some() {
-        return Err(Error::Usage(
-            "check reads its batches in memory; drop --mmap".into(),
-        ));
-    }
+    let rows = in_memory(p.data);
     // One model per combination of the hyperparameter lists and restarts, as a sweep makes them.
     let grid = Grid {
         lr: a.lr.lr.clone(),
@@ -158,7 +153,7 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
         restarts: a.restarts,
         seed: a.batches.seed,
     };
-    let start = a.model.init.is_some().then_some(&p.start);
+    let start = a.init.init.is_some().then_some(&p.start);
     let (settings, members): (Vec<_>, Vec<_>) = grid
         .members(&p.setup.optimizer, &p.setup.model, start)?
         .into_iter()
@@ -170,7 +165,7 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
         members,
     };
     let ctx = GpuContext::new(&adapter_request(&a.gpu))?;
-    let batch_size = a.batches.batch_size.min(p.train_data.rows().max(1));
+    let batch_size = a.batches.batch_size.min(rows.rows().max(1));
     let mut gpu = GpuEngine::pack(&ctx, setup.clone(), batch_size)?;
     let mut cpu = CpuEngine::pack(&setup)?;
     if let Some(spec) = &a.perturb {
@@ -194,7 +189,7 @@ pub fn run(a: &CheckArgs) -> Result<bool> {
     let reports = check(
         &mut gpu,
         &mut cpu,
-        &TrainData::Memory(Arc::new(p.train_data)),
+        &TrainData::Memory(rows),
         &config,
         Tolerance {
             rel: a.rel,

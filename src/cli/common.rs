@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use downhill::data::Dataset;
 use downhill::data::csv::{Column, CsvOptions};
-use downhill::data::load::{DataSpec, load, load_csv, load_files};
+use downhill::data::load::{DataSpec, load};
 use downhill::gpu::{
     Cancel, OnProgress, Placement, Progress, Tuning, Want, choose_adapter, enumerate_adapters,
 };
@@ -228,8 +228,8 @@ pub fn csv_options(
     }
 }
 
-/// The dataset the flags name, or `None` when they name none.
-pub fn dataset(args: &DataArgs, seed: u64) -> Result<Option<Dataset>> {
+/// The data source the flags name, or `None` when they name none.
+pub fn data_spec(args: &DataArgs, seed: u64) -> Result<Option<DataSpec>> {
     let sources = [
         args.features.is_some() || args.targets.is_some(),
         args.data.is_some(),
@@ -241,48 +241,54 @@ pub fn dataset(args: &DataArgs, seed: u64) -> Result<Option<Dataset>> {
                 .into(),
         ));
     }
-    let spec = match (&args.features, &args.targets, &args.data, &args.dataset) {
-        (Some(features), Some(targets), _, _) => {
-            let (data, dropped) = load_files(features, targets, args.drop_nonfinite)?;
-            if dropped > 0 {
-                errln!(
-                    "data: {}: dropped {dropped} row(s) with NaN or infinite values (--drop-nonfinite), kept {}",
-                    features.display(),
-                    data.rows()
-                );
+    Ok(Some(
+        match (&args.features, &args.targets, &args.data, &args.dataset) {
+            (Some(features), Some(targets), _, _) => DataSpec::Files {
+                features: features.clone(),
+                targets: targets.clone(),
+                drop_nonfinite: args.drop_nonfinite,
+            },
+            (Some(_), None, _, _) | (None, Some(_), _, _) => {
+                return Err(Error::Usage(
+                    "--features and --targets go together: give both".into(),
+                ));
             }
-            return Ok(Some(data));
-        }
-        (Some(_), None, _, _) | (None, Some(_), _, _) => {
-            return Err(Error::Usage(
-                "--features and --targets go together: give both".into(),
-            ));
-        }
-        (_, _, Some(path), _) => {
-            // Read apart from `load`, to say how many rows were dropped.
-            let options = csv_options(
-                &args.target_column,
-                args.no_header,
-                args.drop_nonfinite,
-                vec![Column::Index(-1)],
-            );
-            let (data, dropped) = load_csv(path, &options)?;
-            if dropped > 0 {
-                errln!(
-                    "data: {}: dropped {dropped} row(s) with NaN or infinite values (--drop-nonfinite), kept {}",
-                    path.display(),
-                    data.rows()
-                );
-            }
-            return Ok(Some(data));
-        }
-        (_, _, _, Some(name)) => DataSpec::Builtin {
-            name: name.clone(),
-            seed,
+            (_, _, Some(path), _) => DataSpec::Csv {
+                path: path.clone(),
+                options: csv_options(
+                    &args.target_column,
+                    args.no_header,
+                    args.drop_nonfinite,
+                    vec![Column::Index(-1)],
+                ),
+            },
+            (_, _, _, Some(name)) => DataSpec::Builtin {
+                name: name.clone(),
+                seed,
+            },
+            _ => return Ok(None),
         },
-        _ => return Ok(None),
+    ))
+}
+
+/// The dataset the flags name, or `None` when they name none; rows skipped for NaN or infinite
+/// values are said on stderr.
+pub fn dataset(args: &DataArgs, seed: u64) -> Result<Option<Dataset>> {
+    let Some(spec) = data_spec(args, seed)? else {
+        return Ok(None);
     };
-    load(&spec).map(Some)
+    let (data, dropped) = load(&spec)?;
+    if dropped > 0 {
+        say_dropped(&data.name, dropped, data.rows());
+    }
+    Ok(Some(data))
+}
+
+/// Says on stderr that `dropped` rows of `source` were skipped for NaN or infinite values.
+pub fn say_dropped(source: &str, dropped: usize, kept: usize) {
+    errln!(
+        "data: {source}: dropped {dropped} row(s) with NaN or infinite values (--drop-nonfinite), kept {kept}"
+    );
 }
 
 /// Where a run's training state goes: `--checkpoint`, else beside `--save` (`out.safetensors` →

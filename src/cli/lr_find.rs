@@ -2,20 +2,19 @@
 //! train's flags describe; prints the suggested rate, writes the curve and plots it.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use downhill::plot::{
     Axis, Chart, Colour, LegendEntry, Marker, Scale, Series, Stroke, Style, write_svg,
 };
+use downhill::prepare::PreparedRun;
 use downhill::tools::{LrFindConfig, LrFindReport, LrPoint, STOP_FACTOR, lr_find};
-use downhill::train::TrainData;
 use downhill::{Error, Loss, Result};
 use serde_json::json;
 
 use super::args::{DeviceChoice, LrFindArgs};
 use super::common::engine;
 use super::outputs::{check_outputs, finish};
-use super::prepare::{Prepared, RunFlags, prepare, residency};
+use super::prepare::{RunFlags, memory_map, prepare, residency};
 use crate::cli::output::{errln, outln};
 
 /// What `--output` is written as, from its extension.
@@ -61,13 +60,12 @@ pub fn run(args: &LrFindArgs) -> Result<()> {
         ("--output", args.output.as_deref()),
         ("--plot", a.plot.as_deref()),
     ])?;
-    let Prepared {
-        mapped,
-        train_data,
-        setup,
-        start,
-        ..
+    super::train::one_model(&[], &a.optimizer, "lr-find")?;
+    let PreparedRun {
+        data, setup, start, ..
     } = prepare(&RunFlags {
+        memory_map: memory_map(&a.mmap),
+        init: a.init.init.as_deref(),
         on_cpu: a.device.device != DeviceChoice::Gpu,
         quiet: a.quiet,
         ..RunFlags::new(&a.data, &a.model, &a.optimizer, &a.batches)
@@ -77,13 +75,9 @@ pub fn run(args: &LrFindArgs) -> Result<()> {
         &a.device,
         setup,
         &start,
-        a.batches.batch_size.min(train_data.rows().max(1)),
+        a.batches.batch_size.min(data.rows().max(1)),
         a.quiet,
     )?;
-    let data = match mapped {
-        Some(source) => TrainData::Mapped(Arc::new(source)),
-        None => TrainData::Memory(Arc::new(train_data)),
-    };
     if !a.quiet {
         errln!(
             "lr-find: {} steps, the learning rate rising from {:e} to {:e}",

@@ -85,6 +85,6 @@ pub fn run_inputs(run: &RunArgs) -> Vec<(&'static str, Option<&Path>)> {
         ("--val-features", run.validation.val_features.as_deref()),
         ("--val-targets", run.validation.val_targets.as_deref()),
         ("--val-data", run.validation.val_data.as_deref()),
-        ("--init", run.model.init.as_deref()),
+        ("--init", run.init.init.as_deref()),
     ]
 }

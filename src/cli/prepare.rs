@@ -1,60 +1,37 @@
-//! Run preparation from train's flags (shared by `train`, `sweep`, `check` and `bench`): the
-//! data, validation rows, model, loss, optimizer, starting parameters, feature statistics and
-//! the run's configuration, each checked before any engine exists.
-
-use downhill::checkpoint::{load_init, load_state};
-use downhill::data::load::{adapt_targets, outputs_for};
-use downhill::data::mapped::MappedNpy;
-use downhill::data::{Dataset, Standardizer};
-use downhill::optim::LrSchedule;
-use downhill::train::{Residency, TrainConfig};
-use downhill::{Activation, Error, Loss, ModelSpec, Parameters, Result, Setup, Targets};
+//! Run preparation from the flags (shared by `train`, `sweep`, `check`, `lr-find` and `bench`):
+//! the flag groups mapped to a [`RunRequest`] for [`downhill::prepare::prepare`], whose notes
+//! are said on stderr, and the run's configuration.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use downhill::data::task::{self, Task};
+use downhill::data::Dataset;
+use downhill::data::task::Task;
+use downhill::optim::LrSchedule;
+use downhill::prepare::{MemoryMap, ModelRequest, Note, PreparedRun, RunRequest, Validation};
+use downhill::train::{Residency, TrainConfig, TrainData};
+use downhill::{Error, Result};
 
 use super::args::{
-    BatchArgs, DataArgs, DeviceChoice, ModelArgs, MonitorArgs, OptimizerArgs, ResidencyChoice,
-    RunArgs, ScheduleArgs, TaskChoice, ValidationArgs,
+    BatchArgs, DataArgs, DeviceChoice, MmapArgs, ModelArgs, MonitorArgs, OptimizerArgs,
+    ResidencyChoice, RunArgs, ScheduleArgs, TaskChoice, ValidationArgs,
 };
-use super::common::dataset;
+use super::common::{data_spec, say_dropped};
 use crate::cli::output::errln;
-
-/// Everything a run needs before an engine exists: data, validation, model, loss, optimizer,
-/// starting parameters and feature statistics, as the flags describe them.
-pub struct Prepared {
-    /// Epochs to train (`--epochs`, else 10, or 30 for the built-in default run).
-    pub epochs: u64,
-    /// The training state resumed from.
-    pub resume: Option<downhill::checkpoint::TrainingState>,
-    /// The training features, memory-mapped, when they stream from disk (then `train_data`
-    /// holds only the targets).
-    pub mapped: Option<MappedNpy>,
-    /// The training rows, standardised when asked.
-    pub train_data: Dataset,
-    /// The validation rows, if any.
-    pub val_data: Option<Dataset>,
-    /// Model, loss and optimizer.
-    pub setup: Setup,
-    /// The starting parameters: a checkpoint's, or PyTorch's initialisation from the seed.
-    pub start: Parameters,
-    /// The feature statistics applied, if any.
-    pub stats: Option<Standardizer>,
-    /// The regression targets' statistics, when they are standardised (`--standardize-targets`,
-    /// or a starting checkpoint's).
-    pub target_stats: Option<Standardizer>,
-}
 
 /// What run preparation reads from a command's flags.
 pub struct RunFlags<'a> {
     /// Where the training rows come from (none named: the built-in digits, standardised, with
     /// 20% held out).
     pub data: &'a DataArgs,
+    /// Whether the training features may be memory-mapped.
+    pub memory_map: MemoryMap,
     /// Validation data, for the commands that validate.
     pub validation: Option<&'a ValidationArgs>,
-    /// Architecture, loss, starting parameters, feature scaling.
+    /// Architecture, loss, task, feature scaling.
     pub model: &'a ModelArgs,
+    /// Starting parameters, for the commands that take them.
+    pub init: Option<&'a Path>,
     /// The optimizer's hyperparameters.
     pub optimizer: &'a OptimizerArgs,
     /// The learning rates (empty: the optimizer's default).
@@ -79,8 +56,9 @@ pub struct RunFlags<'a> {
 
 impl<'a> RunFlags<'a> {
     /// The flags every command that trains has (data, model, optimizer, batches), the others at
-    /// their neutral values: no validation, the optimizer's default rate, no length asked for, no
-    /// resume, one initialisation, the CPU engine possible, and not quiet.
+    /// their neutral values: the rows read whole, no validation, no starting parameters, the
+    /// optimizer's default rate, no length asked for, no resume, one initialisation, the CPU
+    /// engine possible, and not quiet.
     pub fn new(
         data: &'a DataArgs,
         model: &'a ModelArgs,
@@ -89,8 +67,10 @@ impl<'a> RunFlags<'a> {
     ) -> Self {
         Self {
             data,
+            memory_map: MemoryMap::Never,
             validation: None,
             model,
+            init: None,
             optimizer,
             lr: &[],
             batch_size: batches.batch_size,
@@ -106,11 +86,14 @@ impl<'a> RunFlags<'a> {
 }
 
 impl<'a> RunFlags<'a> {
-    /// A training run's flags (`train`'s and `sweep`'s): validation, learning rates and length as
-    /// given, the CPU engine possible unless `--device gpu`.
+    /// A training run's flags (`train`'s and `sweep`'s): memory-mapping, validation, starting
+    /// parameters, learning rates and length as given, the CPU engine possible unless
+    /// `--device gpu`.
     pub fn of_run(run: &'a RunArgs) -> Self {
         Self {
+            memory_map: memory_map(&run.mmap),
             validation: Some(&run.validation),
+            init: run.init.init.as_deref(),
             lr: &run.lr.lr,
             epochs: run.length.epochs,
             max_steps: run.length.max_steps,
@@ -120,279 +103,20 @@ impl<'a> RunFlags<'a> {
     }
 }
 
-/// Loads and fits together what the flags name (shared by every command that trains).
-pub fn prepare(a: &RunFlags<'_>) -> Result<Prepared> {
-    if a.batch_size == 0 {
-        return Err(Error::Usage("--batch-size must be at least 1".into()));
-    }
-    // Before any data is loaded.
-    downhill::train::check_length(a.epochs, a.max_steps)?;
-    let default_run = !a.data.given();
-    let standardize_features = a.model.standardize || default_run;
-    let epochs = a.epochs.unwrap_or(if default_run { 30 } else { 10 });
-    let data_args = if default_run {
-        DataArgs {
-            dataset: Some("digits".into()),
-            ..a.data.clone()
-        }
+/// The memory-mapping `--mmap` asks for: always, or when the features are too large to read.
+pub fn memory_map(flags: &MmapArgs) -> MemoryMap {
+    if flags.mmap {
+        MemoryMap::Always
     } else {
-        a.data.clone()
-    };
-    if default_run && !a.quiet {
-        errln!(
-            "data: built-in digits (1,797 8x8 images, 10 classes), standardised, 20% held out for validation"
-        );
+        MemoryMap::Auto
     }
-    let resume = a.resume.map(load_state).transpose()?;
-    let mut init = resume.as_ref().map(|state| state.checkpoint.clone());
-
-    // Data: the training rows, then validation (a file, or a seeded split).
-    let mut mapped = None;
-    let (mut train_data, feature_cols) = if a.data.mmap || too_large_for_memory(a.data, a.quiet) {
-        if a.data.drop_nonfinite {
-            return Err(Error::Usage(
-                "--drop-nonfinite needs the features in memory, and memory-mapped rows cannot be \
-                 skipped: drop --mmap (or clean the file)"
-                    .into(),
-            ));
-        }
-        let (Some(features), Some(targets)) = (&a.data.features, &a.data.targets) else {
-            return Err(Error::Usage(
-                "--mmap streams a --features .npy file: give --features and --targets".into(),
-            ));
-        };
-        // Only the targets are read whole; the features stay on disk.
-        let targets = downhill::data::load::load_targets(targets)?;
-        let rows = targets.rows();
-        let source = MappedNpy::open(features, targets.clone())?;
-        let cols = source.cols();
-        mapped = Some(source);
-        // The targets alone; batches of features come from the mapped file.
-        Dataset::new(
-            features.display().to_string(),
-            ndarray::Array2::zeros((rows, 0)),
-            targets,
-        )
-        .map(|d| (d, cols))?
-    } else {
-        let d = dataset(&data_args, a.seed)?.expect("a data source is always named here");
-        let cols = d.features.ncols();
-        (d, cols)
-    };
-    if train_data.rows() == 0 {
-        return Err(Error::Data {
-            source_name: train_data.name.clone(),
-            message: "has no rows: there is nothing to train on".into(),
-        });
-    }
-    let no_validation = ValidationArgs::default();
-    let validation = a.validation.unwrap_or(&no_validation);
-    let val_files = DataArgs {
-        features: validation.val_features.clone(),
-        targets: validation.val_targets.clone(),
-        data: validation.val_data.clone(),
-        target_column: a.data.target_column.clone(),
-        no_header: a.data.no_header,
-        drop_nonfinite: a.data.drop_nonfinite,
-        ..Default::default()
-    };
-    let mut val_data = dataset(&val_files, a.seed)?;
-    let split = validation
-        .val_split
-        .or((default_run && val_data.is_none()).then_some(0.2));
-    if let Some(fraction) = split {
-        if val_data.is_some() {
-            return Err(Error::Usage(
-                "give either --val-split or validation files, not both".into(),
-            ));
-        }
-        if mapped.is_some() {
-            return Err(Error::Usage("--val-split needs the features in memory, and these are memory-mapped (--mmap, or too large for memory): give --val-features/--val-targets".into()));
-        }
-        let (t, v) = train_data.split(fraction, a.seed)?;
-        train_data = t;
-        val_data = Some(v);
-    }
-
-    // The loss, the model and the targets fitted to them.
-    let hidden: Activation = a.model.activation.parse()?;
-    let requested: Option<Loss> = a.model.loss.as_deref().map(str::parse).transpose()?;
-    // Classes or values: inferred from the targets, unless a loss, a starting model or --task
-    // says.
-    // (A loss other than cross-entropy takes the targets as they come: class labels then become
-    // one-hot rows or a 0/1 column, values stay values.)
-    let task = match (a.model.task, requested) {
-        (TaskChoice::Regression, _) => Some(Task::Regression),
-        (TaskChoice::Classification, _) => Some(Task::Classification),
-        (TaskChoice::Auto, Some(Loss::Mse | Loss::BceWithLogits)) => None,
-        (TaskChoice::Auto, _) => Some(Task::Auto),
-    };
-    if let Some(task) = task
-        && init.is_none()
-        && a.model.init.is_none()
-    {
-        let given = std::mem::replace(&mut train_data.targets, Targets::Classes(vec![]));
-        let (targets, inferred) = task::apply(given, task, &train_data.name)?;
-        train_data.targets = targets;
-        if let Some(found) = inferred {
-            if let Some(v) = &mut val_data {
-                let given = std::mem::replace(&mut v.targets, Targets::Classes(vec![]));
-                v.targets = task::apply(given, Task::Classification, &v.name)?.0;
-            }
-            if !a.quiet {
-                errln!(
-                    "data: the targets are {} whole numbers from 0 to {}: classification into {} \
-                     classes with cross-entropy (--task regression treats them as values)",
-                    found.distinct,
-                    found.largest,
-                    found.largest + 1
-                );
-            }
-        }
-    }
-    let by_targets = if matches!(train_data.targets, Targets::Classes(_)) {
-        Loss::CrossEntropy
-    } else {
-        Loss::Mse
-    };
-    if init.is_none()
-        && let Some(path) = &a.model.init
-    {
-        init = Some(load_init(path, hidden, requested.unwrap_or(by_targets))?.0);
-    }
-    let loss = requested
-        .or(init.as_ref().map(|c| c.loss))
-        .unwrap_or(by_targets);
-    let model = match &init {
-        Some(c) => {
-            if !a.model.layers.is_empty() && a.model.layers != widths(&c.model) {
-                let source = match (&a.resume, &a.model.init) {
-                    (Some(p), _) => format!("--resume checkpoint {}", p.display()),
-                    (None, Some(p)) => format!("--init checkpoint {}", p.display()),
-                    (None, None) => "starting checkpoint".into(),
-                };
-                return Err(Error::InvalidModel(format!(
-                    "--layers {:?} differs from the architecture of the {source}, {:?}; drop \
-                     --layers or give the layers it was trained with",
-                    a.model.layers,
-                    widths(&c.model)
-                )));
-            }
-            c.model.clone()
-        }
-        None if a.model.layers.is_empty() => ModelSpec::from_widths(
-            &[feature_cols, 64, outputs_for(&train_data.targets, loss)],
-            hidden,
-            Activation::Identity,
-        )?,
-        None => ModelSpec::from_widths(&a.model.layers, hidden, Activation::Identity)?,
-    };
-    if model.inputs() != feature_cols {
-        return Err(Error::InvalidModel(format!(
-            "the model takes {} inputs but {} has {feature_cols} feature columns; the first --layers width must be {feature_cols}",
-            model.inputs(),
-            train_data.name
-        )));
-    }
-    train_data.targets =
-        adapt_targets(train_data.targets, loss, model.outputs(), &train_data.name)?;
-    if let Some(v) = &mut val_data {
-        v.targets = adapt_targets(
-            std::mem::replace(&mut v.targets, Targets::Classes(vec![])),
-            loss,
-            model.outputs(),
-            &v.name,
-        )?;
-    }
-    // Feature statistics: the starting checkpoint's, or fitted to the training rows (in one
-    // streaming pass when they are memory-mapped), applied to training and validation features.
-    let stats = match (&init, standardize_features, &mapped) {
-        (Some(c), _, _) if c.standardizer.is_some() => c.standardizer.clone(),
-        (_, true, Some(source)) => Some(source.fit_standardizer()),
-        (_, true, None) => Some(Standardizer::fit(&train_data.features)),
-        _ => None,
-    };
-    if let Some(s) = &stats {
-        if mapped.is_none() {
-            s.apply(&mut train_data.features)?;
-        }
-        if let Some(v) = &mut val_data {
-            s.apply(&mut v.features)?;
-        }
-    }
-    if let Some(source) = &mut mapped {
-        source.set_targets(train_data.targets.clone(), &train_data.name)?;
-        source.set_standardizer(stats.clone())?;
-    }
-
-    // Regression targets' statistics: the starting checkpoint's, or fitted to the training rows
-    // when asked for; applied to training and validation targets alike.
-    let target_stats = match &init {
-        Some(c) if a.model.standardize_targets && c.target_standardizer.is_none() => {
-            return Err(Error::Usage(
-                "--standardize-targets cannot apply to a model that starts from a checkpoint \
-                 trained on the targets as they are (--init or --resume): drop it"
-                    .into(),
-            ));
-        }
-        Some(c) => c.target_standardizer.clone(),
-        None if a.model.standardize_targets => {
-            let Targets::Dense(values) = &train_data.targets else {
-                return Err(Error::Usage(
-                    "--standardize-targets is for regression targets (values), and these are \
-                     class labels: drop it, or give --task regression"
-                        .into(),
-                ));
-            };
-            if loss != Loss::Mse {
-                return Err(Error::Usage(format!(
-                    "--standardize-targets is for mse regression, and the loss is {}",
-                    loss.name()
-                )));
-            }
-            Some(Standardizer::fit(values))
-        }
-        None => None,
-    };
-    if let Some(s) = &target_stats {
-        for targets in std::iter::once(&mut train_data.targets)
-            .chain(val_data.as_mut().map(|v| &mut v.targets))
-        {
-            if let Targets::Dense(values) = targets {
-                s.apply(values)?;
-            }
-        }
-    }
-
-    let setup = Setup {
-        model,
-        loss,
-        optimizer: super::optimizer_flags::optimizer(a.optimizer, a.lr, a.quiet)?,
-    };
-    check_host_memory(a, &setup, train_data.rows())?;
-    let start = init.as_ref().map_or_else(
-        || Parameters::init(&setup.model, a.seed),
-        |c| c.parameters.clone(),
-    );
-    Ok(Prepared {
-        epochs,
-        resume,
-        mapped,
-        train_data,
-        val_data,
-        setup,
-        start,
-        stats,
-        target_stats,
-    })
 }
 
-/// Refuses a model whose host-side arrays exceed the memory available, before any is allocated:
-/// the starting parameters of every model the flags describe (`K` = the product of the list
-/// lengths and `--restarts`), and, when the CPU engine may train them, its parameters, gradients,
-/// optimizer state and a batch's activations. (The GPU engine checks the device's memory itself.)
-fn check_host_memory(a: &RunFlags<'_>, setup: &Setup, rows: usize) -> Result<()> {
-    use downhill::host_memory::{activation_bytes, check, parameter_bytes};
+/// Loads and fits together what the flags name (shared by every command that trains), saying
+/// what was decided on stderr.
+pub fn prepare(a: &RunFlags<'_>) -> Result<PreparedRun> {
+    let optimizer = super::optimizer_flags::optimizer(a.optimizer, a.lr, a.quiet)?;
+    // One model per combination of the hyperparameter lists, for each initialisation.
     let models = [
         a.lr.len(),
         a.optimizer.momentum.len(),
@@ -402,20 +126,92 @@ fn check_host_memory(a: &RunFlags<'_>, setup: &Setup, rows: usize) -> Result<()>
     .map(|&n| n.max(1) as u64)
     .chain([a.restarts.max(1)])
     .product::<u64>();
-    let copy = parameter_bytes(&setup.model).saturating_mul(models);
-    let cpu = |bytes: u64| if a.on_cpu { bytes } else { 0 };
-    let slots = setup.optimizer.state_slots().len() as u64;
-    let batch = a.batch_size.min(rows.max(1));
-    check(&[
-        ("starting parameters", copy),
-        ("parameters", cpu(copy)),
-        ("gradients", cpu(copy)),
-        ("optimizer state", cpu(copy.saturating_mul(slots))),
-        (
-            "activations",
-            cpu(activation_bytes(&setup.model, batch).saturating_mul(models)),
+    let request = RunRequest {
+        data: data_spec(a.data, a.seed)?,
+        validation: validation(a)?,
+        memory_map: a.memory_map,
+        model: ModelRequest {
+            task: match a.model.task {
+                TaskChoice::Auto => Task::Auto,
+                TaskChoice::Classification => Task::Classification,
+                TaskChoice::Regression => Task::Regression,
+            },
+            layers: a.model.layers.clone(),
+            activation: a.model.activation.parse()?,
+            loss: a.model.loss.as_deref().map(str::parse).transpose()?,
+            init: a.init.map(Path::to_path_buf),
+        },
+        standardize: a.model.standardize,
+        standardize_targets: a.model.standardize_targets,
+        resume: a.resume.map(Path::to_path_buf),
+        optimizer,
+        models,
+        cpu_engine: a.on_cpu,
+        batch_size: a.batch_size,
+        seed: a.seed,
+        epochs: a.epochs,
+        max_steps: a.max_steps,
+    };
+    downhill::prepare::prepare(&request, &mut |note| say(note, a.quiet))
+}
+
+/// The training rows of a run prepared with [`MemoryMap::Never`], which reads them whole.
+pub fn in_memory(data: TrainData) -> Arc<Dataset> {
+    match data {
+        TrainData::Memory(rows) => rows,
+        TrainData::Mapped(_) => unreachable!("a run that never memory-maps reads its rows whole"),
+    }
+}
+
+/// The validation rows the flags name: a split, files read like the training data's, or none.
+fn validation(a: &RunFlags<'_>) -> Result<Validation> {
+    let Some(flags) = a.validation else {
+        return Ok(Validation::None);
+    };
+    let files = DataArgs {
+        features: flags.val_features.clone(),
+        targets: flags.val_targets.clone(),
+        data: flags.val_data.clone(),
+        target_column: a.data.target_column.clone(),
+        no_header: a.data.no_header,
+        drop_nonfinite: a.data.drop_nonfinite,
+        ..Default::default()
+    };
+    match (flags.val_split, data_spec(&files, a.seed)?) {
+        (Some(_), Some(_)) => Err(Error::Usage(
+            "give either --val-split or validation files, not both".into(),
+        )),
+        (Some(fraction), None) => Ok(Validation::Split(fraction)),
+        (None, Some(spec)) => Ok(Validation::Data(spec)),
+        (None, None) => Ok(Validation::None),
+    }
+}
+
+/// Says what preparation decided, on stderr (unless `quiet`; skipped rows always).
+fn say(note: Note, quiet: bool) {
+    match note {
+        Note::RowsDropped {
+            source,
+            dropped,
+            kept,
+        } => say_dropped(&source, dropped, kept),
+        _ if quiet => {}
+        Note::DefaultRun => errln!(
+            "data: built-in digits (1,797 8x8 images, 10 classes), standardised, 20% held out for validation"
         ),
-    ])
+        Note::MemoryMapped { path, bytes } => errln!(
+            "data: {} ({} MiB) is over half the available memory; memory-mapping it and streaming batches from disk",
+            path.display(),
+            bytes >> 20
+        ),
+        Note::Classes(found) => errln!(
+            "data: the targets are {} whole numbers from 0 to {}: classification into {} \
+             classes with cross-entropy (--task regression treats them as values)",
+            found.distinct,
+            found.largest,
+            found.largest + 1
+        ),
+    }
 }
 
 /// The run the flags describe over `epochs` (stopping after `max_steps` if given): batches,
@@ -479,47 +275,4 @@ pub fn residency(choice: ResidencyChoice) -> Residency {
         ResidencyChoice::Resident => Residency::Resident,
         ResidencyChoice::Streamed => Residency::Streamed,
     }
-}
-
-/// Whether --features names an `.npy` file larger than half the memory available now (Linux's
-/// `MemAvailable`), in which case it is memory-mapped and streamed instead of read whole. Only a
-/// regular file can be mapped: anything else (a pipe, a FIFO, a device) is not even opened here,
-/// so that looking never waits on it, consumes it or disturbs its writer.
-fn too_large_for_memory(data: &DataArgs, quiet: bool) -> bool {
-    use std::os::unix::fs::OpenOptionsExt;
-    let Some(path) = &data.features else {
-        return false;
-    };
-    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
-        return false;
-    }
-    // Without blocking, in case the path became something else since.
-    let Ok(mut file) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-    else {
-        return false;
-    };
-    let size = match file.metadata() {
-        Ok(m) if m.is_file() => m.len(),
-        _ => return false,
-    };
-    let mut magic = [0u8; 6];
-    let is_npy = std::io::Read::read_exact(&mut file, &mut magic).is_ok() && &magic == b"\x93NUMPY";
-    let too_large = is_npy && downhill::host_memory::available().is_some_and(|a| size > a / 2);
-    if too_large && !quiet {
-        errln!(
-            "data: {} ({} MiB) is over half the available memory; memory-mapping it and streaming batches from disk",
-            path.display(),
-            size >> 20
-        );
-    }
-    too_large
-}
-
-fn widths(model: &ModelSpec) -> Vec<usize> {
-    std::iter::once(model.inputs())
-        .chain(model.layers().iter().map(|l| l.outputs))
-        .collect()
 }

@@ -1,15 +1,15 @@
 //! `downhill sweep`.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 
 use downhill::checkpoint::ModelCheckpoint;
 use downhill::plot::number::{LOSS_PLACES, decimal};
 use downhill::plot::sweep::sweep_chart;
 use downhill::plot::write_svg;
+use downhill::prepare::PreparedRun;
 use downhill::rescue::save_model_or_rescue;
 use downhill::train::sweep::{Grid, RESTARTS_FROM_ONE_START, Setting, SweepReport, sweep};
-use downhill::train::{Divergence, EpochRecord, Observer, Progress, Start, TrainData};
+use downhill::train::{Divergence, EpochRecord, Observer, Progress, Start};
 use downhill::{CpuEngine, Engine, Error, GpuEngine, Loss, PackSetup, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -18,7 +18,7 @@ use super::args::{CheckFormat, SweepArgs};
 use super::common::on_device;
 use super::metrics_log::MetricsLog;
 use super::outputs::{check_distinct, check_outputs, finish, run_inputs};
-use super::prepare::{Prepared, RunFlags, prepare, run_config_of};
+use super::prepare::{RunFlags, prepare, run_config_of};
 use super::signals::StopSignal;
 use super::tensorboard::{TensorBoardLog, run_name};
 use crate::cli::output::{errln, outln};
@@ -260,7 +260,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     if a.restarts == 0 {
         return Err(Error::Usage("--restarts must be at least 1".into()));
     }
-    if a.run.model.init.is_some() && a.restarts > 1 {
+    if a.run.init.init.is_some() && a.restarts > 1 {
         return Err(Error::Usage(RESTARTS_FROM_ONE_START.into()));
     }
     let save = a
@@ -279,15 +279,14 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     if let Some(dir) = &a.outputs.tensorboard {
         downhill::tensorboard::check_log_dir(dir, "--tensorboard")?;
     }
-    let Prepared {
+    let PreparedRun {
         epochs,
-        mapped,
-        train_data,
-        val_data,
+        data,
+        validation: val_data,
         setup,
         start,
-        stats,
-        target_stats,
+        standardizer: stats,
+        target_standardizer: target_stats,
         ..
     } = prepare(&RunFlags {
         restarts: a.restarts,
@@ -304,7 +303,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     let members = grid.members(
         &setup.optimizer,
         &setup.model,
-        a.run.model.init.as_ref().map(|_| &start),
+        a.run.init.init.as_ref().map(|_| &start),
     )?;
     let (settings, members): (Vec<_>, Vec<_>) = members.into_iter().unzip();
     let labels: Vec<String> = settings.iter().map(|s| s.label(&grid)).collect();
@@ -316,12 +315,8 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
             loss,
             members,
         },
-        a.run.batches.batch_size.min(train_data.rows().max(1)),
+        a.run.batches.batch_size.min(data.rows().max(1)),
     )?;
-    let data = match mapped {
-        Some(source) => TrainData::Mapped(Arc::new(source)),
-        None => TrainData::Memory(Arc::new(train_data)),
-    };
     let config = run_config_of(&a.run, epochs)?;
     let mut reporter = Reporter {
         bar: None,

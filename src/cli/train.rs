@@ -2,14 +2,14 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use downhill::checkpoint::ModelCheckpoint;
 use downhill::plot::training::training_charts;
 use downhill::plot::write_svg;
+use downhill::prepare::PreparedRun;
 use downhill::rescue::save_model_or_rescue;
 use downhill::train::{
-    CheckpointPlan, EpochRecord, Observer, Progress, Start, Stop, TrainConfig, TrainData, train,
+    CheckpointPlan, EpochRecord, Observer, Progress, Start, Stop, TrainConfig, train,
 };
 use downhill::{Error, Loss, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -19,7 +19,7 @@ use super::args::{OptimizerArgs, TrainArgs};
 use super::common::{engine, state_path};
 use super::metrics_log::MetricsLog;
 use super::outputs::{check_distinct, check_outputs, finish, run_inputs};
-use super::prepare::{Prepared, RunFlags, prepare, run_config_of};
+use super::prepare::{RunFlags, prepare, run_config_of};
 use super::signals::StopSignal;
 use super::tensorboard::TensorBoardLog;
 use crate::cli::output::{errln, outln};
@@ -246,16 +246,16 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
     if let Some(dir) = &a.outputs.tensorboard {
         downhill::tensorboard::check_log_dir(dir, "--tensorboard")?;
     }
-    let Prepared {
+    let PreparedRun {
         epochs,
         resume,
-        mapped,
-        train_data,
-        val_data,
+        data,
+        validation: val_data,
         setup,
         start,
-        stats,
-        target_stats,
+        standardizer: stats,
+        target_standardizer: target_stats,
+        ..
     } = prepare(&train_flags(a))?;
     if a.early_stopping.is_some() && val_data.is_none() {
         return Err(Error::Usage(
@@ -268,14 +268,10 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
         &a.run.device,
         setup,
         &start,
-        a.run.batches.batch_size.min(train_data.rows().max(1)),
+        a.run.batches.batch_size.min(data.rows().max(1)),
         a.outputs.quiet,
     )?;
 
-    let data = match mapped {
-        Some(source) => TrainData::Mapped(Arc::new(source)),
-        None => TrainData::Memory(Arc::new(train_data)),
-    };
     let config = TrainConfig {
         early_stopping: a.early_stopping,
         checkpoint: Some(CheckpointPlan {

@@ -22,12 +22,14 @@ pub enum DataSpec {
         features: std::path::PathBuf,
         /// Targets: integer values are class indices, floats are values.
         targets: std::path::PathBuf,
+        /// Skip the rows holding NaN or infinity (in either file) instead of refusing them.
+        drop_nonfinite: bool,
     },
     /// A CSV file with its options.
     Csv {
         /// The file.
         path: std::path::PathBuf,
-        /// Header and target columns.
+        /// Header, target columns, and whether rows holding NaN or infinity are skipped.
         options: CsvOptions,
     },
     /// A built-in dataset by name, drawn from `seed` when synthetic.
@@ -214,13 +216,27 @@ pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<(Dataset, usize)> {
     Ok((dataset, data.dropped))
 }
 
-/// Loads the dataset `spec` names.
-pub fn load(spec: &DataSpec) -> Result<Dataset> {
+/// Loads the dataset `spec` names; also returns how many rows were skipped for NaN or infinite
+/// values (where the spec asks for that).
+pub fn load(spec: &DataSpec) -> Result<(Dataset, usize)> {
     match spec {
-        DataSpec::Builtin { name, seed } => builtin::load(name, *seed),
-        DataSpec::Csv { path, options } => load_csv(path, options).map(|(data, _)| data),
-        DataSpec::Files { features, targets } => {
-            load_files(features, targets, false).map(|(data, _)| data)
+        DataSpec::Builtin { name, seed } => builtin::load(name, *seed).map(|data| (data, 0)),
+        DataSpec::Csv { path, options } => load_csv(path, options),
+        DataSpec::Files {
+            features,
+            targets,
+            drop_nonfinite,
+        } => load_files(features, targets, *drop_nonfinite),
+    }
+}
+
+impl DataSpec {
+    /// Whether rows holding NaN or infinity are skipped rather than refused.
+    pub fn drops_nonfinite(&self) -> bool {
+        match self {
+            DataSpec::Files { drop_nonfinite, .. } => *drop_nonfinite,
+            DataSpec::Csv { options, .. } => options.drop_nonfinite,
+            DataSpec::Builtin { .. } => false,
         }
     }
 }

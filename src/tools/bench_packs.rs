@@ -32,17 +32,18 @@ pub struct PackRow {
     pub ratio_to_one: f64,
 }
 
-/// A pack of `models` restarts of `setup` (seeds 0, 1, ...) on `engine`.
+/// A pack of `models` restarts of `setup` (seeds `seed`, `seed + 1`, ...) on `engine`.
 fn build(
     engine: &BenchEngine,
     setup: &Setup,
     models: usize,
     max_batch: usize,
+    seed: u64,
 ) -> Result<Box<dyn Engine>> {
     let members: Vec<Member> = (0..models as u64)
-        .map(|seed| Member {
+        .map(|restart| Member {
             optimizer: setup.optimizer,
-            parameters: Parameters::init(&setup.model, seed),
+            parameters: Parameters::init(&setup.model, seed.wrapping_add(restart)),
         })
         .collect();
     let setup = PackSetup {
@@ -84,7 +85,7 @@ pub fn bench_packs(
         let mut best = vec![(f64::INFINITY, 0u64); all.len()];
         for _ in 0..repeats {
             for (i, &models) in all.iter().enumerate() {
-                let mut pack = build(engine, setup, models, max_batch)?;
+                let mut pack = build(engine, setup, models, max_batch, config.seed)?;
                 let start = Instant::now();
                 let report = sweep(pack.as_mut(), &data, None, config, &mut Silent)?;
                 pack.synchronize()?;

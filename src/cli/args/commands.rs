@@ -77,6 +77,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
+    pub init: InitArgs,
+    #[command(flatten)]
     pub optimizer: OptimizerArgs,
     #[command(flatten)]
     pub lr: LearningRateArgs,
@@ -111,9 +113,13 @@ pub struct LrFindArgs {
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
+    pub mmap: MmapArgs,
+    #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub init: InitArgs,
     #[command(flatten)]
     pub optimizer: OptimizerArgs,
     #[command(flatten)]
@@ -236,11 +242,15 @@ pub struct BatchSizeArgs {
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
+    pub mmap: MmapArgs,
+    #[command(flatten)]
     pub residency: ResidencyArgs,
     #[command(flatten)]
     pub devices: BenchDevices,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub init: InitArgs,
     #[command(flatten)]
     pub optimizer: OptimizerArgs,
     #[command(flatten)]

@@ -37,20 +37,15 @@ pub struct DataArgs {
     /// A built-in dataset: digits, linear, blobs or spirals.
     #[arg(long, value_name = "NAME")]
     pub dataset: Option<String>,
+}
+
+/// Whether training features stream from disk, for the commands that can stream them.
+#[derive(Args, Clone)]
+pub struct MmapArgs {
     /// Memory-map the --features .npy and stream batches from disk (automatic when the file is
     /// larger than half the available memory).
     #[arg(long)]
     pub mmap: bool,
-}
-
-impl DataArgs {
-    /// Whether any data source was named.
-    pub fn given(&self) -> bool {
-        self.features.is_some()
-            || self.targets.is_some()
-            || self.data.is_some()
-            || self.dataset.is_some()
-    }
 }
 
 /// Which engine runs.
@@ -100,7 +95,7 @@ pub struct ValidationArgs {
     pub val_data: Option<PathBuf>,
 }
 
-/// The model: its architecture, loss, task, starting parameters and feature scaling.
+/// The model: its architecture, loss, task and feature scaling.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
     /// classification, regression, or auto: classification when the targets are one column of
@@ -123,6 +118,11 @@ pub struct ModelArgs {
     /// mse, cross-entropy or bce-logits (default: cross-entropy for class indices, else mse).
     #[arg(long)]
     pub loss: Option<String>,
+}
+
+/// Starting parameters, for the commands that train from them.
+#[derive(Args, Clone)]
+pub struct InitArgs {
     /// Start from these parameters (a downhill or PyTorch-layout safetensors file).
     #[arg(long, value_name = "FILE")]
     pub init: Option<PathBuf>,
@@ -282,18 +282,23 @@ pub struct CheckpointArgs {
     pub resume: Option<PathBuf>,
 }
 
-/// A training run's flags, shared by `train` and `sweep`: its data, device, validation, model,
-/// optimizer, learning rate, batches, residency, length, schedule and monitoring.
+/// A training run's flags, shared by `train` and `sweep`: its data and their memory-mapping,
+/// device, validation, model, starting parameters, optimizer, learning rate, batches, residency,
+/// length, schedule and monitoring.
 #[derive(Args, Clone)]
 pub struct RunArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub mmap: MmapArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]
     pub validation: ValidationArgs,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub init: InitArgs,
     #[command(flatten)]
     pub optimizer: OptimizerArgs,
     #[command(flatten)]
