@@ -70,8 +70,8 @@ pub enum Error {
     #[error(
         "this model and batch need about {} of memory ({breakdown}), over the {} available on \
          this machine; use fewer or narrower layers, or a smaller --batch-size",
-        crate::host_memory::size(*needed),
-        crate::host_memory::size(*available)
+        crate::units::size(*needed),
+        crate::units::size(*available)
     )]
     HostMemory {
         /// Bytes estimated.

@@ -54,7 +54,7 @@ pub fn check(parts: &[(&str, u64)]) -> Result<()> {
     let breakdown = parts
         .iter()
         .filter(|p| p.1 > 0)
-        .map(|(name, bytes)| format!("{name} {}", size(*bytes)))
+        .map(|(name, bytes)| format!("{name} {}", crate::units::size(*bytes)))
         .collect::<Vec<_>>()
         .join(", ");
     Err(Error::HostMemory {
@@ -62,14 +62,4 @@ pub fn check(parts: &[(&str, u64)]) -> Result<()> {
         available,
         breakdown,
     })
-}
-
-/// `512.0 MiB` below a GiB, `1754.6 GiB` above.
-pub fn size(bytes: u64) -> String {
-    const GIB: f64 = (1u64 << 30) as f64;
-    if bytes as f64 >= GIB {
-        format!("{:.1} GiB", bytes as f64 / GIB)
-    } else {
-        crate::gpu::mib(bytes)
-    }
 }

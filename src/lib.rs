@@ -45,6 +45,7 @@ pub mod scores;
 pub mod tensorboard;
 pub mod tools;
 pub mod train;
+pub mod units;
 
 pub use accumulate::Part;
 pub use compare::{Tolerance, Worst, worst_difference};

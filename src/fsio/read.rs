@@ -86,8 +86,8 @@ pub fn reserve<T>(buffer: &mut Vec<T>, additional: usize, name: &str) -> Result<
         message: format!(
             "needs {} of memory to read, over the {} available on this machine; free memory or \
              use a smaller file (a .npy file of features can be memory-mapped with --mmap)",
-            crate::host_memory::size(bytes),
-            crate::host_memory::size(available)
+            crate::units::size(bytes),
+            crate::units::size(available)
         ),
     };
     if bytes > available {

@@ -13,6 +13,7 @@ use crate::gpu::{Epilogue, Gemm, GpuContext, GpuEngine, KernelKind, MatmulTile, 
 use crate::model::{Activation, Parameters};
 use crate::train::{Feed, Observer, Progress, Residency, TrainConfig, TrainData, place, train};
 
+use super::bench_engine::BenchEngine;
 use super::bench_residency::{Built, ResidencyThroughput, resident_and_streamed};
 
 /// What a benchmark ran on, recorded with every result.
@@ -199,15 +200,6 @@ pub fn bench_gemm(
             })
         })
         .collect()
-}
-
-/// Which engine a sweep runs.
-#[derive(Debug, Clone)]
-pub enum BenchEngine {
-    /// The GPU engine on this device.
-    Gpu(Box<GpuContext>),
-    /// The CPU reference.
-    Cpu,
 }
 
 /// How to sweep.

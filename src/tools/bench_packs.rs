@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::bench::BenchEngine;
+use super::bench_engine::BenchEngine;
 use crate::cpu::CpuEngine;
 use crate::data::Dataset;
 use crate::engine::Setup;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::bench::BenchEngine;
+use super::bench_engine::BenchEngine;
 use crate::CpuEngine;
 use crate::engine::{Engine, Setup};
 use crate::error::Result;

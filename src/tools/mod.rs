@@ -2,6 +2,7 @@
 //! formatting to the caller.
 
 mod bench;
+mod bench_engine;
 mod bench_packs;
 mod bench_residency;
 mod check;
@@ -9,9 +10,9 @@ mod devices;
 mod lr_find;
 
 pub use bench::{
-    BatchRow, BatchSweep, BenchEngine, GemmRow, GpuGemmFigures, RunInfo, bench_batch_sizes,
-    bench_gemm,
+    BatchRow, BatchSweep, GemmRow, GpuGemmFigures, RunInfo, bench_batch_sizes, bench_gemm,
 };
+pub use bench_engine::BenchEngine;
 pub use bench_packs::{PackRow, bench_packs};
 pub use bench_residency::ResidencyThroughput;
 pub use check::{CheckReport, CheckStep, Difference, check};
