@@ -9,6 +9,8 @@ pub use loss::{correct_rows, loss_and_gradient};
 pub use matmul::product;
 pub use network::{Activations, backward, forward};
 pub use optim::lerp;
+#[cfg(test)]
+pub(crate) use optim::update;
 
 use std::sync::Arc;
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2};
 
 use super::context::GpuContext;
-use super::pack::{GpuPack, KernelKind};
+use super::ops::dispatch::KernelKind;
+use super::pack::GpuPack;
 use crate::data::Dataset;
 use crate::engine::{Engine, Metrics, OptimizerState, Setup};
 use crate::error::Result;
