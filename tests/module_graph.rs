@@ -6,8 +6,9 @@
 //! `crate::…` or `super::…` path in its code. A path through a re-export (`pub use x::Y` in a
 //! `mod.rs` or `lib.rs`) counts as naming the module that defines `Y`. A child file that takes
 //! its parent whole (`use super::*`), which exists only to split the parent, counts as the
-//! parent. The test fails naming any cycle that passes through `src/gpu/`, and prints those
-//! elsewhere.
+//! parent. Test modules (`#[cfg(test)]`) are left out: a test sits above what it tests and
+//! may use anything. The test fails naming any cycle that passes through `src/gpu/`, and
+//! prints those elsewhere.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -202,31 +203,46 @@ fn read_crate(root: &Path, file: &Path, path: ModPath, modules: &mut BTreeMap<Mo
             .to_string(),
         ..Module::default()
     };
-    // Walk the code statement by statement, tracking inline modules by their braces.
+    // Walk the code statement by statement, tracking inline modules by their braces; a test
+    // module's code is skipped.
     let mut inline: Vec<usize> = Vec::new();
+    let mut test_module: Option<usize> = None;
     let mut depth = 0usize;
     let mut statement = String::new();
     for c in code.chars() {
+        let testing = test_module.is_some();
         match c {
-            '{' if !statement.trim_start().starts_with("use ") && !is_use(&statement) => {
+            '{' if !is_use(&statement) => {
                 if opens_inline_mod(&statement) {
                     inline.push(depth);
+                    if is_test_only(&statement) && test_module.is_none() {
+                        test_module = Some(depth);
+                    }
                 }
-                collect_paths(&statement, inline.len(), &mut module);
+                if !testing {
+                    collect_paths(&statement, inline.len(), &mut module);
+                }
                 statement.clear();
                 depth += 1;
             }
             '}' if !is_use(&statement) => {
-                collect_paths(&statement, inline.len(), &mut module);
+                if !testing {
+                    collect_paths(&statement, inline.len(), &mut module);
+                }
                 statement.clear();
                 depth = depth.saturating_sub(1);
                 if inline.last() == Some(&depth) {
                     inline.pop();
                 }
+                if test_module == Some(depth) {
+                    test_module = None;
+                }
             }
             ';' => {
                 statement.push(c);
-                finish(&statement, inline.len(), &mut module);
+                if !testing && !is_test_only(&statement) {
+                    finish(&statement, inline.len(), &mut module);
+                }
                 statement.clear();
             }
             _ => statement.push(c),
@@ -259,6 +275,11 @@ fn is_use(statement: &str) -> bool {
     words.iter().take(3).any(|w| *w == "use")
         && !statement.contains("fn ")
         && !statement.contains('=')
+}
+
+/// Whether an item is compiled for tests only (`#[cfg(test)]`).
+fn is_test_only(statement: &str) -> bool {
+    statement.replace(' ', "").contains("#[cfg(test)]")
 }
 
 /// Whether a statement opens an inline module (`mod tests` before its `{`).
@@ -579,7 +600,14 @@ fn the_parser_finds_a_planted_cycle() {
         std::fs::create_dir_all(path.parent().expect("a parent")).expect("a folder");
         std::fs::write(path, text).expect("a file");
     };
-    write("lib.rs", "pub mod a;\npub mod b;\npub use a::Thing;\n");
+    write(
+        "lib.rs",
+        "pub mod a;\npub mod b;\npub mod d;\n#[cfg(test)]\nmod c;\npub use a::Thing;\n",
+    );
+    // Test modules may name anything: `c.rs` is left out, and so is `b`'s test module naming
+    // `d`, which names `b`.
+    write("c.rs", "use crate::a::Thing;\n");
+    write("d.rs", "use crate::b::Other;\n");
     write("a/mod.rs", "mod split;\npub struct Thing;\n");
     // A split child of `a` naming `b`, and `b` naming `a`'s item through the crate root's
     // re-export: a → b → a.
@@ -589,7 +617,8 @@ fn the_parser_finds_a_planted_cycle() {
     );
     write(
         "b.rs",
-        "// use crate::nothing;\nuse crate::{Thing as T};\npub struct Other;\n",
+        "// use crate::nothing;\nuse crate::{Thing as T};\npub struct Other;\n\
+         #[cfg(test)]\nmod tests {\n    use crate::d::*;\n}\n",
     );
     let mut modules = BTreeMap::new();
     read_crate(
@@ -599,6 +628,7 @@ fn the_parser_finds_a_planted_cycle() {
         &mut modules,
     );
     let edges = graph(&modules);
+    assert!(!modules.contains_key(&vec!["c".to_string()]));
     let found = cycles(&edges);
     assert_eq!(found.len(), 1, "{edges:?}");
     assert_eq!(

@@ -2,13 +2,14 @@
 //! and `--backend` as a pure function over the adapters' infos, and what to say when nothing
 //! matches.
 
+use super::ops::matmul::tuning::Tuning;
 use super::progress::{Cancel, OnProgress};
-use super::tuning::Tuning;
 use crate::error::{Error, Result};
 
 /// Which adapter to open. The default takes the best adapter present: a discrete GPU, else an
 /// integrated one, else a virtual one, else a software (CPU) one; among equals, native APIs
-/// (Vulkan, Metal, DX12) before GL. [`GpuContext::auto`] takes only a hardware GPU.
+/// (Vulkan, Metal, DX12) before GL. [`GpuContext::auto`](super::GpuContext::auto) takes only a
+/// hardware GPU.
 #[derive(Debug, Clone, Default)]
 pub struct AdapterRequest {
     /// Only adapters on this backend.

@@ -94,37 +94,6 @@ impl FlatLayout {
     }
 }
 
-/// A binding of `len` f32 elements of `buffer` from element `offset`.
-pub(crate) fn range(buffer: &wgpu::Buffer, offset: u64, len: u64) -> wgpu::BindingResource<'_> {
-    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-        buffer,
-        offset: offset * 4,
-        size: NonZeroU64::new(len.max(1) * 4),
-    })
-}
-
-/// A bind group of `resources` at bindings 0, 1, 2, ... in order.
-pub(crate) fn bind_in_order<'a>(
-    device: &wgpu::Device,
-    label: &str,
-    layout: &wgpu::BindGroupLayout,
-    resources: impl IntoIterator<Item = wgpu::BindingResource<'a>>,
-) -> wgpu::BindGroup {
-    let entries: Vec<_> = resources
-        .into_iter()
-        .enumerate()
-        .map(|(i, resource)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource,
-        })
-        .collect();
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout,
-        entries: &entries,
-    })
-}
-
 /// One uniform buffer holding many small uniform blocks at aligned offsets, mirrored on the
 /// host so that all of them are uploaded with a single write.
 pub(crate) struct UniformBlock {

@@ -9,9 +9,10 @@ use super::adapters::{
     AdapterChoice, AdapterRequest, Want, choose_adapter, enumerate_adapters, names_one,
 };
 use super::device::Device;
-use super::kernels::{Kernels, MatmulTile, MatmulVariant};
+use super::ops::Kernels;
+use super::ops::matmul::tuning::{Product, Tuner};
+use super::ops::matmul::{MatmulTile, MatmulVariant};
 use super::progress::{OnProgress, Progress};
-use super::tuning::{Product, Tuner};
 use crate::error::{Error, Result};
 
 /// Where [`GpuContext::auto`] runs: on a hardware GPU, or on the CPU engine and why.
@@ -151,13 +152,15 @@ impl GpuContext {
     /// The tile for `product` under this context's [`Tuning`](super::Tuning) (timed now if its
     /// class is new).
     pub(crate) fn product_tile(&self, product: &Product) -> Result<MatmulTile> {
-        self.tuner.tile(&self.device, self.kernels(), product)
+        self.tuner
+            .tile(&self.device, &self.kernels().matmul, product)
     }
 
     /// Times every product among `products` whose shape class is new, reporting progress as
     /// `k of n`, so that an engine's products are tuned together before it is built.
     pub(crate) fn tune(&self, products: &[Product]) -> Result<()> {
-        self.tuner.tune(&self.device, self.kernels(), products)
+        self.tuner
+            .tune(&self.device, &self.kernels().matmul, products)
     }
 }
 

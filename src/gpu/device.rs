@@ -121,7 +121,8 @@ impl Device {
         })
     }
 
-    /// Bytes of device memory to plan within: [`AdapterRequest::device_memory`](super::AdapterRequest::device_memory), else the
+    /// Bytes of device memory to plan within:
+    /// [`AdapterRequest::device_memory`](super::AdapterRequest::device_memory), else the
     /// adapter's largest device-local memory heap where the API reports it (Vulkan); what
     /// [`MemoryEstimate`](super::MemoryEstimate)s are checked against.
     pub fn device_memory(&self) -> Option<u64> {
@@ -257,8 +258,9 @@ impl Device {
         Ok(value)
     }
 
-    /// Checks that a buffer of `bytes` for `tensor` fits the device (`hint` says what to do if not): under `max_buffer_size`,
-    /// and under `max_storage_buffer_binding_size` when it is bound whole.
+    /// Checks that a buffer of `bytes` for `tensor` fits the device (`hint` says what to do if
+    /// not): under `max_buffer_size`, and under `max_storage_buffer_binding_size` when it is
+    /// bound whole.
     pub(crate) fn check_fits(
         &self,
         tensor: &str,

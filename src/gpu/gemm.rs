@@ -4,8 +4,8 @@
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use super::context::GpuContext;
-use super::kernels::{MatmulTile, MatmulVariant};
-use super::staged::{Staged, check_sizes};
+use super::ops::matmul::staged::{Staged, check_sizes};
+use super::ops::matmul::{MatmulTile, MatmulVariant};
 use crate::error::Result;
 
 /// One matmul of fixed shape, ready to run repeatedly.
@@ -55,7 +55,15 @@ impl Gemm {
         n: usize,
         k: usize,
     ) -> Result<Self> {
-        let staged = Staged::new(ctx, ctx.kernels(), variant, tile, vec4, (m, n, k), 1)?;
+        let staged = Staged::new(
+            ctx,
+            &ctx.kernels().matmul,
+            variant,
+            tile,
+            vec4,
+            (m, n, k),
+            1,
+        )?;
         Ok(Self { staged })
     }
 

@@ -6,14 +6,12 @@ mod context;
 mod device;
 mod engine;
 mod gemm;
-mod kernels;
 mod memory;
+mod ops;
 mod pack;
 mod progress;
-mod staged;
 #[cfg(test)]
 mod testing;
-mod tuning;
 mod units;
 
 pub use adapters::{
@@ -23,9 +21,10 @@ pub use context::{GpuContext, Placement};
 pub use device::{Device, check_fits};
 pub use engine::GpuEngine;
 pub use gemm::Gemm;
-pub use kernels::{Epilogue, MatmulTile, MatmulVariant};
 pub use memory::MemoryEstimate;
-pub use pack::{GpuPack, KernelKind};
+pub use ops::dispatch::KernelKind;
+pub use ops::matmul::tuning::Tuning;
+pub use ops::matmul::{Epilogue, MatmulTile, MatmulVariant};
+pub use pack::GpuPack;
 pub use progress::{Cancel, OnProgress, Progress};
-pub use tuning::Tuning;
 pub use units::mib;

@@ -6,7 +6,6 @@ use super::*;
 impl GpuPack {
     pub(super) fn build(ctx: &GpuContext, setup: PackSetup, max_batch: usize) -> Result<Self> {
         let limits = ctx.limits();
-        let device = &ctx.device;
         let model = &setup.model;
         let layers = model.layers();
         let last = layers.len() - 1;
@@ -165,8 +164,13 @@ impl GpuPack {
             shapes.push(shape);
             shapes.len() - 1
         };
-        let bind = |layout: &wgpu::BindGroupLayout, resources: Vec<wgpu::BindingResource<'_>>| {
-            bind_in_order(device, "step", layout, resources)
+        let shape_binding = |slot: usize, shape: &Shape| {
+            let bytes = match shape {
+                Shape::Matmul(_) => std::mem::size_of::<MatmulDims>(),
+                Shape::Loss(_) => std::mem::size_of::<LossDims>(),
+                Shape::Columns(_) => std::mem::size_of::<ReduceDims>(),
+            };
+            dims.binding(slot, bytes as u64)
         };
         let weight = |i: usize| &layout.tensors[2 * i];
         let bias = |i: usize| &layout.tensors[2 * i + 1];
@@ -183,57 +187,24 @@ impl GpuPack {
             }
         };
 
-        // Each product as the tuner sees it, with its vec4 reads and stores: vec4s where every
-        // size and offset they cross allows, and the tile chosen for the largest batch.
-        let product = |variant: MatmulVariant, shape: &Shape, training: bool| {
-            let &Shape::Matmul {
-                m,
-                n,
-                k,
-                strides,
-                lda,
-                offset_a,
-                ldc,
-                offset_c,
-            } = shape
-            else {
-                unreachable!("a matmul's shape")
-            };
-            let size = |e: Extent| match e {
-                Extent::Batch => None,
-                Extent::Fixed(v) => Some(v as usize),
-            };
-            let vec4 = Vec4Access {
-                operands: variant.vec4_fits(
-                    size(m),
-                    size(n),
-                    size(k),
-                    &[strides[0], strides[1], lda, offset_a],
-                ),
-                result: variant.vec4_result_fits(size(n), &[strides[2], ldc, offset_c]),
-            };
-            let largest = |e: Extent| size(e).unwrap_or(max_batch);
-            let product = Product {
-                variant,
-                shape: (largest(m), largest(n), largest(k)),
-                vec4: vec4.operands,
-                models,
-                training,
-            };
-            (product, vec4, (m, n))
+        // Each product as the tuner sees it: vec4 reads where every size and offset they cross
+        // allows, and the tile chosen for the largest batch.
+        let product = |variant: MatmulVariant, shape: &MatmulShape, training: bool| Product {
+            variant,
+            shape: shape.largest(max_batch),
+            vec4: shape.vec4(variant).operands,
+            models,
+            training,
         };
-        // Each product's pipeline and tile, under the context's tuning (settled below, before
+        // Each product's launch, in the tile the context's tuning chose (settled below, before
         // the first product is built).
         let matmul = |variant: MatmulVariant,
-                      shape: &Shape,
-                      training: bool|
-         -> Result<(wgpu::ComputePipeline, Grid)> {
-            let (product, vec4, (m, n)) = product(variant, shape, training);
-            let tile = ctx.product_tile(&product)?;
-            Ok((
-                kernels.matmul(variant, tile, vec4),
-                Grid::Tiles { m, n, tile },
-            ))
+                      shape: &MatmulShape,
+                      training: bool,
+                      resources: [wgpu::BindingResource<'_>; 6]|
+         -> Result<Dispatch> {
+            let tile = ctx.product_tile(&product(variant, shape, training))?;
+            Ok(kernels.matmul.dispatch(variant, tile, shape, resources))
         };
         // The products of a step, layer by layer: forward a_i = act_i(a_{i-1} · W_iᵀ + b_i)
         // per block of W_i's rows (the block's columns of a_i); backward, last layer first,
@@ -245,7 +216,7 @@ impl GpuPack {
             epilogue: Epilogue::BiasActivation,
             activation: layers[i].activation,
         };
-        let forward_shape = |i: usize, (r0, r1): (usize, usize)| Shape::Matmul {
+        let forward_shape = |i: usize, (r0, r1): (usize, usize)| MatmulShape {
             m: Extent::Batch,
             n: fixed(r1 - r0),
             k: fixed(layers[i].inputs),
@@ -270,7 +241,7 @@ impl GpuPack {
             epilogue: Epilogue::Accumulate,
             ..weight_grad
         };
-        let weight_grad_shape = |i: usize, (r0, r1): (usize, usize)| Shape::Matmul {
+        let weight_grad_shape = |i: usize, (r0, r1): (usize, usize)| MatmulShape {
             m: fixed(r1 - r0),
             n: fixed(layers[i].inputs),
             k: Extent::Batch,
@@ -297,7 +268,7 @@ impl GpuPack {
             },
             activation: layers[i - 1].activation,
         };
-        let input_grad_shape = |i: usize, (r0, r1): (usize, usize)| Shape::Matmul {
+        let input_grad_shape = |i: usize, (r0, r1): (usize, usize)| MatmulShape {
             m: Extent::Batch,
             n: fixed(layers[i].inputs),
             k: fixed(r1 - r0),
@@ -316,16 +287,16 @@ impl GpuPack {
         let mut products = Vec::new();
         for (i, layer_blocks) in blocks.iter().enumerate() {
             for &block in layer_blocks {
-                products.push(product(forward_variant(i), &forward_shape(i, block), false).0);
+                products.push(product(forward_variant(i), &forward_shape(i, block), false));
             }
         }
         for i in (0..layers.len()).rev() {
             for &block in &blocks[i] {
-                products.push(product(weight_grad, &weight_grad_shape(i, block), true).0);
+                products.push(product(weight_grad, &weight_grad_shape(i, block), true));
             }
             for (b, &block) in blocks[i].iter().enumerate().filter(|_| i > 0) {
                 let variant = input_grad_variant(i, b);
-                products.push(product(variant, &input_grad_shape(i, block), true).0);
+                products.push(product(variant, &input_grad_shape(i, block), true));
             }
         }
         ctx.tune(&products)?;
@@ -344,63 +315,50 @@ impl GpuPack {
         for (i, layer_blocks) in blocks.iter().enumerate() {
             for &(r0, r1) in layer_blocks {
                 let shape = forward_shape(i, (r0, r1));
-                let (pipeline, grid) = matmul(forward_variant(i), &shape, false)?;
-                let slot = add_shape(shape);
+                let slot = add_shape(Shape::Matmul(shape));
                 let source = if i == 0 { &input } else { &res.post[i - 1] };
-                forward.push(Dispatch {
-                    kind: KernelKind::Matmul,
-                    pipeline,
-                    bind_group: bind(
-                        &kernels.matmul_layout,
-                        vec![
-                            source.as_entire_binding(),
-                            weight_rows(&params_buffer, i, (r0, r1)),
-                            range(&params_buffer, bias(i).offset, span(bias(i).len)),
-                            res.post[i].as_entire_binding(),
-                            res.pre[i].as_entire_binding(),
-                            dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
-                        ],
-                    ),
-                    grid,
-                });
+                forward.push(matmul(
+                    forward_variant(i),
+                    &shape,
+                    false,
+                    [
+                        source.as_entire_binding(),
+                        weight_rows(&params_buffer, i, (r0, r1)),
+                        range(&params_buffer, bias(i).offset, span(bias(i).len)),
+                        res.post[i].as_entire_binding(),
+                        res.pre[i].as_entire_binding(),
+                        shape_binding(slot, &Shape::Matmul(shape)),
+                    ],
+                )?);
             }
         }
         // Loss and ∂L/∂z of the output layer, then the mean loss: into the training metrics, or
         // the evaluation metrics.
-        let slot = add_shape(Shape::Loss);
-        let (rows_pipeline, mean_pipeline) = kernels.loss(setup.loss, layers[last].activation);
-        let loss_group = |metrics: &wgpu::Buffer| {
-            bind(
-                &kernels.loss_layout,
-                vec![
-                    res.post[last].as_entire_binding(),
-                    res.pre[last].as_entire_binding(),
-                    dense_targets.as_entire_binding(),
-                    class_targets.as_entire_binding(),
-                    res.delta[last].as_entire_binding(),
-                    res.row_loss.as_entire_binding(),
-                    dims.binding(slot, std::mem::size_of::<LossDims>() as u64),
-                    res.row_correct.as_entire_binding(),
-                    metrics.as_entire_binding(),
-                ],
-            )
-        };
-        let loss_dispatches = |metrics| {
-            let group = loss_group(metrics);
-            vec![
-                Dispatch {
-                    kind: KernelKind::Loss,
-                    pipeline: rows_pipeline.clone(),
-                    bind_group: group.clone(),
-                    grid: Grid::Items(Extent::Batch),
-                },
-                Dispatch {
-                    kind: KernelKind::Loss,
-                    pipeline: mean_pipeline.clone(),
-                    bind_group: group,
-                    grid: Grid::Single,
-                },
-            ]
+        let loss_shape = Shape::Loss(LossShape {
+            loss: setup.loss,
+            cols: model.outputs(),
+            max_batch,
+        });
+        let slot = add_shape(loss_shape);
+        let loss_dispatches = |metrics: &wgpu::Buffer| {
+            kernels
+                .loss
+                .dispatches(
+                    setup.loss,
+                    layers[last].activation,
+                    [
+                        res.post[last].as_entire_binding(),
+                        res.pre[last].as_entire_binding(),
+                        dense_targets.as_entire_binding(),
+                        class_targets.as_entire_binding(),
+                        res.delta[last].as_entire_binding(),
+                        res.row_loss.as_entire_binding(),
+                        shape_binding(slot, &loss_shape),
+                        res.row_correct.as_entire_binding(),
+                        metrics.as_entire_binding(),
+                    ],
+                )
+                .to_vec()
         };
         let loss_train = loss_dispatches(&metrics_train);
         let loss_eval = loss_dispatches(&metrics_eval);
@@ -409,64 +367,50 @@ impl GpuPack {
         let mut backward_accumulate = Vec::new();
 
         // Backward, last layer first, each product per block of W_i's rows.
-        let column_sums = kernels.column_sums(false);
-        let column_sums_accumulate = kernels.column_sums(true);
         for i in (0..layers.len()).rev() {
             let layer = layers[i];
             let source = if i == 0 { &input } else { &res.post[i - 1] };
-            // ∂L/∂W_i[r0..r1] = δ_i[:, r0..r1]ᵀ · a_{i-1}: M = r1 - r0, N = in, K = batch.
-            // Written into the gradients, or (a group's later batches) added to them.
+            // ∂L/∂W_i[r0..r1] = δ_i[:, r0..r1]ᵀ · a_{i-1}: M = r1 - r0, N = in, K = batch,
+            // written into the gradients, or (a group's later batches) added to them.
             for &(r0, r1) in &blocks[i] {
                 let shape = weight_grad_shape(i, (r0, r1));
-                let (pipeline, grid) = matmul(weight_grad, &shape, true)?;
-                let (adding, _) = matmul(weight_grad_accumulate, &shape, true)?;
-                let slot = add_shape(shape);
-                let dispatch = Dispatch {
-                    kind: KernelKind::Matmul,
-                    pipeline,
-                    bind_group: bind(
-                        &kernels.matmul_layout,
-                        vec![
-                            res.delta[i].as_entire_binding(),
-                            source.as_entire_binding(),
-                            res.dummy_read.as_entire_binding(),
-                            weight_rows(&grads, i, (r0, r1)),
-                            res.dummy_write.as_entire_binding(),
-                            dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
-                        ],
-                    ),
-                    grid,
+                let slot = add_shape(Shape::Matmul(shape));
+                let resources = || {
+                    [
+                        res.delta[i].as_entire_binding(),
+                        source.as_entire_binding(),
+                        res.dummy_read.as_entire_binding(),
+                        weight_rows(&grads, i, (r0, r1)),
+                        res.dummy_write.as_entire_binding(),
+                        shape_binding(slot, &Shape::Matmul(shape)),
+                    ]
                 };
-                backward_accumulate.push(Dispatch {
-                    pipeline: adding,
-                    ..dispatch.clone()
-                });
-                backward.push(dispatch);
+                backward.push(matmul(weight_grad, &shape, true, resources())?);
+                backward_accumulate.push(matmul(
+                    weight_grad_accumulate,
+                    &shape,
+                    true,
+                    resources(),
+                )?);
             }
             // ∂L/∂b_i = Σ_rows δ_i.
-            let slot = add_shape(Shape::Columns {
+            let columns = ColumnsShape {
                 cols: layer.outputs as u32,
                 stride_in: rows_stride(layer.outputs),
                 stride_out: params_stride,
-            });
-            let dispatch = Dispatch {
-                kind: KernelKind::BiasGradient,
-                pipeline: column_sums.clone(),
-                bind_group: bind(
-                    &kernels.reduce_layout,
-                    vec![
+            };
+            let slot = add_shape(Shape::Columns(columns));
+            for (accumulate, list) in [(false, &mut backward), (true, &mut backward_accumulate)] {
+                list.push(kernels.reduce.dispatch(
+                    &columns,
+                    accumulate,
+                    [
                         res.delta[i].as_entire_binding(),
                         range(&grads, bias(i).offset, span(bias(i).len)),
-                        dims.binding(slot, std::mem::size_of::<ReduceDims>() as u64),
+                        shape_binding(slot, &Shape::Columns(columns)),
                     ],
-                ),
-                grid: Grid::Items(fixed(layer.outputs)),
-            };
-            backward_accumulate.push(Dispatch {
-                pipeline: column_sums_accumulate.clone(),
-                ..dispatch.clone()
-            });
-            backward.push(dispatch);
+                ));
+            }
             if i == 0 {
                 continue;
             }
@@ -474,31 +418,26 @@ impl GpuPack {
             // N = in, K = r1 - r0; the first block writes, the others add, the last applies act'.
             for (b, &(r0, r1)) in blocks[i].iter().enumerate() {
                 let shape = input_grad_shape(i, (r0, r1));
-                let (pipeline, grid) = matmul(input_grad_variant(i, b), &shape, true)?;
-                let slot = add_shape(shape);
-                let dispatch = Dispatch {
-                    kind: KernelKind::Matmul,
-                    pipeline,
-                    bind_group: bind(
-                        &kernels.matmul_layout,
-                        vec![
-                            res.delta[i].as_entire_binding(),
-                            weight_rows(&params_buffer, i, (r0, r1)),
-                            res.pre[i - 1].as_entire_binding(),
-                            res.delta[i - 1].as_entire_binding(),
-                            res.dummy_write.as_entire_binding(),
-                            dims.binding(slot, std::mem::size_of::<MatmulDims>() as u64),
-                        ],
-                    ),
-                    grid,
-                };
+                let slot = add_shape(Shape::Matmul(shape));
+                let dispatch = matmul(
+                    input_grad_variant(i, b),
+                    &shape,
+                    true,
+                    [
+                        res.delta[i].as_entire_binding(),
+                        weight_rows(&params_buffer, i, (r0, r1)),
+                        res.pre[i - 1].as_entire_binding(),
+                        res.delta[i - 1].as_entire_binding(),
+                        res.dummy_write.as_entire_binding(),
+                        shape_binding(slot, &Shape::Matmul(shape)),
+                    ],
+                )?;
                 backward_accumulate.push(dispatch.clone());
                 backward.push(dispatch);
             }
         }
         debug_assert!(shapes.len() <= uniform_slots);
 
-        let optimizer = kernels.optimizer(&setup.members[0].optimizer);
         let mut unused_state = Vec::new();
         for slot in 0..MAX_STATE_SLOTS {
             if !state.iter().any(|(index, _)| *index == slot) {
@@ -509,20 +448,11 @@ impl GpuPack {
         // Clipping by global norm over (the first binding's worth of) the flat gradients;
         // recorded only when clipping is on, and refused there for larger packs.
         let clip_len = (count * stride).min(limits.max_storage_buffer_binding_size / 4);
-        let clip = Dispatch {
-            kind: KernelKind::Clip,
-            pipeline: kernels.clip(),
-            bind_group: bind(
-                &kernels.clip_layout,
-                vec![
-                    range(&grads, 0, clip_len),
-                    clip_scale.as_entire_binding(),
-                    clip_params.as_entire_binding(),
-                ],
-            ),
-            grid: Grid::Single,
-        };
-        let gather = kernels.gather();
+        let clip = kernels.clip.dispatch([
+            range(&grads, 0, clip_len),
+            clip_scale.as_entire_binding(),
+            clip_params.as_entire_binding(),
+        ]);
 
         let mut pack = Self {
             ctx: ctx.clone(),
@@ -545,9 +475,7 @@ impl GpuPack {
             backward_accumulate,
             clip,
             update: Vec::new(),
-            optimizer,
             unused_state,
-            gather,
             lrs: setup.members.iter().map(|m| m.optimizer.lr()).collect(),
             frozen: vec![false; models],
             clip_norm: None,

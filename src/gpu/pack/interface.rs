@@ -93,17 +93,15 @@ impl Engine for GpuPack {
             Some(norm) => {
                 let binding = self.ctx.limits().max_storage_buffer_binding_size / 4;
                 if self.models as u64 * self.layout.total <= binding {
-                    let params: [u32; 4] = [
-                        self.layout.total as u32,
-                        norm.to_bits(),
-                        self.layout.total as u32,
-                        0,
-                    ];
-                    self.ctx.queue.write_buffer(
-                        &self.clip_params,
-                        0,
-                        bytemuck::cast_slice(&params),
-                    );
+                    let params = ClipParams {
+                        count: self.layout.total as u32,
+                        max_norm: norm,
+                        stride: self.layout.total as u32,
+                        _pad: 0,
+                    };
+                    self.ctx
+                        .queue
+                        .write_buffer(&self.clip_params, 0, bytemuck::bytes_of(&params));
                 } else {
                     self.clip_chunked = self.chunked_clip(norm, binding)?;
                 }
@@ -205,10 +203,10 @@ impl Engine for GpuPack {
                     )
                 }
             };
-            let bind_group = bind_in_order(
-                &ctx.device,
-                "gather",
-                &self.ctx.kernels().gather_layout,
+            let width = if class_targets { 1 } else { outputs };
+            let gather = self.ctx.kernels().gather.dispatch(
+                inputs,
+                width,
                 [
                     &self.indices,
                     &features,
@@ -221,18 +219,10 @@ impl Engine for GpuPack {
                 ]
                 .map(|b| b.as_entire_binding()),
             );
-            let width = inputs + if class_targets { 1 } else { outputs };
             Ok(Resident {
                 rows: n,
                 class_targets,
-                gather: Dispatch {
-                    kind: KernelKind::Gather,
-                    pipeline: self.gather.clone(),
-                    bind_group,
-                    grid: Grid::Gather {
-                        width: width as u32,
-                    },
-                },
+                gather,
             })
         })?;
         self.resident = Some(resident);

@@ -11,11 +11,17 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
-use super::buffers::{FlatLayout, UniformBlock, bind_in_order, range};
+use super::buffers::{FlatLayout, UniformBlock};
 use super::context::GpuContext;
-use super::kernels::{Epilogue, MatmulTile, MatmulVariant, OPTIM_GROUP, ROW_GROUP, Vec4Access};
 use super::memory::MemoryEstimate;
-use super::tuning::Product;
+use super::ops::binding::range;
+use super::ops::clip::ClipParams;
+use super::ops::dispatch::{Dispatch, Extent, KernelKind};
+use super::ops::gather::GatherDims;
+use super::ops::loss::{LAST_LOSS, LossDims, LossShape, METRICS_WORDS};
+use super::ops::matmul::tuning::Product;
+use super::ops::matmul::{Epilogue, MatmulDims, MatmulShape, MatmulTile, MatmulVariant};
+use super::ops::reduce::{ColumnsShape, ReduceDims};
 use crate::accumulate::Part;
 use crate::data::Dataset;
 use crate::engine::{
@@ -36,51 +42,6 @@ mod step;
 mod tests;
 mod update;
 
-/// Uniform of `shaders/matmul.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct MatmulDims {
-    m: u32,
-    n: u32,
-    k: u32,
-    /// Elements between rows of A.
-    lda: u32,
-    /// Elements between consecutive models' A, B, C (and PRE), and AUX.
-    strides: [u32; 4],
-    /// Elements between rows of C (and of an `[M, N]` AUX).
-    ldc: u32,
-    /// Where A starts in its binding.
-    offset_a: u32,
-    /// C's (and AUX's) first column.
-    offset_c: u32,
-    _pad: u32,
-}
-
-/// Uniform of `shaders/loss.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct LossDims {
-    rows: u32,
-    cols: u32,
-    class_targets: u32,
-    _pad: u32,
-    norm: f32,
-    stride_out: u32,
-    stride_rows: u32,
-    /// `N(group rows)`: what each row's output gradient is divided by (`norm` divides the loss).
-    grad_norm: f32,
-}
-
-/// Uniform of `shaders/reduce.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ReduceDims {
-    rows: u32,
-    cols: u32,
-    stride_in: u32,
-    stride_out: u32,
-}
-
 /// What to do about a parameter-sized buffer over the device's limits.
 const LAYERS_HINT: &str = "use narrower layers";
 /// What to do about a batch-sized buffer over the device's limits.
@@ -97,135 +58,15 @@ const PACK_MEMORY_HINT: &str =
 /// What to do about a dataset that does not fit on the device.
 const RESIDENT_HINT: &str = "stream the data from the host instead (--residency streamed)";
 
-/// Words of metrics per model (see `shaders/loss.wgsl`): loss sum, rows, correct rows, the
-/// non-finite flag, the last batch's mean loss, and padding.
-const METRICS_WORDS: u64 = 8;
-/// Where the last batch's mean loss sits among them.
-const LAST_LOSS: usize = 4;
-
 /// Largest uniform block any kernel reads, in bytes.
 const MAX_UNIFORM_BYTES: u64 = 48;
-
-/// A size that is either the current batch's row count or fixed by the model.
-#[derive(Debug, Clone, Copy)]
-enum Extent {
-    Batch,
-    Fixed(u32),
-}
-
-impl Extent {
-    fn at(self, rows: u32) -> u32 {
-        match self {
-            Extent::Batch => rows,
-            Extent::Fixed(n) => n,
-        }
-    }
-}
 
 /// What a dispatch's shape uniform holds, as a function of the batch.
 #[derive(Debug, Clone, Copy)]
 enum Shape {
-    Matmul {
-        m: Extent,
-        n: Extent,
-        k: Extent,
-        strides: [u32; 4],
-        /// Rows of A as stored, and where it starts; rows of C, and its first column.
-        lda: u32,
-        offset_a: u32,
-        ldc: u32,
-        offset_c: u32,
-    },
-    Loss,
-    Columns {
-        cols: u32,
-        stride_in: u32,
-        stride_out: u32,
-    },
-}
-
-/// How many workgroups a dispatch launches, as a function of the batch.
-#[derive(Debug, Clone, Copy)]
-enum Grid {
-    /// One workgroup per tile of an `m × n` product.
-    Tiles {
-        m: Extent,
-        n: Extent,
-        tile: MatmulTile,
-    },
-    /// One invocation per item, `ROW_GROUP` to a workgroup.
-    Items(Extent),
-    /// One workgroup.
-    Single,
-    /// One workgroup, once (not per model).
-    Once,
-    /// One invocation per column of each batch row: `(width / 64, rows)` workgroups.
-    Gather { width: u32 },
-    /// One invocation per item of each of `models` (in z): `per_model` items, `OPTIM_GROUP` to a
-    /// workgroup, spread over x and y to stay under the per-dimension limit.
-    PerModel { per_model: u64, models: u32 },
-}
-
-impl Grid {
-    /// Workgroups in x, y and z; `Tiles`, `Items` and `Single` repeat for each of `models` in z.
-    fn workgroups(self, rows: u32, max_per_dim: u32, models: u32) -> (u32, u32, u32) {
-        match self {
-            Grid::Tiles { m, n, tile } => (
-                n.at(rows).div_ceil(tile.cols()),
-                m.at(rows).div_ceil(tile.rows()),
-                models,
-            ),
-            Grid::Items(count) => (count.at(rows).div_ceil(ROW_GROUP), 1, models),
-            Grid::Single => (1, 1, models),
-            Grid::Once => (1, 1, 1),
-            Grid::Gather { width } => (width.div_ceil(ROW_GROUP), rows, 1),
-            Grid::PerModel { per_model, models } => {
-                let groups = per_model.div_ceil(u64::from(OPTIM_GROUP));
-                let x = groups.min(u64::from(max_per_dim));
-                (x as u32, groups.div_ceil(x.max(1)) as u32, models)
-            }
-        }
-    }
-}
-
-/// What a kernel launch computes, for profiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KernelKind {
-    /// A matrix product (forward with bias and activation, weight gradient, input gradient).
-    Matmul,
-    /// The loss: per-row loss and output gradient, then the mean.
-    Loss,
-    /// A bias gradient (column sums).
-    BiasGradient,
-    /// Clipping by global norm.
-    Clip,
-    /// The fused optimizer update.
-    Update,
-    /// Gathering a batch from resident data.
-    Gather,
-}
-
-impl KernelKind {
-    /// Its name in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            KernelKind::Matmul => "matmul",
-            KernelKind::Loss => "loss",
-            KernelKind::BiasGradient => "bias gradient",
-            KernelKind::Clip => "clip",
-            KernelKind::Update => "optimizer update",
-            KernelKind::Gather => "gather",
-        }
-    }
-}
-
-/// One recorded kernel launch.
-#[derive(Clone)]
-struct Dispatch {
-    kind: KernelKind,
-    pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
-    grid: Grid,
+    Matmul(MatmulShape),
+    Loss(LossShape),
+    Columns(ColumnsShape),
 }
 
 /// Trains K models of one architecture side by side on a GPU through wgpu (see the module
@@ -267,10 +108,8 @@ pub struct GpuPack {
     clip_chunked: Vec<Dispatch>,
     /// The fused optimizer update over the models not frozen, one dispatch per bindable chunk.
     update: Vec<Dispatch>,
-    optimizer: wgpu::ComputePipeline,
     /// Placeholders bound to the state slots the optimizer does not use.
     unused_state: Vec<wgpu::Buffer>,
-    gather: wgpu::ComputePipeline,
     lrs: Vec<f64>,
     frozen: Vec<bool>,
     clip_norm: Option<f32>,

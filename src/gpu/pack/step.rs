@@ -16,58 +16,18 @@ impl GpuPack {
         if self.current == Some((rows, class_targets, group_rows)) {
             return;
         }
-        let outputs = self.setup.model.outputs();
         for (slot, shape) in self.shapes.iter().enumerate() {
-            match *shape {
-                Shape::Matmul {
-                    m,
-                    n,
-                    k,
-                    strides,
-                    lda,
-                    offset_a,
-                    ldc,
-                    offset_c,
-                } => self.dims.set(
+            match shape {
+                Shape::Matmul(shape) => self
+                    .dims
+                    .set(slot, bytemuck::bytes_of(&shape.uniform(rows))),
+                Shape::Loss(shape) => self.dims.set(
                     slot,
-                    bytemuck::bytes_of(&MatmulDims {
-                        m: m.at(rows),
-                        n: n.at(rows),
-                        k: k.at(rows),
-                        lda,
-                        strides,
-                        ldc,
-                        offset_a,
-                        offset_c,
-                        _pad: 0,
-                    }),
+                    bytemuck::bytes_of(&shape.uniform(rows, class_targets, group_rows)),
                 ),
-                Shape::Loss => self.dims.set(
-                    slot,
-                    bytemuck::bytes_of(&LossDims {
-                        rows,
-                        cols: outputs as u32,
-                        class_targets: u32::from(class_targets),
-                        _pad: 0,
-                        norm: self.setup.loss.normalizer(rows as usize, outputs),
-                        stride_out: (self.max_batch * outputs) as u32,
-                        stride_rows: self.max_batch as u32,
-                        grad_norm: self.setup.loss.normalizer(group_rows, outputs),
-                    }),
-                ),
-                Shape::Columns {
-                    cols,
-                    stride_in,
-                    stride_out,
-                } => self.dims.set(
-                    slot,
-                    bytemuck::bytes_of(&ReduceDims {
-                        rows,
-                        cols,
-                        stride_in,
-                        stride_out,
-                    }),
-                ),
+                Shape::Columns(shape) => self
+                    .dims
+                    .set(slot, bytemuck::bytes_of(&shape.uniform(rows))),
             }
         }
         self.dims.upload(&self.ctx.queue);
@@ -130,15 +90,15 @@ impl GpuPack {
         let rows = self.check_rows(indices.len())?;
         part.check(indices.len())?;
         let model = &self.setup.model;
-        let dims = [
+        let dims = GatherDims {
             rows,
-            model.inputs() as u32,
-            model.outputs() as u32,
-            u32::from(class_targets),
-        ];
+            inputs: model.inputs() as u32,
+            outputs: model.outputs() as u32,
+            class_targets: u32::from(class_targets),
+        };
         self.ctx
             .queue
-            .write_buffer(&self.gather_dims, 0, bytemuck::cast_slice(&dims));
+            .write_buffer(&self.gather_dims, 0, bytemuck::bytes_of(&dims));
         self.ctx
             .queue
             .write_buffer(&self.indices, 0, bytemuck::cast_slice(indices));
@@ -295,10 +255,7 @@ impl GpuPack {
                         end_of_pass_write_index: Some(2 * i as u32 + 1),
                     }),
                 });
-                let (x, y, z) = dispatch.grid.workgroups(rows, max_dim, self.models as u32);
-                pass.set_pipeline(&dispatch.pipeline);
-                pass.set_bind_group(0, &dispatch.bind_group, &[]);
-                pass.dispatch_workgroups(x, y, z);
+                dispatch.record(&mut pass, rows, max_dim, self.models as u32);
             }
             let count = 2 * all.len() as u32;
             encoder.resolve_query_set(queries, 0..count, &profile.timing.resolved, 0);
@@ -319,10 +276,7 @@ impl GpuPack {
                     }),
             });
             for dispatch in dispatches.iter().flat_map(|d| d.iter()) {
-                let (x, y, z) = dispatch.grid.workgroups(rows, max_dim, self.models as u32);
-                pass.set_pipeline(&dispatch.pipeline);
-                pass.set_bind_group(0, &dispatch.bind_group, &[]);
-                pass.dispatch_workgroups(x, y, z);
+                dispatch.record(&mut pass, rows, max_dim, self.models as u32);
             }
         }
         if let Some(t) = &self.timing {

@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 
 use ndarray::Array2;
 
-use super::device::Device;
-use super::kernels::{Kernels, MatmulTile, MatmulVariant};
-use super::progress::{Cancel, OnProgress, Progress};
+use super::MatmulOp;
 use super::staged::Staged;
+use super::tile::MatmulTile;
+use super::variant::{Epilogue, MatmulVariant};
 use crate::error::Result;
 use crate::fsio;
+use crate::gpu::device::Device;
+use crate::gpu::progress::{Cancel, OnProgress, Progress};
 
 /// How the engine picks each product's matmul tile.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,7 +95,7 @@ pub(crate) struct Tuner {
     tuning: Tuning,
     choices: Arc<Mutex<Table>>,
     /// Only products that evaluation and prediction run are timed; the training products take
-    /// the fixed default (see [`GpuContext::for_inference`](super::GpuContext::for_inference)).
+    /// the fixed default (see [`GpuContext::for_inference`](crate::gpu::GpuContext::for_inference)).
     inference: bool,
     /// Where progress of the timing goes.
     progress: Option<OnProgress>,
@@ -143,14 +145,9 @@ impl Tuner {
 
     /// The tile for `product`: the fixed default, the pinned tile, or with autotuning the
     /// fastest candidate for the shape's class (timed now when the class is new).
-    pub fn tile(
-        &self,
-        device: &Device,
-        kernels: &Kernels,
-        product: &Product,
-    ) -> Result<MatmulTile> {
+    pub fn tile(&self, device: &Device, op: &MatmulOp, product: &Product) -> Result<MatmulTile> {
         if self.settled(device, product).is_err() {
-            self.tune(device, kernels, std::slice::from_ref(product))?;
+            self.tune(device, op, std::slice::from_ref(product))?;
         }
         let (m, n, _) = product.shape;
         Ok(self
@@ -161,7 +158,7 @@ impl Tuner {
     /// Times every product among `products` whose shape class is new (each class once),
     /// reporting progress and stopping with [`Error::Cancelled`](crate::Error::Cancelled) when
     /// the cancel flag is set; each choice is cached as soon as it is made.
-    pub fn tune(&self, device: &Device, kernels: &Kernels, products: &[Product]) -> Result<()> {
+    pub fn tune(&self, device: &Device, op: &MatmulOp, products: &[Product]) -> Result<()> {
         let mut new: Vec<(String, &Product)> = Vec::new();
         for product in products {
             if let Err(class) = self.settled(device, product)
@@ -181,7 +178,7 @@ impl Tuner {
                 total,
                 product: product.describe(),
             });
-            let tile = self.fastest(device, kernels, product)?;
+            let tile = self.fastest(device, op, product)?;
             self.store(device, class, tile);
         }
         self.report(&Progress::Tuned {
@@ -238,9 +235,9 @@ impl Tuner {
     /// (epilogue left out: it is the same work for all), the fixed default first, within
     /// [`SHAPE_BUDGET`], and returns the fastest; the fixed default when the product cannot be
     /// staged on its own.
-    fn fastest(&self, device: &Device, kernels: &Kernels, product: &Product) -> Result<MatmulTile> {
+    fn fastest(&self, device: &Device, op: &MatmulOp, product: &Product) -> Result<MatmulTile> {
         let plain = MatmulVariant {
-            epilogue: super::kernels::Epilogue::Plain,
+            epilogue: Epilogue::Plain,
             ..product.variant
         };
         let (m, n, k) = product.shape;
@@ -268,7 +265,7 @@ impl Tuner {
             |tile| {
                 self.check_cancel()?;
                 let before = device.allocated_bytes();
-                let timed = self.time_tile(device, kernels, plain, tile, product, (&a, &b));
+                let timed = self.time_tile(device, op, plain, tile, product, (&a, &b));
                 // The scratch buffers are gone (dropped in time_tile), whatever happened.
                 device.released(device.allocated_bytes() - before);
                 timed
@@ -283,7 +280,7 @@ impl Tuner {
     fn time_tile(
         &self,
         device: &Device,
-        kernels: &Kernels,
+        op: &MatmulOp,
         variant: MatmulVariant,
         tile: MatmulTile,
         product: &Product,
@@ -291,7 +288,7 @@ impl Tuner {
     ) -> Result<Option<Duration>> {
         let Ok(gemm) = Staged::new(
             device,
-            kernels,
+            op,
             variant,
             tile,
             product.vec4,

@@ -1,7 +1,7 @@
 // Matrix product C[M,N] = op(A)[M,K] * op(B)[K,N] that shares rows of op(A) across a subgroup
 // by shuffles instead of workgroup memory (prepended: activation.wgsl, one of
-// matmul_operands/, which declares `lhs` and `rhs` and their loads lhs1/lhs4, rhs1/rhs4, one
-// of matmul_results/, which declares C and `store_quad`, and matmul_common.wgsl). Each
+// operands/, which declares `lhs` and `rhs` and their loads lhs1/lhs4, rhs1/rhs4, one
+// of results/, which declares C and `store_quad`, and common.wgsl). Each
 // invocation stores its four columns of a row with one store_quad: one vec4 store per buffer
 // where C is stored as vec4s, else element by element.
 //
@@ -17,15 +17,15 @@
 // of workgroup-memory tiles. Needs subgroups of at least 8 invocations.
 //
 // Each element is acc + a * b summed over k in increasing order, the same arithmetic as
-// matmul.wgsl's tiles, so every tile gives the same bits. Rows and columns past M and N are
+// tiled.wgsl's tiles, so every tile gives the same bits. Rows and columns past M and N are
 // computed from clamped (real) data and never stored. Layouts (with LDA, LDC and the offsets),
-// epilogues and the batching over models in z: matmul_common.wgsl.
+// epilogues and the batching over models in z: common.wgsl.
 
 // Invocations per workgroup: 4 * WIDTH columns of C. A multiple of 8.
 override WIDTH: u32 = 64u;
 // Groups of 8 rows per workgroup: 1 or 2.
 override ROW_GROUPS: u32 = 2u;
-// The operands are read as vec4s (matmul_operands/vec4.wgsl): requires K % 4 == 0 for a
+// The operands are read as vec4s (operands/vec4.wgsl): requires K % 4 == 0 for a
 // row-major A or a transposed B, M % 4 == 0 for a transposed A, N % 4 == 0 for a row-major B,
 // and every operand stride a multiple of 4.
 override VEC4: bool = false;

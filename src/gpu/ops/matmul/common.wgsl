@@ -1,7 +1,7 @@
 // What every matmul kernel shares (prepended after activation.wgsl): the shape uniform, the
 // epilogue's input `aux` and the overrides. The operands A (`lhs`, binding 0) and B (`rhs`,
-// binding 1) are declared by each kernel or by one of matmul_operands/; C (`result`, binding 3)
-// and the pre-activations (`pre`, binding 4) by one of matmul_results/, with the epilogue that
+// binding 1) are declared by each kernel or by one of operands/; C (`result`, binding 3)
+// and the pre-activations (`pre`, binding 4) by one of results/, with the epilogue that
 // stores them.
 //
 // Layouts (row-major): A is [M,K], or [K,M] when TRANSPOSE_A, with rows LDA elements apart and

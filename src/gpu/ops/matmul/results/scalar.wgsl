@@ -1,5 +1,5 @@
 // C (`result`, binding 3) and the forward pass's pre-activations (`pre`, binding 4) stored as
-// scalars, and the epilogue (matmul_common.wgsl) applied element by element: any shape, any
+// scalars, and the epilogue (common.wgsl) applied element by element: any shape, any
 // tile.
 @group(0) @binding(3) var<storage, read_write> result: array<f32>;
 @group(0) @binding(4) var<storage, read_write> pre: array<f32>;

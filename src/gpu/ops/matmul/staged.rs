@@ -1,13 +1,15 @@
 //! One matrix product on scratch buffers of its own, in a given tile: what the tuner times and
-//! what [`Gemm`](super::Gemm) runs. `C[M,N] = op(A)·op(B)` with the variant's layouts and
+//! what [`Gemm`](crate::gpu::Gemm) runs. `C[M,N] = op(A)·op(B)` with the variant's layouts and
 //! epilogue, for `models` copies side by side (the model index in z).
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
-use super::buffers::{UniformBlock, bind_in_order};
-use super::device::Device;
-use super::kernels::{Epilogue, Kernels, MatmulTile, MatmulVariant, Vec4Access};
+use super::tile::MatmulTile;
+use super::variant::{Epilogue, MatmulVariant, Vec4Access};
+use super::{MatmulDims, MatmulOp};
 use crate::error::{Error, Result};
+use crate::gpu::buffers::UniformBlock;
+use crate::gpu::device::Device;
 
 /// One matmul of fixed shape and tile, on buffers allocated once, ready to run repeatedly.
 pub(crate) struct Staged {
@@ -35,7 +37,7 @@ impl Staged {
     /// uploads and outputs are model 0's.
     pub fn new(
         device: &Device,
-        kernels: &Kernels,
+        op: &MatmulOp,
         variant: MatmulVariant,
         tile: MatmulTile,
         vec4: bool,
@@ -75,20 +77,29 @@ impl Staged {
                 buffer("C", models * m * n)?,
                 buffer("pre-activation", models * m * n)?,
             );
-            let mut dims = UniformBlock::new(device, "matmul shape", 1, 48, 16);
-            let lda = if variant.transpose_a { m } else { k };
-            let words = [m, n, k, lda, m * k, k * n, m * n, aux_len, n, 0, 0, 0].map(|w| w as u32);
-            dims.set(0, bytemuck::cast_slice(&words));
+            let bytes = std::mem::size_of::<MatmulDims>() as u64;
+            let mut dims = UniformBlock::new(device, "matmul shape", 1, bytes, 16);
+            let shape = MatmulDims {
+                m: m as u32,
+                n: n as u32,
+                k: k as u32,
+                lda: if variant.transpose_a { m } else { k } as u32,
+                strides: [m * k, k * n, m * n, aux_len].map(|s| s as u32),
+                ldc: n as u32,
+                offset_a: 0,
+                offset_c: 0,
+                _pad: 0,
+            };
+            dims.set(0, bytemuck::bytes_of(&shape));
             dims.upload(&device.queue);
-            let bind_group = bind_in_order(
-                &device.device,
-                "matmul",
-                &kernels.matmul_layout,
-                [&lhs, &rhs, &aux, &result, &pre]
-                    .into_iter()
-                    .map(|b| b.as_entire_binding())
-                    .chain([dims.binding(0, 48)]),
-            );
+            let bind_group = op.bind([
+                lhs.as_entire_binding(),
+                rhs.as_entire_binding(),
+                aux.as_entire_binding(),
+                result.as_entire_binding(),
+                pre.as_entire_binding(),
+                dims.binding(0, bytes),
+            ]);
             Ok(Self {
                 device: device.clone(),
                 variant,
@@ -97,7 +108,7 @@ impl Staged {
                 n,
                 k,
                 models,
-                pipeline: kernels.matmul(
+                pipeline: op.pipeline(
                     variant,
                     tile,
                     Vec4Access {

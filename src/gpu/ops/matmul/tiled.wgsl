@@ -14,7 +14,7 @@
 // Either way each element is a sum over k in increasing order, so the result is deterministic
 // and the same for both. Out-of-range rows and columns are not stored.
 //
-// Layouts, epilogues and the batching over models in z: matmul_common.wgsl (prepended).
+// Layouts, epilogues and the batching over models in z: common.wgsl (prepended).
 
 @group(0) @binding(0) var<storage, read> lhs: array<f32>;
 @group(0) @binding(1) var<storage, read> rhs: array<f32>;

@@ -1,5 +1,5 @@
 // C (`result`, binding 3) and the forward pass's pre-activations (`pre`, binding 4) stored as
-// vec4s, and the epilogue (matmul_common.wgsl) applied four elements at a time: used when every
+// vec4s, and the epilogue (common.wgsl) applied four elements at a time: used when every
 // four columns a kernel stores start at a multiple of four elements (N % 4 == 0, see
 // `MatmulVariant::vec4_result_fits`), so one access moves four.
 @group(0) @binding(3) var<storage, read_write> result: array<vec4<f32>>;
