@@ -26,6 +26,7 @@
 //! ```
 
 pub mod accumulate;
+pub mod activation;
 pub mod checkpoint;
 pub mod compare;
 pub mod cpu;

@@ -12,7 +12,7 @@
 
 use super::binding::{Binding, BindingSet, read, read_write, uniform};
 use super::dispatch::{Dispatch, Extent, Grid, KernelKind};
-use super::shader::{ACTIVATION_WGSL, Pipelines, activation_constants, module};
+use super::shader::{Pipelines, module};
 use crate::loss::Loss;
 use crate::model::Activation;
 
@@ -88,7 +88,7 @@ impl LossShape {
 
 /// The sources of the module.
 pub(crate) fn sources() -> [&'static str; 2] {
-    [ACTIVATION_WGSL, LOSS_WGSL]
+    [crate::activation::wgsl(), LOSS_WGSL]
 }
 
 /// The compiled loss kernels.
@@ -122,7 +122,7 @@ impl LossOp {
             Loss::CrossEntropy => 1,
             Loss::BceWithLogits => 2,
         };
-        let [act, slope] = activation_constants(activation);
+        let [act, slope] = activation.kernel_constants();
         let constants = [("LOSS", f64::from(id)), act, slope];
         let bind_group = self.bindings.bind(resources);
         let pipeline = |entry| {

@@ -1,29 +1,10 @@
 //! Compiling WGSL into shader modules and specialising them into pipelines: the runtime checks
-//! every kernel is compiled with, the activation functions two kernel families share, and a
+//! every kernel is compiled with, and a
 //! cache of the pipelines an op has specialised (by module, entry point and override
 //! constants, bit for bit).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-
-use crate::model::Activation;
-
-/// `activate(z)` and `activate_grad(z)` for the `ACTIVATION` override, prepended to the kernels
-/// that apply or differentiate an activation (matmul's epilogues, the loss).
-pub(crate) const ACTIVATION_WGSL: &str = include_str!("activation.wgsl");
-
-/// The `ACTIVATION` and `LEAKY_SLOPE` override values for `activation`.
-pub(crate) fn activation_constants(activation: Activation) -> [(&'static str, f64); 2] {
-    let (id, slope) = match activation {
-        Activation::Identity => (0, 0.0),
-        Activation::Relu => (1, 0.0),
-        Activation::LeakyRelu { slope } => (2, f64::from(slope)),
-        Activation::Sigmoid => (3, 0.0),
-        Activation::Tanh => (4, 0.0),
-        Activation::Gelu => (5, 0.0),
-    };
-    [("ACTIVATION", f64::from(id)), ("LEAKY_SLOPE", slope)]
-}
 
 /// The runtime checks compiled into every kernel: buffer bounds checks stay on (no kernel can
 /// touch memory outside its bindings); the guards against non-terminating loops and integer

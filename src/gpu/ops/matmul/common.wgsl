@@ -1,4 +1,4 @@
-// What every matmul kernel shares (prepended after activation.wgsl): the shape uniform, the
+// What every matmul kernel shares (prepended after the activations, src/activation/): the shape uniform, the
 // epilogue's input `aux` and the overrides. The operands A (`lhs`, binding 0) and B (`rhs`,
 // binding 1) are declared by each kernel or by one of operands/; C (`result`, binding 3)
 // and the pre-activations (`pre`, binding 4) by one of results/, with the epilogue that

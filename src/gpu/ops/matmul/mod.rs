@@ -16,7 +16,7 @@ pub use variant::{Epilogue, MatmulVariant};
 
 use super::binding::{Binding, BindingSet, read, read_write, uniform};
 use super::dispatch::{Dispatch, Extent, Grid, KernelKind};
-use super::shader::{ACTIVATION_WGSL, Pipelines, activation_constants, module};
+use super::shader::{Pipelines, module};
 
 const COMMON_WGSL: &str = include_str!("common.wgsl");
 const TILED_WGSL: &str = include_str!("tiled.wgsl");
@@ -117,7 +117,7 @@ impl MatmulShape {
 /// The sources of the square tiles' module.
 fn tiled_sources() -> [&'static str; 4] {
     [
-        ACTIVATION_WGSL,
+        crate::activation::wgsl(),
         RESULTS_SCALAR_WGSL,
         COMMON_WGSL,
         TILED_WGSL,
@@ -128,7 +128,7 @@ fn tiled_sources() -> [&'static str; 4] {
 /// vec4s or scalars.
 fn shuffle_sources(operands: bool, result: bool) -> [&'static str; 5] {
     [
-        ACTIVATION_WGSL,
+        crate::activation::wgsl(),
         [OPERANDS_SCALAR_WGSL, OPERANDS_VEC4_WGSL][usize::from(operands)],
         [RESULTS_SCALAR_WGSL, RESULTS_VEC4_WGSL][usize::from(result)],
         COMMON_WGSL,
@@ -208,7 +208,7 @@ impl MatmulOp {
         tile: MatmulTile,
         vec4: Vec4Access,
     ) -> wgpu::ComputePipeline {
-        let [activation, slope] = activation_constants(variant.activation);
+        let [activation, slope] = variant.activation.kernel_constants();
         let common = [
             ("TRANSPOSE_A", f64::from(u8::from(variant.transpose_a))),
             ("TRANSPOSE_B", f64::from(u8::from(variant.transpose_b))),

@@ -1,5 +1,5 @@
 // Matrix product C[M,N] = op(A)[M,K] * op(B)[K,N] that shares rows of op(A) across a subgroup
-// by shuffles instead of workgroup memory (prepended: activation.wgsl, one of
+// by shuffles instead of workgroup memory (prepended: the activations (src/activation/), one of
 // operands/, which declares `lhs` and `rhs` and their loads lhs1/lhs4, rhs1/rhs4, one
 // of results/, which declares C and `store_quad`, and common.wgsl). Each
 // invocation stores its four columns of a row with one store_quad: one vec4 store per buffer

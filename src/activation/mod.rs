@@ -1,0 +1,179 @@
+//! Elementwise activations `a = f(z)`, one file each beside its WGSL.
+//!
+//! Each activation's file holds its name, `f` and `f'` for the CPU engine, and its WGSL beside
+//! it (`NAME_activate(z)` and `NAME_grad(z)`, the same arithmetic). The GPU kernels that fuse an
+//! activation (the matrix product's epilogues, the loss) are compiled with [`wgsl`]: every
+//! activation's WGSL and `activate(z)` / `activate_grad(z)` dispatching on the `ACTIVATION`
+//! override, which [`Activation::kernel_constants`] sets per pipeline.
+//!
+//! Adding an activation touches its own two files (`src/activation/NAME.rs`, `NAME.wgsl`) and
+//! this one: its `mod`, its variant, and its arms below.
+
+mod gelu;
+mod identity;
+mod leaky_relu;
+mod relu;
+mod sigmoid;
+mod tanh;
+
+use std::sync::OnceLock;
+
+pub use sigmoid::sigmoid;
+
+use crate::error::{Error, Result};
+
+/// An elementwise activation `a = f(z)` applied after a layer's linear map.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// `f(z) = z`.
+    Identity,
+    /// `f(z) = max(z, 0)`; `f'(z) = 1 if z > 0 else 0`.
+    Relu,
+    /// `f(z) = z if z > 0 else slope·z`; `f'(z) = 1 if z > 0 else slope`.
+    LeakyRelu {
+        /// Slope for negative inputs (PyTorch's default is 0.01).
+        slope: f32,
+    },
+    /// `f(z) = 1 / (1 + e^{-z})`; `f'(z) = f(z)(1 − f(z))`.
+    Sigmoid,
+    /// `f(z) = tanh z`; `f'(z) = 1 − tanh² z`.
+    Tanh,
+    /// GELU in its tanh form (PyTorch's `approximate='tanh'`):
+    /// `f(z) = ½ z (1 + tanh(c (z + 0.044715 z³)))` with `c = √(2/π)`;
+    /// `f'(z) = ½ (1 + t) + ½ z (1 − t²) c (1 + 3·0.044715 z²)` with `t = tanh(c (z + 0.044715 z³))`.
+    Gelu,
+}
+
+/// Every activation's name and WGSL, in the order of their `ACTIVATION` override values.
+const KERNELS: [(&str, &str); 6] = [
+    (identity::NAME, identity::WGSL),
+    (relu::NAME, relu::WGSL),
+    (leaky_relu::NAME, leaky_relu::WGSL),
+    (sigmoid::NAME, sigmoid::WGSL),
+    (tanh::NAME, tanh::WGSL),
+    (gelu::NAME, gelu::WGSL),
+];
+
+impl Activation {
+    /// `f(z)`, computed as the GPU kernels compute it (sigmoid in its overflow-free form).
+    pub fn apply(self, z: f32) -> f32 {
+        match self {
+            Activation::Identity => identity::apply(z),
+            Activation::Relu => relu::apply(z),
+            Activation::LeakyRelu { slope } => leaky_relu::apply(z, slope),
+            Activation::Sigmoid => sigmoid(z),
+            Activation::Tanh => tanh::apply(z),
+            Activation::Gelu => gelu::apply(z),
+        }
+    }
+
+    /// `f'(z)`, the derivative at the pre-activation `z`.
+    pub fn derivative(self, z: f32) -> f32 {
+        match self {
+            Activation::Identity => identity::derivative(z),
+            Activation::Relu => relu::derivative(z),
+            Activation::LeakyRelu { slope } => leaky_relu::derivative(z, slope),
+            Activation::Sigmoid => sigmoid::derivative(z),
+            Activation::Tanh => tanh::derivative(z),
+            Activation::Gelu => gelu::derivative(z),
+        }
+    }
+
+    /// Its place in [`KERNELS`]: the `ACTIVATION` override value that picks it.
+    fn index(self) -> usize {
+        match self {
+            Activation::Identity => 0,
+            Activation::Relu => 1,
+            Activation::LeakyRelu { .. } => 2,
+            Activation::Sigmoid => 3,
+            Activation::Tanh => 4,
+            Activation::Gelu => 5,
+        }
+    }
+
+    /// The override constants that specialise [`wgsl`] to this activation: `ACTIVATION`, and
+    /// the slope of a leaky rectifier (`LEAKY_SLOPE`).
+    pub(crate) fn kernel_constants(self) -> [(&'static str, f64); 2] {
+        let slope = match self {
+            Activation::LeakyRelu { slope } => f64::from(slope),
+            _ => 0.0,
+        };
+        [("ACTIVATION", self.index() as f64), ("LEAKY_SLOPE", slope)]
+    }
+
+    /// The name used on the command line and in checkpoints (`relu`, `leaky_relu(0.01)`, ...).
+    pub fn name(self) -> String {
+        match self {
+            Activation::LeakyRelu { slope } => format!("{}({slope})", leaky_relu::NAME),
+            other => KERNELS[other.index()].0.to_string(),
+        }
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = Error;
+
+    /// Parses `identity` (or `linear`, `none`), `relu`, `leaky_relu` (slope 0.01),
+    /// `leaky_relu(0.2)`, `sigmoid`, `tanh`, `gelu`.
+    fn from_str(text: &str) -> Result<Self> {
+        let text = text.trim();
+        let all = [
+            Activation::Identity,
+            Activation::Relu,
+            Activation::LeakyRelu { slope: 0.01 },
+            Activation::Sigmoid,
+            Activation::Tanh,
+            Activation::Gelu,
+        ];
+        if let Some(&found) = all.iter().find(|a| KERNELS[a.index()].0 == text) {
+            return Ok(found);
+        }
+        if matches!(text, "linear" | "none") {
+            return Ok(Activation::Identity);
+        }
+        text.strip_prefix(leaky_relu::NAME)
+            .and_then(|rest| rest.strip_prefix('('))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .and_then(|s| s.trim().parse::<f32>().ok())
+            .filter(|s| s.is_finite())
+            .map(|slope| Activation::LeakyRelu { slope })
+            .ok_or_else(|| {
+                let mut names: Vec<&str> = KERNELS.iter().map(|(name, _)| *name).collect();
+                names.insert(3, "leaky_relu(SLOPE)");
+                Error::InvalidModel(format!(
+                    "unknown activation `{text}`; expected one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// The WGSL of every activation and `activate(z)` / `activate_grad(z)`, which call the one the
+/// `ACTIVATION` override picks: prepended to the kernels that fuse an activation.
+pub(crate) fn wgsl() -> &'static str {
+    static SOURCE: OnceLock<String> = OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let mut source = String::from(include_str!("common.wgsl"));
+        for (_, wgsl) in KERNELS {
+            source.push('\n');
+            source.push_str(wgsl);
+        }
+        for (function, suffix, otherwise) in [
+            ("activate", "activate", "z"),
+            ("activate_grad", "grad", "1.0"),
+        ] {
+            source.push_str(&format!(
+                "\nfn {function}(z: f32) -> f32 {{\n    switch ACTIVATION {{\n"
+            ));
+            for (index, (name, _)) in KERNELS.iter().enumerate() {
+                source.push_str(&format!(
+                    "        case {index}u: {{ return {name}_{suffix}(z); }}\n"
+                ));
+            }
+            source.push_str(&format!(
+                "        default: {{ return {otherwise}; }}\n    }}\n}}\n"
+            ));
+        }
+        source
+    })
+}
