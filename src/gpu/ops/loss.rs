@@ -87,8 +87,8 @@ impl LossShape {
 }
 
 /// The sources of the module.
-pub(crate) fn sources() -> [&'static str; 2] {
-    [crate::activation::wgsl(), LOSS_WGSL]
+pub(crate) fn sources() -> [&'static str; 3] {
+    [crate::activation::wgsl(), LOSS_WGSL, crate::loss::wgsl()]
 }
 
 /// The compiled loss kernels.
@@ -117,11 +117,7 @@ impl LossOp {
         activation: Activation,
         resources: [wgpu::BindingResource<'_>; 9],
     ) -> [Dispatch; 2] {
-        let id = match loss {
-            Loss::Mse => 0,
-            Loss::CrossEntropy => 1,
-            Loss::BceWithLogits => 2,
-        };
+        let id = loss.kernel_index();
         let [act, slope] = activation.kernel_constants();
         let constants = [("LOSS", f64::from(id)), act, slope];
         let bind_group = self.bindings.bind(resources);

@@ -1,4 +1,6 @@
-// The loss and its gradient, in two entry points (see src/loss.rs for the equations).
+// The loss and its gradient, in two entry points. Each loss's own WGSL (src/loss/NAME.wgsl,
+// with its equations in NAME.rs) is appended with `loss_row` and `loss_correct`, which call the
+// one the LOSS override picks (src/loss/mod.rs).
 //
 // `rows`: one invocation per batch row b. It writes the row's summed loss to ROW_LOSS[b] and
 // DELTA[b, :] = dL/dz for the output layer: the gradient of the mean loss with respect to the
@@ -44,17 +46,6 @@ struct LossDims {
 @group(0) @binding(7) var<storage, read_write> row_correct: array<u32>;
 @group(0) @binding(8) var<storage, read_write> metrics: array<u32>;
 
-override LOSS: u32 = 0u;   // 0 mse, 1 cross-entropy, 2 bce-logits
-
-// log(1 + x) accurate for small x (Goldberg's correction).
-fn log1p(x: f32) -> f32 {
-    let u = 1.0 + x;
-    if (u == 1.0) {
-        return x;
-    }
-    return log(u) * x / (u - 1.0);
-}
-
 fn target_at(b: u32, c: u32) -> f32 {
     if (dims.class_targets != 0u) {
         return select(0.0, 1.0, class_targets[b] == c);
@@ -69,89 +60,10 @@ fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let base = gid.z * dims.stride_out + b * dims.cols;
-    var total = 0.0;
-    switch LOSS {
-        case 1u: {
-            var peak = output[base];
-            for (var c = 1u; c < dims.cols; c++) {
-                peak = max(peak, output[base + c]);
-            }
-            var sum = 0.0;
-            var mass = 0.0;
-            for (var c = 0u; c < dims.cols; c++) {
-                sum += exp(output[base + c] - peak);
-                mass += target_at(b, c);
-            }
-            let log_sum = log(sum);
-            for (var c = 0u; c < dims.cols; c++) {
-                let shifted = output[base + c] - peak;
-                let y = target_at(b, c);
-                total += y * (log_sum - shifted);
-                let g = ((exp(shifted) / sum) * mass - y) / dims.grad_norm;
-                delta[base + c] = g * activate_grad(pre[base + c]);
-            }
-        }
-        case 2u: {
-            for (var c = 0u; c < dims.cols; c++) {
-                let x = output[base + c];
-                let y = target_at(b, c);
-                total += max(x, 0.0) - x * y + log1p(exp(-abs(x)));
-                let g = (sigmoid(x) - y) / dims.grad_norm;
-                delta[base + c] = g * activate_grad(pre[base + c]);
-            }
-        }
-        default: {
-            for (var c = 0u; c < dims.cols; c++) {
-                let d = output[base + c] - target_at(b, c);
-                total += d * d;
-                let g = 2.0 * d / dims.grad_norm;
-                delta[base + c] = g * activate_grad(pre[base + c]);
-            }
-        }
-    }
+    let total = loss_row(b, base);
     let row = gid.z * dims.stride_rows + b;
     row_loss[row] = total;
-    row_correct[row] = correct(b, base);
-}
-
-// Index of the first largest of the row's outputs (or of its dense targets).
-fn argmax_output(base: u32) -> u32 {
-    var best = 0u;
-    for (var c = 1u; c < dims.cols; c++) {
-        if (output[base + c] > output[base + best]) {
-            best = c;
-        }
-    }
-    return best;
-}
-
-fn argmax_target(b: u32) -> u32 {
-    var best = 0u;
-    for (var c = 1u; c < dims.cols; c++) {
-        if (target_at(b, c) > target_at(b, best)) {
-            best = c;
-        }
-    }
-    return best;
-}
-
-fn correct(b: u32, base: u32) -> u32 {
-    switch LOSS {
-        case 1u: {
-            return select(0u, 1u, argmax_output(base) == argmax_target(b));
-        }
-        case 2u: {
-            for (var c = 0u; c < dims.cols; c++) {
-                if ((output[base + c] > 0.0) != (target_at(b, c) > 0.5)) {
-                    return 0u;
-                }
-            }
-            return 1u;
-        }
-        default: {
-            return 0u;
-        }
-    }
+    row_correct[row] = loss_correct(b, base);
 }
 
 const MEAN_GROUP: u32 = 64u;

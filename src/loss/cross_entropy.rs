@@ -1,0 +1,71 @@
+//! `cross-entropy`: softmax cross-entropy over the output logits (`nn.CrossEntropyLoss`), from
+//! class indices or soft targets: `L = (1/B) Σ_b [lse(ŷ_b) − Σ_c y_bc ŷ_bc]` where `lse` is the
+//! log-sum-exp over classes and `y_b` is one-hot (class indices) or any soft distribution;
+//! `∂L/∂ŷ_bc = (softmax(ŷ_b)_c · Σ_c' y_bc' − y_bc)/B`.
+
+use ndarray::{ArrayView1, ArrayViewMut1};
+
+use super::RowTarget;
+
+/// Its name on the command line and in checkpoints.
+pub(super) const NAME: &str = "cross-entropy";
+
+/// Other names it is known by.
+pub(super) const ALIASES: &[&str] = &["ce"];
+
+/// Its WGSL: `cross_entropy_row(b, base)` and `cross_entropy_correct(b, base)`, the same
+/// arithmetic as below.
+pub(super) const WGSL: &str = include_str!("cross_entropy.wgsl");
+
+/// The divisor of the summed loss: `B`.
+pub(super) fn normalizer(rows: usize, _outputs: usize) -> f32 {
+    rows as f32
+}
+
+/// One row's loss `lse(z) − Σ_c y_c z_c` (max-shifted), writing
+/// `(softmax(z)_c · Σ y − y_c) / grad_norm` into `grad`.
+pub(super) fn row(
+    z: ArrayView1<'_, f32>,
+    y: RowTarget<'_>,
+    mut grad: ArrayViewMut1<'_, f32>,
+    grad_norm: f32,
+) -> f32 {
+    let (shifted, sum) = softmax_parts(z);
+    match y {
+        RowTarget::Class(class) => {
+            for (c, g) in grad.iter_mut().enumerate() {
+                let onehot = if c == class { 1.0 } else { 0.0 };
+                *g = ((shifted[c].exp() / sum) - onehot) / grad_norm;
+            }
+            sum.ln() - shifted[class]
+        }
+        RowTarget::Dense(y) => {
+            let mass: f32 = y.sum();
+            let log_sum = sum.ln();
+            for (c, g) in grad.iter_mut().enumerate() {
+                *g = ((shifted[c].exp() / sum) * mass - y[c]) / grad_norm;
+            }
+            // −Σ_c y_c·log_softmax_c with log_softmax_c = (z_c − max) − ln Σ e^{z − max}.
+            y.iter()
+                .zip(&shifted)
+                .map(|(&y, &s)| y * (log_sum - s))
+                .sum()
+        }
+    }
+}
+
+/// `z − max z` and `Σ e^{z − max z}`, the stable pieces of softmax and log-sum-exp.
+fn softmax_parts(z: ArrayView1<'_, f32>) -> (Vec<f32>, f32) {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let shifted: Vec<f32> = z.iter().map(|&v| v - max).collect();
+    let sum = shifted.iter().map(|s| s.exp()).sum();
+    (shifted, sum)
+}
+
+/// Right when the first largest output is the class (the first largest of soft targets).
+pub(super) fn correct(z: ArrayView1<'_, f32>, y: RowTarget<'_>) -> bool {
+    let first_argmax = |len: usize, value: &dyn Fn(usize) -> f32| {
+        (1..len).fold(0, |best, c| if value(c) > value(best) { c } else { best })
+    };
+    first_argmax(z.len(), &|c| z[c]) == first_argmax(z.len(), &|c| y.at(c))
+}

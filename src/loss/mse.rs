@@ -1,0 +1,41 @@
+//! `mse`: the mean squared error over batch and outputs (`nn.MSELoss`),
+//! `L = (1/(B·C)) Σ_{b,c} (ŷ_bc − y_bc)²`, `∂L/∂ŷ = 2(ŷ − y)/(B·C)`.
+
+use ndarray::{ArrayView1, ArrayViewMut1};
+
+use super::RowTarget;
+
+/// Its name on the command line and in checkpoints.
+pub(super) const NAME: &str = "mse";
+
+/// Other names it is known by.
+pub(super) const ALIASES: &[&str] = &[];
+
+/// Its WGSL: `mse_row(b, base)` and `mse_correct(b, base)`, the same arithmetic as below.
+pub(super) const WGSL: &str = include_str!("mse.wgsl");
+
+/// The divisor of the summed loss: `B·C`.
+pub(super) fn normalizer(rows: usize, outputs: usize) -> f32 {
+    (rows * outputs) as f32
+}
+
+/// One row's summed loss `Σ_c (ŷ_c − y_c)²`, writing `2(ŷ_c − y_c) / grad_norm` into `grad`.
+pub(super) fn row(
+    z: ArrayView1<'_, f32>,
+    y: RowTarget<'_>,
+    mut grad: ArrayViewMut1<'_, f32>,
+    grad_norm: f32,
+) -> f32 {
+    let mut total = 0.0;
+    for (c, g) in grad.iter_mut().enumerate() {
+        let d = z[c] - y.at(c);
+        *g = 2.0 * d / grad_norm;
+        total += d * d;
+    }
+    total
+}
+
+/// Regression has no right or wrong rows.
+pub(super) fn correct(_z: ArrayView1<'_, f32>, _y: RowTarget<'_>) -> bool {
+    false
+}
