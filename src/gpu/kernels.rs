@@ -21,11 +21,6 @@ const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
 const CLIP_WGSL: &str = include_str!("../../shaders/clip.wgsl");
 const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
 const OPTIM_COMMON_WGSL: &str = include_str!("../../shaders/optim/common.wgsl");
-const SGD_WGSL: &str = include_str!("../../shaders/optim/sgd.wgsl");
-const ADAM_WGSL: &str = include_str!("../../shaders/optim/adam.wgsl");
-const RMSPROP_WGSL: &str = include_str!("../../shaders/optim/rmsprop.wgsl");
-const ADAGRAD_WGSL: &str = include_str!("../../shaders/optim/adagrad.wgsl");
-const ADADELTA_WGSL: &str = include_str!("../../shaders/optim/adadelta.wgsl");
 
 /// The output tile one matmul workgroup computes, and how it is fed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -549,13 +544,7 @@ impl Kernels {
 
     /// The fused update kernel of `optimizer`.
     pub fn optimizer(&self, optimizer: &Optimizer) -> wgpu::ComputePipeline {
-        let source = match optimizer {
-            Optimizer::Sgd(_) => SGD_WGSL,
-            Optimizer::Adam(_) | Optimizer::AdamW(_) => ADAM_WGSL,
-            Optimizer::RmsProp(_) => RMSPROP_WGSL,
-            Optimizer::Adagrad(_) => ADAGRAD_WGSL,
-            Optimizer::Adadelta(_) => ADADELTA_WGSL,
-        };
+        let source = optimizer.rule().wgsl();
         let module = module(&self.device, optimizer.name(), &[OPTIM_COMMON_WGSL, source]);
         self.pipeline(optimizer.name(), &module, &self.optim_layout, "main", &[])
     }
