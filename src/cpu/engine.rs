@@ -116,7 +116,8 @@ impl CpuEngine {
 impl CpuModel {
     /// `θ ← update(θ, clip(g))` with the optimizer's coefficients of step `step`.
     fn update(&mut self, setup: &Setup, step: u64, clip: Option<f32>) {
-        let coefficients = setup.optimizer.with_lr(self.lr).coefficients(step);
+        let optimizer = setup.optimizer.with_lr(self.lr);
+        let coefficients = optimizer.coefficients(step);
         let clip = clip.map_or(1.0, |max_norm| {
             let squares: f32 = self
                 .grads
@@ -133,6 +134,7 @@ impl CpuModel {
             let weight_grads = g.weight.as_standard_layout();
             let weight_state = state.next().expect("one state entry per tensor");
             let weights_finite = optim::update(
+                &optimizer,
                 &coefficients,
                 clip,
                 p.weight.as_slice_mut().expect("row-major weights"),
@@ -141,6 +143,7 @@ impl CpuModel {
             );
             let bias_state = state.next().expect("one state entry per tensor");
             let biases_finite = optim::update(
+                &optimizer,
                 &coefficients,
                 clip,
                 p.bias.as_slice_mut().expect("contiguous biases"),

@@ -11,6 +11,5 @@ pub use engine::CpuEngine;
 pub use loss::{correct_rows, loss_and_gradient, loss_and_group_gradient};
 pub use matmul::product;
 pub use network::{Activations, backward, forward};
-pub use optim::lerp;
 #[cfg(test)]
 pub(crate) use optim::update;

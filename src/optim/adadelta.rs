@@ -1,6 +1,11 @@
-//! AdaDelta, as `torch.optim.Adadelta`.
+//! AdaDelta, as `torch.optim.Adadelta`: the config, its coefficients and its CPU update here,
+//! its fused GPU update in `adadelta.wgsl` beside this file. Adding an optimizer means two files
+//! like these and the edits the [`crate::optim`] module documentation lists.
 
-use super::require;
+use itertools::izip;
+
+use super::elementwise::decayed_gradient;
+use super::{Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot, require};
 use crate::error::Result;
 
 /// `torch.optim.Adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0)`.
@@ -58,9 +63,28 @@ pub struct AdadeltaCoefficients {
     pub _pad: [u32; 3],
 }
 
-impl Adadelta {
+impl Rule for Adadelta {
+    fn name(&self) -> &'static str {
+        "Adadelta"
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &["lr", "rho", "eps", "weight_decay"]
+    }
+
+    fn set(&mut self, h: &Hyperparameters) {
+        self.lr = h.lr.unwrap_or(self.lr);
+        self.rho = h.rho.unwrap_or(self.rho);
+        self.eps = h.eps.unwrap_or(self.eps);
+        self.weight_decay = h.weight_decay.unwrap_or(self.weight_decay);
+    }
+
     /// Checks the hyperparameters as `torch.optim.Adadelta.__init__` does.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         require(
             "Adadelta",
             "lr",
@@ -85,15 +109,46 @@ impl Adadelta {
         )
     }
 
-    /// The coefficients of every step (AdaDelta's do not change with the step).
-    pub fn coefficients(&self) -> AdadeltaCoefficients {
-        AdadeltaCoefficients {
+    /// `square_avg` (`v`) and `acc_delta` (`u`).
+    fn state_slots(&self) -> Vec<StateSlot> {
+        vec![
+            StateSlot::zero(0, "square_avg"),
+            StateSlot::zero(1, "acc_delta"),
+        ]
+    }
+
+    /// The same every step.
+    fn coefficients(&self, _step: u64) -> Coefficients {
+        Coefficients::new(AdadeltaCoefficients {
             lr: self.lr as f32,
             rho: self.rho as f32,
             one_minus_rho: (1.0 - self.rho) as f32,
             eps: self.eps as f32,
             weight_decay: self.weight_decay as f32,
             _pad: [0; 3],
+        })
+    }
+
+    fn update(
+        &self,
+        c: &Coefficients,
+        clip: f32,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; MAX_STATE_SLOTS],
+    ) {
+        let c: AdadeltaCoefficients = c.get();
+        let [square_avg, acc_delta, _] = state;
+        for (p, &g, v, u) in izip!(params, grads, square_avg, acc_delta) {
+            let g = decayed_gradient(g, clip, *p, c.weight_decay);
+            *v = c.rho * *v + c.one_minus_rho * g * g;
+            let delta = (*u + c.eps).sqrt() / (*v + c.eps).sqrt() * g;
+            *u = c.rho * *u + c.one_minus_rho * delta * delta;
+            *p -= c.lr * delta;
         }
+    }
+
+    fn wgsl(&self) -> &'static str {
+        include_str!("adadelta.wgsl")
     }
 }

@@ -1,6 +1,11 @@
-//! Adagrad, as `torch.optim.Adagrad`.
+//! Adagrad, as `torch.optim.Adagrad`: the config, its coefficients and its CPU update here, its
+//! fused GPU update in `adagrad.wgsl` beside this file. Adding an optimizer means two files like
+//! these and the edits the [`crate::optim`] module documentation lists.
 
-use super::require;
+use itertools::izip;
+
+use super::elementwise::decayed_gradient;
+use super::{Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot, require};
 use crate::error::Result;
 
 /// `torch.optim.Adagrad(lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10)`.
@@ -53,9 +58,37 @@ pub struct AdagradCoefficients {
     pub _pad: u32,
 }
 
-impl Adagrad {
+impl Rule for Adagrad {
+    fn name(&self) -> &'static str {
+        "Adagrad"
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &[
+            "lr",
+            "lr_decay",
+            "weight_decay",
+            "initial_accumulator_value",
+            "eps",
+        ]
+    }
+
+    fn set(&mut self, h: &Hyperparameters) {
+        self.lr = h.lr.unwrap_or(self.lr);
+        self.lr_decay = h.lr_decay.unwrap_or(self.lr_decay);
+        self.weight_decay = h.weight_decay.unwrap_or(self.weight_decay);
+        self.initial_accumulator_value = h
+            .initial_accumulator_value
+            .unwrap_or(self.initial_accumulator_value);
+        self.eps = h.eps.unwrap_or(self.eps);
+    }
+
     /// Checks the hyperparameters as `torch.optim.Adagrad.__init__` does.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         require(
             "Adagrad",
             "lr",
@@ -87,13 +120,42 @@ impl Adagrad {
         require("Adagrad", "eps", self.eps, self.eps >= 0.0, "must be >= 0")
     }
 
-    /// The coefficients of update number `step` (from 1).
-    pub fn coefficients(&self, step: u64) -> AdagradCoefficients {
-        AdagradCoefficients {
+    /// `sum`, starting at `initial_accumulator_value`.
+    fn state_slots(&self) -> Vec<StateSlot> {
+        vec![StateSlot {
+            index: 0,
+            name: "sum",
+            initial: self.initial_accumulator_value as f32,
+        }]
+    }
+
+    fn coefficients(&self, step: u64) -> Coefficients {
+        Coefficients::new(AdagradCoefficients {
             clr: (self.lr / (1.0 + (step as f64 - 1.0) * self.lr_decay)) as f32,
             weight_decay: self.weight_decay as f32,
             eps: self.eps as f32,
             _pad: 0,
+        })
+    }
+
+    fn update(
+        &self,
+        c: &Coefficients,
+        clip: f32,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; MAX_STATE_SLOTS],
+    ) {
+        let c: AdagradCoefficients = c.get();
+        let [sum, _, _] = state;
+        for (p, &g, s) in izip!(params, grads, sum) {
+            let g = decayed_gradient(g, clip, *p, c.weight_decay);
+            *s += g * g;
+            *p -= c.clr * g / (s.sqrt() + c.eps);
         }
+    }
+
+    fn wgsl(&self) -> &'static str {
+        include_str!("adagrad.wgsl")
     }
 }

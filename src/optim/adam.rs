@@ -1,6 +1,12 @@
-//! Adam, as `torch.optim.Adam`.
+//! Adam, as `torch.optim.Adam`: the config, its coefficients and its CPU update here (shared
+//! with [`AdamW`](super::AdamW)), its fused GPU update in `adam.wgsl` beside this file. Adding an
+//! optimizer means two files like these and the edits the [`crate::optim`] module documentation
+//! lists.
 
-use super::require;
+use itertools::izip;
+
+use super::elementwise::{decayed_gradient, lerp};
+use super::{Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot, require};
 use crate::error::Result;
 
 /// `torch.optim.Adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False)`.
@@ -72,16 +78,71 @@ pub struct AdamCoefficients {
     pub _pad: [u32; 3],
 }
 
-impl Adam {
+impl Rule for Adam {
+    fn name(&self) -> &'static str {
+        "Adam"
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        ADAM_OPTIONS
+    }
+
+    fn set(&mut self, h: &Hyperparameters) {
+        self.lr = h.lr.unwrap_or(self.lr);
+        self.beta1 = h.beta1.unwrap_or(self.beta1);
+        self.beta2 = h.beta2.unwrap_or(self.beta2);
+        self.eps = h.eps.unwrap_or(self.eps);
+        self.weight_decay = h.weight_decay.unwrap_or(self.weight_decay);
+        self.amsgrad = h.amsgrad.unwrap_or(self.amsgrad);
+    }
+
     /// Checks the hyperparameters as `torch.optim.Adam.__init__` does.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         validate_adam("Adam", self)
     }
 
-    /// The coefficients of update number `step` (from 1).
-    pub fn coefficients(&self, step: u64) -> AdamCoefficients {
-        adam_coefficients(self, step, self.weight_decay, 1.0)
+    fn state_slots(&self) -> Vec<StateSlot> {
+        adam_state_slots(self.amsgrad)
     }
+
+    fn coefficients(&self, step: u64) -> Coefficients {
+        Coefficients::new(adam_coefficients(self, step, self.weight_decay, 1.0))
+    }
+
+    fn update(
+        &self,
+        c: &Coefficients,
+        clip: f32,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; MAX_STATE_SLOTS],
+    ) {
+        adam_update(&c.get(), clip, params, grads, state);
+    }
+
+    fn wgsl(&self) -> &'static str {
+        include_str!("adam.wgsl")
+    }
+}
+
+/// The hyperparameters Adam and AdamW read.
+pub(super) const ADAM_OPTIONS: &[&str] =
+    &["lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"];
+
+/// The state of Adam and AdamW: `exp_avg`, `exp_avg_sq`, and `max_exp_avg_sq` with amsgrad.
+pub(super) fn adam_state_slots(amsgrad: bool) -> Vec<StateSlot> {
+    let mut slots = vec![
+        StateSlot::zero(0, "exp_avg"),
+        StateSlot::zero(1, "exp_avg_sq"),
+    ];
+    if amsgrad {
+        slots.push(StateSlot::zero(2, "max_exp_avg_sq"));
+    }
+    slots
 }
 
 /// Validation shared by Adam and AdamW.
@@ -139,5 +200,39 @@ pub(super) fn adam_coefficients(
         decay_factor: decay_factor as f32,
         amsgrad: u32::from(o.amsgrad),
         _pad: [0; 3],
+    }
+}
+
+/// The CPU update of Adam and AdamW (whose coefficients differ, not its arithmetic).
+pub(super) fn adam_update(
+    c: &AdamCoefficients,
+    clip: f32,
+    params: &mut [f32],
+    grads: &[f32],
+    state: [&mut [f32]; MAX_STATE_SLOTS],
+) {
+    let [exp_avg, exp_avg_sq, max_exp_avg_sq] = state;
+    // The moments after this gradient; returns the decayed parameter's new second moment.
+    let moments = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
+        *p *= c.decay_factor;
+        let g = decayed_gradient(g, clip, *p, c.weight_decay);
+        *m = lerp(*m, g, c.one_minus_beta1);
+        *v = c.beta2 * *v + c.one_minus_beta2 * g * g;
+    };
+    let apply = |p: &mut f32, m: f32, second: f32| {
+        let denom = second.sqrt() / c.bias_correction2_sqrt + c.eps;
+        *p -= c.step_size * m / denom;
+    };
+    if c.amsgrad != 0 {
+        for (p, &g, m, v, vmax) in izip!(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq) {
+            moments(p, g, m, v);
+            *vmax = vmax.max(*v);
+            apply(p, *m, *vmax);
+        }
+    } else {
+        for (p, &g, m, v) in izip!(params, grads, exp_avg, exp_avg_sq) {
+            moments(p, g, m, v);
+            apply(p, *m, *v);
+        }
     }
 }

@@ -1,7 +1,10 @@
-//! AdamW, as `torch.optim.AdamW`.
+//! AdamW, as `torch.optim.AdamW`: the config here, its update [`Adam`]'s (CPU loop and
+//! `adam.wgsl`) with other coefficients. Adding an optimizer means a file like this (with a WGSL
+//! of its own unless it shares one) and the edits the [`crate::optim`] module documentation
+//! lists.
 
-use super::adam::{adam_coefficients, validate_adam};
-use super::{Adam, AdamCoefficients};
+use super::adam::{ADAM_OPTIONS, adam_coefficients, adam_state_slots, adam_update, validate_adam};
+use super::{Adam, Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot};
 use crate::error::Result;
 
 /// `torch.optim.AdamW(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False)`.
@@ -49,19 +52,60 @@ impl AdamW {
             amsgrad: self.amsgrad,
         }
     }
+}
+
+impl Rule for AdamW {
+    fn name(&self) -> &'static str {
+        "AdamW"
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        ADAM_OPTIONS
+    }
+
+    fn set(&mut self, h: &Hyperparameters) {
+        self.lr = h.lr.unwrap_or(self.lr);
+        self.beta1 = h.beta1.unwrap_or(self.beta1);
+        self.beta2 = h.beta2.unwrap_or(self.beta2);
+        self.eps = h.eps.unwrap_or(self.eps);
+        self.weight_decay = h.weight_decay.unwrap_or(self.weight_decay);
+        self.amsgrad = h.amsgrad.unwrap_or(self.amsgrad);
+    }
 
     /// Checks the hyperparameters as `torch.optim.AdamW.__init__` does.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         validate_adam("AdamW", &self.as_adam())
     }
 
-    /// The coefficients of update number `step` (from 1).
-    pub fn coefficients(&self, step: u64) -> AdamCoefficients {
-        adam_coefficients(
+    fn state_slots(&self) -> Vec<StateSlot> {
+        adam_state_slots(self.amsgrad)
+    }
+
+    fn coefficients(&self, step: u64) -> Coefficients {
+        Coefficients::new(adam_coefficients(
             &self.as_adam(),
             step,
             0.0,
             1.0 - self.lr * self.weight_decay,
-        )
+        ))
+    }
+
+    fn update(
+        &self,
+        c: &Coefficients,
+        clip: f32,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; MAX_STATE_SLOTS],
+    ) {
+        adam_update(&c.get(), clip, params, grads, state);
+    }
+
+    fn wgsl(&self) -> &'static str {
+        include_str!("adam.wgsl")
     }
 }

@@ -1,6 +1,11 @@
-//! RMSprop, as `torch.optim.RMSprop`.
+//! RMSprop, as `torch.optim.RMSprop`: the config, its coefficients and its CPU update here, its
+//! fused GPU update in `rmsprop.wgsl` beside this file. Adding an optimizer means two files like
+//! these and the edits the [`crate::optim`] module documentation lists.
 
-use super::require;
+use itertools::izip;
+
+use super::elementwise::{decayed_gradient, lerp};
+use super::{Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot, require};
 use crate::error::Result;
 
 /// `torch.optim.RMSprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)`.
@@ -64,9 +69,30 @@ pub struct RmsPropCoefficients {
     pub centered: u32,
 }
 
-impl RmsProp {
+impl Rule for RmsProp {
+    fn name(&self) -> &'static str {
+        "RMSprop"
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &["lr", "alpha", "eps", "weight_decay", "momentum", "centered"]
+    }
+
+    fn set(&mut self, h: &Hyperparameters) {
+        self.lr = h.lr.unwrap_or(self.lr);
+        self.alpha = h.alpha.unwrap_or(self.alpha);
+        self.eps = h.eps.unwrap_or(self.eps);
+        self.weight_decay = h.weight_decay.unwrap_or(self.weight_decay);
+        self.momentum = h.momentum.unwrap_or(self.momentum);
+        self.centered = h.centered.unwrap_or(self.centered);
+    }
+
     /// Checks the hyperparameters as `torch.optim.RMSprop.__init__` does.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         require(
             "RMSprop",
             "lr",
@@ -98,9 +124,21 @@ impl RmsProp {
         )
     }
 
-    /// The coefficients of one update (they do not depend on the step).
-    pub fn coefficients(&self) -> RmsPropCoefficients {
-        RmsPropCoefficients {
+    /// `square_avg`; `momentum_buffer` when `μ > 0`; `grad_avg` when centered.
+    fn state_slots(&self) -> Vec<StateSlot> {
+        let mut slots = vec![StateSlot::zero(0, "square_avg")];
+        if self.momentum > 0.0 {
+            slots.push(StateSlot::zero(1, "momentum_buffer"));
+        }
+        if self.centered {
+            slots.push(StateSlot::zero(2, "grad_avg"));
+        }
+        slots
+    }
+
+    /// The same every step.
+    fn coefficients(&self, _step: u64) -> Coefficients {
+        Coefficients::new(RmsPropCoefficients {
             lr: self.lr as f32,
             alpha: self.alpha as f32,
             one_minus_alpha: (1.0 - self.alpha) as f32,
@@ -109,6 +147,66 @@ impl RmsProp {
             momentum: self.momentum as f32,
             use_momentum: u32::from(self.momentum > 0.0),
             centered: u32::from(self.centered),
+        })
+    }
+
+    fn update(
+        &self,
+        c: &Coefficients,
+        clip: f32,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; MAX_STATE_SLOTS],
+    ) {
+        let c: RmsPropCoefficients = c.get();
+        let [square_avg, momentum_buffer, grad_avg] = state;
+        let apply = |p: &mut f32, g: f32, denom: f32, b: Option<&mut f32>| match b {
+            Some(b) => {
+                *b = c.momentum * *b + g / denom;
+                *p -= c.lr * *b;
+            }
+            None => *p -= c.lr * g / denom,
+        };
+        // One loop per variant, so that each vectorises.
+        match (c.centered != 0, c.use_momentum != 0) {
+            (false, false) => {
+                for (p, &g, s) in izip!(params, grads, square_avg) {
+                    let g = decayed_gradient(g, clip, *p, c.weight_decay);
+                    *s = c.alpha * *s + c.one_minus_alpha * g * g;
+                    apply(p, g, s.sqrt() + c.eps, None);
+                }
+            }
+            (false, true) => {
+                for (p, &g, s, b) in izip!(params, grads, square_avg, momentum_buffer) {
+                    let g = decayed_gradient(g, clip, *p, c.weight_decay);
+                    *s = c.alpha * *s + c.one_minus_alpha * g * g;
+                    apply(p, g, s.sqrt() + c.eps, Some(b));
+                }
+            }
+            (true, momentum) => {
+                let centered =
+                    |p: &mut f32, g: f32, s: &mut f32, a: &mut f32, b: Option<&mut f32>| {
+                        let g = decayed_gradient(g, clip, *p, c.weight_decay);
+                        *s = c.alpha * *s + c.one_minus_alpha * g * g;
+                        *a = lerp(*a, g, c.one_minus_alpha);
+                        apply(p, g, (*s - *a * *a).sqrt() + c.eps, b);
+                    };
+                if momentum {
+                    for (p, &g, s, a, b) in
+                        izip!(params, grads, square_avg, grad_avg, momentum_buffer)
+                    {
+                        centered(p, g, s, a, Some(b));
+                    }
+                } else {
+                    for (p, &g, s, a) in izip!(params, grads, square_avg, grad_avg) {
+                        centered(p, g, s, a, None);
+                    }
+                }
+            }
         }
+    }
+
+    fn wgsl(&self) -> &'static str {
+        include_str!("rmsprop.wgsl")
     }
 }

@@ -1,6 +1,11 @@
-//! Stochastic gradient descent, as `torch.optim.SGD`.
+//! Stochastic gradient descent, as `torch.optim.SGD`: the config, its coefficients and its CPU
+//! update here, its fused GPU update in `sgd.wgsl` beside this file. Adding an optimizer means
+//! two files like these and the edits the [`crate::optim`] module documentation lists.
 
-use super::require;
+use itertools::izip;
+
+use super::elementwise::decayed_gradient;
+use super::{Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot, require};
 use crate::error::Result;
 
 /// `torch.optim.SGD(lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False)`.
@@ -64,9 +69,29 @@ pub struct SgdCoefficients {
     pub _pad: u32,
 }
 
-impl Sgd {
+impl Rule for Sgd {
+    fn name(&self) -> &'static str {
+        "SGD"
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &["lr", "momentum", "dampening", "weight_decay", "nesterov"]
+    }
+
+    fn set(&mut self, h: &Hyperparameters) {
+        self.lr = h.lr.unwrap_or(self.lr);
+        self.momentum = h.momentum.unwrap_or(self.momentum);
+        self.dampening = h.dampening.unwrap_or(self.dampening);
+        self.weight_decay = h.weight_decay.unwrap_or(self.weight_decay);
+        self.nesterov = h.nesterov.unwrap_or(self.nesterov);
+    }
+
     /// Checks the hyperparameters as `torch.optim.SGD.__init__` does.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         require(
             "SGD",
             "lr",
@@ -108,9 +133,17 @@ impl Sgd {
         Ok(())
     }
 
-    /// The coefficients of update number `step` (from 1).
-    pub fn coefficients(&self, step: u64) -> SgdCoefficients {
-        SgdCoefficients {
+    /// `momentum_buffer` when `μ ≠ 0`.
+    fn state_slots(&self) -> Vec<StateSlot> {
+        if self.momentum != 0.0 {
+            vec![StateSlot::zero(0, "momentum_buffer")]
+        } else {
+            vec![]
+        }
+    }
+
+    fn coefficients(&self, step: u64) -> Coefficients {
+        Coefficients::new(SgdCoefficients {
             lr: self.lr as f32,
             momentum: self.momentum as f32,
             one_minus_dampening: (1.0 - self.dampening) as f32,
@@ -119,6 +152,42 @@ impl Sgd {
             nesterov: u32::from(self.nesterov),
             use_momentum: u32::from(self.momentum != 0.0),
             _pad: 0,
+        })
+    }
+
+    fn update(
+        &self,
+        c: &Coefficients,
+        clip: f32,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; MAX_STATE_SLOTS],
+    ) {
+        let c: SgdCoefficients = c.get();
+        let [buffer, _, _] = state;
+        if c.use_momentum == 0 {
+            for (p, &g) in izip!(params, grads) {
+                *p -= c.lr * decayed_gradient(g, clip, *p, c.weight_decay);
+            }
+            return;
         }
+        for (p, &g, b) in izip!(params, grads, buffer) {
+            let g = decayed_gradient(g, clip, *p, c.weight_decay);
+            *b = if c.first_step != 0 {
+                g
+            } else {
+                c.momentum * *b + c.one_minus_dampening * g
+            };
+            let step = if c.nesterov != 0 {
+                g + c.momentum * *b
+            } else {
+                *b
+            };
+            *p -= c.lr * step;
+        }
+    }
+
+    fn wgsl(&self) -> &'static str {
+        include_str!("sgd.wgsl")
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::groups::*;
-use super::{CheckFormat, TableFormat};
+use super::{CheckFormat, OptimizerArgs, TableFormat};
 
 /// Flags of `downhill train`.
 #[derive(Args)]

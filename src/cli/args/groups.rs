@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{BackendChoice, DeviceChoice, OptimizerChoice, ResidencyChoice, TaskChoice};
+use super::{BackendChoice, DeviceChoice, OptimizerArgs, ResidencyChoice, TaskChoice};
 
 /// Where data comes from (one of: --features with --targets, --data, --dataset).
 #[derive(Args, Clone, Default)]
@@ -126,55 +126,6 @@ pub struct InitArgs {
     /// Start from these parameters (a downhill or PyTorch-layout safetensors file).
     #[arg(long, value_name = "FILE")]
     pub init: Option<PathBuf>,
-}
-
-/// The optimizer and its hyperparameters (those not given take PyTorch's defaults for it); the
-/// learning rate is a group of its own.
-#[derive(Args, Clone)]
-pub struct OptimizerArgs {
-    /// The optimizer; hyperparameters not given take PyTorch's defaults for it.
-    #[arg(long, value_enum, default_value = "adam")]
-    pub optimizer: OptimizerChoice,
-    /// Adam's and AdamW's decay of the running mean of gradients (default 0.9).
-    #[arg(long, allow_negative_numbers = true)]
-    pub beta1: Option<f64>,
-    /// Adam's and AdamW's decay of the running mean of squared gradients (default 0.999).
-    #[arg(long, allow_negative_numbers = true)]
-    pub beta2: Option<f64>,
-    /// The term added to denominators for stability (Adam, AdamW, RMSprop, Adagrad, AdaDelta;
-    /// PyTorch's default for each).
-    #[arg(long, allow_negative_numbers = true)]
-    pub eps: Option<f64>,
-    /// Weight decay (sweep and check: a list).
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
-    pub weight_decay: Vec<f64>,
-    /// Momentum of SGD and RMSprop (sweep and check: a list).
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
-    pub momentum: Vec<f64>,
-    /// SGD's dampening of momentum (default 0).
-    #[arg(long, allow_negative_numbers = true)]
-    pub dampening: Option<f64>,
-    /// SGD with Nesterov momentum (needs --momentum above 0 and no dampening).
-    #[arg(long)]
-    pub nesterov: bool,
-    /// RMSprop's smoothing constant.
-    #[arg(long, allow_negative_numbers = true)]
-    pub alpha: Option<f64>,
-    /// Centered RMSprop: normalise by the gradient's estimated variance.
-    #[arg(long)]
-    pub centered: bool,
-    /// Adam's and AdamW's AMSGrad variant (the running maximum of the second moment).
-    #[arg(long)]
-    pub amsgrad: bool,
-    /// Adagrad's learning-rate decay.
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr_decay: Option<f64>,
-    /// Adagrad's initial accumulator value.
-    #[arg(long, allow_negative_numbers = true)]
-    pub initial_accumulator_value: Option<f64>,
-    /// AdaDelta's decay of its running averages.
-    #[arg(long, allow_negative_numbers = true)]
-    pub rho: Option<f64>,
 }
 
 /// The learning rate.

@@ -3,11 +3,13 @@
 
 mod commands;
 mod groups;
+mod optimizer;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use commands::*;
 pub use groups::*;
+pub use optimizer::OptimizerArgs;
 
 /// Train linear models and MLPs by mini-batch gradient descent on any GPU wgpu reaches.
 #[derive(Parser)]
@@ -77,17 +79,6 @@ pub enum BackendChoice {
     Metal,
     Dx12,
     Gl,
-}
-
-/// The optimizer (`--optimizer`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OptimizerChoice {
-    Sgd,
-    Adam,
-    Adamw,
-    Rmsprop,
-    Adagrad,
-    Adadelta,
 }
 
 /// Where batches come from (`--residency`).

@@ -1,4 +1,5 @@
-//! The fused optimizer update (`shaders/optim/`): one kernel per optimizer, every parameter
+//! The fused optimizer update (`optimizer.wgsl`, with each optimizer's own WGSL beside its
+//! config in `src/optim/`): one kernel per optimizer, every parameter
 //! `θ` of a run of models updated from its gradient `g` scaled by the model's clipping scale,
 //! `θ ← update(θ, g · clip)`, with the optimizer's state beside it, per the equations of
 //! [`crate::optim`]. A gradient or an updated value that is not finite sets the model's
@@ -10,12 +11,8 @@ use super::shader::{Pipelines, module};
 use crate::gpu::device::Device;
 use crate::optim::Optimizer;
 
-const COMMON_WGSL: &str = include_str!("../../../shaders/optim/common.wgsl");
-const SGD_WGSL: &str = include_str!("../../../shaders/optim/sgd.wgsl");
-const ADAM_WGSL: &str = include_str!("../../../shaders/optim/adam.wgsl");
-const RMSPROP_WGSL: &str = include_str!("../../../shaders/optim/rmsprop.wgsl");
-const ADAGRAD_WGSL: &str = include_str!("../../../shaders/optim/adagrad.wgsl");
-const ADADELTA_WGSL: &str = include_str!("../../../shaders/optim/adadelta.wgsl");
+/// The skeleton every optimizer's kernel shares: the entry point, the bindings, the chunk.
+const COMMON_WGSL: &str = include_str!("optimizer.wgsl");
 
 /// The bindings of the optimizer kernels: the parameters, the gradients, the three state slots
 /// (each optimizer's WGSL names and declares those it uses), every model's coefficients, every
@@ -51,16 +48,10 @@ pub(crate) struct Chunk {
     pub _pad: [u32; 2],
 }
 
-/// The sources of `optimizer`'s kernel.
+/// The sources of `optimizer`'s kernel: the skeleton and the optimizer's own WGSL (beside its
+/// config in `src/optim/`).
 pub(crate) fn sources(optimizer: &Optimizer) -> [&'static str; 2] {
-    let source = match optimizer {
-        Optimizer::Sgd(_) => SGD_WGSL,
-        Optimizer::Adam(_) | Optimizer::AdamW(_) => ADAM_WGSL,
-        Optimizer::RmsProp(_) => RMSPROP_WGSL,
-        Optimizer::Adagrad(_) => ADAGRAD_WGSL,
-        Optimizer::Adadelta(_) => ADADELTA_WGSL,
-    };
-    [COMMON_WGSL, source]
+    [COMMON_WGSL, optimizer.rule().wgsl()]
 }
 
 /// The optimizer kernels, compiled on first use.
@@ -220,7 +211,14 @@ mod tests {
                     ],
                 );
                 run(&ctx, &[dispatch], 0, 1);
-                assert!(update(&coefficients, clip, &mut params, &grads, &mut state));
+                assert!(update(
+                    &optimizer,
+                    &coefficients,
+                    clip,
+                    &mut params,
+                    &grads,
+                    &mut state
+                ));
             }
             assert_close(name, &read(&ctx, &param_buffer, len), &params);
             for slot in optimizer.state_slots() {
