@@ -5,7 +5,9 @@
 use itertools::izip;
 
 use super::elementwise::decayed_gradient;
-use super::{Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot, require};
+use super::hyperparameters::Hyperparameters;
+use super::require::require;
+use super::rule::{Coefficients, MAX_STATE_SLOTS, Rule, StateSlot};
 use crate::error::Result;
 
 /// `torch.optim.Adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0)`.

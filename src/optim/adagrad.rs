@@ -5,7 +5,9 @@
 use itertools::izip;
 
 use super::elementwise::decayed_gradient;
-use super::{Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot, require};
+use super::hyperparameters::Hyperparameters;
+use super::require::require;
+use super::rule::{Coefficients, MAX_STATE_SLOTS, Rule, StateSlot};
 use crate::error::Result;
 
 /// `torch.optim.Adagrad(lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10)`.

@@ -6,7 +6,9 @@
 use itertools::izip;
 
 use super::elementwise::{decayed_gradient, lerp};
-use super::{Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot, require};
+use super::hyperparameters::Hyperparameters;
+use super::require::require;
+use super::rule::{Coefficients, MAX_STATE_SLOTS, Rule, StateSlot};
 use crate::error::Result;
 
 /// `torch.optim.Adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False)`.

@@ -3,8 +3,10 @@
 //! of its own unless it shares one) and the edits the [`crate::optim`] module documentation
 //! lists.
 
+use super::adam::Adam;
 use super::adam::{ADAM_OPTIONS, adam_coefficients, adam_state_slots, adam_update, validate_adam};
-use super::{Adam, Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot};
+use super::hyperparameters::Hyperparameters;
+use super::rule::{Coefficients, MAX_STATE_SLOTS, Rule, StateSlot};
 use crate::error::Result;
 
 /// `torch.optim.AdamW(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False)`.

@@ -41,6 +41,8 @@ mod adagrad;
 mod adam;
 mod adamw;
 mod elementwise;
+mod hyperparameters;
+mod require;
 mod rmsprop;
 mod rule;
 mod schedule;
@@ -51,15 +53,13 @@ pub use adagrad::{Adagrad, AdagradCoefficients};
 pub use adam::{Adam, AdamCoefficients};
 pub use adamw::AdamW;
 pub use elementwise::lerp;
+pub use hyperparameters::Hyperparameters;
 pub use rmsprop::{RmsProp, RmsPropCoefficients};
-pub use rule::{Coefficients, MAX_COEFFICIENT_BYTES, Rule, StateSlot};
+pub use rule::{Coefficients, MAX_COEFFICIENT_BYTES, MAX_STATE_SLOTS, Rule, StateSlot};
 pub use schedule::{LrSchedule, Schedule};
 pub use sgd::{Sgd, SgdCoefficients};
 
 use crate::error::{Error, Result};
-
-/// Most state tensors any optimizer keeps per parameter.
-pub const MAX_STATE_SLOTS: usize = 3;
 
 /// One of the supported optimizers with its hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -243,133 +243,6 @@ fn listing(items: &[&str]) -> String {
         [one] => one.to_string(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
-}
-
-/// Any optimizer's hyperparameters, each optional: one set of settings (a command line's flags)
-/// that builds whichever optimizer is chosen with [`Optimizer::from_name`] or
-/// [`Optimizer::with_hyperparameters`]. Each optimizer takes those it reads (its
-/// [`Rule::options`]) and ignores the rest ([`Optimizer::ignored`]); one left out keeps the
-/// optimizer's value, PyTorch's default for a new one.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Hyperparameters {
-    /// Learning rate `γ`.
-    pub lr: Option<f64>,
-    /// Weight decay `λ`.
-    pub weight_decay: Option<f64>,
-    /// Decay `β₁` of the running mean of gradients.
-    pub beta1: Option<f64>,
-    /// Decay `β₂` of the running mean of squared gradients.
-    pub beta2: Option<f64>,
-    /// The AMSGrad variant: the running maximum of the second moment.
-    pub amsgrad: Option<bool>,
-    /// Momentum `μ`.
-    pub momentum: Option<f64>,
-    /// Dampening `τ` of momentum.
-    pub dampening: Option<f64>,
-    /// Nesterov momentum.
-    pub nesterov: Option<bool>,
-    /// Smoothing constant `α`.
-    pub alpha: Option<f64>,
-    /// The centered variant: normalise by the gradient's estimated variance.
-    pub centered: Option<bool>,
-    /// Learning-rate decay `η`.
-    pub lr_decay: Option<f64>,
-    /// The value the accumulated sum of squares starts at.
-    pub initial_accumulator_value: Option<f64>,
-    /// Decay `ρ` of running averages.
-    pub rho: Option<f64>,
-    /// `ε`, added to denominators for stability.
-    pub eps: Option<f64>,
-}
-
-impl Hyperparameters {
-    /// The names of the fields that hold a value, in the order of the fields.
-    pub fn given(&self) -> Vec<&'static str> {
-        let Hyperparameters {
-            lr,
-            weight_decay,
-            beta1,
-            beta2,
-            amsgrad,
-            momentum,
-            dampening,
-            nesterov,
-            alpha,
-            centered,
-            lr_decay,
-            initial_accumulator_value,
-            rho,
-            eps,
-        } = self;
-        [
-            ("lr", lr.is_some()),
-            ("weight_decay", weight_decay.is_some()),
-            ("beta1", beta1.is_some()),
-            ("beta2", beta2.is_some()),
-            ("amsgrad", amsgrad.is_some()),
-            ("momentum", momentum.is_some()),
-            ("dampening", dampening.is_some()),
-            ("nesterov", nesterov.is_some()),
-            ("alpha", alpha.is_some()),
-            ("centered", centered.is_some()),
-            ("lr_decay", lr_decay.is_some()),
-            (
-                "initial_accumulator_value",
-                initial_accumulator_value.is_some(),
-            ),
-            ("rho", rho.is_some()),
-            ("eps", eps.is_some()),
-        ]
-        .into_iter()
-        .filter(|&(_, given)| given)
-        .map(|(name, _)| name)
-        .collect()
-    }
-}
-
-/// Returns an [`Error::InvalidHyperparameter`] unless `valid` holds and `value` is finite and
-/// within f32's range (every hyperparameter reaches the engines as an f32).
-pub(crate) fn require(
-    optimizer: &'static str,
-    name: &'static str,
-    value: f64,
-    valid: bool,
-    reason: &'static str,
-) -> Result<()> {
-    if !value.is_finite() {
-        return Err(Error::InvalidHyperparameter {
-            optimizer,
-            name,
-            value,
-            reason: "must be a finite number",
-        });
-    }
-    if !valid {
-        return Err(Error::InvalidHyperparameter {
-            optimizer,
-            name,
-            value,
-            reason,
-        });
-    }
-    if value.abs() > f64::from(f32::MAX) {
-        return Err(Error::InvalidHyperparameter {
-            optimizer,
-            name,
-            value,
-            reason: "is too large: the engines compute in f32, whose largest value is 3.4e38",
-        });
-    }
-    if value != 0.0 && value as f32 == 0.0 {
-        return Err(Error::InvalidHyperparameter {
-            optimizer,
-            name,
-            value,
-            reason: "is too small: the engines compute in f32, where it would be 0 (the \
-                     smallest is about 1.4e-45)",
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 use itertools::izip;
 
 use super::elementwise::{decayed_gradient, lerp};
-use super::{Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot, require};
+use super::hyperparameters::Hyperparameters;
+use super::require::require;
+use super::rule::{Coefficients, MAX_STATE_SLOTS, Rule, StateSlot};
 use crate::error::Result;
 
 /// `torch.optim.RMSprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)`.

@@ -1,6 +1,9 @@
 //! What every optimizer config implements, and the types it hands the engines.
 
-use super::{Hyperparameters, MAX_STATE_SLOTS};
+use super::hyperparameters::Hyperparameters;
+
+/// Most state tensors any optimizer keeps per parameter.
+pub const MAX_STATE_SLOTS: usize = 3;
 use crate::error::Result;
 
 /// Everything the engines and the command line need of one optimizer, implemented by its
@@ -24,7 +27,7 @@ pub trait Rule: Sync {
     /// Does not validate.
     fn set(&mut self, h: &Hyperparameters);
 
-    /// Checks every hyperparameter as PyTorch's constructor does (each with `optim::require`,
+    /// Checks every hyperparameter as PyTorch's constructor does (each with `require`,
     /// which also checks that it fits the engines' f32).
     fn validate(&self) -> Result<()>;
 

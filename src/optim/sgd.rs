@@ -5,7 +5,9 @@
 use itertools::izip;
 
 use super::elementwise::decayed_gradient;
-use super::{Coefficients, Hyperparameters, MAX_STATE_SLOTS, Rule, StateSlot, require};
+use super::hyperparameters::Hyperparameters;
+use super::require::require;
+use super::rule::{Coefficients, MAX_STATE_SLOTS, Rule, StateSlot};
 use crate::error::Result;
 
 /// `torch.optim.SGD(lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False)`.
