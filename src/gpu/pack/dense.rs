@@ -3,10 +3,14 @@
 //! passes as shapes over the pack's buffers:
 //!
 //! ```text
-//! forward, per block [r0, r1) of W_i's rows:  a_i[:, r0..r1] = act_i(a_{i-1} · W_i[r0..r1]ᵀ + b_i[r0..r1])
-//! weight gradient, per block:                 ∂L/∂W_i[r0..r1] = δ_i[:, r0..r1]ᵀ · a_{i-1}
-//! bias gradient:                              ∂L/∂b_i = Σ_rows δ_i
-//! input gradient, summed over the blocks:     δ_{i-1} = (Σ_blocks δ_i[:, r0..r1] · W_i[r0..r1]) ⊙ act'_{i-1}(z_{i-1})
+//! forward, per block [r0, r1) of W_i's rows:
+//!     a_i[:, r0..r1] = act_i(a_{i-1} · W_i[r0..r1]ᵀ + b_i[r0..r1])
+//! weight gradient, per block:
+//!     ∂L/∂W_i[r0..r1] = δ_i[:, r0..r1]ᵀ · a_{i-1}
+//! bias gradient:
+//!     ∂L/∂b_i = Σ_rows δ_i
+//! input gradient, summed over the blocks:
+//!     δ_{i-1} = (Σ_blocks δ_i[:, r0..r1] · W_i[r0..r1]) ⊙ act'_{i-1}(z_{i-1})
 //! ```
 //!
 //! Every size is in elements; model `k`'s copy of a tensor is `k · stride` elements after model

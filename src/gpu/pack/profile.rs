@@ -28,8 +28,9 @@ impl GpuPack {
         true
     }
 
-    /// Records the next step (by [`Pack::step`] or [`Pack::step_resident`]) with every kernel
-    /// launch in a pass of its own between two timestamps, for [`GpuPack::take_profile`];
+    /// Records the next step (by [`Pack::step`](crate::pack::Pack::step) or
+    /// [`Pack::step_resident`](crate::pack::Pack::step_resident)) with every kernel launch in a
+    /// pass of its own between two timestamps, for [`GpuPack::take_profile`];
     /// `false` when the device has no timestamp queries. The step itself is a real one; only
     /// its recording differs.
     pub fn profile_next_step(&mut self) -> bool {

@@ -54,7 +54,8 @@ impl GpuPack {
     /// `g ← g · min(1, max_norm / (‖g‖₂ + 1e-6))`, then the fused optimizer update
     /// `θ ← update(θ, g)`, and the step count rises by one.
     ///
-    /// [`Part::whole`] makes this an ordinary training step ([`Pack::step`]), bit for bit.
+    /// [`Part::whole`] makes this an ordinary training step
+    /// ([`Pack::step`](crate::pack::Pack::step)), bit for bit.
     /// Fails with [`Error::Usage`] when `part.group_rows` is below the batch's rows.
     pub fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
         batch.check(&self.setup.model, self.setup.loss)?;
@@ -66,7 +67,8 @@ impl GpuPack {
     }
 
     /// [`GpuPack::accumulate`] on the rows `indices` of the dataset kept on the device by
-    /// [`Pack::load_resident`], gathered there in the same submit.
+    /// [`Pack::load_resident`](crate::pack::Pack::load_resident), gathered there in the same
+    /// submit.
     pub fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
         let resident = self.resident.as_ref().ok_or_else(|| {
             Error::Usage("step_resident needs a dataset: call load_resident first".into())
@@ -109,8 +111,9 @@ impl GpuPack {
             .check_errors(&format!("running the update of step {}", self.steps))
     }
 
-    /// Replaces model `k`'s gradients, the inverse of [`Pack::gradients`]: the next
-    /// [`GpuPack::apply_update`] (or a batch accumulated with `first = false`) starts from them.
+    /// Replaces model `k`'s gradients, the inverse of
+    /// [`Pack::gradients`](crate::pack::Pack::gradients): the next [`GpuPack::apply_update`] (or
+    /// a batch accumulated with `first = false`) starts from them.
     pub fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
         check_model(k, self.models)?;
         gradients.check_shapes(&self.setup.model)?;
