@@ -17,12 +17,21 @@ pub(crate) struct TensorSlice {
     pub len: u64,
 }
 
+/// Where one layer's tensors sit in a flat buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LayerSlices {
+    /// `layers.{i}.weight`, `[out, in]` row-major.
+    pub weight: TensorSlice,
+    /// `layers.{i}.bias`, `[out]`.
+    pub bias: TensorSlice,
+}
+
 /// The flat layout of a model's tensors: `layers.0.weight`, `layers.0.bias`, `layers.1.weight`,
 /// ..., each starting at a multiple of the device's storage offset alignment; the gaps are
 /// zero and stay zero under every optimizer (zero gradient, zero state).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FlatLayout {
-    pub tensors: Vec<TensorSlice>,
+    layers: Vec<LayerSlices>,
     /// Total elements, a multiple of the alignment.
     pub total: u64,
     /// Alignment in elements.
@@ -34,33 +43,46 @@ impl FlatLayout {
     pub fn new(spec: &ModelSpec, align_bytes: u64) -> Self {
         // At least 4 elements, so that the optimizer kernels can update vec4s.
         let align = (align_bytes / 4).max(4);
-        let mut tensors = Vec::new();
         let mut end = 0u64;
-        for (i, layer) in spec.layers().iter().enumerate() {
-            for (name, len) in [
-                (weight_name(i), layer.outputs * layer.inputs),
-                (bias_name(i), layer.outputs),
-            ] {
-                let offset = end.next_multiple_of(align);
-                tensors.push(TensorSlice {
-                    name,
-                    offset,
-                    len: len as u64,
-                });
-                end = offset + len as u64;
+        let mut place = |name: String, len: usize| {
+            let offset = end.next_multiple_of(align);
+            end = offset + len as u64;
+            TensorSlice {
+                name,
+                offset,
+                len: len as u64,
             }
-        }
+        };
+        let layers = spec
+            .layers()
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| LayerSlices {
+                weight: place(weight_name(i), layer.outputs * layer.inputs),
+                bias: place(bias_name(i), layer.outputs),
+            })
+            .collect();
         Self {
-            tensors,
+            layers,
             total: end.next_multiple_of(align),
             align,
         }
     }
 
+    /// Layer `i`'s tensors.
+    pub fn layer(&self, i: usize) -> &LayerSlices {
+        &self.layers[i]
+    }
+
+    /// Every tensor in order: each layer's weight, then its bias.
+    pub fn tensors(&self) -> impl Iterator<Item = &TensorSlice> {
+        self.layers.iter().flat_map(|l| [&l.weight, &l.bias])
+    }
+
     /// The tensors of `params` packed into one zero-padded vector.
     pub fn pack(&self, params: &Parameters) -> Vec<f32> {
         let mut flat = vec![0.0; self.total as usize];
-        for (slice, tensor) in self.tensors.iter().zip(params.named_tensors()) {
+        for (slice, tensor) in self.tensors().zip(params.named_tensors()) {
             let start = slice.offset as usize;
             flat[start..start + tensor.values.len()].copy_from_slice(&tensor.values);
         }
@@ -73,11 +95,14 @@ impl FlatLayout {
         let layers = spec
             .layers()
             .iter()
-            .zip(self.tensors.chunks(2))
-            .map(|(layer, pair)| LayerParameters {
-                weight: Array2::from_shape_vec((layer.outputs, layer.inputs), slice(&pair[0]))
-                    .expect("a weight slice holds out x in elements"),
-                bias: Array1::from_vec(slice(&pair[1])),
+            .zip(&self.layers)
+            .map(|(layer, slices)| LayerParameters {
+                weight: Array2::from_shape_vec(
+                    (layer.outputs, layer.inputs),
+                    slice(&slices.weight),
+                )
+                .expect("a weight slice holds out x in elements"),
+                bias: Array1::from_vec(slice(&slices.bias)),
             })
             .collect();
         Parameters { layers }

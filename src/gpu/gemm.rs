@@ -77,8 +77,9 @@ impl Gemm {
         self.staged.flops()
     }
 
-    /// Uploads the operands in their stored layouts (A is `[k, m]` when transposed, B is `[n, k]`
-    /// when transposed) and `aux`: the bias `[n]` or the pre-activation `[m, n]` the epilogue reads.
+    /// Uploads the operands in their stored layouts (A is `[k, m]` when transposed, B is
+    /// `[n, k]` when transposed) and `aux`: the bias `[n]` or the pre-activation `[m, n]` the
+    /// epilogue reads.
     pub fn upload(
         &self,
         a: ArrayView2<'_, f32>,

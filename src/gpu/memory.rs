@@ -3,6 +3,7 @@
 //! failing half-built.
 
 use super::buffers::FlatLayout;
+use super::pack::LayerBuffers;
 use super::units::mib;
 use crate::engine::PackSetup;
 use crate::error::{Error, Result};
@@ -55,7 +56,7 @@ impl MemoryEstimate {
             parameters: flat,
             gradients: flat,
             optimizer_state: slots * flat,
-            activations: 4 * models * batch * (3 * widths + 2),
+            activations: 4 * models * batch * (LayerBuffers::PER_OUTPUT * widths + 2),
             batch: 4 * batch * (inputs + outputs + 2) + SMALL_BUFFERS,
             resident: 0,
         }

@@ -9,6 +9,7 @@ mod gemm;
 mod memory;
 mod ops;
 mod pack;
+mod profile;
 mod progress;
 #[cfg(test)]
 mod testing;

@@ -1,5 +1,7 @@
 //! The [`Engine`] trait on the GPU engine.
 
+use ndarray::{Array2, ArrayView2};
+
 use super::*;
 
 impl Engine for GpuPack {
@@ -50,7 +52,7 @@ impl Engine for GpuPack {
         let bytes = METRICS_WORDS * 4 * self.models as u64;
         let raw = self
             .ctx
-            .read_back(&self.metrics_train, 0, bytes, "the loss")?;
+            .read_back(&self.buffers.metrics_train, 0, bytes, "the loss")?;
         Ok(raw
             .chunks_exact(METRICS_WORDS as usize)
             .map(|m| m[LAST_LOSS])
@@ -58,11 +60,11 @@ impl Engine for GpuPack {
     }
 
     fn gradients(&mut self, k: usize) -> Result<Parameters> {
-        self.read_model(&self.grads, k, "the gradients")
+        self.read_model(&self.buffers.grads, k, "the gradients")
     }
 
     fn parameters(&mut self, k: usize) -> Result<Parameters> {
-        self.read_model(&self.params, k, "the parameters")
+        self.read_model(&self.buffers.params, k, "the parameters")
     }
 
     fn set_parameters(&mut self, k: usize, parameters: &Parameters) -> Result<()> {
@@ -99,15 +101,17 @@ impl Engine for GpuPack {
                         stride: self.layout.total as u32,
                         _pad: 0,
                     };
-                    self.ctx
-                        .queue
-                        .write_buffer(&self.clip_params, 0, bytemuck::bytes_of(&params));
+                    self.ctx.queue.write_buffer(
+                        &self.buffers.clip_params,
+                        0,
+                        bytemuck::bytes_of(&params),
+                    );
                 } else {
-                    self.clip_chunked = self.chunked_clip(norm, binding)?;
+                    self.plan.clip_chunked = self.chunked_clip(norm, binding)?;
                 }
             }
             None => self.ctx.queue.write_buffer(
-                &self.clip_scale,
+                &self.buffers.clip_scale,
                 0,
                 bytemuck::cast_slice(&vec![1.0f32; self.models]),
             ),
@@ -127,13 +131,13 @@ impl Engine for GpuPack {
     }
 
     fn take_metrics(&mut self) -> Result<Vec<Metrics>> {
-        self.take(&self.metrics_train, "the training metrics")
+        self.take(&self.buffers.metrics_train, "the training metrics")
     }
 
     fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Vec<Metrics>> {
         batch.check(&self.setup.model, self.setup.loss)?;
         self.ctx.queue.write_buffer(
-            &self.metrics_eval,
+            &self.buffers.metrics_eval,
             0,
             &vec![0u8; (METRICS_WORDS * 4) as usize * self.models],
         );
@@ -152,9 +156,9 @@ impl Engine for GpuPack {
             let rows = (end - start) as u32;
             self.upload_batch(&chunk);
             self.prepare_shapes(rows, class_targets);
-            self.submit(&[&self.forward, &self.loss_eval], rows);
+            self.submit(&[&self.plan.forward, &self.plan.loss_eval], rows);
         }
-        self.take(&self.metrics_eval, "the evaluation metrics")
+        self.take(&self.buffers.metrics_eval, "the evaluation metrics")
     }
 
     fn load_resident(&mut self, data: Arc<Dataset>) -> Result<()> {
@@ -208,14 +212,14 @@ impl Engine for GpuPack {
                 inputs,
                 width,
                 [
-                    &self.indices,
+                    &self.buffers.indices,
                     &features,
                     &dense,
                     &classes,
-                    &self.input,
-                    &self.dense_targets,
-                    &self.class_targets,
-                    &self.gather_dims,
+                    &self.buffers.input,
+                    &self.buffers.dense_targets,
+                    &self.buffers.class_targets,
+                    &self.buffers.gather_dims,
                 ]
                 .map(|b| b.as_entire_binding()),
             );

@@ -1,7 +1,14 @@
 //! Each model's parameters, optimizer state, learning rate and predictions: written into and
 //! read out of the pack's flat buffers.
 
-use super::*;
+use ndarray::{Array2, ArrayView2};
+
+use super::GpuPack;
+use crate::engine::check_model;
+use crate::engine::{OptimizerState, check_optimizer_state};
+use crate::error::{Error, Result};
+use crate::gpu::context::GpuContext;
+use crate::model::Parameters;
 
 impl GpuPack {
     /// The maximum number of rows per batch this pack was built for.
@@ -22,7 +29,7 @@ impl GpuPack {
     pub(super) fn write_parameters(&self, k: usize, params: &Parameters) {
         let flat = self.layout.pack(params);
         self.ctx.queue.write_buffer(
-            &self.params,
+            &self.buffers.params,
             self.model_offset(k) * 4,
             bytemuck::cast_slice(&flat),
         );
@@ -69,18 +76,20 @@ impl GpuPack {
         model.check_features(&features)?;
         let outputs = model.outputs();
         let mut result = Vec::with_capacity(features.nrows() * outputs);
-        let class_targets = self.current.is_some_and(|(_, classes, _)| classes);
+        let class_targets = self.uniforms.class_targets();
         let offset = (k * self.max_batch * outputs * 4) as u64;
         for chunk in features.axis_chunks_iter(ndarray::Axis(0), self.max_batch) {
             let rows = self.check_rows(chunk.nrows())?;
             self.upload_features(chunk);
             self.prepare_shapes(rows, class_targets);
-            self.submit(&[&self.forward], rows);
+            self.submit(&[&self.plan.forward], rows);
             let bytes = u64::from(rows) * outputs as u64 * 4;
-            result.extend(
-                self.ctx
-                    .read_back(&self.output, offset, bytes, "predictions")?,
-            );
+            result.extend(self.ctx.read_back(
+                &self.buffers.output().post,
+                offset,
+                bytes,
+                "predictions",
+            )?);
         }
         Ok(Array2::from_shape_vec((features.nrows(), outputs), result)
             .expect("one output row per feature row"))
@@ -91,10 +100,9 @@ impl GpuPack {
         check_model(k, self.models)?;
         let mut slots = Vec::new();
         for slot in self.setup.members[k].optimizer.state_slots() {
-            let (_, buffer) = self
-                .state
-                .iter()
-                .find(|(index, _)| *index == slot.index)
+            let buffer = self
+                .buffers
+                .state_slot(slot.index)
                 .expect("every member's slots are allocated");
             slots.push((
                 slot.name.to_string(),
@@ -113,10 +121,9 @@ impl GpuPack {
         check_optimizer_state(&self.setup.setup(k), state)?;
         let slots = self.setup.members[k].optimizer.state_slots();
         for (slot, (_, values)) in slots.iter().zip(&state.slots) {
-            let (_, buffer) = self
-                .state
-                .iter()
-                .find(|(index, _)| *index == slot.index)
+            let buffer = self
+                .buffers
+                .state_slot(slot.index)
                 .expect("every member's slots are allocated");
             let flat = self.layout.pack(values);
             self.ctx.queue.write_buffer(

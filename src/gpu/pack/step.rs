@@ -1,37 +1,26 @@
 //! One step on the device: the shape uniforms, the batch's upload, the recording of the
 //! step's dispatches into one command buffer and its submit, and the metrics' read-back.
 
-use super::*;
+use ndarray::ArrayView2;
+
+use super::GpuPack;
+use crate::accumulate::Part;
+use crate::engine::Metrics;
+use crate::engine::check_model;
+use crate::error::{Error, Result};
+use crate::gpu::ops::dispatch::Dispatch;
+use crate::gpu::ops::gather::GatherDims;
+use crate::gpu::ops::loss::{LAST_LOSS, METRICS_WORDS};
+use crate::gpu::profile::PROFILE_CAPACITY;
+use crate::loss::{Batch, TargetsView};
+use crate::model::Parameters;
 
 impl GpuPack {
     /// Rewrites the shape uniforms when the batch's row count or target kind changed, for a
     /// batch that is a group of its own.
     pub(super) fn prepare_shapes(&mut self, rows: u32, class_targets: bool) {
-        self.prepare_group_shapes(rows, class_targets, rows as usize);
-    }
-
-    /// Rewrites the shape uniforms when the batch's row count, target kind or group changed:
-    /// the loss divides each row's output gradient by `N(group_rows)`.
-    fn prepare_group_shapes(&mut self, rows: u32, class_targets: bool, group_rows: usize) {
-        if self.current == Some((rows, class_targets, group_rows)) {
-            return;
-        }
-        for (slot, shape) in self.shapes.iter().enumerate() {
-            match shape {
-                Shape::Matmul(shape) => self
-                    .dims
-                    .set(slot, bytemuck::bytes_of(&shape.uniform(rows))),
-                Shape::Loss(shape) => self.dims.set(
-                    slot,
-                    bytemuck::bytes_of(&shape.uniform(rows, class_targets, group_rows)),
-                ),
-                Shape::Columns(shape) => self
-                    .dims
-                    .set(slot, bytemuck::bytes_of(&shape.uniform(rows))),
-            }
-        }
-        self.dims.upload(&self.ctx.queue);
-        self.current = Some((rows, class_targets, group_rows));
+        self.uniforms
+            .prepare(&self.ctx.queue, rows, class_targets, rows as usize);
     }
 
     /// Queues the upload of a batch's features and targets.
@@ -39,13 +28,15 @@ impl GpuPack {
         self.upload_features(batch.features);
         let queue = &self.ctx.queue;
         match batch.targets {
-            TargetsView::Classes(classes) => {
-                queue.write_buffer(&self.class_targets, 0, bytemuck::cast_slice(classes))
-            }
+            TargetsView::Classes(classes) => queue.write_buffer(
+                &self.buffers.class_targets,
+                0,
+                bytemuck::cast_slice(classes),
+            ),
             TargetsView::Dense(values) => {
                 let values = values.as_standard_layout();
                 let values = values.as_slice().expect("standard layout is contiguous");
-                queue.write_buffer(&self.dense_targets, 0, bytemuck::cast_slice(values));
+                queue.write_buffer(&self.buffers.dense_targets, 0, bytemuck::cast_slice(values));
             }
         }
     }
@@ -63,7 +54,8 @@ impl GpuPack {
     /// `g ← g · min(1, max_norm / (‖g‖₂ + 1e-6))`, then the fused optimizer update
     /// `θ ← update(θ, g)`, and the step count rises by one.
     ///
-    /// [`Part::whole`] makes this an ordinary training step ([`Pack::step`]), bit for bit.
+    /// [`Part::whole`] makes this an ordinary training step
+    /// ([`Engine::step`](crate::engine::Engine::step)), bit for bit.
     /// Fails with [`Error::Usage`] when `part.group_rows` is below the batch's rows.
     pub fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
         batch.check(&self.setup.model, self.setup.loss)?;
@@ -75,7 +67,8 @@ impl GpuPack {
     }
 
     /// [`GpuPack::accumulate`] on the rows `indices` of the dataset kept on the device by
-    /// [`Pack::load_resident`], gathered there in the same submit.
+    /// [`Pack::load_resident`](crate::pack::Pack::load_resident), gathered there in the same
+    /// submit.
     pub fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
         let resident = self.resident.as_ref().ok_or_else(|| {
             Error::Usage("step_resident needs a dataset: call load_resident first".into())
@@ -98,10 +91,10 @@ impl GpuPack {
         };
         self.ctx
             .queue
-            .write_buffer(&self.gather_dims, 0, bytemuck::bytes_of(&dims));
+            .write_buffer(&self.buffers.gather_dims, 0, bytemuck::bytes_of(&dims));
         self.ctx
             .queue
-            .write_buffer(&self.indices, 0, bytemuck::cast_slice(indices));
+            .write_buffer(&self.buffers.indices, 0, bytemuck::cast_slice(indices));
         self.train_step(rows, class_targets, true, part)
     }
 
@@ -113,19 +106,20 @@ impl GpuPack {
     pub fn apply_update(&mut self) -> Result<()> {
         self.write_coefficients();
         let clip = self.clip_dispatches();
-        self.submit(&[clip, &self.update], 0);
+        self.submit(&[clip, &self.plan.update], 0);
         self.ctx
             .check_errors(&format!("running the update of step {}", self.steps))
     }
 
-    /// Replaces model `k`'s gradients, the inverse of [`Pack::gradients`]: the next
-    /// [`GpuPack::apply_update`] (or a batch accumulated with `first = false`) starts from them.
+    /// Replaces model `k`'s gradients, the inverse of
+    /// [`Pack::gradients`](crate::pack::Pack::gradients): the next [`GpuPack::apply_update`] (or
+    /// a batch accumulated with `first = false`) starts from them.
     pub fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
         check_model(k, self.models)?;
         gradients.check_shapes(&self.setup.model)?;
         let flat = self.layout.pack(gradients);
         self.ctx.queue.write_buffer(
-            &self.grads,
+            &self.buffers.grads,
             self.model_offset(k) * 4,
             bytemuck::cast_slice(&flat),
         );
@@ -136,23 +130,27 @@ impl GpuPack {
     /// for it.
     fn write_coefficients(&mut self) {
         self.steps += 1;
-        self.coefficient_bytes.clear();
+        self.uniforms.coefficient_bytes.clear();
         for (member, &lr) in self.setup.members.iter().zip(&self.lrs) {
             let c = member.optimizer.with_lr(lr).coefficients(self.steps);
-            self.coefficient_bytes.extend_from_slice(c.as_bytes());
+            self.uniforms
+                .coefficient_bytes
+                .extend_from_slice(c.as_bytes());
         }
-        self.ctx
-            .queue
-            .write_buffer(&self.coefficients, 0, &self.coefficient_bytes);
+        self.ctx.queue.write_buffer(
+            &self.buffers.coefficients,
+            0,
+            &self.uniforms.coefficient_bytes,
+        );
     }
 
     /// The clipping launches: none when clipping is off, one over a binding of all models'
     /// gradients, or the chunked ones.
-    fn clip_dispatches(&self) -> &[Dispatch] {
-        match (self.clip_norm, self.clip_chunked.is_empty()) {
+    pub(super) fn clip_dispatches(&self) -> &[Dispatch] {
+        match (self.clip_norm, self.plan.clip_chunked.is_empty()) {
             (None, _) => &[],
-            (Some(_), true) => std::slice::from_ref(&self.clip),
-            (Some(_), false) => &self.clip_chunked[..],
+            (Some(_), true) => std::slice::from_ref(&self.plan.clip),
+            (Some(_), false) => &self.plan.clip_chunked[..],
         }
     }
 
@@ -166,7 +164,8 @@ impl GpuPack {
         gathered: bool,
         part: Part,
     ) -> Result<()> {
-        self.prepare_group_shapes(rows, class_targets, part.group_rows);
+        self.uniforms
+            .prepare(&self.ctx.queue, rows, class_targets, part.group_rows);
         if part.last {
             self.write_coefficients();
         }
@@ -175,20 +174,20 @@ impl GpuPack {
             _ => &[],
         };
         let backward = if part.first {
-            &self.backward
+            &self.plan.backward
         } else {
-            &self.backward_accumulate
+            &self.plan.backward_accumulate
         };
         let (clip, update) = if part.last {
-            (self.clip_dispatches(), &self.update[..])
+            (self.clip_dispatches(), &self.plan.update[..])
         } else {
             (&[][..], &[][..])
         };
         self.submit(
             &[
                 gather,
-                &self.forward,
-                &self.loss_train,
+                &self.plan.forward,
+                &self.plan.loss_train,
                 backward,
                 clip,
                 update,
@@ -231,7 +230,7 @@ impl GpuPack {
         let values = features.as_slice().expect("standard layout is contiguous");
         self.ctx
             .queue
-            .write_buffer(&self.input, 0, bytemuck::cast_slice(values));
+            .write_buffer(&self.buffers.input, 0, bytemuck::cast_slice(values));
     }
 
     /// Records `dispatches` into one compute pass and submits it (when profiling, each into a
@@ -239,7 +238,7 @@ impl GpuPack {
     pub(super) fn submit(&self, dispatches: &[&[Dispatch]], rows: u32) {
         let max_dim = self.ctx.limits().max_compute_workgroups_per_dimension;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        if let Some(profile) = &self.profile {
+        if let Some(profile) = &self.profiling.profile {
             let all: Vec<&Dispatch> = dispatches
                 .iter()
                 .flat_map(|d| d.iter())
@@ -266,20 +265,19 @@ impl GpuPack {
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: None,
-                timestamp_writes: self
-                    .timing
-                    .as_ref()
-                    .map(|t| wgpu::ComputePassTimestampWrites {
+                timestamp_writes: self.profiling.timing.as_ref().map(|t| {
+                    wgpu::ComputePassTimestampWrites {
                         query_set: &t.queries,
                         beginning_of_pass_write_index: Some(0),
                         end_of_pass_write_index: Some(1),
-                    }),
+                    }
+                }),
             });
             for dispatch in dispatches.iter().flat_map(|d| d.iter()) {
                 dispatch.record(&mut pass, rows, max_dim, self.models as u32);
             }
         }
-        if let Some(t) = &self.timing {
+        if let Some(t) = &self.profiling.timing {
             encoder.resolve_query_set(&t.queries, 0..2, &t.resolved, 0);
         }
         self.ctx.queue.submit([encoder.finish()]);

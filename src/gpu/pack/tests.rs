@@ -3,10 +3,15 @@
 
 use std::sync::Arc;
 
-use super::*;
+use super::GpuPack;
+use crate::accumulate::Part;
 use crate::compare::{Tolerance, worst_difference};
+use crate::data::Dataset;
+use crate::engine::{Engine, PackSetup};
+use crate::error::Error;
 use crate::gpu::testing::{classes, context, random};
-use crate::model::ModelSpec;
+use crate::loss::{Batch, Targets};
+use crate::model::{Activation, ModelSpec, Parameters};
 use crate::optim::{Adam, Optimizer, Sgd};
 
 /// 5 inputs, a hidden layer of 7, 3 outputs.

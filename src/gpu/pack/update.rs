@@ -1,7 +1,10 @@
 //! The fused optimizer update over the models that are not frozen, in chunks that fit a
 //! binding, and clipping by global norm over gradients too large for one binding.
 
-use super::*;
+use super::GpuPack;
+use crate::error::Result;
+use crate::gpu::ops::binding::range;
+use crate::gpu::ops::dispatch::Dispatch;
 
 impl GpuPack {
     /// The optimizer's chunks: `(first model, models, start element, elements per model)` for
@@ -45,39 +48,36 @@ impl GpuPack {
     /// Records the fused optimizer update over the models that are not frozen (see
     /// [`GpuPack::update_chunks`]). Called once, and again whenever a model is frozen.
     pub(super) fn record_update(&mut self) {
-        let optimizer = &self.setup.members[0].optimizer;
+        let (optimizer, buffers) = (&self.setup.members[0].optimizer, &self.buffers);
         let mut update = Vec::new();
         for (model, models, start, per_model) in self.update_chunks() {
             let len = models as u64 * per_model;
-            let mut unused = self.unused_state.iter();
-            let state =
-                [0, 1, 2].map(
-                    |slot| match self.state.iter().find(|(index, _)| *index == slot) {
-                        Some((_, buffer)) => range(buffer, start, len),
-                        None => unused
-                            .next()
-                            .expect("one placeholder per unused slot")
-                            .as_entire_binding(),
-                    },
-                );
+            let mut unused = buffers.unused_state.iter();
+            let state = [0, 1, 2].map(|slot| match buffers.state_slot(slot) {
+                Some(buffer) => range(buffer, start, len),
+                None => unused
+                    .next()
+                    .expect("one placeholder per unused slot")
+                    .as_entire_binding(),
+            });
             let [s0, s1, s2] = state;
             update.push(self.ctx.kernels().optimizer.dispatch(
                 &self.ctx,
                 optimizer,
                 (model, models, per_model),
                 [
-                    range(&self.params, start, len),
-                    range(&self.grads, start, len),
+                    range(&buffers.params, start, len),
+                    range(&buffers.grads, start, len),
                     s0,
                     s1,
                     s2,
-                    self.coefficients.as_entire_binding(),
-                    self.clip_scale.as_entire_binding(),
-                    self.metrics_train.as_entire_binding(),
+                    buffers.coefficients.as_entire_binding(),
+                    buffers.clip_scale.as_entire_binding(),
+                    buffers.metrics_train.as_entire_binding(),
                 ],
             ));
         }
-        self.update = update;
+        self.plan.update = update;
     }
 
     /// The launches of clipping by global norm over gradients that do not fit one binding of
@@ -85,8 +85,8 @@ impl GpuPack {
     pub(super) fn chunked_clip(&self, max_norm: f32, binding: u64) -> Result<Vec<Dispatch>> {
         self.ctx.kernels().clip.chunked(
             &self.ctx,
-            &self.grads,
-            &self.clip_scale,
+            &self.buffers.grads,
+            &self.buffers.clip_scale,
             (self.models as u64, self.layout.total),
             (binding, self.layout.align),
             max_norm,

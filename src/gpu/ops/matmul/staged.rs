@@ -136,8 +136,9 @@ impl Staged {
         2.0 * self.m as f64 * self.n as f64 * self.k as f64
     }
 
-    /// Uploads the operands in their stored layouts (A is `[k, m]` when transposed, B is `[n, k]`
-    /// when transposed) and `aux`: the bias `[n]` or the pre-activation `[m, n]` the epilogue reads.
+    /// Uploads the operands in their stored layouts (A is `[k, m]` when transposed, B is
+    /// `[n, k]` when transposed) and `aux`: the bias `[n]` or the pre-activation `[m, n]` the
+    /// epilogue reads.
     pub fn upload(
         &self,
         a: ArrayView2<'_, f32>,

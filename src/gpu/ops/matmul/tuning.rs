@@ -95,7 +95,8 @@ pub(crate) struct Tuner {
     tuning: Tuning,
     choices: Arc<Mutex<Table>>,
     /// Only products that evaluation and prediction run are timed; the training products take
-    /// the fixed default (see [`GpuContext::for_inference`](crate::gpu::GpuContext::for_inference)).
+    /// the fixed default (see
+    /// [`GpuContext::for_inference`](crate::gpu::GpuContext::for_inference)).
     inference: bool,
     /// Where progress of the timing goes.
     progress: Option<OnProgress>,

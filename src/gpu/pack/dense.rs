@@ -1,0 +1,341 @@
+//! The dense layer `i` of a pack: `a_i = act_i(a_{i-1} · W_iᵀ + b_i)`, its weights cut into
+//! blocks of rows that each fit a storage binding, and the products of its forward and backward
+//! passes as shapes over the pack's buffers:
+//!
+//! ```text
+//! forward, per block [r0, r1) of W_i's rows:
+//!     a_i[:, r0..r1] = act_i(a_{i-1} · W_i[r0..r1]ᵀ + b_i[r0..r1])
+//! weight gradient, per block:
+//!     ∂L/∂W_i[r0..r1] = δ_i[:, r0..r1]ᵀ · a_{i-1}
+//! bias gradient:
+//!     ∂L/∂b_i = Σ_rows δ_i
+//! input gradient, summed over the blocks:
+//!     δ_{i-1} = (Σ_blocks δ_i[:, r0..r1] · W_i[r0..r1]) ⊙ act'_{i-1}(z_{i-1})
+//! ```
+//!
+//! Every size is in elements; model `k`'s copy of a tensor is `k · stride` elements after model
+//! 0's, so one binding of a tensor spans it in every model.
+
+use super::buffers::{LAYERS_HINT, PACK_HINT};
+use crate::error::{Error, Result};
+use crate::gpu::buffers::{FlatLayout, TensorSlice};
+use crate::gpu::context::GpuContext;
+use crate::gpu::ops::binding::range;
+use crate::gpu::ops::dispatch::Extent;
+use crate::gpu::ops::matmul::tuning::Product;
+use crate::gpu::ops::matmul::{Epilogue, MatmulShape, MatmulVariant};
+use crate::gpu::ops::reduce::ColumnsShape;
+use crate::model::{Activation, Layer, ModelSpec};
+
+/// `∂L/∂W = δᵀ · a`, written into the gradients.
+const WEIGHT_GRADIENT: MatmulVariant = MatmulVariant {
+    transpose_a: true,
+    transpose_b: false,
+    epilogue: Epilogue::Plain,
+    activation: Activation::Identity,
+};
+
+/// The same, added to the gradients (a later batch of a group).
+const WEIGHT_GRADIENT_ADDED: MatmulVariant = MatmulVariant {
+    epilogue: Epilogue::Accumulate,
+    ..WEIGHT_GRADIENT
+};
+
+/// One dense layer of a pack.
+pub(super) struct DenseLayer {
+    /// Its widths and activation.
+    pub layer: Layer,
+    /// The activation of the layer before, whose derivative the input gradient applies; `None`
+    /// for the first layer, whose input is the batch (and which has no input gradient).
+    previous: Option<Layer>,
+    /// Where its weight and bias sit in each model's parameters.
+    weight: TensorSlice,
+    bias: TensorSlice,
+    /// Blocks `[r0, r1)` of its weight rows, each bound on its own.
+    blocks: Vec<(usize, usize)>,
+    /// Models in the pack, and elements between their parameters.
+    models: u64,
+    stride: u64,
+    /// Rows of the largest batch: batch-sized buffers are this many rows apart between models.
+    max_batch: usize,
+}
+
+impl DenseLayer {
+    /// The layers of `model` laid out as `layout`, for `models` models and batches of
+    /// `max_batch` rows. Fails naming the tensor when a bias, or one row of a weight, across
+    /// every model does not fit one storage binding.
+    pub fn all(
+        ctx: &GpuContext,
+        model: &ModelSpec,
+        layout: &FlatLayout,
+        models: usize,
+        max_batch: usize,
+    ) -> Result<Vec<Self>> {
+        let hint = if models > 1 { PACK_HINT } else { LAYERS_HINT };
+        let (count, stride) = (models as u64, layout.total);
+        let span = |len: u64| (count - 1) * stride + len;
+        let layers = model.layers();
+        // Biases are bound whole; weights in blocks of rows that each fit a binding.
+        for i in 0..layers.len() {
+            let bias = &layout.layer(i).bias;
+            ctx.check_fits(&bias.name, span(bias.len) * 4, true, hint)?;
+        }
+        let limits = ctx.limits();
+        let mut dense = Vec::new();
+        for (i, &layer) in layers.iter().enumerate() {
+            let slices = layout.layer(i);
+            let weight = &slices.weight;
+            ctx.check_fits(&weight.name, span(weight.len) * 4, false, hint)?;
+            let blocks =
+                row_blocks(&layer, weight, span(0), layout.align, limits).ok_or_else(|| {
+                    Error::BufferTooLarge {
+                        tensor: if count > 1 {
+                            format!("one row of {} in every model", weight.name)
+                        } else {
+                            format!("one row of {}", weight.name)
+                        },
+                        bytes: span(layer.inputs as u64) * 4,
+                        limit_name: "max_storage_buffer_binding_size",
+                        limit: limits.max_storage_buffer_binding_size,
+                        hint,
+                    }
+                })?;
+            dense.push(Self {
+                layer,
+                previous: i.checked_sub(1).map(|p| layers[p]),
+                weight: slices.weight.clone(),
+                bias: slices.bias.clone(),
+                blocks,
+                models: count,
+                stride,
+                max_batch,
+            });
+        }
+        Ok(dense)
+    }
+
+    /// The blocks of weight rows.
+    pub fn blocks(&self) -> &[(usize, usize)] {
+        &self.blocks
+    }
+
+    /// Whether the layer passes a gradient to the layer before (every layer but the first).
+    pub fn has_input_gradient(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// Shape uniforms its dispatches use: per block a forward, a weight gradient and (but for
+    /// the first layer) an input gradient product, and the bias gradient.
+    pub fn uniform_slots(&self) -> usize {
+        let per_block = if self.has_input_gradient() { 3 } else { 2 };
+        per_block * self.blocks.len() + 1
+    }
+
+    /// Elements between consecutive models' `[batch, width]` buffers.
+    fn rows_stride(&self, width: usize) -> u32 {
+        (self.max_batch * width) as u32
+    }
+
+    /// Elements between consecutive models' inputs to the layer: 0 for the batch, which every
+    /// model shares.
+    fn source_stride(&self) -> u32 {
+        self.previous.map_or(0, |p| self.rows_stride(p.outputs))
+    }
+
+    /// The forward product of block `(r0, r1)`: M = batch, N = r1 − r0, K = in.
+    pub fn forward(&self, (r0, r1): (usize, usize)) -> (MatmulVariant, MatmulShape) {
+        let variant = MatmulVariant {
+            transpose_a: false,
+            transpose_b: true,
+            epilogue: Epilogue::BiasActivation,
+            activation: self.layer.activation,
+        };
+        let params = self.stride as u32;
+        let shape = MatmulShape {
+            m: Extent::Batch,
+            n: Extent::Fixed((r1 - r0) as u32),
+            k: Extent::Fixed(self.layer.inputs as u32),
+            strides: [
+                self.source_stride(),
+                params,
+                self.rows_stride(self.layer.outputs),
+                params,
+            ],
+            lda: self.layer.inputs as u32,
+            offset_a: 0,
+            ldc: self.layer.outputs as u32,
+            offset_c: r0 as u32,
+        };
+        (variant, shape)
+    }
+
+    /// The weight gradient of block `(r0, r1)`, written or (`added`) added to the gradients:
+    /// M = r1 − r0, N = in, K = batch.
+    pub fn weight_gradient(
+        &self,
+        (r0, r1): (usize, usize),
+        added: bool,
+    ) -> (MatmulVariant, MatmulShape) {
+        let variant = if added {
+            WEIGHT_GRADIENT_ADDED
+        } else {
+            WEIGHT_GRADIENT
+        };
+        let shape = MatmulShape {
+            m: Extent::Fixed((r1 - r0) as u32),
+            n: Extent::Fixed(self.layer.inputs as u32),
+            k: Extent::Batch,
+            strides: [
+                self.rows_stride(self.layer.outputs),
+                self.source_stride(),
+                self.stride as u32,
+                0,
+            ],
+            lda: self.layer.outputs as u32,
+            offset_a: r0 as u32,
+            ldc: self.layer.inputs as u32,
+            offset_c: 0,
+        };
+        (variant, shape)
+    }
+
+    /// Block `b`'s share of the input gradient: M = batch, N = in, K = r1 − r0. The first block
+    /// writes δ_{i-1}, the others add to it, the last applies act'_{i-1}.
+    ///
+    /// # Panics
+    /// For the first layer, which has no input gradient.
+    pub fn input_gradient(&self, b: usize) -> (MatmulVariant, MatmulShape) {
+        let previous = self.previous.expect("a layer before this one");
+        let (r0, r1) = self.blocks[b];
+        let variant = MatmulVariant {
+            transpose_a: false,
+            transpose_b: false,
+            epilogue: match (b == 0, b + 1 == self.blocks.len()) {
+                (true, true) => Epilogue::ActivationGrad,
+                (true, false) => Epilogue::Plain,
+                (false, false) => Epilogue::Accumulate,
+                (false, true) => Epilogue::AccumulateActivationGrad,
+            },
+            activation: previous.activation,
+        };
+        let shape = MatmulShape {
+            m: Extent::Batch,
+            n: Extent::Fixed(self.layer.inputs as u32),
+            k: Extent::Fixed((r1 - r0) as u32),
+            strides: [
+                self.rows_stride(self.layer.outputs),
+                self.stride as u32,
+                self.rows_stride(self.layer.inputs),
+                self.rows_stride(self.layer.inputs),
+            ],
+            lda: self.layer.outputs as u32,
+            offset_a: r0 as u32,
+            ldc: self.layer.inputs as u32,
+            offset_c: 0,
+        };
+        (variant, shape)
+    }
+
+    /// The bias gradient, the column sums of δ_i.
+    pub fn bias_gradient(&self) -> ColumnsShape {
+        ColumnsShape {
+            cols: self.layer.outputs as u32,
+            stride_in: self.rows_stride(self.layer.outputs),
+            stride_out: self.stride as u32,
+        }
+    }
+
+    /// Each forward product as the tuner sees it (reading vec4s where every size and offset
+    /// allows, at the largest batch).
+    pub fn forward_products(&self) -> Vec<Product> {
+        self.blocks
+            .iter()
+            .map(|&block| {
+                let (variant, shape) = self.forward(block);
+                self.product(variant, &shape, false)
+            })
+            .collect()
+    }
+
+    /// Each backward product as the tuner sees it: the weight gradients, then the input
+    /// gradients.
+    pub fn backward_products(&self) -> Vec<Product> {
+        let weights = self.blocks.iter().map(|&block| {
+            let (variant, shape) = self.weight_gradient(block, false);
+            self.product(variant, &shape, true)
+        });
+        let inputs = (0..self.blocks.len())
+            .filter(|_| self.has_input_gradient())
+            .map(|b| {
+                let (variant, shape) = self.input_gradient(b);
+                self.product(variant, &shape, true)
+            });
+        weights.chain(inputs).collect()
+    }
+
+    /// `variant` over `shape` as the tuner sees it.
+    pub fn product(&self, variant: MatmulVariant, shape: &MatmulShape, training: bool) -> Product {
+        Product {
+            variant,
+            shape: shape.largest(self.max_batch),
+            vec4: shape.vec4(variant).operands,
+            models: self.models as usize,
+            training,
+        }
+    }
+
+    /// Rows `r0..r1` of the layer's weights (or their gradients) in `flat`, in every model.
+    pub fn weight_rows<'a>(
+        &self,
+        flat: &'a wgpu::Buffer,
+        (r0, r1): (usize, usize),
+    ) -> wgpu::BindingResource<'a> {
+        let inputs = self.layer.inputs as u64;
+        let len = (r1 - r0) as u64 * inputs;
+        range(
+            flat,
+            self.weight.offset + r0 as u64 * inputs,
+            (self.models - 1) * self.stride + len,
+        )
+    }
+
+    /// The layer's bias (or its gradient) in `flat`, in every model.
+    pub fn bias<'a>(&self, flat: &'a wgpu::Buffer) -> wgpu::BindingResource<'a> {
+        range(
+            flat,
+            self.bias.offset,
+            (self.models - 1) * self.stride + self.bias.len,
+        )
+    }
+}
+
+/// Blocks of rows `[r0, r1)` of a layer's weights, each of which (across every model, the
+/// models `before_last` elements apart) fits one storage binding and starts at an aligned
+/// offset: one block when the whole tensor fits. `None` when not even one row does.
+fn row_blocks(
+    layer: &Layer,
+    weight: &TensorSlice,
+    before_last: u64,
+    align: u64,
+    limits: &wgpu::Limits,
+) -> Option<Vec<(usize, usize)>> {
+    let binding = limits.max_storage_buffer_binding_size / 4;
+    let (rows, inputs) = (layer.outputs, layer.inputs as u64);
+    if before_last + weight.len <= binding {
+        return Some(vec![(0, rows)]);
+    }
+    let fitting = binding.checked_sub(before_last)? / inputs;
+    // Block starts must stay aligned: a multiple of align / gcd(inputs, align) rows.
+    let step = align / gcd(inputs, align);
+    let per_block = (fitting - fitting % step) as usize;
+    (per_block > 0).then(|| {
+        (0..rows)
+            .step_by(per_block)
+            .map(|r0| (r0, (r0 + per_block).min(rows)))
+            .collect()
+    })
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
