@@ -4,7 +4,7 @@
 
 use ndarray::{ArrayView1, ArrayViewMut1};
 
-use super::RowTarget;
+use super::row::RowTarget;
 use crate::activation::sigmoid;
 
 /// Its name on the command line and in checkpoints.

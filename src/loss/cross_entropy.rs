@@ -5,7 +5,7 @@
 
 use ndarray::{ArrayView1, ArrayViewMut1};
 
-use super::RowTarget;
+use super::row::RowTarget;
 
 /// Its name on the command line and in checkpoints.
 pub(super) const NAME: &str = "cross-entropy";

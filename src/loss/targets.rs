@@ -1,11 +1,6 @@
-//! What a loss compares the model's outputs with: targets, owned and borrowed, and a
-//! mini-batch of features with its targets.
+//! What a loss compares the model's outputs with: targets, owned and borrowed.
 
 use ndarray::{Array2, ArrayView2};
-
-use super::Loss;
-use crate::error::{Error, Result};
-use crate::model::ModelSpec;
 
 /// Training targets, owned.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,34 +36,4 @@ pub enum TargetsView<'a> {
     Dense(ArrayView2<'a, f32>),
     /// One class index per row.
     Classes(&'a [u32]),
-}
-
-/// One mini-batch: features `[rows, inputs]` and their targets.
-#[derive(Debug, Clone, Copy)]
-pub struct Batch<'a> {
-    /// `[rows, inputs]`.
-    pub features: ArrayView2<'a, f32>,
-    /// Targets for the same rows.
-    pub targets: TargetsView<'a>,
-}
-
-impl<'a> Batch<'a> {
-    /// A batch from features and targets.
-    pub fn new(features: ArrayView2<'a, f32>, targets: TargetsView<'a>) -> Self {
-        Self { features, targets }
-    }
-
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.features.nrows()
-    }
-
-    /// Checks the batch against the model's input and output widths and the loss.
-    pub fn check(&self, model: &ModelSpec, loss: Loss) -> Result<()> {
-        if self.rows() == 0 {
-            return Err(Error::EmptyBatch);
-        }
-        model.check_features(&self.features)?;
-        loss.check_targets(&self.targets, self.rows(), model.outputs())
-    }
 }

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::choices::{CheckFormat, TableFormat};
 use super::groups::*;
-use super::{CheckFormat, OptimizerArgs, TableFormat};
+use super::optimizer::OptimizerArgs;
 
 /// Flags of `downhill train`.
 #[derive(Args)]
@@ -68,7 +69,7 @@ pub struct CheckArgs {
     pub clip_norm: Option<f32>,
     /// Mini-batches per optimizer step (gradients accumulated over their rows); --steps counts
     /// optimizer steps.
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = super::mini_batches_per_step)]
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = super::choices::mini_batches_per_step)]
     pub accumulate: u64,
     #[command(flatten)]
     pub data: DataArgs,
@@ -191,7 +192,7 @@ pub struct BenchDevices {
         value_delimiter = ',',
         default_value = "auto"
     )]
-    pub devices: Vec<super::DeviceChoice>,
+    pub devices: Vec<super::choices::DeviceChoice>,
     #[command(flatten)]
     pub gpu: GpuArgs,
 }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{BackendChoice, DeviceChoice, OptimizerArgs, ResidencyChoice, TaskChoice};
+use super::choices::{BackendChoice, DeviceChoice, ResidencyChoice, TaskChoice};
+use super::optimizer::OptimizerArgs;
 
 /// Where data comes from (one of: --features with --targets, --data, --dataset).
 #[derive(Args, Clone, Default)]
@@ -258,7 +259,7 @@ pub struct RunArgs {
     pub batches: BatchArgs,
     /// Mini-batches per optimizer step, which steps with the gradient of the mean loss over all
     /// their rows (an epoch's last group may have fewer); steps count optimizer steps.
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = super::mini_batches_per_step)]
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = super::choices::mini_batches_per_step)]
     pub accumulate: u64,
     #[command(flatten)]
     pub residency: ResidencyArgs,

@@ -1,12 +1,14 @@
 //! The command line's flags: the commands, and the flag groups they share. Each command takes
 //! exactly the groups it uses, so no command accepts a flag that it ignores.
 
+mod choices;
 mod commands;
 mod groups;
 mod optimizer;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
+pub use choices::*;
 pub use commands::*;
 pub use groups::*;
 pub use optimizer::OptimizerArgs;
@@ -44,68 +46,4 @@ pub enum Command {
     LrFind(Box<LrFindArgs>),
     /// List every GPU adapter wgpu finds, with the limits that matter for training.
     Devices,
-}
-
-/// How a benchmark prints its results.
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TableFormat {
-    Table,
-    Json,
-    Csv,
-}
-
-/// How `check`, `sweep` and `eval` print their results.
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CheckFormat {
-    Table,
-    Json,
-}
-
-/// Where a command runs (`--device`).
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeviceChoice {
-    /// A hardware GPU when there is one, else the CPU engine (software adapters are slower).
-    Auto,
-    /// The best GPU adapter, a software one included, or an error.
-    Gpu,
-    /// The CPU reference engine.
-    Cpu,
-}
-
-/// The graphics API whose adapters are considered (`--backend`).
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendChoice {
-    Vulkan,
-    Metal,
-    Dx12,
-    Gl,
-}
-
-/// Where batches come from (`--residency`).
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ResidencyChoice {
-    Auto,
-    Resident,
-    Streamed,
-}
-
-/// What the targets are (`--task`).
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TaskChoice {
-    /// Classification when the targets are one column of few small non-negative integers (or
-    /// an integer file), regression otherwise.
-    Auto,
-    /// Class labels: one column of non-negative integers.
-    Classification,
-    /// Values, even when they are whole numbers.
-    Regression,
-}
-
-/// `--accumulate K`: a count of mini-batches per optimizer step, at least 1.
-fn mini_batches_per_step(value: &str) -> Result<u64, String> {
-    match value.parse::<u64>() {
-        Ok(0) => Err("0 mini-batches make no step; give at least 1".into()),
-        Ok(k) => Ok(k),
-        Err(_) => Err(format!("`{value}` is not a whole number of mini-batches")),
-    }
 }
