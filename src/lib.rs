@@ -53,7 +53,7 @@ pub use compare::{Tolerance, Worst, worst_difference};
 pub use cpu::CpuEngine;
 pub use engine::{Engine, Member, PackSetup, Setup};
 pub use error::{Error, Result};
-pub use gpu::{AdapterRequest, GpuContext, GpuEngine, GpuPack};
+pub use gpu::{AdapterRequest, GpuContext, GpuEngine};
 pub use loss::{Batch, Loss, Targets, TargetsView};
 pub use model::{Activation, Layer, LayerParameters, ModelSpec, NamedTensor, Parameters};
 pub use optim::Optimizer;

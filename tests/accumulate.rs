@@ -191,6 +191,16 @@ fn gradients_accumulate_then_apply_on_both_engines() {
                 .unwrap();
         }
         assert_eq!(grouped.steps(), 0, "no update before apply_update");
+        let last = &parts[2];
+        let last_alone = CpuEngine::new(setup.clone(), &init)
+            .unwrap()
+            .evaluate(&Batch::new(last.features.view(), last.targets.view()))
+            .unwrap()[0]
+            .loss() as f32;
+        assert!(
+            Tolerance::default().allows(grouped.last_loss().unwrap(), last_alone),
+            "the last mini-batch's loss is known before the update"
+        );
         let what = format!("gpu={on_gpu}");
         let gradients = grouped.gradients(0).unwrap();
         assert_close(

@@ -3,7 +3,7 @@
 //! failing half-built.
 
 use super::buffers::FlatLayout;
-use super::pack::LayerBuffers;
+use super::engine::LayerBuffers;
 use super::units::mib;
 use crate::engine::PackSetup;
 use crate::error::{Error, Result};

@@ -8,7 +8,6 @@ mod engine;
 mod gemm;
 mod memory;
 mod ops;
-mod pack;
 mod profile;
 mod progress;
 #[cfg(test)]
@@ -26,6 +25,5 @@ pub use memory::MemoryEstimate;
 pub use ops::dispatch::KernelKind;
 pub use ops::matmul::tuning::Tuning;
 pub use ops::matmul::{Epilogue, MatmulTile, MatmulVariant};
-pub use pack::GpuPack;
 pub use progress::{Cancel, OnProgress, Progress};
 pub use units::mib;

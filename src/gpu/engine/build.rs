@@ -1,7 +1,7 @@
 //! Building a GPU pack: the layout of its models' tensors, its layers, its buffers, the tiles
 //! of its products (tuned together), and the dispatches of a step, recorded once.
 
-use super::GpuPack;
+use super::GpuEngine;
 use super::buffers::Buffers;
 use super::dense::DenseLayer;
 use super::plan::Plan;
@@ -11,8 +11,8 @@ use crate::gpu::buffers::FlatLayout;
 use crate::gpu::context::GpuContext;
 use crate::gpu::profile::Profiling;
 
-impl GpuPack {
-    /// Builds the pack (see [`GpuPack::new`], which checks its size first).
+impl GpuEngine {
+    /// Builds the pack (see [`GpuEngine::new`], which checks its size first).
     pub(super) fn build(ctx: &GpuContext, setup: PackSetup, max_batch: usize) -> Result<Self> {
         let models = setup.members.len();
         let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment);
@@ -39,6 +39,7 @@ impl GpuPack {
             resident: None,
             profiling: Profiling::default(),
             steps: 0,
+            trained: false,
             setup,
         };
         pack.record_update();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::GpuPack;
+use super::GpuEngine;
 use crate::accumulate::Part;
 use crate::compare::{Tolerance, worst_difference};
 use crate::data::Dataset;
@@ -20,7 +20,7 @@ fn model() -> ModelSpec {
         .expect("a valid model")
 }
 
-fn pack(loss: crate::loss::Loss, optimizer: Optimizer, clip: Option<f32>) -> GpuPack {
+fn pack(loss: crate::loss::Loss, optimizer: Optimizer, clip: Option<f32>) -> GpuEngine {
     let model = model();
     let setup = PackSetup {
         members: vec![crate::engine::Member {
@@ -30,7 +30,7 @@ fn pack(loss: crate::loss::Loss, optimizer: Optimizer, clip: Option<f32>) -> Gpu
         model,
         loss,
     };
-    let mut pack = GpuPack::pack(&context(), setup, 37).expect("a pack");
+    let mut pack = GpuEngine::pack(&context(), setup, 37).expect("a pack");
     pack.set_clip_norm(clip).expect("a valid norm");
     pack
 }

@@ -3,14 +3,14 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::GpuPack;
+use super::GpuEngine;
 use crate::engine::check_model;
 use crate::engine::{OptimizerState, check_optimizer_state};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::model::Parameters;
 
-impl GpuPack {
+impl GpuEngine {
     /// The maximum number of rows per batch this pack was built for.
     pub fn max_batch(&self) -> usize {
         self.max_batch

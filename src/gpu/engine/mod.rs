@@ -1,5 +1,5 @@
-//! The GPU engine's core: K models of one architecture trained side by side (K = 1 for
-//! [`super::GpuEngine`]). Parameters, gradients and optimizer state stay in GPU buffers for the
+//! The GPU engine: K ≥ 1 models of one architecture trained side by side (a single model is an
+//! engine of one). Parameters, gradients and optimizer state stay in GPU buffers for the
 //! whole run, model after model in one flat buffer each. Every buffer, bind group and pipeline
 //! is created once; a step uploads the batch, records forward, loss, backward and the fused
 //! optimizer update into one command buffer and submits it once, without waiting for it. Each
@@ -55,8 +55,8 @@ mod tests;
 mod update;
 
 /// Trains K models of one architecture side by side on a GPU through wgpu (see the module
-/// documentation); [`super::GpuEngine`] is a pack of one.
-pub struct GpuPack {
+/// documentation).
+pub struct GpuEngine {
     ctx: GpuContext,
     setup: PackSetup,
     models: usize,
@@ -79,11 +79,14 @@ pub struct GpuPack {
     /// Timestamp queries, when turned on.
     profiling: Profiling,
     steps: u64,
+    /// Whether a mini-batch has run, so that a last loss exists (before any update, with
+    /// gradients being accumulated).
+    trained: bool,
 }
 
-impl std::fmt::Debug for GpuPack {
+impl std::fmt::Debug for GpuEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuPack")
+        f.debug_struct("GpuEngine")
             .field("adapter", &self.ctx.describe())
             .field("model", &self.setup.model)
             .field("models", &self.models)
@@ -100,7 +103,7 @@ struct Resident {
     gather: Dispatch,
 }
 
-impl GpuPack {
+impl GpuEngine {
     /// A pack on `ctx` training `setup`'s members side by side, for batches of at most
     /// `max_batch` rows. Fails with a message naming the tensor when a buffer would exceed the
     /// device's limits.
@@ -144,5 +147,19 @@ impl GpuPack {
         ctx.scoped("creating the GPU engine's buffers and kernels", || {
             Self::build(ctx, setup, max_batch)
         })
+    }
+}
+
+impl GpuEngine {
+    /// An engine on `ctx` training one model, `setup.model`, from `params`, for batches of at
+    /// most `max_batch` rows. Fails with a message naming the tensor when a buffer would exceed
+    /// the device's limits.
+    pub fn new(
+        ctx: &GpuContext,
+        setup: Setup,
+        params: &Parameters,
+        max_batch: usize,
+    ) -> Result<Self> {
+        Self::pack(ctx, PackSetup::one(setup, params), max_batch)
     }
 }

@@ -1,12 +1,12 @@
 //! The fused optimizer update over the models that are not frozen, in chunks that fit a
 //! binding, and clipping by global norm over gradients too large for one binding.
 
-use super::GpuPack;
+use super::GpuEngine;
 use crate::error::Result;
 use crate::gpu::ops::binding::range;
 use crate::gpu::ops::dispatch::Dispatch;
 
-impl GpuPack {
+impl GpuEngine {
     /// The optimizer's chunks: `(first model, models, start element, elements per model)` for
     /// each run of consecutive models that are not frozen, in as many models per binding as fit
     /// (or, for a model larger than a binding, a binding's worth of it at a time).
@@ -46,7 +46,7 @@ impl GpuPack {
     }
 
     /// Records the fused optimizer update over the models that are not frozen (see
-    /// [`GpuPack::update_chunks`]). Called once, and again whenever a model is frozen.
+    /// [`GpuEngine::update_chunks`]). Called once, and again whenever a model is frozen.
     pub(super) fn record_update(&mut self) {
         let (optimizer, buffers) = (&self.setup.members[0].optimizer, &self.buffers);
         let mut update = Vec::new();

@@ -1,12 +1,12 @@
 //! Timing a pack's steps on the device: launches per step, timestamp queries around the step
 //! or around every launch, read back on request.
 
-use super::GpuPack;
+use super::GpuEngine;
 use crate::error::Result;
 use crate::gpu::ops::dispatch::KernelKind;
 use crate::gpu::profile::{Profile, Timing};
 
-impl GpuPack {
+impl GpuEngine {
     /// Kernel launches in one training step (with clipping when it is on; without the gather of
     /// resident data).
     pub fn dispatches_per_step(&self) -> usize {
@@ -30,7 +30,7 @@ impl GpuPack {
 
     /// Records the next step (by [`Engine::step`](crate::engine::Engine::step) or
     /// [`Engine::step_resident`](crate::engine::Engine::step_resident)) with every kernel launch in a
-    /// pass of its own between two timestamps, for [`GpuPack::take_profile`];
+    /// pass of its own between two timestamps, for [`GpuEngine::take_profile`];
     /// `false` when the device has no timestamp queries. The step itself is a real one; only
     /// its recording differs.
     pub fn profile_next_step(&mut self) -> bool {

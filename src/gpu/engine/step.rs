@@ -3,7 +3,7 @@
 
 use ndarray::ArrayView2;
 
-use super::GpuPack;
+use super::GpuEngine;
 use crate::accumulate::Part;
 use crate::engine::Metrics;
 use crate::engine::check_model;
@@ -15,7 +15,7 @@ use crate::gpu::profile::PROFILE_CAPACITY;
 use crate::loss::{Batch, TargetsView};
 use crate::model::Parameters;
 
-impl GpuPack {
+impl GpuEngine {
     /// Rewrites the shape uniforms when the batch's row count or target kind changed, for a
     /// batch that is a group of its own.
     pub(super) fn prepare_shapes(&mut self, rows: u32, class_targets: bool) {
@@ -57,7 +57,7 @@ impl GpuPack {
     /// [`Part::whole`] makes this an ordinary training step
     /// ([`Engine::step`](crate::engine::Engine::step)), bit for bit.
     /// Fails with [`Error::Usage`] when `part.group_rows` is below the batch's rows.
-    pub fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
+    pub(super) fn accumulate_batch(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
         batch.check(&self.setup.model, self.setup.loss)?;
         let rows = self.check_rows(batch.rows())?;
         part.check(batch.rows())?;
@@ -66,10 +66,10 @@ impl GpuPack {
         self.train_step(rows, class_targets, false, part)
     }
 
-    /// [`GpuPack::accumulate`] on the rows `indices` of the dataset kept on the device by
-    /// [`Pack::load_resident`](crate::pack::Pack::load_resident), gathered there in the same
+    /// [`Engine::accumulate`](crate::engine::Engine::accumulate) on the rows `indices` of the dataset kept on the device by
+    /// [`Engine::load_resident`](crate::engine::Engine::load_resident), gathered there in the same
     /// submit.
-    pub fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
+    pub(super) fn accumulate_gathered(&mut self, indices: &[u32], part: Part) -> Result<()> {
         let resident = self.resident.as_ref().ok_or_else(|| {
             Error::Usage("step_resident needs a dataset: call load_resident first".into())
         })?;
@@ -102,8 +102,8 @@ impl GpuPack {
     /// norm when it is on, `g ← g · min(1, max_norm / (‖g‖₂ + 1e-6))`, then
     /// `θ ← update(θ, g)` for every model that is not frozen; the step count rises by one. For a
     /// caller that accumulated a group with `last = false` and then changed the gradients
-    /// itself (summed them across devices, say, through [`GpuPack::set_gradients`]).
-    pub fn apply_update(&mut self) -> Result<()> {
+    /// itself (summed them across devices, say, through [`Engine::set_gradients`](crate::engine::Engine::set_gradients)).
+    pub(super) fn update_now(&mut self) -> Result<()> {
         self.write_coefficients();
         let clip = self.clip_dispatches();
         self.submit(&[clip, &self.plan.update], 0);
@@ -112,9 +112,9 @@ impl GpuPack {
     }
 
     /// Replaces model `k`'s gradients, the inverse of
-    /// [`Pack::gradients`](crate::pack::Pack::gradients): the next [`GpuPack::apply_update`] (or
+    /// [`Engine::gradients`](crate::engine::Engine::gradients): the next [`Engine::apply_update`](crate::engine::Engine::apply_update) (or
     /// a batch accumulated with `first = false`) starts from them.
-    pub fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
+    pub(super) fn write_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
         check_model(k, self.models)?;
         gradients.check_shapes(&self.setup.model)?;
         let flat = self.layout.pack(gradients);
@@ -156,7 +156,7 @@ impl GpuPack {
 
     /// Records and submits `part` of a group on the batch now in the input buffers (or, with
     /// `gathered`, on the rows the gather dispatch will copy there first): see
-    /// [`GpuPack::accumulate`].
+    /// [`Engine::accumulate`](crate::engine::Engine::accumulate).
     fn train_step(
         &mut self,
         rows: u32,
@@ -166,6 +166,7 @@ impl GpuPack {
     ) -> Result<()> {
         self.uniforms
             .prepare(&self.ctx.queue, rows, class_targets, part.group_rows);
+        self.trained = true;
         if part.last {
             self.write_coefficients();
         }

@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView2};
 
 use super::*;
 
-impl Engine for GpuPack {
+impl Engine for GpuEngine {
     fn describe(&self) -> String {
         format!("gpu: {}", self.ctx.describe())
     }
@@ -18,15 +18,15 @@ impl Engine for GpuPack {
     }
 
     fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
-        GpuPack::accumulate(self, batch, part)
+        self.accumulate_batch(batch, part)
     }
 
     fn apply_update(&mut self) -> Result<()> {
-        GpuPack::apply_update(self)
+        self.update_now()
     }
 
     fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
-        GpuPack::set_gradients(self, k, gradients)
+        self.write_gradients(k, gradients)
     }
 
     fn predict(&mut self, k: usize, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
@@ -46,7 +46,7 @@ impl Engine for GpuPack {
     }
 
     fn last_losses(&mut self) -> Result<Vec<f32>> {
-        if self.steps == 0 {
+        if self.steps == 0 && !self.trained {
             return Err(Error::NoStepYet);
         }
         let bytes = METRICS_WORDS * 4 * self.models as u64;
@@ -234,6 +234,6 @@ impl Engine for GpuPack {
     }
 
     fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
-        GpuPack::accumulate_resident(self, indices, part)
+        self.accumulate_gathered(indices, part)
     }
 }
