@@ -305,7 +305,8 @@ pub trait Engine {
     fn set_clip_norm(&mut self, max_norm: Option<f32>) -> Result<()>;
 
     /// Stops updating model `k`: its parameters and optimizer state stay as they are, the
-    /// others go on.
+    /// others go on. What a frozen model's later mini-batches report (its loss, gradients and
+    /// metrics) is left to the engine: the CPU skips it, the GPU computes it with the others.
     fn freeze(&mut self, k: usize) -> Result<()>;
 
     /// Each model's training metrics accumulated since the last call (over the mini-batches'

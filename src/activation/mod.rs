@@ -2,9 +2,9 @@
 //!
 //! Each activation's file holds its name, `f` and `f'` for the CPU engine, and its WGSL beside
 //! it (`NAME_activate(z)` and `NAME_grad(z)`, the same arithmetic). The GPU kernels that fuse an
-//! activation (the matrix product's epilogues, the loss) are compiled with [`wgsl`]: every
+//! activation (the matrix product's epilogues, the loss) are compiled with `wgsl()`: every
 //! activation's WGSL and `activate(z)` / `activate_grad(z)` dispatching on the `ACTIVATION`
-//! override, which [`Activation::kernel_constants`] sets per pipeline.
+//! override, which `Activation::kernel_constants` sets per pipeline.
 //!
 //! Adding an activation touches its own two files (`src/activation/NAME.rs`, `NAME.wgsl`) and
 //! this one: its `mod`, its variant, and its arms below.
@@ -44,14 +44,19 @@ pub enum Activation {
     Gelu,
 }
 
-/// Every activation's name and WGSL, in the order of their `ACTIVATION` override values.
-const KERNELS: [(&str, &str); 6] = [
-    (identity::NAME, identity::WGSL),
-    (relu::NAME, relu::WGSL),
-    (leaky_relu::NAME, leaky_relu::WGSL),
-    (sigmoid::NAME, sigmoid::WGSL),
-    (tanh::NAME, tanh::WGSL),
-    (gelu::NAME, gelu::WGSL),
+/// Every activation (with its default parameters), its name and its WGSL, in the order of their
+/// `ACTIVATION` override values.
+const KERNELS: [(Activation, &str, &str); 6] = [
+    (Activation::Identity, identity::NAME, identity::WGSL),
+    (Activation::Relu, relu::NAME, relu::WGSL),
+    (
+        Activation::LeakyRelu { slope: 0.01 },
+        leaky_relu::NAME,
+        leaky_relu::WGSL,
+    ),
+    (Activation::Sigmoid, sigmoid::NAME, sigmoid::WGSL),
+    (Activation::Tanh, tanh::NAME, tanh::WGSL),
+    (Activation::Gelu, gelu::NAME, gelu::WGSL),
 ];
 
 impl Activation {
@@ -81,14 +86,10 @@ impl Activation {
 
     /// Its place in [`KERNELS`]: the `ACTIVATION` override value that picks it.
     fn index(self) -> usize {
-        match self {
-            Activation::Identity => 0,
-            Activation::Relu => 1,
-            Activation::LeakyRelu { .. } => 2,
-            Activation::Sigmoid => 3,
-            Activation::Tanh => 4,
-            Activation::Gelu => 5,
-        }
+        KERNELS
+            .iter()
+            .position(|(a, _, _)| std::mem::discriminant(a) == std::mem::discriminant(&self))
+            .expect("every activation is listed")
     }
 
     /// The override constants that specialise [`wgsl`] to this activation: `ACTIVATION`, and
@@ -105,7 +106,7 @@ impl Activation {
     pub fn name(self) -> String {
         match self {
             Activation::LeakyRelu { slope } => format!("{}({slope})", leaky_relu::NAME),
-            other => KERNELS[other.index()].0.to_string(),
+            other => KERNELS[other.index()].1.to_string(),
         }
     }
 }
@@ -117,16 +118,8 @@ impl std::str::FromStr for Activation {
     /// `leaky_relu(0.2)`, `sigmoid`, `tanh`, `gelu`.
     fn from_str(text: &str) -> Result<Self> {
         let text = text.trim();
-        let all = [
-            Activation::Identity,
-            Activation::Relu,
-            Activation::LeakyRelu { slope: 0.01 },
-            Activation::Sigmoid,
-            Activation::Tanh,
-            Activation::Gelu,
-        ];
-        if let Some(&found) = all.iter().find(|a| KERNELS[a.index()].0 == text) {
-            return Ok(found);
+        if let Some((found, _, _)) = KERNELS.iter().find(|(_, name, _)| *name == text) {
+            return Ok(*found);
         }
         if matches!(text, "linear" | "none") {
             return Ok(Activation::Identity);
@@ -138,8 +131,16 @@ impl std::str::FromStr for Activation {
             .filter(|s| s.is_finite())
             .map(|slope| Activation::LeakyRelu { slope })
             .ok_or_else(|| {
-                let mut names: Vec<&str> = KERNELS.iter().map(|(name, _)| *name).collect();
-                names.insert(3, "leaky_relu(SLOPE)");
+                // Each name, and the leaky rectifier's with its slope beside its own.
+                let names: Vec<String> = KERNELS
+                    .iter()
+                    .flat_map(|(a, name, _)| match a {
+                        Activation::LeakyRelu { .. } => {
+                            vec![name.to_string(), format!("{name}(SLOPE)")]
+                        }
+                        _ => vec![name.to_string()],
+                    })
+                    .collect();
                 Error::InvalidModel(format!(
                     "unknown activation `{text}`; expected one of {}",
                     names.join(", ")
@@ -154,7 +155,7 @@ pub(crate) fn wgsl() -> &'static str {
     static SOURCE: OnceLock<String> = OnceLock::new();
     SOURCE.get_or_init(|| {
         let mut source = String::from(include_str!("common.wgsl"));
-        for (_, wgsl) in KERNELS {
+        for (_, _, wgsl) in KERNELS {
             source.push('\n');
             source.push_str(wgsl);
         }
@@ -165,7 +166,7 @@ pub(crate) fn wgsl() -> &'static str {
             source.push_str(&format!(
                 "\nfn {function}(z: f32) -> f32 {{\n    switch ACTIVATION {{\n"
             ));
-            for (index, (name, _)) in KERNELS.iter().enumerate() {
+            for (index, (_, name, _)) in KERNELS.iter().enumerate() {
                 source.push_str(&format!(
                     "        case {index}u: {{ return {name}_{suffix}(z); }}\n"
                 ));

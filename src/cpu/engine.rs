@@ -97,7 +97,7 @@ impl CpuEngine {
         })
     }
 
-    /// The model, loss and optimizer every model shares the architecture and loss of.
+    /// Model 0's setup, whose architecture and loss every model shares.
     fn first(&self) -> &Setup {
         &self.setups[0]
     }

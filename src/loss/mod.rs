@@ -5,7 +5,7 @@
 //! Each loss's file holds its name, its normaliser, one row's loss and gradient and its
 //! accuracy rule for the CPU engine, and its WGSL beside it (`NAME_row(b, base)`, which writes
 //! the row's gradient and returns its loss, and `NAME_correct(b, base)`, the same arithmetic).
-//! The GPU loss kernel (`src/gpu/ops/loss.rs`) is compiled with [`wgsl`]: every loss's WGSL
+//! The GPU loss kernel (`src/gpu/ops/loss.rs`) is compiled with `wgsl()`: every loss's WGSL
 //! and `loss_row` / `loss_correct` dispatching on the `LOSS` override.
 //!
 //! Adding a loss touches its own two files (`src/loss/NAME.rs`, `NAME.wgsl`) and `kind.rs`: its

@@ -18,13 +18,13 @@
 //! - `X.wgsl`: its `update` function, which `src/gpu/ops/optimizer.wgsl` (the kernel's skeleton,
 //!   saying what the function and its bindings must be) completes into the fused kernel. Like
 //!   every kernel it has no loop that could run forever and divides integers only by nonzero
-//!   constants (see the shader module's safety note in `src/gpu/kernels.rs`).
+//!   constants (see the safety note of `module` in `src/gpu/ops/shader.rs`).
 //!
 //! Besides those it edits one file, this one: `mod X;` and its `pub use`, the [`Optimizer`]
 //! variant, and its line in each of the three lists of the dispatch (`Optimizer::all`,
 //! `Optimizer::rule` and `Optimizer::rule_mut`). Only a hyperparameter that no optimizer had
 //! before takes more: its field in [`Hyperparameters`] and its line in
-//! [`Hyperparameters::given`] (this file again), and the command line's optimizer flag group,
+//! [`Hyperparameters::given`] (`hyperparameters.rs`) and in this file's tests, and the command line's optimizer flag group,
 //! `src/cli/args/optimizer.rs` (its flag, and its line in `OptimizerArgs::hyperparameters`).
 //! That file's help texts name the optimizers that read each flag (`--eps` lists five), so a
 //! new optimizer reading a hyperparameter that others have may add its name there too: words

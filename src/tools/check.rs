@@ -15,7 +15,7 @@ use crate::engine::{Engine, Metrics, OptimizerState, Setup};
 use crate::error::{Error, Result};
 use crate::loss::Batch;
 use crate::model::Parameters;
-use crate::train::{Silent, TrainConfig, TrainData, train};
+use crate::train::{Silent, TrainConfig, TrainData, run};
 
 /// The largest disagreement in one quantity at one step.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +41,7 @@ pub struct Difference {
 pub struct CheckStep {
     /// Step number, from 1.
     pub step: u64,
-    /// The batch loss.
+    /// The loss of the step's (last) mini-batch.
     pub loss: Difference,
     /// The gradients of the step (before clipping).
     pub gradients: Difference,
@@ -138,7 +138,9 @@ pub fn check(
         tolerance,
         steps: vec![Vec::new(); models],
     };
-    train(&mut both, data, None, config, None, &mut Silent)?;
+    // A model whose loss stops being finite is reported, not an error: the check goes on
+    // comparing it (the lock step never freezes a model) until every model has diverged.
+    run(&mut both, data, None, config, None, &mut Silent, true)?;
     Ok(both
         .steps
         .into_iter()
@@ -275,9 +277,10 @@ impl Engine for Lockstep<'_> {
         self.reference.set_clip_norm(max_norm)
     }
 
+    /// Keeps both engines stepping model `k`, so that its steps are still compared: a check
+    /// reports a divergence rather than hiding it.
     fn freeze(&mut self, k: usize) -> Result<()> {
-        self.tested.freeze(k)?;
-        self.reference.freeze(k)
+        crate::engine::check_model(k, self.tested.models())
     }
 
     fn take_metrics(&mut self) -> Result<Vec<Metrics>> {

@@ -29,6 +29,7 @@ impl TrainData {
         }
     }
 
+    /// The rows as the scheduler reads them.
     pub(crate) fn source(&self) -> Arc<dyn Source> {
         match self {
             TrainData::Memory(d) => Arc::clone(d) as Arc<dyn Source>,
@@ -57,9 +58,9 @@ pub struct CheckpointPlan {
     pub every_steps: u64,
     /// Feature statistics to record with the model.
     pub standardizer: Option<Standardizer>,
-    /// Target statistics to record with the model (see [`ModelCheckpoint::target_standardizer`]).
+    /// Target statistics to record with the model (see [`ModelCheckpoint::target_standardizer`](crate::checkpoint::ModelCheckpoint::target_standardizer)).
     pub target_standardizer: Option<Standardizer>,
-    /// The command-line flags to record in each state (see [`TrainingState::run_flags`]).
+    /// The command-line flags to record in each state (see [`TrainingState::run_flags`](crate::checkpoint::TrainingState::run_flags)).
     pub run_flags: Option<Vec<String>>,
 }
 
@@ -96,7 +97,7 @@ pub struct TrainConfig {
     /// Training-state checkpoints.
     pub checkpoint: Option<CheckpointPlan>,
     /// Stop as diverged when a mean training loss read back exceeds this many times the larger of
-    /// 1 and the loss before the first step of this run (measured on up to [`REFERENCE_ROWS`]
+    /// 1 and the loss before the first step of this run (measured on up to [`REFERENCE_ROWS`](crate::train::REFERENCE_ROWS)
     /// training rows; after a resume, at the resumed parameters): a loss that grows by orders of
     /// magnitude without becoming infinite. `None` checks only for NaN and infinity.
     pub divergence_threshold: Option<f64>,

@@ -17,16 +17,9 @@ use crate::engine::{Engine, Metrics};
 use crate::error::{Error, Result};
 use crate::loss::Batch;
 
-/// Refuses what only a run of one model does (early stopping, training states, resume) for an
-/// engine of `models` models.
-pub(crate) fn check_single_model_options(
-    config: &TrainConfig,
-    resume: bool,
-    models: usize,
-) -> Result<()> {
-    if models == 1 {
-        return Ok(());
-    }
+/// Refuses what only a run of one model does (early stopping, training states, resume): for an
+/// engine of several models, and for every sweep.
+pub(crate) fn refuse_single_run_options(config: &TrainConfig, resume: bool) -> Result<()> {
     if config.early_stopping.is_some() {
         return Err(Error::Usage(
             "a sweep trains every model for the whole run; early stopping is for a single run \
@@ -71,7 +64,9 @@ pub(crate) fn run(
     freeze_alone: bool,
 ) -> Result<TrainReport> {
     let models = engine.models();
-    check_single_model_options(config, resume.is_some(), models)?;
+    if models > 1 {
+        refuse_single_run_options(config, resume.is_some())?;
+    }
     let setups: Vec<_> = (0..models).map(|k| engine.setup(k)).collect();
     // Refuse data that does not fit the model before any work (so that falling back from resident
     // to streamed data below can only be about the device's capacity).

@@ -7,7 +7,7 @@
 
 use super::config::{TrainConfig, TrainData};
 use super::report::{ModelRun, Observer, Stop};
-use super::run::{check_single_model_options, run};
+use super::run::{refuse_single_run_options, run};
 use crate::data::Dataset;
 use crate::engine::{Engine, Member};
 use crate::error::{Error, Result};
@@ -159,8 +159,7 @@ pub fn sweep(
     config: &TrainConfig,
     observer: &mut dyn Observer,
 ) -> Result<SweepReport> {
-    // As for many models, whatever the number: a sweep is never resumable.
-    check_single_model_options(config, false, usize::MAX)?;
+    refuse_single_run_options(config, false)?;
     let report = run(engine, data, val, config, None, observer, true)?;
     let best = report
         .models

@@ -12,7 +12,7 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::profile::Profiling;
 
 impl GpuEngine {
-    /// Builds the pack (see [`GpuEngine::new`], which checks its size first).
+    /// Builds the engine (see [`GpuEngine::pack`], which checks its size first).
     pub(super) fn build(ctx: &GpuContext, setup: PackSetup, max_batch: usize) -> Result<Self> {
         let models = setup.members.len();
         let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment);

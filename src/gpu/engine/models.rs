@@ -26,6 +26,7 @@ impl GpuEngine {
         k as u64 * self.layout.total
     }
 
+    /// Queues the upload of model `k`'s parameters into the flat parameter buffer.
     pub(super) fn write_parameters(&self, k: usize, params: &Parameters) {
         let flat = self.layout.pack(params);
         self.ctx.queue.write_buffer(
@@ -52,6 +53,7 @@ impl GpuEngine {
         Ok(self.layout.unpack(&flat, &self.setup.model))
     }
 
+    /// Refuses an empty batch, or one larger than the engine was built for.
     pub(super) fn check_rows(&self, rows: usize) -> Result<u32> {
         if rows == 0 {
             return Err(Error::EmptyBatch);

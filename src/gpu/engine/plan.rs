@@ -347,7 +347,8 @@ impl<'a> Recorder<'a> {
     }
 
     /// Clipping by global norm over (the first binding's worth of) the `models` models' flat
-    /// gradients; run only when clipping is on, and refused there for larger packs.
+    /// gradients; run only when clipping is on (gradients larger than a binding are clipped in
+    /// chunks instead: `update.rs`).
     fn clip(&self, layout: &FlatLayout, models: u64) -> Dispatch {
         let binding = self.ctx.limits().max_storage_buffer_binding_size / 4;
         let len = (models * layout.total).min(binding);

@@ -71,7 +71,9 @@ impl GpuEngine {
     /// submit.
     pub(super) fn accumulate_gathered(&mut self, indices: &[u32], part: Part) -> Result<()> {
         let resident = self.resident.as_ref().ok_or_else(|| {
-            Error::Usage("step_resident needs a dataset: call load_resident first".into())
+            Error::Usage(
+                "training on resident rows needs a dataset: call load_resident first".into(),
+            )
         })?;
         if let Some(&bad) = indices.iter().find(|&&i| i as usize >= resident.rows) {
             return Err(Error::Usage(format!(
