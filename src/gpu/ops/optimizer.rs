@@ -127,39 +127,28 @@ impl OptimizerOp {
     }
 }
 
-/// Every kind of optimizer with every option that adds state on.
+/// Every optimizer ([`Optimizer::all`]) with every option that adds state or arithmetic on:
+/// momentum (Nesterov's for SGD), AMSGrad, the centered variant, weight decay, learning-rate
+/// decay and a nonzero starting accumulator, for those that read them.
 #[cfg(test)]
 pub(crate) fn every_kind() -> Vec<Optimizer> {
-    use crate::optim::{Adadelta, Adagrad, Adam, AdamW, RmsProp, Sgd};
-    vec![
-        Optimizer::Sgd(Sgd {
-            lr: 0.1,
-            momentum: 0.9,
-            nesterov: true,
-            weight_decay: 0.01,
-            ..Sgd::default()
-        }),
-        Optimizer::Adam(Adam {
-            amsgrad: true,
-            weight_decay: 0.01,
-            ..Adam::default()
-        }),
-        Optimizer::AdamW(AdamW {
-            amsgrad: true,
-            ..AdamW::default()
-        }),
-        Optimizer::RmsProp(RmsProp {
-            momentum: 0.5,
-            centered: true,
-            ..RmsProp::default()
-        }),
-        Optimizer::Adagrad(Adagrad {
-            lr_decay: 0.01,
-            initial_accumulator_value: 0.1,
-            ..Adagrad::default()
-        }),
-        Optimizer::Adadelta(Adadelta::default()),
-    ]
+    let everything = crate::optim::Hyperparameters {
+        momentum: Some(0.5),
+        nesterov: Some(true),
+        amsgrad: Some(true),
+        centered: Some(true),
+        weight_decay: Some(0.01),
+        lr_decay: Some(0.01),
+        initial_accumulator_value: Some(0.1),
+        ..Default::default()
+    };
+    Optimizer::all()
+        .iter()
+        .map(|o| {
+            o.with_hyperparameters(&everything)
+                .expect("valid hyperparameters")
+        })
+        .collect()
 }
 
 #[cfg(test)]
