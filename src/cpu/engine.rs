@@ -54,12 +54,18 @@ impl CpuEngine {
     pub fn pack(setup: &PackSetup) -> Result<Self> {
         setup.validate()?;
         let count = setup.members.len() as u64;
-        let slots = setup.members[0].optimizer.state_slots();
-        let copy = crate::host_memory::parameter_bytes(&setup.model).saturating_mul(count);
+        let one = crate::host_memory::parameter_bytes(&setup.model);
+        let copy = one.saturating_mul(count);
+        // Each model keeps the state slots its own hyperparameters use.
+        let slots: u64 = setup
+            .members
+            .iter()
+            .map(|m| m.optimizer.state_slots().len() as u64)
+            .sum();
         crate::host_memory::check(&[
             ("parameters", copy),
             ("gradients", copy),
-            ("optimizer state", copy.saturating_mul(slots.len() as u64)),
+            ("optimizer state", one.saturating_mul(slots)),
         ])?;
         let models = setup
             .members

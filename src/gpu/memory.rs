@@ -45,10 +45,15 @@ impl MemoryEstimate {
         let layout = FlatLayout::new(model, align_bytes);
         let models = setup.members.len() as u64;
         let flat = 4 * models * layout.total;
+        // A state buffer for every slot any member uses (a sweep over momentum 0 and 0.9 keeps
+        // SGD's momentum buffer for all of them).
         let slots = setup
             .members
-            .first()
-            .map_or(0, |m| m.optimizer.state_slots().len()) as u64;
+            .iter()
+            .flat_map(|m| m.optimizer.state_slots())
+            .map(|slot| slot.index)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as u64;
         let batch = max_batch as u64;
         let widths: u64 = model.layers().iter().map(|l| l.outputs as u64).sum();
         let (inputs, outputs) = (model.inputs() as u64, model.outputs() as u64);
