@@ -213,6 +213,32 @@ impl Parameters {
         out
     }
 
+    /// Every tensor's values in row-major order, in [`Parameters::named_tensors`] order:
+    /// borrowed where the tensor is laid out so, else copied.
+    pub fn tensor_values(&self) -> Vec<std::borrow::Cow<'_, [f32]>> {
+        use std::borrow::Cow;
+        let mut out = Vec::with_capacity(2 * self.layers.len());
+        for layer in &self.layers {
+            out.push(match layer.weight.as_slice() {
+                Some(slice) => Cow::Borrowed(slice),
+                None => Cow::Owned(layer.weight.iter().copied().collect()),
+            });
+            out.push(match layer.bias.as_slice() {
+                Some(slice) => Cow::Borrowed(slice),
+                None => Cow::Owned(layer.bias.iter().copied().collect()),
+            });
+        }
+        out
+    }
+
+    /// The same parameters with every tensor in row-major order, so that tensors and anything
+    /// kept per element beside them (optimizer state) index alike.
+    pub fn standard_layout(&self) -> Parameters {
+        let mut out = self.clone();
+        out.tensors_mut();
+        out
+    }
+
     /// Every tensor's name and values in place (row-major), in [`Parameters::named_tensors`]
     /// order.
     pub fn tensors_mut(&mut self) -> Vec<(String, &mut [f32])> {

@@ -84,7 +84,7 @@ impl CpuEngine {
                     })
                     .collect();
                 CpuModel {
-                    params: standard_layout(&member.parameters),
+                    params: member.parameters.standard_layout(),
                     grads: Parameters::zeros(&setup.model),
                     state,
                     lr: member.optimizer.lr(),
@@ -124,40 +124,21 @@ impl CpuModel {
     fn update(&mut self, setup: &Setup, step: u64, clip: Option<f32>) {
         let optimizer = setup.optimizer.with_lr(self.lr);
         let coefficients = optimizer.coefficients(step);
+        let grads = self.grads.tensor_values();
         let clip = clip.map_or(1.0, |max_norm| {
-            let squares: f32 = self
-                .grads
-                .layers
-                .iter()
-                .flat_map(|l| l.weight.iter().chain(l.bias.iter()))
-                .map(|g| g * g)
-                .sum();
+            let squares: f32 = grads.iter().flat_map(|g| g.iter()).map(|g| g * g).sum();
             (max_norm / (squares.sqrt() + 1e-6)).min(1.0)
         });
-        let mut state = self.state.iter_mut();
-        for (p, g) in self.params.layers.iter_mut().zip(&self.grads.layers) {
-            // The products give row-major gradients; a copy only if some layout ever did not.
-            let weight_grads = g.weight.as_standard_layout();
-            let weight_state = state.next().expect("one state entry per tensor");
-            let weights_finite = optim::update(
-                &optimizer,
-                &coefficients,
-                clip,
-                p.weight.as_slice_mut().expect("row-major weights"),
-                weight_grads.as_slice().expect("row-major gradients"),
-                weight_state,
-            );
-            let bias_state = state.next().expect("one state entry per tensor");
-            let biases_finite = optim::update(
-                &optimizer,
-                &coefficients,
-                clip,
-                p.bias.as_slice_mut().expect("contiguous biases"),
-                g.bias.as_slice().expect("contiguous gradients"),
-                bias_state,
-            );
-            self.metrics.nonfinite |= !(weights_finite && biases_finite);
+        let mut finite = true;
+        for ((_, params), (grads, state)) in self
+            .params
+            .tensors_mut()
+            .into_iter()
+            .zip(grads.iter().zip(self.state.iter_mut()))
+        {
+            finite &= optim::update(&optimizer, &coefficients, clip, params, grads, state);
         }
+        self.metrics.nonfinite |= !finite;
     }
 
     /// Forward, loss and backward on `batch`, the gradients replacing (first of a group) or
@@ -181,21 +162,12 @@ impl CpuModel {
         if part.first {
             self.grads = grads;
         } else {
-            for (sum, g) in self.grads.layers.iter_mut().zip(&grads.layers) {
-                sum.weight += &g.weight;
-                sum.bias += &g.bias;
+            let added = grads.tensor_values();
+            for ((_, sum), g) in self.grads.tensors_mut().into_iter().zip(&added) {
+                sum.iter_mut().zip(g.iter()).for_each(|(s, g)| *s += g);
             }
         }
     }
-}
-
-/// A copy whose arrays are in row-major order, so tensors and their state index alike.
-fn standard_layout(params: &Parameters) -> Parameters {
-    let mut out = params.clone();
-    for layer in &mut out.layers {
-        layer.weight = layer.weight.as_standard_layout().into_owned();
-    }
-    out
 }
 
 impl Engine for CpuEngine {
@@ -269,7 +241,7 @@ impl Engine for CpuEngine {
     fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
         check_model(k, self.models.len())?;
         gradients.check_shapes(&self.first().model)?;
-        self.models[k].grads = standard_layout(gradients);
+        self.models[k].grads = gradients.standard_layout();
         Ok(())
     }
 
@@ -281,7 +253,7 @@ impl Engine for CpuEngine {
     fn set_parameters(&mut self, k: usize, parameters: &Parameters) -> Result<()> {
         check_model(k, self.models.len())?;
         parameters.check_shapes(&self.first().model)?;
-        self.models[k].params = standard_layout(parameters);
+        self.models[k].params = parameters.standard_layout();
         Ok(())
     }
 
@@ -359,16 +331,8 @@ impl Engine for CpuEngine {
             .iter()
             .map(|slot| {
                 let mut values = Parameters::zeros(&setup.model);
-                let tensors = values.layers.iter_mut().flat_map(|l| {
-                    [
-                        l.weight.iter_mut().collect::<Vec<_>>(),
-                        l.bias.iter_mut().collect(),
-                    ]
-                });
-                for (tensor, state) in tensors.zip(&model.state) {
-                    for (v, s) in tensor.into_iter().zip(&state[slot.index]) {
-                        *v = *s;
-                    }
+                for ((_, tensor), state) in values.tensors_mut().into_iter().zip(&model.state) {
+                    tensor.copy_from_slice(&state[slot.index]);
                 }
                 (slot.name.to_string(), values)
             })
