@@ -1,10 +1,10 @@
 //! What every optimizer config implements, and the types it hands the engines.
 
 use super::hyperparameters::Hyperparameters;
+use crate::error::Result;
 
 /// Most state tensors any optimizer keeps per parameter.
 pub const MAX_STATE_SLOTS: usize = 3;
-use crate::error::Result;
 
 /// Everything the engines and the command line need of one optimizer, implemented by its
 /// config (`src/optim/X.rs`): [`Optimizer`](super::Optimizer) dispatches every call to it in one

@@ -197,8 +197,11 @@ impl GpuEngine {
             ],
             rows,
         );
-        self.ctx
-            .check_errors(&format!("running training step {}", self.steps))
+        self.ctx.check_errors(&if part.last {
+            format!("running training step {}", self.steps)
+        } else {
+            format!("running a mini-batch of training step {}", self.steps + 1)
+        })
     }
 
     /// Reads a metrics buffer back and zeroes its totals (keeping each model's last loss).
