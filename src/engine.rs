@@ -54,7 +54,7 @@ impl Metrics {
     /// largest output is the class) and binary cross-entropy (every logit is on the target's
     /// side of 0). `None` for mse.
     pub fn accuracy(&self, loss: Loss) -> Option<f64> {
-        (loss != Loss::Mse && self.rows > 0).then(|| self.correct as f64 / self.rows as f64)
+        (loss.classifies() && self.rows > 0).then(|| self.correct as f64 / self.rows as f64)
     }
 }
 

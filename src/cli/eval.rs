@@ -112,7 +112,7 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
         ));
     }
     let checkpoint = load_model(&a.model)?;
-    if (a.classes || a.proba) && checkpoint.loss == Loss::Mse {
+    if (a.classes || a.proba) && !checkpoint.loss.classifies() {
         let flag = if a.classes { "--classes" } else { "--proba" };
         return Err(Error::Usage(format!(
             "{flag} needs a classification model (trained with cross-entropy or bce-logits), but \

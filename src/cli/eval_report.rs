@@ -34,7 +34,7 @@ impl Scores {
                 &truth,
                 outputs.ncols().max(2),
             ))),
-            (None, TargetsView::Dense(values), Loss::Mse) => {
+            (None, TargetsView::Dense(values), loss) if !loss.classifies() => {
                 Some(Self::Regression(scores::regression(outputs, *values)))
             }
             // Multi-label or soft targets of binary cross-entropy: the loss says it all.

@@ -245,7 +245,9 @@ impl DataSpec {
 /// cross-entropy (one for binary labels under bce-logits), the column count otherwise.
 pub fn outputs_for(targets: &Targets, loss: Loss) -> usize {
     match (targets, loss) {
-        (Targets::Classes(c), Loss::CrossEntropy) => c.iter().max().map_or(1, |&m| m as usize + 1),
+        (Targets::Classes(c), loss) if loss.takes_class_indices() => {
+            c.iter().max().map_or(1, |&m| m as usize + 1)
+        }
         (Targets::Classes(_), _) => 1,
         (Targets::Dense(d), _) => d.ncols(),
     }
@@ -256,7 +258,7 @@ pub fn outputs_for(targets: &Targets, loss: Loss) -> usize {
 /// float column of whole numbers becomes class indices for cross-entropy.
 pub fn adapt_targets(targets: Targets, loss: Loss, outputs: usize, name: &str) -> Result<Targets> {
     match (targets, loss) {
-        (Targets::Classes(c), Loss::CrossEntropy) => Ok(Targets::Classes(c)),
+        (Targets::Classes(c), loss) if loss.takes_class_indices() => Ok(Targets::Classes(c)),
         (Targets::Classes(c), _) if outputs == 1 => Ok(Targets::Dense(Array2::from_shape_fn(
             (c.len(), 1),
             |(r, _)| c[r] as f32,

@@ -108,7 +108,7 @@ pub fn class_index(v: f32) -> Option<u32> {
 /// Converts raw target values for `loss`: one integer column becomes class indices for
 /// cross-entropy; everything else stays as float targets.
 pub fn targets_for(values: Array2<f32>, loss: Loss, name: &str) -> Result<Targets> {
-    if loss != Loss::CrossEntropy || values.ncols() != 1 {
+    if !loss.takes_class_indices() || values.ncols() != 1 {
         return Ok(Targets::Dense(values));
     }
     values

@@ -13,6 +13,12 @@ pub(super) const NAME: &str = "bce-logits";
 /// Other names it is known by.
 pub(super) const ALIASES: &[&str] = &["bce-with-logits"];
 
+/// Whether it classifies (each output a yes or no by its sign): accuracy, class predictions and probabilities apply.
+pub(super) const CLASSIFIES: bool = true;
+
+/// Whether its targets may be class indices (one per row) instead of a row of values.
+pub(super) const CLASS_INDICES: bool = false;
+
 /// Its WGSL: `bce_logits_row(b, base)` and `bce_logits_correct(b, base)`, the same
 /// arithmetic as below.
 pub(super) const WGSL: &str = include_str!("bce_logits.wgsl");

@@ -13,6 +13,12 @@ pub(super) const NAME: &str = "cross-entropy";
 /// Other names it is known by.
 pub(super) const ALIASES: &[&str] = &["ce"];
 
+/// Whether it classifies (classes by the first largest output): accuracy, class predictions and probabilities apply.
+pub(super) const CLASSIFIES: bool = true;
+
+/// Whether its targets may be class indices (one per row) instead of a row of values.
+pub(super) const CLASS_INDICES: bool = true;
+
 /// Its WGSL: `cross_entropy_row(b, base)` and `cross_entropy_correct(b, base)`, the same
 /// arithmetic as below.
 pub(super) const WGSL: &str = include_str!("cross_entropy.wgsl");

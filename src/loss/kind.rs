@@ -69,6 +69,25 @@ impl Loss {
         }
     }
 
+    /// Whether it classifies: rows are right or wrong (accuracy), and outputs give classes and
+    /// probabilities. `false` for a regression loss.
+    pub fn classifies(self) -> bool {
+        match self {
+            Loss::Mse => mse::CLASSIFIES,
+            Loss::CrossEntropy => cross_entropy::CLASSIFIES,
+            Loss::BceWithLogits => bce_logits::CLASSIFIES,
+        }
+    }
+
+    /// Whether its targets may be class indices (one per row) instead of rows of values.
+    pub fn takes_class_indices(self) -> bool {
+        match self {
+            Loss::Mse => mse::CLASS_INDICES,
+            Loss::CrossEntropy => cross_entropy::CLASS_INDICES,
+            Loss::BceWithLogits => bce_logits::CLASS_INDICES,
+        }
+    }
+
     /// Its WGSL and other names.
     fn parts(self) -> (&'static str, &'static [&'static str]) {
         match self {
@@ -94,7 +113,7 @@ impl Loss {
     ) -> Result<()> {
         match targets {
             TargetsView::Classes(classes) => {
-                if self != Loss::CrossEntropy {
+                if !self.takes_class_indices() {
                     return Err(Error::Targets(format!(
                         "{} needs float targets of width {outputs}, not class indices",
                         self.name()

@@ -11,6 +11,12 @@ pub(super) const NAME: &str = "mse";
 /// Other names it is known by.
 pub(super) const ALIASES: &[&str] = &[];
 
+/// Whether it classifies (regression): accuracy, class predictions and probabilities apply.
+pub(super) const CLASSIFIES: bool = false;
+
+/// Whether its targets may be class indices (one per row) instead of a row of values.
+pub(super) const CLASS_INDICES: bool = false;
+
 /// Its WGSL: `mse_row(b, base)` and `mse_correct(b, base)`, the same arithmetic as below.
 pub(super) const WGSL: &str = include_str!("mse.wgsl");
 

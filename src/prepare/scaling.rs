@@ -64,7 +64,7 @@ pub(super) fn scale_targets(
                         .into(),
                 ));
             };
-            if loss != Loss::Mse {
+            if loss.classifies() {
                 return Err(Error::Usage(format!(
                     "--standardize-targets is for mse regression, and the loss is {}",
                     loss.name()
