@@ -67,30 +67,9 @@ impl ClassificationScores {
     }
 }
 
-/// The predicted class of each row of `outputs` under `loss`: the first largest output for
-/// cross-entropy; for binary cross-entropy with one output, 1 where the logit is above 0.
-/// `None` for mse, and for binary cross-entropy with several outputs (multi-label).
+/// The predicted class of each row of `outputs` under `loss` (see [`Loss::classes`]).
 pub fn predicted_classes(outputs: ArrayView2<'_, f32>, loss: Loss) -> Option<Vec<u32>> {
-    match loss {
-        Loss::CrossEntropy => Some(
-            outputs
-                .rows()
-                .into_iter()
-                .map(|row| {
-                    (1..row.len()).fold(0, |best, c| if row[c] > row[best] { c } else { best })
-                        as u32
-                })
-                .collect(),
-        ),
-        Loss::BceWithLogits if outputs.ncols() == 1 => Some(
-            outputs
-                .column(0)
-                .iter()
-                .map(|&z| u32::from(z > 0.0))
-                .collect(),
-        ),
-        _ => None,
-    }
+    loss.classes(outputs)
 }
 
 /// Regression scores of `outputs` against `targets` (same shape).

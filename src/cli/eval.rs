@@ -6,7 +6,7 @@ use downhill::data::load::{adapt_targets, load_features};
 use downhill::data::npy;
 use downhill::optim::Sgd;
 use downhill::scores::predicted_classes;
-use downhill::{Activation, Batch, Error, Loss, Optimizer, Result, Setup, Targets};
+use downhill::{Batch, Error, Loss, Optimizer, Result, Setup, Targets};
 use ndarray::Array2;
 
 use super::args::{EvalArgs, PredictArgs};
@@ -196,19 +196,12 @@ impl Predictions {
         }
     }
 
-    /// Probabilities from the logits `outputs` of a classification model trained with `loss`:
-    /// softmax over the outputs for cross-entropy, each output's sigmoid for bce-logits.
-    fn probabilities(mut outputs: Array2<f32>, loss: Loss) -> Self {
-        if loss == Loss::CrossEntropy {
-            for mut row in outputs.rows_mut() {
-                let top = row.fold(f32::NEG_INFINITY, |m, &z| m.max(z));
-                let exp = row.mapv(|z| f64::from(z - top).exp());
-                let sum = exp.sum();
-                row.zip_mut_with(&exp, |p, &e| *p = (e / sum) as f32);
-            }
-        } else {
-            outputs.mapv_inplace(|z| Activation::Sigmoid.apply(z));
-        }
+    /// Probabilities from the logits `outputs` of a classification model trained with `loss`
+    /// ([`Loss::probabilities`]; a regression model's outputs are refused before).
+    fn probabilities(outputs: Array2<f32>, loss: Loss) -> Self {
+        let outputs = loss
+            .probabilities(outputs)
+            .expect("--proba is refused for a regression loss");
         Predictions::values(outputs, "p")
     }
 

@@ -2,7 +2,7 @@
 //! (`nn.BCEWithLogitsLoss`): `L = (1/(B·C)) Σ_{b,c} [max(ŷ,0) − ŷ·y + log(1 + e^{−|ŷ|})]`,
 //! `∂L/∂ŷ = (σ(ŷ) − y)/(B·C)`.
 
-use ndarray::{ArrayView1, ArrayViewMut1};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 
 use super::row::RowTarget;
 use crate::activation::sigmoid;
@@ -43,6 +43,24 @@ pub(super) fn row(
         total += x.max(0.0) - x * t + (-x.abs()).exp().ln_1p();
     }
     total
+}
+
+/// With one output, class 1 where the logit is above 0, else 0; several outputs are several
+/// labels, no one class.
+pub(super) fn classes(outputs: ArrayView2<'_, f32>) -> Option<Vec<u32>> {
+    (outputs.ncols() == 1).then(|| {
+        outputs
+            .column(0)
+            .iter()
+            .map(|&z| u32::from(z > 0.0))
+            .collect()
+    })
+}
+
+/// Each output's sigmoid.
+pub(super) fn probabilities(mut outputs: Array2<f32>) -> Option<Array2<f32>> {
+    outputs.mapv_inplace(sigmoid);
+    Some(outputs)
 }
 
 /// Right when every logit is on its target's side of 0 (a target above ½ wants a positive

@@ -3,7 +3,7 @@
 //! log-sum-exp over classes and `y_b` is one-hot (class indices) or any soft distribution;
 //! `∂L/∂ŷ_bc = (softmax(ŷ_b)_c · Σ_c' y_bc' − y_bc)/B`.
 
-use ndarray::{ArrayView1, ArrayViewMut1};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 
 use super::row::RowTarget;
 
@@ -66,6 +66,30 @@ fn softmax_parts(z: ArrayView1<'_, f32>) -> (Vec<f32>, f32) {
     let shifted: Vec<f32> = z.iter().map(|&v| v - max).collect();
     let sum = shifted.iter().map(|s| s.exp()).sum();
     (shifted, sum)
+}
+
+/// The first largest output of each row.
+pub(super) fn classes(outputs: ArrayView2<'_, f32>) -> Option<Vec<u32>> {
+    Some(
+        outputs
+            .rows()
+            .into_iter()
+            .map(|row| {
+                (1..row.len()).fold(0, |best, c| if row[c] > row[best] { c } else { best }) as u32
+            })
+            .collect(),
+    )
+}
+
+/// The softmax of each row (computed in f64, max-shifted).
+pub(super) fn probabilities(mut outputs: Array2<f32>) -> Option<Array2<f32>> {
+    for mut row in outputs.rows_mut() {
+        let top = row.fold(f32::NEG_INFINITY, |m, &z| m.max(z));
+        let exp = row.mapv(|z| f64::from(z - top).exp());
+        let sum = exp.sum();
+        row.zip_mut_with(&exp, |p, &e| *p = (e / sum) as f32);
+    }
+    Some(outputs)
 }
 
 /// Right when the first largest output is the class (the first largest of soft targets).

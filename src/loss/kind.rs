@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use ndarray::{ArrayView1, ArrayViewMut1};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 
 use super::row::RowTarget;
 use super::targets::TargetsView;
@@ -76,6 +76,27 @@ impl Loss {
             Loss::Mse => mse::CLASSIFIES,
             Loss::CrossEntropy => cross_entropy::CLASSIFIES,
             Loss::BceWithLogits => bce_logits::CLASSIFIES,
+        }
+    }
+
+    /// The class each row of `outputs` predicts, when the loss predicts one class per row:
+    /// the first largest output for cross-entropy, the logit's sign for bce-logits with one
+    /// output; `None` for regression and for several independent labels.
+    pub fn classes(self, outputs: ArrayView2<'_, f32>) -> Option<Vec<u32>> {
+        match self {
+            Loss::Mse => mse::classes(outputs),
+            Loss::CrossEntropy => cross_entropy::classes(outputs),
+            Loss::BceWithLogits => bce_logits::classes(outputs),
+        }
+    }
+
+    /// The probabilities the logits `outputs` stand for: the softmax of each row for
+    /// cross-entropy, each output's sigmoid for bce-logits; `None` for regression.
+    pub fn probabilities(self, outputs: Array2<f32>) -> Option<Array2<f32>> {
+        match self {
+            Loss::Mse => mse::probabilities(outputs),
+            Loss::CrossEntropy => cross_entropy::probabilities(outputs),
+            Loss::BceWithLogits => bce_logits::probabilities(outputs),
         }
     }
 

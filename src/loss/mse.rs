@@ -1,7 +1,7 @@
 //! `mse`: the mean squared error over batch and outputs (`nn.MSELoss`),
 //! `L = (1/(B·C)) Σ_{b,c} (ŷ_bc − y_bc)²`, `∂L/∂ŷ = 2(ŷ − y)/(B·C)`.
 
-use ndarray::{ArrayView1, ArrayViewMut1};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 
 use super::row::RowTarget;
 
@@ -39,6 +39,16 @@ pub(super) fn row(
         total += d * d;
     }
     total
+}
+
+/// Regression predicts no classes.
+pub(super) fn classes(_outputs: ArrayView2<'_, f32>) -> Option<Vec<u32>> {
+    None
+}
+
+/// Regression outputs are no probabilities.
+pub(super) fn probabilities(_outputs: Array2<f32>) -> Option<Array2<f32>> {
+    None
 }
 
 /// Regression has no right or wrong rows.
