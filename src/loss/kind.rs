@@ -24,6 +24,11 @@ pub enum Loss {
 const ALL: [Loss; 3] = [Loss::Mse, Loss::CrossEntropy, Loss::BceWithLogits];
 
 impl Loss {
+    /// Every loss.
+    pub fn all() -> [Loss; 3] {
+        ALL
+    }
+
     /// The name used on the command line and in checkpoints.
     pub fn name(self) -> &'static str {
         match self {

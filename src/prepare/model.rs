@@ -28,7 +28,7 @@ pub(super) fn fit_model(
     // says. (A loss other than cross-entropy takes the targets as they come: class labels then
     // become one-hot rows or a 0/1 column, values stay values.)
     let task = match (asked.task, asked.loss) {
-        (Task::Auto, Some(Loss::Mse | Loss::BceWithLogits)) => None,
+        (Task::Auto, Some(loss)) if !loss.takes_class_indices() => None,
         (task, _) => Some(task),
     };
     if let Some(task) = task

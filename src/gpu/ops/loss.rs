@@ -210,24 +210,16 @@ mod tests {
         let dense = random(rows, cols, 2);
         let bits = dense.mapv(|v| f32::from(u8::from(v > 0.0)));
         let labels = classes(rows, cols as u32, 3);
-        let cases = [
-            (
-                Loss::Mse,
-                Activation::Sigmoid,
-                TargetsView::Dense(dense.view()),
-            ),
-            (
-                Loss::CrossEntropy,
-                Activation::Identity,
-                TargetsView::Classes(&labels),
-            ),
-            (
-                Loss::BceWithLogits,
-                Activation::Identity,
-                TargetsView::Dense(bits.view()),
-            ),
-        ];
-        for (loss, activation, targets) in cases {
+        for loss in Loss::all() {
+            // Each loss on the targets it takes: class indices, 0/1 labels or values (the
+            // regression loss through a sigmoid output, whose derivative the kernel fuses).
+            let (activation, targets) = if loss.takes_class_indices() {
+                (Activation::Identity, TargetsView::Classes(&labels))
+            } else if loss.classifies() {
+                (Activation::Identity, TargetsView::Dense(bits.view()))
+            } else {
+                (Activation::Sigmoid, TargetsView::Dense(dense.view()))
+            };
             // One batch of a group of 25 rows: the gradient is the batch's scaled by
             // N(10) / N(25); the loss is the batch's own mean.
             let (delta, metrics) = gpu(loss, activation, &z, targets, 25);
