@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod cli;
 pub mod runs;
 
 use downhill::{
