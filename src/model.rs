@@ -107,10 +107,25 @@ impl ModelSpec {
 
     /// Total number of scalar parameters, `Σ out·in + out`.
     pub fn parameter_count(&self) -> usize {
+        self.tensor_shapes()
+            .iter()
+            .map(|(_, shape)| shape.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Every parameter tensor's name and shape, in the order of [`Parameters::named_tensors`]:
+    /// `layers.{i}.weight` `[out, in]`, then `layers.{i}.bias` `[out]`, layer by layer.
+    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
         self.layers
             .iter()
-            .map(|l| l.outputs * l.inputs + l.outputs)
-            .sum()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                [
+                    (weight_name(i), vec![l.outputs, l.inputs]),
+                    (bias_name(i), vec![l.outputs]),
+                ]
+            })
+            .collect()
     }
 }
 
@@ -150,6 +165,24 @@ impl Parameters {
             })
             .collect();
         Self { layers }
+    }
+
+    /// Parameters for `spec` from each tensor's values, row-major, in
+    /// [`ModelSpec::tensor_shapes`] order (each as long as its shape holds).
+    pub fn from_values(spec: &ModelSpec, values: impl IntoIterator<Item = Vec<f32>>) -> Self {
+        let mut values = values.into_iter();
+        let mut next = || values.next().expect("one vector per tensor of the model");
+        Self {
+            layers: spec
+                .layers()
+                .iter()
+                .map(|l| LayerParameters {
+                    weight: Array2::from_shape_vec((l.outputs, l.inputs), next())
+                        .expect("a weight holds out × in values"),
+                    bias: Array1::from_vec(next()),
+                })
+                .collect(),
+        }
     }
 
     /// All zeros, shaped for `spec`.

@@ -4,10 +4,8 @@
 
 use std::num::NonZeroU64;
 
-use ndarray::{Array1, Array2};
-
 use super::device::Device;
-use crate::model::{LayerParameters, ModelSpec, Parameters, bias_name, weight_name};
+use crate::model::{ModelSpec, Parameters};
 
 /// Where one tensor sits in a flat buffer, in f32 elements.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,21 +15,13 @@ pub(crate) struct TensorSlice {
     pub len: u64,
 }
 
-/// Where one layer's tensors sit in a flat buffer.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct LayerSlices {
-    /// `layers.{i}.weight`, `[out, in]` row-major.
-    pub weight: TensorSlice,
-    /// `layers.{i}.bias`, `[out]`.
-    pub bias: TensorSlice,
-}
-
-/// The flat layout of a model's tensors: `layers.0.weight`, `layers.0.bias`, `layers.1.weight`,
-/// ..., each starting at a multiple of the device's storage offset alignment; the gaps are
-/// zero and stay zero under every optimizer (zero gradient, zero state).
+/// The flat layout of a model's tensors, in the model's order ([`ModelSpec::tensor_shapes`]:
+/// `layers.0.weight`, `layers.0.bias`, `layers.1.weight`, ...), each starting at a multiple of
+/// the device's storage offset alignment; the gaps are zero and stay zero under every optimizer
+/// (zero gradient, zero state).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FlatLayout {
-    layers: Vec<LayerSlices>,
+    tensors: Vec<TensorSlice>,
     /// Total elements, a multiple of the alignment.
     pub total: u64,
     /// Alignment in elements.
@@ -44,39 +34,34 @@ impl FlatLayout {
         // At least 4 elements, so that the optimizer kernels can update vec4s.
         let align = (align_bytes / 4).max(4);
         let mut end = 0u64;
-        let mut place = |name: String, len: usize| {
-            let offset = end.next_multiple_of(align);
-            end = offset + len as u64;
-            TensorSlice {
-                name,
-                offset,
-                len: len as u64,
-            }
-        };
-        let layers = spec
-            .layers()
-            .iter()
-            .enumerate()
-            .map(|(i, layer)| LayerSlices {
-                weight: place(weight_name(i), layer.outputs * layer.inputs),
-                bias: place(bias_name(i), layer.outputs),
+        let tensors = spec
+            .tensor_shapes()
+            .into_iter()
+            .map(|(name, shape)| {
+                let offset = end.next_multiple_of(align);
+                let len = shape.iter().product::<usize>() as u64;
+                end = offset + len;
+                TensorSlice { name, offset, len }
             })
             .collect();
         Self {
-            layers,
+            tensors,
             total: end.next_multiple_of(align),
             align,
         }
     }
 
-    /// Layer `i`'s tensors.
-    pub fn layer(&self, i: usize) -> &LayerSlices {
-        &self.layers[i]
+    /// The tensor named `name` (one of the model's [`ModelSpec::tensor_shapes`]).
+    pub fn tensor(&self, name: &str) -> &TensorSlice {
+        self.tensors
+            .iter()
+            .find(|t| t.name == name)
+            .expect("every tensor of the model is laid out")
     }
 
-    /// Every tensor in order: each layer's weight, then its bias.
+    /// Every tensor in order.
     pub fn tensors(&self) -> impl Iterator<Item = &TensorSlice> {
-        self.layers.iter().flat_map(|l| [&l.weight, &l.bias])
+        self.tensors.iter()
     }
 
     /// The tensors of `params` packed into one zero-padded vector.
@@ -92,20 +77,7 @@ impl FlatLayout {
     /// The inverse of [`FlatLayout::pack`].
     pub fn unpack(&self, flat: &[f32], spec: &ModelSpec) -> Parameters {
         let slice = |t: &TensorSlice| flat[t.offset as usize..(t.offset + t.len) as usize].to_vec();
-        let layers = spec
-            .layers()
-            .iter()
-            .zip(&self.layers)
-            .map(|(layer, slices)| LayerParameters {
-                weight: Array2::from_shape_vec(
-                    (layer.outputs, layer.inputs),
-                    slice(&slices.weight),
-                )
-                .expect("a weight slice holds out x in elements"),
-                bias: Array1::from_vec(slice(&slices.bias)),
-            })
-            .collect();
-        Parameters { layers }
+        Parameters::from_values(spec, self.tensors.iter().map(slice))
     }
 
     /// Splits the elements `start..end` (`start` aligned) into ranges of at most `max_bytes`

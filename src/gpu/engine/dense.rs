@@ -25,7 +25,7 @@ use crate::gpu::ops::dispatch::Extent;
 use crate::gpu::ops::matmul::tuning::Product;
 use crate::gpu::ops::matmul::{Epilogue, MatmulShape, MatmulVariant};
 use crate::gpu::ops::reduce::ColumnsShape;
-use crate::model::{Activation, Layer, ModelSpec};
+use crate::model::{Activation, Layer, ModelSpec, bias_name, weight_name};
 
 /// `∂L/∂W = δᵀ · a`, written into the gradients.
 const WEIGHT_GRADIENT: MatmulVariant = MatmulVariant {
@@ -77,14 +77,13 @@ impl DenseLayer {
         let layers = model.layers();
         // Biases are bound whole; weights in blocks of rows that each fit a binding.
         for i in 0..layers.len() {
-            let bias = &layout.layer(i).bias;
+            let bias = layout.tensor(&bias_name(i));
             ctx.check_fits(&bias.name, span(bias.len) * 4, true, hint)?;
         }
         let limits = ctx.limits();
         let mut dense = Vec::new();
         for (i, &layer) in layers.iter().enumerate() {
-            let slices = layout.layer(i);
-            let weight = &slices.weight;
+            let weight = layout.tensor(&weight_name(i));
             ctx.check_fits(&weight.name, span(weight.len) * 4, false, hint)?;
             let blocks =
                 row_blocks(&layer, weight, span(0), layout.align, limits).ok_or_else(|| {
@@ -103,8 +102,8 @@ impl DenseLayer {
             dense.push(Self {
                 layer,
                 previous: i.checked_sub(1).map(|p| layers[p]),
-                weight: slices.weight.clone(),
-                bias: slices.bias.clone(),
+                weight: weight.clone(),
+                bias: layout.tensor(&bias_name(i)).clone(),
                 blocks,
                 models: count,
                 stride,
