@@ -19,12 +19,16 @@ pub fn available() -> Option<u64> {
     kib.checked_mul(1024)
 }
 
-/// Bytes of one f32 copy of `model`'s parameters, `4·Σ (out·in + out)`, saturating.
+/// Bytes of one f32 copy of `model`'s parameters, `4·Σ_tensors Π shape`, saturating.
 pub fn parameter_bytes(model: &ModelSpec) -> u64 {
     model
-        .layers()
+        .tensor_shapes()
         .iter()
-        .map(|l| (l.outputs as u64).saturating_mul(l.inputs as u64 + 1))
+        .map(|(_, shape)| {
+            shape
+                .iter()
+                .fold(1u64, |n, &d| n.saturating_mul(d as u64))
+        })
         .fold(0u64, u64::saturating_add)
         .saturating_mul(4)
 }

@@ -105,12 +105,12 @@ impl ModelSpec {
         Ok(())
     }
 
-    /// Total number of scalar parameters, `Σ out·in + out`.
+    /// Total number of scalar parameters, `Σ_tensors Π shape` (`Σ out·in + out`), saturating.
     pub fn parameter_count(&self) -> usize {
         self.tensor_shapes()
             .iter()
-            .map(|(_, shape)| shape.iter().product::<usize>())
-            .sum()
+            .map(|(_, shape)| shape.iter().fold(1usize, |n, &d| n.saturating_mul(d)))
+            .fold(0usize, usize::saturating_add)
     }
 
     /// Every parameter tensor's name and shape, in the order of [`Parameters::named_tensors`]:
