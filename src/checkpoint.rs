@@ -35,7 +35,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use ndarray::{Array1, Array2};
+use ndarray::Array1;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde_json::{Value, json};
 
@@ -44,7 +44,7 @@ use crate::engine::OptimizerState;
 use crate::error::{Error, Result};
 use crate::fsio::{self, Extent};
 use crate::loss::Loss;
-use crate::model::{Activation, Layer, LayerParameters, ModelSpec, Parameters};
+use crate::model::{Activation, Layer, ModelSpec, Parameters};
 
 /// What a model checkpoint holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -558,24 +558,12 @@ fn read_parameters(
         }
         Ok(values)
     };
-    let layers = model
-        .layers()
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let weight = read(
-                format!("{prefix}layers.{i}.weight"),
-                vec![l.outputs, l.inputs],
-            )?;
-            let bias = read(format!("{prefix}layers.{i}.bias"), vec![l.outputs])?;
-            Ok(LayerParameters {
-                weight: Array2::from_shape_vec((l.outputs, l.inputs), weight)
-                    .expect("shape checked"),
-                bias: Array1::from_vec(bias),
-            })
-        })
+    let values = model
+        .tensor_shapes()
+        .into_iter()
+        .map(|(tensor, shape)| read(format!("{prefix}{tensor}"), shape))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Parameters { layers })
+    Ok(Parameters::from_values(model, values))
 }
 
 /// The index `[i, j, ...]` of element `flat` of a row-major array of `shape`.
