@@ -24,11 +24,7 @@ pub fn parameter_bytes(model: &ModelSpec) -> u64 {
     model
         .tensor_shapes()
         .iter()
-        .map(|(_, shape)| {
-            shape
-                .iter()
-                .fold(1u64, |n, &d| n.saturating_mul(d as u64))
-        })
+        .map(|(_, shape)| shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64)))
         .fold(0u64, u64::saturating_add)
         .saturating_mul(4)
 }
