@@ -30,14 +30,16 @@ pub fn parameter_bytes(model: &ModelSpec) -> u64 {
 }
 
 /// Bytes of the per-row arrays of a batch of `rows` through `model` on the CPU engine:
-/// `4·rows·3·Σ widths` (each layer's pre-activations, activations and output gradients).
+/// `4·rows·Σ_layers values_per_row` (each layer's pre-activations, activations and output
+/// gradients: [`crate::model::Layer::values_per_row`]).
 pub fn activation_bytes(model: &ModelSpec, rows: usize) -> u64 {
-    let widths = model
+    model
         .layers()
         .iter()
-        .map(|l| l.outputs as u64)
-        .fold(0u64, u64::saturating_add);
-    widths.saturating_mul(rows as u64).saturating_mul(12)
+        .map(|l| l.values_per_row())
+        .fold(0u64, u64::saturating_add)
+        .saturating_mul(rows as u64)
+        .saturating_mul(4)
 }
 
 /// Refuses `parts` (what each allocation is for, and its bytes) when together they exceed the

@@ -22,6 +22,15 @@ pub struct Layer {
     pub activation: Activation,
 }
 
+impl Layer {
+    /// The values a training step keeps per batch row for this layer, on either engine: its
+    /// pre-activations `z`, activations `act(z)` and their gradients `δ`, `3·outputs`
+    /// (saturating).
+    pub fn values_per_row(&self) -> u64 {
+        (self.outputs as u64).saturating_mul(3)
+    }
+}
+
 /// The architecture of a dense model: layers whose widths chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {

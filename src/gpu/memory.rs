@@ -3,18 +3,18 @@
 //! failing half-built.
 
 use super::buffers::FlatLayout;
-use super::engine::LayerBuffers;
 use super::units::mib;
 use crate::engine::PackSetup;
 use crate::error::{Error, Result};
 
-/// Bytes a GPU pack needs, by what they hold. With `K` models, batch `B`, `P` parameters per
+/// Bytes a GPU engine needs, by what they hold. With `K` models, batch `B`, `P` parameters per
 /// model (laid out with alignment padding) and `S` optimizer state slots:
 ///
 /// ```text
 /// parameters = gradients = 4·K·P        optimizer state = 4·S·K·P
-/// activations = 4·(3·K·B·Σ widths + 2·K·B)       (pre-activation, activation, output gradient
-///                                                 per layer; per-row loss and accuracy)
+/// activations = 4·K·B·(Σ_layers v + 2)           (v = Layer::values_per_row: pre-activation,
+///                                                 activation, output gradient; per-row loss
+///                                                 and accuracy)
 /// batch       = 4·B·(inputs + outputs + 2)        (features, targets, class targets, indices)
 /// resident    = 4·rows·(inputs + outputs + 1)     (a dataset kept on the device, if any)
 /// ```
@@ -55,13 +55,13 @@ impl MemoryEstimate {
             .collect::<std::collections::BTreeSet<_>>()
             .len() as u64;
         let batch = max_batch as u64;
-        let widths: u64 = model.layers().iter().map(|l| l.outputs as u64).sum();
+        let per_row: u64 = model.layers().iter().map(|l| l.values_per_row()).sum();
         let (inputs, outputs) = (model.inputs() as u64, model.outputs() as u64);
         Self {
             parameters: flat,
             gradients: flat,
             optimizer_state: slots * flat,
-            activations: 4 * models * batch * (LayerBuffers::PER_OUTPUT * widths + 2),
+            activations: 4 * models * batch * (per_row + 2),
             batch: 4 * batch * (inputs + outputs + 2) + SMALL_BUFFERS,
             resident: 0,
         }

@@ -37,11 +37,6 @@ pub(crate) struct LayerBuffers {
     pub delta: wgpu::Buffer,
 }
 
-impl LayerBuffers {
-    /// Buffers a layer keeps per output and batch row and model: `z`, `a` and `δ`.
-    pub(crate) const PER_OUTPUT: u64 = 3;
-}
-
 /// The buffers of a pack.
 pub(super) struct Buffers {
     /// Every model's parameters, `layout.total` elements apart.

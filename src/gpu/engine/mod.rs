@@ -13,7 +13,6 @@
 //! `profile.rs` times steps, and `interface.rs` implements the [`Engine`](crate::engine::Engine) trait.
 
 use buffers::Buffers;
-pub(crate) use buffers::LayerBuffers;
 use buffers::{MEMORY_HINT, PACK_MEMORY_HINT};
 use plan::{Plan, Uniforms};
 
