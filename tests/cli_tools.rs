@@ -417,3 +417,30 @@ fn check_fails_and_names_the_tensor_when_a_difference_is_planted() {
     let bad = downhill(&["check", "--perturb", "layers.9.weight:0:1"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no tensor `layers.9.weight`"));
 }
+
+#[test]
+fn check_reports_a_run_that_diverges_and_fails() {
+    let out = downhill(&[
+        "check",
+        "--dataset",
+        "digits",
+        "--steps",
+        "3",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e30",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a diverged check fails");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let model = &json["models"][0];
+    assert_eq!(model["passed"], false);
+    assert!(
+        model["diverged"]["what"]
+            .as_str()
+            .is_some_and(|w| !w.is_empty()),
+        "{model}"
+    );
+}

@@ -64,7 +64,11 @@ fn print(reports: &[CheckReport], labels: &[String], format: CheckFormat) {
                         .iter()
                         .map(|s| json!({"step": s.step, "loss": json_difference(&s.loss), "gradients": json_difference(&s.gradients), "parameters": json_difference(&s.parameters)}))
                         .collect();
-                    json!({"model": k, "label": label, "passed": report.passed, "steps": steps})
+                    let diverged = report
+                        .diverged
+                        .as_ref()
+                        .map(|d| json!({"step": d.step, "what": d.what}));
+                    json!({"model": k, "label": label, "passed": report.passed, "diverged": diverged, "steps": steps})
                 })
                 .collect();
             let value = json!({
@@ -87,6 +91,14 @@ fn print(reports: &[CheckReport], labels: &[String], format: CheckFormat) {
                     outln!("\nmodel {k} ({label}), packed on the GPU, against it alone on the CPU");
                 }
                 print_steps(report);
+                if let Some(d) = &report.diverged {
+                    outln!(
+                        "the model was found diverged at step {}: {}; the steps after compare a run that \
+                         no longer trains (try a smaller --lr)",
+                        d.step,
+                        d.what
+                    );
+                }
             }
             outln!(
                 "\n{}",

@@ -15,7 +15,7 @@ use crate::engine::{Engine, Metrics, OptimizerState, Setup};
 use crate::error::{Error, Result};
 use crate::loss::Batch;
 use crate::model::Parameters;
-use crate::train::{Silent, TrainConfig, TrainData, run};
+use crate::train::{Divergence, Silent, TrainConfig, TrainData, run};
 
 /// The largest disagreement in one quantity at one step.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +60,10 @@ pub struct CheckReport {
     pub tolerance: Tolerance,
     /// Every step.
     pub steps: Vec<CheckStep>,
+    /// Set when the model under test diverged (its loss or update stopped being finite, or its
+    /// loss grew past the threshold): the check's later steps compare a run that no longer
+    /// trains, and the report fails.
+    pub diverged: Option<Divergence>,
     /// Whether every quantity passed at every step.
     pub passed: bool,
 }
@@ -140,18 +144,21 @@ pub fn check(
     };
     // A model whose loss stops being finite is reported, not an error: the check goes on
     // comparing it (the lock step never freezes a model) until every model has diverged.
-    run(&mut both, data, None, config, None, &mut Silent, true)?;
+    let report = run(&mut both, data, None, config, None, &mut Silent, true)?;
     Ok(both
         .steps
         .into_iter()
-        .map(|steps| CheckReport {
+        .zip(report.models)
+        .map(|(steps, model)| CheckReport {
             tested: tested_name.clone(),
             reference: reference_name.clone(),
             tolerance,
-            passed: steps
-                .iter()
-                .all(|s| s.loss.passed && s.gradients.passed && s.parameters.passed),
+            passed: model.diverged.is_none()
+                && steps
+                    .iter()
+                    .all(|s| s.loss.passed && s.gradients.passed && s.parameters.passed),
             steps,
+            diverged: model.diverged,
         })
         .collect())
 }
