@@ -177,21 +177,38 @@ impl Parameters {
     }
 
     /// Parameters for `spec` from each tensor's values, row-major, in
-    /// [`ModelSpec::tensor_shapes`] order (each as long as its shape holds).
+    /// [`ModelSpec::tensor_shapes`] order.
+    ///
+    /// # Panics
+    /// Unless `values` holds exactly one vector per tensor, each as long as its shape holds (the
+    /// callers build them from `spec`'s own list).
     pub fn from_values(spec: &ModelSpec, values: impl IntoIterator<Item = Vec<f32>>) -> Self {
         let mut values = values.into_iter();
-        let mut next = || values.next().expect("one vector per tensor of the model");
-        Self {
-            layers: spec
-                .layers()
-                .iter()
-                .map(|l| LayerParameters {
-                    weight: Array2::from_shape_vec((l.outputs, l.inputs), next())
-                        .expect("a weight holds out × in values"),
-                    bias: Array1::from_vec(next()),
-                })
-                .collect(),
-        }
+        let mut checked = spec.tensor_shapes().into_iter().map(|(name, shape)| {
+            let v = values
+                .next()
+                .unwrap_or_else(|| panic!("no values for `{name}`"));
+            assert_eq!(
+                v.len(),
+                shape.iter().product::<usize>(),
+                "`{name}` {shape:?}"
+            );
+            v
+        });
+        let layers = spec
+            .layers()
+            .iter()
+            .map(|l| LayerParameters {
+                weight: Array2::from_shape_vec(
+                    (l.outputs, l.inputs),
+                    checked.next().expect("a weight"),
+                )
+                .expect("checked against its shape"),
+                bias: Array1::from_vec(checked.next().expect("a bias")),
+            })
+            .collect();
+        assert!(values.next().is_none(), "more value vectors than tensors");
+        Self { layers }
     }
 
     /// All zeros, shaped for `spec`.

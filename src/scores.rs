@@ -4,7 +4,7 @@
 
 use ndarray::ArrayView2;
 
-use crate::loss::{Loss, TargetsView};
+use crate::loss::TargetsView;
 
 /// Regression scores over every output column together (scikit-learn's `uniform_average` for R²,
 /// the mean over all entries for the errors).
@@ -65,11 +65,6 @@ impl ClassificationScores {
             support: self.classes.iter().map(|c| c.support).sum(),
         }
     }
-}
-
-/// The predicted class of each row of `outputs` under `loss` (see [`Loss::classes`]).
-pub fn predicted_classes(outputs: ArrayView2<'_, f32>, loss: Loss) -> Option<Vec<u32>> {
-    loss.classes(outputs)
 }
 
 /// Regression scores of `outputs` against `targets` (same shape).
@@ -166,6 +161,7 @@ pub fn target_classes(targets: &TargetsView<'_>) -> Option<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loss::Loss;
     use ndarray::array;
 
     #[test]
@@ -209,13 +205,10 @@ mod tests {
     fn one_logit_is_thresholded_at_zero() {
         let z = array![[-0.3f32], [0.2], [0.0], [5.0]];
         assert_eq!(
-            predicted_classes(z.view(), Loss::BceWithLogits),
+            Loss::BceWithLogits.classes(z.view()),
             Some(vec![0, 1, 0, 1])
         );
         let z = array![[0.1f32, 0.9, 0.9], [2.0, 1.0, 0.0]];
-        assert_eq!(
-            predicted_classes(z.view(), Loss::CrossEntropy),
-            Some(vec![1, 0])
-        );
+        assert_eq!(Loss::CrossEntropy.classes(z.view()), Some(vec![1, 0]));
     }
 }

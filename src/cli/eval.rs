@@ -5,7 +5,6 @@ use downhill::data::csv::read as read_csv;
 use downhill::data::load::{adapt_targets, load_features};
 use downhill::data::npy;
 use downhill::optim::Sgd;
-use downhill::scores::predicted_classes;
 use downhill::{Batch, Error, Loss, Optimizer, Result, Setup, Targets};
 use ndarray::Array2;
 
@@ -116,8 +115,9 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
         let flag = if a.classes { "--classes" } else { "--proba" };
         return Err(Error::Usage(format!(
             "{flag} needs a classification model (trained with cross-entropy or bce-logits), but \
-             {} was trained with mse: its outputs are values, not class scores; drop {flag}",
-            a.model.display()
+             {} was trained with {}: its outputs are values, not class scores; drop {flag}",
+            a.model.display(),
+            checkpoint.loss.name()
         )));
     }
     let (mut features, name) = match (&a.features, &a.data) {
@@ -190,7 +190,7 @@ impl Predictions {
     /// the largest output for cross-entropy, each logit above 0 for bce-logits (one class of two
     /// for one output, a 0/1 label per output for several).
     fn classes(outputs: Array2<f32>, loss: Loss) -> Self {
-        match predicted_classes(outputs.view(), loss) {
+        match loss.classes(outputs.view()) {
             Some(classes) => Predictions::Classes(classes),
             None => Predictions::Labels(outputs.mapv(|z| i64::from(z > 0.0))),
         }

@@ -27,7 +27,7 @@ impl Scores {
         targets: &TargetsView<'_>,
         loss: Loss,
     ) -> Option<Self> {
-        let classes = scores::predicted_classes(outputs, loss).zip(scores::target_classes(targets));
+        let classes = loss.classes(outputs).zip(scores::target_classes(targets));
         match (classes, targets, loss) {
             (Some((predicted, truth)), _, _) => Some(Self::Classification(scores::classification(
                 &predicted,

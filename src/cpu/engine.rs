@@ -129,6 +129,7 @@ impl CpuModel {
             let squares: f32 = grads.iter().flat_map(|g| g.iter()).map(|g| g * g).sum();
             (max_norm / (squares.sqrt() + 1e-6)).min(1.0)
         });
+        debug_assert_eq!(grads.len(), self.state.len(), "one state entry per tensor");
         let mut finite = true;
         for ((_, params), (grads, state)) in self
             .params

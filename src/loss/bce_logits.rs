@@ -13,7 +13,8 @@ pub(super) const NAME: &str = "bce-logits";
 /// Other names it is known by.
 pub(super) const ALIASES: &[&str] = &["bce-with-logits"];
 
-/// Whether it classifies (each output a yes or no by its sign): accuracy, class predictions and probabilities apply.
+/// It classifies (each output a yes or no by its sign): accuracy, class predictions and
+/// probabilities apply.
 pub(super) const CLASSIFIES: bool = true;
 
 /// Whether its targets may be class indices (one per row) instead of a row of values.

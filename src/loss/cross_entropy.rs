@@ -13,7 +13,8 @@ pub(super) const NAME: &str = "cross-entropy";
 /// Other names it is known by.
 pub(super) const ALIASES: &[&str] = &["ce"];
 
-/// Whether it classifies (classes by the first largest output): accuracy, class predictions and probabilities apply.
+/// It classifies (the class is the first largest output): accuracy, class predictions and
+/// probabilities apply.
 pub(super) const CLASSIFIES: bool = true;
 
 /// Whether its targets may be class indices (one per row) instead of a row of values.

@@ -74,8 +74,9 @@ impl Loss {
         }
     }
 
-    /// Whether it classifies: rows are right or wrong (accuracy), and outputs give classes and
-    /// probabilities. `false` for a regression loss.
+    /// Whether it classifies: rows are right or wrong (accuracy), and outputs give
+    /// probabilities (and classes, where each row has one: [`Loss::classes`]). `false` for a
+    /// regression loss.
     pub fn classifies(self) -> bool {
         match self {
             Loss::Mse => mse::CLASSIFIES,

@@ -11,7 +11,7 @@ pub(super) const NAME: &str = "mse";
 /// Other names it is known by.
 pub(super) const ALIASES: &[&str] = &[];
 
-/// Whether it classifies (regression): accuracy, class predictions and probabilities apply.
+/// It does not classify: a regression loss has no accuracy, class predictions or probabilities.
 pub(super) const CLASSIFIES: bool = false;
 
 /// Whether its targets may be class indices (one per row) instead of a row of values.

@@ -66,7 +66,8 @@ pub(super) fn scale_targets(
             };
             if loss.classifies() {
                 return Err(Error::Usage(format!(
-                    "--standardize-targets is for mse regression, and the loss is {}",
+                    "--standardize-targets is for regression (a loss such as mse), and the loss \
+                     is {}",
                     loss.name()
                 )));
             }
