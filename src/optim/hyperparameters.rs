@@ -1,9 +1,12 @@
 //! One set of settings that builds whichever optimizer is chosen.
 
 /// Any optimizer's hyperparameters, each optional: one set of settings (a command line's flags)
-/// that builds whichever optimizer is chosen with [`Optimizer::from_name`](super::Optimizer::from_name) or
-/// [`Optimizer::with_hyperparameters`](super::Optimizer::with_hyperparameters). Each optimizer takes those it reads (its
-/// [`Rule::options`](super::Rule::options)) and ignores the rest ([`Optimizer::ignored`](super::Optimizer::ignored)); one left out keeps the
+/// that builds whichever optimizer is chosen with
+/// [`Optimizer::from_name`](super::Optimizer::from_name) or
+/// [`Optimizer::with_hyperparameters`](super::Optimizer::with_hyperparameters). Each optimizer
+/// takes those it reads (its
+/// [`Rule::options`](super::Rule::options)) and ignores the rest
+/// ([`Optimizer::ignored`](super::Optimizer::ignored)); one left out keeps the
 /// optimizer's value, PyTorch's default for a new one.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Hyperparameters {

@@ -24,7 +24,8 @@
 //! variant, and its line in each of the three lists of the dispatch (`Optimizer::all`,
 //! `Optimizer::rule` and `Optimizer::rule_mut`). Only a hyperparameter that no optimizer had
 //! before takes more: its field in [`Hyperparameters`] and its line in
-//! [`Hyperparameters::given`] (`hyperparameters.rs`) and in this file's tests, and the command line's optimizer flag group,
+//! [`Hyperparameters::given`] (`hyperparameters.rs`) and in this file's tests, and the command
+//! line's optimizer flag group,
 //! `src/cli/args/optimizer.rs` (its flag, and its line in `OptimizerArgs::hyperparameters`).
 //! That file's help texts name the optimizers that read each flag (`--eps` lists five), so a
 //! new optimizer reading a hyperparameter that others have may add its name there too: words

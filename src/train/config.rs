@@ -58,9 +58,11 @@ pub struct CheckpointPlan {
     pub every_steps: u64,
     /// Feature statistics to record with the model.
     pub standardizer: Option<Standardizer>,
-    /// Target statistics to record with the model (see [`ModelCheckpoint::target_standardizer`](crate::checkpoint::ModelCheckpoint::target_standardizer)).
+    /// Target statistics to record with the model (see
+    /// [`ModelCheckpoint::target_standardizer`](crate::checkpoint::ModelCheckpoint::target_standardizer)).
     pub target_standardizer: Option<Standardizer>,
-    /// The command-line flags to record in each state (see [`TrainingState::run_flags`](crate::checkpoint::TrainingState::run_flags)).
+    /// The command-line flags to record in each state (see
+    /// [`TrainingState::run_flags`](crate::checkpoint::TrainingState::run_flags)).
     pub run_flags: Option<Vec<String>>,
 }
 
@@ -97,7 +99,8 @@ pub struct TrainConfig {
     /// Training-state checkpoints.
     pub checkpoint: Option<CheckpointPlan>,
     /// Stop as diverged when a mean training loss read back exceeds this many times the larger of
-    /// 1 and the loss before the first step of this run (measured on up to [`REFERENCE_ROWS`](crate::train::REFERENCE_ROWS)
+    /// 1 and the loss before the first step of this run (measured on up to
+    /// [`REFERENCE_ROWS`](crate::train::REFERENCE_ROWS)
     /// training rows; after a resume, at the resumed parameters): a loss that grows by orders of
     /// magnitude without becoming infinite. `None` checks only for NaN and infinity.
     pub divergence_threshold: Option<f64>,

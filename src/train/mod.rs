@@ -1,4 +1,5 @@
-//! Training: one loop for a single run and a sweep, over an [`Engine`](crate::engine::Engine) of K ≥ 1 models.
+//! Training: one loop for a single run and a sweep, over an
+//! [`Engine`](crate::engine::Engine) of K ≥ 1 models.
 //!
 //! Epochs of mini-batches come from the scheduler (`feed.rs`); groups of `accumulate` of them
 //! make one optimizer step ([`crate::accumulate`]). Around the steps: validation, metrics, the

@@ -55,7 +55,8 @@ pub enum Stop {
     Completed,
     /// Early stopping; the best parameters were restored.
     EarlyStopping,
-    /// The observer asked to stop (Ctrl-C, SIGTERM); a training state was written if a path was given.
+    /// The observer asked to stop (Ctrl-C, SIGTERM); a training state was written if a path was
+    /// given.
     Interrupted,
 }
 
@@ -138,7 +139,8 @@ pub trait Observer {
     /// Before the first step: where the batches come from and how much the run trains.
     fn started(&mut self, _start: &Start<'_>) {}
     /// When resuming: the training state was saved with data whose fingerprint (see
-    /// [`Source::checksum`](crate::data::scheduler::Source::checksum)) was `then`, and the data now has `now`. The run goes on.
+    /// [`Source::checksum`](crate::data::scheduler::Source::checksum)) was `then`, and the data
+    /// now has `now`. The run goes on.
     fn data_changed(&mut self, _then: &str, _now: &str) {}
     /// Something the run goes on despite, in a sentence.
     fn warning(&mut self, _message: &str) {}

@@ -10,7 +10,8 @@
 //! `buffers.rs` creates the buffers, `dense.rs` describes each layer's products, `plan.rs`
 //! records a step piece by piece (`build.rs` puts them together), `step.rs` runs it,
 //! `update.rs` records the optimizer update, `models.rs` moves each model's tensors in and out,
-//! `profile.rs` times steps, and `interface.rs` implements the [`Engine`](crate::engine::Engine) trait.
+//! `profile.rs` times steps, and `interface.rs` implements the [`Engine`](crate::engine::Engine)
+//! trait.
 
 use buffers::Buffers;
 use buffers::{MEMORY_HINT, PACK_MEMORY_HINT};

@@ -7,7 +7,8 @@
 //! - `loss.rs`: each row's loss and output gradient, and the mean;
 //! - `reduce.rs`: column sums (bias gradients);
 //! - `clip.rs`: clipping by global norm;
-//! - `optimizer.rs`: the fused optimizer update (its skeleton `optimizer.wgsl`; each optimizer's WGSL beside it in `src/optim/`);
+//! - `optimizer.rs`: the fused optimizer update (its skeleton `optimizer.wgsl`; each optimizer's
+//! WGSL beside it in `src/optim/`);
 //! - `gather.rs`: a batch gathered from a dataset kept on the device;
 //! - `binding.rs`, `shader.rs`, `dispatch.rs`: what they share.
 

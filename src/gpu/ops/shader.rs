@@ -26,7 +26,8 @@ pub(crate) fn module(device: &wgpu::Device, label: &str, sources: &[&str]) -> wg
         source: wgpu::ShaderSource::Wgsl(sources.concat().into()),
     };
     // SAFETY: `runtime_checks` keeps bounds checks and drops two guards whose conditions every
-    // kernel (under `src/gpu/ops/`, `src/optim/`, `src/activation/` and `src/loss/`) meets by construction. Every loop is a counted
+    // kernel (under `src/gpu/ops/`, `src/optim/`, `src/activation/` and `src/loss/`) meets by
+    // construction. Every loop is a counted
     // `for` whose counter rises by a constant to a bound below 2^31 (a dimension, row count or
     // parameter count of buffers that fit a binding) or halves from a constant to zero, so no
     // loop runs forever. Every integer division and modulo is by a nonzero constant or override
