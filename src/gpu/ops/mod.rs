@@ -8,7 +8,7 @@
 //! - `reduce.rs`: column sums (bias gradients);
 //! - `clip.rs`: clipping by global norm;
 //! - `optimizer.rs`: the fused optimizer update (its skeleton `optimizer.wgsl`; each optimizer's
-//! WGSL beside it in `src/optim/`);
+//!   WGSL beside it in `src/optim/`);
 //! - `gather.rs`: a batch gathered from a dataset kept on the device;
 //! - `binding.rs`, `shader.rs`, `dispatch.rs`: what they share.
 
