@@ -196,18 +196,20 @@ pub(crate) fn check_model(k: usize, models: usize) -> Result<()> {
 
 /// Checks the per-model learning rates given to [`Engine::set_learning_rates`]: one valid rate
 /// per model.
-pub(crate) fn check_learning_rates(setups: &[Setup], lrs: &[f64]) -> Result<()> {
-    if lrs.len() != setups.len() {
+pub(crate) fn check_learning_rates<'a>(
+    optimizers: impl ExactSizeIterator<Item = &'a Optimizer>,
+    lrs: &[f64],
+) -> Result<()> {
+    if lrs.len() != optimizers.len() {
         return Err(Error::Usage(format!(
             "{} learning rates for an engine of {} models",
             lrs.len(),
-            setups.len()
+            optimizers.len()
         )));
     }
-    setups
-        .iter()
+    optimizers
         .zip(lrs)
-        .try_for_each(|(s, &lr)| check_learning_rate(&s.optimizer, lr))
+        .try_for_each(|(o, &lr)| check_learning_rate(o, lr))
 }
 
 /// A device that trains K ≥ 1 models of one architecture in lock step on the same batches: the

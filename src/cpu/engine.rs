@@ -271,7 +271,7 @@ impl Engine for CpuEngine {
     }
 
     fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()> {
-        check_learning_rates(&self.setups, lrs)?;
+        check_learning_rates(self.setups.iter().map(|s| &s.optimizer), lrs)?;
         for (model, &lr) in self.models.iter_mut().zip(lrs) {
             model.lr = lr;
         }

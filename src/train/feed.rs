@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::loss::Batch;
 
 /// A step's batch: rows of the data resident on the device, or a batch streamed from the host.
-#[derive(Clone, Copy)]
 pub(crate) enum Input<'a> {
     /// Indices of the resident rows.
     Gathered(&'a [u32]),
@@ -23,11 +22,10 @@ pub(crate) enum Input<'a> {
 impl Input<'_> {
     /// One whole training step of `engine` on this mini-batch.
     pub fn step(self, engine: &mut dyn Engine) -> Result<()> {
-        let rows = match self {
-            Input::Gathered(indices) => indices.len(),
-            Input::Streamed(batch) => batch.rows(),
-        };
-        self.accumulate(engine, Part::whole(rows))
+        match self {
+            Input::Gathered(indices) => engine.step_resident(indices),
+            Input::Streamed(batch) => engine.step(batch),
+        }
     }
 
     /// `engine`'s forward and backward on this mini-batch, `part` of its optimizer step's group.

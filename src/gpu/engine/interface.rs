@@ -83,8 +83,7 @@ impl Engine for GpuEngine {
     }
 
     fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()> {
-        let setups: Vec<Setup> = (0..self.models).map(|k| self.setup.setup(k)).collect();
-        check_learning_rates(&setups, lrs)?;
+        check_learning_rates(self.setup.members.iter().map(|m| &m.optimizer), lrs)?;
         self.lrs.copy_from_slice(lrs);
         Ok(())
     }
