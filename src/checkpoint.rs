@@ -97,12 +97,7 @@ fn bad(path: &str, message: impl Into<String>) -> Error {
 }
 
 fn metadata(c: &ModelCheckpoint, format: &str) -> HashMap<String, String> {
-    let layers: Vec<Value> = c
-        .model
-        .layers()
-        .iter()
-        .map(|l| json!({"in": l.inputs, "out": l.outputs, "activation": l.activation.name()}))
-        .collect();
+    let layers: Vec<Value> = c.model.layers().iter().map(Layer::describe).collect();
     let mut meta = HashMap::from([
         ("format".to_string(), format.to_string()),
         ("architecture".to_string(), Value::Array(layers).to_string()),
@@ -173,8 +168,14 @@ fn with_sorted_header(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
 
 fn parameter_tensors(prefix: &str, p: &Parameters) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     p.named_tensors()
-        .into_iter()
-        .map(|t| (format!("{prefix}{}", t.name), t.shape, t.values))
+        .iter()
+        .map(|t| {
+            (
+                format!("{prefix}{}", t.name),
+                t.shape.clone(),
+                t.values.clone(),
+            )
+        })
         .collect()
 }
 
@@ -425,23 +426,12 @@ fn read_checkpoint(
     let layers = architecture
         .iter()
         .map(|l| {
-            let width = |k: &str| l.get(k).and_then(Value::as_u64).map(|v| v as usize);
-            let activation: Activation = l
-                .get("activation")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .parse()?;
-            match (width("in"), width("out")) {
-                (Some(inputs), Some(outputs)) => Ok(Layer {
-                    inputs,
-                    outputs,
-                    activation,
-                }),
-                _ => Err(bad(
+            Layer::read(l)?.ok_or_else(|| {
+                bad(
                     name,
                     format!("has an unreadable layer in its architecture: {l}"),
-                )),
-            }
+                )
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     let model = ModelSpec::new(layers)?;

@@ -43,12 +43,12 @@ fn train_with_every_flag_then_save_eval_predict_and_load() {
     let init = downhill::Parameters::init(&model, 11);
     let tensors: Vec<(String, Vec<u8>, Vec<usize>)> = init
         .named_tensors()
-        .into_iter()
+        .iter()
         .map(|t| {
             (
-                t.name,
+                t.name.clone(),
                 t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                t.shape,
+                t.shape.clone(),
             )
         })
         .collect();
@@ -127,8 +127,8 @@ fn train_with_every_flag_then_save_eval_predict_and_load() {
     let names: Vec<_> = saved
         .parameters
         .named_tensors()
-        .into_iter()
-        .map(|t| (t.name, t.shape))
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
         .collect();
     assert_eq!(names[0], ("layers.0.weight".to_string(), vec![16, 5]));
     assert_eq!(names[3], ("layers.1.bias".to_string(), vec![3]));

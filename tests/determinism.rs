@@ -27,15 +27,13 @@ fn initialisation_is_seeded() {
     assert_eq!(Parameters::init(&model, 7), Parameters::init(&model, 7));
     assert_ne!(Parameters::init(&model, 7), Parameters::init(&model, 8));
     // PyTorch's nn.Linear default: every value within ±1/√in of its layer.
-    for (p, layer) in Parameters::init(&model, 7)
-        .layers
-        .iter()
-        .zip(model.layers())
-    {
-        let bound = 1.0 / (layer.inputs as f32).sqrt();
-        assert!(p.weight.iter().chain(&p.bias).all(|v| v.abs() <= bound));
+    let params = Parameters::init(&model, 7);
+    for (own, layer) in params.by_layer(&model).into_iter().zip(model.layers()) {
+        let bound = 1.0 / (layer.inputs() as f32).sqrt();
+        let values = || own.iter().flat_map(|t| &t.values);
+        assert!(values().all(|v| v.abs() <= bound));
         assert!(
-            p.weight.iter().any(|v| v.abs() > 0.9 * bound),
+            values().any(|v| v.abs() > 0.9 * bound),
             "values spread to the bound"
         );
     }

@@ -201,11 +201,7 @@ fn inconsistent_models_are_refused() {
         Activation::Identity,
     ));
     assert!(text.contains("layer 0 has a zero width (4 -> 0)"), "{text}");
-    let layer = |inputs, outputs| Layer {
-        inputs,
-        outputs,
-        activation: Activation::Relu,
-    };
+    let layer = |inputs, outputs| Layer::dense(inputs, outputs, Activation::Relu);
     let text = message(ModelSpec::new(vec![layer(4, 8), layer(7, 2)]));
     assert!(
         text.contains("layer 0 outputs 8 values but layer 1 expects 7 inputs"),
@@ -231,8 +227,8 @@ fn inconsistent_models_are_refused() {
 #[test]
 fn parameters_of_the_wrong_shape_name_the_tensor() {
     let model = ModelSpec::from_widths(&[3, 4, 2], Activation::Relu, Activation::Identity).unwrap();
-    let mut params = Parameters::init(&model, 0);
-    params.layers[1].weight = ndarray::Array2::zeros((2, 5));
+    let wider = ModelSpec::from_widths(&[3, 4, 5], Activation::Relu, Activation::Identity).unwrap();
+    let params = Parameters::init(&wider, 0);
     let setup = Setup {
         model,
         loss: Loss::Mse,
@@ -240,7 +236,7 @@ fn parameters_of_the_wrong_shape_name_the_tensor() {
     };
     let text = message(CpuEngine::new(setup.clone(), &params));
     assert!(
-        text.contains("layers.1.weight: expected [2, 4], got [2, 5]"),
+        text.contains("layers.1.weight: expected [2, 4], got [5, 4]"),
         "{text}"
     );
     let text = message(GpuEngine::new(&gpu(), setup, &params, 4));

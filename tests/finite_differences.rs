@@ -36,7 +36,7 @@ fn differentiable_point(
             .layers()
             .iter()
             .zip(&acts.pre)
-            .filter(|(layer, _)| kinked(layer.activation))
+            .filter(|(layer, _)| kinked(layer.activation()))
             .all(|(_, z)| z.iter().all(|v| v.abs() > 0.05));
         if clear {
             return (params, x, targets(loss, 6, model.outputs(), s + 2));
@@ -59,42 +59,26 @@ fn check(model: &ModelSpec, loss: Loss, seed: u64) {
     let acts = forward(model, &params, x.view());
     let (_, output_grad) = loss_and_gradient(loss, acts.post.last().unwrap().view(), y.view());
     let grads = backward(model, &params, x.view(), &acts, output_grad);
-    for (layer, (p, g)) in params.layers.iter().zip(&grads.layers).enumerate() {
-        for (is_bias, count) in [(false, p.weight.len()), (true, p.bias.len())] {
-            for i in 0..count {
-                let nudged = |delta: f32| {
-                    let mut q = params.clone();
-                    let target = if is_bias {
-                        &mut q.layers[layer].bias[i]
-                    } else {
-                        q.layers[layer]
-                            .weight
-                            .as_slice_mut()
-                            .unwrap()
-                            .get_mut(i)
-                            .unwrap()
-                    };
-                    *target += delta;
-                    loss_at(model, &q, &x, &y, loss)
-                };
-                let numeric = (nudged(h) - nudged(-h)) / (2.0 * h);
-                let analytic = if is_bias {
-                    g.bias[i]
-                } else {
-                    g.weight.as_slice().unwrap()[i]
-                };
-                let what = if is_bias { "bias" } else { "weight" };
-                assert!(
-                    (numeric - analytic).abs() <= 3e-4 + 3e-3 * analytic.abs(),
-                    "{} with {:?}: layer {layer} {what}[{i}] analytic {analytic} vs numeric {numeric}",
-                    loss.name(),
-                    model
-                        .layers()
-                        .iter()
-                        .map(|l| l.activation.name())
-                        .collect::<Vec<_>>()
-                );
-            }
+    for (p, g) in params.named_tensors().iter().zip(grads.named_tensors()) {
+        for i in 0..p.values.len() {
+            let nudged = |delta: f32| {
+                let mut q = params.clone();
+                q.tensor_mut(&p.name).unwrap()[i] += delta;
+                loss_at(model, &q, &x, &y, loss)
+            };
+            let numeric = (nudged(h) - nudged(-h)) / (2.0 * h);
+            let analytic = g.values[i];
+            assert!(
+                (numeric - analytic).abs() <= 3e-4 + 3e-3 * analytic.abs(),
+                "{}[{i}] with {} and {:?}: analytic {analytic} vs numeric {numeric}",
+                p.name,
+                loss.name(),
+                model
+                    .layers()
+                    .iter()
+                    .map(|l| l.activation().name())
+                    .collect::<Vec<_>>()
+            );
         }
     }
 }
@@ -115,16 +99,8 @@ fn every_loss_and_output_activation() {
     for loss in [Loss::Mse, Loss::CrossEntropy, Loss::BceWithLogits] {
         for (k, activation) in ACTIVATIONS.into_iter().enumerate() {
             let model = ModelSpec::new(vec![
-                Layer {
-                    inputs: 4,
-                    outputs: 5,
-                    activation: Activation::Tanh,
-                },
-                Layer {
-                    inputs: 5,
-                    outputs: 3,
-                    activation,
-                },
+                Layer::dense(4, 5, Activation::Tanh),
+                Layer::dense(5, 3, activation),
             ])
             .unwrap();
             check(&model, loss, 60 + k as u64);
@@ -149,13 +125,13 @@ fn cross_entropy_with_soft_targets() {
     let h = 5e-3;
     for i in 0..3 {
         let mut up = params.clone();
-        up.layers[1].bias[i] += h;
+        up.tensor_mut("layers.1.bias").unwrap()[i] += h;
         let mut down = params.clone();
-        down.layers[1].bias[i] -= h;
+        down.tensor_mut("layers.1.bias").unwrap()[i] -= h;
         let numeric = (loss_at(&model, &up, &x, &y, Loss::CrossEntropy)
             - loss_at(&model, &down, &x, &y, Loss::CrossEntropy))
             / (2.0 * h);
-        let analytic = grads.layers[1].bias[i];
+        let analytic = grads.tensor("layers.1.bias").unwrap().values[i];
         assert!(
             (numeric - analytic).abs() <= 3e-4 + 3e-3 * analytic.abs(),
             "bias[{i}]: {analytic} vs {numeric}"

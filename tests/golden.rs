@@ -5,18 +5,26 @@ mod common;
 use common::gpu;
 use downhill::optim::Sgd;
 use downhill::{
-    Activation, Batch, CpuEngine, Engine, GpuEngine, LayerParameters, Loss, ModelSpec, Optimizer,
-    Parameters, Setup, Targets,
+    Activation, Batch, CpuEngine, Engine, GpuEngine, Loss, ModelSpec, Optimizer, Parameters, Setup,
+    Targets,
 };
-use ndarray::{Array1, Array2, array};
+use ndarray::{Array2, array};
+
+/// The one-input, one-output linear model.
+fn line() -> ModelSpec {
+    ModelSpec::from_widths(&[1, 1], Activation::Identity, Activation::Identity).unwrap()
+}
 
 fn one_weight(w: f32, b: f32) -> Parameters {
-    Parameters {
-        layers: vec![LayerParameters {
-            weight: array![[w]],
-            bias: array![b],
-        }],
-    }
+    Parameters::from_values(&line(), [vec![w], vec![b]])
+}
+
+/// The weight and the bias of a one-weight model.
+fn weight_and_bias(p: &Parameters) -> (f32, f32) {
+    let [w, b] = p.named_tensors() else {
+        panic!("a weight and a bias")
+    };
+    (w.values[0], b.values[0])
 }
 
 fn sgd(lr: f64) -> Optimizer {
@@ -52,14 +60,14 @@ fn relu_neuron_single_step() {
         engine.step(&batch).unwrap();
         assert_eq!(engine.last_loss().unwrap(), 4.0, "{name}");
         let g = engine.gradients(0).unwrap();
-        assert_eq!(g.layers[0].weight[[0, 0]], 8.0, "{name}");
-        assert_eq!(g.layers[0].bias[0], 4.0, "{name}");
+        assert_eq!(weight_and_bias(&g).0, 8.0, "{name}");
+        assert_eq!(weight_and_bias(&g).1, 4.0, "{name}");
         let p = engine.parameters(0).unwrap();
         // f32 arithmetic: 3 − 0.1·8 and 1 − 0.1·4, exactly as the update computes them.
-        assert_eq!(p.layers[0].weight[[0, 0]], 3.0f32 - 0.1f32 * 8.0, "{name}");
-        assert_eq!(p.layers[0].bias[0], 1.0f32 - 0.1f32 * 4.0, "{name}");
-        assert!((p.layers[0].weight[[0, 0]] - 2.2).abs() < 1e-6, "{name}");
-        assert!((p.layers[0].bias[0] - 0.6).abs() < 1e-6, "{name}");
+        assert_eq!(weight_and_bias(&p).0, 3.0f32 - 0.1f32 * 8.0, "{name}");
+        assert_eq!(weight_and_bias(&p).1, 1.0f32 - 0.1f32 * 4.0, "{name}");
+        assert!((weight_and_bias(&p).0 - 2.2).abs() < 1e-6, "{name}");
+        assert!((weight_and_bias(&p).1 - 0.6).abs() < 1e-6, "{name}");
         engine.step(&batch).unwrap();
         assert!(
             engine.last_loss().unwrap() < 1e-10,
@@ -96,7 +104,7 @@ fn linear_regression_full_batch() {
     );
 
     let setup = Setup {
-        model: ModelSpec::from_widths(&[1, 1], Activation::Identity, Activation::Identity).unwrap(),
+        model: line(),
         loss: Loss::Mse,
         optimizer: sgd(lr),
     };
@@ -112,8 +120,8 @@ fn linear_regression_full_batch() {
         }
         let p = engine.parameters(0).unwrap();
         let (em, eb) = (
-            f64::from(p.layers[0].weight[[0, 0]]),
-            f64::from(p.layers[0].bias[0]),
+            f64::from(weight_and_bias(&p).0),
+            f64::from(weight_and_bias(&p).1),
         );
         // 1000 f32 steps accumulate rounding of about 1000·ε relative to the values.
         assert!(
@@ -137,7 +145,7 @@ fn linear_regression_full_batch() {
 #[test]
 fn single_weight_toward_47() {
     let setup = Setup {
-        model: ModelSpec::from_widths(&[1, 1], Activation::Identity, Activation::Identity).unwrap(),
+        model: line(),
         loss: Loss::Mse,
         optimizer: sgd(0.0025),
     };
@@ -150,17 +158,13 @@ fn single_weight_toward_47() {
         for (step, &a) in expected.iter().enumerate() {
             engine.step(&batch).unwrap();
             let p = engine.parameters(0).unwrap();
-            let got = p.layers[0].weight[[0, 0]];
+            let got = weight_and_bias(&p).0;
             assert!(
                 (got - a).abs() <= 2e-6 * a,
                 "{name}: step {} gives a = {got}, expected {a}",
                 step + 1
             );
-            assert_eq!(
-                p.layers[0].bias,
-                Array1::<f32>::zeros(1),
-                "{name}: the bias stays at zero"
-            );
+            assert_eq!(weight_and_bias(&p).1, 0.0, "{name}: the bias stays at zero");
         }
     }
 }
@@ -194,7 +198,7 @@ fn adadelta_unit_free_steps() {
         for (step, (w, b)) in expected.iter().enumerate() {
             engine.step(&batch).unwrap();
             let p = engine.parameters(0).unwrap();
-            let (gw, gb) = (p.layers[0].weight[[0, 0]], p.layers[0].bias[0]);
+            let (gw, gb) = (weight_and_bias(&p).0, weight_and_bias(&p).1);
             // f32 rounding of a step of 3e-3 on a parameter near 3: a few ULP of 3.
             assert!(
                 (f64::from(gw) - w).abs() < 1e-6,

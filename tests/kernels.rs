@@ -328,7 +328,9 @@ fn losses_stay_finite_for_extreme_logits() {
     for loss in [Loss::CrossEntropy, Loss::BceWithLogits] {
         let setup = sgd_setup(&[1, 3], Activation::Identity, Activation::Identity, loss);
         let mut init = Parameters::zeros(&setup.model);
-        init.layers[0].weight = ndarray::array![[1.0], [-1.0], [0.5]];
+        init.tensor_mut("layers.0.weight")
+            .unwrap()
+            .copy_from_slice(&[1.0, -1.0, 0.5]);
         let x = ndarray::array![[200.0f32], [-200.0]];
         let y = targets(loss, 2, 3, 1);
         let batch = Batch::new(x.view(), y.view());
@@ -397,11 +399,7 @@ fn backward_products_and_bias_reduction_match_on_awkward_shapes() {
         layers
             .iter()
             .zip(activations)
-            .map(|(&(inputs, outputs), activation)| Layer {
-                inputs,
-                outputs,
-                activation,
-            })
+            .map(|(&(inputs, outputs), activation)| Layer::dense(inputs, outputs, activation))
             .collect(),
     )
     .unwrap();

@@ -63,7 +63,7 @@ fn prepared(request: &RunRequest) -> (PreparedRun, Vec<Note>) {
 fn widths(run: &PreparedRun) -> Vec<usize> {
     let model = &run.setup.model;
     std::iter::once(model.inputs())
-        .chain(model.layers().iter().map(|l| l.outputs))
+        .chain(model.layers().iter().map(|l| l.outputs()))
         .collect()
 }
 

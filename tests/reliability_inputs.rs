@@ -385,7 +385,7 @@ fn drop_nonfinite_on_the_command_line_skips_npy_rows_and_says_how_many() {
 fn nonfinite_model(path: &Path) {
     let model = ModelSpec::from_widths(&[3, 4, 3], Activation::Tanh, Activation::Identity).unwrap();
     let mut parameters = Parameters::init(&model, 0);
-    parameters.layers[1].bias[2] = f32::NAN;
+    parameters.tensor_mut("layers.1.bias").unwrap()[2] = f32::NAN;
     save_model(
         path,
         &ModelCheckpoint {
@@ -429,7 +429,8 @@ fn nonfinite_checkpoints_are_refused_naming_the_tensor_and_index() {
         .first_mut()
         .expect("an optimizer with state");
     let slot = slot.clone();
-    values.layers[0].weight[[1, 2]] = f32::INFINITY;
+    let inputs = values.tensor("layers.0.weight").unwrap().shape[1];
+    values.tensor_mut("layers.0.weight").unwrap()[inputs + 2] = f32::INFINITY;
     save_state(&dir.path().join("bad.safetensors"), &state).unwrap();
     let err = refused(
         dir.path(),

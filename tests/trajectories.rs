@@ -119,11 +119,7 @@ fn batches(inputs: usize, outputs: usize, loss: Loss, seed: u64) -> Vec<(Array2<
 }
 
 fn mlp(hidden: [Activation; 2]) -> ModelSpec {
-    let layer = |inputs, outputs, activation| Layer {
-        inputs,
-        outputs,
-        activation,
-    };
+    let layer = Layer::dense;
     ModelSpec::new(vec![
         layer(13, 17, hidden[0]),
         layer(17, 9, hidden[1]),

@@ -206,13 +206,13 @@ fn data_description(data: &downhill::data::Dataset) -> String {
 fn describe(setup: &downhill::Setup) -> String {
     let model = &setup.model;
     let widths: Vec<String> = std::iter::once(model.inputs())
-        .chain(model.layers().iter().map(|l| l.outputs))
+        .chain(model.layers().iter().map(|l| l.outputs()))
         .map(|w| w.to_string())
         .collect();
     format!(
         "{} {}, {}, {} lr {}",
         widths.join("-"),
-        model.layers()[0].activation.name(),
+        model.layers()[0].activation().name(),
         setup.loss.name(),
         setup.optimizer.name(),
         setup.optimizer.lr()

@@ -23,21 +23,26 @@ fn perturb(pack: &mut dyn Engine, spec: &str) -> Result<()> {
     let index: usize = parts.next().and_then(|i| i.parse().ok()).ok_or_else(bad)?;
     let tensor = parts.next().ok_or_else(bad)?;
     let mut params = pack.parameters(0)?;
-    let mut tensors = params.tensors_mut();
-    let names: Vec<&str> = tensors.iter().map(|(name, _)| name.as_str()).collect();
-    let Some(position) = names.iter().position(|n| *n == tensor) else {
+    let names: Vec<&str> = params
+        .named_tensors()
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    if !names.contains(&tensor) {
         return Err(Error::Usage(format!(
             "--perturb: no tensor `{tensor}`; the model has {names:?}"
         )));
-    };
-    let values = &mut tensors[position].1;
+    }
+    let (_, values) = params
+        .tensors_mut()
+        .find(|(name, _)| *name == tensor)
+        .expect("a tensor of the model, checked above");
     let len = values.len();
     *values.get_mut(index).ok_or_else(|| {
         Error::Usage(format!(
             "--perturb: `{tensor}` has {len} entries, no index {index}"
         ))
     })? += delta;
-    drop(tensors);
     pack.set_parameters(0, &params)
 }
 

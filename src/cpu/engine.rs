@@ -84,7 +84,7 @@ impl CpuEngine {
                     })
                     .collect();
                 CpuModel {
-                    params: member.parameters.standard_layout(),
+                    params: member.parameters.clone(),
                     grads: Parameters::zeros(&setup.model),
                     state,
                     lr: member.optimizer.lr(),
@@ -134,7 +134,6 @@ impl CpuModel {
         for ((_, params), (grads, state)) in self
             .params
             .tensors_mut()
-            .into_iter()
             .zip(grads.iter().zip(self.state.iter_mut()))
         {
             finite &= optim::update(&optimizer, &coefficients, clip, params, grads, state);
@@ -164,7 +163,7 @@ impl CpuModel {
             self.grads = grads;
         } else {
             let added = grads.tensor_values();
-            for ((_, sum), g) in self.grads.tensors_mut().into_iter().zip(&added) {
+            for ((_, sum), g) in self.grads.tensors_mut().zip(&added) {
                 sum.iter_mut().zip(g.iter()).for_each(|(s, g)| *s += g);
             }
         }
@@ -242,7 +241,7 @@ impl Engine for CpuEngine {
     fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
         check_model(k, self.models.len())?;
         gradients.check_shapes(&self.first().model)?;
-        self.models[k].grads = gradients.standard_layout();
+        self.models[k].grads = gradients.clone();
         Ok(())
     }
 
@@ -254,7 +253,7 @@ impl Engine for CpuEngine {
     fn set_parameters(&mut self, k: usize, parameters: &Parameters) -> Result<()> {
         check_model(k, self.models.len())?;
         parameters.check_shapes(&self.first().model)?;
-        self.models[k].params = parameters.standard_layout();
+        self.models[k].params = parameters.clone();
         Ok(())
     }
 
@@ -332,7 +331,7 @@ impl Engine for CpuEngine {
             .iter()
             .map(|slot| {
                 let mut values = Parameters::zeros(&setup.model);
-                for ((_, tensor), state) in values.tensors_mut().into_iter().zip(&model.state) {
+                for ((_, tensor), state) in values.tensors_mut().zip(&model.state) {
                     tensor.copy_from_slice(&state[slot.index]);
                 }
                 (slot.name.to_string(), values)
@@ -351,7 +350,7 @@ impl Engine for CpuEngine {
         let model = &mut self.models[k];
         for (slot, (_, values)) in setup.optimizer.state_slots().iter().zip(&state.slots) {
             for (tensor, saved) in model.state.iter_mut().zip(values.named_tensors()) {
-                tensor[slot.index] = saved.values;
+                tensor[slot.index].clone_from(&saved.values);
             }
         }
         self.steps = state.steps;

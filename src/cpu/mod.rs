@@ -2,6 +2,7 @@
 
 mod dense;
 mod engine;
+mod layer;
 mod loss;
 mod matmul;
 mod network;

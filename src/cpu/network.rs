@@ -1,27 +1,32 @@
-//! Forward and backward passes of a model, layer by layer (each layer's math in its own file:
-//! [`super::dense`]), written for clarity with ndarray.
+//! Forward and backward passes of a model, layer by layer, each kind of layer's math in its own
+//! file ([`super::dense`]), written for clarity with ndarray.
+//!
+//! Every kind of layer answers the same two calls: `forward(input) → (z, a = act(z))` and
+//! `backward(input, δ = ∂L/∂z) → (its tensors' gradients, ∂L/∂input)`; this file walks them and
+//! applies each layer's activation derivative between them.
 
 use ndarray::{Array2, ArrayView2};
 
-use super::dense::{self, activation_gradient};
-use crate::model::{ModelSpec, Parameters};
+use super::dense;
+use super::layer::{LayerGradients, LayerOutputs};
+use crate::model::{Activation, Layer, ModelSpec, NamedTensor, Parameters};
 
 /// What the forward pass keeps for the backward pass.
 #[derive(Debug, Clone)]
 pub struct Activations {
-    /// Pre-activations `z_i = a_{i−1}·W_iᵀ + b_i`, one per layer.
+    /// Pre-activations `z_i`, one per layer (`a_{i−1}·W_iᵀ + b_i` for a dense layer).
     pub pre: Vec<Array2<f32>>,
     /// Activations `a_i = act_i(z_i)`, one per layer; the last is the model output.
     pub post: Vec<Array2<f32>>,
 }
 
-/// `z_i = a_{i−1}·W_iᵀ + b_i`, `a_i = act_i(z_i)` for every layer, from `a_{−1} = x`.
+/// `z_i`, `a_i = act_i(z_i)` for every layer, from `a_{−1} = x`.
 pub fn forward(spec: &ModelSpec, params: &Parameters, x: ArrayView2<'_, f32>) -> Activations {
     let mut pre = Vec::with_capacity(spec.layers().len());
     let mut post: Vec<Array2<f32>> = Vec::with_capacity(spec.layers().len());
-    for (layer, p) in spec.layers().iter().zip(&params.layers) {
+    for (layer, own) in spec.layers().iter().zip(params.by_layer(spec)) {
         let input = post.last().map_or(x, |a| a.view());
-        let out = dense::forward(layer, p, input);
+        let out = layer_forward(layer, own, input);
         pre.push(out.pre);
         post.push(out.post);
     }
@@ -32,8 +37,8 @@ pub fn forward(spec: &ModelSpec, params: &Parameters, x: ArrayView2<'_, f32>) ->
 ///
 /// ```text
 /// δ_last = ∂L/∂a_last ⊙ act'(z_last)
-/// ∂L/∂W_i = δ_iᵀ · a_{i−1}        ∂L/∂b_i = Σ_rows δ_i
-/// δ_{i−1} = (δ_i · W_i) ⊙ act'_{i−1}(z_{i−1})
+/// (∂L/∂θ_i, ∂L/∂a_{i−1}) = backward_i(a_{i−1}, δ_i)
+/// δ_{i−1} = ∂L/∂a_{i−1} ⊙ act'_{i−1}(z_{i−1})
 /// ```
 pub fn backward(
     spec: &ModelSpec,
@@ -43,18 +48,48 @@ pub fn backward(
     output_grad: Array2<f32>,
 ) -> Parameters {
     let layers = spec.layers();
+    let own = params.by_layer(spec);
     let last = layers.len() - 1;
-    let mut delta = activation_gradient(output_grad, &acts.pre[last], layers[last].activation);
+    let mut delta = activation_gradient(output_grad, &acts.pre[last], layers[last].activation());
     let mut grads = Vec::with_capacity(layers.len());
     for i in (0..layers.len()).rev() {
         let input = if i == 0 { x } else { acts.post[i - 1].view() };
         let (layer_grads, upstream) =
-            dense::backward(&params.layers[i], input, delta.view(), i > 0);
+            layer_backward(&layers[i], own[i], input, delta.view(), i > 0);
         grads.push(layer_grads);
         if let Some(upstream) = upstream {
-            delta = activation_gradient(upstream, &acts.pre[i - 1], layers[i - 1].activation);
+            delta = activation_gradient(upstream, &acts.pre[i - 1], layers[i - 1].activation());
         }
     }
-    grads.reverse();
-    Parameters { layers: grads }
+    Parameters::from_values(spec, grads.into_iter().rev().flatten())
+}
+
+/// Layer `layer`'s forward pass over `input`, with its own tensors `own`.
+fn layer_forward(layer: &Layer, own: &[NamedTensor], input: ArrayView2<'_, f32>) -> LayerOutputs {
+    match layer {
+        Layer::Dense(d) => dense::forward(d, own, input),
+    }
+}
+
+/// Layer `layer`'s backward pass from `δ = ∂L/∂z`, `∂L/∂input` only when `input_gradient`.
+fn layer_backward(
+    layer: &Layer,
+    own: &[NamedTensor],
+    input: ArrayView2<'_, f32>,
+    delta: ArrayView2<'_, f32>,
+    input_gradient: bool,
+) -> LayerGradients {
+    match layer {
+        Layer::Dense(_) => dense::backward(own, input, delta, input_gradient),
+    }
+}
+
+/// `g ⊙ act'(z)`, elementwise: `∂L/∂z` from `∂L/∂act(z)`.
+pub fn activation_gradient(
+    mut g: Array2<f32>,
+    z: &Array2<f32>,
+    activation: Activation,
+) -> Array2<f32> {
+    g.zip_mut_with(z, |g, &z| *g *= activation.derivative(z));
+    g
 }

@@ -110,6 +110,6 @@ fn infer_task(rows: &mut Rows, task: Task, on_note: &mut dyn FnMut(Note)) -> Res
 /// A model's widths from input to output, as `--layers` gives them.
 fn widths(model: &ModelSpec) -> Vec<usize> {
     std::iter::once(model.inputs())
-        .chain(model.layers().iter().map(|l| l.outputs))
+        .chain(model.layers().iter().map(|l| l.outputs()))
         .collect()
 }

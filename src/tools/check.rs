@@ -113,8 +113,8 @@ fn difference(
 
 fn tensors(p: &Parameters) -> Vec<(String, Vec<f32>)> {
     p.named_tensors()
-        .into_iter()
-        .map(|t| (t.name, t.values))
+        .iter()
+        .map(|t| (t.name.clone(), t.values.clone()))
         .collect()
 }
 

@@ -153,8 +153,8 @@ impl Buffers {
         let dummy_write = storage("unused".into(), 4)?;
         let mut layers = Vec::new();
         for (i, layer) in model.layers().iter().enumerate() {
-            let n = count * batch * layer.outputs as u64;
-            let shape = per_models(format!("[{max_batch}, {}]", layer.outputs));
+            let n = count * batch * layer.outputs() as u64;
+            let shape = per_models(format!("[{max_batch}, {}]", layer.outputs()));
             layers.push(LayerBuffers {
                 pre: storage(format!("pre-activations of layer {i} {shape}"), n)?,
                 post: storage(format!("activations of layer {i} {shape}"), n)?,

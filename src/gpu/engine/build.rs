@@ -3,7 +3,7 @@
 
 use super::GpuEngine;
 use super::buffers::Buffers;
-use super::dense::DenseLayer;
+use super::layers::GpuLayer;
 use super::plan::Plan;
 use crate::engine::PackSetup;
 use crate::error::Result;
@@ -17,12 +17,12 @@ impl GpuEngine {
         let models = setup.members.len();
         let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment);
         let layout = FlatLayout::new(&setup.model, align);
-        let layers = DenseLayer::all(ctx, &setup.model, &layout, models, max_batch)?;
+        let layers = GpuLayer::all(ctx, &setup.model, &layout, models, max_batch)?;
         let buffers = Buffers::new(ctx, &setup, &layout, max_batch)?;
         // Every product is tuned before any is built, so that progress can count them: the
         // forward products layer by layer, then the backward ones last layer first.
-        let forward = layers.iter().flat_map(DenseLayer::forward_products);
-        let backward = layers.iter().rev().flat_map(DenseLayer::backward_products);
+        let forward = layers.iter().flat_map(GpuLayer::forward_products);
+        let backward = layers.iter().rev().flat_map(GpuLayer::backward_products);
         ctx.tune(&forward.chain(backward).collect::<Vec<_>>())?;
         let (plan, uniforms) = Plan::record(ctx, &setup, &layout, &buffers, &layers, max_batch)?;
         let mut pack = Self {

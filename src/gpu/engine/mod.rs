@@ -7,7 +7,8 @@
 //! per-operand strides between models; the input batch and targets are shared). Nothing is read
 //! back unless the caller asks.
 //!
-//! `buffers.rs` creates the buffers, `dense.rs` describes each layer's products, `plan.rs`
+//! `buffers.rs` creates the buffers, `layers/` holds each kind of layer (its products and the
+//! recording of its forward and backward passes, through `recorder.rs`), `plan.rs`
 //! records a step piece by piece (`build.rs` puts them together), `step.rs` runs it,
 //! `update.rs` records the optimizer update, `models.rs` moves each model's tensors in and out,
 //! `profile.rs` times steps, and `interface.rs` implements the [`Engine`](crate::engine::Engine)
@@ -44,11 +45,12 @@ use crate::model::Parameters;
 
 mod buffers;
 mod build;
-mod dense;
 mod interface;
+mod layers;
 mod models;
 mod plan;
 mod profile;
+mod recorder;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -117,7 +119,7 @@ impl GpuEngine {
             .model
             .layers()
             .iter()
-            .map(|l| l.inputs.max(l.outputs))
+            .map(|l| l.inputs().max(l.outputs()))
             .max()
             .unwrap_or(1);
         for extent in [max_batch, widest] {

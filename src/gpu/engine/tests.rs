@@ -54,24 +54,18 @@ fn batch(data: &Dataset) -> Batch<'_> {
 
 /// `f` of each pair of values of `a` and `b`.
 fn combine(a: &Parameters, b: &Parameters, f: impl Fn(f32, f32) -> f32) -> Parameters {
-    let zip = |x: &ndarray::ArrayD<f32>, y: &ndarray::ArrayD<f32>| {
-        ndarray::Zip::from(x).and(y).map_collect(|&p, &q| f(p, q))
-    };
-    Parameters {
-        layers: a
-            .layers
-            .iter()
-            .zip(&b.layers)
-            .map(|(x, y)| crate::model::LayerParameters {
-                weight: zip(&x.weight.clone().into_dyn(), &y.weight.clone().into_dyn())
-                    .into_dimensionality()
-                    .expect("a matrix"),
-                bias: zip(&x.bias.clone().into_dyn(), &y.bias.clone().into_dyn())
-                    .into_dimensionality()
-                    .expect("a vector"),
-            })
-            .collect(),
-    }
+    let values = a
+        .named_tensors()
+        .iter()
+        .zip(b.named_tensors())
+        .map(|(x, y)| {
+            x.values
+                .iter()
+                .zip(&y.values)
+                .map(|(&p, &q)| f(p, q))
+                .collect()
+        });
+    Parameters::from_values(&model(), values)
 }
 
 /// The batches of each group: 8, 8, 8, 8 and a partial 5.

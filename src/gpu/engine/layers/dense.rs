@@ -16,16 +16,17 @@
 //! Every size is in elements; model `k`'s copy of a tensor is `k · stride` elements after model
 //! 0's, so one binding of a tensor spans it in every model.
 
-use super::buffers::{LAYERS_HINT, PACK_HINT};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{FlatLayout, TensorSlice};
 use crate::gpu::context::GpuContext;
+use crate::gpu::engine::buffers::{LAYERS_HINT, PACK_HINT};
+use crate::gpu::engine::recorder::{LayerBackward, Recorder, Shape};
 use crate::gpu::ops::binding::range;
-use crate::gpu::ops::dispatch::Extent;
+use crate::gpu::ops::dispatch::{Dispatch, Extent};
 use crate::gpu::ops::matmul::tuning::Product;
 use crate::gpu::ops::matmul::{Epilogue, MatmulShape, MatmulVariant};
 use crate::gpu::ops::reduce::ColumnsShape;
-use crate::model::{Activation, Layer, ModelSpec, bias_name, weight_name};
+use crate::model::{Activation, Dense, Layer, bias_name, weight_name};
 
 /// `∂L/∂W = δᵀ · a`, written into the gradients.
 const WEIGHT_GRADIENT: MatmulVariant = MatmulVariant {
@@ -42,9 +43,9 @@ const WEIGHT_GRADIENT_ADDED: MatmulVariant = MatmulVariant {
 };
 
 /// One dense layer of a pack.
-pub(super) struct DenseLayer {
+pub(crate) struct DenseLayer {
     /// Its widths and activation.
-    pub layer: Layer,
+    pub layer: Dense,
     /// The activation of the layer before, whose derivative the input gradient applies; `None`
     /// for the first layer, whose input is the batch (and which has no input gradient).
     previous: Option<Layer>,
@@ -61,56 +62,140 @@ pub(super) struct DenseLayer {
 }
 
 impl DenseLayer {
-    /// The layers of `model` laid out as `layout`, for `models` models and batches of
-    /// `max_batch` rows. Fails naming the tensor when a bias, or one row of a weight, across
+    /// Dense layer `dense` of block `block` (its tensors `layers.{block}.*`), after `previous`
+    /// (`None` for the first layer), laid out as `layout`, for `models` models and batches of
+    /// `max_batch` rows. Fails naming the tensor when its bias, or one row of its weight, across
     /// every model does not fit one storage binding.
-    pub fn all(
+    pub fn new(
         ctx: &GpuContext,
-        model: &ModelSpec,
+        dense: Dense,
+        block: usize,
+        previous: Option<Layer>,
         layout: &FlatLayout,
-        models: usize,
-        max_batch: usize,
-    ) -> Result<Vec<Self>> {
+        (models, max_batch): (usize, usize),
+    ) -> Result<Self> {
         let hint = if models > 1 { PACK_HINT } else { LAYERS_HINT };
         let (count, stride) = (models as u64, layout.total);
         let span = |len: u64| (count - 1) * stride + len;
-        let layers = model.layers();
-        // Biases are bound whole; weights in blocks of rows that each fit a binding.
-        for i in 0..layers.len() {
-            let bias = layout.tensor(&bias_name(i));
-            ctx.check_fits(&bias.name, span(bias.len) * 4, true, hint)?;
-        }
+        // The bias is bound whole; the weight in blocks of rows that each fit a binding.
+        let bias = layout.tensor(&bias_name(block));
+        ctx.check_fits(&bias.name, span(bias.len) * 4, true, hint)?;
         let limits = ctx.limits();
-        let mut dense = Vec::new();
-        for (i, &layer) in layers.iter().enumerate() {
-            let weight = layout.tensor(&weight_name(i));
-            ctx.check_fits(&weight.name, span(weight.len) * 4, false, hint)?;
-            let blocks =
-                row_blocks(&layer, weight, span(0), layout.align, limits).ok_or_else(|| {
-                    Error::BufferTooLarge {
-                        tensor: if count > 1 {
-                            format!("one row of {} in every model", weight.name)
-                        } else {
-                            format!("one row of {}", weight.name)
-                        },
-                        bytes: span(layer.inputs as u64) * 4,
-                        limit_name: "max_storage_buffer_binding_size",
-                        limit: limits.max_storage_buffer_binding_size,
-                        hint,
-                    }
-                })?;
-            dense.push(Self {
-                layer,
-                previous: i.checked_sub(1).map(|p| layers[p]),
-                weight: weight.clone(),
-                bias: layout.tensor(&bias_name(i)).clone(),
-                blocks,
-                models: count,
-                stride,
-                max_batch,
-            });
+        let weight = layout.tensor(&weight_name(block));
+        ctx.check_fits(&weight.name, span(weight.len) * 4, false, hint)?;
+        let blocks =
+            row_blocks(&dense, weight, span(0), layout.align, limits).ok_or_else(|| {
+                Error::BufferTooLarge {
+                    tensor: if count > 1 {
+                        format!("one row of {} in every model", weight.name)
+                    } else {
+                        format!("one row of {}", weight.name)
+                    },
+                    bytes: span(dense.inputs as u64) * 4,
+                    limit_name: "max_storage_buffer_binding_size",
+                    limit: limits.max_storage_buffer_binding_size,
+                    hint,
+                }
+            })?;
+        Ok(Self {
+            layer: dense,
+            previous,
+            weight: weight.clone(),
+            bias: bias.clone(),
+            blocks,
+            models: count,
+            stride,
+            max_batch,
+        })
+    }
+
+    /// Layer `i`'s forward pass, `a_i = act_i(a_{i-1} · W_iᵀ + b_i)`, one product per block of
+    /// W_i's rows (writing the block's columns of `a_i` and `z_i`).
+    pub fn record_forward(&self, rec: &mut Recorder<'_>, i: usize) -> Result<Vec<Dispatch>> {
+        let (layer, buffers) = (self, rec.buffers);
+        let own = &buffers.layers[i];
+        layer
+            .blocks()
+            .iter()
+            .map(|&block| {
+                let resources = [
+                    buffers.layer_input(i).as_entire_binding(),
+                    layer.weight_rows(&buffers.params, block),
+                    layer.bias(&buffers.params),
+                    own.post.as_entire_binding(),
+                    own.pre.as_entire_binding(),
+                ];
+                let product = layer.forward(block);
+                let dims = rec.shape(Shape::Matmul(product.1));
+                let tuned = layer.product(product.0, &product.1, false);
+                rec.matmul(&tuned, product, resources, dims)
+            })
+            .collect()
+    }
+
+    /// Layer `i`'s backward pass: per block of W_i's rows the weight gradient
+    /// `∂L/∂W_i[r0..r1] = δ_i[:, r0..r1]ᵀ · a_{i-1}`, the bias gradient `∂L/∂b_i = Σ_rows δ_i`
+    /// (both written, or added to the gradients), then but for the first layer the input
+    /// gradient `δ_{i-1} = (Σ_blocks δ_i[:, r0..r1] · W_i[r0..r1]) ⊙ act'_{i-1}(z_{i-1})`.
+    pub fn record_backward(&self, rec: &mut Recorder<'_>, i: usize) -> Result<LayerBackward> {
+        let (layer, buffers) = (self, rec.buffers);
+        let own = &buffers.layers[i];
+        let mut backward = LayerBackward {
+            write: Vec::new(),
+            add: Vec::new(),
+        };
+        for &block in layer.blocks() {
+            // The written and the added gradient share their shape.
+            let dims = rec.shape(Shape::Matmul(layer.weight_gradient(block, false).1));
+            for added in [false, true] {
+                let resources = [
+                    own.delta.as_entire_binding(),
+                    buffers.layer_input(i).as_entire_binding(),
+                    buffers.dummy_read.as_entire_binding(),
+                    layer.weight_rows(&buffers.grads, block),
+                    buffers.dummy_write.as_entire_binding(),
+                ];
+                let product = layer.weight_gradient(block, added);
+                let tuned = layer.product(product.0, &product.1, true);
+                let dispatch = rec.matmul(&tuned, product, resources, dims.clone())?;
+                match added {
+                    false => backward.write.push(dispatch),
+                    true => backward.add.push(dispatch),
+                }
+            }
         }
-        Ok(dense)
+        let columns = layer.bias_gradient();
+        let dims = rec.shape(Shape::Columns(columns));
+        for (added, list) in [(false, &mut backward.write), (true, &mut backward.add)] {
+            list.push(rec.kernels.reduce.dispatch(
+                &columns,
+                added,
+                [
+                    own.delta.as_entire_binding(),
+                    layer.bias(&buffers.grads),
+                    dims.clone(),
+                ],
+            ));
+        }
+        if layer.has_input_gradient() {
+            let before = &buffers.layers[i - 1];
+            for (b, &block) in layer.blocks().iter().enumerate() {
+                let resources = [
+                    own.delta.as_entire_binding(),
+                    layer.weight_rows(&buffers.params, block),
+                    before.pre.as_entire_binding(),
+                    before.delta.as_entire_binding(),
+                    buffers.dummy_write.as_entire_binding(),
+                ];
+                let product = layer.input_gradient(b);
+                let dims = rec.shape(Shape::Matmul(product.1));
+                let tuned = layer.product(product.0, &product.1, true);
+                let dispatch = rec.matmul(&tuned, product, resources, dims)?;
+                backward.add.push(dispatch.clone());
+                backward.write.push(dispatch);
+            }
+        }
+        Ok(backward)
     }
 
     /// The blocks of weight rows.
@@ -138,7 +223,7 @@ impl DenseLayer {
     /// Elements between consecutive models' inputs to the layer: 0 for the batch, which every
     /// model shares.
     fn source_stride(&self) -> u32 {
-        self.previous.map_or(0, |p| self.rows_stride(p.outputs))
+        self.previous.map_or(0, |p| self.rows_stride(p.outputs()))
     }
 
     /// The forward product of block `(r0, r1)`: M = batch, N = r1 − r0, K = in.
@@ -215,7 +300,7 @@ impl DenseLayer {
                 (false, false) => Epilogue::Accumulate,
                 (false, true) => Epilogue::AccumulateActivationGrad,
             },
-            activation: previous.activation,
+            activation: previous.activation(),
         };
         let shape = MatmulShape {
             m: Extent::Batch,
@@ -312,7 +397,7 @@ impl DenseLayer {
 /// models `before_last` elements apart) fits one storage binding and starts at an aligned
 /// offset: one block when the whole tensor fits. `None` when not even one row does.
 fn row_blocks(
-    layer: &Layer,
+    layer: &Dense,
     weight: &TensorSlice,
     before_last: u64,
     align: u64,

@@ -1,0 +1,94 @@
+//! The layers of a GPU engine, one kind per file (`dense.rs`), each answering the same calls:
+//! the shape uniforms its dispatches take, its products as the tuner sees them, and the
+//! recording of its forward and backward dispatches over the engine's buffers.
+//!
+//! The contract between neighbouring layers, whatever their kind: layer `i` writes its
+//! pre-activation `z_i` and output `a_i = act_i(z_i)` into its buffers, and its backward pass
+//! reads `δ_i = ∂L/∂z_i` and writes `δ_{i−1} = ∂L/∂a_{i−1} ⊙ act'_{i−1}(z_{i−1})` for the layer
+//! before it (the loss writes `δ` of the last layer).
+
+mod dense;
+
+use self::dense::DenseLayer;
+use super::recorder::{LayerBackward, Recorder};
+use crate::error::Result;
+use crate::gpu::buffers::FlatLayout;
+use crate::gpu::context::GpuContext;
+use crate::gpu::ops::dispatch::Dispatch;
+use crate::gpu::ops::matmul::tuning::Product;
+use crate::model::{Layer, ModelSpec};
+
+/// One layer of a GPU engine.
+pub(super) enum GpuLayer {
+    /// `Linear` followed by an activation.
+    Dense(DenseLayer),
+}
+
+impl GpuLayer {
+    /// The layers of `model` laid out as `layout`, for `models` models and batches of
+    /// `max_batch` rows. Fails naming the tensor when one does not fit the device's bindings.
+    pub fn all(
+        ctx: &GpuContext,
+        model: &ModelSpec,
+        layout: &FlatLayout,
+        models: usize,
+        max_batch: usize,
+    ) -> Result<Vec<Self>> {
+        let layers = model.layers();
+        let mut block = 0;
+        let mut out = Vec::with_capacity(layers.len());
+        for (i, &layer) in layers.iter().enumerate() {
+            if layer.opens_block() && i > 0 {
+                block += 1;
+            }
+            let previous = i.checked_sub(1).map(|p| layers[p]);
+            out.push(match layer {
+                Layer::Dense(dense) => GpuLayer::Dense(DenseLayer::new(
+                    ctx,
+                    dense,
+                    block,
+                    previous,
+                    layout,
+                    (models, max_batch),
+                )?),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Shape uniforms its dispatches take.
+    pub fn uniform_slots(&self) -> usize {
+        match self {
+            GpuLayer::Dense(d) => d.uniform_slots(),
+        }
+    }
+
+    /// Its forward products as the tuner sees them.
+    pub fn forward_products(&self) -> Vec<Product> {
+        match self {
+            GpuLayer::Dense(d) => d.forward_products(),
+        }
+    }
+
+    /// Its backward products as the tuner sees them.
+    pub fn backward_products(&self) -> Vec<Product> {
+        match self {
+            GpuLayer::Dense(d) => d.backward_products(),
+        }
+    }
+
+    /// Records layer `i`'s forward pass: `z_i` and `a_i = act_i(z_i)` from `a_{i−1}`.
+    pub fn record_forward(&self, rec: &mut Recorder<'_>, i: usize) -> Result<Vec<Dispatch>> {
+        match self {
+            GpuLayer::Dense(d) => d.record_forward(rec, i),
+        }
+    }
+
+    /// Records layer `i`'s backward pass from `δ_i`: its tensors' gradients (written, or added
+    /// to the gradients) and, but for the first layer, `δ_{i−1}`.
+    pub fn record_backward(&self, rec: &mut Recorder<'_>, i: usize) -> Result<LayerBackward> {
+        match self {
+            GpuLayer::Dense(d) => d.record_backward(rec, i),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The kinds of layer a model is built from, and what every kind answers: its widths, its
+//! output activation, the tensors it owns and the values a training step keeps for it.
+//!
+//! A layer kind is described here (one variant, its own file beside this one), computed by
+//! each engine (`cpu/` and `gpu/engine/layers/`), and named in the checkpoint's `architecture`
+//! metadata by its own `describe` / `read`.
+
+use serde_json::Value;
+
+use super::dense::Dense;
+use super::tensor::TensorSpec;
+use crate::activation::Activation;
+
+/// One layer of a model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Layer {
+    /// `Linear(inputs, outputs)` followed by an activation.
+    Dense(Dense),
+}
+
+impl Layer {
+    /// A dense layer, `a = act(x · Wᵀ + b)`.
+    pub fn dense(inputs: usize, outputs: usize, activation: Activation) -> Self {
+        Layer::Dense(Dense {
+            inputs,
+            outputs,
+            activation,
+        })
+    }
+
+    /// Input width.
+    pub fn inputs(&self) -> usize {
+        match self {
+            Layer::Dense(d) => d.inputs,
+        }
+    }
+
+    /// Output width.
+    pub fn outputs(&self) -> usize {
+        match self {
+            Layer::Dense(d) => d.outputs,
+        }
+    }
+
+    /// The activation `act` of its output `a = act(z)`; the layer after it multiplies the
+    /// gradient it passes back by `act'(z)`.
+    pub fn activation(&self) -> Activation {
+        match self {
+            Layer::Dense(d) => d.activation,
+        }
+    }
+
+    /// Whether it opens a new block of PyTorch names (`layers.{i}`, and `norms.{i}` for the
+    /// layers after it in the block).
+    pub fn opens_block(&self) -> bool {
+        match self {
+            Layer::Dense(_) => true,
+        }
+    }
+
+    /// The tensors it owns, named for `block`, in the order the engines and checkpoints keep
+    /// them.
+    pub fn tensors(&self, block: usize) -> Vec<TensorSpec> {
+        match self {
+            Layer::Dense(d) => d.tensors(block),
+        }
+    }
+
+    /// The values a training step keeps per batch row for this layer, on either engine: its
+    /// pre-activations `z`, activations `act(z)` and their gradients `δ`, `3·outputs`
+    /// (saturating).
+    pub fn values_per_row(&self) -> u64 {
+        (self.outputs() as u64).saturating_mul(3)
+    }
+
+    /// How many tensors it owns (`tensors(_).len()`, without naming them).
+    pub fn tensor_count(&self) -> usize {
+        match self {
+            Layer::Dense(_) => Dense::TENSORS,
+        }
+    }
+
+    /// Its entry in a checkpoint's `architecture` metadata.
+    pub fn describe(&self) -> Value {
+        match self {
+            Layer::Dense(d) => d.describe(),
+        }
+    }
+
+    /// The layer an `architecture` entry describes; `None` when no kind reads it.
+    pub fn read(entry: &Value) -> crate::error::Result<Option<Self>> {
+        Ok(Dense::read(entry)?.map(Layer::Dense))
+    }
+}

@@ -1,0 +1,129 @@
+//! The architecture of a model: its layers, and the tensors they own in order.
+
+use super::layer::Layer;
+use super::tensor::TensorSpec;
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+
+/// The architecture of a model: layers whose widths chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    layers: Vec<Layer>,
+}
+
+impl ModelSpec {
+    /// A dense model from widths `[in, h1, ..., out]`: every hidden layer uses `hidden`, the
+    /// last layer uses `output`. `[in, out]` is a single layer (linear or logistic regression).
+    pub fn from_widths(widths: &[usize], hidden: Activation, output: Activation) -> Result<Self> {
+        if widths.len() < 2 {
+            return Err(Error::InvalidModel(format!(
+                "need at least two widths (inputs and outputs), got {widths:?}"
+            )));
+        }
+        let last = widths.len() - 2;
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, pair)| {
+                Layer::dense(pair[0], pair[1], if i == last { output } else { hidden })
+            })
+            .collect();
+        Self::new(layers)
+    }
+
+    /// A model from explicit layers; checks that widths are non-zero and chain.
+    pub fn new(layers: Vec<Layer>) -> Result<Self> {
+        if layers.is_empty() {
+            return Err(Error::InvalidModel(
+                "a model needs at least one layer".into(),
+            ));
+        }
+        for (i, layer) in layers.iter().enumerate() {
+            if layer.inputs() == 0 || layer.outputs() == 0 {
+                return Err(Error::InvalidModel(format!(
+                    "layer {i} has a zero width ({} -> {}); every width must be at least 1",
+                    layer.inputs(),
+                    layer.outputs()
+                )));
+            }
+            if let Some(next) = layers.get(i + 1)
+                && next.inputs() != layer.outputs()
+            {
+                return Err(Error::InvalidModel(format!(
+                    "layer {i} outputs {} values but layer {} expects {} inputs",
+                    layer.outputs(),
+                    i + 1,
+                    next.inputs()
+                )));
+            }
+        }
+        Ok(Self { layers })
+    }
+
+    /// The layers, input first.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// Input width of the first layer.
+    pub fn inputs(&self) -> usize {
+        self.layers[0].inputs()
+    }
+
+    /// Output width of the last layer.
+    pub fn outputs(&self) -> usize {
+        self.layers[self.layers.len() - 1].outputs()
+    }
+
+    /// Checks that `features` has one column per model input.
+    pub fn check_features(&self, features: &ndarray::ArrayView2<'_, f32>) -> Result<()> {
+        if features.ncols() != self.inputs() {
+            return Err(Error::Shape {
+                what: "features".into(),
+                expected: format!("[rows, {}] (the first layer's input width)", self.inputs()),
+                got: format!("{:?}", features.shape()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Total number of scalar parameters, `Σ_tensors Π shape` (`Σ out·in + out` for a dense
+    /// model), saturating.
+    pub fn parameter_count(&self) -> usize {
+        self.tensors()
+            .iter()
+            .map(TensorSpec::len)
+            .fold(0usize, usize::saturating_add)
+    }
+
+    /// Each layer's tensors, layer by layer, each named for its block: a layer that
+    /// [opens a block](Layer::opens_block) takes the next block index `i` (`layers.{i}`), and
+    /// the layers after it up to the next such layer share it.
+    pub fn layer_tensors(&self) -> Vec<Vec<TensorSpec>> {
+        let mut block = 0;
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                if layer.opens_block() && i > 0 {
+                    block += 1;
+                }
+                layer.tensors(block)
+            })
+            .collect()
+    }
+
+    /// Every tensor the model owns, in the order of [`Parameters::named_tensors`](super::Parameters::named_tensors): for a dense
+    /// model `layers.{i}.weight` `[out, in]`, then `layers.{i}.bias` `[out]`, layer by layer.
+    pub fn tensors(&self) -> Vec<TensorSpec> {
+        self.layer_tensors().into_iter().flatten().collect()
+    }
+
+    /// Every tensor's name and shape, in [`ModelSpec::tensors`] order.
+    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        self.tensors()
+            .into_iter()
+            .map(|t| (t.name, t.shape))
+            .collect()
+    }
+}
