@@ -55,7 +55,7 @@ pub use engine::{Engine, Member, PackSetup, Setup};
 pub use error::{Error, Result};
 pub use gpu::{AdapterRequest, GpuContext, GpuEngine};
 pub use loss::{Batch, Loss, Targets, TargetsView};
-pub use model::{Activation, Dense, Layer, ModelSpec, NamedTensor, Parameters};
+pub use model::{Activation, Dense, Layer, LayerNorm, ModelSpec, NamedTensor, Norm, Parameters};
 pub use optim::Optimizer;
 pub use prepare::{PreparedRun, RunRequest};
 /// The wgpu version downhill is built on, for [`AdapterRequest`] fields and adapter details.

@@ -1,13 +1,14 @@
 //! Twenty-step trajectories: for every optimizer and its main option combinations, the GPU
 //! engine's losses (every step) and parameters (at the end) equal the CPU reference's within
-//! rel 1e-4 / abs 1e-5, on an MLP and on a linear model, with batches of changing size.
+//! rel 1e-4 / abs 1e-5, on MLPs (with and without layer norms) and on linear models, with
+//! batches of changing size.
 
 mod common;
 
 use common::{gpu, random, run_both, targets};
 use downhill::optim::{Adadelta, Adagrad, Adam, AdamW, RmsProp, Sgd};
 use downhill::{
-    Activation, Layer, Loss, ModelSpec, Optimizer, Parameters, Setup, Targets, Tolerance,
+    Activation, Layer, Loss, ModelSpec, Norm, Optimizer, Parameters, Setup, Targets, Tolerance,
 };
 use ndarray::Array2;
 
@@ -164,6 +165,27 @@ fn mlp_13_17_9_3_leaky_relu_tanh_bce() {
         Loss::BceWithLogits,
         3,
     );
+}
+
+/// The 13-17-9-3 MLP with a layer norm after each hidden `Linear`.
+fn normed_mlp(hidden: Activation) -> ModelSpec {
+    ModelSpec::mlp(
+        &[13, 17, 9, 3],
+        hidden,
+        Activation::Identity,
+        Norm::Layer { eps: 1e-5 },
+    )
+    .unwrap()
+}
+
+#[test]
+fn mlp_13_17_9_3_layer_norm_relu_cross_entropy() {
+    every_optimizer(normed_mlp(Activation::Relu), Loss::CrossEntropy, 6);
+}
+
+#[test]
+fn mlp_13_17_9_3_layer_norm_gelu_mse() {
+    every_optimizer(normed_mlp(Activation::Gelu), Loss::Mse, 7);
 }
 
 #[test]

@@ -205,14 +205,11 @@ fn data_description(data: &downhill::data::Dataset) -> String {
 
 fn describe(setup: &downhill::Setup) -> String {
     let model = &setup.model;
-    let widths: Vec<String> = std::iter::once(model.inputs())
-        .chain(model.layers().iter().map(|l| l.outputs()))
-        .map(|w| w.to_string())
-        .collect();
+    let widths: Vec<String> = model.widths().iter().map(|w| w.to_string()).collect();
     format!(
         "{} {}, {}, {} lr {}",
         widths.join("-"),
-        model.layers()[0].activation().name(),
+        model.hidden_activation().name(),
         setup.loss.name(),
         setup.optimizer.name(),
         setup.optimizer.lr()

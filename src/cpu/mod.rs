@@ -3,12 +3,15 @@
 mod dense;
 mod engine;
 mod layer;
+mod layer_norm;
 mod loss;
 mod matmul;
 mod network;
 mod optim;
 
 pub use engine::CpuEngine;
+#[cfg(test)]
+pub(crate) use layer_norm::{backward as layer_norm_backward, forward as layer_norm_forward};
 pub use loss::{correct_rows, loss_and_gradient, loss_and_group_gradient};
 pub use matmul::product;
 pub use network::{Activations, backward, forward};

@@ -1,5 +1,5 @@
 //! Forward and backward passes of a model, layer by layer, each kind of layer's math in its own
-//! file ([`super::dense`]), written for clarity with ndarray.
+//! file ([`super::dense`], [`super::layer_norm`]), written for clarity with ndarray.
 //!
 //! Every kind of layer answers the same two calls: `forward(input) → (z, a = act(z))` and
 //! `backward(input, δ = ∂L/∂z) → (its tensors' gradients, ∂L/∂input)`; this file walks them and
@@ -7,8 +7,8 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::dense;
 use super::layer::{LayerGradients, LayerOutputs};
+use super::{dense, layer_norm};
 use crate::model::{Activation, Layer, ModelSpec, NamedTensor, Parameters};
 
 /// What the forward pass keeps for the backward pass.
@@ -68,6 +68,7 @@ pub fn backward(
 fn layer_forward(layer: &Layer, own: &[NamedTensor], input: ArrayView2<'_, f32>) -> LayerOutputs {
     match layer {
         Layer::Dense(d) => dense::forward(d, own, input),
+        Layer::LayerNorm(n) => layer_norm::forward(n, own, input),
     }
 }
 
@@ -81,6 +82,7 @@ fn layer_backward(
 ) -> LayerGradients {
     match layer {
         Layer::Dense(_) => dense::backward(own, input, delta, input_gradient),
+        Layer::LayerNorm(n) => layer_norm::backward(n, own, input, delta),
     }
 }
 

@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use super::dense::Dense;
+use super::layer_norm::LayerNorm;
 use super::tensor::TensorSpec;
 use crate::activation::Activation;
 
@@ -16,6 +17,8 @@ use crate::activation::Activation;
 pub enum Layer {
     /// `Linear(inputs, outputs)` followed by an activation.
     Dense(Dense),
+    /// `LayerNorm(width)` followed by an activation.
+    LayerNorm(LayerNorm),
 }
 
 impl Layer {
@@ -32,6 +35,7 @@ impl Layer {
     pub fn inputs(&self) -> usize {
         match self {
             Layer::Dense(d) => d.inputs,
+            Layer::LayerNorm(n) => n.width,
         }
     }
 
@@ -39,6 +43,7 @@ impl Layer {
     pub fn outputs(&self) -> usize {
         match self {
             Layer::Dense(d) => d.outputs,
+            Layer::LayerNorm(n) => n.width,
         }
     }
 
@@ -47,6 +52,7 @@ impl Layer {
     pub fn activation(&self) -> Activation {
         match self {
             Layer::Dense(d) => d.activation,
+            Layer::LayerNorm(n) => n.activation,
         }
     }
 
@@ -55,6 +61,7 @@ impl Layer {
     pub fn opens_block(&self) -> bool {
         match self {
             Layer::Dense(_) => true,
+            Layer::LayerNorm(_) => false,
         }
     }
 
@@ -63,20 +70,26 @@ impl Layer {
     pub fn tensors(&self, block: usize) -> Vec<TensorSpec> {
         match self {
             Layer::Dense(d) => d.tensors(block),
+            Layer::LayerNorm(n) => n.tensors(block),
         }
     }
 
     /// The values a training step keeps per batch row for this layer, on either engine: its
-    /// pre-activations `z`, activations `act(z)` and their gradients `δ`, `3·outputs`
-    /// (saturating).
+    /// pre-activations `z`, activations `act(z)` and their gradients `δ`, `3·outputs`, and a
+    /// norm's `δ ⊙ x̂` besides, `4·width` (saturating).
     pub fn values_per_row(&self) -> u64 {
-        (self.outputs() as u64).saturating_mul(3)
+        let per_output = match self {
+            Layer::Dense(_) => 3,
+            Layer::LayerNorm(_) => 4,
+        };
+        (self.outputs() as u64).saturating_mul(per_output)
     }
 
     /// How many tensors it owns (`tensors(_).len()`, without naming them).
     pub fn tensor_count(&self) -> usize {
         match self {
             Layer::Dense(_) => Dense::TENSORS,
+            Layer::LayerNorm(_) => LayerNorm::TENSORS,
         }
     }
 
@@ -84,11 +97,15 @@ impl Layer {
     pub fn describe(&self) -> Value {
         match self {
             Layer::Dense(d) => d.describe(),
+            Layer::LayerNorm(n) => n.describe(),
         }
     }
 
     /// The layer an `architecture` entry describes; `None` when no kind reads it.
     pub fn read(entry: &Value) -> crate::error::Result<Option<Self>> {
+        if let Some(norm) = LayerNorm::read(entry)? {
+            return Ok(Some(Layer::LayerNorm(norm)));
+        }
         Ok(Dense::read(entry)?.map(Layer::Dense))
     }
 }

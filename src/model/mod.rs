@@ -4,17 +4,19 @@
 //! A dense model is a sequence of layers `a_i = act_i(a_{i-1} · W_iᵀ + b_i)` with `a_{-1} = x`,
 //! its parameters laid out as PyTorch's `nn.Linear`: `layers.{i}.weight` of shape `[out, in]`
 //! and `layers.{i}.bias` of shape `[out]`, f32, row-major. Each kind of layer is described in
-//! its own file ([`dense`]) and listed in [`layer::Layer`].
+//! its own file ([`dense`], [`layer_norm`]) and listed in [`layer::Layer`].
 
 pub mod dense;
 pub mod layer;
+pub mod layer_norm;
 pub mod parameters;
 pub mod spec;
 pub mod tensor;
 
 pub use self::dense::{Dense, bias_name, weight_name};
 pub use self::layer::Layer;
+pub use self::layer_norm::LayerNorm;
 pub use self::parameters::Parameters;
-pub use self::spec::ModelSpec;
+pub use self::spec::{ModelSpec, Norm};
 pub use self::tensor::{Init, NamedTensor, TensorSpec};
 pub use crate::activation::{Activation, sigmoid};

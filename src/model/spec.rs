@@ -1,9 +1,23 @@
 //! The architecture of a model: its layers, and the tensors they own in order.
 
 use super::layer::Layer;
+use super::layer_norm::LayerNorm;
 use super::tensor::TensorSpec;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
+
+/// What follows each hidden layer's `Linear`, before its activation.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Norm {
+    /// Nothing: the activation applies to the `Linear`'s output.
+    #[default]
+    None,
+    /// `LayerNorm(width, eps)` ([`LayerNorm`]).
+    Layer {
+        /// `ε`, added to the variance.
+        eps: f32,
+    },
+}
 
 /// The architecture of a model: layers whose widths chain.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,19 +29,48 @@ impl ModelSpec {
     /// A dense model from widths `[in, h1, ..., out]`: every hidden layer uses `hidden`, the
     /// last layer uses `output`. `[in, out]` is a single layer (linear or logistic regression).
     pub fn from_widths(widths: &[usize], hidden: Activation, output: Activation) -> Result<Self> {
+        Self::mlp(widths, hidden, output, Norm::None)
+    }
+
+    /// A model from widths `[in, h1, ..., out]` as [`ModelSpec::from_widths`], each hidden
+    /// `Linear` followed by `norm` and then `hidden` (the output layer has no norm). A norm
+    /// on a model with no hidden layer is an error.
+    pub fn mlp(
+        widths: &[usize],
+        hidden: Activation,
+        output: Activation,
+        norm: Norm,
+    ) -> Result<Self> {
         if widths.len() < 2 {
             return Err(Error::InvalidModel(format!(
                 "need at least two widths (inputs and outputs), got {widths:?}"
             )));
         }
+        if widths.len() == 2 && norm != Norm::None {
+            return Err(Error::InvalidModel(format!(
+                "a norm follows each hidden layer, and {widths:?} has none; give --layers with \
+                 a hidden width, or drop --norm"
+            )));
+        }
         let last = widths.len() - 2;
-        let layers = widths
-            .windows(2)
-            .enumerate()
-            .map(|(i, pair)| {
-                Layer::dense(pair[0], pair[1], if i == last { output } else { hidden })
-            })
-            .collect();
+        let mut layers = Vec::new();
+        for (i, pair) in widths.windows(2).enumerate() {
+            match norm {
+                Norm::Layer { eps } if i < last => {
+                    layers.push(Layer::dense(pair[0], pair[1], Activation::Identity));
+                    layers.push(Layer::LayerNorm(LayerNorm {
+                        width: pair[1],
+                        eps,
+                        activation: hidden,
+                    }));
+                }
+                _ => layers.push(Layer::dense(
+                    pair[0],
+                    pair[1],
+                    if i == last { output } else { hidden },
+                )),
+            }
+        }
         Self::new(layers)
     }
 
@@ -63,6 +106,40 @@ impl ModelSpec {
     /// The layers, input first.
     pub fn layers(&self) -> &[Layer] {
         &self.layers
+    }
+
+    /// The widths from input to output as `--layers` gives them: the input, then the output of
+    /// each `Linear`.
+    pub fn widths(&self) -> Vec<usize> {
+        std::iter::once(self.inputs())
+            .chain(
+                self.layers
+                    .iter()
+                    .filter(|l| l.opens_block())
+                    .map(Layer::outputs),
+            )
+            .collect()
+    }
+
+    /// The norm that follows its hidden layers.
+    pub fn norm(&self) -> Norm {
+        self.layers
+            .iter()
+            .find_map(|l| match l {
+                Layer::LayerNorm(n) => Some(Norm::Layer { eps: n.eps }),
+                Layer::Dense(_) => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// The activation of its first hidden layer (after its norm, if any); the output layer's
+    /// when it has no hidden layer.
+    pub fn hidden_activation(&self) -> Activation {
+        match self.layers.as_slice() {
+            [_, Layer::LayerNorm(n), ..] => n.activation,
+            [first, ..] => first.activation(),
+            [] => unreachable!("a model has at least one layer"),
+        }
     }
 
     /// Input width of the first layer.

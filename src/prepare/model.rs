@@ -54,7 +54,7 @@ pub(super) fn fit_model(
     let feature_cols = rows.feature_cols;
     let model = match &init {
         Some(c) => {
-            if !asked.layers.is_empty() && asked.layers != widths(&c.model) {
+            if !asked.layers.is_empty() && asked.layers != c.model.widths() {
                 let source = match (&request.resume, &asked.init) {
                     (Some(p), _) => format!("--resume checkpoint {}", p.display()),
                     (None, Some(p)) => format!("--init checkpoint {}", p.display()),
@@ -64,7 +64,7 @@ pub(super) fn fit_model(
                     "--layers {:?} differs from the architecture of the {source}, {:?}; drop \
                      --layers or give the layers it was trained with",
                     asked.layers,
-                    widths(&c.model)
+                    c.model.widths()
                 )));
             }
             c.model.clone()
@@ -105,11 +105,4 @@ fn infer_task(rows: &mut Rows, task: Task, on_note: &mut dyn FnMut(Note)) -> Res
         on_note(Note::Classes(found));
     }
     Ok(())
-}
-
-/// A model's widths from input to output, as `--layers` gives them.
-fn widths(model: &ModelSpec) -> Vec<usize> {
-    std::iter::once(model.inputs())
-        .chain(model.layers().iter().map(|l| l.outputs()))
-        .collect()
 }

@@ -13,9 +13,9 @@ use crate::optim::MAX_STATE_SLOTS;
 /// What to do about a parameter-sized buffer over the device's limits.
 pub(super) const LAYERS_HINT: &str = "use narrower layers";
 /// What to do about a batch-sized buffer over the device's limits.
-const BATCH_HINT: &str = "use a smaller batch size";
+pub(super) const BATCH_HINT: &str = "use a smaller batch size";
 /// What to do about a batch-sized buffer of several models over the device's limits.
-const PACK_BATCH_HINT: &str = "use a smaller batch size or fewer models";
+pub(super) const PACK_BATCH_HINT: &str = "use a smaller batch size or fewer models";
 /// What to do about all models' parameters over the device's limits.
 pub(super) const PACK_HINT: &str = "pack fewer models into one run, or use narrower layers";
 /// What to do about one model over the device's memory.

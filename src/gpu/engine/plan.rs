@@ -48,6 +48,7 @@ impl Uniforms {
                     bytemuck::bytes_of(&s.uniform(rows, class_targets, group_rows)),
                 ),
                 Shape::Columns(s) => block.set(slot, bytemuck::bytes_of(&s.uniform(rows))),
+                Shape::Norm(s) => block.set(slot, bytemuck::bytes_of(&s.uniform(rows))),
             }
         }
         self.block.upload(queue);

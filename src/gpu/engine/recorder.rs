@@ -9,6 +9,7 @@ use crate::gpu::buffers::UniformBlock;
 use crate::gpu::context::GpuContext;
 use crate::gpu::ops::Kernels;
 use crate::gpu::ops::dispatch::Dispatch;
+use crate::gpu::ops::layer_norm::{NormDims, NormShape};
 use crate::gpu::ops::loss::{LossDims, LossShape};
 use crate::gpu::ops::matmul::tuning::Product;
 use crate::gpu::ops::matmul::{MatmulDims, MatmulShape, MatmulVariant};
@@ -20,6 +21,7 @@ pub(super) enum Shape {
     Matmul(MatmulShape),
     Loss(LossShape),
     Columns(ColumnsShape),
+    Norm(NormShape),
 }
 
 impl Shape {
@@ -29,6 +31,7 @@ impl Shape {
             Shape::Matmul(_) => std::mem::size_of::<MatmulDims>(),
             Shape::Loss(_) => std::mem::size_of::<LossDims>(),
             Shape::Columns(_) => std::mem::size_of::<ReduceDims>(),
+            Shape::Norm(_) => std::mem::size_of::<NormDims>(),
         };
         bytes as u64
     }
@@ -40,6 +43,7 @@ pub(super) const MAX_SHAPE_BYTES: u64 = {
         std::mem::size_of::<MatmulDims>(),
         std::mem::size_of::<LossDims>(),
         std::mem::size_of::<ReduceDims>(),
+        std::mem::size_of::<NormDims>(),
     ];
     let mut max = 0;
     let mut i = 0;

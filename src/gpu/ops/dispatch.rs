@@ -10,6 +10,8 @@ pub enum KernelKind {
     Loss,
     /// A bias gradient (column sums).
     BiasGradient,
+    /// A norm's forward or backward pass.
+    Norm,
     /// Clipping by global norm.
     Clip,
     /// The fused optimizer update.
@@ -25,6 +27,7 @@ impl KernelKind {
             KernelKind::Matmul => "matmul",
             KernelKind::Loss => "loss",
             KernelKind::BiasGradient => "bias gradient",
+            KernelKind::Norm => "norm",
             KernelKind::Clip => "clip",
             KernelKind::Update => "optimizer update",
             KernelKind::Gather => "gather",

@@ -6,6 +6,7 @@
 //!   tiles, their autotuning, and a product on scratch buffers;
 //! - `loss.rs`: each row's loss and output gradient, and the mean;
 //! - `reduce.rs`: column sums (bias gradients);
+//! - `layer_norm.rs`: layer normalisation, forward and backward, a row per workgroup;
 //! - `clip.rs`: clipping by global norm;
 //! - `optimizer.rs`: the fused optimizer update (its skeleton `optimizer.wgsl`; each optimizer's
 //!   WGSL beside it in `src/optim/`);
@@ -16,6 +17,7 @@ pub(crate) mod binding;
 pub(crate) mod clip;
 pub(crate) mod dispatch;
 pub(crate) mod gather;
+pub(crate) mod layer_norm;
 pub(crate) mod loss;
 pub(crate) mod matmul;
 pub(crate) mod optimizer;
@@ -24,6 +26,7 @@ mod shader;
 
 use clip::ClipOp;
 use gather::GatherOp;
+use layer_norm::LayerNormOp;
 use loss::LossOp;
 use matmul::MatmulOp;
 use optimizer::OptimizerOp;
@@ -35,6 +38,7 @@ pub(crate) struct Kernels {
     pub matmul: MatmulOp,
     pub loss: LossOp,
     pub reduce: ReduceOp,
+    pub layer_norm: LayerNormOp,
     pub clip: ClipOp,
     pub optimizer: OptimizerOp,
     pub gather: GatherOp,
@@ -48,6 +52,7 @@ impl Kernels {
             matmul: MatmulOp::new(device),
             loss: LossOp::new(device),
             reduce: ReduceOp::new(device),
+            layer_norm: LayerNormOp::new(device),
             clip: ClipOp::new(device),
             optimizer: OptimizerOp::new(device),
             gather: GatherOp::new(device),
@@ -87,6 +92,7 @@ mod tests {
         }
         check("loss", &loss::sources(), &loss::BINDINGS);
         check("reduce", &reduce::sources(), &reduce::BINDINGS);
+        check("layer norm", &layer_norm::sources(), &layer_norm::BINDINGS);
         check("clip", &clip::sources(), &clip::BINDINGS);
         check("gather", &gather::sources(), &gather::BINDINGS);
         // Each optimizer declares the state slots it uses, named as its state: with every option

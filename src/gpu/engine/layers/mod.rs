@@ -1,4 +1,5 @@
-//! The layers of a GPU engine, one kind per file (`dense.rs`), each answering the same calls:
+//! The layers of a GPU engine, one kind per file (`dense.rs`,
+//! `layer_norm.rs`), each answering the same calls:
 //! the shape uniforms its dispatches take, its products as the tuner sees them, and the
 //! recording of its forward and backward dispatches over the engine's buffers.
 //!
@@ -8,20 +9,24 @@
 //! before it (the loss writes `δ` of the last layer).
 
 mod dense;
+mod layer_norm;
 
 use self::dense::DenseLayer;
+use self::layer_norm::LayerNormLayer;
 use super::recorder::{LayerBackward, Recorder};
 use crate::error::Result;
 use crate::gpu::buffers::FlatLayout;
 use crate::gpu::context::GpuContext;
 use crate::gpu::ops::dispatch::Dispatch;
 use crate::gpu::ops::matmul::tuning::Product;
-use crate::model::{Layer, ModelSpec};
+use crate::model::{Activation, Layer, ModelSpec};
 
 /// One layer of a GPU engine.
 pub(super) enum GpuLayer {
     /// `Linear` followed by an activation.
     Dense(DenseLayer),
+    /// Layer normalisation followed by an activation.
+    LayerNorm(LayerNormLayer),
 }
 
 impl GpuLayer {
@@ -51,6 +56,14 @@ impl GpuLayer {
                     layout,
                     (models, max_batch),
                 )?),
+                Layer::LayerNorm(norm) => GpuLayer::LayerNorm(LayerNormLayer::new(
+                    ctx,
+                    norm,
+                    block,
+                    previous.map_or(Activation::Identity, |p| p.activation()),
+                    layout,
+                    (models, max_batch),
+                )?),
             });
         }
         Ok(out)
@@ -60,6 +73,7 @@ impl GpuLayer {
     pub fn uniform_slots(&self) -> usize {
         match self {
             GpuLayer::Dense(d) => d.uniform_slots(),
+            GpuLayer::LayerNorm(n) => n.uniform_slots(),
         }
     }
 
@@ -67,6 +81,7 @@ impl GpuLayer {
     pub fn forward_products(&self) -> Vec<Product> {
         match self {
             GpuLayer::Dense(d) => d.forward_products(),
+            GpuLayer::LayerNorm(_) => Vec::new(),
         }
     }
 
@@ -74,6 +89,7 @@ impl GpuLayer {
     pub fn backward_products(&self) -> Vec<Product> {
         match self {
             GpuLayer::Dense(d) => d.backward_products(),
+            GpuLayer::LayerNorm(_) => Vec::new(),
         }
     }
 
@@ -81,6 +97,7 @@ impl GpuLayer {
     pub fn record_forward(&self, rec: &mut Recorder<'_>, i: usize) -> Result<Vec<Dispatch>> {
         match self {
             GpuLayer::Dense(d) => d.record_forward(rec, i),
+            GpuLayer::LayerNorm(n) => n.record_forward(rec, i),
         }
     }
 
@@ -89,6 +106,7 @@ impl GpuLayer {
     pub fn record_backward(&self, rec: &mut Recorder<'_>, i: usize) -> Result<LayerBackward> {
         match self {
             GpuLayer::Dense(d) => d.record_backward(rec, i),
+            GpuLayer::LayerNorm(n) => n.record_backward(rec, i),
         }
     }
 }

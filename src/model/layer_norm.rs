@@ -1,0 +1,87 @@
+//! Layer normalisation as the model describes it: PyTorch's
+//! `nn.LayerNorm(width, eps, elementwise_affine=True)` over each row, followed by an activation:
+//!
+//! ```text
+//! μ = (1/n) Σ_c x_c        σ² = (1/n) Σ_c (x_c − μ)²        x̂_c = (x_c − μ) / √(σ² + ε)
+//! y_c = γ_c · x̂_c + β_c    a_c = act(y_c)
+//! ```
+//!
+//! Its tensors are `norms.{i}.weight` (γ, starting at 1) and `norms.{i}.bias` (β, starting at
+//! 0), `[width]` each, `i` the index of the Linear it follows.
+
+use serde_json::{Value, json};
+
+use super::tensor::{Init, TensorSpec};
+use crate::activation::Activation;
+
+/// The name of layer normalisation in the metadata and on the command line.
+pub const NAME: &str = "layer";
+
+/// PyTorch's default `eps` of its norms.
+pub const DEFAULT_EPS: f32 = 1e-5;
+
+/// `LayerNorm(width, eps)` followed by `activation`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerNorm {
+    /// The width normalised (its input and output width).
+    pub width: usize,
+    /// `ε`, added to the variance.
+    pub eps: f32,
+    /// Activation applied to its output.
+    pub activation: Activation,
+}
+
+impl LayerNorm {
+    /// How many tensors it owns: its scale γ and its shift β.
+    pub const TENSORS: usize = 2;
+
+    /// `norms.{block}.weight` (γ = 1) and `norms.{block}.bias` (β = 0), `[width]` each.
+    pub fn tensors(&self, block: usize) -> Vec<TensorSpec> {
+        vec![
+            TensorSpec {
+                name: format!("norms.{block}.weight"),
+                shape: vec![self.width],
+                init: Init::Constant(1.0),
+            },
+            TensorSpec {
+                name: format!("norms.{block}.bias"),
+                shape: vec![self.width],
+                init: Init::Constant(0.0),
+            },
+        ]
+    }
+
+    /// Its entry in a checkpoint's `architecture` metadata:
+    /// `{"norm": "layer", "width", "eps", "activation"}`.
+    pub fn describe(&self) -> Value {
+        json!({
+            "norm": NAME,
+            "width": self.width,
+            "eps": self.eps,
+            "activation": self.activation.name(),
+        })
+    }
+
+    /// The layer an `architecture` entry describes; `None` when the entry is not a layer norm
+    /// with a width and an `eps`.
+    pub fn read(entry: &Value) -> crate::error::Result<Option<Self>> {
+        if entry.get("norm").and_then(Value::as_str) != Some(NAME) {
+            return Ok(None);
+        }
+        let activation: Activation = entry
+            .get("activation")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .parse()?;
+        let width = entry.get("width").and_then(Value::as_u64);
+        let eps = entry.get("eps").and_then(Value::as_f64);
+        Ok(match (width, eps) {
+            (Some(width), Some(eps)) => Some(Self {
+                width: width as usize,
+                eps: eps as f32,
+                activation,
+            }),
+            _ => None,
+        })
+    }
+}
