@@ -44,7 +44,7 @@ use crate::engine::OptimizerState;
 use crate::error::{Error, Result};
 use crate::fsio::{self, Extent};
 use crate::loss::Loss;
-use crate::model::{Activation, Layer, ModelSpec, Parameters};
+use crate::model::{Activation, Layer, ModelSpec, Norm, Parameters};
 
 /// What a model checkpoint holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,10 +236,17 @@ pub fn load_model(path: &Path) -> Result<ModelCheckpoint> {
 }
 
 /// Reads starting parameters for `--init`: a downhill checkpoint as [`load_model`] does, or a
-/// plain safetensors file holding only `layers.{i}.weight` `[out, in]` and `layers.{i}.bias`
-/// (as saved from PyTorch), whose widths come from the tensors' shapes and whose activations are
-/// `hidden` and, on the last layer, identity. Returns the checkpoint and whether it was plain.
-pub fn load_init(path: &Path, hidden: Activation, loss: Loss) -> Result<(ModelCheckpoint, bool)> {
+/// plain safetensors file (as saved from PyTorch) holding `layers.{i}.weight` `[out, in]` and
+/// `layers.{i}.bias`, and with `norm`, each hidden layer's `norms.{i}.weight` and
+/// `norms.{i}.bias`: the widths come from the tensors' shapes, the activations are `hidden`
+/// and, on the last layer, identity. A tensor the model does not have is an error. Returns the
+/// checkpoint and whether it was plain.
+pub fn load_init(
+    path: &Path,
+    hidden: Activation,
+    norm: Norm,
+    loss: Loss,
+) -> Result<(ModelCheckpoint, bool)> {
     let name = path.display().to_string();
     let bytes = fsio::read_until(path, extent)?;
     let (tensors, meta) = open(&bytes, &name)?;
@@ -280,8 +287,25 @@ pub fn load_init(path: &Path, hidden: Activation, loss: Loss) -> Result<(ModelCh
             "has neither downhill metadata nor a tensor `layers.0.weight`; name the tensors as nn.Linear layers: layers.{i}.weight [out, in], layers.{i}.bias [out]",
         ));
     }
-    let model = ModelSpec::from_widths(&widths, hidden, Activation::Identity)?;
+    let model = ModelSpec::mlp(&widths, hidden, Activation::Identity, norm)?;
     let parameters = read_parameters(&tensors, &model, "", &name)?;
+    let known = model.tensor_shapes();
+    let mut names = tensors.names();
+    names.sort();
+    if let Some(extra) = names
+        .into_iter()
+        .find(|t| !known.iter().any(|(name, _)| name == *t))
+    {
+        let hint = if extra.starts_with("norms.") && norm == Norm::None {
+            "pass --norm layer for a model with a layer norm after each hidden layer"
+        } else {
+            "remove it from the file, or give the flags of the model it belongs to"
+        };
+        return Err(bad(
+            &name,
+            format!("has a tensor `{extra}` that the model does not have; {hint}"),
+        ));
+    }
     Ok((
         ModelCheckpoint {
             model,

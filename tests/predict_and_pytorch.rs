@@ -437,7 +437,7 @@ fn readme_pytorch_module_loads_checkpoints_strictly_and_matches_predict() {
     };
     let linear_targets = linear_targets.mapv(|v| 5.0 * v + 20.0);
     let classes = Y::Classes(&blob_classes);
-    let cases: [(&str, &Array2<f32>, Y<'_>, &[&str]); 5] = [
+    let cases: [(&str, &Array2<f32>, Y<'_>, &[&str]); 7] = [
         (
             "relu, cross-entropy, standardised features",
             &blobs.features,
@@ -481,6 +481,27 @@ fn readme_pytorch_module_loads_checkpoints_strictly_and_matches_predict() {
             &linear.features,
             Y::Dense(&linear_targets),
             &["--layers", "6,8,8,1", "--activation", "sigmoid"],
+        ),
+        (
+            "relu with layer norms, cross-entropy, standardised features",
+            &blobs.features,
+            classes,
+            &["--layers", "6,16,8,3", "--norm", "layer", "--standardize"],
+        ),
+        (
+            "tanh with a layer norm of eps 1e-3, mse",
+            &linear.features,
+            Y::Dense(&linear_targets),
+            &[
+                "--layers",
+                "6,8,1",
+                "--activation",
+                "tanh",
+                "--norm",
+                "layer",
+                "--norm-eps",
+                "1e-3",
+            ],
         ),
     ];
     for (name, features, targets, flags) in cases {

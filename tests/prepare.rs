@@ -12,7 +12,9 @@ use downhill::data::task::{Inferred, Task};
 use downhill::optim::Adam;
 use downhill::prepare::{MemoryMap, ModelRequest, Note, PreparedRun, Validation, prepare};
 use downhill::train::{CheckpointPlan, Silent, TrainConfig, TrainData, train};
-use downhill::{Activation, CpuEngine, Error, Loss, Optimizer, Parameters, RunRequest, Targets};
+use downhill::{
+    Activation, CpuEngine, Error, Loss, Norm, Optimizer, Parameters, RunRequest, Targets,
+};
 use ndarray::Array2;
 
 /// A request for the rows in `x.npy` and `y.npy` under `dir`, everything else at its default.
@@ -29,6 +31,7 @@ fn request(dir: &Path) -> RunRequest {
             task: Task::Auto,
             layers: vec![],
             activation: Activation::Relu,
+            norm: Norm::None,
             loss: None,
             init: None,
         },

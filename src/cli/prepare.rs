@@ -10,10 +10,10 @@ use downhill::data::task::Task;
 use downhill::optim::LrSchedule;
 use downhill::prepare::{MemoryMap, ModelRequest, Note, PreparedRun, RunRequest, Validation};
 use downhill::train::{Residency, TrainConfig, TrainData};
-use downhill::{Error, Result};
+use downhill::{Error, Norm, Result};
 
 use super::args::{
-    BatchArgs, DataArgs, DeviceChoice, MmapArgs, ModelArgs, MonitorArgs, OptimizerArgs,
+    BatchArgs, DataArgs, DeviceChoice, MmapArgs, ModelArgs, MonitorArgs, NormChoice, OptimizerArgs,
     ResidencyChoice, RunArgs, ScheduleArgs, TaskChoice, ValidationArgs,
 };
 use super::common::{data_spec, say_dropped};
@@ -138,6 +138,7 @@ pub fn prepare(a: &RunFlags<'_>) -> Result<PreparedRun> {
             },
             layers: a.model.layers.clone(),
             activation: a.model.activation.parse()?,
+            norm: norm(a.model, a.quiet)?,
             loss: a.model.loss.as_deref().map(str::parse).transpose()?,
             init: a.init.map(Path::to_path_buf),
         },
@@ -153,6 +154,29 @@ pub fn prepare(a: &RunFlags<'_>) -> Result<PreparedRun> {
         max_steps: a.max_steps,
     };
     downhill::prepare::prepare(&request, &mut |note| say(note, a.quiet))
+}
+
+/// The norm `--norm` and `--norm-eps` ask for; `--norm-eps` without a norm is ignored with a
+/// warning (unless `quiet`), and must be a finite number above 0.
+fn norm(model: &ModelArgs, quiet: bool) -> Result<Norm> {
+    let eps = model
+        .norm_eps
+        .unwrap_or(downhill::model::layer_norm::DEFAULT_EPS);
+    if !(eps.is_finite() && eps > 0.0) {
+        return Err(Error::Usage(format!(
+            "--norm-eps {eps}: the norm's ε must be a finite number above 0 (PyTorch's default \
+             is 1e-5)"
+        )));
+    }
+    Ok(match model.norm {
+        NormChoice::None => {
+            if model.norm_eps.is_some() && !quiet {
+                errln!("warning: --norm-eps does not apply without --norm and is ignored");
+            }
+            Norm::None
+        }
+        NormChoice::Layer => Norm::Layer { eps },
+    })
 }
 
 /// The training rows of a run prepared with [`MemoryMap::Never`], which reads them whole.

@@ -57,7 +57,8 @@ impl LayerNorm {
         json!({
             "norm": NAME,
             "width": self.width,
-            "eps": self.eps,
+            // The f32's shortest decimal form, so that 1e-5 reads as 1e-5.
+            "eps": self.eps.to_string().parse::<f64>().unwrap_or(f64::from(self.eps)),
             "activation": self.activation.name(),
         })
     }

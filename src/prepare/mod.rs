@@ -9,7 +9,7 @@
 //! use downhill::data::task::Task;
 //! use downhill::optim::Adam;
 //! use downhill::prepare::{MemoryMap, ModelRequest, RunRequest, Validation, prepare};
-//! use downhill::{Activation, Optimizer};
+//! use downhill::{Activation, Norm, Optimizer};
 //!
 //! # fn main() -> downhill::Result<()> {
 //! let request = RunRequest {
@@ -24,6 +24,7 @@
 //!         task: Task::Auto,
 //!         layers: vec![],
 //!         activation: Activation::Relu,
+//!         norm: Norm::None,
 //!         loss: None,
 //!         init: None,
 //!     },

@@ -7,7 +7,7 @@ use crate::data::load::{adapt_targets, outputs_for};
 use crate::data::task::{self, Task};
 use crate::error::{Error, Result};
 use crate::loss::{Loss, Targets};
-use crate::model::{Activation, ModelSpec};
+use crate::model::{Activation, ModelSpec, Norm};
 
 use super::rows::Rows;
 use super::{Note, RunRequest};
@@ -45,7 +45,7 @@ pub(super) fn fit_model(
     if init.is_none()
         && let Some(path) = &asked.init
     {
-        init = Some(load_init(path, hidden, asked.loss.unwrap_or(by_targets))?.0);
+        init = Some(load_init(path, hidden, asked.norm, asked.loss.unwrap_or(by_targets))?.0);
     }
     let loss = asked
         .loss
@@ -54,12 +54,12 @@ pub(super) fn fit_model(
     let feature_cols = rows.feature_cols;
     let model = match &init {
         Some(c) => {
+            let source = match (&request.resume, &asked.init) {
+                (Some(p), _) => format!("--resume checkpoint {}", p.display()),
+                (None, Some(p)) => format!("--init checkpoint {}", p.display()),
+                (None, None) => "starting checkpoint".into(),
+            };
             if !asked.layers.is_empty() && asked.layers != c.model.widths() {
-                let source = match (&request.resume, &asked.init) {
-                    (Some(p), _) => format!("--resume checkpoint {}", p.display()),
-                    (None, Some(p)) => format!("--init checkpoint {}", p.display()),
-                    (None, None) => "starting checkpoint".into(),
-                };
                 return Err(Error::InvalidModel(format!(
                     "--layers {:?} differs from the architecture of the {source}, {:?}; drop \
                      --layers or give the layers it was trained with",
@@ -67,14 +67,23 @@ pub(super) fn fit_model(
                     c.model.widths()
                 )));
             }
+            if asked.norm != Norm::None && asked.norm != c.model.norm() {
+                return Err(Error::InvalidModel(format!(
+                    "--norm {} differs from the {source}'s, {}; drop --norm or give the norm it \
+                     was trained with",
+                    norm_name(asked.norm),
+                    norm_name(c.model.norm())
+                )));
+            }
             c.model.clone()
         }
-        None if asked.layers.is_empty() => ModelSpec::from_widths(
+        None if asked.layers.is_empty() => ModelSpec::mlp(
             &[feature_cols, 64, outputs_for(&rows.train.targets, loss)],
             hidden,
             Activation::Identity,
+            asked.norm,
         )?,
-        None => ModelSpec::from_widths(&asked.layers, hidden, Activation::Identity)?,
+        None => ModelSpec::mlp(&asked.layers, hidden, Activation::Identity, asked.norm)?,
     };
     if model.inputs() != feature_cols {
         return Err(Error::InvalidModel(format!(
@@ -105,4 +114,12 @@ fn infer_task(rows: &mut Rows, task: Task, on_note: &mut dyn FnMut(Note)) -> Res
         on_note(Note::Classes(found));
     }
     Ok(())
+}
+
+/// `--norm`'s words for `norm`: `none`, or `layer` with its ε.
+fn norm_name(norm: Norm) -> String {
+    match norm {
+        Norm::None => "none".into(),
+        Norm::Layer { eps } => format!("layer (eps {eps})"),
+    }
 }

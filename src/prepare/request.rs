@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::data::load::DataSpec;
 use crate::data::task::Task;
 use crate::loss::Loss;
-use crate::model::Activation;
+use crate::model::{Activation, Norm};
 use crate::optim::Optimizer;
 
 /// Whether the training features are memory-mapped and streamed from disk instead of read whole.
@@ -45,6 +45,9 @@ pub struct ModelRequest {
     pub layers: Vec<usize>,
     /// The hidden layers' activation (the output layer's is the identity).
     pub activation: Activation,
+    /// What follows each hidden layer's `Linear`, before its activation. A starting
+    /// checkpoint's norm must match it unless it is [`Norm::None`].
+    pub norm: Norm,
     /// The loss; `None`: cross-entropy for class labels, mean squared error for values (or the
     /// starting checkpoint's).
     pub loss: Option<Loss>,

@@ -187,6 +187,18 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             MODEL,
+            "a norm on a model with no hidden layer",
+            "train --features x.npy --targets y.npy --layers 3,3 --norm layer",
+            Refused("a norm follows each hidden layer"),
+        ),
+        case(
+            MODEL,
+            "a norm's eps of 0",
+            "train --features x.npy --targets y.npy --norm layer --norm-eps 0",
+            Refused("--norm-eps 0"),
+        ),
+        case(
+            MODEL,
             "batch size 0",
             "train --features x.npy --targets y.npy --batch-size 0",
             Refused("--batch-size must be at least 1"),

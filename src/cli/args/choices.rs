@@ -45,6 +45,15 @@ pub enum ResidencyChoice {
     Streamed,
 }
 
+/// What follows each hidden layer's `Linear` (`--norm`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NormChoice {
+    /// Nothing: the activation applies to the `Linear`'s output.
+    None,
+    /// `nn.LayerNorm(width, eps)` with a scale and a shift, before the activation.
+    Layer,
+}
+
 /// What the targets are (`--task`).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TaskChoice {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::choices::{BackendChoice, DeviceChoice, ResidencyChoice, TaskChoice};
+use super::choices::{BackendChoice, DeviceChoice, NormChoice, ResidencyChoice, TaskChoice};
 use super::optimizer::OptimizerArgs;
 
 /// Where data comes from (one of: --features with --targets, --data, --dataset).
@@ -116,6 +116,14 @@ pub struct ModelArgs {
     /// Hidden layers' activation: identity, relu, leaky_relu, leaky_relu(SLOPE), sigmoid, tanh, gelu.
     #[arg(long, default_value = "relu")]
     pub activation: String,
+    /// What follows each hidden layer's Linear, before its activation: none, or layer
+    /// (PyTorch's nn.LayerNorm over the layer's width, with a scale and a shift, saved as
+    /// norms.{i}.weight and norms.{i}.bias).
+    #[arg(long, value_enum, default_value = "none")]
+    pub norm: NormChoice,
+    /// The norm's ε, added to the variance before its square root (default 1e-5).
+    #[arg(long, value_name = "EPS")]
+    pub norm_eps: Option<f32>,
     /// mse, cross-entropy or bce-logits (default: cross-entropy for class indices, else mse).
     #[arg(long)]
     pub loss: Option<String>,
