@@ -239,12 +239,12 @@ pub fn load_model(path: &Path) -> Result<ModelCheckpoint> {
 /// plain safetensors file (as saved from PyTorch) holding `layers.{i}.weight` `[out, in]` and
 /// `layers.{i}.bias`, and with `norm`, each hidden layer's `norms.{i}.weight` and
 /// `norms.{i}.bias`: the widths come from the tensors' shapes, the activations are `hidden`
-/// and, on the last layer, identity. A tensor the model does not have is an error. Returns the
-/// checkpoint and whether it was plain.
+/// and, on the last layer, identity, with `dropout` after each hidden layer. A tensor the model
+/// does not have is an error. Returns the checkpoint and whether it was plain.
 pub fn load_init(
     path: &Path,
     hidden: Activation,
-    norm: Norm,
+    (norm, dropout): (Norm, f32),
     loss: Loss,
 ) -> Result<(ModelCheckpoint, bool)> {
     let name = path.display().to_string();
@@ -287,7 +287,7 @@ pub fn load_init(
             "has neither downhill metadata nor a tensor `layers.0.weight`; name the tensors as nn.Linear layers: layers.{i}.weight [out, in], layers.{i}.bias [out]",
         ));
     }
-    let model = ModelSpec::mlp(&widths, hidden, Activation::Identity, norm)?;
+    let model = ModelSpec::mlp(&widths, hidden, Activation::Identity, norm, dropout)?;
     let parameters = read_parameters(&tensors, &model, "", &name)?;
     let known = model.tensor_shapes();
     let mut names = tensors.names();

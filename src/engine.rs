@@ -284,6 +284,11 @@ pub trait Engine {
     /// Optimizer steps taken.
     fn steps(&self) -> u64;
 
+    /// Keys the dropout masks of the following training passes by `seed` (0 until set): a
+    /// training pass of step `s` draws its masks from `(seed, s, layer, row in the dataset,
+    /// unit)` ([`crate::model::Dropout`]).
+    fn set_mask_seed(&mut self, seed: u64);
+
     /// Sets each model's learning rate of the following steps (what a schedule does), one rate
     /// per model.
     fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()>;

@@ -39,6 +39,7 @@ pub mod host_memory;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod philox;
 pub mod plot;
 pub mod prepare;
 pub mod rescue;
@@ -55,7 +56,9 @@ pub use engine::{Engine, Member, PackSetup, Setup};
 pub use error::{Error, Result};
 pub use gpu::{AdapterRequest, GpuContext, GpuEngine};
 pub use loss::{Batch, Loss, Targets, TargetsView};
-pub use model::{Activation, Dense, Layer, LayerNorm, ModelSpec, NamedTensor, Norm, Parameters};
+pub use model::{
+    Activation, Dense, Dropout, Layer, LayerNorm, ModelSpec, NamedTensor, Norm, Parameters,
+};
 pub use optim::Optimizer;
 pub use prepare::{PreparedRun, RunRequest};
 /// The wgpu version downhill is built on, for [`AdapterRequest`] fields and adapter details.

@@ -121,6 +121,7 @@ fn layer_norm_with_every_loss_and_hidden_activation() {
                 activation,
                 Activation::Identity,
                 Norm::Layer { eps: 1e-5 },
+                0.0,
             )
             .unwrap();
             check(&model, loss, 80 + k as u64);

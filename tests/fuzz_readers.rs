@@ -188,7 +188,12 @@ fn read_as_files(bytes: &[u8]) -> Result<(), TestCaseError> {
     bounded(bound, || {
         let _ = load_model(&path);
         let _ = load_state(&path);
-        let _ = load_init(&path, Activation::Relu, downhill::Norm::None, Loss::Mse);
+        let _ = load_init(
+            &path,
+            Activation::Relu,
+            (downhill::Norm::None, 0.0),
+            Loss::Mse,
+        );
     })?;
     Ok(())
 }

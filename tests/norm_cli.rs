@@ -52,6 +52,7 @@ fn layer_norm_trains_from_a_plain_start_on_both_engines_and_saves_its_norms() {
         Activation::Relu,
         Activation::Identity,
         Norm::Layer { eps: 1e-5 },
+        0.0,
     )
     .unwrap();
     // A start whose norms are not PyTorch's 1 and 0, so that loading them shows.
@@ -155,6 +156,7 @@ fn norm_flags_that_do_not_fit_are_refused_or_warned_about() {
         Activation::Relu,
         Activation::Identity,
         Norm::Layer { eps: 1e-5 },
+        0.0,
     )
     .unwrap();
     let plain = dir.path().join("plain.safetensors");

@@ -437,7 +437,7 @@ fn readme_pytorch_module_loads_checkpoints_strictly_and_matches_predict() {
     };
     let linear_targets = linear_targets.mapv(|v| 5.0 * v + 20.0);
     let classes = Y::Classes(&blob_classes);
-    let cases: [(&str, &Array2<f32>, Y<'_>, &[&str]); 7] = [
+    let cases: [(&str, &Array2<f32>, Y<'_>, &[&str]); 8] = [
         (
             "relu, cross-entropy, standardised features",
             &blobs.features,
@@ -487,6 +487,21 @@ fn readme_pytorch_module_loads_checkpoints_strictly_and_matches_predict() {
             &blobs.features,
             classes,
             &["--layers", "6,16,8,3", "--norm", "layer", "--standardize"],
+        ),
+        (
+            "gelu with layer norms and dropout, cross-entropy",
+            &blobs.features,
+            classes,
+            &[
+                "--layers",
+                "6,16,8,3",
+                "--activation",
+                "gelu",
+                "--norm",
+                "layer",
+                "--dropout",
+                "0.2",
+            ],
         ),
         (
             "tanh with a layer norm of eps 1e-3, mse",

@@ -32,6 +32,7 @@ fn request(dir: &Path) -> RunRequest {
             layers: vec![],
             activation: Activation::Relu,
             norm: Norm::None,
+            dropout: 0.0,
             loss: None,
             init: None,
         },

@@ -1,6 +1,6 @@
 //! Twenty-step trajectories: for every optimizer and its main option combinations, the GPU
 //! engine's losses (every step) and parameters (at the end) equal the CPU reference's within
-//! rel 1e-4 / abs 1e-5, on MLPs (with and without layer norms) and on linear models, with
+//! rel 1e-4 / abs 1e-5, on MLPs (with and without layer norms and dropout) and on linear models, with
 //! batches of changing size.
 
 mod common;
@@ -131,10 +131,51 @@ fn mlp(hidden: [Activation; 2]) -> ModelSpec {
 
 /// Every optimizer configuration, 20 steps each, on `model` with `loss` from a seeded start.
 fn every_optimizer(model: ModelSpec, loss: Loss, seed: u64) {
+    every_optimizer_of(optimizers(), model, loss, seed);
+}
+
+/// The configurations of [`optimizers`] with every ε at least `floor`.
+///
+/// Dropout zeroes many of a unit's rows, so some gradients cancel to rounding noise (2.6e-7,
+/// 0.5% apart between the engines, in the tanh run below); Adam's, RMSprop's and Adagrad's
+/// first steps, `g / (√v + ε)` with a tiny ε, turn that noise into a learning-rate-sized step
+/// whose size depends on it. An ε of 1e-4 keeps such a step proportional to the gradient, and
+/// everything else is compared at the usual bound.
+fn optimizers_with_eps_at_least(floor: f64) -> Vec<Optimizer> {
+    optimizers()
+        .into_iter()
+        .map(|optimizer| match optimizer {
+            Optimizer::Adam(a) => Optimizer::Adam(Adam {
+                eps: a.eps.max(floor),
+                ..a
+            }),
+            Optimizer::AdamW(a) => Optimizer::AdamW(AdamW {
+                eps: a.eps.max(floor),
+                ..a
+            }),
+            Optimizer::RmsProp(r) => Optimizer::RmsProp(RmsProp {
+                eps: r.eps.max(floor),
+                ..r
+            }),
+            Optimizer::Adagrad(a) => Optimizer::Adagrad(Adagrad {
+                eps: a.eps.max(floor),
+                ..a
+            }),
+            Optimizer::Adadelta(a) => Optimizer::Adadelta(Adadelta {
+                eps: a.eps.max(floor),
+                ..a
+            }),
+            other => other,
+        })
+        .collect()
+}
+
+/// Each of `optimizers`, 20 steps, on `model` with `loss` from a seeded start.
+fn every_optimizer_of(optimizers: Vec<Optimizer>, model: ModelSpec, loss: Loss, seed: u64) {
     let ctx = gpu();
     let init = Parameters::init(&model, seed);
     let data = batches(model.inputs(), model.outputs(), loss, 100 * seed);
-    for optimizer in optimizers() {
+    for optimizer in optimizers {
         let setup = Setup {
             model: model.clone(),
             loss,
@@ -174,6 +215,7 @@ fn normed_mlp(hidden: Activation) -> ModelSpec {
         hidden,
         Activation::Identity,
         Norm::Layer { eps: 1e-5 },
+        0.0,
     )
     .unwrap()
 }
@@ -186,6 +228,33 @@ fn mlp_13_17_9_3_layer_norm_relu_cross_entropy() {
 #[test]
 fn mlp_13_17_9_3_layer_norm_gelu_mse() {
     every_optimizer(normed_mlp(Activation::Gelu), Loss::Mse, 7);
+}
+
+/// The 13-17-9-3 MLP with dropout after each hidden activation (and layer norms before them).
+fn dropout_mlp(hidden: Activation, norm: Norm) -> ModelSpec {
+    ModelSpec::mlp(&[13, 17, 9, 3], hidden, Activation::Identity, norm, 0.3).unwrap()
+}
+
+/// Dropout draws the same masks on both engines: the trajectories agree step by step (with
+/// every ε at least 1e-4: [`optimizers_with_eps_at_least`] says why).
+#[test]
+fn mlp_13_17_9_3_dropout_tanh_cross_entropy() {
+    every_optimizer_of(
+        optimizers_with_eps_at_least(1e-4),
+        dropout_mlp(Activation::Tanh, Norm::None),
+        Loss::CrossEntropy,
+        8,
+    );
+}
+
+#[test]
+fn mlp_13_17_9_3_layer_norm_and_dropout_relu_mse() {
+    every_optimizer_of(
+        optimizers_with_eps_at_least(1e-4),
+        dropout_mlp(Activation::Relu, Norm::Layer { eps: 1e-5 }),
+        Loss::Mse,
+        9,
+    );
 }
 
 #[test]

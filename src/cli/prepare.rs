@@ -139,6 +139,7 @@ pub fn prepare(a: &RunFlags<'_>) -> Result<PreparedRun> {
             layers: a.model.layers.clone(),
             activation: a.model.activation.parse()?,
             norm: norm(a.model, a.quiet)?,
+            dropout: a.model.dropout,
             loss: a.model.loss.as_deref().map(str::parse).transpose()?,
             init: a.init.map(Path::to_path_buf),
         },

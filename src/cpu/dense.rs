@@ -27,7 +27,11 @@ pub fn forward(layer: &Dense, own: &[NamedTensor], input: ArrayView2<'_, f32>) -
     let mut z = product(input, weight.t());
     z += &bias;
     let post = z.mapv(|v| layer.activation.apply(v));
-    LayerOutputs { pre: z, post }
+    LayerOutputs {
+        pre: z,
+        post,
+        saved: None,
+    }
 }
 
 /// From `δ = ∂L/∂z` of this layer: its gradients `∂L/∂W = δᵀ·a` and `∂L/∂b = Σ_rows δ`, and

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2};
 
 use super::loss::{correct_rows, loss_and_gradient, loss_and_group_gradient};
-use super::network::{backward, forward};
+use super::network::{backward, forward, forward_training};
 use super::optim;
 use crate::accumulate::Part;
 use crate::data::Dataset;
@@ -16,7 +16,7 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::loss::Batch;
-use crate::model::Parameters;
+use crate::model::{MaskKey, Parameters};
 use crate::optim::MAX_STATE_SLOTS;
 
 /// One model's tensors and bookkeeping.
@@ -39,6 +39,8 @@ pub struct CpuEngine {
     setups: Vec<Setup>,
     models: Vec<CpuModel>,
     steps: u64,
+    /// The seed dropout's masks are keyed by.
+    mask_seed: u64,
     clip: Option<f32>,
     resident: Option<Arc<Dataset>>,
 }
@@ -98,6 +100,7 @@ impl CpuEngine {
             setups: (0..setup.members.len()).map(|k| setup.setup(k)).collect(),
             models,
             steps: 0,
+            mask_seed: 0,
             clip: None,
             resident: None,
         })
@@ -143,8 +146,8 @@ impl CpuModel {
 
     /// Forward, loss and backward on `batch`, the gradients replacing (first of a group) or
     /// adding to the accumulated ones.
-    fn accumulate(&mut self, setup: &Setup, batch: &Batch<'_>, part: Part) {
-        let acts = forward(&setup.model, &self.params, batch.features);
+    fn accumulate(&mut self, setup: &Setup, batch: &Batch<'_>, part: Part, key: &MaskKey<'_>) {
+        let acts = forward_training(&setup.model, &self.params, batch.features, key);
         let output = acts.post.last().expect("a model has at least one layer");
         let (value, output_grad) =
             loss_and_group_gradient(setup.loss, output.view(), batch.targets, part.group_rows);
@@ -190,9 +193,14 @@ impl Engine for CpuEngine {
         let first = self.first();
         batch.check(&first.model, first.loss)?;
         part.check(batch.rows())?;
+        let key = MaskKey {
+            seed: self.mask_seed,
+            step: self.steps,
+            rows: batch.rows_in_dataset,
+        };
         for (model, setup) in self.models.iter_mut().zip(&self.setups) {
             if !model.frozen {
-                model.accumulate(setup, batch, part);
+                model.accumulate(setup, batch, part, &key);
             }
         }
         if part.last {
@@ -216,7 +224,7 @@ impl Engine for CpuEngine {
         let rows: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
         let batch = data.subset(&rows);
         self.accumulate(
-            &Batch::new(batch.features.view(), batch.targets.view()),
+            &Batch::new(batch.features.view(), batch.targets.view()).with_rows_in_dataset(indices),
             part,
         )
     }
@@ -267,6 +275,10 @@ impl Engine for CpuEngine {
 
     fn steps(&self) -> u64 {
         self.steps
+    }
+
+    fn set_mask_seed(&mut self, seed: u64) {
+        self.mask_seed = seed;
     }
 
     fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()> {

@@ -9,6 +9,8 @@ pub struct LayerOutputs {
     pub pre: Array2<f32>,
     /// The activation `act(z)`: the layer's output.
     pub post: Array2<f32>,
+    /// What else its backward pass reads (dropout's multipliers), if anything.
+    pub saved: Option<Array2<f32>>,
 }
 
 /// One layer's backward pass: its tensors' gradients (in its tensors' order) and, when asked

@@ -41,7 +41,11 @@ pub fn forward(norm: &LayerNorm, own: &[NamedTensor], input: ArrayView2<'_, f32>
     y *= &gamma;
     y += &beta;
     let post = y.mapv(|v| norm.activation.apply(v));
-    LayerOutputs { pre: y, post }
+    LayerOutputs {
+        pre: y,
+        post,
+        saved: None,
+    }
 }
 
 /// From `δ = ∂L/∂y`: `∂L/∂γ = Σ_rows δ ⊙ x̂`, `∂L/∂β = Σ_rows δ`, and per row, with

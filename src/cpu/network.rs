@@ -8,8 +8,8 @@
 use ndarray::{Array2, ArrayView2};
 
 use super::layer::{LayerGradients, LayerOutputs};
-use super::{dense, layer_norm};
-use crate::model::{Activation, Layer, ModelSpec, NamedTensor, Parameters};
+use super::{dense, dropout, layer_norm};
+use crate::model::{Activation, Layer, MaskKey, ModelSpec, NamedTensor, Parameters};
 
 /// What the forward pass keeps for the backward pass.
 #[derive(Debug, Clone)]
@@ -18,19 +18,45 @@ pub struct Activations {
     pub pre: Vec<Array2<f32>>,
     /// Activations `a_i = act_i(z_i)`, one per layer; the last is the model output.
     pub post: Vec<Array2<f32>>,
+    /// What else each layer's backward pass reads (a training pass's dropout multipliers).
+    pub saved: Vec<Option<Array2<f32>>>,
 }
 
-/// `z_i`, `a_i = act_i(z_i)` for every layer, from `a_{−1} = x`.
+/// `z_i`, `a_i = act_i(z_i)` for every layer, from `a_{−1} = x`, in evaluation mode (dropout
+/// passes its input through).
 pub fn forward(spec: &ModelSpec, params: &Parameters, x: ArrayView2<'_, f32>) -> Activations {
-    let mut pre = Vec::with_capacity(spec.layers().len());
-    let mut post: Vec<Array2<f32>> = Vec::with_capacity(spec.layers().len());
-    for (layer, own) in spec.layers().iter().zip(params.by_layer(spec)) {
+    run_forward(spec, params, x, None)
+}
+
+/// The same in training mode: dropout draws its masks from `key`.
+pub fn forward_training(
+    spec: &ModelSpec,
+    params: &Parameters,
+    x: ArrayView2<'_, f32>,
+    key: &MaskKey<'_>,
+) -> Activations {
+    run_forward(spec, params, x, Some(key))
+}
+
+/// The forward pass, training when `key` is given.
+fn run_forward(
+    spec: &ModelSpec,
+    params: &Parameters,
+    x: ArrayView2<'_, f32>,
+    key: Option<&MaskKey<'_>>,
+) -> Activations {
+    let count = spec.layers().len();
+    let (mut pre, mut saved) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    let mut post: Vec<Array2<f32>> = Vec::with_capacity(count);
+    let layers = spec.layers().iter().zip(params.by_layer(spec));
+    for ((layer, own), block) in layers.zip(spec.blocks()) {
         let input = post.last().map_or(x, |a| a.view());
-        let out = layer_forward(layer, own, input);
+        let out = layer_forward(layer, own, input, block as u32, key);
         pre.push(out.pre);
         post.push(out.post);
+        saved.push(out.saved);
     }
-    Activations { pre, post }
+    Activations { pre, post, saved }
 }
 
 /// Backpropagation from `∂L/∂a_last`, last layer first:
@@ -54,8 +80,13 @@ pub fn backward(
     let mut grads = Vec::with_capacity(layers.len());
     for i in (0..layers.len()).rev() {
         let input = if i == 0 { x } else { acts.post[i - 1].view() };
-        let (layer_grads, upstream) =
-            layer_backward(&layers[i], own[i], input, delta.view(), i > 0);
+        let (layer_grads, upstream) = layer_backward(
+            &layers[i],
+            own[i],
+            (input, acts.saved[i].as_ref()),
+            delta.view(),
+            i > 0,
+        );
         grads.push(layer_grads);
         if let Some(upstream) = upstream {
             delta = activation_gradient(upstream, &acts.pre[i - 1], layers[i - 1].activation());
@@ -64,25 +95,39 @@ pub fn backward(
     Parameters::from_values(spec, grads.into_iter().rev().flatten())
 }
 
-/// Layer `layer`'s forward pass over `input`, with its own tensors `own`.
-fn layer_forward(layer: &Layer, own: &[NamedTensor], input: ArrayView2<'_, f32>) -> LayerOutputs {
-    match layer {
-        Layer::Dense(d) => dense::forward(d, own, input),
-        Layer::LayerNorm(n) => layer_norm::forward(n, own, input),
-    }
-}
-
-/// Layer `layer`'s backward pass from `δ = ∂L/∂z`, `∂L/∂input` only when `input_gradient`.
-fn layer_backward(
+/// Layer `layer` (of block `block`)'s forward pass over `input`, with its own tensors `own`,
+/// training when `key` is given.
+fn layer_forward(
     layer: &Layer,
     own: &[NamedTensor],
     input: ArrayView2<'_, f32>,
+    block: u32,
+    key: Option<&MaskKey<'_>>,
+) -> LayerOutputs {
+    match layer {
+        Layer::Dense(d) => dense::forward(d, own, input),
+        Layer::LayerNorm(n) => layer_norm::forward(n, own, input),
+        Layer::Dropout(d) => dropout::forward(d, block, input, key),
+    }
+}
+
+/// Layer `layer`'s backward pass from `δ = ∂L/∂z`, given its input and what its forward pass
+/// saved; `∂L/∂input` only when `input_gradient`.
+fn layer_backward(
+    layer: &Layer,
+    own: &[NamedTensor],
+    (input, saved): (ArrayView2<'_, f32>, Option<&Array2<f32>>),
     delta: ArrayView2<'_, f32>,
     input_gradient: bool,
 ) -> LayerGradients {
     match layer {
         Layer::Dense(_) => dense::backward(own, input, delta, input_gradient),
         Layer::LayerNorm(n) => layer_norm::backward(n, own, input, delta),
+        Layer::Dropout(_) => match saved {
+            Some(multipliers) => dropout::backward(delta, multipliers),
+            // A pass that did not train has no mask: the input passed through.
+            None => (Vec::new(), Some(delta.to_owned())),
+        },
     }
 }
 

@@ -107,12 +107,14 @@ pub struct HostBatch {
     pub features: Array2<f32>,
     /// The rows' targets.
     pub targets: Targets,
+    /// The rows' indices in the dataset (which dropout's masks are keyed by).
+    pub rows: Vec<u32>,
 }
 
 impl HostBatch {
-    /// A view for [`crate::Engine::step`].
+    /// A view for [`crate::Engine::step`], each row known by its index in the dataset.
     pub fn batch(&self) -> Batch<'_> {
-        Batch::new(self.features.view(), self.targets.view())
+        Batch::new(self.features.view(), self.targets.view()).with_rows_in_dataset(&self.rows)
     }
 }
 
@@ -235,6 +237,7 @@ impl Stream {
                         position: (epoch, batch),
                         features,
                         targets,
+                        rows: indices.to_vec(),
                     });
                 if filled_tx.send(item).is_err() {
                     return;

@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use super::dense::Dense;
+use super::dropout::Dropout;
 use super::layer_norm::LayerNorm;
 use super::tensor::TensorSpec;
 use crate::activation::Activation;
@@ -19,6 +20,8 @@ pub enum Layer {
     Dense(Dense),
     /// `LayerNorm(width)` followed by an activation.
     LayerNorm(LayerNorm),
+    /// Inverted dropout (training only).
+    Dropout(Dropout),
 }
 
 impl Layer {
@@ -36,6 +39,7 @@ impl Layer {
         match self {
             Layer::Dense(d) => d.inputs,
             Layer::LayerNorm(n) => n.width,
+            Layer::Dropout(d) => d.width,
         }
     }
 
@@ -44,6 +48,7 @@ impl Layer {
         match self {
             Layer::Dense(d) => d.outputs,
             Layer::LayerNorm(n) => n.width,
+            Layer::Dropout(d) => d.width,
         }
     }
 
@@ -53,6 +58,7 @@ impl Layer {
         match self {
             Layer::Dense(d) => d.activation,
             Layer::LayerNorm(n) => n.activation,
+            Layer::Dropout(_) => Activation::Identity,
         }
     }
 
@@ -61,7 +67,7 @@ impl Layer {
     pub fn opens_block(&self) -> bool {
         match self {
             Layer::Dense(_) => true,
-            Layer::LayerNorm(_) => false,
+            Layer::LayerNorm(_) | Layer::Dropout(_) => false,
         }
     }
 
@@ -71,6 +77,7 @@ impl Layer {
         match self {
             Layer::Dense(d) => d.tensors(block),
             Layer::LayerNorm(n) => n.tensors(block),
+            Layer::Dropout(d) => d.tensors(),
         }
     }
 
@@ -79,7 +86,7 @@ impl Layer {
     /// norm's `δ ⊙ x̂` besides, `4·width` (saturating).
     pub fn values_per_row(&self) -> u64 {
         let per_output = match self {
-            Layer::Dense(_) => 3,
+            Layer::Dense(_) | Layer::Dropout(_) => 3,
             Layer::LayerNorm(_) => 4,
         };
         (self.outputs() as u64).saturating_mul(per_output)
@@ -90,6 +97,7 @@ impl Layer {
         match self {
             Layer::Dense(_) => Dense::TENSORS,
             Layer::LayerNorm(_) => LayerNorm::TENSORS,
+            Layer::Dropout(_) => 0,
         }
     }
 
@@ -98,11 +106,15 @@ impl Layer {
         match self {
             Layer::Dense(d) => d.describe(),
             Layer::LayerNorm(n) => n.describe(),
+            Layer::Dropout(d) => d.describe(),
         }
     }
 
     /// The layer an `architecture` entry describes; `None` when no kind reads it.
     pub fn read(entry: &Value) -> crate::error::Result<Option<Self>> {
+        if let Some(dropout) = Dropout::read(entry) {
+            return Ok(Some(Layer::Dropout(dropout)));
+        }
         if let Some(norm) = LayerNorm::read(entry)? {
             return Ok(Some(Layer::LayerNorm(norm)));
         }

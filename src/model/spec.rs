@@ -1,5 +1,6 @@
 //! The architecture of a model: its layers, and the tensors they own in order.
 
+use super::dropout::Dropout;
 use super::layer::Layer;
 use super::layer_norm::LayerNorm;
 use super::tensor::TensorSpec;
@@ -29,18 +30,26 @@ impl ModelSpec {
     /// A dense model from widths `[in, h1, ..., out]`: every hidden layer uses `hidden`, the
     /// last layer uses `output`. `[in, out]` is a single layer (linear or logistic regression).
     pub fn from_widths(widths: &[usize], hidden: Activation, output: Activation) -> Result<Self> {
-        Self::mlp(widths, hidden, output, Norm::None)
+        Self::mlp(widths, hidden, output, Norm::None, 0.0)
     }
 
     /// A model from widths `[in, h1, ..., out]` as [`ModelSpec::from_widths`], each hidden
-    /// `Linear` followed by `norm` and then `hidden` (the output layer has no norm). A norm
-    /// on a model with no hidden layer is an error.
+    /// `Linear` followed by `norm`, then `hidden`, then (when `dropout` is above 0) dropout with
+    /// probability `dropout`; the output layer has neither. A norm on a model with no hidden
+    /// layer, and a probability outside `[0, 1]`, are errors.
     pub fn mlp(
         widths: &[usize],
         hidden: Activation,
         output: Activation,
         norm: Norm,
+        dropout: f32,
     ) -> Result<Self> {
+        if !(0.0..=1.0).contains(&dropout) {
+            return Err(Error::InvalidModel(format!(
+                "dropout probability {dropout} is outside [0, 1]; give --dropout between 0 \
+                 (none) and 1"
+            )));
+        }
         if widths.len() < 2 {
             return Err(Error::InvalidModel(format!(
                 "need at least two widths (inputs and outputs), got {widths:?}"
@@ -69,6 +78,12 @@ impl ModelSpec {
                     pair[1],
                     if i == last { output } else { hidden },
                 )),
+            }
+            if i < last && dropout > 0.0 {
+                layers.push(Layer::Dropout(Dropout {
+                    width: pair[1],
+                    p: dropout,
+                }));
             }
         }
         Self::new(layers)
@@ -127,7 +142,7 @@ impl ModelSpec {
             .iter()
             .find_map(|l| match l {
                 Layer::LayerNorm(n) => Some(Norm::Layer { eps: n.eps }),
-                Layer::Dense(_) => None,
+                Layer::Dense(_) | Layer::Dropout(_) => None,
             })
             .unwrap_or_default()
     }
@@ -177,6 +192,16 @@ impl ModelSpec {
     /// [opens a block](Layer::opens_block) takes the next block index `i` (`layers.{i}`), and
     /// the layers after it up to the next such layer share it.
     pub fn layer_tensors(&self) -> Vec<Vec<TensorSpec>> {
+        self.layers
+            .iter()
+            .zip(self.blocks())
+            .map(|(layer, block)| layer.tensors(block))
+            .collect()
+    }
+
+    /// Each layer's block: a layer that [opens a block](Layer::opens_block) takes the next
+    /// index from 0, and the layers after it share it.
+    pub fn blocks(&self) -> Vec<usize> {
         let mut block = 0;
         self.layers
             .iter()
@@ -185,9 +210,20 @@ impl ModelSpec {
                 if layer.opens_block() && i > 0 {
                     block += 1;
                 }
-                layer.tensors(block)
+                block
             })
             .collect()
+    }
+
+    /// The dropout probability after its hidden layers (0 when there is none).
+    pub fn dropout(&self) -> f32 {
+        self.layers
+            .iter()
+            .find_map(|l| match l {
+                Layer::Dropout(d) => Some(d.p),
+                _ => None,
+            })
+            .unwrap_or(0.0)
     }
 
     /// Every tensor the model owns, in the order of [`Parameters::named_tensors`](super::Parameters::named_tensors): for a dense

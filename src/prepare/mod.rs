@@ -25,6 +25,7 @@
 //!         layers: vec![],
 //!         activation: Activation::Relu,
 //!         norm: Norm::None,
+//!         dropout: 0.0,
 //!         loss: None,
 //!         init: None,
 //!     },

@@ -45,7 +45,15 @@ pub(super) fn fit_model(
     if init.is_none()
         && let Some(path) = &asked.init
     {
-        init = Some(load_init(path, hidden, asked.norm, asked.loss.unwrap_or(by_targets))?.0);
+        init = Some(
+            load_init(
+                path,
+                hidden,
+                (asked.norm, asked.dropout),
+                asked.loss.unwrap_or(by_targets),
+            )?
+            .0,
+        );
     }
     let loss = asked
         .loss
@@ -67,6 +75,14 @@ pub(super) fn fit_model(
                     c.model.widths()
                 )));
             }
+            if asked.dropout > 0.0 && asked.dropout != c.model.dropout() {
+                return Err(Error::InvalidModel(format!(
+                    "--dropout {} differs from the {source}'s, {}; drop --dropout or give the \
+                     probability it was trained with",
+                    asked.dropout,
+                    c.model.dropout()
+                )));
+            }
             if asked.norm != Norm::None && asked.norm != c.model.norm() {
                 return Err(Error::InvalidModel(format!(
                     "--norm {} differs from the {source}'s, {}; drop --norm or give the norm it \
@@ -82,8 +98,15 @@ pub(super) fn fit_model(
             hidden,
             Activation::Identity,
             asked.norm,
+            asked.dropout,
         )?,
-        None => ModelSpec::mlp(&asked.layers, hidden, Activation::Identity, asked.norm)?,
+        None => ModelSpec::mlp(
+            &asked.layers,
+            hidden,
+            Activation::Identity,
+            asked.norm,
+            asked.dropout,
+        )?,
     };
     if model.inputs() != feature_cols {
         return Err(Error::InvalidModel(format!(

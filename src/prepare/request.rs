@@ -48,6 +48,9 @@ pub struct ModelRequest {
     /// What follows each hidden layer's `Linear`, before its activation. A starting
     /// checkpoint's norm must match it unless it is [`Norm::None`].
     pub norm: Norm,
+    /// The probability of dropout after each hidden activation, in `[0, 1]` (0: none). A
+    /// starting checkpoint's must match it unless it is 0.
+    pub dropout: f32,
     /// The loss; `None`: cross-entropy for class labels, mean squared error for values (or the
     /// starting checkpoint's).
     pub loss: Option<Loss>,

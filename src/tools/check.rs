@@ -225,6 +225,11 @@ impl Engine for Lockstep<'_> {
         Ok(())
     }
 
+    fn set_mask_seed(&mut self, seed: u64) {
+        self.tested.set_mask_seed(seed);
+        self.reference.set_mask_seed(seed);
+    }
+
     fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
         self.tested.accumulate_resident(indices, part)?;
         self.reference.accumulate_resident(indices, part)?;

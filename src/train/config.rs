@@ -83,7 +83,7 @@ pub struct TrainConfig {
     pub shuffle: bool,
     /// Drop a last partial batch.
     pub drop_last: bool,
-    /// Seed of the epoch order.
+    /// Seed of the epoch order and of dropout's masks.
     pub seed: u64,
     /// Learning rate over the run (from the optimizer's rate).
     pub schedule: LrSchedule,

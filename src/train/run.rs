@@ -78,6 +78,7 @@ pub(crate) fn run(
     }
     let base_lrs: Vec<f64> = setups.iter().map(|s| s.optimizer.lr()).collect();
     engine.set_clip_norm(config.clip_norm)?;
+    engine.set_mask_seed(config.seed);
     let Resumed {
         first,
         mut best,

@@ -199,6 +199,12 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             MODEL,
+            "a dropout probability above 1",
+            "train --features x.npy --targets y.npy --dropout 1.5",
+            Refused("outside [0, 1]"),
+        ),
+        case(
+            MODEL,
             "batch size 0",
             "train --features x.npy --targets y.npy --batch-size 0",
             Refused("--batch-size must be at least 1"),

@@ -124,6 +124,10 @@ pub struct ModelArgs {
     /// The norm's ε, added to the variance before its square root (default 1e-5).
     #[arg(long, value_name = "EPS")]
     pub norm_eps: Option<f32>,
+    /// Inverted dropout after each hidden activation, in training only: each unit zeroed with
+    /// probability P, the kept ones scaled by 1/(1 − P) (0: none).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub dropout: f32,
     /// mse, cross-entropy or bce-logits (default: cross-entropy for class indices, else mse).
     #[arg(long)]
     pub loss: Option<String>,

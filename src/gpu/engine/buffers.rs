@@ -72,6 +72,8 @@ pub(super) struct Buffers {
     pub clip_params: wgpu::Buffer,
     /// The gather's shape.
     pub gather_dims: wgpu::Buffer,
+    /// The step's dropout mask key (`MaskKeyUniform`), written before each training submit.
+    pub mask_key: wgpu::Buffer,
 }
 
 impl Buffers {
@@ -180,6 +182,7 @@ impl Buffers {
         };
         let clip_params = uniform("gradient clipping parameters");
         let gather_dims = uniform("gather shape");
+        let mask_key = uniform("dropout mask key");
         // Each model's coefficients, as many bytes as the optimizer's (every member's is alike).
         let per_model = setup.members[0].optimizer.coefficients(1).as_bytes().len() as u64;
         let coefficients = storage("optimizer coefficients".into(), count * per_model / 4)?;
@@ -209,6 +212,7 @@ impl Buffers {
             clip_scale,
             clip_params,
             gather_dims,
+            mask_key,
         })
     }
 

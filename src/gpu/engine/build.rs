@@ -39,6 +39,7 @@ impl GpuEngine {
             resident: None,
             profiling: Profiling::default(),
             steps: 0,
+            mask_seed: 0,
             trained: false,
             setup,
         };

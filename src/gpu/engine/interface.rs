@@ -155,7 +155,7 @@ impl Engine for GpuEngine {
             let rows = (end - start) as u32;
             self.upload_batch(&chunk);
             self.prepare_shapes(rows, class_targets);
-            self.submit(&[&self.plan.forward, &self.plan.loss_eval], rows);
+            self.submit(&[&self.plan.forward_eval, &self.plan.loss_eval], rows);
         }
         self.take(&self.buffers.metrics_eval, "the evaluation metrics")
     }
@@ -230,6 +230,10 @@ impl Engine for GpuEngine {
         })?;
         self.resident = Some(resident);
         Ok(())
+    }
+
+    fn set_mask_seed(&mut self, seed: u64) {
+        self.mask_seed = seed;
     }
 
     fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {

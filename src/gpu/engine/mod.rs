@@ -81,6 +81,8 @@ pub struct GpuEngine {
     /// Timestamp queries, when turned on.
     profiling: Profiling,
     steps: u64,
+    /// The seed dropout's masks are keyed by.
+    mask_seed: u64,
     /// Whether a mini-batch has run, so that a last loss exists (before any update, with
     /// gradients being accumulated).
     trained: bool,

@@ -84,7 +84,7 @@ impl GpuEngine {
             let rows = self.check_rows(chunk.nrows())?;
             self.upload_features(chunk);
             self.prepare_shapes(rows, class_targets);
-            self.submit(&[&self.plan.forward], rows);
+            self.submit(&[&self.plan.forward_eval], rows);
             let bytes = u64::from(rows) * outputs as u64 * 4;
             result.extend(self.ctx.read_back(
                 &self.buffers.output().post,

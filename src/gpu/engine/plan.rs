@@ -49,6 +49,7 @@ impl Uniforms {
                 ),
                 Shape::Columns(s) => block.set(slot, bytemuck::bytes_of(&s.uniform(rows))),
                 Shape::Norm(s) => block.set(slot, bytemuck::bytes_of(&s.uniform(rows))),
+                Shape::Dropout(s) => block.set(slot, bytemuck::bytes_of(&s.uniform(rows))),
             }
         }
         self.block.upload(queue);
@@ -63,8 +64,10 @@ impl Uniforms {
 
 /// The recorded dispatches of a step, piece by piece.
 pub(super) struct Plan {
-    /// Every layer's forward products, first layer first.
+    /// Every layer's forward dispatches in a training step, first layer first.
     pub forward: Vec<Dispatch>,
+    /// The same in an evaluation (dropout passes its input through).
+    pub forward_eval: Vec<Dispatch>,
     /// Loss rows and mean, accumulating the training metrics.
     pub loss_train: Vec<Dispatch>,
     /// Loss rows and mean, accumulating the evaluation metrics.
@@ -111,9 +114,11 @@ impl Plan {
             block: &block,
             shapes: Vec::new(),
         };
-        let mut forward = Vec::new();
+        let (mut forward, mut forward_eval) = (Vec::new(), Vec::new());
         for (i, layer) in layers.iter().enumerate() {
-            forward.extend(layer.record_forward(&mut recorder, i)?);
+            let (train, eval) = layer.record_forward(&mut recorder, i)?;
+            forward.extend(train);
+            forward_eval.extend(eval);
         }
         // A model has at least one layer.
         let activation = setup.model.layers()[layers.len() - 1].activation();
@@ -129,6 +134,7 @@ impl Plan {
         debug_assert!(shapes.len() <= slots);
         let plan = Self {
             forward,
+            forward_eval,
             loss_train,
             loss_eval,
             backward,

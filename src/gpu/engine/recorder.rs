@@ -9,6 +9,7 @@ use crate::gpu::buffers::UniformBlock;
 use crate::gpu::context::GpuContext;
 use crate::gpu::ops::Kernels;
 use crate::gpu::ops::dispatch::Dispatch;
+use crate::gpu::ops::dropout::{DropoutDims, DropoutShape};
 use crate::gpu::ops::layer_norm::{NormDims, NormShape};
 use crate::gpu::ops::loss::{LossDims, LossShape};
 use crate::gpu::ops::matmul::tuning::Product;
@@ -22,6 +23,7 @@ pub(super) enum Shape {
     Loss(LossShape),
     Columns(ColumnsShape),
     Norm(NormShape),
+    Dropout(DropoutShape),
 }
 
 impl Shape {
@@ -32,6 +34,7 @@ impl Shape {
             Shape::Loss(_) => std::mem::size_of::<LossDims>(),
             Shape::Columns(_) => std::mem::size_of::<ReduceDims>(),
             Shape::Norm(_) => std::mem::size_of::<NormDims>(),
+            Shape::Dropout(_) => std::mem::size_of::<DropoutDims>(),
         };
         bytes as u64
     }
@@ -44,6 +47,7 @@ pub(super) const MAX_SHAPE_BYTES: u64 = {
         std::mem::size_of::<LossDims>(),
         std::mem::size_of::<ReduceDims>(),
         std::mem::size_of::<NormDims>(),
+        std::mem::size_of::<DropoutDims>(),
     ];
     let mut max = 0;
     let mut i = 0;

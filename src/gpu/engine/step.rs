@@ -9,6 +9,7 @@ use crate::engine::Metrics;
 use crate::engine::check_model;
 use crate::error::{Error, Result};
 use crate::gpu::ops::dispatch::Dispatch;
+use crate::gpu::ops::dropout::MaskKeyUniform;
 use crate::gpu::ops::gather::GatherDims;
 use crate::gpu::ops::loss::{LAST_LOSS, METRICS_WORDS};
 use crate::gpu::profile::PROFILE_CAPACITY;
@@ -62,6 +63,12 @@ impl GpuEngine {
         let rows = self.check_rows(batch.rows())?;
         part.check(batch.rows())?;
         self.upload_batch(batch);
+        if let Some(indices) = batch.rows_in_dataset {
+            self.ctx
+                .queue
+                .write_buffer(&self.buffers.indices, 0, bytemuck::cast_slice(indices));
+        }
+        self.write_mask_key(batch.rows_in_dataset.is_some());
         let class_targets = matches!(batch.targets, TargetsView::Classes(_));
         self.train_step(rows, class_targets, false, part)
     }
@@ -97,6 +104,7 @@ impl GpuEngine {
         self.ctx
             .queue
             .write_buffer(&self.buffers.indices, 0, bytemuck::cast_slice(indices));
+        self.write_mask_key(true);
         self.train_step(rows, class_targets, true, part)
     }
 
@@ -126,6 +134,20 @@ impl GpuEngine {
             bytemuck::cast_slice(&flat),
         );
         self.ctx.check_errors("uploading gradients")
+    }
+
+    /// Queues the upload of the coming training pass's dropout mask key: the run's seed, the
+    /// step being computed, and whether the indices buffer holds the rows' dataset indices.
+    fn write_mask_key(&self, has_rows: bool) {
+        let key = MaskKeyUniform {
+            step: self.steps as u32,
+            seed_lo: self.mask_seed as u32,
+            seed_hi: (self.mask_seed >> 32) as u32,
+            has_rows: u32::from(has_rows),
+        };
+        self.ctx
+            .queue
+            .write_buffer(&self.buffers.mask_key, 0, bytemuck::bytes_of(&key));
     }
 
     /// Counts the coming step and queues the upload of each model's optimizer coefficients

@@ -12,6 +12,8 @@ pub enum KernelKind {
     BiasGradient,
     /// A norm's forward or backward pass.
     Norm,
+    /// Dropout's forward or backward pass.
+    Dropout,
     /// Clipping by global norm.
     Clip,
     /// The fused optimizer update.
@@ -28,6 +30,7 @@ impl KernelKind {
             KernelKind::Loss => "loss",
             KernelKind::BiasGradient => "bias gradient",
             KernelKind::Norm => "norm",
+            KernelKind::Dropout => "dropout",
             KernelKind::Clip => "clip",
             KernelKind::Update => "optimizer update",
             KernelKind::Gather => "gather",

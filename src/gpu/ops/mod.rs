@@ -7,6 +7,7 @@
 //! - `loss.rs`: each row's loss and output gradient, and the mean;
 //! - `reduce.rs`: column sums (bias gradients);
 //! - `layer_norm.rs`: layer normalisation, forward and backward, a row per workgroup;
+//! - `dropout.rs`: inverted dropout, its masks drawn from Philox4x32-10 (`philox.wgsl`);
 //! - `clip.rs`: clipping by global norm;
 //! - `optimizer.rs`: the fused optimizer update (its skeleton `optimizer.wgsl`; each optimizer's
 //!   WGSL beside it in `src/optim/`);
@@ -16,6 +17,7 @@
 pub(crate) mod binding;
 pub(crate) mod clip;
 pub(crate) mod dispatch;
+pub(crate) mod dropout;
 pub(crate) mod gather;
 pub(crate) mod layer_norm;
 pub(crate) mod loss;
@@ -25,6 +27,7 @@ pub(crate) mod reduce;
 mod shader;
 
 use clip::ClipOp;
+use dropout::DropoutOp;
 use gather::GatherOp;
 use layer_norm::LayerNormOp;
 use loss::LossOp;
@@ -39,6 +42,7 @@ pub(crate) struct Kernels {
     pub loss: LossOp,
     pub reduce: ReduceOp,
     pub layer_norm: LayerNormOp,
+    pub dropout: DropoutOp,
     pub clip: ClipOp,
     pub optimizer: OptimizerOp,
     pub gather: GatherOp,
@@ -53,6 +57,7 @@ impl Kernels {
             loss: LossOp::new(device),
             reduce: ReduceOp::new(device),
             layer_norm: LayerNormOp::new(device),
+            dropout: DropoutOp::new(device),
             clip: ClipOp::new(device),
             optimizer: OptimizerOp::new(device),
             gather: GatherOp::new(device),
@@ -93,6 +98,7 @@ mod tests {
         check("loss", &loss::sources(), &loss::BINDINGS);
         check("reduce", &reduce::sources(), &reduce::BINDINGS);
         check("layer norm", &layer_norm::sources(), &layer_norm::BINDINGS);
+        check("dropout", &dropout::sources(), &dropout::BINDINGS);
         check("clip", &clip::sources(), &clip::BINDINGS);
         check("gather", &gather::sources(), &gather::BINDINGS);
         // Each optimizer declares the state slots it uses, named as its state: with every option

@@ -1,5 +1,5 @@
 //! The layers of a GPU engine, one kind per file (`dense.rs`,
-//! `layer_norm.rs`), each answering the same calls:
+//! `layer_norm.rs`, `dropout.rs`), each answering the same calls:
 //! the shape uniforms its dispatches take, its products as the tuner sees them, and the
 //! recording of its forward and backward dispatches over the engine's buffers.
 //!
@@ -9,9 +9,11 @@
 //! before it (the loss writes `δ` of the last layer).
 
 mod dense;
+mod dropout;
 mod layer_norm;
 
 use self::dense::DenseLayer;
+use self::dropout::DropoutLayer;
 use self::layer_norm::LayerNormLayer;
 use super::recorder::{LayerBackward, Recorder};
 use crate::error::Result;
@@ -27,6 +29,8 @@ pub(super) enum GpuLayer {
     Dense(DenseLayer),
     /// Layer normalisation followed by an activation.
     LayerNorm(LayerNormLayer),
+    /// Inverted dropout.
+    Dropout(DropoutLayer),
 }
 
 impl GpuLayer {
@@ -40,13 +44,10 @@ impl GpuLayer {
         max_batch: usize,
     ) -> Result<Vec<Self>> {
         let layers = model.layers();
-        let mut block = 0;
         let mut out = Vec::with_capacity(layers.len());
-        for (i, &layer) in layers.iter().enumerate() {
-            if layer.opens_block() && i > 0 {
-                block += 1;
-            }
+        for ((i, &layer), block) in layers.iter().enumerate().zip(model.blocks()) {
             let previous = i.checked_sub(1).map(|p| layers[p]);
+            let previous_activation = previous.map_or(Activation::Identity, |p| p.activation());
             out.push(match layer {
                 Layer::Dense(dense) => GpuLayer::Dense(DenseLayer::new(
                     ctx,
@@ -60,10 +61,16 @@ impl GpuLayer {
                     ctx,
                     norm,
                     block,
-                    previous.map_or(Activation::Identity, |p| p.activation()),
+                    previous_activation,
                     layout,
                     (models, max_batch),
                 )?),
+                Layer::Dropout(dropout) => GpuLayer::Dropout(DropoutLayer::new(
+                    dropout,
+                    block,
+                    previous_activation,
+                    max_batch,
+                )),
             });
         }
         Ok(out)
@@ -74,6 +81,7 @@ impl GpuLayer {
         match self {
             GpuLayer::Dense(d) => d.uniform_slots(),
             GpuLayer::LayerNorm(n) => n.uniform_slots(),
+            GpuLayer::Dropout(d) => d.uniform_slots(),
         }
     }
 
@@ -81,7 +89,7 @@ impl GpuLayer {
     pub fn forward_products(&self) -> Vec<Product> {
         match self {
             GpuLayer::Dense(d) => d.forward_products(),
-            GpuLayer::LayerNorm(_) => Vec::new(),
+            GpuLayer::LayerNorm(_) | GpuLayer::Dropout(_) => Vec::new(),
         }
     }
 
@@ -89,15 +97,22 @@ impl GpuLayer {
     pub fn backward_products(&self) -> Vec<Product> {
         match self {
             GpuLayer::Dense(d) => d.backward_products(),
-            GpuLayer::LayerNorm(_) => Vec::new(),
+            GpuLayer::LayerNorm(_) | GpuLayer::Dropout(_) => Vec::new(),
         }
     }
 
-    /// Records layer `i`'s forward pass: `z_i` and `a_i = act_i(z_i)` from `a_{i−1}`.
-    pub fn record_forward(&self, rec: &mut Recorder<'_>, i: usize) -> Result<Vec<Dispatch>> {
+    /// Records layer `i`'s forward pass, `z_i` and `a_i = act_i(z_i)` from `a_{−1}`: as a
+    /// training step runs it, and as an evaluation does (the same dispatches but for dropout).
+    pub fn record_forward(
+        &self,
+        rec: &mut Recorder<'_>,
+        i: usize,
+    ) -> Result<(Vec<Dispatch>, Vec<Dispatch>)> {
+        let same = |dispatches: Vec<Dispatch>| (dispatches.clone(), dispatches);
         match self {
-            GpuLayer::Dense(d) => d.record_forward(rec, i),
-            GpuLayer::LayerNorm(n) => n.record_forward(rec, i),
+            GpuLayer::Dense(d) => d.record_forward(rec, i).map(same),
+            GpuLayer::LayerNorm(n) => n.record_forward(rec, i).map(same),
+            GpuLayer::Dropout(d) => d.record_forward(rec, i),
         }
     }
 
@@ -107,6 +122,7 @@ impl GpuLayer {
         match self {
             GpuLayer::Dense(d) => d.record_backward(rec, i),
             GpuLayer::LayerNorm(n) => n.record_backward(rec, i),
+            GpuLayer::Dropout(d) => d.record_backward(rec, i),
         }
     }
 }
