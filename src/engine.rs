@@ -339,3 +339,16 @@ pub trait Engine {
     /// synchronous). Timing code calls this; training code never needs to.
     fn synchronize(&mut self) -> Result<()>;
 }
+
+/// Checks that a training batch of `rows` rows can train `model`: a batch norm needs at least
+/// two rows per batch in training, as PyTorch's does.
+pub fn check_training_rows(model: &ModelSpec, rows: usize) -> Result<()> {
+    if rows < 2 && model.has_running_statistics() {
+        return Err(Error::Usage(format!(
+            "a training batch of {rows} row cannot train a batch norm, which needs the \
+             statistics of at least 2 rows (as PyTorch's BatchNorm1d); use a larger \
+             --batch-size, or --drop-last when the last batch of an epoch has 1 row"
+        )));
+    }
+    Ok(())
+}

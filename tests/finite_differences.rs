@@ -1,12 +1,25 @@
 //! The CPU reference's gradients against central finite differences, for every loss and every
-//! activation (in a hidden layer and in the output layer).
+//! activation (in a hidden layer and in the output layer), with layer norms, batch norms (their
+//! training pass, on the batch's statistics) and dropout (one fixed set of masks).
 
 mod common;
 
 use common::{ACTIVATIONS, random, targets};
-use downhill::cpu::{backward, forward, loss_and_gradient};
+use downhill::cpu::{Activations, backward, forward, forward_training, loss_and_gradient};
+use downhill::model::MaskKey;
 use downhill::{Activation, Layer, Loss, ModelSpec, Norm, Parameters, Targets};
 use ndarray::Array2;
+
+/// The forward pass of a training step (batch statistics, and one fixed set of dropout masks),
+/// which the gradients are of.
+fn training_forward(model: &ModelSpec, params: &Parameters, x: &Array2<f32>) -> Activations {
+    let key = MaskKey {
+        seed: 5,
+        step: 0,
+        rows: None,
+    };
+    forward_training(model, params, x.view(), &key)
+}
 
 fn loss_at(
     model: &ModelSpec,
@@ -15,7 +28,7 @@ fn loss_at(
     y: &Targets,
     loss: Loss,
 ) -> f32 {
-    let acts = forward(model, params, x.view());
+    let acts = training_forward(model, params, x);
     loss_and_gradient(loss, acts.post.last().unwrap().view(), y.view()).0
 }
 
@@ -31,7 +44,7 @@ fn differentiable_point(
     for s in seed..seed + 1000 {
         let params = Parameters::init(model, s);
         let x = random(6, model.inputs(), 2.5, s + 1);
-        let acts = forward(model, &params, x.view());
+        let acts = training_forward(model, &params, &x);
         let clear = model
             .layers()
             .iter()
@@ -59,7 +72,7 @@ fn differentiable_point(
 fn check(model: &ModelSpec, loss: Loss, seed: u64) {
     let h = 5e-3f32;
     let (params, x, y) = differentiable_point(model, loss, seed);
-    let acts = forward(model, &params, x.view());
+    let acts = training_forward(model, &params, &x);
     let (_, output_grad) = loss_and_gradient(loss, acts.post.last().unwrap().view(), y.view());
     let grads = backward(model, &params, x.view(), &acts, output_grad);
     for (p, g) in params.named_tensors().iter().zip(grads.named_tensors()) {
@@ -125,6 +138,29 @@ fn layer_norm_with_every_loss_and_hidden_activation() {
             )
             .unwrap();
             check(&model, loss, 80 + k as u64);
+        }
+    }
+}
+
+#[test]
+fn batch_norm_and_dropout_with_every_loss_and_hidden_activation() {
+    let norm = Norm::Batch {
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    for loss in [Loss::Mse, Loss::CrossEntropy, Loss::BceWithLogits] {
+        for (k, activation) in ACTIVATIONS.into_iter().enumerate() {
+            for dropout in [0.0, 0.3] {
+                let model = ModelSpec::mlp(
+                    &[4, 5, 6, 3],
+                    activation,
+                    Activation::Identity,
+                    norm,
+                    dropout,
+                )
+                .unwrap();
+                check(&model, loss, 120 + k as u64);
+            }
         }
     }
 }

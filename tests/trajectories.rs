@@ -1,11 +1,11 @@
 //! Twenty-step trajectories: for every optimizer and its main option combinations, the GPU
 //! engine's losses (every step) and parameters (at the end) equal the CPU reference's within
-//! rel 1e-4 / abs 1e-5, on MLPs (with and without layer norms and dropout) and on linear models, with
-//! batches of changing size.
+//! rel 1e-4 / abs 1e-5, on MLPs (with and without layer norms, batch norms and dropout) and on
+//! linear models, with batches of changing size.
 
 mod common;
 
-use common::{gpu, random, run_both, targets};
+use common::{gpu, random, run_both, run_both_loosening, targets};
 use downhill::optim::{Adadelta, Adagrad, Adam, AdamW, RmsProp, Sgd};
 use downhill::{
     Activation, Layer, Loss, ModelSpec, Norm, Optimizer, Parameters, Setup, Targets, Tolerance,
@@ -255,6 +255,68 @@ fn mlp_13_17_9_3_layer_norm_and_dropout_relu_mse() {
         Loss::Mse,
         9,
     );
+}
+
+/// The 13-17-9-3 MLP with a batch norm after each hidden `Linear`.
+fn batch_normed_mlp(hidden: Activation) -> ModelSpec {
+    let norm = Norm::Batch {
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    ModelSpec::mlp(&[13, 17, 9, 3], hidden, Activation::Identity, norm, 0.0).unwrap()
+}
+
+/// Every optimizer configuration on a batch-normed `model`, 20 steps each.
+///
+/// A `Linear` followed by a batch norm keeps its bias, whose gradient is zero in exact
+/// arithmetic and rounding noise in f32 (the norm takes the bias's shift back out); Adam's,
+/// RMSprop's and Adagrad's `g / (√v + ε)` turn that noise into learning-rate-sized steps that
+/// differ between the engines. So these runs take every ε at least 1e-4, and compare those
+/// biases, and the running means that follow them, within abs 1e-3 (the bias moves the loss not
+/// at all); every loss and every other tensor, the running variances included, at the usual
+/// bound.
+fn every_optimizer_batch_normed(model: ModelSpec, loss: Loss, seed: u64) {
+    let ctx = gpu();
+    let init = Parameters::init(&model, seed);
+    let data = batches(model.inputs(), model.outputs(), loss, 100 * seed);
+    let hidden = model.widths().len() - 2;
+    let loosened: Vec<String> = (0..hidden)
+        .flat_map(|i| {
+            [
+                format!("layers.{i}.bias"),
+                format!("norms.{i}.running_mean"),
+            ]
+        })
+        .collect();
+    let loose = Tolerance {
+        rel: 1e-4,
+        abs: 1e-3,
+    };
+    for optimizer in optimizers_with_eps_at_least(1e-4) {
+        let setup = Setup {
+            model: model.clone(),
+            loss,
+            optimizer,
+        };
+        run_both_loosening(
+            &ctx,
+            &setup,
+            &init,
+            &data,
+            STEPS,
+            (Tolerance::default(), &loosened, loose),
+        );
+    }
+}
+
+#[test]
+fn mlp_13_17_9_3_batch_norm_relu_cross_entropy() {
+    every_optimizer_batch_normed(batch_normed_mlp(Activation::Relu), Loss::CrossEntropy, 10);
+}
+
+#[test]
+fn mlp_13_17_9_3_batch_norm_tanh_mse() {
+    every_optimizer_batch_normed(batch_normed_mlp(Activation::Tanh), Loss::Mse, 11);
 }
 
 #[test]

@@ -157,8 +157,9 @@ pub fn prepare(a: &RunFlags<'_>) -> Result<PreparedRun> {
     downhill::prepare::prepare(&request, &mut |note| say(note, a.quiet))
 }
 
-/// The norm `--norm` and `--norm-eps` ask for; `--norm-eps` without a norm is ignored with a
-/// warning (unless `quiet`), and must be a finite number above 0.
+/// The norm `--norm`, `--norm-eps` and `--norm-momentum` ask for: a flag that does not apply
+/// to the norm is ignored with a warning (unless `quiet`); ε must be a finite number above 0
+/// and the momentum within [0, 1].
 fn norm(model: &ModelArgs, quiet: bool) -> Result<Norm> {
     let eps = model
         .norm_eps
@@ -169,14 +170,37 @@ fn norm(model: &ModelArgs, quiet: bool) -> Result<Norm> {
              is 1e-5)"
         )));
     }
+    let momentum = model
+        .norm_momentum
+        .unwrap_or(downhill::model::batch_norm::DEFAULT_MOMENTUM);
+    if !(0.0..=1.0).contains(&momentum) {
+        return Err(Error::Usage(format!(
+            "--norm-momentum {momentum}: a batch norm's momentum is within [0, 1] (PyTorch's \
+             default is 0.1)"
+        )));
+    }
+    let ignored = |flag: &str, norm: &str| {
+        if !quiet {
+            errln!("warning: {flag} does not apply {norm} and is ignored");
+        }
+    };
     Ok(match model.norm {
         NormChoice::None => {
-            if model.norm_eps.is_some() && !quiet {
-                errln!("warning: --norm-eps does not apply without --norm and is ignored");
+            if model.norm_eps.is_some() {
+                ignored("--norm-eps", "without --norm");
+            }
+            if model.norm_momentum.is_some() {
+                ignored("--norm-momentum", "without --norm batch");
             }
             Norm::None
         }
-        NormChoice::Layer => Norm::Layer { eps },
+        NormChoice::Layer => {
+            if model.norm_momentum.is_some() {
+                ignored("--norm-momentum", "to --norm layer");
+            }
+            Norm::Layer { eps }
+        }
+        NormChoice::Batch => Norm::Batch { eps, momentum },
     })
 }
 

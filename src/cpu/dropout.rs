@@ -4,7 +4,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::layer::{LayerGradients, LayerOutputs};
+use super::layer::{LayerGradients, LayerOutputs, Saved};
 use crate::model::{Dropout, MaskKey};
 
 /// The layer's output for the rows of `input`: masked when `key` says the pass trains (block
@@ -35,7 +35,7 @@ pub fn forward(
     LayerOutputs {
         pre: out.clone(),
         post: out,
-        saved: Some(multipliers),
+        saved: Some(Saved::Multipliers(multipliers)),
     }
 }
 

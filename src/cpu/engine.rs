@@ -6,13 +6,13 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2};
 
 use super::loss::{correct_rows, loss_and_gradient, loss_and_group_gradient};
-use super::network::{backward, forward, forward_training};
+use super::network::{backward, forward, forward_training, update_running_statistics};
 use super::optim;
 use crate::accumulate::Part;
 use crate::data::Dataset;
 use crate::engine::{
     Engine, Metrics, OptimizerState, PackSetup, Setup, check_clip_norm, check_learning_rates,
-    check_model, check_optimizer_state,
+    check_model, check_optimizer_state, check_training_rows,
 };
 use crate::error::{Error, Result};
 use crate::loss::Batch;
@@ -27,6 +27,8 @@ struct CpuModel {
     grads: Parameters,
     /// Optimizer state per tensor (in `named_tensors` order), one `Vec` per slot.
     state: Vec<[Vec<f32>; MAX_STATE_SLOTS]>,
+    /// Whether the optimizer trains each tensor (else it is a buffer), in the same order.
+    trained: Vec<bool>,
     lr: f64,
     metrics: Metrics,
     last_loss: Option<f32>,
@@ -86,6 +88,7 @@ impl CpuEngine {
                     })
                     .collect();
                 CpuModel {
+                    trained: setup.model.tensors().iter().map(|t| t.trained).collect(),
                     params: member.parameters.clone(),
                     grads: Parameters::zeros(&setup.model),
                     state,
@@ -134,12 +137,14 @@ impl CpuModel {
         });
         debug_assert_eq!(grads.len(), self.state.len(), "one state entry per tensor");
         let mut finite = true;
-        for ((_, params), (grads, state)) in self
-            .params
-            .tensors_mut()
-            .zip(grads.iter().zip(self.state.iter_mut()))
+        let tensors = self.params.tensors_mut().zip(&self.trained);
+        for (((_, params), &trained), (grads, state)) in
+            tensors.zip(grads.iter().zip(self.state.iter_mut()))
         {
-            finite &= optim::update(&optimizer, &coefficients, clip, params, grads, state);
+            // Buffers (running statistics) are the forward pass's, not the optimizer's.
+            if trained {
+                finite &= optim::update(&optimizer, &coefficients, clip, params, grads, state);
+            }
         }
         self.metrics.nonfinite |= !finite;
     }
@@ -162,6 +167,11 @@ impl CpuModel {
             &acts,
             output_grad,
         );
+        if setup.model.has_running_statistics() {
+            update_running_statistics(&setup.model, &mut self.params, &acts, batch.rows());
+            let passes = self.params.batches_tracked() + 1;
+            self.params.set_batches_tracked(passes);
+        }
         if part.first {
             self.grads = grads;
         } else {
@@ -192,6 +202,7 @@ impl Engine for CpuEngine {
     fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
         let first = self.first();
         batch.check(&first.model, first.loss)?;
+        check_training_rows(&first.model, batch.rows())?;
         part.check(batch.rows())?;
         let key = MaskKey {
             seed: self.mask_seed,

@@ -7,8 +7,8 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::layer::{LayerGradients, LayerOutputs};
-use super::{dense, dropout, layer_norm};
+use super::layer::{LayerGradients, LayerOutputs, Saved};
+use super::{batch_norm, dense, dropout, layer_norm};
 use crate::model::{Activation, Layer, MaskKey, ModelSpec, NamedTensor, Parameters};
 
 /// What the forward pass keeps for the backward pass.
@@ -18,8 +18,9 @@ pub struct Activations {
     pub pre: Vec<Array2<f32>>,
     /// Activations `a_i = act_i(z_i)`, one per layer; the last is the model output.
     pub post: Vec<Array2<f32>>,
-    /// What else each layer's backward pass reads (a training pass's dropout multipliers).
-    pub saved: Vec<Option<Array2<f32>>>,
+    /// What else each layer's backward pass reads (a training pass's dropout multipliers and
+    /// batch statistics).
+    pub saved: Vec<Option<Saved>>,
 }
 
 /// `z_i`, `a_i = act_i(z_i)` for every layer, from `a_{−1} = x`, in evaluation mode (dropout
@@ -108,6 +109,7 @@ fn layer_forward(
         Layer::Dense(d) => dense::forward(d, own, input),
         Layer::LayerNorm(n) => layer_norm::forward(n, own, input),
         Layer::Dropout(d) => dropout::forward(d, block, input, key),
+        Layer::BatchNorm(n) => batch_norm::forward(n, own, input, key.is_some()),
     }
 }
 
@@ -116,7 +118,7 @@ fn layer_forward(
 fn layer_backward(
     layer: &Layer,
     own: &[NamedTensor],
-    (input, saved): (ArrayView2<'_, f32>, Option<&Array2<f32>>),
+    (input, saved): (ArrayView2<'_, f32>, Option<&Saved>),
     delta: ArrayView2<'_, f32>,
     input_gradient: bool,
 ) -> LayerGradients {
@@ -124,10 +126,11 @@ fn layer_backward(
         Layer::Dense(_) => dense::backward(own, input, delta, input_gradient),
         Layer::LayerNorm(n) => layer_norm::backward(n, own, input, delta),
         Layer::Dropout(_) => match saved {
-            Some(multipliers) => dropout::backward(delta, multipliers),
+            Some(Saved::Multipliers(multipliers)) => dropout::backward(delta, multipliers),
             // A pass that did not train has no mask: the input passed through.
-            None => (Vec::new(), Some(delta.to_owned())),
+            _ => (Vec::new(), Some(delta.to_owned())),
         },
+        Layer::BatchNorm(n) => batch_norm::backward(n, own, input, delta, saved),
     }
 }
 
@@ -139,4 +142,19 @@ pub fn activation_gradient(
 ) -> Array2<f32> {
     g.zip_mut_with(z, |g, &z| *g *= activation.derivative(z));
     g
+}
+
+/// Moves each batch norm's running statistics in `params` towards the batch statistics a
+/// training pass over `rows` rows saved in `acts` ([`crate::model::BatchNorm`]).
+pub fn update_running_statistics(
+    spec: &ModelSpec,
+    params: &mut Parameters,
+    acts: &Activations,
+    rows: usize,
+) {
+    for ((layer, block), saved) in spec.layers().iter().zip(spec.blocks()).zip(&acts.saved) {
+        if let (Layer::BatchNorm(n), Some(Saved::BatchStatistics { mean, var })) = (layer, saved) {
+            batch_norm::update_running(n, block, params, (mean, var), rows);
+        }
+    }
 }

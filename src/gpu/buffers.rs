@@ -15,10 +15,10 @@ pub(crate) struct TensorSlice {
     pub len: u64,
 }
 
-/// The flat layout of a model's tensors, in the model's order ([`ModelSpec::tensor_shapes`]:
-/// `layers.0.weight`, `layers.0.bias`, `layers.1.weight`, ...), each starting at a multiple of
-/// the device's storage offset alignment; the gaps are zero and stay zero under every optimizer
-/// (zero gradient, zero state).
+/// The flat layout of a model's trained tensors (or, [`FlatLayout::buffers`], of its buffers),
+/// in the model's order ([`ModelSpec::tensors`]: `layers.0.weight`, `layers.0.bias`,
+/// `layers.1.weight`, ...), each starting at a multiple of the device's storage offset
+/// alignment; the gaps are zero and stay zero under every optimizer (zero gradient, zero state).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FlatLayout {
     tensors: Vec<TensorSlice>,
@@ -29,19 +29,34 @@ pub(crate) struct FlatLayout {
 }
 
 impl FlatLayout {
-    /// Lays out `spec`'s tensors with offsets aligned to `align_bytes`.
+    /// Lays out `spec`'s trained tensors (its parameters) with offsets aligned to `align_bytes`.
     pub fn new(spec: &ModelSpec, align_bytes: u64) -> Self {
+        Self::of(spec, align_bytes, true)
+    }
+
+    /// Lays out `spec`'s buffers (batch norm's running statistics) alike.
+    pub fn buffers(spec: &ModelSpec, align_bytes: u64) -> Self {
+        Self::of(spec, align_bytes, false)
+    }
+
+    /// Lays out the tensors of `spec` whose `trained` is `trained`.
+    fn of(spec: &ModelSpec, align_bytes: u64, trained: bool) -> Self {
         // At least 4 elements, so that the optimizer kernels can update vec4s.
         let align = (align_bytes / 4).max(4);
         let mut end = 0u64;
         let tensors = spec
-            .tensor_shapes()
+            .tensors()
             .into_iter()
-            .map(|(name, shape)| {
+            .filter(|t| t.trained == trained)
+            .map(|t| {
                 let offset = end.next_multiple_of(align);
-                let len = shape.iter().product::<usize>() as u64;
+                let len = t.len() as u64;
                 end = offset + len;
-                TensorSlice { name, offset, len }
+                TensorSlice {
+                    name: t.name,
+                    offset,
+                    len,
+                }
             })
             .collect();
         Self {
@@ -51,7 +66,7 @@ impl FlatLayout {
         }
     }
 
-    /// The tensor named `name` (one of the model's [`ModelSpec::tensor_shapes`]).
+    /// The tensor named `name` (one of those laid out).
     pub fn tensor(&self, name: &str) -> &TensorSlice {
         self.tensors
             .iter()
@@ -64,20 +79,36 @@ impl FlatLayout {
         self.tensors.iter()
     }
 
-    /// The tensors of `params` packed into one zero-padded vector.
+    /// The laid-out tensors of `params` packed into one zero-padded vector.
     pub fn pack(&self, params: &Parameters) -> Vec<f32> {
         let mut flat = vec![0.0; self.total as usize];
-        for (slice, tensor) in self.tensors().zip(params.named_tensors()) {
+        for slice in self.tensors() {
+            let tensor = params
+                .tensor(&slice.name)
+                .expect("parameters checked against the model");
             let start = slice.offset as usize;
             flat[start..start + tensor.values.len()].copy_from_slice(&tensor.values);
         }
         flat
     }
 
-    /// The inverse of [`FlatLayout::pack`].
+    /// The inverse of [`FlatLayout::pack`]: the model's tensors, those laid out read from
+    /// `flat`, the others zero.
     pub fn unpack(&self, flat: &[f32], spec: &ModelSpec) -> Parameters {
-        let slice = |t: &TensorSlice| flat[t.offset as usize..(t.offset + t.len) as usize].to_vec();
-        Parameters::from_values(spec, self.tensors.iter().map(slice))
+        let mut params = Parameters::zeros(spec);
+        self.fill(flat, &mut params);
+        params
+    }
+
+    /// Writes the laid-out tensors' values from `flat` into `params`.
+    pub fn fill(&self, flat: &[f32], params: &mut Parameters) {
+        for slice in self.tensors() {
+            let values = &flat[slice.offset as usize..(slice.offset + slice.len) as usize];
+            params
+                .tensor_mut(&slice.name)
+                .expect("a tensor of the model")
+                .copy_from_slice(values);
+        }
     }
 
     /// Splits the elements `start..end` (`start` aligned) into ranges of at most `max_bytes`

@@ -31,11 +31,13 @@ impl Dense {
                 name: weight_name(block),
                 shape: vec![self.outputs, self.inputs],
                 init,
+                trained: true,
             },
             TensorSpec {
                 name: bias_name(block),
                 shape: vec![self.outputs],
                 init,
+                trained: true,
             },
         ]
     }

@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use super::batch_norm::BatchNorm;
 use super::dense::Dense;
 use super::dropout::Dropout;
 use super::layer_norm::LayerNorm;
@@ -22,6 +23,8 @@ pub enum Layer {
     LayerNorm(LayerNorm),
     /// Inverted dropout (training only).
     Dropout(Dropout),
+    /// `BatchNorm1d(width)` followed by an activation.
+    BatchNorm(BatchNorm),
 }
 
 impl Layer {
@@ -40,6 +43,7 @@ impl Layer {
             Layer::Dense(d) => d.inputs,
             Layer::LayerNorm(n) => n.width,
             Layer::Dropout(d) => d.width,
+            Layer::BatchNorm(n) => n.width,
         }
     }
 
@@ -49,6 +53,7 @@ impl Layer {
             Layer::Dense(d) => d.outputs,
             Layer::LayerNorm(n) => n.width,
             Layer::Dropout(d) => d.width,
+            Layer::BatchNorm(n) => n.width,
         }
     }
 
@@ -59,6 +64,7 @@ impl Layer {
             Layer::Dense(d) => d.activation,
             Layer::LayerNorm(n) => n.activation,
             Layer::Dropout(_) => Activation::Identity,
+            Layer::BatchNorm(n) => n.activation,
         }
     }
 
@@ -67,7 +73,7 @@ impl Layer {
     pub fn opens_block(&self) -> bool {
         match self {
             Layer::Dense(_) => true,
-            Layer::LayerNorm(_) | Layer::Dropout(_) => false,
+            Layer::LayerNorm(_) | Layer::Dropout(_) | Layer::BatchNorm(_) => false,
         }
     }
 
@@ -78,15 +84,17 @@ impl Layer {
             Layer::Dense(d) => d.tensors(block),
             Layer::LayerNorm(n) => n.tensors(block),
             Layer::Dropout(d) => d.tensors(),
+            Layer::BatchNorm(n) => n.tensors(block),
         }
     }
 
     /// The values a training step keeps per batch row for this layer, on either engine: its
     /// pre-activations `z`, activations `act(z)` and their gradients `δ`, `3·outputs`, and a
-    /// norm's `δ ⊙ x̂` besides, `4·width` (saturating).
+    /// layer norm's `δ ⊙ x̂` besides, `4·width`
+    /// (saturating).
     pub fn values_per_row(&self) -> u64 {
         let per_output = match self {
-            Layer::Dense(_) | Layer::Dropout(_) => 3,
+            Layer::Dense(_) | Layer::Dropout(_) | Layer::BatchNorm(_) => 3,
             Layer::LayerNorm(_) => 4,
         };
         (self.outputs() as u64).saturating_mul(per_output)
@@ -98,6 +106,7 @@ impl Layer {
             Layer::Dense(_) => Dense::TENSORS,
             Layer::LayerNorm(_) => LayerNorm::TENSORS,
             Layer::Dropout(_) => 0,
+            Layer::BatchNorm(_) => BatchNorm::TENSORS,
         }
     }
 
@@ -107,6 +116,7 @@ impl Layer {
             Layer::Dense(d) => d.describe(),
             Layer::LayerNorm(n) => n.describe(),
             Layer::Dropout(d) => d.describe(),
+            Layer::BatchNorm(n) => n.describe(),
         }
     }
 
@@ -114,6 +124,9 @@ impl Layer {
     pub fn read(entry: &Value) -> crate::error::Result<Option<Self>> {
         if let Some(dropout) = Dropout::read(entry) {
             return Ok(Some(Layer::Dropout(dropout)));
+        }
+        if let Some(norm) = BatchNorm::read(entry)? {
+            return Ok(Some(Layer::BatchNorm(norm)));
         }
         if let Some(norm) = LayerNorm::read(entry)? {
             return Ok(Some(Layer::LayerNorm(norm)));

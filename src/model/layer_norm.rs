@@ -42,11 +42,13 @@ impl LayerNorm {
                 name: format!("norms.{block}.weight"),
                 shape: vec![self.width],
                 init: Init::Constant(1.0),
+                trained: true,
             },
             TensorSpec {
                 name: format!("norms.{block}.bias"),
                 shape: vec![self.width],
                 init: Init::Constant(0.0),
+                trained: true,
             },
         ]
     }

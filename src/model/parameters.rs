@@ -8,10 +8,15 @@ use super::spec::ModelSpec;
 use super::tensor::NamedTensor;
 use crate::error::{Error, Result};
 
-/// Every tensor of a model, in [`ModelSpec::tensors`] order, values row-major.
+/// Every tensor of a model, in [`ModelSpec::tensors`] order, values row-major: the parameters
+/// the optimizer trains and the buffers the forward pass keeps (batch norm's running
+/// statistics), with the count of training passes its batch norms have made (PyTorch's
+/// `num_batches_tracked`; 0 for a model without batch norms, for gradients and for optimizer
+/// state).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parameters {
     tensors: Vec<NamedTensor>,
+    batches_tracked: u64,
 }
 
 impl Parameters {
@@ -29,7 +34,10 @@ impl Parameters {
                 shape: t.shape,
             })
             .collect();
-        Self { tensors }
+        Self {
+            tensors,
+            batches_tracked: 0,
+        }
     }
 
     /// Parameters for `spec` from each tensor's values, row-major, in [`ModelSpec::tensors`]
@@ -56,7 +64,10 @@ impl Parameters {
             })
             .collect();
         assert!(values.next().is_none(), "more value vectors than tensors");
-        Self { tensors }
+        Self {
+            tensors,
+            batches_tracked: 0,
+        }
     }
 
     /// All zeros, shaped for `spec`.
@@ -111,6 +122,16 @@ impl Parameters {
                 own
             })
             .collect()
+    }
+
+    /// The training passes its batch norms have counted (PyTorch's `num_batches_tracked`).
+    pub fn batches_tracked(&self) -> u64 {
+        self.batches_tracked
+    }
+
+    /// Sets the count of training passes.
+    pub fn set_batches_tracked(&mut self, count: u64) {
+        self.batches_tracked = count;
     }
 
     /// The tensor named `name`, if the model has it.

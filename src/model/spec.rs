@@ -1,5 +1,6 @@
 //! The architecture of a model: its layers, and the tensors they own in order.
 
+use super::batch_norm::BatchNorm;
 use super::dropout::Dropout;
 use super::layer::Layer;
 use super::layer_norm::LayerNorm;
@@ -17,6 +18,13 @@ pub enum Norm {
     Layer {
         /// `ε`, added to the variance.
         eps: f32,
+    },
+    /// `BatchNorm1d(width, eps, momentum)` ([`BatchNorm`]).
+    Batch {
+        /// `ε`, added to the variance.
+        eps: f32,
+        /// How far the running statistics move towards each batch's.
+        momentum: f32,
     },
 }
 
@@ -70,6 +78,15 @@ impl ModelSpec {
                     layers.push(Layer::LayerNorm(LayerNorm {
                         width: pair[1],
                         eps,
+                        activation: hidden,
+                    }));
+                }
+                Norm::Batch { eps, momentum } if i < last => {
+                    layers.push(Layer::dense(pair[0], pair[1], Activation::Identity));
+                    layers.push(Layer::BatchNorm(BatchNorm {
+                        width: pair[1],
+                        eps,
+                        momentum,
                         activation: hidden,
                     }));
                 }
@@ -142,6 +159,10 @@ impl ModelSpec {
             .iter()
             .find_map(|l| match l {
                 Layer::LayerNorm(n) => Some(Norm::Layer { eps: n.eps }),
+                Layer::BatchNorm(n) => Some(Norm::Batch {
+                    eps: n.eps,
+                    momentum: n.momentum,
+                }),
                 Layer::Dense(_) | Layer::Dropout(_) => None,
             })
             .unwrap_or_default()
@@ -152,6 +173,7 @@ impl ModelSpec {
     pub fn hidden_activation(&self) -> Activation {
         match self.layers.as_slice() {
             [_, Layer::LayerNorm(n), ..] => n.activation,
+            [_, Layer::BatchNorm(n), ..] => n.activation,
             [first, ..] => first.activation(),
             [] => unreachable!("a model has at least one layer"),
         }
@@ -179,11 +201,12 @@ impl ModelSpec {
         Ok(())
     }
 
-    /// Total number of scalar parameters, `Σ_tensors Π shape` (`Σ out·in + out` for a dense
-    /// model), saturating.
+    /// Total number of scalar parameters, `Σ_tensors Π shape` over the tensors the optimizer
+    /// trains (`Σ out·in + out` for a dense model; buffers not counted), saturating.
     pub fn parameter_count(&self) -> usize {
         self.tensors()
             .iter()
+            .filter(|t| t.trained)
             .map(TensorSpec::len)
             .fold(0usize, usize::saturating_add)
     }
@@ -230,6 +253,11 @@ impl ModelSpec {
     /// model `layers.{i}.weight` `[out, in]`, then `layers.{i}.bias` `[out]`, layer by layer.
     pub fn tensors(&self) -> Vec<TensorSpec> {
         self.layer_tensors().into_iter().flatten().collect()
+    }
+
+    /// Whether it keeps running statistics (a batch norm), and so counts its training passes.
+    pub fn has_running_statistics(&self) -> bool {
+        self.layers.iter().any(|l| matches!(l, Layer::BatchNorm(_)))
     }
 
     /// Every tensor's name and shape, in [`ModelSpec::tensors`] order.

@@ -33,6 +33,9 @@ pub struct TensorSpec {
     pub shape: Vec<usize>,
     /// How its initial values are drawn.
     pub init: Init,
+    /// Whether the optimizer trains it (a parameter), or the forward pass keeps it (a buffer,
+    /// such as batch norm's running statistics: no gradient, no update, no weight decay).
+    pub trained: bool,
 }
 
 impl TensorSpec {

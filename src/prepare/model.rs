@@ -144,5 +144,6 @@ fn norm_name(norm: Norm) -> String {
     match norm {
         Norm::None => "none".into(),
         Norm::Layer { eps } => format!("layer (eps {eps})"),
+        Norm::Batch { eps, momentum } => format!("batch (eps {eps}, momentum {momentum})"),
     }
 }

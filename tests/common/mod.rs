@@ -82,6 +82,26 @@ pub fn run_both(
     steps: usize,
     tolerance: Tolerance,
 ) -> (GpuEngine, CpuEngine) {
+    run_both_loosening(
+        ctx,
+        setup,
+        init,
+        batches,
+        steps,
+        (tolerance, &[], tolerance),
+    )
+}
+
+/// [`run_both`] with the tensors named in `loosened` compared within `loose` at the end (the
+/// caller says why); every other tensor and every step's loss within `tolerance`.
+pub fn run_both_loosening(
+    ctx: &GpuContext,
+    setup: &Setup,
+    init: &Parameters,
+    batches: &[(Array2<f32>, Targets)],
+    steps: usize,
+    (tolerance, loosened, loose): (Tolerance, &[String], Tolerance),
+) -> (GpuEngine, CpuEngine) {
     let max_batch = batches.iter().map(|(x, _)| x.nrows()).max().unwrap();
     let mut gpu = GpuEngine::new(ctx, setup.clone(), init, max_batch).unwrap();
     let mut cpu = CpuEngine::new(setup.clone(), init).unwrap();
@@ -98,11 +118,23 @@ pub fn run_both(
             step + 1
         );
     }
-    assert_close(
-        &format!("{:?} after {steps} steps", setup.optimizer),
-        &gpu.parameters(0).unwrap(),
-        &cpu.parameters(0).unwrap(),
-        tolerance,
-    );
+    let (tested, reference) = (gpu.parameters(0).unwrap(), cpu.parameters(0).unwrap());
+    assert_eq!(tested.batches_tracked(), reference.batches_tracked());
+    for (a, b) in tested.named_tensors().iter().zip(reference.named_tensors()) {
+        let bound = if loosened.contains(&a.name) {
+            loose
+        } else {
+            tolerance
+        };
+        for (i, (x, y)) in a.values.iter().zip(&b.values).enumerate() {
+            assert!(
+                bound.allows(*x, *y),
+                "{:?} after {steps} steps: {}[{i}] is {x} on the GPU but {y} on the CPU \
+                 (tolerance {bound:?})",
+                setup.optimizer,
+                a.name
+            );
+        }
+    }
     (gpu, cpu)
 }

@@ -52,6 +52,8 @@ pub enum NormChoice {
     None,
     /// `nn.LayerNorm(width, eps)` with a scale and a shift, before the activation.
     Layer,
+    /// `nn.BatchNorm1d(width, eps, momentum)` with a scale, a shift and running statistics.
+    Batch,
 }
 
 /// What the targets are (`--task`).

@@ -116,14 +116,20 @@ pub struct ModelArgs {
     /// Hidden layers' activation: identity, relu, leaky_relu, leaky_relu(SLOPE), sigmoid, tanh, gelu.
     #[arg(long, default_value = "relu")]
     pub activation: String,
-    /// What follows each hidden layer's Linear, before its activation: none, or layer
-    /// (PyTorch's nn.LayerNorm over the layer's width, with a scale and a shift, saved as
-    /// norms.{i}.weight and norms.{i}.bias).
+    /// What follows each hidden layer's Linear, before its activation: none; layer (PyTorch's
+    /// nn.LayerNorm over the layer's width, with a scale and a shift, saved as norms.{i}.weight
+    /// and norms.{i}.bias); or batch (nn.BatchNorm1d: batch statistics in training, running
+    /// statistics in evaluation, saved besides as norms.{i}.running_mean, running_var and
+    /// num_batches_tracked).
     #[arg(long, value_enum, default_value = "none")]
     pub norm: NormChoice,
     /// The norm's ε, added to the variance before its square root (default 1e-5).
     #[arg(long, value_name = "EPS")]
     pub norm_eps: Option<f32>,
+    /// How far a batch norm's running statistics move towards each training batch's
+    /// (default 0.1, PyTorch's).
+    #[arg(long, value_name = "M")]
+    pub norm_momentum: Option<f32>,
     /// Inverted dropout after each hidden activation, in training only: each unit zeroed with
     /// probability P, the kept ones scaled by 1/(1 − P) (0: none).
     #[arg(long, value_name = "P", default_value_t = 0.0)]

@@ -41,6 +41,8 @@ pub(crate) struct LayerBuffers {
 pub(super) struct Buffers {
     /// Every model's parameters, `layout.total` elements apart.
     pub params: wgpu::Buffer,
+    /// Every model's running statistics (batch norm's buffers), `stats_layout.total` apart.
+    pub stats: wgpu::Buffer,
     /// Their gradients, alike.
     pub grads: wgpu::Buffer,
     /// Optimizer state buffers in use, by slot index, alike.
@@ -77,13 +79,14 @@ pub(super) struct Buffers {
 }
 
 impl Buffers {
-    /// Creates the buffers of `setup`'s models laid out as `layout`, for batches of
-    /// `max_batch` rows, the optimizer state at each member's initial value. Fails naming the
-    /// buffer when one exceeds the device's limits.
+    /// Creates the buffers of `setup`'s models, their parameters laid out as `layout` and
+    /// their running statistics as `stats_layout`, for batches of `max_batch` rows, the
+    /// optimizer state at each member's initial value. Fails naming the buffer when one exceeds
+    /// the device's limits.
     pub fn new(
         ctx: &GpuContext,
         setup: &PackSetup,
-        layout: &FlatLayout,
+        (layout, stats_layout): (&FlatLayout, &FlatLayout),
         max_batch: usize,
     ) -> Result<Self> {
         let model = &setup.model;
@@ -107,6 +110,14 @@ impl Buffers {
         };
         let params = flat("parameters (all layers, one flat buffer)")?;
         let grads = flat("gradients")?;
+        let stats_bytes = count * stats_layout.total * 4;
+        ctx.check_fits("running statistics", stats_bytes, false, layers_hint)?;
+        let stats = ctx.buffer(&wgpu::BufferDescriptor {
+            label: Some("running statistics"),
+            size: stats_bytes.max(16),
+            usage: wgpu::BufferUsages::STORAGE | usage,
+            mapped_at_creation: false,
+        });
         // The state slots any member uses, each starting at that member's initial value.
         let mut state: Vec<(usize, wgpu::Buffer)> = Vec::new();
         for (k, member) in setup.members.iter().enumerate() {
@@ -194,6 +205,7 @@ impl Buffers {
         }
         Ok(Self {
             params,
+            stats,
             grads,
             state,
             unused_state,

@@ -17,8 +17,15 @@ impl GpuEngine {
         let models = setup.members.len();
         let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment);
         let layout = FlatLayout::new(&setup.model, align);
-        let layers = GpuLayer::all(ctx, &setup.model, &layout, models, max_batch)?;
-        let buffers = Buffers::new(ctx, &setup, &layout, max_batch)?;
+        let stats_layout = FlatLayout::buffers(&setup.model, align);
+        let layers = GpuLayer::all(
+            ctx,
+            &setup.model,
+            (&layout, &stats_layout),
+            models,
+            max_batch,
+        )?;
+        let buffers = Buffers::new(ctx, &setup, (&layout, &stats_layout), max_batch)?;
         // Every product is tuned before any is built, so that progress can count them: the
         // forward products layer by layer, then the backward ones last layer first.
         let forward = layers.iter().flat_map(GpuLayer::forward_products);
@@ -30,6 +37,7 @@ impl GpuEngine {
             models,
             max_batch,
             layout,
+            stats_layout,
             buffers,
             plan,
             uniforms,
@@ -39,14 +47,17 @@ impl GpuEngine {
             resident: None,
             profiling: Profiling::default(),
             steps: 0,
+            batches_tracked: vec![0; models],
             mask_seed: 0,
             trained: false,
             setup,
         };
         pack.record_update();
-        for (k, member) in pack.setup.members.iter().enumerate() {
+        let members = std::mem::take(&mut pack.setup.members);
+        for (k, member) in members.iter().enumerate() {
             pack.write_parameters(k, &member.parameters);
         }
+        pack.setup.members = members;
         Ok(pack)
     }
 }

@@ -64,7 +64,7 @@ impl Engine for GpuEngine {
     }
 
     fn parameters(&mut self, k: usize) -> Result<Parameters> {
-        self.read_model(&self.buffers.params, k, "the parameters")
+        self.read_parameters(k)
     }
 
     fn set_parameters(&mut self, k: usize, parameters: &Parameters) -> Result<()> {

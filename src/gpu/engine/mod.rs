@@ -66,6 +66,10 @@ pub struct GpuEngine {
     /// Where each tensor sits in each model's share of the flat buffers, `layout.total`
     /// elements apart.
     layout: FlatLayout,
+    /// Where each running statistic sits in each model's share of the statistics buffer.
+    stats_layout: FlatLayout,
+    /// Each model's training passes (its batch norms' `num_batches_tracked`).
+    batches_tracked: Vec<u64>,
     /// Every buffer a step reads or writes.
     buffers: Buffers,
     /// The recorded dispatches of a step.

@@ -26,14 +26,41 @@ impl GpuEngine {
         k as u64 * self.layout.total
     }
 
-    /// Queues the upload of model `k`'s parameters into the flat parameter buffer.
-    pub(super) fn write_parameters(&self, k: usize, params: &Parameters) {
+    /// Queues the upload of model `k`'s parameters into the flat parameter buffer, its running
+    /// statistics into the statistics buffer, and keeps its count of training passes.
+    pub(super) fn write_parameters(&mut self, k: usize, params: &Parameters) {
         let flat = self.layout.pack(params);
         self.ctx.queue.write_buffer(
             &self.buffers.params,
             self.model_offset(k) * 4,
             bytemuck::cast_slice(&flat),
         );
+        if self.stats_layout.total > 0 {
+            let stats = self.stats_layout.pack(params);
+            self.ctx.queue.write_buffer(
+                &self.buffers.stats,
+                k as u64 * self.stats_layout.total * 4,
+                bytemuck::cast_slice(&stats),
+            );
+        }
+        self.batches_tracked[k] = params.batches_tracked();
+    }
+
+    /// Model `k`'s parameters, its running statistics and its count of training passes.
+    pub(super) fn read_parameters(&self, k: usize) -> Result<Parameters> {
+        let mut params = self.read_model(&self.buffers.params, k, "the parameters")?;
+        if self.stats_layout.total > 0 {
+            let total = self.stats_layout.total;
+            let flat = self.ctx.read_back(
+                &self.buffers.stats,
+                k as u64 * total * 4,
+                total * 4,
+                "the running statistics",
+            )?;
+            self.stats_layout.fill(&flat, &mut params);
+        }
+        params.set_batches_tracked(self.batches_tracked[k]);
+        Ok(params)
     }
 
     /// Reads model `k`'s share of a flat buffer back, as parameters.

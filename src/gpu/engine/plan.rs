@@ -50,6 +50,7 @@ impl Uniforms {
                 Shape::Columns(s) => block.set(slot, bytemuck::bytes_of(&s.uniform(rows))),
                 Shape::Norm(s) => block.set(slot, bytemuck::bytes_of(&s.uniform(rows))),
                 Shape::Dropout(s) => block.set(slot, bytemuck::bytes_of(&s.uniform(rows))),
+                Shape::BatchNorm(s) => block.set(slot, bytemuck::bytes_of(&s.uniform(rows))),
             }
         }
         self.block.upload(queue);

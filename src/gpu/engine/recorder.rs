@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::gpu::buffers::UniformBlock;
 use crate::gpu::context::GpuContext;
 use crate::gpu::ops::Kernels;
+use crate::gpu::ops::batch_norm::{BatchNormDims, BatchNormShape};
 use crate::gpu::ops::dispatch::Dispatch;
 use crate::gpu::ops::dropout::{DropoutDims, DropoutShape};
 use crate::gpu::ops::layer_norm::{NormDims, NormShape};
@@ -24,6 +25,7 @@ pub(super) enum Shape {
     Columns(ColumnsShape),
     Norm(NormShape),
     Dropout(DropoutShape),
+    BatchNorm(BatchNormShape),
 }
 
 impl Shape {
@@ -35,6 +37,7 @@ impl Shape {
             Shape::Columns(_) => std::mem::size_of::<ReduceDims>(),
             Shape::Norm(_) => std::mem::size_of::<NormDims>(),
             Shape::Dropout(_) => std::mem::size_of::<DropoutDims>(),
+            Shape::BatchNorm(_) => std::mem::size_of::<BatchNormDims>(),
         };
         bytes as u64
     }
@@ -48,6 +51,7 @@ pub(super) const MAX_SHAPE_BYTES: u64 = {
         std::mem::size_of::<ReduceDims>(),
         std::mem::size_of::<NormDims>(),
         std::mem::size_of::<DropoutDims>(),
+        std::mem::size_of::<BatchNormDims>(),
     ];
     let mut max = 0;
     let mut i = 0;

@@ -6,7 +6,7 @@ use ndarray::ArrayView2;
 use super::GpuEngine;
 use crate::accumulate::Part;
 use crate::engine::Metrics;
-use crate::engine::check_model;
+use crate::engine::{check_model, check_training_rows};
 use crate::error::{Error, Result};
 use crate::gpu::ops::dispatch::Dispatch;
 use crate::gpu::ops::dropout::MaskKeyUniform;
@@ -61,6 +61,7 @@ impl GpuEngine {
     pub(super) fn accumulate_batch(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
         batch.check(&self.setup.model, self.setup.loss)?;
         let rows = self.check_rows(batch.rows())?;
+        check_training_rows(&self.setup.model, batch.rows())?;
         part.check(batch.rows())?;
         self.upload_batch(batch);
         if let Some(indices) = batch.rows_in_dataset {
@@ -90,6 +91,7 @@ impl GpuEngine {
         }
         let class_targets = resident.class_targets;
         let rows = self.check_rows(indices.len())?;
+        check_training_rows(&self.setup.model, indices.len())?;
         part.check(indices.len())?;
         let model = &self.setup.model;
         let dims = GatherDims {
@@ -191,6 +193,11 @@ impl GpuEngine {
         self.uniforms
             .prepare(&self.ctx.queue, rows, class_targets, part.group_rows);
         self.trained = true;
+        if self.setup.model.has_running_statistics() {
+            for (count, &frozen) in self.batches_tracked.iter_mut().zip(&self.frozen) {
+                *count += u64::from(!frozen);
+            }
+        }
         if part.last {
             self.write_coefficients();
         }

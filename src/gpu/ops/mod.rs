@@ -7,6 +7,8 @@
 //! - `loss.rs`: each row's loss and output gradient, and the mean;
 //! - `reduce.rs`: column sums (bias gradients);
 //! - `layer_norm.rs`: layer normalisation, forward and backward, a row per workgroup;
+//! - `batch_norm.rs`: batch normalisation, forward (training or evaluation) and backward, a
+//!   column per invocation;
 //! - `dropout.rs`: inverted dropout, its masks drawn from Philox4x32-10 (`philox.wgsl`);
 //! - `clip.rs`: clipping by global norm;
 //! - `optimizer.rs`: the fused optimizer update (its skeleton `optimizer.wgsl`; each optimizer's
@@ -14,6 +16,7 @@
 //! - `gather.rs`: a batch gathered from a dataset kept on the device;
 //! - `binding.rs`, `shader.rs`, `dispatch.rs`: what they share.
 
+pub(crate) mod batch_norm;
 pub(crate) mod binding;
 pub(crate) mod clip;
 pub(crate) mod dispatch;
@@ -26,6 +29,7 @@ pub(crate) mod optimizer;
 pub(crate) mod reduce;
 mod shader;
 
+use batch_norm::BatchNormOp;
 use clip::ClipOp;
 use dropout::DropoutOp;
 use gather::GatherOp;
@@ -42,6 +46,7 @@ pub(crate) struct Kernels {
     pub loss: LossOp,
     pub reduce: ReduceOp,
     pub layer_norm: LayerNormOp,
+    pub batch_norm: BatchNormOp,
     pub dropout: DropoutOp,
     pub clip: ClipOp,
     pub optimizer: OptimizerOp,
@@ -57,6 +62,7 @@ impl Kernels {
             loss: LossOp::new(device),
             reduce: ReduceOp::new(device),
             layer_norm: LayerNormOp::new(device),
+            batch_norm: BatchNormOp::new(device),
             dropout: DropoutOp::new(device),
             clip: ClipOp::new(device),
             optimizer: OptimizerOp::new(device),
@@ -99,6 +105,16 @@ mod tests {
         check("reduce", &reduce::sources(), &reduce::BINDINGS);
         check("layer norm", &layer_norm::sources(), &layer_norm::BINDINGS);
         check("dropout", &dropout::sources(), &dropout::BINDINGS);
+        check(
+            "batch norm",
+            &batch_norm::forward_sources(),
+            &batch_norm::FORWARD_BINDINGS,
+        );
+        check(
+            "batch norm backward",
+            &batch_norm::backward_sources(),
+            &batch_norm::BACKWARD_BINDINGS,
+        );
         check("clip", &clip::sources(), &clip::BINDINGS);
         check("gather", &gather::sources(), &gather::BINDINGS);
         // Each optimizer declares the state slots it uses, named as its state: with every option

@@ -1,5 +1,5 @@
 //! The layers of a GPU engine, one kind per file (`dense.rs`,
-//! `layer_norm.rs`, `dropout.rs`), each answering the same calls:
+//! `layer_norm.rs`, `batch_norm.rs`, `dropout.rs`), each answering the same calls:
 //! the shape uniforms its dispatches take, its products as the tuner sees them, and the
 //! recording of its forward and backward dispatches over the engine's buffers.
 //!
@@ -8,10 +8,12 @@
 //! reads `δ_i = ∂L/∂z_i` and writes `δ_{i−1} = ∂L/∂a_{i−1} ⊙ act'_{i−1}(z_{i−1})` for the layer
 //! before it (the loss writes `δ` of the last layer).
 
+mod batch_norm;
 mod dense;
 mod dropout;
 mod layer_norm;
 
+use self::batch_norm::BatchNormLayer;
 use self::dense::DenseLayer;
 use self::dropout::DropoutLayer;
 use self::layer_norm::LayerNormLayer;
@@ -31,15 +33,18 @@ pub(super) enum GpuLayer {
     LayerNorm(LayerNormLayer),
     /// Inverted dropout.
     Dropout(DropoutLayer),
+    /// Batch normalisation followed by an activation.
+    BatchNorm(BatchNormLayer),
 }
 
 impl GpuLayer {
-    /// The layers of `model` laid out as `layout`, for `models` models and batches of
-    /// `max_batch` rows. Fails naming the tensor when one does not fit the device's bindings.
+    /// The layers of `model`, its parameters laid out as `layout` and its running statistics
+    /// as `stats`, for `models` models and batches of `max_batch` rows. Fails naming the tensor
+    /// when one does not fit the device's bindings.
     pub fn all(
         ctx: &GpuContext,
         model: &ModelSpec,
-        layout: &FlatLayout,
+        (layout, stats): (&FlatLayout, &FlatLayout),
         models: usize,
         max_batch: usize,
     ) -> Result<Vec<Self>> {
@@ -65,6 +70,13 @@ impl GpuLayer {
                     layout,
                     (models, max_batch),
                 )?),
+                Layer::BatchNorm(norm) => GpuLayer::BatchNorm(BatchNormLayer::new(
+                    ctx,
+                    norm,
+                    (block, previous_activation),
+                    (layout, stats),
+                    (models, max_batch),
+                )?),
                 Layer::Dropout(dropout) => GpuLayer::Dropout(DropoutLayer::new(
                     dropout,
                     block,
@@ -82,6 +94,7 @@ impl GpuLayer {
             GpuLayer::Dense(d) => d.uniform_slots(),
             GpuLayer::LayerNorm(n) => n.uniform_slots(),
             GpuLayer::Dropout(d) => d.uniform_slots(),
+            GpuLayer::BatchNorm(n) => n.uniform_slots(),
         }
     }
 
@@ -89,7 +102,7 @@ impl GpuLayer {
     pub fn forward_products(&self) -> Vec<Product> {
         match self {
             GpuLayer::Dense(d) => d.forward_products(),
-            GpuLayer::LayerNorm(_) | GpuLayer::Dropout(_) => Vec::new(),
+            GpuLayer::LayerNorm(_) | GpuLayer::Dropout(_) | GpuLayer::BatchNorm(_) => Vec::new(),
         }
     }
 
@@ -97,7 +110,7 @@ impl GpuLayer {
     pub fn backward_products(&self) -> Vec<Product> {
         match self {
             GpuLayer::Dense(d) => d.backward_products(),
-            GpuLayer::LayerNorm(_) | GpuLayer::Dropout(_) => Vec::new(),
+            GpuLayer::LayerNorm(_) | GpuLayer::Dropout(_) | GpuLayer::BatchNorm(_) => Vec::new(),
         }
     }
 
@@ -113,6 +126,7 @@ impl GpuLayer {
             GpuLayer::Dense(d) => d.record_forward(rec, i).map(same),
             GpuLayer::LayerNorm(n) => n.record_forward(rec, i).map(same),
             GpuLayer::Dropout(d) => d.record_forward(rec, i),
+            GpuLayer::BatchNorm(n) => n.record_forward(rec, i),
         }
     }
 
@@ -123,6 +137,7 @@ impl GpuLayer {
             GpuLayer::Dense(d) => d.record_backward(rec, i),
             GpuLayer::LayerNorm(n) => n.record_backward(rec, i),
             GpuLayer::Dropout(d) => d.record_backward(rec, i),
+            GpuLayer::BatchNorm(n) => n.record_backward(rec, i),
         }
     }
 }

@@ -36,14 +36,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use ndarray::Array1;
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::SafeTensors;
 use serde_json::{Value, json};
 
+mod tensors;
+
+use self::tensors::{
+    RawTensor, bad, batch_norm_blocks, parameter_tensors, read_parameters, serialize,
+};
 use crate::data::Standardizer;
 use crate::engine::OptimizerState;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fsio::{self, Extent};
 use crate::loss::Loss;
+use crate::model::batch_norm::batches_tracked_name;
 use crate::model::{Activation, Layer, ModelSpec, Norm, Parameters};
 
 /// What a model checkpoint holds.
@@ -89,13 +95,6 @@ pub struct TrainingState {
     pub run_flags: Option<Vec<String>>,
 }
 
-fn bad(path: &str, message: impl Into<String>) -> Error {
-    Error::Data {
-        source_name: path.to_string(),
-        message: message.into(),
-    }
-}
-
 fn metadata(c: &ModelCheckpoint, format: &str) -> HashMap<String, String> {
     let layers: Vec<Value> = c.model.layers().iter().map(Layer::describe).collect();
     let mut meta = HashMap::from([
@@ -115,75 +114,11 @@ fn metadata(c: &ModelCheckpoint, format: &str) -> HashMap<String, String> {
     meta
 }
 
-/// Named f32 tensors to bytes.
-fn serialize(
-    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
-    meta: HashMap<String, String>,
-    path: &str,
-) -> Result<Vec<u8>> {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .into_iter()
-        .map(|(n, shape, values)| {
-            (
-                n,
-                shape,
-                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            )
-        })
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(n, shape, data)| {
-            TensorView::new(Dtype::F32, shape.clone(), data)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| bad(path, format!("could not describe tensor {n}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(views, Some(meta))
-        .map_err(|e| bad(path, format!("could not be serialised: {e}")))?;
-    with_sorted_header(bytes).ok_or_else(|| {
-        bad(
-            path,
-            "could not be serialised: its header did not read back",
-        )
-    })
-}
-
-/// The same safetensors bytes with the JSON header's keys sorted. The crate writes metadata from a
-/// `HashMap`, whose order changes from process to process; sorted, the same checkpoint is the
-/// same bytes every time. The sorted header has the same length, so the data does not move.
-fn with_sorted_header(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
-    let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
-    let text = bytes.get(8..8usize.checked_add(len)?)?;
-    let header: BTreeMap<String, BTreeMap<String, Value>> =
-        serde_json::from_slice(text.trim_ascii_end()).ok()?;
-    let mut sorted = serde_json::to_vec(&header).ok()?;
-    if sorted.len() > len {
-        return None;
-    }
-    sorted.resize(len, b' ');
-    bytes[8..8 + len].copy_from_slice(&sorted);
-    Some(bytes)
-}
-
-fn parameter_tensors(prefix: &str, p: &Parameters) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    p.named_tensors()
-        .iter()
-        .map(|t| {
-            (
-                format!("{prefix}{}", t.name),
-                t.shape.clone(),
-                t.values.clone(),
-            )
-        })
-        .collect()
-}
-
 /// Writes a model checkpoint to `path` atomically.
 pub fn save_model(path: &Path, c: &ModelCheckpoint) -> Result<()> {
     let name = path.display().to_string();
     let bytes = serialize(
-        parameter_tensors("", &c.parameters),
+        parameter_tensors("", &c.parameters, &c.model, true),
         metadata(c, "downhill.model"),
         &name,
     )?;
@@ -193,12 +128,18 @@ pub fn save_model(path: &Path, c: &ModelCheckpoint) -> Result<()> {
 /// Writes a training-state checkpoint to `path` atomically.
 pub fn save_state(path: &Path, s: &TrainingState) -> Result<()> {
     let name = path.display().to_string();
-    let mut tensors = parameter_tensors("", &s.checkpoint.parameters);
+    let model = &s.checkpoint.model;
+    let mut tensors: Vec<RawTensor> = parameter_tensors("", &s.checkpoint.parameters, model, true);
     for (slot, values) in &s.state.slots {
-        tensors.extend(parameter_tensors(&format!("optimizer.{slot}."), values));
+        tensors.extend(parameter_tensors(
+            &format!("optimizer.{slot}."),
+            values,
+            model,
+            false,
+        ));
     }
     if let Some(best) = &s.best_parameters {
-        tensors.extend(parameter_tensors("best.", best));
+        tensors.extend(parameter_tensors("best.", best, model, true));
     }
     let mut meta = metadata(&s.checkpoint, "downhill.training_state");
     meta.extend([
@@ -288,16 +229,18 @@ pub fn load_init(
         ));
     }
     let model = ModelSpec::mlp(&widths, hidden, Activation::Identity, norm, dropout)?;
-    let parameters = read_parameters(&tensors, &model, "", &name)?;
-    let known = model.tensor_shapes();
+    let parameters = read_parameters(&tensors, &model, "", (&name, true))?;
+    let mut known: Vec<String> = model.tensor_shapes().into_iter().map(|(n, _)| n).collect();
+    known.extend(batch_norm_blocks(&model).map(batches_tracked_name));
     let mut names = tensors.names();
     names.sort();
     if let Some(extra) = names
         .into_iter()
-        .find(|t| !known.iter().any(|(name, _)| name == *t))
+        .find(|t| !known.iter().any(|name| name == *t))
     {
         let hint = if extra.starts_with("norms.") && norm == Norm::None {
-            "pass --norm layer for a model with a layer norm after each hidden layer"
+            "pass --norm layer (or --norm batch, for running statistics) for a model with a \
+             norm after each hidden layer"
         } else {
             "remove it from the file, or give the flags of the model it belongs to"
         };
@@ -350,7 +293,7 @@ pub fn load_state(path: &Path) -> Result<TrainingState> {
                     &tensors,
                     &checkpoint.model,
                     &format!("optimizer.{slot}."),
-                    &name,
+                    (&name, false),
                 )?,
             ))
         })
@@ -370,7 +313,7 @@ pub fn load_state(path: &Path) -> Result<TrainingState> {
                 &tensors,
                 &checkpoint.model,
                 "best.",
-                &name,
+                (&name, true),
             )?),
             Err(_) => None,
         },
@@ -460,7 +403,7 @@ fn read_checkpoint(
         .collect::<Result<Vec<_>>>()?;
     let model = ModelSpec::new(layers)?;
     let loss: Loss = meta.get("loss").map(String::as_str).unwrap_or("").parse()?;
-    let parameters = read_parameters(tensors, &model, "", name)?;
+    let parameters = read_parameters(tensors, &model, "", (name, true))?;
     let standardizer = statistics(meta, name, "feature", model.inputs(), "inputs")?;
     let target_standardizer = statistics(meta, name, "target", model.outputs(), "outputs")?;
     Ok(ModelCheckpoint {
@@ -520,74 +463,4 @@ fn statistics(
             format!("has {what} statistics that do not match the model's {width} {unit}"),
         )),
     }
-}
-
-fn read_parameters(
-    tensors: &SafeTensors<'_>,
-    model: &ModelSpec,
-    prefix: &str,
-    name: &str,
-) -> Result<Parameters> {
-    let read = |tensor: String, shape: Vec<usize>| -> Result<Vec<f32>> {
-        let view = tensors.tensor(&tensor).map_err(|_| {
-            bad(
-                name,
-                format!("has no tensor `{tensor}`, which the architecture needs"),
-            )
-        })?;
-        if view.dtype() != Dtype::F32 {
-            return Err(bad(
-                name,
-                format!(
-                    "tensor `{tensor}` is {:?}; downhill reads F32",
-                    view.dtype()
-                ),
-            ));
-        }
-        if view.shape() != shape.as_slice() {
-            return Err(bad(
-                name,
-                format!(
-                    "tensor `{tensor}` has shape {:?} but the architecture needs {shape:?}",
-                    view.shape()
-                ),
-            ));
-        }
-        let values: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
-            return Err(bad(
-                name,
-                format!(
-                    "tensor `{tensor}` holds {} at index {}; a checkpoint holds finite values \
-                     only: this one is damaged or was written by other software from a run that \
-                     diverged; start from another checkpoint",
-                    values[at],
-                    index_of(at, &shape)
-                ),
-            ));
-        }
-        Ok(values)
-    };
-    let values = model
-        .tensor_shapes()
-        .into_iter()
-        .map(|(tensor, shape)| read(format!("{prefix}{tensor}"), shape))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Parameters::from_values(model, values))
-}
-
-/// The index `[i, j, ...]` of element `flat` of a row-major array of `shape`.
-fn index_of(mut flat: usize, shape: &[usize]) -> String {
-    let mut index = vec![0; shape.len()];
-    for (i, &d) in shape.iter().enumerate().rev() {
-        if d > 0 {
-            index[i] = flat % d;
-            flat /= d;
-        }
-    }
-    format!("{index:?}")
 }
