@@ -138,7 +138,7 @@ fn streamed_on_request_measures_every_column_on_both_engines() {
     .concat());
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 5, "{csv}");
-    assert!(lines.iter().all(|l| l.split(',').count() == 16), "{csv}");
+    assert!(lines.iter().all(|l| l.split(',').count() == 17), "{csv}");
 }
 
 #[test]

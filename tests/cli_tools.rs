@@ -181,10 +181,10 @@ fn bench_batch_size_writes_json_csv_and_a_plot() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 5);
     assert!(lines[0].starts_with(
-        "engine,batch,samples/s,step ms,latency ms,p10 ms,p90 ms,gpu ms,timing,device MiB,dispatches,matmul %,streamed/resident,loss@2ep"
+        "engine,batch,samples/s,step ms,latency ms,p10 ms,p90 ms,gpu ms,timing,device MiB,dispatches,matmul %,norm+dropout %,streamed/resident,loss@2ep"
     ));
     assert!(
-        lines[1..].iter().all(|l| l.split(',').count() == 16),
+        lines[1..].iter().all(|l| l.split(',').count() == 17),
         "{csv}"
     );
 }

@@ -398,22 +398,58 @@ fn the_memory_estimate_covers_what_is_allocated_and_refuses_too_large_models() {
     use downhill::{Member, PackSetup};
     let ctx = gpu();
     let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment);
-    for (widths, optimizer, models, max_batch) in [
-        (&[6, 12, 4][..], Optimizer::Sgd(Sgd::default()), 1, 8),
+    let batch_norm = downhill::Norm::Batch {
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    let layer_norm = downhill::Norm::Layer { eps: 1e-5 };
+    let none = downhill::Norm::None;
+    for (widths, optimizer, models, max_batch, (norm, dropout)) in [
+        (
+            &[6, 12, 4][..],
+            Optimizer::Sgd(Sgd::default()),
+            1,
+            8,
+            (none, 0.0),
+        ),
         (
             &[64, 300, 200, 10][..],
             Optimizer::Adam(Adam::default()),
             1,
             256,
+            (none, 0.0),
         ),
         (
             &[20, 40, 3][..],
             Optimizer::RmsProp(RmsProp::default()),
             3,
             64,
+            (none, 0.0),
+        ),
+        // The norms' parameters, running statistics and scratch, and dropout's activations.
+        (
+            &[64, 300, 200, 10][..],
+            Optimizer::Adam(Adam::default()),
+            1,
+            256,
+            (batch_norm, 0.2),
+        ),
+        (
+            &[20, 40, 3][..],
+            Optimizer::RmsProp(RmsProp::default()),
+            3,
+            64,
+            (layer_norm, 0.1),
         ),
     ] {
-        let model = ModelSpec::from_widths(widths, Activation::Relu, Activation::Identity).unwrap();
+        let model = ModelSpec::mlp(
+            widths,
+            Activation::Relu,
+            Activation::Identity,
+            norm,
+            dropout,
+        )
+        .unwrap();
         let init = Parameters::init(&model, 1);
         let setup = PackSetup {
             model: model.clone(),
@@ -430,7 +466,7 @@ fn the_memory_estimate_covers_what_is_allocated_and_refuses_too_large_models() {
         let pack = downhill::GpuEngine::pack(&ctx, setup, max_batch).unwrap();
         let allocated = ctx.allocated_bytes() - before;
         let what = format!(
-            "{widths:?} x{models} batch {max_batch}: {}",
+            "{widths:?} {norm:?} dropout {dropout} x{models} batch {max_batch}: {}",
             estimate.breakdown()
         );
         assert!(

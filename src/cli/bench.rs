@@ -262,6 +262,11 @@ fn batch_size_notes(a: &BatchSizeArgs, epochs: u64) -> Vec<(&'static str, String
             "the matrix products' share of a step's GPU time, every launch timed alone".into(),
         ),
         (
+            "norm+dropout %",
+            "the norms' and dropout's kernels' share of a step's GPU time (--norm, --dropout)"
+                .into(),
+        ),
+        (
             "streamed/resident",
             "the training loop's samples/s with batches streamed from the host, over that with \
              the data resident on the device (- where the data streamed throughout: see the \
@@ -376,6 +381,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
                 opt(r.device_bytes.map(|b| b as f64 / (1 << 20) as f64), 2),
                 r.dispatches.map_or(String::new(), |d| d.to_string()),
                 opt(r.matmul_share().map(|s| 100.0 * s), 1),
+                opt(r.norm_dropout_share().map(|s| 100.0 * s), 1),
                 opt(
                     r.residency
                         .and_then(|t| t.resident.map(|resident| t.streamed / resident)),
@@ -400,6 +406,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
         "device MiB",
         "dispatches",
         "matmul %",
+        "norm+dropout %",
         "streamed/resident",
         &format!("loss@{}ep", p.epochs),
         "train s",
@@ -415,6 +422,7 @@ pub fn batch_size(a: &BatchSizeArgs) -> Result<()> {
                 "gpu_ms_median": r.gpu_ms_median, "timing": r.timing, "device_bytes": r.device_bytes, "dispatches": r.dispatches,
                 "gpu_profile_ms": r.gpu_profile_ms.as_ref().map(|kinds| kinds.iter().map(|(k, ms)| (k.clone(), json!(ms))).collect::<serde_json::Map<_, _>>()),
                 "matmul_share": r.matmul_share(),
+                "norm_dropout_share": r.norm_dropout_share(),
                 "data": if r.streamed_because.is_some() { "streamed" } else { "resident" },
                 "streamed_because": r.streamed_because,
                 "resident_samples_per_second": r.residency.and_then(|t| t.resident),

@@ -79,6 +79,7 @@ fn print(reports: &[CheckReport], labels: &[String], format: CheckFormat) {
             let value = json!({
                 "gpu": first.tested, "cpu": first.reference,
                 "tolerance": {"rel": first.tolerance.rel, "abs": first.tolerance.abs},
+                "values_not_compared": first.values_not_compared,
                 "passed": passed, "models": models, "version": env!("CARGO_PKG_VERSION"),
             });
             outln!("{value:#}");
@@ -91,6 +92,14 @@ fn print(reports: &[CheckReport], labels: &[String], format: CheckFormat) {
                 first.tolerance.abs,
                 first.tolerance.rel
             );
+            if !first.values_not_compared.is_empty() {
+                outln!(
+                    "values not compared after updates: {} (a bias before a batch norm has no \
+                     gradient in exact arithmetic, and adaptive optimizers turn its f32 rounding \
+                     noise into steps; their gradients are compared)",
+                    first.values_not_compared.join(", ")
+                );
+            }
             for (k, (report, label)) in reports.iter().zip(labels).enumerate() {
                 if reports.len() > 1 {
                     outln!("\nmodel {k} ({label}), packed on the GPU, against it alone on the CPU");

@@ -7,20 +7,21 @@ use super::units::mib;
 use crate::engine::PackSetup;
 use crate::error::{Error, Result};
 
-/// Bytes a GPU engine needs, by what they hold. With `K` models, batch `B`, `P` parameters per
-/// model (laid out with alignment padding) and `S` optimizer state slots:
+/// Bytes a GPU engine needs, by what they hold. With `K` models, batch `B`, `P` parameters and
+/// `R` running statistics per model (each laid out with alignment padding) and `S` optimizer
+/// state slots:
 ///
 /// ```text
-/// parameters = gradients = 4·K·P        optimizer state = 4·S·K·P
+/// parameters = 4·K·(P + R)    gradients = 4·K·P    optimizer state = 4·S·K·P
 /// activations = 4·K·B·(Σ_layers v + 2)           (v = Layer::values_per_row: pre-activation,
-///                                                 activation, output gradient; per-row loss
-///                                                 and accuracy)
+///                                                 activation, output gradient, a layer norm's
+///                                                 δ ⊙ x̂; per-row loss and accuracy)
 /// batch       = 4·B·(inputs + outputs + 2)        (features, targets, class targets, indices)
 /// resident    = 4·rows·(inputs + outputs + 1)     (a dataset kept on the device, if any)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryEstimate {
-    /// Every model's parameters, in one flat buffer.
+    /// Every model's parameters, in one flat buffer, and its running statistics in another.
     pub parameters: u64,
     /// Their gradients.
     pub gradients: u64,
@@ -43,6 +44,7 @@ impl MemoryEstimate {
     pub fn for_pack(setup: &PackSetup, max_batch: usize, align_bytes: u64) -> Self {
         let model = &setup.model;
         let layout = FlatLayout::new(model, align_bytes);
+        let statistics = FlatLayout::buffers(model, align_bytes);
         let models = setup.members.len() as u64;
         let flat = 4 * models * layout.total;
         // A state buffer for every slot any member uses (a sweep over momentum 0 and 0.9 keeps
@@ -58,7 +60,7 @@ impl MemoryEstimate {
         let per_row: u64 = model.layers().iter().map(|l| l.values_per_row()).sum();
         let (inputs, outputs) = (model.inputs() as u64, model.outputs() as u64);
         Self {
-            parameters: flat,
+            parameters: flat + 4 * models * statistics.total,
             gradients: flat,
             optimizer_state: slots * flat,
             activations: 4 * models * batch * (per_row + 2),

@@ -255,6 +255,26 @@ impl ModelSpec {
         self.layer_tensors().into_iter().flatten().collect()
     }
 
+    /// The tensors the loss does not depend on in exact arithmetic: the bias of a `Linear`
+    /// followed by a batch norm (which takes its shift back out), whose gradient is f32
+    /// rounding noise, and that norm's running mean, which follows it. An adaptive optimizer's
+    /// `g / (√v + ε)` turns the noise into steps, so two engines' values of these drift apart
+    /// while every loss and every other tensor agree.
+    pub fn free_tensors(&self) -> Vec<String> {
+        let blocks = self.blocks();
+        self.layers
+            .windows(2)
+            .zip(blocks)
+            .filter(|(pair, _)| matches!(pair, [Layer::Dense(_), Layer::BatchNorm(_)]))
+            .flat_map(|(_, block)| {
+                [
+                    format!("layers.{block}.bias"),
+                    format!("norms.{block}.running_mean"),
+                ]
+            })
+            .collect()
+    }
+
     /// Whether it keeps running statistics (a batch norm), and so counts its training passes.
     pub fn has_running_statistics(&self) -> bool {
         self.layers.iter().any(|l| matches!(l, Layer::BatchNorm(_)))

@@ -276,14 +276,26 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 impl BatchRow {
     /// The matrix products' share of the profiled GPU time of a step.
     pub fn matmul_share(&self) -> Option<f64> {
-        let kinds = self.gpu_profile_ms.as_ref()?;
-        let total: f64 = kinds.iter().map(|(_, ms)| ms).sum();
-        let matmul: f64 = kinds
+        self.share(&[KernelKind::Matmul])
+    }
+
+    /// The norms' and dropout's kernels' share of the profiled GPU time of a step.
+    pub fn norm_dropout_share(&self) -> Option<f64> {
+        self.share(&[KernelKind::Norm, KernelKind::Dropout])
+    }
+
+    /// The share of the profiled GPU time of a step taken by the launches of `kinds`; `None`
+    /// when nothing was profiled or the step has no such launch.
+    fn share(&self, kinds: &[KernelKind]) -> Option<f64> {
+        let profile = self.gpu_profile_ms.as_ref()?;
+        let total = profile.iter().fold(0.0, |sum, (_, ms)| sum + ms);
+        let parts: Vec<f64> = profile
             .iter()
-            .filter(|(kind, _)| kind == KernelKind::Matmul.name())
-            .map(|(_, ms)| ms)
-            .sum();
-        (total > 0.0).then(|| matmul / total)
+            .filter(|(kind, _)| kinds.iter().any(|k| kind == k.name()))
+            .map(|(_, ms)| *ms)
+            .collect();
+        let part = parts.iter().fold(0.0, |sum, ms| sum + ms);
+        (total > 0.0 && !parts.is_empty()).then(|| part / total)
     }
 }
 

@@ -66,6 +66,9 @@ pub struct CheckReport {
     pub diverged: Option<Divergence>,
     /// Whether every quantity passed at every step.
     pub passed: bool,
+    /// The free tensors ([`ModelSpec::free_tensors`](crate::model::ModelSpec::free_tensors)):
+    /// compared as gradients, not as values after the updates.
+    pub values_not_compared: Vec<String>,
 }
 
 fn difference(
@@ -118,6 +121,13 @@ fn tensors(p: &Parameters) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+/// The tensors of `p` but those named in `skipped`.
+fn tensors_but(p: &Parameters, skipped: &[String]) -> Vec<(String, Vec<f32>)> {
+    let mut all = tensors(p);
+    all.retain(|(name, _)| !skipped.contains(name));
+    all
+}
+
 /// Runs the training run `config` describes through `tested` and `reference` in lock step
 /// (engines of as many models, which must start from the same parameters and optimizers) and
 /// compares each model after each optimizer step: one report per model.
@@ -136,10 +146,12 @@ pub fn check(
         )));
     }
     let (tested_name, reference_name) = (tested.describe(), reference.describe());
+    let free = tested.setup(0).model.free_tensors();
     let mut both = Lockstep {
         tested,
         reference,
         tolerance,
+        free: free.clone(),
         steps: vec![Vec::new(); models],
     };
     // A model whose loss stops being finite is reported, not an error: the check goes on
@@ -159,6 +171,7 @@ pub fn check(
                     .all(|s| s.loss.passed && s.gradients.passed && s.parameters.passed),
             steps,
             diverged: model.diverged,
+            values_not_compared: free.clone(),
         })
         .collect())
 }
@@ -169,6 +182,9 @@ struct Lockstep<'a> {
     tested: &'a mut dyn Engine,
     reference: &'a mut dyn Engine,
     tolerance: Tolerance,
+    /// The model's free tensors ([`ModelSpec::free_tensors`](crate::model::ModelSpec::free_tensors)):
+    /// their gradients are compared, their values after updates are not.
+    free: Vec<String>,
     steps: Vec<Vec<CheckStep>>,
 }
 
@@ -189,8 +205,8 @@ impl Lockstep<'_> {
                     self.tolerance,
                 ),
                 parameters: difference(
-                    tensors(&self.tested.parameters(k)?),
-                    tensors(&self.reference.parameters(k)?),
+                    tensors_but(&self.tested.parameters(k)?, &self.free),
+                    tensors_but(&self.reference.parameters(k)?, &self.free),
                     self.tolerance,
                 ),
             });
