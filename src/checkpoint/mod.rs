@@ -2,9 +2,13 @@
 //!
 //! A model checkpoint holds `layers.{i}.weight` `[out, in]` and `layers.{i}.bias` `[out]` as
 //! f32, exactly as PyTorch's `nn.Linear` names and lays them out; `safetensors.numpy.load_file`
-//! or candle read the tensors unchanged. In PyTorch, `load_state_dict(strict=True)` takes it
-//! into a module whose only parameters are an `nn.ModuleList` named `layers` holding one
-//! `nn.Linear(in, out)` per entry of the metadata's `architecture`. A plain
+//! or candle read the tensors unchanged. A model with norms adds `norms.{i}.weight` and
+//! `norms.{i}.bias` `[width]` (and, for batch norms, the buffers `norms.{i}.running_mean`,
+//! `norms.{i}.running_var` and int64 `norms.{i}.num_batches_tracked`), `i` the index of the
+//! `Linear` the norm follows. In PyTorch, `load_state_dict(strict=True)` takes it into a module
+//! whose parameters are an `nn.ModuleList` named `layers` holding one `nn.Linear(in, out)` per
+//! entry of the metadata's `architecture` with widths, and one named `norms` holding an
+//! `nn.LayerNorm` or `nn.BatchNorm1d` per norm entry. A plain
 //! `nn.Sequential(Linear, ReLU, Linear)` does not load it: its keys are `0.weight`, `2.weight`.
 //! The activations are not in the tensors: the module applies each layer's, as the
 //! `architecture` names it, after its `Linear` (`leaky_relu(s)` is `nn.LeakyReLU(s)`, `gelu` is
@@ -20,7 +24,7 @@
 //! | key | value |
 //! | --- | --- |
 //! | `format` | `downhill.model` or `downhill.training_state` |
-//! | `architecture` | JSON list of `{"in", "out", "activation"}`, input layer first |
+//! | `architecture` | JSON list, input first, of `{"in", "out", "activation"}` (a `Linear`), `{"norm": "layer", "width", "eps", "activation"}`, `{"norm": "batch", "width", "eps", "momentum", "activation"}` and `{"dropout": p, "width"}`; a norm's activation replaces its `Linear`'s (identity) |
 //! | `loss` | `mse`, `cross-entropy` or `bce-logits` |
 //! | `feature_mean`, `feature_std` | JSON lists, when features were standardised: apply `(x − mean) / std` |
 //! | `target_mean`, `target_std` | JSON lists, when regression targets were standardised: outputs are `y·std + mean` |
