@@ -1,5 +1,6 @@
-//! Inverted dropout, forward and backward, one invocation per element (`dropout.wgsl`, with
-//! Philox4x32-10 in `philox.wgsl`; equations in [`crate::model::Dropout`]):
+//! Inverted dropout, forward and backward, one invocation per four elements of a row, which
+//! one Philox draw serves (`dropout.wgsl`, with Philox4x32-10 in `philox.wgsl`; equations in
+//! [`crate::model::Dropout`]):
 //!
 //! ```text
 //! forward (training):    OUT_A = OUT_B = x ⊙ m        forward (evaluation): OUT_A = OUT_B = x
@@ -29,7 +30,7 @@ pub(crate) const BINDINGS: [Binding; 7] = [
     uniform("key"),
 ];
 
-/// Invocations per workgroup, along a row.
+/// Invocations per workgroup, along a row (each four columns).
 const GROUP: u32 = 64;
 
 /// The uniform of `dropout.wgsl`'s shape.
@@ -141,9 +142,10 @@ impl DropoutOp {
                 .pipelines
                 .get("dropout", || self.module.clone(), entry, &constants),
             bind_group: self.bindings.bind(resources),
+            // One invocation per four columns: one Philox draw serves four units.
             grid: Grid::Tiles {
                 m: Extent::Batch,
-                n: Extent::Fixed(cols),
+                n: Extent::Fixed(cols.div_ceil(4)),
                 rows: 1,
                 cols: GROUP,
             },

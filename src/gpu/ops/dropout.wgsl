@@ -1,5 +1,6 @@
-// Inverted dropout (src/model/dropout.rs has the equations), one invocation per element of a
-// [ROWS, COLS] batch (x: column, y: row, z: model), each model's rows STRIDE_ROWS apart:
+// Inverted dropout (src/model/dropout.rs has the equations), one invocation per four
+// consecutive elements of a row of a [ROWS, COLS] batch (x: the group of four columns, y: row,
+// z: model), each model's rows STRIDE_ROWS apart:
 //   m = scale if unit_interval(philox([c / 4, row, step, layer], seed)[c % 4]) >= p, else 0
 // with `row` the batch row's index in its dataset (ROWS_IN_DATASET[r] when the key says the
 // batch has them, else r).
@@ -36,43 +37,65 @@ struct MaskKey {
 
 override TRAINING: bool = true;
 
-// What element (r, c) is multiplied by.
-fn multiplier(r: u32, c: u32) -> f32 {
+// What the four elements (r, 4 group .. 4 group + 3) are multiplied by: one Philox draw gives
+// the four units' words.
+fn multipliers(r: u32, group: u32) -> vec4<f32> {
     var row = r;
     if (key.has_rows != 0u) {
         row = rows_in_dataset[r];
     }
     let words = philox4x32(
-        vec4<u32>(c / 4u, row, key.step, dims.layer),
+        vec4<u32>(group, row, key.step, dims.layer),
         vec2<u32>(key.seed_lo, key.seed_hi),
     );
-    let u = unit_interval(words[c % 4u]);
-    return select(0.0, dims.scale, u >= dims.p);
+    let u = vec4<f32>(
+        unit_interval(words.x),
+        unit_interval(words.y),
+        unit_interval(words.z),
+        unit_interval(words.w),
+    );
+    return select(vec4<f32>(0.0), vec4<f32>(dims.scale), u >= vec4<f32>(dims.p));
 }
 
+// One invocation per four consecutive elements of a row: x is the group of four, y the row.
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let c = gid.x;
+    let group = gid.x;
     let r = gid.y;
-    if (c >= dims.cols || r >= dims.rows) {
+    if (group * 4u >= dims.cols || r >= dims.rows) {
         return;
     }
-    let at = gid.z * dims.stride_rows + r * dims.cols + c;
-    var value = input[at];
+    var m = vec4<f32>(1.0);
     if (TRAINING) {
-        value = value * multiplier(r, c);
+        m = multipliers(r, group);
     }
-    out_a[at] = value;
-    out_b[at] = value;
+    let base = gid.z * dims.stride_rows + r * dims.cols;
+    for (var lane = 0u; lane < 4u; lane++) {
+        let c = group * 4u + lane;
+        if (c < dims.cols) {
+            var value = input[base + c];
+            if (TRAINING) {
+                value = value * m[lane];
+            }
+            out_a[base + c] = value;
+            out_b[base + c] = value;
+        }
+    }
 }
 
 @compute @workgroup_size(64)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let c = gid.x;
+    let group = gid.x;
     let r = gid.y;
-    if (c >= dims.cols || r >= dims.rows) {
+    if (group * 4u >= dims.cols || r >= dims.rows) {
         return;
     }
-    let at = gid.z * dims.stride_rows + r * dims.cols + c;
-    out_a[at] = (input[at] * multiplier(r, c)) * activate_grad(before[at]);
+    let m = multipliers(r, group);
+    let base = gid.z * dims.stride_rows + r * dims.cols;
+    for (var lane = 0u; lane < 4u; lane++) {
+        let c = group * 4u + lane;
+        if (c < dims.cols) {
+            out_a[base + c] = (input[base + c] * m[lane]) * activate_grad(before[base + c]);
+        }
+    }
 }

@@ -8,8 +8,8 @@
 // OUT_A, and delta * xhat into OUT_B, whose column sums are dL/dgamma.
 //
 // One workgroup of 64 invocations per row (workgroup_id.x) and model (workgroup_id.z).
-// Invocation t sums the columns t, t + 64, ... in increasing order, and a fixed tree adds the
-// 64 partial sums: no atomics, the same bits every run; the backward pass recomputes the
+// Invocation t sums the columns t, t + 64, ... in increasing order, and invocation 0 adds the
+// 64 partial sums in order: no atomics, the same bits every run; the backward pass recomputes the
 // statistics with the same arithmetic as the forward pass.
 
 struct NormDims {
@@ -37,33 +37,40 @@ struct NormDims {
 var<workgroup> partial: array<f32, 64>;
 var<workgroup> partial_b: array<f32, 64>;
 
-// The sum of `value` over the workgroup in a fixed order, in every invocation.
+// The sum of `value` over the workgroup, in every invocation: invocation 0 adds the 64
+// partial sums in order (three barriers, where a tree takes eight).
 fn reduce(t: u32, value: f32) -> f32 {
     partial[t] = value;
     workgroupBarrier();
-    for (var width = 32u; width > 0u; width >>= 1u) {
-        if (t < width) {
-            partial[t] += partial[t + width];
+    if (t == 0u) {
+        var sum = 0.0;
+        for (var i = 0u; i < 64u; i++) {
+            sum += partial[i];
         }
-        workgroupBarrier();
+        partial[0] = sum;
     }
+    workgroupBarrier();
     let total = partial[0];
     workgroupBarrier();
     return total;
 }
 
-// The sums of `a` and of `b` over the workgroup, each in the fixed order of `reduce`.
+// The sums of `a` and of `b` over the workgroup, each in the order of `reduce`.
 fn reduce2(t: u32, a: f32, b: f32) -> vec2<f32> {
     partial[t] = a;
     partial_b[t] = b;
     workgroupBarrier();
-    for (var width = 32u; width > 0u; width >>= 1u) {
-        if (t < width) {
-            partial[t] += partial[t + width];
-            partial_b[t] += partial_b[t + width];
+    if (t == 0u) {
+        var sum_a = 0.0;
+        var sum_b = 0.0;
+        for (var i = 0u; i < 64u; i++) {
+            sum_a += partial[i];
+            sum_b += partial_b[i];
         }
-        workgroupBarrier();
+        partial[0] = sum_a;
+        partial_b[0] = sum_b;
     }
+    workgroupBarrier();
     let total = vec2<f32>(partial[0], partial_b[0]);
     workgroupBarrier();
     return total;
