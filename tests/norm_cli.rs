@@ -1,5 +1,6 @@
-//! `--norm layer` end to end: a plain PyTorch-layout start with norms, training on both engines,
-//! the saved model's tensors and metadata, `eval` of it, and the refusals.
+//! `--norm` end to end: a plain PyTorch-layout start with norms, training on both engines, the
+//! saved model's tensors and metadata, `eval` of it, `predict` against the equations in f64,
+//! and the refusals and warnings.
 
 mod common;
 
@@ -150,6 +151,8 @@ fn norm_flags_that_do_not_fit_are_refused_or_warned_about() {
     assert!(text.contains("a norm follows each hidden layer"), "{text}");
     let text = refused(&["--norm", "layer", "--norm-eps", "0"]);
     assert!(text.contains("--norm-eps 0"), "{text}");
+    let text = refused(&["--norm", "batch", "--norm-momentum", "1.5"]);
+    assert!(text.contains("--norm-momentum 1.5"), "{text}");
     // A plain file with norms is refused by a model without them, saying what to pass.
     let model = ModelSpec::mlp(
         &[5, 16, 3],
@@ -167,12 +170,113 @@ fn norm_flags_that_do_not_fit_are_refused_or_warned_about() {
             && text.contains("--norm layer"),
         "{text}"
     );
-    // --norm-eps without a norm is ignored with a warning.
-    let out = downhill(&[&["train"], &data[..], &["--norm-eps", "1e-3"]].concat());
-    assert!(out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("warning: --norm-eps does not apply without --norm and is ignored"),
-        "{stderr}"
-    );
+    // A norm's flag that does not apply is ignored with a warning.
+    for (extra, warning) in [
+        (
+            &["--norm-eps", "1e-3"][..],
+            "warning: --norm-eps does not apply without --norm and is ignored",
+        ),
+        (
+            &["--norm", "layer", "--norm-momentum", "0.2"][..],
+            "warning: --norm-momentum does not apply to --norm layer and is ignored",
+        ),
+    ] {
+        let out = downhill(&[&["train"], &data[..], extra].concat());
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(warning), "{stderr}");
+    }
+}
+
+/// A saved model with norms and dropout evaluated by the equations in f64 from its own tensors
+/// (each `Linear`, then its norm with the running statistics or the row's, then ReLU; dropout
+/// passing through, as in evaluation) gives `predict`'s outputs.
+#[test]
+fn predict_of_a_normed_model_is_the_equations_in_f64() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = npy_files(dir.path());
+    for norm in ["layer", "batch"] {
+        let saved = dir.path().join(format!("{norm}.safetensors"));
+        let predictions = dir.path().join(format!("{norm}.csv"));
+        ok(&[
+            "train",
+            "--features",
+            s(&x),
+            "--targets",
+            s(&y),
+            "--layers",
+            "5,12,7,3",
+            "--norm",
+            norm,
+            "--dropout",
+            "0.1",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "16",
+            "--device",
+            "cpu",
+            "--save",
+            s(&saved),
+        ]);
+        ok(&[
+            "predict",
+            "--model",
+            s(&saved),
+            "--features",
+            s(&x),
+            "--output",
+            s(&predictions),
+        ]);
+        let model = load_model(&saved).unwrap();
+        let tensor = |name: &str| -> Vec<f64> {
+            let t = model.parameters.tensor(name).unwrap();
+            t.values.iter().map(|&v| f64::from(v)).collect()
+        };
+        let features = downhill::data::builtin::blobs(150, 5, 3, 4).features;
+        let csv = std::fs::read_to_string(&predictions).unwrap();
+        for (row, line) in features.rows().into_iter().zip(csv.lines().skip(1)) {
+            let mut a: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            for i in 0..3 {
+                let (w, b) = (
+                    tensor(&format!("layers.{i}.weight")),
+                    tensor(&format!("layers.{i}.bias")),
+                );
+                let inputs = a.len();
+                let mut z: Vec<f64> = (0..b.len())
+                    .map(|o| b[o] + (0..inputs).map(|j| w[o * inputs + j] * a[j]).sum::<f64>())
+                    .collect();
+                if i < 2 {
+                    let (g, beta) = (
+                        tensor(&format!("norms.{i}.weight")),
+                        tensor(&format!("norms.{i}.bias")),
+                    );
+                    let n = z.len() as f64;
+                    let (mean, var): (Vec<f64>, Vec<f64>) = if norm == "layer" {
+                        let m = z.iter().sum::<f64>() / n;
+                        let v = z.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;
+                        (vec![m; z.len()], vec![v; z.len()])
+                    } else {
+                        (
+                            tensor(&format!("norms.{i}.running_mean")),
+                            tensor(&format!("norms.{i}.running_var")),
+                        )
+                    };
+                    for c in 0..z.len() {
+                        let x_hat = (z[c] - mean[c]) / (var[c] + 1e-5).sqrt();
+                        z[c] = (g[c] * x_hat + beta[c]).max(0.0);
+                    }
+                }
+                a = z;
+            }
+            let got: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+            assert_eq!(got.len(), 3, "{line}");
+            for (g, e) in got.iter().zip(&a) {
+                assert!(
+                    (g - e).abs() <= 1e-5 * e.abs().max(1.0),
+                    "--norm {norm}: predict gives {g}, the equations {e}"
+                );
+            }
+        }
+    }
 }
