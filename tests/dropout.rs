@@ -35,6 +35,13 @@ fn units_are_kept_at_one_minus_p_and_scaled_by_its_inverse() {
         );
         let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
         assert_eq!(dropout.scale(), scale, "p = {p}");
+        // A row's multipliers, four units to a draw, are the draws unit by unit.
+        let mut row = vec![0.0; 63];
+        dropout.fill_row(7, 3, 1, 42, &mut row);
+        for (unit, m) in row.iter().enumerate() {
+            let kept = dropout.kept(7, 3, 1, 42, unit as u32);
+            assert_eq!(*m, if kept { scale } else { 0.0 }, "p = {p}, unit {unit}");
+        }
     }
 }
 

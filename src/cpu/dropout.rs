@@ -23,14 +23,13 @@ pub fn forward(
             saved: None,
         };
     };
-    let scale = dropout.scale();
-    let multipliers = Array2::from_shape_fn(input.dim(), |(r, c)| {
-        if dropout.kept(key.seed, key.step, layer, key.row(r), c as u32) {
-            scale
-        } else {
-            0.0
-        }
-    });
+    let mut multipliers = Array2::zeros(input.dim());
+    for (r, mut row) in multipliers.rows_mut().into_iter().enumerate() {
+        let row = row
+            .as_slice_mut()
+            .expect("a new array's rows are contiguous");
+        dropout.fill_row(key.seed, key.step, layer, key.row(r), row);
+    }
     let out = &input * &multipliers;
     LayerOutputs {
         pre: out.clone(),

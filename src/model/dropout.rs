@@ -65,6 +65,23 @@ impl Dropout {
         unit_interval(words[(unit % 4) as usize]) >= self.p
     }
 
+    /// Fills `multipliers` (one per unit of a row) with what a training pass multiplies row
+    /// `row`'s units by, `1/(1 − p)` when kept and 0 when not: the same draws as
+    /// [`Dropout::kept`], one Philox call for each four units.
+    pub fn fill_row(&self, seed: u64, step: u64, layer: u32, row: u32, multipliers: &mut [f32]) {
+        let (scale, key) = (self.scale(), [seed as u32, (seed >> 32) as u32]);
+        for (group, chunk) in multipliers.chunks_mut(4).enumerate() {
+            let words = philox4x32([group as u32, row, step as u32, layer], key);
+            for (m, word) in chunk.iter_mut().zip(words) {
+                *m = if unit_interval(word) >= self.p {
+                    scale
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+
     /// It owns no tensor.
     pub fn tensors(&self) -> Vec<TensorSpec> {
         Vec::new()
