@@ -149,6 +149,8 @@ fn norm_flags_that_do_not_fit_are_refused_or_warned_about() {
     };
     let text = refused(&["--layers", "5,3", "--norm", "layer"]);
     assert!(text.contains("a norm follows each hidden layer"), "{text}");
+    let text = refused(&["--layers", "5,3", "--dropout", "0.5"]);
+    assert!(text.contains("dropout follows each hidden layer"), "{text}");
     let text = refused(&["--norm", "layer", "--norm-eps", "0"]);
     assert!(text.contains("--norm-eps 0"), "{text}");
     let text = refused(&["--norm", "batch", "--norm-momentum", "1.5"]);

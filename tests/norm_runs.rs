@@ -209,6 +209,74 @@ fn a_training_batch_of_one_row_is_refused_on_both_engines() {
 }
 
 #[test]
+fn a_frozen_model_keeps_its_running_statistics_on_both_engines() {
+    let ctx = gpu();
+    let base = setup(BATCH);
+    let init = Parameters::init(&base.model, 2);
+    let member = |lr: f64| downhill::Member {
+        optimizer: Optimizer::Sgd(Sgd {
+            lr,
+            ..Sgd::default()
+        }),
+        parameters: init.clone(),
+    };
+    let pack = PackSetup {
+        model: base.model.clone(),
+        loss: base.loss,
+        members: vec![member(0.1), member(0.2)],
+    };
+    let data = data();
+    let batch = Batch::new(data.features.view(), data.targets.view());
+    let mut engines: Vec<Box<dyn Engine>> = vec![
+        Box::new(CpuEngine::pack(&pack).unwrap()),
+        Box::new(GpuEngine::pack(&ctx, pack, 40).unwrap()),
+    ];
+    for engine in &mut engines {
+        engine.step(&batch).unwrap();
+        let before = engine.parameters(1).unwrap();
+        engine.freeze(1).unwrap();
+        engine.step(&batch).unwrap();
+        assert_eq!(
+            engine.parameters(1).unwrap(),
+            before,
+            "{}",
+            engine.describe()
+        );
+        assert_eq!(engine.parameters(0).unwrap().batches_tracked(), 2);
+    }
+}
+
+#[test]
+fn a_last_batch_of_one_row_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = common::cli::npy_files(dir.path());
+    // 150 rows in batches of 149: the last has one row.
+    let base = [
+        "train",
+        "--features",
+        common::cli::s(&x),
+        "--targets",
+        common::cli::s(&y),
+        "--norm",
+        "batch",
+        "--batch-size",
+        "149",
+        "--epochs",
+        "1",
+    ];
+    let out = common::cli::downhill(&base);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("has 1 row")
+            && stderr.contains("--drop-last")
+            && !stderr.contains("epoch 1"),
+        "{stderr}"
+    );
+    common::cli::ok(&[&base[..], &["--drop-last"]].concat());
+}
+
+#[test]
 fn check_compares_running_statistics_and_a_resumed_run_is_the_run_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let model = [

@@ -242,7 +242,11 @@ pub fn load_init(
         .into_iter()
         .find(|t| !known.iter().any(|name| name == *t))
     {
-        let hint = if extra.starts_with("norms.") && norm == Norm::None {
+        let batch_buffer = extra.contains("running_") || extra.contains("num_batches_tracked");
+        let hint = if batch_buffer && !matches!(norm, Norm::Batch { .. }) {
+            "pass --norm batch for a model with a batch norm (and its running statistics) after \
+             each hidden layer"
+        } else if extra.starts_with("norms.") && norm == Norm::None {
             "pass --norm layer (or --norm batch, for running statistics) for a model with a \
              norm after each hidden layer"
         } else {

@@ -158,31 +158,25 @@ pub fn prepare(a: &RunFlags<'_>) -> Result<PreparedRun> {
 }
 
 /// The norm `--norm`, `--norm-eps` and `--norm-momentum` ask for: a flag that does not apply
-/// to the norm is ignored with a warning (unless `quiet`); ε must be a finite number above 0
-/// and the momentum within [0, 1].
+/// to the norm is ignored with a warning (unless `quiet`), unchecked; ε must be a finite number
+/// above 0 and the momentum within [0, 1].
 fn norm(model: &ModelArgs, quiet: bool) -> Result<Norm> {
-    let eps = model
-        .norm_eps
-        .unwrap_or(downhill::model::layer_norm::DEFAULT_EPS);
-    if !(eps.is_finite() && eps > 0.0) {
-        return Err(Error::Usage(format!(
-            "--norm-eps {eps}: the norm's ε must be a finite number above 0 (PyTorch's default \
-             is 1e-5)"
-        )));
-    }
-    let momentum = model
-        .norm_momentum
-        .unwrap_or(downhill::model::batch_norm::DEFAULT_MOMENTUM);
-    if !(0.0..=1.0).contains(&momentum) {
-        return Err(Error::Usage(format!(
-            "--norm-momentum {momentum}: a batch norm's momentum is within [0, 1] (PyTorch's \
-             default is 0.1)"
-        )));
-    }
     let ignored = |flag: &str, norm: &str| {
         if !quiet {
             errln!("warning: {flag} does not apply {norm} and is ignored");
         }
+    };
+    let eps = || -> Result<f32> {
+        let eps = model
+            .norm_eps
+            .unwrap_or(downhill::model::layer_norm::DEFAULT_EPS);
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(Error::Usage(format!(
+                "--norm-eps {eps}: the norm's ε must be a finite number above 0 (PyTorch's \
+                 default is 1e-5)"
+            )));
+        }
+        Ok(eps)
     };
     Ok(match model.norm {
         NormChoice::None => {
@@ -198,9 +192,23 @@ fn norm(model: &ModelArgs, quiet: bool) -> Result<Norm> {
             if model.norm_momentum.is_some() {
                 ignored("--norm-momentum", "to --norm layer");
             }
-            Norm::Layer { eps }
+            Norm::Layer { eps: eps()? }
         }
-        NormChoice::Batch => Norm::Batch { eps, momentum },
+        NormChoice::Batch => {
+            let momentum = model
+                .norm_momentum
+                .unwrap_or(downhill::model::batch_norm::DEFAULT_MOMENTUM);
+            if !(0.0..=1.0).contains(&momentum) {
+                return Err(Error::Usage(format!(
+                    "--norm-momentum {momentum}: a batch norm's momentum is within [0, 1] \
+                     (PyTorch's default is 0.1)"
+                )));
+            }
+            Norm::Batch {
+                eps: eps()?,
+                momentum,
+            }
+        }
     })
 }
 

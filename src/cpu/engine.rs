@@ -75,20 +75,24 @@ impl CpuEngine {
             .members
             .iter()
             .map(|member| {
+                let trained: Vec<bool> = setup.model.tensors().iter().map(|t| t.trained).collect();
+                // Buffers (running statistics) have no optimizer state: zeros, as on the GPU.
                 let state = member
                     .parameters
                     .named_tensors()
                     .iter()
-                    .map(|t| {
+                    .zip(&trained)
+                    .map(|(t, &trained)| {
                         let mut per_slot: [Vec<f32>; MAX_STATE_SLOTS] = Default::default();
                         for slot in member.optimizer.state_slots() {
-                            per_slot[slot.index] = vec![slot.initial; t.values.len()];
+                            let initial = if trained { slot.initial } else { 0.0 };
+                            per_slot[slot.index] = vec![initial; t.values.len()];
                         }
                         per_slot
                     })
                     .collect();
                 CpuModel {
-                    trained: setup.model.tensors().iter().map(|t| t.trained).collect(),
+                    trained,
                     params: member.parameters.clone(),
                     grads: Parameters::zeros(&setup.model),
                     state,

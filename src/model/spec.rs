@@ -43,8 +43,8 @@ impl ModelSpec {
 
     /// A model from widths `[in, h1, ..., out]` as [`ModelSpec::from_widths`], each hidden
     /// `Linear` followed by `norm`, then `hidden`, then (when `dropout` is above 0) dropout with
-    /// probability `dropout`; the output layer has neither. A norm on a model with no hidden
-    /// layer, and a probability outside `[0, 1]`, are errors.
+    /// probability `dropout`; the output layer has neither. A norm or dropout on a model with no
+    /// hidden layer, and a probability outside `[0, 1]`, are errors.
     pub fn mlp(
         widths: &[usize],
         hidden: Activation,
@@ -61,6 +61,12 @@ impl ModelSpec {
         if widths.len() < 2 {
             return Err(Error::InvalidModel(format!(
                 "need at least two widths (inputs and outputs), got {widths:?}"
+            )));
+        }
+        if widths.len() == 2 && dropout > 0.0 {
+            return Err(Error::InvalidModel(format!(
+                "dropout follows each hidden layer, and {widths:?} has none; give --layers with \
+                 a hidden width, or drop --dropout"
             )));
         }
         if widths.len() == 2 && norm != Norm::None {

@@ -83,7 +83,9 @@ pub(super) fn fit_model(
                     c.model.dropout()
                 )));
             }
-            if asked.norm != Norm::None && asked.norm != c.model.norm() {
+            // The kind of norm must match; the checkpoint's ε and momentum are kept.
+            let kind = |n: Norm| std::mem::discriminant(&n);
+            if asked.norm != Norm::None && kind(asked.norm) != kind(c.model.norm()) {
                 return Err(Error::InvalidModel(format!(
                     "--norm {} differs from the {source}'s, {}; drop --norm or give the norm it \
                      was trained with",

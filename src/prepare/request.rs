@@ -46,7 +46,8 @@ pub struct ModelRequest {
     /// The hidden layers' activation (the output layer's is the identity).
     pub activation: Activation,
     /// What follows each hidden layer's `Linear`, before its activation. A starting
-    /// checkpoint's norm must match it unless it is [`Norm::None`].
+    /// checkpoint's norm must be of its kind unless it is [`Norm::None`] (the checkpoint's ε and
+    /// momentum are kept).
     pub norm: Norm,
     /// The probability of dropout after each hidden activation, in `[0, 1]` (0: none). A
     /// starting checkpoint's must match it unless it is 0.

@@ -72,6 +72,7 @@ pub(crate) fn run(
     // to streamed data below can only be about the device's capacity).
     check_data(&setups[0], data, val)?;
     let plan = RunPlan::new(data, config)?;
+    check_batch_statistics(&setups[0].model, &plan)?;
     let total = plan.total;
     for setup in &setups {
         check_schedule(&setup.optimizer, config, plan.steps_per_epoch, total)?;
@@ -303,4 +304,20 @@ pub(crate) fn run(
         kept_val_loss,
         state_failure,
     })
+}
+
+/// Refuses, before any work, a run whose mini-batches include one of a single row when the
+/// model has a batch norm, which needs at least two rows' statistics in training.
+fn check_batch_statistics(model: &crate::model::ModelSpec, plan: &RunPlan) -> Result<()> {
+    // Only an epoch's last batch can be smaller than the others.
+    let last = (plan.batches as usize).saturating_sub(1);
+    let smallest = plan.order.batch_rows(last).min(plan.order.batch_rows(0));
+    if model.has_running_statistics() && smallest < 2 {
+        return Err(Error::Usage(format!(
+            "a mini-batch of this run has {smallest} row, and a batch norm needs the statistics \
+             of at least 2 rows in training (as PyTorch's BatchNorm1d); use --drop-last to drop \
+             the last partial batch, or another --batch-size"
+        )));
+    }
+    Ok(())
 }

@@ -60,7 +60,8 @@ pub(crate) fn restore(
     if state.seed != config.seed {
         observer.warning(&format!(
             "the training state was saved by a run with --seed {}, and this one has --seed {}: \
-             the batches from here on (and a --val-split) differ from the run it continues",
+             the batches from here on (and a --val-split, and dropout's masks) differ from the \
+             run it continues",
             state.seed, config.seed
         ));
     }

@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod cli;
 pub mod runs;
+pub mod torch;
 
 use downhill::{
     Activation, AdapterRequest, Batch, CpuEngine, Engine, GpuContext, GpuEngine, Loss, Parameters,

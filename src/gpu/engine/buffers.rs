@@ -76,6 +76,8 @@ pub(super) struct Buffers {
     pub gather_dims: wgpu::Buffer,
     /// The step's dropout mask key (`MaskKeyUniform`), written before each training submit.
     pub mask_key: wgpu::Buffer,
+    /// 1 for each model frozen (no longer trained), else 0, one u32 per model.
+    pub frozen: wgpu::Buffer,
 }
 
 impl Buffers {
@@ -194,6 +196,7 @@ impl Buffers {
         let clip_params = uniform("gradient clipping parameters");
         let gather_dims = uniform("gather shape");
         let mask_key = uniform("dropout mask key");
+        let frozen = storage("frozen models".into(), count)?;
         // Each model's coefficients, as many bytes as the optimizer's (every member's is alike).
         let per_model = setup.members[0].optimizer.coefficients(1).as_bytes().len() as u64;
         let coefficients = storage("optimizer coefficients".into(), count * per_model / 4)?;
@@ -225,6 +228,7 @@ impl Buffers {
             clip_params,
             gather_dims,
             mask_key,
+            frozen,
         })
     }
 

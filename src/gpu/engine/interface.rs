@@ -123,6 +123,9 @@ impl Engine for GpuEngine {
         check_model(k, self.models)?;
         if !self.frozen[k] {
             self.frozen[k] = true;
+            self.ctx
+                .queue
+                .write_buffer(&self.buffers.frozen, 4 * k as u64, &1u32.to_le_bytes());
             self.record_update();
             self.ctx.check_errors("freezing a model")?;
         }

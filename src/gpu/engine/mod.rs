@@ -41,7 +41,7 @@ use crate::engine::{
     Engine, Metrics, OptimizerState, Setup, check_clip_norm, check_learning_rates, check_model,
 };
 use crate::loss::{Batch, Targets, TargetsView};
-use crate::model::Parameters;
+use crate::model::{Layer, Parameters};
 
 mod buffers;
 mod build;
@@ -137,6 +137,19 @@ impl GpuEngine {
                      workgroups per dimension; use a smaller batch size"
                 )));
             }
+        }
+        // A layer norm takes a workgroup per row, dropout a row of workgroups per row.
+        let per_row = setup
+            .model
+            .layers()
+            .iter()
+            .any(|l| matches!(l, Layer::LayerNorm(_) | Layer::Dropout(_)));
+        if per_row && max_batch > max_dim as usize {
+            return Err(Error::Usage(format!(
+                "a batch of {max_batch} rows needs more than this device's {max_dim} workgroups \
+                 per dimension for its layer norms or dropout; use a batch size of at most \
+                 {max_dim}"
+            )));
         }
         if setup.members.len() > max_dim as usize {
             return Err(Error::Usage(format!(

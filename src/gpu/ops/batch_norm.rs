@@ -23,8 +23,8 @@ const FORWARD_WGSL: &str = include_str!("batch_norm.wgsl");
 const BACKWARD_WGSL: &str = include_str!("batch_norm_backward.wgsl");
 
 /// The bindings of `batch_norm.wgsl`: the input, the scale and shift, the running mean and
-/// variance, the two outputs, the shape.
-pub(crate) const FORWARD_BINDINGS: [Binding; 8] = [
+/// variance, the two outputs, the shape, and each model's frozen flag.
+pub(crate) const FORWARD_BINDINGS: [Binding; 9] = [
     read("input"),
     read("weight"),
     read("bias"),
@@ -33,6 +33,7 @@ pub(crate) const FORWARD_BINDINGS: [Binding; 8] = [
     read_write("out_a"),
     read_write("out_b"),
     uniform("dims"),
+    read("frozen"),
 ];
 
 /// The bindings of `batch_norm_backward.wgsl`: the input, the scale, the upstream gradient,
@@ -109,7 +110,7 @@ pub(crate) fn backward_sources() -> [&'static str; 3] {
 
 /// The compiled batch norm.
 pub(crate) struct BatchNormOp {
-    forward_bindings: BindingSet<8>,
+    forward_bindings: BindingSet<9>,
     backward_bindings: BindingSet<8>,
     forward_pipelines: Pipelines,
     backward_pipelines: Pipelines,
@@ -144,14 +145,15 @@ impl BatchNormOp {
         }
     }
 
-    /// The forward pass of a training step (`training`, moving the running statistics) or of
-    /// an evaluation, with the layer's `activation`, on `resources` ([`FORWARD_BINDINGS`]).
+    /// The forward pass of a training step (`training`, moving the running statistics of the
+    /// models not frozen) or of an evaluation, with the layer's `activation`, on `resources`
+    /// ([`FORWARD_BINDINGS`]).
     pub fn forward(
         &self,
         training: bool,
         activation: Activation,
         cols: u32,
-        resources: [wgpu::BindingResource<'_>; 8],
+        resources: [wgpu::BindingResource<'_>; 9],
     ) -> Dispatch {
         let entry = if training { "training" } else { "evaluation" };
         Dispatch {

@@ -3,7 +3,7 @@
 //   `training`: the batch's mean and biased variance of column c; y = gamma ((x - mean) rstd)
 //   + beta into OUT_A and act(y) into OUT_B for every row; then the running statistics move:
 //   running_mean = (1 - m) running_mean + m mean, running_var = (1 - m) running_var
-//   + m var N / (N - 1).
+//   + m var N / (N - 1), unless the model is frozen (FROZEN[z]).
 //   `evaluation`: the same with the running statistics, which stay as they are.
 
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
@@ -12,6 +12,8 @@
 @group(0) @binding(5) var<storage, read_write> out_a: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out_b: array<f32>;
 @group(0) @binding(7) var<uniform> dims: BatchNormDims;
+// 1 for each model no longer trained (frozen): its running statistics stay as they are.
+@group(0) @binding(8) var<storage, read> frozen: array<u32>;
 
 // y and act(y) of column c for every row, normalised with `mean` and `var`.
 fn normalise(base: u32, params: u32, c: u32, mean: f32, var_: f32) {
@@ -35,6 +37,9 @@ fn training(@builtin(global_invocation_id) gid: vec3<u32>) {
     let base = gid.z * dims.stride_rows;
     let stats = column_statistics(base, c);
     normalise(base, gid.z * dims.stride_params, c, stats.x, stats.y);
+    if (frozen[gid.z] != 0u) {
+        return;
+    }
     let at = gid.z * dims.stride_stats + c;
     let m = dims.momentum;
     let n = f32(dims.rows);

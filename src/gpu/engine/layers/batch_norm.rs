@@ -132,6 +132,7 @@ impl BatchNormLayer {
                     own.pre.as_entire_binding(),
                     own.post.as_entire_binding(),
                     dims.clone(),
+                    buffers.frozen.as_entire_binding(),
                 ],
             )
         };
