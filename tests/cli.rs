@@ -5,7 +5,7 @@ mod common;
 use std::process::Command;
 
 use common::assert_close;
-use common::cli::{downhill, npy_files, ok, s};
+use common::cli::{downhill, npy_files, ok, s, write_plain};
 use downhill::checkpoint::load_model;
 use downhill::data::{builtin, npy};
 use downhill::{Targets, Tolerance};
@@ -41,28 +41,7 @@ fn train_with_every_flag_then_save_eval_predict_and_load() {
     )
     .unwrap();
     let init = downhill::Parameters::init(&model, 11);
-    let tensors: Vec<(String, Vec<u8>, Vec<usize>)> = init
-        .named_tensors()
-        .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                t.shape.clone(),
-            )
-        })
-        .collect();
-    let views: Vec<_> = tensors
-        .iter()
-        .map(|(n, b, shape)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    std::fs::write(&start, safetensors::serialize(views, None).unwrap()).unwrap();
+    write_plain(&start, &init);
 
     let args = [
         "train",

@@ -4,37 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::cli::{downhill, npy_files, ok, s};
+use common::cli::{downhill, npy_files, ok, s, write_plain};
 use downhill::checkpoint::load_model;
 use downhill::{Activation, Layer, ModelSpec, Norm, Parameters};
-
-/// Writes `params` as a plain safetensors file: tensors only, no downhill metadata.
-fn write_plain(path: &Path, params: &Parameters) {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
-        .named_tensors()
-        .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                t.shape.clone(),
-                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            )
-        })
-        .collect();
-    let views: Vec<_> = bytes
-        .iter()
-        .map(|(n, shape, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
-}
 
 /// The value of `key` in `out`'s summary lines (`key value`).
 fn summary(out: &str, key: &str) -> String {

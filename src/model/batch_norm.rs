@@ -17,6 +17,7 @@
 
 use serde_json::{Value, json};
 
+use super::layer_norm::read_norm;
 use super::tensor::{Init, TensorSpec};
 use crate::activation::Activation;
 
@@ -82,24 +83,14 @@ impl BatchNorm {
     /// The layer an `architecture` entry describes; `None` when the entry is not a batch norm
     /// with a width, an `eps` and a momentum.
     pub fn read(entry: &Value) -> crate::error::Result<Option<Self>> {
-        if entry.get("norm").and_then(Value::as_str) != Some(NAME) {
-            return Ok(None);
-        }
-        let activation: Activation = entry
-            .get("activation")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .parse()?;
-        let number = |key: &str| entry.get(key).and_then(Value::as_f64);
-        let width = entry.get("width").and_then(Value::as_u64);
-        Ok(match (width, number("eps"), number("momentum")) {
-            (Some(width), Some(eps), Some(momentum)) => Some(Self {
-                width: width as usize,
-                eps: eps as f32,
+        let momentum = entry.get("momentum").and_then(Value::as_f64);
+        Ok(read_norm(entry, NAME)?
+            .zip(momentum)
+            .map(|((width, eps, activation), momentum)| Self {
+                width,
+                eps,
                 momentum: momentum as f32,
                 activation,
-            }),
-            _ => None,
-        })
+            }))
     }
 }

@@ -68,23 +68,34 @@ impl LayerNorm {
     /// The layer an `architecture` entry describes; `None` when the entry is not a layer norm
     /// with a width and an `eps`.
     pub fn read(entry: &Value) -> crate::error::Result<Option<Self>> {
-        if entry.get("norm").and_then(Value::as_str) != Some(NAME) {
-            return Ok(None);
-        }
-        let activation: Activation = entry
-            .get("activation")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .parse()?;
-        let width = entry.get("width").and_then(Value::as_u64);
-        let eps = entry.get("eps").and_then(Value::as_f64);
-        Ok(match (width, eps) {
-            (Some(width), Some(eps)) => Some(Self {
-                width: width as usize,
-                eps: eps as f32,
+        Ok(
+            read_norm(entry, NAME)?.map(|(width, eps, activation)| Self {
+                width,
+                eps,
                 activation,
             }),
-            _ => None,
-        })
+        )
     }
+}
+
+/// The width, `eps` and activation of an `architecture` entry of the norm named `name`; `None`
+/// when the entry is another kind's or lacks one of them, an error when its activation is not
+/// one downhill knows.
+pub(super) fn read_norm(
+    entry: &Value,
+    name: &str,
+) -> crate::error::Result<Option<(usize, f32, Activation)>> {
+    if entry.get("norm").and_then(Value::as_str) != Some(name) {
+        return Ok(None);
+    }
+    let activation: Activation = entry
+        .get("activation")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .parse()?;
+    let width = entry.get("width").and_then(Value::as_u64);
+    let eps = entry.get("eps").and_then(Value::as_f64);
+    Ok(width
+        .zip(eps)
+        .map(|(width, eps)| (width as usize, eps as f32, activation)))
 }

@@ -55,3 +55,29 @@ pub fn npy_files(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::write(&y, bytes).unwrap();
     (x, y)
 }
+
+/// Writes `params` as a plain safetensors file: tensors only, no downhill metadata.
+pub fn write_plain(path: &Path, params: &downhill::Parameters) {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
+        .named_tensors()
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.shape.clone(),
+                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<_> = bytes
+        .iter()
+        .map(|(n, shape, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
