@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""The GPU engine against a PyTorch eager loop on the same GPU, side by side in one run.
+
+Both train the same MLP (ReLU hidden layers, cross-entropy, Adam with torch's defaults, lr 1e-3)
+on the same synthetic data, one mini-batch step at a time with the data resident on the device
+(downhill gathers each batch there by index; PyTorch slices a device tensor). Rounds alternate
+between the two so that a slow spell of the machine hits both; the figure is the median over
+rounds of samples per second, and the ratio is downhill's over PyTorch's.
+
+    cargo build --release
+    python3 scripts/peers/torch_mlp_step.py --layers 784,1024,1024,10 --batch-sizes 64,256,1024,4096
+
+PyTorch runs on CUDA (NVIDIA, and AMD under ROCm) or MPS (Apple) when it finds one, else on the
+CPU (then the ratio compares a GPU engine with a CPU loop, and says so).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def synthetic(rows, layers, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, layers[0]), dtype=np.float32)
+    y = rng.integers(0, layers[-1], size=rows).astype(np.int64)
+    return x, y
+
+
+def torch_device():
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def synchronize(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def torch_samples_per_second(x, y, layers, batch, steps, device):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    modules = []
+    for i, (fan_in, fan_out) in enumerate(zip(layers[:-1], layers[1:])):
+        modules.append(nn.Linear(fan_in, fan_out))
+        if i + 2 < len(layers):
+            modules.append(nn.ReLU())
+    model = nn.Sequential(*modules).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    xs = torch.from_numpy(x).to(device)
+    ys = torch.from_numpy(y).to(device)
+    batches = len(x) // batch
+
+    def step(i):
+        j = i % batches
+        xb, yb = xs[j * batch:(j + 1) * batch], ys[j * batch:(j + 1) * batch]
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        optimizer.step()
+
+    for i in range(3):
+        step(i)
+    synchronize(device)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    synchronize(device)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def downhill_samples_per_second(binary, features, targets, layers, batch, steps):
+    out = subprocess.run(
+        [
+            binary, "bench", "batch-size", "--device", "gpu",
+            "--features", features, "--targets", targets,
+            "--layers", ",".join(map(str, layers)), "--loss", "cross-entropy",
+            "--optimizer", "adam", "--lr", "1e-3",
+            "--batch-sizes", str(batch), "--warmup-steps", "3", "--steps", str(steps),
+            "--epochs", "1", "--format", "json",
+        ],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out)["results"][0]["samples_per_second"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--layers", default="784,1024,1024,10")
+    p.add_argument("--batch-sizes", default="64,256,1024,4096")
+    p.add_argument("--rows", type=int, default=16384)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=2.0, help="about this long per measurement")
+    p.add_argument("--binary", default="target/release/downhill")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    a = p.parse_args()
+    import torch
+
+    device = torch_device()
+    layers = [int(v) for v in a.layers.split(",")]
+    x, y = synthetic(a.rows, layers)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        features, targets = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
+        np.save(features, x)
+        np.save(targets, y)
+        for batch in [int(v) for v in a.batch_sizes.split(",")]:
+            probe = downhill_samples_per_second(a.binary, features, targets, layers, batch, 5)
+            steps = max(5, int(probe / batch * a.seconds))
+            ours, theirs = [], []
+            for _ in range(a.rounds):
+                ours.append(downhill_samples_per_second(a.binary, features, targets, layers, batch, steps))
+                theirs.append(torch_samples_per_second(x, y, layers, batch, steps, device))
+            results.append({
+                "batch_size": batch,
+                "downhill_gpu_samples_per_second": statistics.median(ours),
+                "torch_samples_per_second": statistics.median(theirs),
+            })
+    for r in results:
+        r["downhill_over_torch"] = r["downhill_gpu_samples_per_second"] / r["torch_samples_per_second"]
+    if a.format == "json":
+        json.dump({"layers": layers, "torch": torch.__version__, "torch_device": device.type,
+                   "results": results}, sys.stdout, indent=2)
+        print()
+        return
+    note = "" if device.type != "cpu" else " (no GPU for PyTorch: its CPU loop)"
+    print(f"MLP {a.layers}, ReLU, cross-entropy, Adam; torch {torch.__version__} eager on {device.type}{note}")
+    print(f"{'batch':>6} {'downhill gpu samples/s':>23} {'torch samples/s':>16} {'downhill/torch':>15}")
+    for r in results:
+        print(f"{r['batch_size']:>6} {r['downhill_gpu_samples_per_second']:>23,.0f} "
+              f"{r['torch_samples_per_second']:>16,.0f} {r['downhill_over_torch']:>15.2f}")
+
+
+if __name__ == "__main__":
+    main()
