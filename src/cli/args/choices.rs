@@ -48,11 +48,12 @@ pub enum ResidencyChoice {
 /// What follows each hidden layer's `Linear` (`--norm`).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NormChoice {
-    /// Nothing: the activation applies to the `Linear`'s output.
+    /// Nothing: the activation applies to the Linear's output.
     None,
-    /// `nn.LayerNorm(width, eps)` with a scale and a shift, before the activation.
+    /// PyTorch's nn.LayerNorm(width, eps), with a scale and a shift, before the activation.
     Layer,
-    /// `nn.BatchNorm1d(width, eps, momentum)` with a scale, a shift and running statistics.
+    /// PyTorch's nn.BatchNorm1d(width, eps, momentum), with a scale, a shift and running
+    /// statistics, before the activation.
     Batch,
 }
 
