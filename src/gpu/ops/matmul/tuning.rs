@@ -104,12 +104,17 @@ pub(crate) struct Tuner {
     cancel: Option<Cancel>,
 }
 
-/// Each candidate's timing runs about this long (at least one product), best of two.
-const TIMING_BUDGET: Duration = Duration::from_millis(20);
+/// Each candidate's timing in a round runs about this long (at least one product), best of two.
+const TIMING_BUDGET: Duration = Duration::from_millis(10);
 
-/// Once this much time has gone into one shape, no further candidate is timed: the fastest so
-/// far is kept (the fixed default is always timed first).
+/// Once this much time has gone into one shape, no further round of timing starts (every
+/// candidate has had its first).
 const SHAPE_BUDGET: Duration = Duration::from_secs(2);
+
+/// Once this much time has gone into one shape, no candidate is timed at all: the fastest so far
+/// is kept. A slow default (a large product in the fixed tile on a slow adapter) can take the
+/// whole of [`SHAPE_BUDGET`] by itself; the cap lets every candidate be timed once after it.
+const SHAPE_CAP: Duration = Duration::from_secs(10);
 
 impl Tuner {
     /// A tuner for `tuning`, starting from its cache file when there is a readable one (a
@@ -233,9 +238,9 @@ impl Tuner {
     }
 
     /// Times the candidate tiles on the product, for its models side by side as a pack runs it
-    /// (epilogue left out: it is the same work for all), the fixed default first, within
-    /// [`SHAPE_BUDGET`], and returns the fastest; the fixed default when the product cannot be
-    /// staged on its own.
+    /// (epilogue left out: it is the same work for all), the fixed default first, in
+    /// interleaved rounds within [`SHAPE_BUDGET`] ([`pick`]), and returns the fastest; the fixed
+    /// default when the product cannot be staged on its own.
     fn fastest(&self, device: &Device, op: &MatmulOp, product: &Product) -> Result<MatmulTile> {
         let plain = MatmulVariant {
             epilogue: Epilogue::Plain,
@@ -261,7 +266,7 @@ impl Tuner {
         let started = Instant::now();
         pick(
             &candidates,
-            SHAPE_BUDGET,
+            (SHAPE_BUDGET, SHAPE_CAP),
             || started.elapsed(),
             |tile| {
                 self.check_cancel()?;
@@ -369,27 +374,51 @@ fn shape_class(product: &Product) -> String {
     )
 }
 
+/// Rounds of timing per shape: each round times the candidates in turn, so that a spell of load
+/// on the machine falls on every candidate alike rather than on one, and a candidate's figure
+/// is its fastest round.
+const ROUNDS: usize = 3;
+
 /// The fastest of `candidates` as `time` measures them (per product; `None`: the product
-/// cannot be staged, so the first candidate stands), timing no further candidate once
-/// `elapsed()` has reached `budget` (the first is always timed).
+/// cannot be staged, so the first candidate stands), over [`ROUNDS`] interleaved rounds, each
+/// candidate's figure its minimum. The first round times every candidate unless `elapsed()`
+/// reaches `cap`; a later round starts only while it is under `budget`, so the first candidate
+/// (the fixed default) is timed in every round any other is: a choice made under load is never
+/// one timed more favourably than the default.
 fn pick(
     candidates: &[MatmulTile],
-    budget: Duration,
+    (budget, cap): (Duration, Duration),
     elapsed: impl Fn() -> Duration,
     mut time: impl FnMut(MatmulTile) -> Result<Option<Duration>>,
 ) -> Result<MatmulTile> {
     let first = candidates.first().copied().unwrap_or(MatmulTile::Large);
-    let mut best: Option<(Duration, MatmulTile)> = None;
-    for &tile in candidates {
-        if best.is_some() && elapsed() >= budget {
+    let mut fastest: Vec<Option<Duration>> = vec![None; candidates.len()];
+    'rounds: for round in 0..ROUNDS {
+        if round > 0 && elapsed() >= budget {
             break;
         }
-        // A product whose scratch operands do not fit this device's buffers (the blocks of a
-        // split layer can be larger than a binding allows for C) keeps the first candidate.
-        let Some(per_run) = time(tile)? else {
-            return Ok(first);
-        };
-        if best.is_none_or(|(t, _)| per_run < t) {
+        for (i, &tile) in candidates.iter().enumerate() {
+            if i > 0 && elapsed() >= cap {
+                break 'rounds;
+            }
+            // A candidate the first round did not reach is not timed later.
+            if round > 0 && fastest[i].is_none() {
+                continue;
+            }
+            // A product whose scratch operands do not fit this device's buffers (the blocks of
+            // a split layer can be larger than a binding allows for C) keeps the first
+            // candidate.
+            let Some(per_run) = time(tile)? else {
+                return Ok(first);
+            };
+            fastest[i] = Some(fastest[i].map_or(per_run, |best| best.min(per_run)));
+        }
+    }
+    let mut best: Option<(Duration, MatmulTile)> = None;
+    for (&tile, figure) in candidates.iter().zip(fastest) {
+        if let Some(per_run) = figure
+            && best.is_none_or(|(t, _)| per_run < t)
+        {
             best = Some((per_run, tile));
         }
     }
@@ -410,18 +439,36 @@ mod tests {
     const TILES: [MatmulTile; 3] = [MatmulTile::Small, MatmulTile::Large, MatmulTile::Tiny];
 
     /// Candidates that each take `cost` of the clock to time and measure `per_run`.
-    fn run(cost: Duration, per_run: [u64; 3], budget: Duration) -> (MatmulTile, Vec<MatmulTile>) {
+    fn run(
+        cost: Duration,
+        per_run: [u64; 3],
+        limits: (Duration, Duration),
+    ) -> (MatmulTile, Vec<MatmulTile>) {
+        run_measuring(cost, limits, |i, _| per_run[i])
+    }
+
+    /// The tuner's own limits.
+    const LIMITS: (Duration, Duration) = (SHAPE_BUDGET, SHAPE_CAP);
+
+    /// Candidates that each take `cost` of the clock to time, candidate `i`'s `n`-th timing
+    /// measuring `per_run(i, n)` microseconds.
+    fn run_measuring(
+        cost: Duration,
+        limits: (Duration, Duration),
+        per_run: impl Fn(usize, usize) -> u64,
+    ) -> (MatmulTile, Vec<MatmulTile>) {
         let clock = Cell::new(Duration::ZERO);
         let mut timed = Vec::new();
         let chosen = pick(
             &TILES,
-            budget,
+            limits,
             || clock.get(),
             |tile| {
                 clock.set(clock.get() + cost);
-                timed.push(tile);
                 let i = TILES.iter().position(|&t| t == tile).unwrap_or(0);
-                Ok(Some(Duration::from_micros(per_run[i])))
+                let n = timed.iter().filter(|&&t| t == tile).count();
+                timed.push(tile);
+                Ok(Some(Duration::from_micros(per_run(i, n))))
             },
         )
         .unwrap();
@@ -430,20 +477,58 @@ mod tests {
 
     #[test]
     fn the_fastest_candidate_wins_within_the_budget() {
-        let (chosen, timed) = run(Duration::from_millis(100), [30, 10, 20], SHAPE_BUDGET);
+        let (chosen, timed) = run(Duration::from_millis(100), [30, 10, 20], LIMITS);
         assert_eq!(chosen, MatmulTile::Large);
-        assert_eq!(timed, TILES);
+        // Three rounds, the candidates in turn in each.
+        assert_eq!(timed, [TILES, TILES, TILES].concat());
     }
 
     #[test]
-    fn no_candidate_is_timed_once_the_budget_is_spent() {
-        // Each candidate costs a second of a two-second budget: the third is never timed, and
-        // the best of the first two is kept.
-        let (chosen, timed) = run(Duration::from_secs(1), [30, 10, 5], SHAPE_BUDGET);
-        assert_eq!(timed, TILES[..2]);
+    fn a_spell_of_load_in_one_round_does_not_decide() {
+        // The fastest tile (Large) is timed under load in the first round, three times slower
+        // than the default; its later rounds show what it is.
+        let (chosen, _) = run_measuring(Duration::from_millis(100), LIMITS, |i, n| match (i, n) {
+            (1, 0) => 90,
+            (1, _) => 10,
+            (0, _) => 30,
+            _ => 40,
+        });
         assert_eq!(chosen, MatmulTile::Large);
-        // A first candidate slower than the whole budget is still timed, and stands.
-        let (chosen, timed) = run(Duration::from_secs(5), [30, 10, 5], SHAPE_BUDGET);
+        // Load that slows every candidate in a round alike changes nothing either.
+        let (chosen, _) = run_measuring(Duration::from_millis(100), LIMITS, |i, n| {
+            let load = if n == 1 { 5 } else { 1 };
+            [30, 10, 20][i] * load
+        });
+        assert_eq!(chosen, MatmulTile::Large);
+    }
+
+    #[test]
+    fn the_default_is_timed_in_every_round_another_candidate_is() {
+        // The budget spent during the second round, which, once started, is finished (under
+        // the cap): the default (first) has as many timings as any other candidate.
+        let (_, timed) = run(Duration::from_millis(450), [30, 10, 20], LIMITS);
+        let count = |tile| timed.iter().filter(|&&t| t == tile).count();
+        assert!(
+            TILES.iter().all(|&t| count(t) <= count(TILES[0])),
+            "{timed:?}"
+        );
+        assert_eq!(timed.len(), 6, "{timed:?}");
+    }
+
+    #[test]
+    fn every_candidate_is_timed_once_and_no_later_round_starts_past_the_budget() {
+        // Each candidate costs a second of a two-second budget: the first round times all
+        // three, and no second round starts; the fastest stands.
+        let (chosen, timed) = run(Duration::from_secs(1), [30, 10, 5], LIMITS);
+        assert_eq!(timed, TILES);
+        assert_eq!(chosen, MatmulTile::Tiny);
+        // A default slower than the whole budget leaves every other candidate its timing.
+        let (chosen, timed) =
+            run_measuring(Duration::from_secs(1), LIMITS, |i, _| [3000, 10, 20][i]);
+        assert_eq!((chosen, timed.len()), (MatmulTile::Large, 3));
+        // Past the cap nothing more is timed: the first candidate, timed whatever the cost,
+        // stands.
+        let (chosen, timed) = run(Duration::from_secs(11), [30, 10, 5], LIMITS);
         assert_eq!(
             (chosen, timed),
             (MatmulTile::Small, vec![MatmulTile::Small])
@@ -454,7 +539,7 @@ mod tests {
     fn a_product_that_cannot_be_staged_keeps_the_first_candidate() {
         let chosen = pick(
             &TILES,
-            SHAPE_BUDGET,
+            LIMITS,
             || Duration::ZERO,
             |tile| Ok((tile == MatmulTile::Small).then_some(Duration::from_micros(50))),
         )
