@@ -28,7 +28,7 @@ fn tuned(cache: &Path) -> GpuContext {
     .unwrap()
 }
 
-/// The cache as JSON: `{ adapter: { shape class: tile } }`.
+/// The cache as JSON: `{ adapter: { shape class: { "tile", "ns_per_product" } } }`.
 fn read(cache: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(cache).unwrap()).unwrap()
 }
@@ -46,10 +46,18 @@ fn choices_are_cached_per_adapter_and_read_back() {
     assert!(adapter.contains(&ctx.info().name), "{adapter}");
     assert!(adapter.contains(&ctx.info().driver_info), "{adapter}");
     // Sizes round up to powers of two: 40 x 48 x 24 is the class of 64 x 64 x 32.
-    let chosen = classes["NN vec4 m64 n64 k32"].as_str().unwrap();
+    let chosen = classes["NN vec4 m64 n64 k32"]["tile"].as_str().unwrap();
     assert_eq!(MatmulTile::from_name(chosen), Some(first.tile()), "{json}");
+    // With the time per product it measured.
+    assert!(
+        classes["NN vec4 m64 n64 k32"]["ns_per_product"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{json}"
+    );
 
-    // A later context takes the cached choice as it stands, without timing: plant another.
+    // A later context takes a cached choice without a time as it stands: plant another.
     let planted = if first.tile() == MatmulTile::Tiny {
         MatmulTile::Small
     } else {
@@ -75,8 +83,34 @@ fn an_unreadable_cache_is_rebuilt() {
     let json = read(&cache);
     let classes = json.as_object().unwrap().values().next().unwrap();
     assert_eq!(
-        MatmulTile::from_name(classes["NN vec4 m8 n8 k8"].as_str().unwrap()),
+        MatmulTile::from_name(classes["NN vec4 m8 n8 k8"]["tile"].as_str().unwrap()),
         Some(gemm.tile())
+    );
+}
+
+/// A cached choice whose tile now runs far slower than its record (chosen under load, or a
+/// driver changed) is timed afresh by the next context, and the record replaced.
+#[test]
+fn a_cached_choice_far_slower_than_its_record_is_timed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("autotune.json");
+    // A product large enough that its time is the arithmetic's, not the launch's.
+    Gemm::new(&tuned(&cache), PLAIN, 512, 512, 512).unwrap();
+    let mut json = read(&cache);
+    let adapter = json.as_object().unwrap().keys().next().unwrap().clone();
+    // Plant the fixed large tile with a record no product can meet: 1 ns.
+    json[&adapter]["NN vec4 m512 n512 k512"] =
+        serde_json::json!({"tile": MatmulTile::Large.name(), "ns_per_product": 1.0});
+    std::fs::write(&cache, serde_json::to_vec(&json).unwrap()).unwrap();
+    let again = Gemm::new(&tuned(&cache), PLAIN, 512, 512, 512).unwrap();
+    let json = read(&cache);
+    let entry = &json[&adapter]["NN vec4 m512 n512 k512"];
+    let recorded = entry["ns_per_product"].as_f64().unwrap();
+    assert!(recorded > 1.0, "the record was measured again: {entry}");
+    assert_eq!(
+        MatmulTile::from_name(entry["tile"].as_str().unwrap()),
+        Some(again.tile()),
+        "{entry}"
     );
 }
 

@@ -57,9 +57,58 @@ impl Tuning {
     }
 }
 
+/// One shape class's choice as the cache file stores it: the tile and the time per product it
+/// measured (an entry written by hand, or by an earlier version, may be the tile's name alone).
+#[derive(Debug, Clone, PartialEq)]
+enum Choice {
+    /// The tile, and its measured nanoseconds per product.
+    Measured { tile: String, ns_per_product: f64 },
+    /// The tile alone: taken as it stands.
+    Named(String),
+}
+
+impl Choice {
+    /// The choice a cache file's entry holds: `{"tile", "ns_per_product"}` or a tile's name.
+    fn read(value: &serde_json::Value) -> Option<Self> {
+        if let Some(name) = value.as_str() {
+            return Some(Choice::Named(name.to_string()));
+        }
+        Some(Choice::Measured {
+            tile: value.get("tile")?.as_str()?.to_string(),
+            ns_per_product: value.get("ns_per_product")?.as_f64()?,
+        })
+    }
+
+    /// The entry a cache file holds for it.
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            Choice::Measured {
+                tile,
+                ns_per_product,
+            } => serde_json::json!({"tile": tile, "ns_per_product": ns_per_product}),
+            Choice::Named(tile) => serde_json::json!(tile),
+        }
+    }
+
+    /// The tile's name.
+    fn tile(&self) -> &str {
+        match self {
+            Choice::Measured { tile, .. } | Choice::Named(tile) => tile,
+        }
+    }
+}
+
 /// The shapes a tuner has settled, per adapter key, as the cache file stores them:
-/// `{ adapter: { shape class: tile name } }`.
-type Table = BTreeMap<String, BTreeMap<String, String>>;
+/// `{ adapter: { shape class: { "tile", "ns_per_product" } } }`.
+type Table = BTreeMap<String, BTreeMap<String, Choice>>;
+
+/// A cached choice whose tile now takes more than this many times its recorded time per product
+/// is timed afresh (it was chosen under load, or the driver changed underneath it).
+const STALE_FACTOR: f64 = 2.0;
+
+/// Products faster than this are not re-timed whatever their record says: their timing is
+/// mostly the launch's, too noisy to judge by, and their tile matters little.
+const STALE_FLOOR: Duration = Duration::from_micros(200);
 
 /// One matrix product an engine runs, as the tuner sees it: `C[m,n] = op(A)[m,k]·op(B)[k,n]`
 /// with `variant`, reading vec4s when `vec4`, for `models` side by side.
@@ -94,6 +143,8 @@ impl Product {
 pub(crate) struct Tuner {
     tuning: Tuning,
     choices: Arc<Mutex<Table>>,
+    /// The shape classes whose cached choice this context has checked against its record.
+    verified: Arc<Mutex<std::collections::BTreeSet<String>>>,
     /// Only products that evaluation and prediction run are timed; the training products take
     /// the fixed default (see
     /// [`GpuContext::for_inference`](crate::gpu::GpuContext::for_inference)).
@@ -127,7 +178,7 @@ impl Tuner {
                 fsio::remove_stale_temporaries(path);
                 std::fs::read(path)
                     .ok()
-                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .and_then(|bytes| read_table(&bytes))
                     .unwrap_or_default()
             }
             _ => Table::new(),
@@ -135,6 +186,7 @@ impl Tuner {
         Self {
             tuning,
             choices: Arc::new(Mutex::new(table)),
+            verified: Arc::default(),
             inference: false,
             progress,
             cancel,
@@ -152,9 +204,7 @@ impl Tuner {
     /// The tile for `product`: the fixed default, the pinned tile, or with autotuning the
     /// fastest candidate for the shape's class (timed now when the class is new).
     pub fn tile(&self, device: &Device, op: &MatmulOp, product: &Product) -> Result<MatmulTile> {
-        if self.settled(device, product).is_err() {
-            self.tune(device, op, std::slice::from_ref(product))?;
-        }
+        self.tune(device, op, std::slice::from_ref(product))?;
         let (m, n, _) = product.shape;
         Ok(self
             .settled(device, product)
@@ -165,6 +215,9 @@ impl Tuner {
     /// reporting progress and stopping with [`Error::Cancelled`](crate::Error::Cancelled) when
     /// the cancel flag is set; each choice is cached as soon as it is made.
     pub fn tune(&self, device: &Device, op: &MatmulOp, products: &[Product]) -> Result<()> {
+        for product in products {
+            self.verify(device, op, product)?;
+        }
         let mut new: Vec<(String, &Product)> = Vec::new();
         for product in products {
             if let Err(class) = self.settled(device, product)
@@ -184,8 +237,8 @@ impl Tuner {
                 total,
                 product: product.describe(),
             });
-            let tile = self.fastest(device, op, product)?;
-            self.store(device, class, tile);
+            let (tile, per_run) = self.fastest(device, op, product)?;
+            self.store(device, class, tile, per_run);
         }
         self.report(&Progress::Tuned {
             total,
@@ -212,19 +265,72 @@ impl Tuner {
         self.lock()
             .get(&adapter_key(device.info()))
             .and_then(|t| t.get(&class))
-            .and_then(|name| MatmulTile::from_name(name))
+            .and_then(|choice| MatmulTile::from_name(choice.tile()))
             .filter(|&tile| tile.runs(shuffles))
             .ok_or(class)
     }
 
-    /// Keeps `tile` for `class`, in memory and in the cache file.
-    fn store(&self, device: &Device, class: String, tile: MatmulTile) {
+    /// Times the cached choice for `product`'s shape class once per context, when its record
+    /// has a time, and forgets it when its tile now takes more than [`STALE_FACTOR`] times
+    /// that (and at least [`STALE_FLOOR`]): [`Tuner::tune`] then times the class afresh.
+    fn verify(&self, device: &Device, op: &MatmulOp, product: &Product) -> Result<()> {
+        if !matches!(self.tuning, Tuning::Autotune { .. }) || self.settled(device, product).is_err()
+        {
+            return Ok(());
+        }
+        let class = shape_class(product);
+        if !self.verified_lock().insert(class.clone()) {
+            return Ok(());
+        }
+        let key = adapter_key(device.info());
+        let recorded = match self.lock().get(&key).and_then(|t| t.get(&class)) {
+            Some(Choice::Measured {
+                tile,
+                ns_per_product,
+            }) => MatmulTile::from_name(tile).map(|tile| (tile, *ns_per_product)),
+            _ => None,
+        };
+        let Some((tile, recorded)) = recorded else {
+            return Ok(());
+        };
+        let plain = MatmulVariant {
+            epilogue: Epilogue::Plain,
+            ..product.variant
+        };
+        let before = device.allocated_bytes();
+        let (a, b) = operands(product);
+        let timed = self.time_tile(device, op, plain, tile, product, (&a, &b))?;
+        device.released(device.allocated_bytes() - before);
+        let stale = timed.is_some_and(|now| {
+            now >= STALE_FLOOR && now.as_nanos() as f64 > STALE_FACTOR * recorded
+        });
+        if stale && let Some(classes) = self.lock().get_mut(&key) {
+            classes.remove(&class);
+        }
+        Ok(())
+    }
+
+    fn verified_lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `tile` for `class`, with its time per product when measured, in memory and in the
+    /// cache file.
+    fn store(&self, device: &Device, class: String, tile: MatmulTile, per_run: Option<Duration>) {
+        let choice = match per_run {
+            Some(per_run) => Choice::Measured {
+                tile: tile.name(),
+                ns_per_product: per_run.as_nanos() as f64,
+            },
+            None => Choice::Named(tile.name()),
+        };
+        self.verified_lock().insert(class.clone());
         let table = {
             let mut table = self.lock();
             table
                 .entry(adapter_key(device.info()))
                 .or_default()
-                .insert(class, tile.name());
+                .insert(class, choice);
             table.clone()
         };
         if let Tuning::Autotune { cache: Some(path) } = &self.tuning {
@@ -240,21 +346,20 @@ impl Tuner {
     /// Times the candidate tiles on the product, for its models side by side as a pack runs it
     /// (epilogue left out: it is the same work for all), the fixed default first, in
     /// interleaved rounds within [`SHAPE_BUDGET`] ([`pick`]), and returns the fastest; the fixed
-    /// default when the product cannot be staged on its own.
-    fn fastest(&self, device: &Device, op: &MatmulOp, product: &Product) -> Result<MatmulTile> {
+    /// default when the product cannot be staged on its own. With the tile, its time per product
+    /// (`None` when nothing could be timed).
+    fn fastest(
+        &self,
+        device: &Device,
+        op: &MatmulOp,
+        product: &Product,
+    ) -> Result<(MatmulTile, Option<Duration>)> {
         let plain = MatmulVariant {
             epilogue: Epilogue::Plain,
             ..product.variant
         };
-        let (m, n, k) = product.shape;
-        let (a_shape, b_shape) = (
-            if plain.transpose_a { (k, m) } else { (m, k) },
-            if plain.transpose_b { (n, k) } else { (k, n) },
-        );
-        let fill = |(rows, cols): (usize, usize)| {
-            Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 3) % 17) as f32 / 17.0)
-        };
-        let (a, b) = (fill(a_shape), fill(b_shape));
+        let (m, n, _) = product.shape;
+        let (a, b) = operands(product);
         let default = MatmulTile::for_shape(m, n);
         let candidates: Vec<MatmulTile> = std::iter::once(default)
             .chain(
@@ -342,8 +447,38 @@ fn save(path: &std::path::Path, table: &Table) -> Result<()> {
             source,
         })?;
     }
-    let json = serde_json::to_vec_pretty(table).expect("a table of strings serialises");
+    let plain: BTreeMap<&String, BTreeMap<&String, serde_json::Value>> = table
+        .iter()
+        .map(|(adapter, classes)| {
+            let classes = classes
+                .iter()
+                .map(|(c, choice)| (c, choice.to_json()))
+                .collect();
+            (adapter, classes)
+        })
+        .collect();
+    let json =
+        serde_json::to_vec_pretty(&plain).expect("a table of strings and numbers serialises");
     fsio::write_atomic(path, &json)
+}
+
+/// The table a cache file holds; `None` when it is not one (an entry it cannot read is left
+/// out, to be timed again).
+fn read_table(bytes: &[u8]) -> Option<Table> {
+    let plain: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
+        serde_json::from_slice(bytes).ok()?;
+    Some(
+        plain
+            .into_iter()
+            .map(|(adapter, classes)| {
+                let classes = classes
+                    .into_iter()
+                    .filter_map(|(class, value)| Some((class, Choice::read(&value)?)))
+                    .collect();
+                (adapter, classes)
+            })
+            .collect(),
+    )
 }
 
 /// The adapter and driver a choice holds for: name, backend, driver and its version.
@@ -390,7 +525,7 @@ fn pick(
     (budget, cap): (Duration, Duration),
     elapsed: impl Fn() -> Duration,
     mut time: impl FnMut(MatmulTile) -> Result<Option<Duration>>,
-) -> Result<MatmulTile> {
+) -> Result<(MatmulTile, Option<Duration>)> {
     let first = candidates.first().copied().unwrap_or(MatmulTile::Large);
     let mut fastest: Vec<Option<Duration>> = vec![None; candidates.len()];
     'rounds: for round in 0..ROUNDS {
@@ -409,7 +544,7 @@ fn pick(
             // a split layer can be larger than a binding allows for C) keeps the first
             // candidate.
             let Some(per_run) = time(tile)? else {
-                return Ok(first);
+                return Ok((first, None));
             };
             fastest[i] = Some(fastest[i].map_or(per_run, |best| best.min(per_run)));
         }
@@ -422,7 +557,21 @@ fn pick(
             best = Some((per_run, tile));
         }
     }
-    Ok(best.map_or(first, |(_, tile)| tile))
+    Ok(best.map_or((first, None), |(per_run, tile)| (tile, Some(per_run))))
+}
+
+/// Scratch operands for timing `product`: `op(A)` and `op(B)` laid out as it reads them.
+fn operands(product: &Product) -> (Array2<f32>, Array2<f32>) {
+    let (m, n, k) = product.shape;
+    let variant = product.variant;
+    let (a_shape, b_shape) = (
+        if variant.transpose_a { (k, m) } else { (m, k) },
+        if variant.transpose_b { (n, k) } else { (k, n) },
+    );
+    let fill = |(rows, cols): (usize, usize)| {
+        Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 3) % 17) as f32 / 17.0)
+    };
+    (fill(a_shape), fill(b_shape))
 }
 
 fn time(run: impl FnOnce() -> Result<()>) -> Result<Duration> {
@@ -459,7 +608,7 @@ mod tests {
     ) -> (MatmulTile, Vec<MatmulTile>) {
         let clock = Cell::new(Duration::ZERO);
         let mut timed = Vec::new();
-        let chosen = pick(
+        let (chosen, _) = pick(
             &TILES,
             limits,
             || clock.get(),
@@ -544,6 +693,6 @@ mod tests {
             |tile| Ok((tile == MatmulTile::Small).then_some(Duration::from_micros(50))),
         )
         .unwrap();
-        assert_eq!(chosen, MatmulTile::Small);
+        assert_eq!(chosen, (MatmulTile::Small, None));
     }
 }
