@@ -3,8 +3,10 @@
 //! dispatch: its uniform, its bindings, its pipelines (one WGSL source specialised by override
 //! constants into tiles, layouts and epilogues), and the dispatch of one product. Tiles are in
 //! `tile.rs`, layouts and epilogues in `variant.rs`, the choice of a tile per product in
-//! `tuning.rs`, a product on scratch buffers of its own in `staged.rs`.
+//! `tuning.rs` (its timing rounds in `rounds.rs`, its cache file in `cache.rs`), a product on scratch buffers of its own in `staged.rs`.
 
+mod cache;
+mod rounds;
 pub(crate) mod staged;
 mod tile;
 pub(crate) mod tuning;

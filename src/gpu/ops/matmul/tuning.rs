@@ -1,11 +1,10 @@
 //! Matmul autotuning: the first time a product of some shape class is met on an adapter, the
-//! candidate tiles are timed on it (the fixed default first, the others while a budget per shape
-//! lasts) and the fastest is kept, in memory and in a cache file per adapter and driver, so later
-//! runs start with the choice made. Every tile computes the same bits (each output is the same
+//! candidate tiles are timed on it in interleaved rounds (`rounds.rs`) and the fastest is kept,
+//! in memory and in a cache file per adapter and driver (`cache.rs`), so later runs start with
+//! the choice made; a cached tile found far slower than its record is timed again. Every tile computes the same bits (each output is the same
 //! sum in the same order), so tuning never changes a result. Progress is reported through the
 //! context, and its cancel flag stops the timing between runs.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +12,8 @@ use std::time::{Duration, Instant};
 use ndarray::Array2;
 
 use super::MatmulOp;
+use super::cache::{Choice, Table, adapter_key, read_table, save};
+use super::rounds::{SHAPE_BUDGET, SHAPE_CAP, pick};
 use super::staged::Staged;
 use super::tile::MatmulTile;
 use super::variant::{Epilogue, MatmulVariant};
@@ -56,51 +57,6 @@ impl Tuning {
         }
     }
 }
-
-/// One shape class's choice as the cache file stores it: the tile and the time per product it
-/// measured (an entry written by hand, or by an earlier version, may be the tile's name alone).
-#[derive(Debug, Clone, PartialEq)]
-enum Choice {
-    /// The tile, and its measured nanoseconds per product.
-    Measured { tile: String, ns_per_product: f64 },
-    /// The tile alone: taken as it stands.
-    Named(String),
-}
-
-impl Choice {
-    /// The choice a cache file's entry holds: `{"tile", "ns_per_product"}` or a tile's name.
-    fn read(value: &serde_json::Value) -> Option<Self> {
-        if let Some(name) = value.as_str() {
-            return Some(Choice::Named(name.to_string()));
-        }
-        Some(Choice::Measured {
-            tile: value.get("tile")?.as_str()?.to_string(),
-            ns_per_product: value.get("ns_per_product")?.as_f64()?,
-        })
-    }
-
-    /// The entry a cache file holds for it.
-    fn to_json(&self) -> serde_json::Value {
-        match self {
-            Choice::Measured {
-                tile,
-                ns_per_product,
-            } => serde_json::json!({"tile": tile, "ns_per_product": ns_per_product}),
-            Choice::Named(tile) => serde_json::json!(tile),
-        }
-    }
-
-    /// The tile's name.
-    fn tile(&self) -> &str {
-        match self {
-            Choice::Measured { tile, .. } | Choice::Named(tile) => tile,
-        }
-    }
-}
-
-/// The shapes a tuner has settled, per adapter key, as the cache file stores them:
-/// `{ adapter: { shape class: { "tile", "ns_per_product" } } }`.
-type Table = BTreeMap<String, BTreeMap<String, Choice>>;
 
 /// A cached choice whose tile now takes more than this many times its recorded time per product
 /// is timed afresh (it was chosen under load, or the driver changed underneath it).
@@ -157,15 +113,6 @@ pub(crate) struct Tuner {
 
 /// Each candidate's timing in a round runs about this long (at least one product), best of two.
 const TIMING_BUDGET: Duration = Duration::from_millis(10);
-
-/// Once this much time has gone into one shape, no further round of timing starts (every
-/// candidate has had its first).
-const SHAPE_BUDGET: Duration = Duration::from_secs(2);
-
-/// Once this much time has gone into one shape, no candidate is timed at all: the fastest so far
-/// is kept. A slow default (a large product in the fixed tile on a slow adapter) can take the
-/// whole of [`SHAPE_BUDGET`] by itself; the cap lets every candidate be timed once after it.
-const SHAPE_CAP: Duration = Duration::from_secs(10);
 
 impl Tuner {
     /// A tuner for `tuning`, starting from its cache file when there is a readable one (a
@@ -439,56 +386,6 @@ impl Tuner {
     }
 }
 
-fn save(path: &std::path::Path, table: &Table) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| crate::Error::Io {
-            action: "could not create",
-            path: dir.display().to_string(),
-            source,
-        })?;
-    }
-    let plain: BTreeMap<&String, BTreeMap<&String, serde_json::Value>> = table
-        .iter()
-        .map(|(adapter, classes)| {
-            let classes = classes
-                .iter()
-                .map(|(c, choice)| (c, choice.to_json()))
-                .collect();
-            (adapter, classes)
-        })
-        .collect();
-    let json =
-        serde_json::to_vec_pretty(&plain).expect("a table of strings and numbers serialises");
-    fsio::write_atomic(path, &json)
-}
-
-/// The table a cache file holds; `None` when it is not one (an entry it cannot read is left
-/// out, to be timed again).
-fn read_table(bytes: &[u8]) -> Option<Table> {
-    let plain: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
-        serde_json::from_slice(bytes).ok()?;
-    Some(
-        plain
-            .into_iter()
-            .map(|(adapter, classes)| {
-                let classes = classes
-                    .into_iter()
-                    .filter_map(|(class, value)| Some((class, Choice::read(&value)?)))
-                    .collect();
-                (adapter, classes)
-            })
-            .collect(),
-    )
-}
-
-/// The adapter and driver a choice holds for: name, backend, driver and its version.
-fn adapter_key(info: &wgpu::AdapterInfo) -> String {
-    format!(
-        "{} / {:?} / {} {}",
-        info.name, info.backend, info.driver, info.driver_info
-    )
-}
-
 /// The class a product's shape falls in: layouts, vec4 reads, each size rounded up to a power
 /// of two (so batches of 200 and 256 share a choice), and the models side by side, likewise.
 fn shape_class(product: &Product) -> String {
@@ -509,57 +406,6 @@ fn shape_class(product: &Product) -> String {
     )
 }
 
-/// Rounds of timing per shape: each round times the candidates in turn, so that a spell of load
-/// on the machine falls on every candidate alike rather than on one, and a candidate's figure
-/// is its fastest round.
-const ROUNDS: usize = 3;
-
-/// The fastest of `candidates` as `time` measures them (per product; `None`: the product
-/// cannot be staged, so the first candidate stands), over [`ROUNDS`] interleaved rounds, each
-/// candidate's figure its minimum. The first round times every candidate unless `elapsed()`
-/// reaches `cap`; a later round starts only while it is under `budget`, so the first candidate
-/// (the fixed default) is timed in every round any other is: a choice made under load is never
-/// one timed more favourably than the default.
-fn pick(
-    candidates: &[MatmulTile],
-    (budget, cap): (Duration, Duration),
-    elapsed: impl Fn() -> Duration,
-    mut time: impl FnMut(MatmulTile) -> Result<Option<Duration>>,
-) -> Result<(MatmulTile, Option<Duration>)> {
-    let first = candidates.first().copied().unwrap_or(MatmulTile::Large);
-    let mut fastest: Vec<Option<Duration>> = vec![None; candidates.len()];
-    'rounds: for round in 0..ROUNDS {
-        if round > 0 && elapsed() >= budget {
-            break;
-        }
-        for (i, &tile) in candidates.iter().enumerate() {
-            if i > 0 && elapsed() >= cap {
-                break 'rounds;
-            }
-            // A candidate the first round did not reach is not timed later.
-            if round > 0 && fastest[i].is_none() {
-                continue;
-            }
-            // A product whose scratch operands do not fit this device's buffers (the blocks of
-            // a split layer can be larger than a binding allows for C) keeps the first
-            // candidate.
-            let Some(per_run) = time(tile)? else {
-                return Ok((first, None));
-            };
-            fastest[i] = Some(fastest[i].map_or(per_run, |best| best.min(per_run)));
-        }
-    }
-    let mut best: Option<(Duration, MatmulTile)> = None;
-    for (&tile, figure) in candidates.iter().zip(fastest) {
-        if let Some(per_run) = figure
-            && best.is_none_or(|(t, _)| per_run < t)
-        {
-            best = Some((per_run, tile));
-        }
-    }
-    Ok(best.map_or((first, None), |(per_run, tile)| (tile, Some(per_run))))
-}
-
 /// Scratch operands for timing `product`: `op(A)` and `op(B)` laid out as it reads them.
 fn operands(product: &Product) -> (Array2<f32>, Array2<f32>) {
     let (m, n, k) = product.shape;
@@ -578,121 +424,4 @@ fn time(run: impl FnOnce() -> Result<()>) -> Result<Duration> {
     let start = Instant::now();
     run()?;
     Ok(start.elapsed())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::Cell;
-
-    const TILES: [MatmulTile; 3] = [MatmulTile::Small, MatmulTile::Large, MatmulTile::Tiny];
-
-    /// Candidates that each take `cost` of the clock to time and measure `per_run`.
-    fn run(
-        cost: Duration,
-        per_run: [u64; 3],
-        limits: (Duration, Duration),
-    ) -> (MatmulTile, Vec<MatmulTile>) {
-        run_measuring(cost, limits, |i, _| per_run[i])
-    }
-
-    /// The tuner's own limits.
-    const LIMITS: (Duration, Duration) = (SHAPE_BUDGET, SHAPE_CAP);
-
-    /// Candidates that each take `cost` of the clock to time, candidate `i`'s `n`-th timing
-    /// measuring `per_run(i, n)` microseconds.
-    fn run_measuring(
-        cost: Duration,
-        limits: (Duration, Duration),
-        per_run: impl Fn(usize, usize) -> u64,
-    ) -> (MatmulTile, Vec<MatmulTile>) {
-        let clock = Cell::new(Duration::ZERO);
-        let mut timed = Vec::new();
-        let (chosen, _) = pick(
-            &TILES,
-            limits,
-            || clock.get(),
-            |tile| {
-                clock.set(clock.get() + cost);
-                let i = TILES.iter().position(|&t| t == tile).unwrap_or(0);
-                let n = timed.iter().filter(|&&t| t == tile).count();
-                timed.push(tile);
-                Ok(Some(Duration::from_micros(per_run(i, n))))
-            },
-        )
-        .unwrap();
-        (chosen, timed)
-    }
-
-    #[test]
-    fn the_fastest_candidate_wins_within_the_budget() {
-        let (chosen, timed) = run(Duration::from_millis(100), [30, 10, 20], LIMITS);
-        assert_eq!(chosen, MatmulTile::Large);
-        // Three rounds, the candidates in turn in each.
-        assert_eq!(timed, [TILES, TILES, TILES].concat());
-    }
-
-    #[test]
-    fn a_spell_of_load_in_one_round_does_not_decide() {
-        // The fastest tile (Large) is timed under load in the first round, three times slower
-        // than the default; its later rounds show what it is.
-        let (chosen, _) = run_measuring(Duration::from_millis(100), LIMITS, |i, n| match (i, n) {
-            (1, 0) => 90,
-            (1, _) => 10,
-            (0, _) => 30,
-            _ => 40,
-        });
-        assert_eq!(chosen, MatmulTile::Large);
-        // Load that slows every candidate in a round alike changes nothing either.
-        let (chosen, _) = run_measuring(Duration::from_millis(100), LIMITS, |i, n| {
-            let load = if n == 1 { 5 } else { 1 };
-            [30, 10, 20][i] * load
-        });
-        assert_eq!(chosen, MatmulTile::Large);
-    }
-
-    #[test]
-    fn the_default_is_timed_in_every_round_another_candidate_is() {
-        // The budget spent during the second round, which, once started, is finished (under
-        // the cap): the default (first) has as many timings as any other candidate.
-        let (_, timed) = run(Duration::from_millis(450), [30, 10, 20], LIMITS);
-        let count = |tile| timed.iter().filter(|&&t| t == tile).count();
-        assert!(
-            TILES.iter().all(|&t| count(t) <= count(TILES[0])),
-            "{timed:?}"
-        );
-        assert_eq!(timed.len(), 6, "{timed:?}");
-    }
-
-    #[test]
-    fn every_candidate_is_timed_once_and_no_later_round_starts_past_the_budget() {
-        // Each candidate costs a second of a two-second budget: the first round times all
-        // three, and no second round starts; the fastest stands.
-        let (chosen, timed) = run(Duration::from_secs(1), [30, 10, 5], LIMITS);
-        assert_eq!(timed, TILES);
-        assert_eq!(chosen, MatmulTile::Tiny);
-        // A default slower than the whole budget leaves every other candidate its timing.
-        let (chosen, timed) =
-            run_measuring(Duration::from_secs(1), LIMITS, |i, _| [3000, 10, 20][i]);
-        assert_eq!((chosen, timed.len()), (MatmulTile::Large, 3));
-        // Past the cap nothing more is timed: the first candidate, timed whatever the cost,
-        // stands.
-        let (chosen, timed) = run(Duration::from_secs(11), [30, 10, 5], LIMITS);
-        assert_eq!(
-            (chosen, timed),
-            (MatmulTile::Small, vec![MatmulTile::Small])
-        );
-    }
-
-    #[test]
-    fn a_product_that_cannot_be_staged_keeps_the_first_candidate() {
-        let chosen = pick(
-            &TILES,
-            LIMITS,
-            || Duration::ZERO,
-            |tile| Ok((tile == MatmulTile::Small).then_some(Duration::from_micros(50))),
-        )
-        .unwrap();
-        assert_eq!(chosen, (MatmulTile::Small, None));
-    }
 }

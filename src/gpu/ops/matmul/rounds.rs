@@ -1,0 +1,184 @@
+//! How long and in what order the candidate tiles of one shape are timed: interleaved rounds,
+//! each candidate keeping its fastest, within a budget and a cap per shape.
+
+use std::time::Duration;
+
+use super::tile::MatmulTile;
+use crate::error::Result;
+
+/// Once this much time has gone into one shape, no further round of timing starts (every
+/// candidate has had its first).
+pub(super) const SHAPE_BUDGET: Duration = Duration::from_secs(2);
+
+/// Once this much time has gone into one shape, no candidate is timed at all: the fastest so far
+/// is kept. A slow default (a large product in the fixed tile on a slow adapter) can take the
+/// whole of [`SHAPE_BUDGET`] by itself; the cap lets every candidate be timed once after it.
+pub(super) const SHAPE_CAP: Duration = Duration::from_secs(10);
+
+/// Rounds of timing per shape: each round times the candidates in turn, so that a spell of load
+/// on the machine falls on every candidate alike rather than on one, and a candidate's figure
+/// is its fastest round.
+const ROUNDS: usize = 3;
+
+/// The fastest of `candidates` as `time` measures them (per product; `None`: the product
+/// cannot be staged, so the first candidate stands), over [`ROUNDS`] interleaved rounds, each
+/// candidate's figure its minimum. The first round times every candidate unless `elapsed()`
+/// reaches `cap`; a later round starts only while it is under `budget`, so the first candidate
+/// (the fixed default) is timed in every round any other is: a choice made under load is never
+/// one timed more favourably than the default.
+pub(super) fn pick(
+    candidates: &[MatmulTile],
+    (budget, cap): (Duration, Duration),
+    elapsed: impl Fn() -> Duration,
+    mut time: impl FnMut(MatmulTile) -> Result<Option<Duration>>,
+) -> Result<(MatmulTile, Option<Duration>)> {
+    let first = candidates.first().copied().unwrap_or(MatmulTile::Large);
+    let mut fastest: Vec<Option<Duration>> = vec![None; candidates.len()];
+    'rounds: for round in 0..ROUNDS {
+        if round > 0 && elapsed() >= budget {
+            break;
+        }
+        for (i, &tile) in candidates.iter().enumerate() {
+            if i > 0 && elapsed() >= cap {
+                break 'rounds;
+            }
+            // A candidate the first round did not reach is not timed later.
+            if round > 0 && fastest[i].is_none() {
+                continue;
+            }
+            // A product whose scratch operands do not fit this device's buffers (the blocks of
+            // a split layer can be larger than a binding allows for C) keeps the first
+            // candidate.
+            let Some(per_run) = time(tile)? else {
+                return Ok((first, None));
+            };
+            fastest[i] = Some(fastest[i].map_or(per_run, |best| best.min(per_run)));
+        }
+    }
+    let mut best: Option<(Duration, MatmulTile)> = None;
+    for (&tile, figure) in candidates.iter().zip(fastest) {
+        if let Some(per_run) = figure
+            && best.is_none_or(|(t, _)| per_run < t)
+        {
+            best = Some((per_run, tile));
+        }
+    }
+    Ok(best.map_or((first, None), |(per_run, tile)| (tile, Some(per_run))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    const TILES: [MatmulTile; 3] = [MatmulTile::Small, MatmulTile::Large, MatmulTile::Tiny];
+
+    /// Candidates that each take `cost` of the clock to time and measure `per_run`.
+    fn run(
+        cost: Duration,
+        per_run: [u64; 3],
+        limits: (Duration, Duration),
+    ) -> (MatmulTile, Vec<MatmulTile>) {
+        run_measuring(cost, limits, |i, _| per_run[i])
+    }
+
+    /// The tuner's own limits.
+    const LIMITS: (Duration, Duration) = (SHAPE_BUDGET, SHAPE_CAP);
+
+    /// Candidates that each take `cost` of the clock to time, candidate `i`'s `n`-th timing
+    /// measuring `per_run(i, n)` microseconds.
+    fn run_measuring(
+        cost: Duration,
+        limits: (Duration, Duration),
+        per_run: impl Fn(usize, usize) -> u64,
+    ) -> (MatmulTile, Vec<MatmulTile>) {
+        let clock = Cell::new(Duration::ZERO);
+        let mut timed = Vec::new();
+        let (chosen, _) = pick(
+            &TILES,
+            limits,
+            || clock.get(),
+            |tile| {
+                clock.set(clock.get() + cost);
+                let i = TILES.iter().position(|&t| t == tile).unwrap_or(0);
+                let n = timed.iter().filter(|&&t| t == tile).count();
+                timed.push(tile);
+                Ok(Some(Duration::from_micros(per_run(i, n))))
+            },
+        )
+        .unwrap();
+        (chosen, timed)
+    }
+
+    #[test]
+    fn the_fastest_candidate_wins_within_the_budget() {
+        let (chosen, timed) = run(Duration::from_millis(100), [30, 10, 20], LIMITS);
+        assert_eq!(chosen, MatmulTile::Large);
+        // Three rounds, the candidates in turn in each.
+        assert_eq!(timed, [TILES, TILES, TILES].concat());
+    }
+
+    #[test]
+    fn a_spell_of_load_in_one_round_does_not_decide() {
+        // The fastest tile (Large) is timed under load in the first round, three times slower
+        // than the default; its later rounds show what it is.
+        let (chosen, _) = run_measuring(Duration::from_millis(100), LIMITS, |i, n| match (i, n) {
+            (1, 0) => 90,
+            (1, _) => 10,
+            (0, _) => 30,
+            _ => 40,
+        });
+        assert_eq!(chosen, MatmulTile::Large);
+        // Load that slows every candidate in a round alike changes nothing either.
+        let (chosen, _) = run_measuring(Duration::from_millis(100), LIMITS, |i, n| {
+            let load = if n == 1 { 5 } else { 1 };
+            [30, 10, 20][i] * load
+        });
+        assert_eq!(chosen, MatmulTile::Large);
+    }
+
+    #[test]
+    fn the_default_is_timed_in_every_round_another_candidate_is() {
+        // The budget spent during the second round, which, once started, is finished (under
+        // the cap): the default (first) has as many timings as any other candidate.
+        let (_, timed) = run(Duration::from_millis(450), [30, 10, 20], LIMITS);
+        let count = |tile| timed.iter().filter(|&&t| t == tile).count();
+        assert!(
+            TILES.iter().all(|&t| count(t) <= count(TILES[0])),
+            "{timed:?}"
+        );
+        assert_eq!(timed.len(), 6, "{timed:?}");
+    }
+
+    #[test]
+    fn every_candidate_is_timed_once_and_no_later_round_starts_past_the_budget() {
+        // Each candidate costs a second of a two-second budget: the first round times all
+        // three, and no second round starts; the fastest stands.
+        let (chosen, timed) = run(Duration::from_secs(1), [30, 10, 5], LIMITS);
+        assert_eq!(timed, TILES);
+        assert_eq!(chosen, MatmulTile::Tiny);
+        // A default slower than the whole budget leaves every other candidate its timing.
+        let (chosen, timed) =
+            run_measuring(Duration::from_secs(1), LIMITS, |i, _| [3000, 10, 20][i]);
+        assert_eq!((chosen, timed.len()), (MatmulTile::Large, 3));
+        // Past the cap nothing more is timed: the first candidate, timed whatever the cost,
+        // stands.
+        let (chosen, timed) = run(Duration::from_secs(11), [30, 10, 5], LIMITS);
+        assert_eq!(
+            (chosen, timed),
+            (MatmulTile::Small, vec![MatmulTile::Small])
+        );
+    }
+
+    #[test]
+    fn a_product_that_cannot_be_staged_keeps_the_first_candidate() {
+        let chosen = pick(
+            &TILES,
+            LIMITS,
+            || Duration::ZERO,
+            |tile| Ok((tile == MatmulTile::Small).then_some(Duration::from_micros(50))),
+        )
+        .unwrap();
+        assert_eq!(chosen, (MatmulTile::Small, None));
+    }
+}
