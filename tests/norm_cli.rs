@@ -254,3 +254,58 @@ fn predict_of_a_normed_model_is_the_equations_in_f64() {
         }
     }
 }
+
+/// A checkpoint whose architecture names a norm with an ε that is no number above 0, or a
+/// momentum outside [0, 1] (a file edited by hand), is refused with the entry, not evaluated
+/// into NaN.
+#[test]
+fn a_checkpoint_with_an_impossible_norm_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = npy_files(dir.path());
+    let saved = dir.path().join("batch.safetensors");
+    ok(&[
+        "train",
+        "--features",
+        s(&x),
+        "--targets",
+        s(&y),
+        "--layers",
+        "5,8,3",
+        "--norm",
+        "batch",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--save",
+        s(&saved),
+    ]);
+    let bytes = std::fs::read(&saved).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for (key, bad) in [("eps", -1.0), ("momentum", 1.5)] {
+        let mut meta = header.metadata().clone().unwrap();
+        let mut architecture: serde_json::Value =
+            serde_json::from_str(&meta["architecture"]).unwrap();
+        architecture[1][key] = serde_json::json!(bad);
+        meta.insert("architecture".into(), architecture.to_string());
+        let views: Vec<_> = tensors.tensors().into_iter().collect();
+        let edited = dir.path().join(format!("{key}.safetensors"));
+        std::fs::write(&edited, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+        let out = downhill(&[
+            "eval",
+            "--model",
+            s(&edited),
+            "--features",
+            s(&x),
+            "--targets",
+            s(&y),
+        ]);
+        assert!(!out.status.success(), "{key} {bad} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("unreadable layer in its architecture") && stderr.contains(key),
+            "{stderr}"
+        );
+    }
+}

@@ -24,12 +24,7 @@ import time
 
 import numpy as np
 
-
-def synthetic(rows, layers, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((rows, layers[0]), dtype=np.float32)
-    y = rng.integers(0, layers[-1], size=rows).astype(np.int64)
-    return x, y
+from common import synthetic
 
 
 def jax_steps_per_second(x, y, layers, batch, steps):

@@ -81,9 +81,12 @@ impl BatchNorm {
     }
 
     /// The layer an `architecture` entry describes; `None` when the entry is not a batch norm
-    /// with a width, an `eps` and a momentum.
+    /// with a width, an `eps` above 0 and a momentum within [0, 1].
     pub fn read(entry: &Value) -> crate::error::Result<Option<Self>> {
-        let momentum = entry.get("momentum").and_then(Value::as_f64);
+        let momentum = entry
+            .get("momentum")
+            .and_then(Value::as_f64)
+            .filter(|m| (0.0..=1.0).contains(m));
         Ok(read_norm(entry, NAME)?
             .zip(momentum)
             .map(|((width, eps, activation), momentum)| Self {

@@ -79,8 +79,8 @@ impl LayerNorm {
 }
 
 /// The width, `eps` and activation of an `architecture` entry of the norm named `name`; `None`
-/// when the entry is another kind's or lacks one of them, an error when its activation is not
-/// one downhill knows.
+/// when the entry is another kind's, lacks one of them or has an `eps` that is not a finite
+/// number above 0, an error when its activation is not one downhill knows.
 pub(super) fn read_norm(
     entry: &Value,
     name: &str,
@@ -95,7 +95,9 @@ pub(super) fn read_norm(
         .parse()?;
     let width = entry.get("width").and_then(Value::as_u64);
     let eps = entry.get("eps").and_then(Value::as_f64);
+    // An ε that is not a finite number above 0 (a file edited by hand) is no norm's.
+    let eps = eps.map(|e| e as f32).filter(|e| e.is_finite() && *e > 0.0);
     Ok(width
         .zip(eps)
-        .map(|(width, eps)| (width as usize, eps as f32, activation)))
+        .map(|(width, eps)| (width as usize, eps, activation)))
 }

@@ -64,12 +64,7 @@ impl GpuEngine {
         check_training_rows(&self.setup.model, batch.rows())?;
         part.check(batch.rows())?;
         self.upload_batch(batch);
-        if let Some(indices) = batch.rows_in_dataset {
-            self.ctx
-                .queue
-                .write_buffer(&self.buffers.indices, 0, bytemuck::cast_slice(indices));
-        }
-        self.write_mask_key(batch.rows_in_dataset.is_some());
+        self.key_masks(batch.rows_in_dataset, false);
         let class_targets = matches!(batch.targets, TargetsView::Classes(_));
         self.train_step(rows, class_targets, false, part)
     }
@@ -106,7 +101,7 @@ impl GpuEngine {
         self.ctx
             .queue
             .write_buffer(&self.buffers.indices, 0, bytemuck::cast_slice(indices));
-        self.write_mask_key(true);
+        self.key_masks(None, true);
         self.train_step(rows, class_targets, true, part)
     }
 
@@ -138,14 +133,24 @@ impl GpuEngine {
         self.ctx.check_errors("uploading gradients")
     }
 
-    /// Queues the upload of the coming training pass's dropout mask key: the run's seed, the
-    /// step being computed, and whether the indices buffer holds the rows' dataset indices.
-    fn write_mask_key(&self, has_rows: bool) {
+    /// For a model with dropout, queues the upload of the coming training pass's mask key (the
+    /// run's seed, the step being computed, whether the indices buffer holds the rows' dataset
+    /// indices: `gathered` rows, or streamed ones given with their `rows` indices, uploaded
+    /// here); nothing for a model without.
+    fn key_masks(&self, rows: Option<&[u32]>, gathered: bool) {
+        if self.setup.model.dropout() == 0.0 {
+            return;
+        }
+        if let Some(indices) = rows {
+            self.ctx
+                .queue
+                .write_buffer(&self.buffers.indices, 0, bytemuck::cast_slice(indices));
+        }
         let key = MaskKeyUniform {
             step: self.steps as u32,
             seed_lo: self.mask_seed as u32,
             seed_hi: (self.mask_seed >> 32) as u32,
-            has_rows: u32::from(has_rows),
+            has_rows: u32::from(gathered || rows.is_some()),
         };
         self.ctx
             .queue
