@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gpu, random, run_both, run_both_loosening, targets};
+use common::{gpu, random, run_both_loosening, targets};
 use downhill::optim::{Adadelta, Adagrad, Adam, AdamW, RmsProp, Sgd};
 use downhill::{
     Activation, Layer, Loss, ModelSpec, Norm, Optimizer, Parameters, Setup, Targets, Tolerance,
@@ -172,6 +172,17 @@ fn optimizers_with_eps_at_least(floor: f64) -> Vec<Optimizer> {
 
 /// Each of `optimizers`, 20 steps, on `model` with `loss` from a seeded start.
 fn every_optimizer_of(optimizers: Vec<Optimizer>, model: ModelSpec, loss: Loss, seed: u64) {
+    every_optimizer_loosening(optimizers, model, loss, seed, (&[], Tolerance::default()));
+}
+
+/// [`every_optimizer_of`] with the tensors named in `loosened` compared within `loose`.
+fn every_optimizer_loosening(
+    optimizers: Vec<Optimizer>,
+    model: ModelSpec,
+    loss: Loss,
+    seed: u64,
+    (loosened, loose): (&[String], Tolerance),
+) {
     let ctx = gpu();
     let init = Parameters::init(&model, seed);
     let data = batches(model.inputs(), model.outputs(), loss, 100 * seed);
@@ -181,7 +192,14 @@ fn every_optimizer_of(optimizers: Vec<Optimizer>, model: ModelSpec, loss: Loss, 
             loss,
             optimizer,
         };
-        run_both(&ctx, &setup, &init, &data, STEPS, Tolerance::default());
+        run_both_loosening(
+            &ctx,
+            &setup,
+            &init,
+            &data,
+            STEPS,
+            (Tolerance::default(), loosened, loose),
+        );
     }
 }
 
@@ -276,37 +294,18 @@ fn batch_normed_mlp(hidden: Activation) -> ModelSpec {
 /// at all); every loss and every other tensor, the running variances included, at the usual
 /// bound.
 fn every_optimizer_batch_normed(model: ModelSpec, loss: Loss, seed: u64) {
-    let ctx = gpu();
-    let init = Parameters::init(&model, seed);
-    let data = batches(model.inputs(), model.outputs(), loss, 100 * seed);
-    let hidden = model.widths().len() - 2;
-    let loosened: Vec<String> = (0..hidden)
-        .flat_map(|i| {
-            [
-                format!("layers.{i}.bias"),
-                format!("norms.{i}.running_mean"),
-            ]
-        })
-        .collect();
+    let loosened = model.free_tensors();
     let loose = Tolerance {
         rel: 1e-4,
         abs: 1e-3,
     };
-    for optimizer in optimizers_with_eps_at_least(1e-4) {
-        let setup = Setup {
-            model: model.clone(),
-            loss,
-            optimizer,
-        };
-        run_both_loosening(
-            &ctx,
-            &setup,
-            &init,
-            &data,
-            STEPS,
-            (Tolerance::default(), &loosened, loose),
-        );
-    }
+    every_optimizer_loosening(
+        optimizers_with_eps_at_least(1e-4),
+        model,
+        loss,
+        seed,
+        (&loosened, loose),
+    );
 }
 
 #[test]

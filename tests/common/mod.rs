@@ -74,27 +74,8 @@ pub fn assert_close(what: &str, tested: &Parameters, reference: &Parameters, tol
 }
 
 /// Runs `steps` steps of the same batches through a GPU and a CPU engine from the same start,
-/// checking the loss every step and parameters at the end.
-pub fn run_both(
-    ctx: &GpuContext,
-    setup: &Setup,
-    init: &Parameters,
-    batches: &[(Array2<f32>, Targets)],
-    steps: usize,
-    tolerance: Tolerance,
-) -> (GpuEngine, CpuEngine) {
-    run_both_loosening(
-        ctx,
-        setup,
-        init,
-        batches,
-        steps,
-        (tolerance, &[], tolerance),
-    )
-}
-
-/// [`run_both`] with the tensors named in `loosened` compared within `loose` at the end (the
-/// caller says why); every other tensor and every step's loss within `tolerance`.
+/// checking the loss every step within `tolerance` and the parameters at the end: the tensors
+/// named in `loosened` within `loose` (the caller says why), every other within `tolerance`.
 pub fn run_both_loosening(
     ctx: &GpuContext,
     setup: &Setup,
