@@ -84,6 +84,7 @@ pub fn adapter_request(device: &GpuArgs) -> AdapterRequest {
             Tuning::autotune_cached()
         },
         power_preference: env.power_preference,
+        vulkan_driver_files: env.vulkan_driver_files,
         progress: Some(OnProgress::new(print_progress)),
         cancel: STOP.get().cloned(),
     }

@@ -33,21 +33,29 @@ pub struct AdapterRequest {
     /// When set, autotuning (and so building an engine that tunes) stops with
     /// [`Error::Cancelled`] at its next check.
     pub cancel: Option<Cancel>,
+    /// The Vulkan loader's driver-list override in effect (`VK_DRIVER_FILES` or
+    /// `VK_ICD_FILENAMES`, and its value): when no adapter matches, the error names it, since
+    /// it hides every driver it leaves out.
+    pub vulkan_driver_files: Option<(String, String)>,
 }
 
 impl AdapterRequest {
     /// The default request with what wgpu's environment variables ask for:
     /// `WGPU_ADAPTER_NAME` (a piece of the adapter's name, case-insensitive, as
     /// [`AdapterRequest::name`]) and `WGPU_POWER_PREF` (`low` prefers an integrated GPU to a
-    /// discrete one). `WGPU_BACKEND` (`vulkan`, `gl`, `metal`, `dx12`, comma-separated) needs
-    /// nothing here: every context's wgpu instance reads it, so adapters on other backends are
-    /// not seen at all.
+    /// discrete one), and the Vulkan loader's `VK_ICD_FILENAMES` or `VK_DRIVER_FILES`
+    /// ([`AdapterRequest::vulkan_driver_files`]). `WGPU_BACKEND` (`vulkan`, `gl`, `metal`,
+    /// `dx12`, comma-separated) needs nothing here: every context's wgpu instance reads it, so
+    /// adapters on other backends are not seen at all.
     pub fn from_env() -> Self {
         Self {
             name: std::env::var("WGPU_ADAPTER_NAME")
                 .ok()
                 .filter(|n| !n.is_empty()),
             power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+            vulkan_driver_files: ["VK_ICD_FILENAMES", "VK_DRIVER_FILES"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().map(|value| (v.to_string(), value))),
             ..Self::default()
         }
     }
@@ -216,10 +224,7 @@ fn no_adapter(adapters: &[wgpu::AdapterInfo], request: &AdapterRequest) -> Error
          `downhill devices` lists them; --backend one of vulkan, metal, dx12, gl), or use the \
          CPU engine (--device cpu)"
             .to_string()
-    } else if let Some((variable, value)) = ["VK_ICD_FILENAMES", "VK_DRIVER_FILES"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().map(|value| (*v, value)))
-    {
+    } else if let Some((variable, value)) = &request.vulkan_driver_files {
         format!(
             "{variable}={value} limits the Vulkan drivers the loader sees: unset it to see every \
              installed driver, or use the CPU engine (--device cpu)"
@@ -411,6 +416,19 @@ mod tests {
             .to_string();
         assert!(
             text.contains("apt-get install mesa-vulkan-drivers"),
+            "{text}"
+        );
+        // Unless the loader was told which drivers to load: then that list is the likely cause.
+        let limited = AdapterRequest {
+            vulkan_driver_files: Some(("VK_DRIVER_FILES".into(), "/x/icd.json".into())),
+            ..nvidia
+        };
+        let text = choose_adapter(&gl_only, &limited, Want::AnyAdapter)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("VK_DRIVER_FILES=/x/icd.json limits the Vulkan drivers")
+                && !text.contains("mesa-vulkan-drivers"),
             "{text}"
         );
     }

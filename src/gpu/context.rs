@@ -3,7 +3,7 @@
 //! tile. Engines and packs are built on a context; the device's own services (limits, buffers,
 //! errors, read-backs) are [`Device`]'s, reached through the context.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::adapters::{
     AdapterChoice, AdapterRequest, Want, choose_adapter, enumerate_adapters, names_one,
@@ -14,6 +14,11 @@ use super::ops::matmul::tuning::{Product, Tuner};
 use super::ops::matmul::{MatmulTile, MatmulVariant};
 use super::progress::{OnProgress, Progress};
 use crate::error::{Error, Result};
+
+/// Held while a context enumerates the adapters and opens a device: a process opens one at a
+/// time. Vulkan and EGL drivers have deadlocked when several threads create instances and
+/// devices at once (seen with NVIDIA's driver), and test harnesses open one per thread.
+static OPENING: Mutex<()> = Mutex::new(());
 
 /// Where [`GpuContext::auto`] runs: on a hardware GPU, or on the CPU engine and why.
 #[derive(Debug)]
@@ -60,6 +65,9 @@ impl GpuContext {
     /// with the adapter's full limits unless `request.limits` says otherwise; an error listing
     /// the adapters present when none matches.
     pub fn new(request: &AdapterRequest) -> Result<Self> {
+        let _one_at_a_time = OPENING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut adapters = enumerate_adapters();
         let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
         match choose_adapter(&infos, request, Want::AnyAdapter).map_err(env_note)? {
@@ -74,6 +82,9 @@ impl GpuContext {
     /// adapter (backend, name, index) opens it whatever it is, and is an error when it matches
     /// none; a hardware GPU that fails to open leaves the CPU, saying why.
     pub fn auto(request: &AdapterRequest) -> Result<Placement> {
+        let _one_at_a_time = OPENING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut adapters = enumerate_adapters();
         let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
         match choose_adapter(&infos, request, Want::HardwareOrCpu).map_err(env_note)? {
