@@ -84,6 +84,7 @@ fn main() -> ExitCode {
         }
         .map(|()| ExitCode::SUCCESS),
         Command::LrFind(args) => cli::lr_find::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Tune(args) => cli::tune::run(args).map(|()| ExitCode::SUCCESS),
         Command::Devices => {
             cli::devices::print_devices(&downhill::tools::list_devices());
             Ok(ExitCode::SUCCESS)

@@ -185,3 +185,122 @@ fn packs_are_tuned_with_their_models_side_by_side() {
         "{keys:?}"
     );
 }
+
+/// `tools::retune` (what `downhill tune` runs) times every shape class of a model's products
+/// afresh, whatever the cache holds, reports each candidate's time with the cached tile it
+/// replaces, never keeps a tile slower than the fixed default in its own timing, and leaves each
+/// choice in the cache with its time.
+#[test]
+fn retuning_times_every_class_afresh_and_keeps_nothing_slower_than_the_default() {
+    use downhill::optim::Sgd;
+    use downhill::{Loss, ModelSpec, Optimizer, Parameters, Setup};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("autotune.json");
+    let model =
+        ModelSpec::from_widths(&[8, 12, 3], Activation::Relu, Activation::Identity).unwrap();
+    let setup = Setup {
+        model: model.clone(),
+        loss: Loss::CrossEntropy,
+        optimizer: Optimizer::Sgd(Sgd::default()),
+    };
+    let start = Parameters::init(&model, 0);
+    let ctx = tuned(&cache);
+    let first = downhill::tools::retune(&ctx, &setup, &start, 1, 16).unwrap();
+    // Forward products of two layers, two weight gradients and one input gradient.
+    assert_eq!(first.len(), 5, "{first:#?}");
+    let mut json = read(&cache);
+    let adapter = json.as_object().unwrap().keys().next().unwrap().clone();
+    // Plant a tile by name alone (no record to check it against): an ordinary context keeps
+    // it, a retuning one times its class again.
+    let planted = &first[0].class;
+    json[&adapter][planted] = serde_json::json!(MatmulTile::Tiny.name());
+    std::fs::write(&cache, serde_json::to_vec(&json).unwrap()).unwrap();
+    let ctx = tuned(&cache);
+    let again = downhill::tools::retune(&ctx, &setup, &start, 1, 16).unwrap();
+    assert_eq!(again.len(), first.len(), "every class timed again");
+    assert_eq!(again[0].previous, Some(MatmulTile::Tiny));
+    let json = read(&cache);
+    for shape in &again {
+        let default = shape.default_time().expect("the default is always timed");
+        let chosen = shape.chosen_time().expect("the chosen tile was timed");
+        assert!(chosen <= default, "{shape:#?}");
+        let entry = &json[&adapter][&shape.class];
+        assert_eq!(
+            entry["tile"].as_str(),
+            Some(shape.chosen.name().as_str()),
+            "{entry}"
+        );
+        assert!(entry["ns_per_product"].as_f64().unwrap() > 0.0, "{entry}");
+    }
+    // An engine built on the same context after it takes what was timed: nothing is new.
+    downhill::GpuEngine::new(&ctx, setup, &start, 16).unwrap();
+    assert_eq!(ctx.tuned_shapes().len(), again.len());
+}
+
+/// `downhill tune` shows the table of a model's products (here as JSON) and names the cache
+/// it wrote; `--no-autotune` is refused as a contradiction.
+#[test]
+fn the_tune_command_reports_each_product_and_writes_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let tune = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_downhill"))
+            .args(["tune", "--dataset", "blobs", "--layers", "8,16,4"])
+            .args(extra)
+            .env("DOWNHILL_CACHE_DIR", dir.path())
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .output()
+            .unwrap()
+    };
+    let out = tune(&["--batch-size", "24", "--models", "2", "--format", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = report["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{report:#}");
+    for row in rows {
+        assert!(
+            row["product"].as_str().unwrap().ends_with("(2 models)"),
+            "{row}"
+        );
+        assert!(row["cached"].is_null(), "an empty cache: {row}");
+        let chosen = row["chosen"].as_str().unwrap();
+        assert!(
+            row["candidates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["tile"] == chosen && c["ns_per_product"].as_f64().unwrap() > 0.0),
+            "{row}"
+        );
+    }
+    let cache = dir.path().join("autotune.json");
+    assert!(
+        stderr.contains(&format!("choices kept in {}", cache.display())),
+        "{stderr}"
+    );
+    assert!(
+        read(&cache)
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .len()
+            >= 5
+    );
+    // Again: the table now shows what the cache held.
+    let out = tune(&["--batch-size", "24", "--models", "2", "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("product,class,cached,chosen,"), "{csv}");
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.split(',').nth(2).is_some_and(|c| !c.is_empty())),
+        "{csv}"
+    );
+    let refused = tune(&["--no-autotune"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--no-autotune"));
+}

@@ -45,7 +45,7 @@ fn print_info(info: &RunInfo) {
 /// Prints `cells` under `header` as a table, JSON (`json_rows`) or CSV. An empty cell is a value
 /// not measured: `-` in the table, nothing in the CSV. A table is followed by `notes`, one
 /// `(column, what it holds)` per line.
-fn emit(
+pub(super) fn emit(
     format: TableFormat,
     info: &RunInfo,
     header: &[&str],

@@ -19,3 +19,4 @@ pub mod signals;
 pub mod sweep;
 pub mod tensorboard;
 pub mod train;
+pub mod tune;

@@ -10,7 +10,7 @@ use super::adapters::{
 };
 use super::device::Device;
 use super::ops::Kernels;
-use super::ops::matmul::tuning::{Product, Tuner};
+use super::ops::matmul::tuning::{Product, TunedShape, Tuner};
 use super::ops::matmul::{MatmulTile, MatmulVariant};
 use super::progress::{OnProgress, Progress};
 use crate::error::{Error, Result};
@@ -122,6 +122,22 @@ impl GpuContext {
             tuner: self.tuner.for_inference(),
             ..self.clone()
         }
+    }
+
+    /// This context timing every product shape class afresh the first time it meets it, the
+    /// cached choices notwithstanding (under autotuning; the new choices replace the cached
+    /// ones): what `downhill tune` builds its engine on. Shares everything else with `self`.
+    pub fn retuning(&self) -> Self {
+        Self {
+            tuner: self.tuner.retuning(),
+            ..self.clone()
+        }
+    }
+
+    /// What each timing of a product shape class on this context (and its clones) found, in
+    /// the order they were timed.
+    pub fn tuned_shapes(&self) -> Vec<TunedShape> {
+        self.tuner.timed()
     }
 
     /// The shader modules and bind group layouts, compiled once on first use and shared by

@@ -23,7 +23,7 @@ pub use engine::GpuEngine;
 pub use gemm::Gemm;
 pub use memory::MemoryEstimate;
 pub use ops::dispatch::KernelKind;
-pub use ops::matmul::tuning::Tuning;
+pub use ops::matmul::tuning::{TunedShape, Tuning};
 pub use ops::matmul::{Epilogue, MatmulTile, MatmulVariant};
 pub use progress::{Cancel, OnProgress, Progress};
 pub use units::mib;

@@ -8,6 +8,7 @@ mod bench_residency;
 mod check;
 mod devices;
 mod lr_find;
+mod tune;
 
 pub use bench::{
     BatchRow, BatchSweep, GemmRow, GpuGemmFigures, RunInfo, bench_batch_sizes, bench_gemm,
@@ -20,3 +21,4 @@ pub use devices::{DeviceReport, list_devices};
 pub use lr_find::{
     LrFindConfig, LrFindReport, LrPoint, SMOOTHING, STOP_FACTOR, lr_find, steepest, suggest,
 };
+pub use tune::retune;

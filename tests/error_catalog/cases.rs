@@ -325,6 +325,18 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             MODEL,
+            "tune: the fixed tiles asked for",
+            "tune --no-autotune",
+            Refused("--no-autotune (the fixed tiles, untimed) contradicts it"),
+        ),
+        case(
+            MODEL,
+            "tune: no models",
+            "tune --models 0",
+            Refused("--batch-size and --models must be at least 1"),
+        ),
+        case(
+            MODEL,
             "sweep: restarts from one starting checkpoint",
             "sweep --init start.safetensors --restarts 2",
             Refused("drop --init or --restarts"),

@@ -308,3 +308,23 @@ pub struct PredictArgs {
     #[command(flatten)]
     pub device: DeviceArgs,
 }
+
+/// Flags of `downhill tune`: its own, then the data and model whose products are timed.
+#[derive(Args)]
+pub struct TuneArgs {
+    /// Rows per mini-batch: the products are timed at this many rows.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Models trained side by side (as `sweep` packs them), whose products are timed together.
+    #[arg(long, default_value_t = 1)]
+    pub models: usize,
+    /// Output format: a table, JSON or CSV, on standard output.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TableFormat,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+}

@@ -46,4 +46,8 @@ pub enum Command {
     LrFind(Box<LrFindArgs>),
     /// List every GPU adapter wgpu finds, with the limits that matter for training.
     Devices,
+    /// Time afresh the matrix products a model trains with on this GPU, at a batch size and a
+    /// number of models side by side: every candidate tile of each product's shape, the fastest
+    /// kept in the tuning cache in place of the cached choice, and the table shown.
+    Tune(Box<TuneArgs>),
 }

@@ -94,6 +94,41 @@ impl Product {
     }
 }
 
+/// A candidate tile and its fastest time per product over the rounds (`None`: not timed).
+pub type CandidateTime = (MatmulTile, Option<Duration>);
+
+/// What timing one shape class found, as `downhill tune` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TunedShape {
+    /// The product timed, `784x512 by 512x64` (op(A) by op(B)), with its models side by side.
+    pub product: String,
+    /// The shape class the choice is cached under (layouts, vec4 reads, sizes rounded up to
+    /// powers of two).
+    pub class: String,
+    /// The tile the cache held for the class before, if any.
+    pub previous: Option<MatmulTile>,
+    /// Each candidate with its fastest time per product over the rounds (`None`: not timed),
+    /// the fixed default first.
+    pub candidates: Vec<CandidateTime>,
+    /// The tile chosen: the fastest timed candidate.
+    pub chosen: MatmulTile,
+}
+
+impl TunedShape {
+    /// The fixed default's fastest time per product, when it was timed.
+    pub fn default_time(&self) -> Option<Duration> {
+        self.candidates.first().and_then(|&(_, t)| t)
+    }
+
+    /// The chosen tile's fastest time per product, when it was timed.
+    pub fn chosen_time(&self) -> Option<Duration> {
+        self.candidates
+            .iter()
+            .find(|&&(tile, _)| tile == self.chosen)
+            .and_then(|&(_, t)| t)
+    }
+}
+
 /// Chooses tiles for one context (shared by its clones).
 #[derive(Clone)]
 pub(crate) struct Tuner {
@@ -105,6 +140,10 @@ pub(crate) struct Tuner {
     /// the fixed default (see
     /// [`GpuContext::for_inference`](crate::gpu::GpuContext::for_inference)).
     inference: bool,
+    /// Every shape class met is timed afresh (once per context), whatever the cache holds.
+    retune: bool,
+    /// What each timing found, in the order the classes were timed.
+    timed: Arc<Mutex<Vec<TunedShape>>>,
     /// Where progress of the timing goes.
     progress: Option<OnProgress>,
     /// Stops the timing between runs when set.
@@ -135,6 +174,8 @@ impl Tuner {
             choices: Arc::new(Mutex::new(table)),
             verified: Arc::default(),
             inference: false,
+            retune: false,
+            timed: Arc::default(),
             progress,
             cancel,
         }
@@ -146,6 +187,22 @@ impl Tuner {
             inference: true,
             ..self.clone()
         }
+    }
+
+    /// The same choices, timing every shape class afresh the first time this context meets it
+    /// (under [`Tuning::Autotune`]; the new choices replace the cached ones).
+    pub fn retuning(&self) -> Self {
+        Self {
+            retune: true,
+            // Its own record of the classes settled, so that every class is timed here once.
+            verified: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// What every timing on this tuner (and its clones) found so far.
+    pub fn timed(&self) -> Vec<TunedShape> {
+        self.timed.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The tile for `product`: the fixed default, the pinned tile, or with autotuning the
@@ -184,8 +241,28 @@ impl Tuner {
                 total,
                 product: product.describe(),
             });
-            let (tile, per_run) = self.fastest(device, op, product)?;
-            self.store(device, class, tile, per_run);
+            let key = adapter_key(device.info());
+            let previous = self
+                .lock()
+                .get(&key)
+                .and_then(|t| t.get(&class))
+                .and_then(|choice| MatmulTile::from_name(choice.tile()));
+            let (tile, candidates) = self.fastest(device, op, product)?;
+            let per_run = candidates
+                .iter()
+                .find(|&&(t, _)| t == tile)
+                .and_then(|&(_, time)| time);
+            self.store(device, class.clone(), tile, per_run);
+            self.timed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(TunedShape {
+                    product: product.describe(),
+                    class,
+                    previous,
+                    candidates,
+                    chosen: tile,
+                });
         }
         self.report(&Progress::Tuned {
             total,
@@ -208,6 +285,9 @@ impl Tuner {
             Tuning::Autotune { .. } => {}
         }
         let class = shape_class(product);
+        if self.retune && !self.verified_lock().contains(&class) {
+            return Err(class);
+        }
         // A cached choice this context cannot run (a file edited by hand) is timed afresh.
         self.lock()
             .get(&adapter_key(device.info()))
@@ -221,7 +301,9 @@ impl Tuner {
     /// has a time, and forgets it when its tile now takes more than [`STALE_FACTOR`] times
     /// that (and at least [`STALE_FLOOR`]): [`Tuner::tune`] then times the class afresh.
     fn verify(&self, device: &Device, op: &MatmulOp, product: &Product) -> Result<()> {
-        if !matches!(self.tuning, Tuning::Autotune { .. }) || self.settled(device, product).is_err()
+        if self.retune
+            || !matches!(self.tuning, Tuning::Autotune { .. })
+            || self.settled(device, product).is_err()
         {
             return Ok(());
         }
@@ -293,14 +375,14 @@ impl Tuner {
     /// Times the candidate tiles on the product, for its models side by side as a pack runs it
     /// (epilogue left out: it is the same work for all), the fixed default first, in
     /// interleaved rounds within [`SHAPE_BUDGET`] ([`pick`]), and returns the fastest; the fixed
-    /// default when the product cannot be staged on its own. With the tile, its time per product
-    /// (`None` when nothing could be timed).
+    /// default when the product cannot be staged on its own. With the tile, every candidate's
+    /// fastest time per product (`None` where it was not timed), the fixed default first.
     fn fastest(
         &self,
         device: &Device,
         op: &MatmulOp,
         product: &Product,
-    ) -> Result<(MatmulTile, Option<Duration>)> {
+    ) -> Result<(MatmulTile, Vec<CandidateTime>)> {
         let plain = MatmulVariant {
             epilogue: Epilogue::Plain,
             ..product.variant
@@ -316,7 +398,8 @@ impl Tuner {
             )
             .collect();
         let started = Instant::now();
-        pick(
+        let mut figures: Vec<CandidateTime> = candidates.iter().map(|&tile| (tile, None)).collect();
+        let (tile, _) = pick(
             &candidates,
             (SHAPE_BUDGET, SHAPE_CAP),
             || started.elapsed(),
@@ -326,9 +409,15 @@ impl Tuner {
                 let timed = self.time_tile(device, op, plain, tile, product, (&a, &b));
                 // The scratch buffers are gone (dropped in time_tile), whatever happened.
                 device.released(device.allocated_bytes() - before);
+                if let Ok(Some(now)) = timed
+                    && let Some((_, best)) = figures.iter_mut().find(|(t, _)| *t == tile)
+                {
+                    *best = Some(best.map_or(now, |b| b.min(now)));
+                }
                 timed
             },
-        )
+        )?;
+        Ok((tile, figures))
     }
 
     /// Time per product of `tile` on scratch operands `a` and `b`: after a warm-up, one run when
