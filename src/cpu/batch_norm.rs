@@ -53,7 +53,7 @@ pub fn forward(
             .and(&beta)
             .for_each(|y, &m, &r, &g, &b| *y = g * ((*y - m) * r) + b);
     }
-    let post = y.mapv(|v| norm.activation.apply(v));
+    let post = norm.activation.apply_all(&y);
     LayerOutputs {
         pre: y,
         post,

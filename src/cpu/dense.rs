@@ -26,7 +26,7 @@ pub fn forward(layer: &Dense, own: &[NamedTensor], input: ArrayView2<'_, f32>) -
     let (weight, bias) = weight_and_bias(own);
     let mut z = product(input, weight.t());
     z += &bias;
-    let post = z.mapv(|v| layer.activation.apply(v));
+    let post = layer.activation.apply_all(&z);
     LayerOutputs {
         pre: z,
         post,

@@ -40,7 +40,7 @@ pub fn forward(norm: &LayerNorm, own: &[NamedTensor], input: ArrayView2<'_, f32>
     let (mut y, _) = normalised(input, norm.eps);
     y *= &gamma;
     y += &beta;
-    let post = y.mapv(|v| norm.activation.apply(v));
+    let post = norm.activation.apply_all(&y);
     LayerOutputs {
         pre: y,
         post,

@@ -15,20 +15,25 @@ use ndarray::{Array2, ArrayView2};
 pub fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     let ((m, k), (k_b, n)) = (a.dim(), b.dim());
     assert_eq!(k, k_b, "inner dimensions of a matrix product");
-    let mut c = Array2::<f32>::zeros((m, n));
+    if k == 0 {
+        // An empty sum: gemm would write nothing.
+        return Array2::zeros((m, n));
+    }
+    let mut c = Array2::<f32>::uninit((m, n));
     let ([a_rs, a_cs], [b_rs, b_cs]) = (
         [a.strides()[0], a.strides()[1]],
         [b.strides()[0], b.strides()[1]],
     );
     // SAFETY: `a` and `b` are live views of `[m, k]` and `[k, n]` elements at the strides
     // given, `c` is a fresh row-major `[m, n]` array that aliases neither, and with
-    // `read_dst = false` gemm only writes `c` (so its zeros are never read as data).
+    // `read_dst = false` and `k > 0` gemm writes every element of `c` without reading it, so
+    // `c` is initialised when it returns.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c.as_mut_ptr().cast::<f32>(),
             1,
             n as isize,
             false,
@@ -46,6 +51,6 @@ pub fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
             // As many threads as rayon's pool has (one per core unless told otherwise).
             gemm::Parallelism::Rayon(0),
         );
+        c.assume_init()
     }
-    c
 }

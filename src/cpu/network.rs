@@ -140,7 +140,7 @@ pub fn activation_gradient(
     z: &Array2<f32>,
     activation: Activation,
 ) -> Array2<f32> {
-    g.zip_mut_with(z, |g, &z| *g *= activation.derivative(z));
+    activation.scale_by_derivative(&mut g, z);
     g
 }
 

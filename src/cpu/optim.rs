@@ -42,7 +42,7 @@ pub fn update(
         .zip(s0.zip(s1).zip(s2))
         .map(|((p, g), ((s0, s1), s2))| {
             rule.update(coefficients, clip, p, g, [s0, s1, s2]);
-            all_finite(g) & all_finite(p)
+            crate::simd::wide(|| all_finite(g) & all_finite(p))
         })
         .reduce(|| true, |a, b| a & b)
 }

@@ -141,13 +141,15 @@ impl Rule for Adadelta {
     ) {
         let c: AdadeltaCoefficients = c.get();
         let [square_avg, acc_delta, _] = state;
-        for (p, &g, v, u) in izip!(params, grads, square_avg, acc_delta) {
-            let g = decayed_gradient(g, clip, *p, c.weight_decay);
-            *v = c.rho * *v + c.one_minus_rho * g * g;
-            let delta = (*u + c.eps).sqrt() / (*v + c.eps).sqrt() * g;
-            *u = c.rho * *u + c.one_minus_rho * delta * delta;
-            *p -= c.lr * delta;
-        }
+        crate::simd::wide(|| {
+            for (p, &g, v, u) in izip!(params, grads, square_avg, acc_delta) {
+                let g = decayed_gradient(g, clip, *p, c.weight_decay);
+                *v = c.rho * *v + c.one_minus_rho * g * g;
+                let delta = (*u + c.eps).sqrt() / (*v + c.eps).sqrt() * g;
+                *u = c.rho * *u + c.one_minus_rho * delta * delta;
+                *p -= c.lr * delta;
+            }
+        })
     }
 
     fn wgsl(&self) -> &'static str {

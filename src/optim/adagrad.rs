@@ -150,11 +150,13 @@ impl Rule for Adagrad {
     ) {
         let c: AdagradCoefficients = c.get();
         let [sum, _, _] = state;
-        for (p, &g, s) in izip!(params, grads, sum) {
-            let g = decayed_gradient(g, clip, *p, c.weight_decay);
-            *s += g * g;
-            *p -= c.clr * g / (s.sqrt() + c.eps);
-        }
+        crate::simd::wide(|| {
+            for (p, &g, s) in izip!(params, grads, sum) {
+                let g = decayed_gradient(g, clip, *p, c.weight_decay);
+                *s += g * g;
+                *p -= c.clr * g / (s.sqrt() + c.eps);
+            }
+        })
     }
 
     fn wgsl(&self) -> &'static str {

@@ -205,7 +205,9 @@ pub(super) fn adam_coefficients(
     }
 }
 
-/// The CPU update of Adam and AdamW (whose coefficients differ, not its arithmetic).
+/// The CPU update of Adam and AdamW (whose coefficients differ, not its arithmetic), vectorised
+/// at the CPU's widest SIMD ([`crate::simd::wide`]).
+#[multiversion::multiversion(targets = "simd")]
 pub(super) fn adam_update(
     c: &AdamCoefficients,
     clip: f32,

@@ -167,26 +167,28 @@ impl Rule for Sgd {
     ) {
         let c: SgdCoefficients = c.get();
         let [buffer, _, _] = state;
-        if c.use_momentum == 0 {
-            for (p, &g) in izip!(params, grads) {
-                *p -= c.lr * decayed_gradient(g, clip, *p, c.weight_decay);
+        crate::simd::wide(|| {
+            if c.use_momentum == 0 {
+                for (p, &g) in izip!(params, grads) {
+                    *p -= c.lr * decayed_gradient(g, clip, *p, c.weight_decay);
+                }
+                return;
             }
-            return;
-        }
-        for (p, &g, b) in izip!(params, grads, buffer) {
-            let g = decayed_gradient(g, clip, *p, c.weight_decay);
-            *b = if c.first_step != 0 {
-                g
-            } else {
-                c.momentum * *b + c.one_minus_dampening * g
-            };
-            let step = if c.nesterov != 0 {
-                g + c.momentum * *b
-            } else {
-                *b
-            };
-            *p -= c.lr * step;
-        }
+            for (p, &g, b) in izip!(params, grads, buffer) {
+                let g = decayed_gradient(g, clip, *p, c.weight_decay);
+                *b = if c.first_step != 0 {
+                    g
+                } else {
+                    c.momentum * *b + c.one_minus_dampening * g
+                };
+                let step = if c.nesterov != 0 {
+                    g + c.momentum * *b
+                } else {
+                    *b
+                };
+                *p -= c.lr * step;
+            }
+        })
     }
 
     fn wgsl(&self) -> &'static str {
