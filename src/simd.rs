@@ -1,17 +1,25 @@
-//! Element-wise loops compiled for the widest vector instructions the CPU has, chosen when the
-//! process first runs one.
+//! Element-wise loops compiled for the widest vector instructions the CPU has, chosen at run
+//! time.
 
-use multiversion::multiversion;
-
-/// Runs `body` compiled for the widest SIMD instruction set this CPU supports (AVX-512, else
-/// AVX2, else SSE4.2 on x86-64; NEON on AArch64; the portable baseline elsewhere), detected at
-/// run time: a closure of loops over slices is inlined into each version and vectorised at that
-/// width, where the portable build would use 128-bit SSE2.
+/// Compiles the functions it wraps once for each of AVX2 and SSE4.2 (x86-64) and NEON (AArch64)
+/// besides the portable build, and has each call run the widest version this CPU supports
+/// (detected once): a function's loops over slices are vectorised at that width, where the
+/// portable x86-64 build uses 128-bit SSE2. (AVX-512 was measured no faster: these loops are
+/// bound by memory, not by the width of the arithmetic.)
 ///
-/// The results do not depend on the width: each lane performs the IEEE-754 operations of the
-/// scalar code, in the same order (Rust never fuses a multiply and an add on its own, whatever
-/// the target features), so every engine's bits stay what they were.
-#[multiversion(targets = "simd")]
-pub fn wide<R, F: FnOnce() -> R>(body: F) -> R {
-    body()
+/// The results do not depend on the version that runs: each lane performs the IEEE-754
+/// operations of the scalar code, in the same order (Rust never fuses a multiply and an add on
+/// its own, whatever the target features), so every engine's bits stay what they were.
+macro_rules! widest {
+    ($($function:item)*) => {
+        $(
+            #[multiversion::multiversion(targets(
+                "x86_64+avx2+fma",
+                "x86_64+sse4.2",
+                "aarch64+neon",
+            ))]
+            $function
+        )*
+    };
 }
+pub(crate) use widest;

@@ -75,16 +75,18 @@ impl Activation {
     }
 
     /// `f(z)` of every element of `z`, as [`Activation::apply`], in one loop per activation
-    /// vectorised at the CPU's widest SIMD ([`crate::simd::wide`]).
+    /// vectorised at the CPU's widest SIMD ([`crate::simd::widest`]).
     pub fn apply_all(self, z: &Array2<f32>) -> Array2<f32> {
-        fn map(z: &Array2<f32>, f: impl Fn(f32) -> f32) -> Array2<f32> {
-            crate::simd::wide(|| match z.as_slice() {
-                Some(values) => {
-                    let mapped = values.iter().map(|&v| f(v)).collect();
-                    Array2::from_shape_vec(z.raw_dim(), mapped).expect("the same shape")
+        crate::simd::widest! {
+            fn map<F: Fn(f32) -> f32>(z: &Array2<f32>, f: F) -> Array2<f32> {
+                match z.as_slice() {
+                    Some(values) => {
+                        let mapped = values.iter().map(|&v| f(v)).collect();
+                        Array2::from_shape_vec(z.raw_dim(), mapped).expect("the same shape")
+                    }
+                    None => z.mapv(f),
                 }
-                None => z.mapv(f),
-            })
+            }
         }
         match self {
             Activation::Identity => map(z, identity::apply),
@@ -98,17 +100,19 @@ impl Activation {
 
     /// `g ← g ⊙ f'(z)` element by element (the chain rule through the activation), as
     /// [`Activation::derivative`], in one loop per activation vectorised at the CPU's widest
-    /// SIMD ([`crate::simd::wide`]).
+    /// SIMD ([`crate::simd::widest`]).
     pub fn scale_by_derivative(self, g: &mut Array2<f32>, z: &Array2<f32>) {
-        fn scale(g: &mut Array2<f32>, z: &Array2<f32>, d: impl Fn(f32) -> f32) {
-            crate::simd::wide(|| match (g.as_slice_mut(), z.as_slice()) {
-                (Some(gs), Some(zs)) if gs.len() == zs.len() => {
-                    for (g, &z) in gs.iter_mut().zip(zs) {
-                        *g *= d(z);
+        crate::simd::widest! {
+            fn scale<F: Fn(f32) -> f32>(g: &mut Array2<f32>, z: &Array2<f32>, d: F) {
+                match (g.as_slice_mut(), z.as_slice()) {
+                    (Some(gs), Some(zs)) if gs.len() == zs.len() => {
+                        for (g, &z) in gs.iter_mut().zip(zs) {
+                            *g *= d(z);
+                        }
                     }
+                    _ => g.zip_mut_with(z, |g, &z| *g *= d(z)),
                 }
-                _ => g.zip_mut_with(z, |g, &z| *g *= d(z)),
-            });
+            }
         }
         match self {
             Activation::Identity => scale(g, z, identity::derivative),

@@ -42,12 +42,15 @@ pub fn update(
         .zip(s0.zip(s1).zip(s2))
         .map(|((p, g), ((s0, s1), s2))| {
             rule.update(coefficients, clip, p, g, [s0, s1, s2]);
-            crate::simd::wide(|| all_finite(g) & all_finite(p))
+            all_finite(g) & all_finite(p)
         })
         .reduce(|| true, |a, b| a & b)
 }
 
-/// Whether every value is finite, in one pass with no early exit (so it vectorises).
-fn all_finite(values: &[f32]) -> bool {
-    values.iter().fold(true, |all, v| all & v.is_finite())
+crate::simd::widest! {
+    /// Whether every value is finite, in one pass with no early exit (so it vectorises, at the
+    /// CPU's widest SIMD).
+    fn all_finite(values: &[f32]) -> bool {
+        values.iter().fold(true, |all, v| all & v.is_finite())
+    }
 }

@@ -139,20 +139,31 @@ impl Rule for Adadelta {
         grads: &[f32],
         state: [&mut [f32]; MAX_STATE_SLOTS],
     ) {
-        let c: AdadeltaCoefficients = c.get();
-        let [square_avg, acc_delta, _] = state;
-        crate::simd::wide(|| {
-            for (p, &g, v, u) in izip!(params, grads, square_avg, acc_delta) {
-                let g = decayed_gradient(g, clip, *p, c.weight_decay);
-                *v = c.rho * *v + c.one_minus_rho * g * g;
-                let delta = (*u + c.eps).sqrt() / (*v + c.eps).sqrt() * g;
-                *u = c.rho * *u + c.one_minus_rho * delta * delta;
-                *p -= c.lr * delta;
-            }
-        })
+        adadelta_update(&c.get(), clip, params, grads, state);
     }
 
     fn wgsl(&self) -> &'static str {
         include_str!("adadelta.wgsl")
+    }
+}
+
+crate::simd::widest! {
+    /// Adadelta's update of a piece of a tensor, element by element, vectorised at the CPU's widest SIMD
+    /// ([`crate::simd::widest`]).
+    fn adadelta_update(
+        c: &AdadeltaCoefficients,
+        clip: f32,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; MAX_STATE_SLOTS],
+    ) {
+        let [square_avg, acc_delta, _] = state;
+        for (p, &g, v, u) in izip!(params, grads, square_avg, acc_delta) {
+            let g = decayed_gradient(g, clip, *p, c.weight_decay);
+            *v = c.rho * *v + c.one_minus_rho * g * g;
+            let delta = (*u + c.eps).sqrt() / (*v + c.eps).sqrt() * g;
+            *u = c.rho * *u + c.one_minus_rho * delta * delta;
+            *p -= c.lr * delta;
+        }
     }
 }

@@ -148,18 +148,29 @@ impl Rule for Adagrad {
         grads: &[f32],
         state: [&mut [f32]; MAX_STATE_SLOTS],
     ) {
-        let c: AdagradCoefficients = c.get();
-        let [sum, _, _] = state;
-        crate::simd::wide(|| {
-            for (p, &g, s) in izip!(params, grads, sum) {
-                let g = decayed_gradient(g, clip, *p, c.weight_decay);
-                *s += g * g;
-                *p -= c.clr * g / (s.sqrt() + c.eps);
-            }
-        })
+        adagrad_update(&c.get(), clip, params, grads, state);
     }
 
     fn wgsl(&self) -> &'static str {
         include_str!("adagrad.wgsl")
+    }
+}
+
+crate::simd::widest! {
+    /// Adagrad's update of a piece of a tensor, element by element, vectorised at the CPU's widest SIMD
+    /// ([`crate::simd::widest`]).
+    fn adagrad_update(
+        c: &AdagradCoefficients,
+        clip: f32,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; MAX_STATE_SLOTS],
+    ) {
+        let [sum, _, _] = state;
+        for (p, &g, s) in izip!(params, grads, sum) {
+            let g = decayed_gradient(g, clip, *p, c.weight_decay);
+            *s += g * g;
+            *p -= c.clr * g / (s.sqrt() + c.eps);
+        }
     }
 }

@@ -205,38 +205,39 @@ pub(super) fn adam_coefficients(
     }
 }
 
-/// The CPU update of Adam and AdamW (whose coefficients differ, not its arithmetic), vectorised
-/// at the CPU's widest SIMD ([`crate::simd::wide`]).
-#[multiversion::multiversion(targets = "simd")]
-pub(super) fn adam_update(
-    c: &AdamCoefficients,
-    clip: f32,
-    params: &mut [f32],
-    grads: &[f32],
-    state: [&mut [f32]; MAX_STATE_SLOTS],
-) {
-    let [exp_avg, exp_avg_sq, max_exp_avg_sq] = state;
-    // The moments after this gradient; returns the decayed parameter's new second moment.
-    let moments = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
-        *p *= c.decay_factor;
-        let g = decayed_gradient(g, clip, *p, c.weight_decay);
-        *m = lerp(*m, g, c.one_minus_beta1);
-        *v = c.beta2 * *v + c.one_minus_beta2 * g * g;
-    };
-    let apply = |p: &mut f32, m: f32, second: f32| {
-        let denom = second.sqrt() / c.bias_correction2_sqrt + c.eps;
-        *p -= c.step_size * m / denom;
-    };
-    if c.amsgrad != 0 {
-        for (p, &g, m, v, vmax) in izip!(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq) {
-            moments(p, g, m, v);
-            *vmax = vmax.max(*v);
-            apply(p, *m, *vmax);
-        }
-    } else {
-        for (p, &g, m, v) in izip!(params, grads, exp_avg, exp_avg_sq) {
-            moments(p, g, m, v);
-            apply(p, *m, *v);
+crate::simd::widest! {
+    /// The CPU update of Adam and AdamW (whose coefficients differ, not its arithmetic), vectorised
+    /// at the CPU's widest SIMD ([`crate::simd::widest`]).
+    pub(super) fn adam_update(
+        c: &AdamCoefficients,
+        clip: f32,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; MAX_STATE_SLOTS],
+    ) {
+        let [exp_avg, exp_avg_sq, max_exp_avg_sq] = state;
+        // The moments after this gradient; returns the decayed parameter's new second moment.
+        let moments = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
+            *p *= c.decay_factor;
+            let g = decayed_gradient(g, clip, *p, c.weight_decay);
+            *m = lerp(*m, g, c.one_minus_beta1);
+            *v = c.beta2 * *v + c.one_minus_beta2 * g * g;
+        };
+        let apply = |p: &mut f32, m: f32, second: f32| {
+            let denom = second.sqrt() / c.bias_correction2_sqrt + c.eps;
+            *p -= c.step_size * m / denom;
+        };
+        if c.amsgrad != 0 {
+            for (p, &g, m, v, vmax) in izip!(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq) {
+                moments(p, g, m, v);
+                *vmax = vmax.max(*v);
+                apply(p, *m, *vmax);
+            }
+        } else {
+            for (p, &g, m, v) in izip!(params, grads, exp_avg, exp_avg_sq) {
+                moments(p, g, m, v);
+                apply(p, *m, *v);
+            }
         }
     }
 }

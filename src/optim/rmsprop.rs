@@ -160,57 +160,68 @@ impl Rule for RmsProp {
         grads: &[f32],
         state: [&mut [f32]; MAX_STATE_SLOTS],
     ) {
-        let c: RmsPropCoefficients = c.get();
-        let [square_avg, momentum_buffer, grad_avg] = state;
-        let apply = |p: &mut f32, g: f32, denom: f32, b: Option<&mut f32>| match b {
-            Some(b) => {
-                *b = c.momentum * *b + g / denom;
-                *p -= c.lr * *b;
-            }
-            None => *p -= c.lr * g / denom,
-        };
-        crate::simd::wide(|| {
-            // One loop per variant, so that each vectorises.
-            match (c.centered != 0, c.use_momentum != 0) {
-                (false, false) => {
-                    for (p, &g, s) in izip!(params, grads, square_avg) {
-                        let g = decayed_gradient(g, clip, *p, c.weight_decay);
-                        *s = c.alpha * *s + c.one_minus_alpha * g * g;
-                        apply(p, g, s.sqrt() + c.eps, None);
-                    }
-                }
-                (false, true) => {
-                    for (p, &g, s, b) in izip!(params, grads, square_avg, momentum_buffer) {
-                        let g = decayed_gradient(g, clip, *p, c.weight_decay);
-                        *s = c.alpha * *s + c.one_minus_alpha * g * g;
-                        apply(p, g, s.sqrt() + c.eps, Some(b));
-                    }
-                }
-                (true, momentum) => {
-                    let centered =
-                        |p: &mut f32, g: f32, s: &mut f32, a: &mut f32, b: Option<&mut f32>| {
-                            let g = decayed_gradient(g, clip, *p, c.weight_decay);
-                            *s = c.alpha * *s + c.one_minus_alpha * g * g;
-                            *a = lerp(*a, g, c.one_minus_alpha);
-                            apply(p, g, (*s - *a * *a).sqrt() + c.eps, b);
-                        };
-                    if momentum {
-                        for (p, &g, s, a, b) in
-                            izip!(params, grads, square_avg, grad_avg, momentum_buffer)
-                        {
-                            centered(p, g, s, a, Some(b));
-                        }
-                    } else {
-                        for (p, &g, s, a) in izip!(params, grads, square_avg, grad_avg) {
-                            centered(p, g, s, a, None);
-                        }
-                    }
-                }
-            }
-        })
+        rmsprop_update(&c.get(), clip, params, grads, state);
     }
 
     fn wgsl(&self) -> &'static str {
         include_str!("rmsprop.wgsl")
+    }
+}
+
+crate::simd::widest! {
+    /// RMSprop's update of a piece of a tensor, element by element, vectorised at the CPU's widest SIMD
+    /// ([`crate::simd::widest`]).
+    fn rmsprop_update(
+        c: &RmsPropCoefficients,
+        clip: f32,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; MAX_STATE_SLOTS],
+    ) {
+        let [square_avg, momentum_buffer, grad_avg] = state;
+            let apply = |p: &mut f32, g: f32, denom: f32, b: Option<&mut f32>| match b {
+                Some(b) => {
+                    *b = c.momentum * *b + g / denom;
+                    *p -= c.lr * *b;
+                }
+                None => *p -= c.lr * g / denom,
+            };
+        // One loop per variant, so that each vectorises.
+        match (c.centered != 0, c.use_momentum != 0) {
+            (false, false) => {
+                for (p, &g, s) in izip!(params, grads, square_avg) {
+                    let g = decayed_gradient(g, clip, *p, c.weight_decay);
+                    *s = c.alpha * *s + c.one_minus_alpha * g * g;
+                    apply(p, g, s.sqrt() + c.eps, None);
+                }
+            }
+            (false, true) => {
+                for (p, &g, s, b) in izip!(params, grads, square_avg, momentum_buffer) {
+                    let g = decayed_gradient(g, clip, *p, c.weight_decay);
+                    *s = c.alpha * *s + c.one_minus_alpha * g * g;
+                    apply(p, g, s.sqrt() + c.eps, Some(b));
+                }
+            }
+            (true, momentum) => {
+                let centered =
+                    |p: &mut f32, g: f32, s: &mut f32, a: &mut f32, b: Option<&mut f32>| {
+                        let g = decayed_gradient(g, clip, *p, c.weight_decay);
+                        *s = c.alpha * *s + c.one_minus_alpha * g * g;
+                        *a = lerp(*a, g, c.one_minus_alpha);
+                        apply(p, g, (*s - *a * *a).sqrt() + c.eps, b);
+                    };
+                if momentum {
+                    for (p, &g, s, a, b) in
+                        izip!(params, grads, square_avg, grad_avg, momentum_buffer)
+                    {
+                        centered(p, g, s, a, Some(b));
+                    }
+                } else {
+                    for (p, &g, s, a) in izip!(params, grads, square_avg, grad_avg) {
+                        centered(p, g, s, a, None);
+                    }
+                }
+            }
+        }
     }
 }

@@ -165,33 +165,44 @@ impl Rule for Sgd {
         grads: &[f32],
         state: [&mut [f32]; MAX_STATE_SLOTS],
     ) {
-        let c: SgdCoefficients = c.get();
-        let [buffer, _, _] = state;
-        crate::simd::wide(|| {
-            if c.use_momentum == 0 {
-                for (p, &g) in izip!(params, grads) {
-                    *p -= c.lr * decayed_gradient(g, clip, *p, c.weight_decay);
-                }
-                return;
-            }
-            for (p, &g, b) in izip!(params, grads, buffer) {
-                let g = decayed_gradient(g, clip, *p, c.weight_decay);
-                *b = if c.first_step != 0 {
-                    g
-                } else {
-                    c.momentum * *b + c.one_minus_dampening * g
-                };
-                let step = if c.nesterov != 0 {
-                    g + c.momentum * *b
-                } else {
-                    *b
-                };
-                *p -= c.lr * step;
-            }
-        })
+        sgd_update(&c.get(), clip, params, grads, state);
     }
 
     fn wgsl(&self) -> &'static str {
         include_str!("sgd.wgsl")
+    }
+}
+
+crate::simd::widest! {
+    /// SGD's update of a piece of a tensor, element by element, vectorised at the CPU's widest SIMD
+    /// ([`crate::simd::widest`]).
+    fn sgd_update(
+        c: &SgdCoefficients,
+        clip: f32,
+        params: &mut [f32],
+        grads: &[f32],
+        state: [&mut [f32]; MAX_STATE_SLOTS],
+    ) {
+        let [buffer, _, _] = state;
+        if c.use_momentum == 0 {
+            for (p, &g) in izip!(params, grads) {
+                *p -= c.lr * decayed_gradient(g, clip, *p, c.weight_decay);
+            }
+            return;
+        }
+        for (p, &g, b) in izip!(params, grads, buffer) {
+            let g = decayed_gradient(g, clip, *p, c.weight_decay);
+            *b = if c.first_step != 0 {
+                g
+            } else {
+                c.momentum * *b + c.one_minus_dampening * g
+            };
+            let step = if c.nesterov != 0 {
+                g + c.momentum * *b
+            } else {
+                *b
+            };
+            *p -= c.lr * step;
+        }
     }
 }
