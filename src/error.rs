@@ -206,6 +206,18 @@ pub enum Error {
         outcome: String,
     },
 
+    /// The ranks of a data-parallel run hold different parameters: a replica drifted.
+    #[error(
+        "the ranks' replicas differ after step {step}: parameter checksums {checksums} (rank 0 \
+         first); every rank should hold the same parameters after each update"
+    )]
+    ReplicasDiffer {
+        /// The optimizer step after which they were compared.
+        step: u64,
+        /// Each rank's checksum of every model's parameters, in rank order.
+        checksums: String,
+    },
+
     /// The GPU reported an error (validation, out of memory, lost device) while doing something.
     #[error("GPU error while {context}: {message}")]
     Gpu {

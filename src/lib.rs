@@ -31,6 +31,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod cpu;
 pub mod data;
+pub mod distributed;
 pub mod engine;
 pub mod error;
 pub mod fsio;

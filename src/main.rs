@@ -10,12 +10,30 @@ use cli::args::{Cli, Command};
 
 /// Prints an error and its causes, the way every command reports failure.
 fn report(error: &dyn std::error::Error) {
-    errln!("error: {error}");
+    cli::output::failure(format_args!("error: {error}"));
     let mut source = error.source();
     while let Some(cause) = source {
-        errln!("  caused by: {cause}");
+        cli::output::failure(format_args!("  caused by: {cause}"));
         source = cause.source();
     }
+}
+
+/// MPI's ranks when a launcher started this process among several: recorded for the commands,
+/// with the host's cores shared among its ranks (the CPU engine's and the products' threads).
+#[cfg(feature = "mpi")]
+fn launched() -> Option<downhill::distributed::Ranks> {
+    let ranks = downhill::distributed::launched_ranks()?;
+    cli::ranks::set(cli::ranks::Rank {
+        rank: ranks.rank,
+        size: ranks.size,
+        local_rank: ranks.local_rank,
+    });
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // A pool already built keeps its threads; nothing has built one yet.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads((cores / ranks.local_size).max(1))
+        .build_global();
+    Some(ranks)
 }
 
 fn main() -> ExitCode {
@@ -23,7 +41,29 @@ fn main() -> ExitCode {
     unsafe { cli::runtime_dir::ensure() };
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let result = match &cli.command {
+    #[cfg(feature = "mpi")]
+    let ranks = launched();
+    let result = run(&cli, &matches);
+    result.unwrap_or_else(|e| {
+        if let Some(r) = cli::ranks::get() {
+            cli::output::failure(format_args!("rank {} of {} failed:", r.rank, r.size));
+        }
+        report(&e);
+        // The other ranks would wait for this one in their next collective: end them all.
+        #[cfg(feature = "mpi")]
+        if let Some(ranks) = &ranks {
+            ranks.abort(1);
+        }
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs the command `cli` names (`matches` are its flags as given).
+fn run(cli: &Cli, matches: &clap::ArgMatches) -> downhill::Result<ExitCode> {
+    if !matches!(cli.command, Command::Train(_)) {
+        cli::ranks::single_process(matches.subcommand_name().unwrap_or("this command"))?;
+    }
+    match &cli.command {
         Command::Train(_) => matches
             .subcommand_matches("train")
             .ok_or_else(|| downhill::Error::Usage("train's flags are missing".into()))
@@ -89,9 +129,5 @@ fn main() -> ExitCode {
             cli::devices::print_devices(&downhill::tools::list_devices());
             Ok(ExitCode::SUCCESS)
         }
-    };
-    result.unwrap_or_else(|e| {
-        report(&e);
-        ExitCode::FAILURE
-    })
+    }
 }

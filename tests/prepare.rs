@@ -143,6 +143,7 @@ fn a_run_resumes_from_the_state_train_wrote() {
         checkpoint: Some(CheckpointPlan {
             path: state_path.clone(),
             every_steps: 2,
+            writes: true,
             standardizer: run.standardizer.clone(),
             target_standardizer: run.target_standardizer.clone(),
             run_flags: None,

@@ -276,6 +276,7 @@ fn resuming_from_a_checkpoint_is_bit_identical_to_an_uninterrupted_run() {
             checkpoint: Some(CheckpointPlan {
                 path: state.clone(),
                 every_steps: 10,
+                writes: true,
                 standardizer: None,
                 target_standardizer: None,
                 run_flags: None,
@@ -380,6 +381,7 @@ fn a_diverging_run_stops_with_the_step_and_a_suggestion() {
         checkpoint: Some(CheckpointPlan {
             path: state.clone(),
             every_steps: 1,
+            writes: true,
             standardizer: None,
             target_standardizer: None,
             run_flags: None,
@@ -477,6 +479,7 @@ fn a_training_state_resumes_only_with_the_optimizer_that_saved_it() {
         checkpoint: Some(CheckpointPlan {
             path: state.clone(),
             every_steps: 3,
+            writes: true,
             standardizer: None,
             target_standardizer: None,
             run_flags: None,

@@ -65,15 +65,11 @@ pub fn adapter_request(device: &GpuArgs) -> AdapterRequest {
     let (index, name) = match device.adapter.as_deref().map(str::parse::<usize>) {
         Some(Ok(i)) => (Some(i), None),
         Some(Err(_)) => (None, device.adapter.clone()),
+        None if env.name.is_none() => (rank_gpu(device), None),
         None => (None, env.name),
     };
     AdapterRequest {
-        backend: device.backend.map(|b| match b {
-            BackendChoice::Vulkan => wgpu::Backend::Vulkan,
-            BackendChoice::Metal => wgpu::Backend::Metal,
-            BackendChoice::Dx12 => wgpu::Backend::Dx12,
-            BackendChoice::Gl => wgpu::Backend::Gl,
-        }),
+        backend: backend(device),
         name,
         index,
         limits: None,
@@ -88,6 +84,44 @@ pub fn adapter_request(device: &GpuArgs) -> AdapterRequest {
         progress: Some(OnProgress::new(print_progress)),
         cancel: STOP.get().cloned(),
     }
+}
+
+/// The backend `--backend` names.
+fn backend(device: &GpuArgs) -> Option<wgpu::Backend> {
+    device.backend.map(|b| match b {
+        BackendChoice::Vulkan => wgpu::Backend::Vulkan,
+        BackendChoice::Metal => wgpu::Backend::Metal,
+        BackendChoice::Dx12 => wgpu::Backend::Dx12,
+        BackendChoice::Gl => wgpu::Backend::Gl,
+    })
+}
+
+/// Under mpirun, on a host with several hardware GPUs: the index of the one this rank takes,
+/// its rank on the host modulo their number, among those on the first native backend found
+/// (or `--backend`'s); `None` elsewhere (one GPU, or software adapters, shared by the ranks).
+fn rank_gpu(device: &GpuArgs) -> Option<usize> {
+    let local_rank = super::ranks::get()?.local_rank;
+    let infos: Vec<_> = enumerate_adapters().iter().map(|a| a.get_info()).collect();
+    let hardware = |info: &wgpu::AdapterInfo| {
+        matches!(
+            info.device_type,
+            wgpu::DeviceType::DiscreteGpu
+                | wgpu::DeviceType::IntegratedGpu
+                | wgpu::DeviceType::VirtualGpu
+        )
+    };
+    let backend = match backend(device) {
+        Some(b) => b,
+        None => infos
+            .iter()
+            .filter(|i| hardware(i))
+            .map(|i| i.backend)
+            .min_by_key(|b| *b == wgpu::Backend::Gl)?,
+    };
+    let gpus: Vec<usize> = (0..infos.len())
+        .filter(|&i| hardware(&infos[i]) && infos[i].backend == backend)
+        .collect();
+    (gpus.len() > 1).then(|| gpus[local_rank % gpus.len()])
 }
 
 /// Builds with `gpu` on the adapter the flags ask for, or with `cpu` when they ask for the CPU

@@ -13,6 +13,7 @@ pub mod optimizer_flags;
 pub mod output;
 pub mod outputs;
 pub mod prepare;
+pub mod ranks;
 pub mod resume_flags;
 pub mod runtime_dir;
 pub mod signals;

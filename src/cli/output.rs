@@ -5,13 +5,28 @@
 use std::fmt::Arguments;
 use std::io::Write;
 
+/// Whether this process prints: every process but the ranks other than 0 of a data-parallel
+/// run, which print nothing but their errors ([`failure`]).
+fn prints() -> bool {
+    super::ranks::get().is_none_or(|r| r.rank == 0)
+}
+
 /// Writes one line to standard output, dropping it if standard output is closed.
 pub fn out(line: Arguments<'_>) {
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
+    if prints() {
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
 }
 
 /// Writes one line to standard error, dropping it if standard error is closed.
 pub fn err(line: Arguments<'_>) {
+    if prints() {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+/// Writes one line of a failure to standard error, from every rank.
+pub fn failure(line: Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 

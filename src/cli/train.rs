@@ -204,6 +204,24 @@ impl Observer for Reporter {
 /// Trains as `a` says; `run_flags` are the flags recorded in each training state.
 pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Result<Outcome> {
     let started = std::time::Instant::now();
+    // Under mpirun, rank 0 prints and writes every output; the other ranks train in silence.
+    let silent;
+    let writer = super::ranks::get().is_none_or(|r| r.rank == 0);
+    let a = if writer {
+        a
+    } else {
+        silent = TrainArgs {
+            outputs: super::args::OutputArgs {
+                quiet: true,
+                save: None,
+                metrics: None,
+                plot: None,
+                tensorboard: None,
+            },
+            ..a.clone()
+        };
+        &silent
+    };
     one_model(&a.run.lr.lr, &a.run.optimizer, "train")?;
     let state_path = state_path(
         a.checkpoints.checkpoint.as_deref(),
@@ -264,7 +282,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
         ));
     }
     let (model, loss) = (setup.model.clone(), setup.loss);
-    let mut engine = engine(
+    let engine = engine(
         &a.run.device,
         setup,
         &start,
@@ -272,11 +290,15 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
         a.outputs.quiet,
     )?;
 
+    #[cfg(feature = "mpi")]
+    let engine = data_parallel(engine, a.check_replicas)?;
+    let mut engine = engine;
     let config = TrainConfig {
         early_stopping: a.early_stopping,
         checkpoint: Some(CheckpointPlan {
             path: state_path.clone(),
             every_steps: a.checkpoints.checkpoint_every.unwrap_or(0),
+            writes: writer,
             standardizer: stats.clone(),
             target_standardizer: target_stats.clone(),
             run_flags: Some(run_flags),
@@ -423,6 +445,31 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
 }
 
 /// Train and validation loss against the epoch, and accuracy for classification losses.
+/// `engine` trained data-parallel over the ranks when a launcher started this process among
+/// several (comparing the replicas every `check_replicas` steps), else as it is. A batch norm's
+/// statistics would be each rank's slice's, not the batch's, so it is refused there.
+#[cfg(feature = "mpi")]
+fn data_parallel(
+    engine: Box<dyn downhill::Engine>,
+    check_replicas: Option<u64>,
+) -> Result<Box<dyn downhill::Engine>> {
+    let Some(rank) = super::ranks::get() else {
+        return Ok(engine);
+    };
+    if engine.setup(0).model.has_running_statistics() {
+        return Err(Error::Usage(format!(
+            "--norm batch under mpirun: each of the {} ranks would normalise by its own slice's \
+             statistics, not the batch's; use --norm layer, or train in one process",
+            rank.size
+        )));
+    }
+    Ok(Box::new(downhill::distributed::DataParallel::new(
+        engine,
+        mpi::topology::SimpleCommunicator::world(),
+        check_replicas.unwrap_or(0),
+    )))
+}
+
 fn plot(path: &Path, records: &[EpochRecord], loss: Loss, validation: bool) -> Result<()> {
     write_svg(path, &training_charts(records, loss, validation))
 }

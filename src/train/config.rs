@@ -56,6 +56,10 @@ pub struct CheckpointPlan {
     pub path: PathBuf,
     /// Steps between checkpoints (0: only when the run is interrupted).
     pub every_steps: u64,
+    /// Whether this process writes the file: false on the ranks other than 0 of a
+    /// data-parallel run, which keep the same plan (and so stop at the same steps to read
+    /// their metrics) but leave the writing to rank 0, whose replica is theirs.
+    pub writes: bool,
     /// Feature statistics to record with the model.
     pub standardizer: Option<Standardizer>,
     /// Target statistics to record with the model (see

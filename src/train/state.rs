@@ -99,7 +99,7 @@ pub(crate) fn write(
     plan: &RunPlan,
     standing: Standing<'_>,
 ) -> Result<()> {
-    let Some(checkpoint) = &config.checkpoint else {
+    let Some(checkpoint) = config.checkpoint.as_ref().filter(|c| c.writes) else {
         return Ok(());
     };
     let parameters = engine.parameters(0)?;

@@ -9,10 +9,16 @@ use super::groups::*;
 use super::optimizer::OptimizerArgs;
 
 /// Flags of `downhill train`.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub run: RunArgs,
+    /// Under mpirun: every this many steps, compare a checksum of the parameters across the
+    /// ranks and stop with an error when the replicas differ (a check of the data-parallel
+    /// run, off by default).
+    #[cfg(feature = "mpi")]
+    #[arg(long, value_name = "STEPS")]
+    pub check_replicas: Option<u64>,
     /// Stop when the validation loss has not improved for this many epochs (keeping the best model).
     #[arg(long, value_name = "PATIENCE")]
     pub early_stopping: Option<u64>,

@@ -1,0 +1,277 @@
+//! An engine that trains one replica of its models per rank on a slice of each batch, and sums
+//! the slices' gradients over the ranks before every update.
+
+use std::sync::Arc;
+
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use ndarray::{Array2, ArrayView2};
+
+use super::reduce::FixedOrderSum;
+use super::slice;
+use crate::accumulate::Part;
+use crate::data::Dataset;
+use crate::engine::{Engine, Metrics, OptimizerState, Setup};
+use crate::error::{Error, Result};
+use crate::loss::Batch;
+use crate::model::Parameters;
+
+/// [`Engine`] over the ranks of an MPI job: `inner` trains this rank's replica on its slice of
+/// each batch ([`slice`]); at the end of each step's group the gradients of every model are
+/// summed over the ranks in a fixed order ([`FixedOrderSum`]) and then applied, so every rank
+/// makes the update of the global batch. Metrics are summed over the ranks; evaluation and
+/// prediction run on this rank's replica alone (every replica is the same).
+pub struct DataParallel {
+    inner: Box<dyn Engine>,
+    comm: SimpleCommunicator,
+    rank: usize,
+    ranks: usize,
+    sum: FixedOrderSum,
+    /// Whether this rank has accumulated rows in the current group (a rank whose slices of a
+    /// group are all empty contributes a zero gradient).
+    contributed: bool,
+    /// Every this many steps, the ranks compare checksums of their parameters (0: never).
+    check_every: u64,
+    flat: Vec<f32>,
+}
+
+impl DataParallel {
+    /// Trains `inner`'s models data-parallel over the ranks of `comm` (every rank wraps a replica
+    /// built from the same setup and parameters), comparing the replicas' parameters every
+    /// `check_every` steps when it is above 0.
+    pub fn new(inner: Box<dyn Engine>, comm: SimpleCommunicator, check_every: u64) -> Self {
+        let (rank, ranks) = (comm.rank() as usize, comm.size() as usize);
+        let sum = FixedOrderSum::new(comm.duplicate());
+        Self {
+            inner,
+            comm,
+            rank,
+            ranks,
+            sum,
+            contributed: false,
+            check_every,
+            flat: Vec::new(),
+        }
+    }
+
+    /// This rank's part in a mini-batch of `rows` rows that is `part` of its group: the rows'
+    /// gradient scaled by the global group's size, never ending the group on its own.
+    fn local_part(&mut self, part: Part) -> Part {
+        if part.first {
+            self.contributed = false;
+        }
+        let local = Part {
+            group_rows: part.group_rows,
+            first: !self.contributed,
+            last: false,
+        };
+        self.contributed = true;
+        local
+    }
+
+    /// Ends a group when `part.last`: sums every model's gradients over the ranks and updates.
+    fn finish(&mut self, part: Part) -> Result<()> {
+        if !part.last {
+            return Ok(());
+        }
+        for k in 0..self.inner.models() {
+            let mut gradients = if self.contributed {
+                self.inner.gradients(k)?
+            } else {
+                Parameters::zeros(&self.inner.setup(k).model)
+            };
+            self.flat.clear();
+            for (_, values) in gradients.tensors_mut() {
+                self.flat.extend_from_slice(values);
+            }
+            self.sum.sum(&mut self.flat);
+            let mut at = 0;
+            for (_, values) in gradients.tensors_mut() {
+                values.copy_from_slice(&self.flat[at..at + values.len()]);
+                at += values.len();
+            }
+            self.inner.set_gradients(k, &gradients)?;
+        }
+        self.inner.apply_update()?;
+        let step = self.inner.steps();
+        if self.check_every > 0 && step.is_multiple_of(self.check_every) {
+            self.check_replicas(step)?;
+        }
+        Ok(())
+    }
+
+    /// Compares a checksum of every model's parameters across the ranks.
+    fn check_replicas(&mut self, step: u64) -> Result<()> {
+        let mut hasher = crc32fast::Hasher::new();
+        for k in 0..self.inner.models() {
+            for (_, values) in self.inner.parameters(k)?.tensors_mut() {
+                hasher.update(bytemuck::cast_slice(values));
+            }
+        }
+        let mine = hasher.finalize();
+        let mut all = vec![0u32; self.ranks];
+        self.comm.all_gather_into(&mine, &mut all[..]);
+        if all.iter().any(|&c| c != all[0]) {
+            let checksums = all.iter().map(|c| format!("{c:08x}")).collect::<Vec<_>>();
+            return Err(Error::ReplicasDiffer {
+                step,
+                checksums: checksums.join(", "),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Engine for DataParallel {
+    fn describe(&self) -> String {
+        format!(
+            "{} (rank {} of {}, data-parallel)",
+            self.inner.describe(),
+            self.rank,
+            self.ranks
+        )
+    }
+
+    fn models(&self) -> usize {
+        self.inner.models()
+    }
+
+    fn setup(&self, k: usize) -> Setup {
+        self.inner.setup(k)
+    }
+
+    fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
+        let rows = slice(batch.rows(), self.rank, self.ranks);
+        if !rows.is_empty() {
+            // Dropout's masks are keyed by each row's place in the dataset, so that a slice
+            // draws the masks its rows draw in the whole batch.
+            let indices: Vec<u32> = match batch.rows_in_dataset {
+                Some(indices) => indices[rows.clone()].to_vec(),
+                None => (rows.start as u32..rows.end as u32).collect(),
+            };
+            let features = batch.features.slice(ndarray::s![rows.clone(), ..]);
+            let targets = batch.targets.slice_rows(rows);
+            let mine = Batch::new(features, targets).with_rows_in_dataset(&indices);
+            let local = self.local_part(part);
+            self.inner.accumulate(&mine, local)?;
+        } else if part.first {
+            self.contributed = false;
+        }
+        self.finish(part)
+    }
+
+    fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
+        let rows = slice(indices.len(), self.rank, self.ranks);
+        if !rows.is_empty() {
+            let local = self.local_part(part);
+            self.inner.accumulate_resident(&indices[rows], local)?;
+        } else if part.first {
+            self.contributed = false;
+        }
+        self.finish(part)
+    }
+
+    fn apply_update(&mut self) -> Result<()> {
+        self.finish(Part {
+            group_rows: 1,
+            first: false,
+            last: true,
+        })
+    }
+
+    fn last_losses(&mut self) -> Result<Vec<f32>> {
+        self.inner.last_losses()
+    }
+
+    fn gradients(&mut self, k: usize) -> Result<Parameters> {
+        self.inner.gradients(k)
+    }
+
+    fn set_gradients(&mut self, k: usize, gradients: &Parameters) -> Result<()> {
+        self.inner.set_gradients(k, gradients)
+    }
+
+    fn parameters(&mut self, k: usize) -> Result<Parameters> {
+        self.inner.parameters(k)
+    }
+
+    fn set_parameters(&mut self, k: usize, parameters: &Parameters) -> Result<()> {
+        self.inner.set_parameters(k, parameters)
+    }
+
+    fn predict(&mut self, k: usize, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        self.inner.predict(k, features)
+    }
+
+    fn steps(&self) -> u64 {
+        self.inner.steps()
+    }
+
+    fn set_mask_seed(&mut self, seed: u64) {
+        self.inner.set_mask_seed(seed);
+    }
+
+    fn set_learning_rates(&mut self, lrs: &[f64]) -> Result<()> {
+        self.inner.set_learning_rates(lrs)
+    }
+
+    fn learning_rates(&self) -> Vec<f64> {
+        self.inner.learning_rates()
+    }
+
+    fn set_clip_norm(&mut self, max_norm: Option<f32>) -> Result<()> {
+        self.inner.set_clip_norm(max_norm)
+    }
+
+    fn freeze(&mut self, k: usize) -> Result<()> {
+        self.inner.freeze(k)
+    }
+
+    /// Each model's metrics summed over the ranks, in rank order.
+    fn take_metrics(&mut self) -> Result<Vec<Metrics>> {
+        let mine = self.inner.take_metrics()?;
+        let fields: Vec<f64> = mine
+            .iter()
+            .flat_map(|m| {
+                [
+                    f64::from(m.loss_sum),
+                    m.rows as f64,
+                    m.correct as f64,
+                    f64::from(u8::from(m.nonfinite)),
+                ]
+            })
+            .collect();
+        let mut all = vec![0.0f64; fields.len() * self.ranks];
+        self.comm.all_gather_into(&fields[..], &mut all[..]);
+        let mut summed = vec![Metrics::default(); mine.len()];
+        for rank in all.chunks_exact(fields.len()) {
+            for (m, f) in summed.iter_mut().zip(rank.chunks_exact(4)) {
+                m.loss_sum += f[0] as f32;
+                m.rows += f[1] as u64;
+                m.correct += f[2] as u64;
+                m.nonfinite |= f[3] != 0.0;
+            }
+        }
+        Ok(summed)
+    }
+
+    fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Vec<Metrics>> {
+        self.inner.evaluate(batch)
+    }
+
+    fn optimizer_state(&mut self, k: usize) -> Result<OptimizerState> {
+        self.inner.optimizer_state(k)
+    }
+
+    fn set_optimizer_state(&mut self, k: usize, state: &OptimizerState) -> Result<()> {
+        self.inner.set_optimizer_state(k, state)
+    }
+
+    fn load_resident(&mut self, data: Arc<Dataset>) -> Result<()> {
+        self.inner.load_resident(data)
+    }
+
+    fn synchronize(&mut self) -> Result<()> {
+        self.inner.synchronize()
+    }
+}

@@ -1,0 +1,62 @@
+//! Which rank this process is, when `mpirun` launched it among several.
+
+use mpi::environment::Universe;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+
+/// This process's place among the ranks of a data-parallel run, and the MPI environment that
+/// lasts as long as it (MPI is finalised when it is dropped).
+pub struct Ranks {
+    /// The MPI environment, initialised once.
+    _universe: Universe,
+    /// This process's rank, `0..size`.
+    pub rank: usize,
+    /// The number of ranks.
+    pub size: usize,
+    /// This process's rank among those on its host (MPI's shared-memory split), which chooses
+    /// its GPU on a host with several.
+    pub local_rank: usize,
+    /// The number of ranks on this host, which share its cores when they train on the CPU.
+    pub local_size: usize,
+}
+
+impl Ranks {
+    /// A communicator over every rank (MPI's world), for collectives.
+    pub fn world(&self) -> SimpleCommunicator {
+        SimpleCommunicator::world()
+    }
+
+    /// Ends every rank of the job with `code`: a rank that fails calls it after saying why, so
+    /// that no other rank waits for it in a collective.
+    pub fn abort(&self, code: i32) -> ! {
+        SimpleCommunicator::world().abort(code)
+    }
+}
+
+/// The ranks of this run when a launcher (`mpirun`, `srun`) started this process among more
+/// than one (its environment says so: `OMPI_COMM_WORLD_SIZE`, `PMI_SIZE` or `PMIX_SIZE`); MPI
+/// is then initialised. `None` for a process started on its own, which runs as it always
+/// does, without MPI.
+pub fn launched_ranks() -> Option<Ranks> {
+    let size = [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_SIZE",
+        "MPI_LOCALNRANKS",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())?;
+    if size < 2 {
+        return None;
+    }
+    let universe = mpi::initialize()?;
+    let world = universe.world();
+    let local = world.split_shared(world.rank());
+    Some(Ranks {
+        rank: world.rank() as usize,
+        size: world.size() as usize,
+        local_rank: local.rank() as usize,
+        local_size: local.size() as usize,
+        _universe: universe,
+    })
+}

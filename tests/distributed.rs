@@ -1,0 +1,316 @@
+//! Data-parallel training under `mpirun` (feature `mpi`; `scripts/test` installs Open MPI and
+//! runs these): N ranks train what one process trains on the same global batches, reruns are
+//! bit-identical, only rank 0 prints and writes, a run resumes on another number of ranks, a
+//! killed rank ends the job within seconds, and what runs in one process only says so.
+#![cfg(feature = "mpi")]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use safetensors::SafeTensors;
+
+/// `mpirun -np RANKS downhill ARGS` in `dir` (as root too, oversubscribing the cores).
+fn mpirun(ranks: usize, args: &[&str], dir: &Path) -> Command {
+    let mut command = Command::new("mpirun");
+    command
+        .args(["-np", &ranks.to_string(), "--oversubscribe"])
+        .arg(env!("CARGO_BIN_EXE_downhill"))
+        .args(args)
+        .current_dir(dir)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    command
+}
+
+fn succeeds(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `downhill ARGS` in one process.
+fn single(args: &[&str], dir: &Path) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_downhill"))
+        .args(args)
+        .current_dir(dir)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    succeeds(out, &format!("downhill {args:?}"))
+}
+
+/// Every tensor of a checkpoint, by name.
+fn tensors(path: &Path) -> HashMap<String, Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (name, values)
+        })
+        .collect()
+}
+
+/// The largest difference between two checkpoints' tensors, relative to 1 + the value.
+fn worst(a: &Path, b: &Path) -> f32 {
+    let (a, b) = (tensors(a), tensors(b));
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .flat_map(|(name, x)| {
+            x.iter()
+                .zip(&b[name])
+                .map(|(p, q)| (p - q).abs() / (1.0 + p.abs()))
+        })
+        .fold(0.0, f32::max)
+}
+
+/// Each optimizer on both engines, on 2 and 3 ranks: the digits' last batch of an epoch has 5
+/// rows, so 3 ranks take 2, 2 and 1; clipping and accumulation on some. The ranks' model equals
+/// the one process's within the GPU-against-CPU tolerance (the sums differ only in order).
+#[test]
+fn ranks_train_what_one_process_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, usize, &[&str]); 6] = [
+        (
+            "cpu",
+            2,
+            &[
+                "--optimizer",
+                "sgd",
+                "--momentum",
+                "0.9",
+                "--clip-norm",
+                "0.5",
+            ],
+        ),
+        ("gpu", 3, &["--optimizer", "adam", "--accumulate", "2"]),
+        ("cpu", 3, &["--optimizer", "adamw", "--weight-decay", "0.1"]),
+        (
+            "gpu",
+            2,
+            &["--optimizer", "rmsprop", "--centered", "--clip-norm", "1"],
+        ),
+        ("gpu", 3, &["--optimizer", "adagrad"]),
+        ("cpu", 2, &["--optimizer", "adadelta", "--accumulate", "3"]),
+    ];
+    for (i, (device, ranks, extra)) in cases.iter().enumerate() {
+        let (one, many) = (
+            format!("one{i}.safetensors"),
+            format!("many{i}.safetensors"),
+        );
+        let args = |save: &str| {
+            let mut a = vec![
+                "train",
+                "--dataset",
+                "digits",
+                "--layers",
+                "64,24,10",
+                "--epochs",
+                "1",
+                "--device",
+                device,
+                "--no-autotune",
+                "--save",
+            ];
+            a.push(save);
+            a.extend_from_slice(extra);
+            a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+        };
+        let one_args = args(&one);
+        let one_args: Vec<&str> = one_args.iter().map(String::as_str).collect();
+        single(&one_args, dir.path());
+        let many_args = args(&many);
+        let many_args: Vec<&str> = many_args.iter().map(String::as_str).collect();
+        succeeds(
+            mpirun(*ranks, &many_args, dir.path()).output().unwrap(),
+            &format!("{ranks} ranks, {device}, {extra:?}"),
+        );
+        let worst = worst(&dir.path().join(&one), &dir.path().join(&many));
+        assert!(worst < 1e-5, "{ranks} ranks, {device}, {extra:?}: {worst}");
+    }
+}
+
+/// Two runs on 3 ranks write the same bytes; only rank 0 prints and writes; the replicas are
+/// compared at every step and found the same.
+#[test]
+fn reruns_are_bit_identical_and_rank_0_alone_prints_and_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        let save = format!("{name}.safetensors");
+        let metrics = format!("{name}.jsonl");
+        let args = [
+            "train",
+            "--dataset",
+            "digits",
+            "--layers",
+            "64,24,10",
+            "--epochs",
+            "2",
+            "--device",
+            "gpu",
+            "--no-autotune",
+            "--dropout",
+            "0.2",
+            "--check-replicas",
+            "1",
+            "--save",
+            &save,
+            "--metrics",
+            &metrics,
+        ];
+        let out = succeeds(mpirun(3, &args, dir.path()).output().unwrap(), "3 ranks");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(stdout.matches("train_loss").count(), 1, "{stdout}");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(stderr.matches("saved ").count(), 1, "{stderr}");
+        assert!(dir.path().join(&metrics).exists());
+        std::fs::read(dir.path().join(&save)).unwrap()
+    };
+    assert_eq!(run("first"), run("second"), "the same bytes");
+}
+
+/// A run checkpointed on 2 ranks and resumed on 3 ends where one process's run ends.
+#[test]
+fn a_run_resumes_on_another_number_of_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = [
+        "train",
+        "--dataset",
+        "digits",
+        "--layers",
+        "64,24,10",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--optimizer",
+        "adam",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> { [&common[..], extra].concat() };
+    single(&with(&["--save", "whole.safetensors"]), dir.path());
+    let first = with(&[
+        "--max-steps",
+        "30",
+        "--checkpoint-every",
+        "30",
+        "--checkpoint",
+        "state.safetensors",
+    ]);
+    succeeds(mpirun(2, &first, dir.path()).output().unwrap(), "2 ranks");
+    let resumed = [
+        "train",
+        "--resume",
+        "state.safetensors",
+        "--max-steps",
+        "114",
+        "--save",
+        "resumed.safetensors",
+    ];
+    succeeds(mpirun(3, &resumed, dir.path()).output().unwrap(), "3 ranks");
+    let worst = worst(
+        &dir.path().join("whole.safetensors"),
+        &dir.path().join("resumed.safetensors"),
+    );
+    assert!(worst < 1e-5, "{worst}");
+}
+
+/// A rank killed mid-run ends the whole job within seconds, and mpirun names it.
+#[test]
+fn a_killed_rank_ends_the_job_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--dataset",
+        "digits",
+        "--layers",
+        "64,24,10",
+        "--epochs",
+        "100000",
+        "--device",
+        "cpu",
+    ];
+    let job = mpirun(2, &args, dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The ranks are mpirun's children; wait until both train, then kill the last one.
+    let rank = loop {
+        let children = Command::new("pgrep")
+            .args(["-P", &job.id().to_string(), "-x", "downhill"])
+            .output()
+            .unwrap();
+        let pids: Vec<String> = String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if pids.len() == 2 {
+            std::thread::sleep(Duration::from_secs(2));
+            break pids[1].clone();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    Command::new("kill").args(["-9", &rank]).status().unwrap();
+    let killed = Instant::now();
+    let out = job.wait_with_output().unwrap();
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rank 1") && stderr.contains("Killed"),
+        "{stderr}"
+    );
+}
+
+/// Commands that run in one process say so under mpirun, and a batch norm (whose statistics
+/// would be each rank's slice's) is refused.
+#[test]
+fn what_runs_in_one_process_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mpirun(
+        2,
+        &["sweep", "--dataset", "digits", "--epochs", "1"],
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`downhill sweep` runs in a single process") && stderr.contains("rank"),
+        "{stderr}"
+    );
+    let out = mpirun(
+        2,
+        &[
+            "train",
+            "--dataset",
+            "digits",
+            "--layers",
+            "64,24,10",
+            "--norm",
+            "batch",
+        ],
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--norm batch under mpirun"), "{stderr}");
+}
