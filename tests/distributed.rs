@@ -314,3 +314,81 @@ fn what_runs_in_one_process_says_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--norm batch under mpirun"), "{stderr}");
 }
+
+/// Ctrl-C at mpirun (which passes a signal on to every rank) stops every rank at the same
+/// step: rank 0 writes the training state once, and the run resumes from it on other ranks.
+#[test]
+fn an_interrupt_stops_every_rank_at_one_step_and_the_state_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--dataset",
+        "digits",
+        "--layers",
+        "64,24,10",
+        "--epochs",
+        "100000",
+        "--device",
+        "cpu",
+        "--checkpoint",
+        "state.safetensors",
+    ];
+    let job = mpirun(2, &args, dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both ranks train once they have children of mpirun named downhill; then a few seconds.
+    while Command::new("pgrep")
+        .args(["-P", &job.id().to_string(), "-x", "downhill"])
+        .output()
+        .unwrap()
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count()
+        < 2
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    Command::new("kill")
+        .args(["-INT", &job.id().to_string()])
+        .status()
+        .unwrap();
+    let interrupted = Instant::now();
+    let out = job.wait_with_output().unwrap();
+    assert!(interrupted.elapsed() < Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("training state written to").count(),
+        1,
+        "{stderr}"
+    );
+    let state = dir.path().join("state.safetensors");
+    assert!(state.exists(), "{stderr}");
+    // It resumes, here on 3 ranks, for a few more steps.
+    let steps = downhill::checkpoint::load_state(&state)
+        .unwrap()
+        .state
+        .steps;
+    let more = (steps + 5).to_string();
+    let resumed = [
+        "train",
+        "--resume",
+        "state.safetensors",
+        "--epochs",
+        "100000",
+        "--max-steps",
+        &more,
+        "--save",
+        "resumed.safetensors",
+    ];
+    let out = succeeds(mpirun(3, &resumed, dir.path()).output().unwrap(), "resumed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("steps {}..{more}", steps + 1)),
+        "{stderr}"
+    );
+    assert!(dir.path().join("resumed.safetensors").exists());
+}

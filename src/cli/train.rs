@@ -196,8 +196,15 @@ impl Observer for Reporter {
         self.records.push(r.clone());
     }
 
+    /// Under mpirun, whether any rank received a signal: every rank asks at the same step, so
+    /// all of them stop there (mpirun passes Ctrl-C on to every rank, but not at once).
     fn interrupted(&self) -> bool {
-        self.interrupted.received().is_some()
+        let here = self.interrupted.received().is_some();
+        #[cfg(feature = "mpi")]
+        if super::ranks::get().is_some() {
+            return downhill::distributed::any_rank(here);
+        }
+        here
     }
 }
 

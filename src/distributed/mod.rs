@@ -31,7 +31,7 @@ pub use engine::DataParallel;
 #[cfg(feature = "mpi")]
 pub use reduce::FixedOrderSum;
 #[cfg(feature = "mpi")]
-pub use world::{Ranks, launched_ranks};
+pub use world::{Ranks, any_rank, launched_ranks};
 
 use std::ops::Range;
 
