@@ -75,6 +75,53 @@ fn worst(a: &Path, b: &Path) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// A two-rank training run of many epochs started in `dir` (with `extra` flags), once both of
+/// its ranks (mpirun's children named downhill) have trained for a few seconds; with their
+/// process ids.
+fn long_run(dir: &Path, extra: &[&str]) -> (std::process::Child, Vec<String>) {
+    let args = [
+        &[
+            "train",
+            "--dataset",
+            "digits",
+            "--layers",
+            "64,24,10",
+            "--epochs",
+            "100000",
+            "--device",
+            "cpu",
+        ][..],
+        extra,
+    ]
+    .concat();
+    let job = mpirun(2, &args, dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ranks = training_ranks(job.id());
+    (job, ranks)
+}
+
+/// The process ids of the two ranks of the mpirun `job`, once both have trained a few seconds.
+fn training_ranks(job: u32) -> Vec<String> {
+    loop {
+        let children = Command::new("pgrep")
+            .args(["-P", &job.to_string(), "-x", "downhill"])
+            .output()
+            .unwrap();
+        let pids: Vec<String> = String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if pids.len() == 2 {
+            std::thread::sleep(Duration::from_secs(3));
+            return pids;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Each optimizer on both engines, on 2 and 3 ranks: the digits' last batch of an epoch has 5
 /// rows, so 3 ranks take 2, 2 and 1; clipping and accumulation on some. The ranks' model equals
 /// the one process's within the GPU-against-CPU tolerance (the sums differ only in order).
@@ -229,39 +276,9 @@ fn a_run_resumes_on_another_number_of_ranks() {
 #[test]
 fn a_killed_rank_ends_the_job_within_seconds() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "train",
-        "--dataset",
-        "digits",
-        "--layers",
-        "64,24,10",
-        "--epochs",
-        "100000",
-        "--device",
-        "cpu",
-    ];
-    let job = mpirun(2, &args, dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The ranks are mpirun's children; wait until both train, then kill the last one.
-    let rank = loop {
-        let children = Command::new("pgrep")
-            .args(["-P", &job.id().to_string(), "-x", "downhill"])
-            .output()
-            .unwrap();
-        let pids: Vec<String> = String::from_utf8_lossy(&children.stdout)
-            .split_whitespace()
-            .map(String::from)
-            .collect();
-        if pids.len() == 2 {
-            std::thread::sleep(Duration::from_secs(2));
-            break pids[1].clone();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    Command::new("kill").args(["-9", &rank]).status().unwrap();
+    let (job, ranks) = long_run(dir.path(), &[]);
+    let rank = &ranks[1];
+    Command::new("kill").args(["-9", rank]).status().unwrap();
     let killed = Instant::now();
     let out = job.wait_with_output().unwrap();
     assert!(
@@ -320,38 +337,7 @@ fn what_runs_in_one_process_says_so() {
 #[test]
 fn an_interrupt_stops_every_rank_at_one_step_and_the_state_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "train",
-        "--dataset",
-        "digits",
-        "--layers",
-        "64,24,10",
-        "--epochs",
-        "100000",
-        "--device",
-        "cpu",
-        "--checkpoint",
-        "state.safetensors",
-    ];
-    let job = mpirun(2, &args, dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Both ranks train once they have children of mpirun named downhill; then a few seconds.
-    while Command::new("pgrep")
-        .args(["-P", &job.id().to_string(), "-x", "downhill"])
-        .output()
-        .unwrap()
-        .stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count()
-        < 2
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_secs(3));
+    let (job, _) = long_run(dir.path(), &["--checkpoint", "state.safetensors"]);
     Command::new("kill")
         .args(["-INT", &job.id().to_string()])
         .status()

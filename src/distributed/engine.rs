@@ -1,7 +1,8 @@
 //! An engine that trains one replica of its models per rank on a slice of each batch, and sums
 //! the slices' gradients over the ranks before every update.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
@@ -15,6 +16,20 @@ use crate::engine::{Engine, Metrics, OptimizerState, Setup};
 use crate::error::{Error, Result};
 use crate::loss::Batch;
 use crate::model::Parameters;
+
+/// Where a data-parallel run's time went on one rank, summed over its steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepTimes {
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Forward and backward of this rank's slices, up to its gradients read back to the host.
+    pub compute: Duration,
+    /// Summing the gradients over the ranks (not overlapped with backward: it starts once
+    /// every gradient is read back).
+    pub communication: Duration,
+    /// Writing the summed gradients back and applying the update.
+    pub update: Duration,
+}
 
 /// [`Engine`] over the ranks of an MPI job: `inner` trains this rank's replica on its slice of
 /// each batch ([`slice`]); at the end of each step's group the gradients of every model are
@@ -33,6 +48,7 @@ pub struct DataParallel {
     /// Every this many steps, the ranks compare checksums of their parameters (0: never).
     check_every: u64,
     flat: Vec<f32>,
+    times: Arc<Mutex<StepTimes>>,
 }
 
 impl DataParallel {
@@ -51,7 +67,20 @@ impl DataParallel {
             contributed: false,
             check_every,
             flat: Vec::new(),
+            times: Arc::default(),
         }
+    }
+
+    /// Where this rank's time went so far, updated at every step (shared, so that it can be
+    /// read once the engine is handed over as a `Box<dyn Engine>`).
+    pub fn times(&self) -> Arc<Mutex<StepTimes>> {
+        Arc::clone(&self.times)
+    }
+
+    /// Adds `elapsed` to one of this rank's times.
+    fn count(&self, elapsed: Duration, field: fn(&mut StepTimes) -> &mut Duration) {
+        let mut times = self.times.lock().unwrap_or_else(|e| e.into_inner());
+        *field(&mut times) += elapsed;
     }
 
     /// This rank's part in a mini-batch of `rows` rows that is `part` of its group: the rows'
@@ -75,6 +104,7 @@ impl DataParallel {
             return Ok(());
         }
         for k in 0..self.inner.models() {
+            let started = Instant::now();
             let mut gradients = if self.contributed {
                 self.inner.gradients(k)?
             } else {
@@ -84,15 +114,23 @@ impl DataParallel {
             for (_, values) in gradients.tensors_mut() {
                 self.flat.extend_from_slice(values);
             }
+            let read = Instant::now();
+            self.count(read - started, |t| &mut t.compute);
             self.sum.sum(&mut self.flat);
+            let summed = Instant::now();
+            self.count(summed - read, |t| &mut t.communication);
             let mut at = 0;
             for (_, values) in gradients.tensors_mut() {
                 values.copy_from_slice(&self.flat[at..at + values.len()]);
                 at += values.len();
             }
             self.inner.set_gradients(k, &gradients)?;
+            self.count(summed.elapsed(), |t| &mut t.update);
         }
+        let started = Instant::now();
         self.inner.apply_update()?;
+        self.count(started.elapsed(), |t| &mut t.update);
+        self.times.lock().unwrap_or_else(|e| e.into_inner()).steps += 1;
         let step = self.inner.steps();
         if self.check_every > 0 && step.is_multiple_of(self.check_every) {
             self.check_replicas(step)?;
@@ -153,7 +191,9 @@ impl Engine for DataParallel {
             let targets = batch.targets.slice_rows(rows);
             let mine = Batch::new(features, targets).with_rows_in_dataset(&indices);
             let local = self.local_part(part);
+            let started = Instant::now();
             self.inner.accumulate(&mine, local)?;
+            self.count(started.elapsed(), |t| &mut t.compute);
         } else if part.first {
             self.contributed = false;
         }
@@ -164,7 +204,9 @@ impl Engine for DataParallel {
         let rows = slice(indices.len(), self.rank, self.ranks);
         if !rows.is_empty() {
             let local = self.local_part(part);
+            let started = Instant::now();
             self.inner.accumulate_resident(&indices[rows], local)?;
+            self.count(started.elapsed(), |t| &mut t.compute);
         } else if part.first {
             self.contributed = false;
         }
@@ -179,6 +221,8 @@ impl Engine for DataParallel {
         })
     }
 
+    /// The loss of this rank's slice of the most recent mini-batch (the global batch's is in
+    /// [`Engine::take_metrics`], summed over the ranks).
     fn last_losses(&mut self) -> Result<Vec<f32>> {
         self.inner.last_losses()
     }

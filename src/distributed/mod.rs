@@ -27,7 +27,7 @@ mod reduce;
 mod world;
 
 #[cfg(feature = "mpi")]
-pub use engine::DataParallel;
+pub use engine::{DataParallel, StepTimes};
 #[cfg(feature = "mpi")]
 pub use reduce::FixedOrderSum;
 #[cfg(feature = "mpi")]
