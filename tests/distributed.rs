@@ -123,12 +123,13 @@ fn training_ranks(job: u32) -> Vec<String> {
 }
 
 /// Each optimizer on both engines, on 2 and 3 ranks: the digits' last batch of an epoch has 5
-/// rows, so 3 ranks take 2, 2 and 1; clipping and accumulation on some. The ranks' model equals
+/// rows, so 3 ranks take 2, 2 and 1; clipping and accumulation on some; data streamed from the
+/// host with dropout on one. The ranks' model equals
 /// the one process's within the GPU-against-CPU tolerance (the sums differ only in order).
 #[test]
 fn ranks_train_what_one_process_trains() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, usize, &[&str]); 6] = [
+    let cases: [(&str, usize, &[&str]); 7] = [
         (
             "cpu",
             2,
@@ -150,6 +151,19 @@ fn ranks_train_what_one_process_trains() {
         ),
         ("gpu", 3, &["--optimizer", "adagrad"]),
         ("cpu", 2, &["--optimizer", "adadelta", "--accumulate", "3"]),
+        // Streamed from the host, each rank reading only its rows, with dropout's masks.
+        (
+            "gpu",
+            3,
+            &[
+                "--optimizer",
+                "adam",
+                "--residency",
+                "streamed",
+                "--dropout",
+                "0.3",
+            ],
+        ),
     ];
     for (i, (device, ranks, extra)) in cases.iter().enumerate() {
         let (one, many) = (

@@ -298,6 +298,13 @@ pub fn run_config(
         log_every: monitor.log_every,
         residency: self::residency(residency),
         checkpoint: None,
+        // The whole of each batch, unless this is a rank of a data-parallel run.
+        share: super::ranks::get().map_or(downhill::data::scheduler::Share::WHOLE, |r| {
+            downhill::data::scheduler::Share {
+                rank: r.rank,
+                ranks: r.size,
+            }
+        }),
         divergence_threshold: match monitor.divergence_threshold {
             0.0 => None,
             t if t.is_finite() && t > 1.0 => Some(t),

@@ -31,6 +31,38 @@ pub struct Order {
     pub drop_last: bool,
     /// The run's seed.
     pub seed: u64,
+    /// The part of each batch this process trains on: all of it, or a rank's slice in a
+    /// data-parallel run.
+    pub share: Share,
+}
+
+/// The part of each batch one process takes: rank `rank` of `ranks` takes a contiguous slice,
+/// the slices in rank order, the first `rows mod ranks` one row longer than the others (a rank
+/// past the rows of a short batch takes none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// This process's rank, `0..ranks`.
+    pub rank: usize,
+    /// The number of processes sharing each batch.
+    pub ranks: usize,
+}
+
+impl Share {
+    /// The whole of every batch: one process.
+    pub const WHOLE: Share = Share { rank: 0, ranks: 1 };
+
+    /// The rows of a batch of `rows` rows that this share takes.
+    pub fn of(&self, rows: usize) -> std::ops::Range<usize> {
+        let (base, longer) = (rows / self.ranks, rows % self.ranks);
+        let start = self.rank * base + self.rank.min(longer);
+        start..start + base + usize::from(self.rank < longer)
+    }
+}
+
+impl Default for Share {
+    fn default() -> Self {
+        Share::WHOLE
+    }
 }
 
 impl Order {
@@ -62,7 +94,13 @@ impl Order {
             shuffle,
             drop_last,
             seed,
+            share: Share::WHOLE,
         })
+    }
+
+    /// The same order, each batch cut to `share`'s rows.
+    pub fn shared(self, share: Share) -> Self {
+        Self { share, ..self }
     }
 
     /// Batches in one epoch.
@@ -85,16 +123,18 @@ impl Order {
         order
     }
 
-    /// How many rows batch `batch` of an epoch has: `batch_size`, or fewer for a last partial
-    /// batch.
+    /// How many rows batch `batch` of an epoch has (the whole batch's, whatever the share):
+    /// `batch_size`, or fewer for a last partial batch.
     pub fn batch_rows(&self, batch: usize) -> usize {
         (self.rows - batch * self.batch_size).min(self.batch_size)
     }
 
-    /// The rows of batch `batch` of a permutation.
+    /// The rows of batch `batch` of a permutation that this order's share takes (all of them
+    /// for [`Share::WHOLE`]).
     pub fn batch<'a>(&self, permutation: &'a [u32], batch: usize) -> &'a [u32] {
         let start = batch * self.batch_size;
-        &permutation[start..(start + self.batch_size).min(self.rows)]
+        let whole = &permutation[start..(start + self.batch_size).min(self.rows)];
+        &whole[self.share.of(whole.len())]
     }
 }
 
@@ -272,6 +312,51 @@ impl Drop for Stream {
         self.free = sync_channel(0).0;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Order, Share};
+
+    #[test]
+    fn shares_cover_each_batch_in_rank_order_the_first_ranks_one_row_longer() {
+        for ranks in 1..6 {
+            for rows in 0..20 {
+                let slices: Vec<_> = (0..ranks)
+                    .map(|rank| Share { rank, ranks }.of(rows))
+                    .collect();
+                assert_eq!(slices[0].start, 0);
+                assert_eq!(slices[ranks - 1].end, rows);
+                for pair in slices.windows(2) {
+                    assert_eq!(pair[0].end, pair[1].start, "{rows} rows, {ranks} ranks");
+                    assert!(pair[0].len() >= pair[1].len());
+                    assert!(pair[0].len() - pair[1].len() <= 1);
+                }
+            }
+        }
+        assert_eq!(Share { rank: 1, ranks: 3 }.of(10), 4..7);
+        assert_eq!(Share { rank: 1, ranks: 2 }.of(1), 1..1);
+    }
+
+    #[test]
+    fn a_shared_order_gives_each_rank_its_rows_of_the_same_batches() {
+        let order = Order::new(10, 4, true, false, 7).unwrap();
+        let permutation = order.permutation(3);
+        for batch in 0..order.batches_per_epoch() {
+            let whole = order.batch(&permutation, batch);
+            let pieces: Vec<u32> = (0..3)
+                .flat_map(|rank| {
+                    let shared = order.shared(Share { rank, ranks: 3 });
+                    shared.batch(&permutation, batch).to_vec()
+                })
+                .collect();
+            assert_eq!(pieces, whole);
+            assert_eq!(
+                order.shared(Share { rank: 2, ranks: 3 }).batch_rows(batch),
+                whole.len()
+            );
         }
     }
 }

@@ -9,7 +9,6 @@ use mpi::traits::*;
 use ndarray::{Array2, ArrayView2};
 
 use super::reduce::FixedOrderSum;
-use super::slice;
 use crate::accumulate::Part;
 use crate::data::Dataset;
 use crate::engine::{Engine, Metrics, OptimizerState, Setup};
@@ -31,8 +30,9 @@ pub struct StepTimes {
     pub update: Duration,
 }
 
-/// [`Engine`] over the ranks of an MPI job: `inner` trains this rank's replica on its slice of
-/// each batch ([`slice`]); at the end of each step's group the gradients of every model are
+/// [`Engine`] over the ranks of an MPI job: `inner` trains this rank's replica on its share of
+/// each batch, which the training loop's data plan cuts ([`Share`](crate::data::scheduler::Share),
+/// so each rank reads only its rows); at the end of each step's group the gradients of every model are
 /// summed over the ranks in a fixed order ([`FixedOrderSum`]) and then applied, so every rank
 /// makes the update of the global batch. Metrics are summed over the ranks; evaluation and
 /// prediction run on this rank's replica alone (every replica is the same).
@@ -178,21 +178,13 @@ impl Engine for DataParallel {
         self.inner.setup(k)
     }
 
+    /// `batch` is this rank's share of the mini-batch (possibly no rows), as the training
+    /// loop's data plan cuts it ([`crate::train::TrainConfig::share`]).
     fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
-        let rows = slice(batch.rows(), self.rank, self.ranks);
-        if !rows.is_empty() {
-            // Dropout's masks are keyed by each row's place in the dataset, so that a slice
-            // draws the masks its rows draw in the whole batch.
-            let indices: Vec<u32> = match batch.rows_in_dataset {
-                Some(indices) => indices[rows.clone()].to_vec(),
-                None => (rows.start as u32..rows.end as u32).collect(),
-            };
-            let features = batch.features.slice(ndarray::s![rows.clone(), ..]);
-            let targets = batch.targets.slice_rows(rows);
-            let mine = Batch::new(features, targets).with_rows_in_dataset(&indices);
+        if batch.rows() > 0 {
             let local = self.local_part(part);
             let started = Instant::now();
-            self.inner.accumulate(&mine, local)?;
+            self.inner.accumulate(batch, local)?;
             self.count(started.elapsed(), |t| &mut t.compute);
         } else if part.first {
             self.contributed = false;
@@ -200,12 +192,12 @@ impl Engine for DataParallel {
         self.finish(part)
     }
 
+    /// `indices` are this rank's share of the mini-batch (possibly none).
     fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
-        let rows = slice(indices.len(), self.rank, self.ranks);
-        if !rows.is_empty() {
+        if !indices.is_empty() {
             let local = self.local_part(part);
             let started = Instant::now();
-            self.inner.accumulate_resident(&indices[rows], local)?;
+            self.inner.accumulate_resident(indices, local)?;
             self.count(started.elapsed(), |t| &mut t.compute);
         } else if part.first {
             self.contributed = false;

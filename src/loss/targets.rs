@@ -37,13 +37,3 @@ pub enum TargetsView<'a> {
     /// One class index per row.
     Classes(&'a [u32]),
 }
-
-impl TargetsView<'_> {
-    /// The targets of the rows `rows`.
-    pub fn slice_rows(&self, rows: std::ops::Range<usize>) -> TargetsView<'_> {
-        match self {
-            TargetsView::Dense(values) => TargetsView::Dense(values.slice(ndarray::s![rows, ..])),
-            TargetsView::Classes(classes) => TargetsView::Classes(&classes[rows]),
-        }
-    }
-}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::data::mapped::MappedNpy;
-use crate::data::scheduler::Source;
+use crate::data::scheduler::{Share, Source};
 use crate::data::{Dataset, Standardizer};
 use crate::optim::LrSchedule;
 
@@ -108,6 +108,10 @@ pub struct TrainConfig {
     /// training rows; after a resume, at the resumed parameters): a loss that grows by orders of
     /// magnitude without becoming infinite. `None` checks only for NaN and infinity.
     pub divergence_threshold: Option<f64>,
+    /// The part of each batch this process trains on: the whole batch, or, for a rank of a
+    /// data-parallel run, its slice (its feed gathers or reads only those rows; see
+    /// [`crate::distributed`]).
+    pub share: Share,
 }
 
 impl Default for TrainConfig {
@@ -127,6 +131,7 @@ impl Default for TrainConfig {
             residency: Residency::Auto,
             checkpoint: None,
             divergence_threshold: Some(DEFAULT_DIVERGENCE_THRESHOLD),
+            share: Share::WHOLE,
         }
     }
 }

@@ -50,7 +50,8 @@ impl RunPlan {
             config.shuffle,
             config.drop_last,
             config.seed,
-        )?;
+        )?
+        .shared(config.share);
         let batches = order.batches_per_epoch() as u64;
         let steps_per_epoch = batches.div_ceil(config.accumulate);
         let total = (config.epochs * steps_per_epoch).min(config.max_steps.unwrap_or(u64::MAX));
