@@ -28,10 +28,18 @@ fn launched() -> Option<downhill::distributed::Ranks> {
         size: ranks.size,
         local_rank: ranks.local_rank,
     });
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // A rank the launcher bound to some cores has those; an unbound one shares the host's.
+    let allowed = std::thread::available_parallelism().map_or(1, usize::from);
+    // SAFETY: sysconf has no preconditions.
+    let online = usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).unwrap_or(1);
+    let threads = if allowed < online {
+        allowed
+    } else {
+        (online / ranks.local_size).max(1)
+    };
     // A pool already built keeps its threads; nothing has built one yet.
     let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads((cores / ranks.local_size).max(1))
+        .num_threads(threads)
         .build_global();
     Some(ranks)
 }
@@ -43,6 +51,15 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     #[cfg(feature = "mpi")]
     let ranks = launched();
+    #[cfg(not(feature = "mpi"))]
+    if let Some(n) = downhill::distributed::launcher_ranks().filter(|&n| n > 1) {
+        report(&downhill::Error::Usage(format!(
+            "this downhill was built without the mpi feature, and a launcher started it as one \
+             of {n} processes: each would train the whole run alone and write the same files; \
+             build it with `cargo build --release --features mpi` for data-parallel training"
+        )));
+        return ExitCode::FAILURE;
+    }
     let result = run(&cli, &matches);
     result.unwrap_or_else(|e| {
         if let Some(r) = cli::ranks::get() {

@@ -1,8 +1,8 @@
 //! Element-wise loops compiled for the widest vector instructions the CPU has, chosen at run
 //! time.
 
-/// Compiles the functions it wraps once for each of AVX2 and SSE4.2 (x86-64) and NEON (AArch64)
-/// besides the portable build, and has each call run the widest version this CPU supports
+/// Compiles the functions it wraps once for each of AVX2 and SSE4.2 (x86-64) besides the
+/// portable build (which on AArch64 already has NEON), and has each call run the widest version this CPU supports
 /// (detected once): a function's loops over slices are vectorised at that width, where the
 /// portable x86-64 build uses 128-bit SSE2. (AVX-512 was measured no faster: these loops are
 /// bound by memory, not by the width of the arithmetic.)
@@ -16,7 +16,6 @@ macro_rules! widest {
             #[multiversion::multiversion(targets(
                 "x86_64+avx2+fma",
                 "x86_64+sse4.2",
-                "aarch64+neon",
             ))]
             $function
         )*

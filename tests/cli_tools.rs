@@ -444,3 +444,23 @@ fn check_reports_a_run_that_diverges_and_fails() {
         "{model}"
     );
 }
+
+/// A build without the mpi feature, started by a launcher as one of several processes, stops
+/// at once and says how to build for data-parallel training, rather than letting every
+/// process train the whole run and write the same files.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_build_without_mpi_refuses_to_run_as_one_of_several_ranks() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_downhill"))
+        .args(["train", "--dataset", "digits", "--epochs", "1"])
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("built without the mpi feature") && stderr.contains("--features mpi"),
+        "{stderr}"
+    );
+}

@@ -123,13 +123,13 @@ fn training_ranks(job: u32) -> Vec<String> {
 }
 
 /// Each optimizer on both engines, on 2 and 3 ranks: the digits' last batch of an epoch has 5
-/// rows, so 3 ranks take 2, 2 and 1; clipping and accumulation on some; data streamed from the
-/// host with dropout on one. The ranks' model equals
+/// rows, so 3 ranks take 2, 2 and 1; clipping and accumulation on some; ranks with no rows;
+/// validation with early stopping; data streamed from the host with dropout on one. The ranks' model equals
 /// the one process's within the GPU-against-CPU tolerance (the sums differ only in order).
 #[test]
 fn ranks_train_what_one_process_trains() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, usize, &[&str]); 7] = [
+    let cases: [(&str, usize, &[&str]); 9] = [
         (
             "cpu",
             2,
@@ -151,6 +151,22 @@ fn ranks_train_what_one_process_trains() {
         ),
         ("gpu", 3, &["--optimizer", "adagrad"]),
         ("cpu", 2, &["--optimizer", "adadelta", "--accumulate", "3"]),
+        // Batches of 2 rows on 3 ranks: rank 2 has none of any batch (and ranks 1 and 2 none of
+        // the last, 1-row batch), contributing zero gradients.
+        ("cpu", 3, &["--optimizer", "adam", "--batch-size", "2"]),
+        // Validation each epoch and early stopping, decided alike on every rank.
+        (
+            "gpu",
+            2,
+            &[
+                "--optimizer",
+                "sgd",
+                "--val-split",
+                "0.2",
+                "--early-stopping",
+                "1",
+            ],
+        ),
         // Streamed from the host, each rank reading only its rows, with dropout's masks.
         (
             "gpu",

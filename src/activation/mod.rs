@@ -104,6 +104,7 @@ impl Activation {
     pub fn scale_by_derivative(self, g: &mut Array2<f32>, z: &Array2<f32>) {
         crate::simd::widest! {
             fn scale<F: Fn(f32) -> f32>(g: &mut Array2<f32>, z: &Array2<f32>, d: F) {
+                debug_assert_eq!(g.dim(), z.dim(), "a gradient and its pre-activations");
                 match (g.as_slice_mut(), z.as_slice()) {
                     (Some(gs), Some(zs)) if gs.len() == zs.len() => {
                         for (g, &z) in gs.iter_mut().zip(zs) {

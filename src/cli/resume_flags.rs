@@ -97,7 +97,12 @@ pub fn recorded(matches: &ArgMatches, base: Option<&Path>) -> Vec<String> {
         let Some(long) = arg.get_long() else {
             continue;
         };
-        if id == "resume" || matches.value_source(id) != Some(ValueSource::CommandLine) {
+        // The resume itself, and a check of one launch (which builds without the mpi feature
+        // do not know), are not the run's flags.
+        if id == "resume"
+            || id == "check_replicas"
+            || matches.value_source(id) != Some(ValueSource::CommandLine)
+        {
             continue;
         }
         if !arg.get_action().takes_values() {

@@ -211,7 +211,12 @@ impl Observer for Reporter {
 /// Trains as `a` says; `run_flags` are the flags recorded in each training state.
 pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Result<Outcome> {
     let started = std::time::Instant::now();
-    // Under mpirun, rank 0 prints and writes every output; the other ranks train in silence.
+    let state_path = state_path(
+        a.checkpoints.checkpoint.as_deref(),
+        a.outputs.save.as_deref(),
+    );
+    // Under mpirun, rank 0 prints and writes every output; the other ranks train in silence
+    // (and never write: not even a rescued model when a file fails them).
     let silent;
     let writer = super::ranks::get().is_none_or(|r| r.rank == 0);
     let a = if writer {
@@ -230,10 +235,6 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
         &silent
     };
     one_model(&a.run.lr.lr, &a.run.optimizer, "train")?;
-    let state_path = state_path(
-        a.checkpoints.checkpoint.as_deref(),
-        a.outputs.save.as_deref(),
-    );
     let outputs = [
         ("--save", a.outputs.save.as_deref()),
         // The state's path is checked when a state is asked for; without, one is written only
@@ -251,7 +252,9 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
         ("--plot", a.outputs.plot.as_deref()),
         ("--tensorboard", a.outputs.tensorboard.as_deref()),
     ];
-    check_outputs(&outputs[..4])?;
+    if writer {
+        check_outputs(&outputs[..4])?;
+    }
     // A state resumed from is rewritten in place, as the run goes on.
     let resumed_in_place = a.checkpoints.resume.as_deref().is_some_and(|resume| {
         let state = std::fs::canonicalize(&state_path).ok();
@@ -356,6 +359,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
         Ok(report) => report,
         // A file that failed mid-run (the data read from disk, say): the model is still in the
         // engine, and is kept where --save asked, or beside the state (never over it).
+        Err(e) if !writer => return Err(e),
         Err(e @ Error::Io { .. }) => {
             let rescue_path = stopped_model_path(a, &state_path);
             return Err(
@@ -382,7 +386,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
     failures.extend(reporter.tensorboard.take_failure());
     if report.stop == Stop::Interrupted {
         let signal = reporter.interrupted.received().unwrap_or_default();
-        let Some(why) = &report.state_failure else {
+        let Some(why) = report.state_failure.as_ref().filter(|_| writer) else {
             return finish(failures, Outcome::Interrupted(state_path, signal));
         };
         // The model as it stood is kept, where --save asked (or a fallback), though it cannot be
@@ -457,7 +461,6 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
     finish(failures, Outcome::Done)
 }
 
-/// Train and validation loss against the epoch, and accuracy for classification losses.
 /// `engine` trained data-parallel over the ranks when a launcher started this process among
 /// several (comparing the replicas every `check_replicas` steps), else as it is. A batch norm's
 /// statistics would be each rank's slice's, not the batch's, so it is refused there.
@@ -510,6 +513,7 @@ fn say_step_times(times: &StepTimesHandle) {
     );
 }
 
+/// Train and validation loss against the epoch, and accuracy for classification losses.
 fn plot(path: &Path, records: &[EpochRecord], loss: Loss, validation: bool) -> Result<()> {
     write_svg(path, &training_charts(records, loss, validation))
 }

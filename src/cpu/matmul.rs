@@ -16,7 +16,7 @@ pub fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     let ((m, k), (k_b, n)) = (a.dim(), b.dim());
     assert_eq!(k, k_b, "inner dimensions of a matrix product");
     if k == 0 {
-        // An empty sum: gemm would write nothing.
+        // An empty sum is zero; said here rather than left to the library.
         return Array2::zeros((m, n));
     }
     let mut c = Array2::<f32>::uninit((m, n));
@@ -26,8 +26,9 @@ pub fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     );
     // SAFETY: `a` and `b` are live views of `[m, k]` and `[k, n]` elements at the strides
     // given, `c` is a fresh row-major `[m, n]` array that aliases neither, and with
-    // `read_dst = false` and `k > 0` gemm writes every element of `c` without reading it, so
-    // `c` is initialised when it returns.
+    // `read_dst = false` and `k > 0` gemm writes every element of `c` without reading it (on
+    // every path of gemm 0.19: packed, gemv, gevv, horizontal), so `c` is initialised when it
+    // returns.
     unsafe {
         gemm::gemm(
             m,

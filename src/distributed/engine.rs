@@ -138,6 +138,15 @@ impl DataParallel {
         Ok(())
     }
 
+    /// Why [`Engine::step`] is refused.
+    fn needs_parts() -> Error {
+        Error::Usage(
+            "a data-parallel step takes this rank's share of a batch with the whole batch's \
+             rows: call accumulate with Part::whole(rows of the whole batch), as train() does"
+                .into(),
+        )
+    }
+
     /// Compares a checksum of every model's parameters across the ranks.
     fn check_replicas(&mut self, step: u64) -> Result<()> {
         let mut hasher = crc32fast::Hasher::new();
@@ -203,6 +212,17 @@ impl Engine for DataParallel {
             self.contributed = false;
         }
         self.finish(part)
+    }
+
+    /// Refused: a step needs the global batch's rows as its group's, which only
+    /// [`Engine::accumulate`] with a [`Part`] carries (as the training loop calls it).
+    fn step(&mut self, _batch: &Batch<'_>) -> Result<()> {
+        Err(Self::needs_parts())
+    }
+
+    /// Refused, as [`DataParallel::step`].
+    fn step_resident(&mut self, _indices: &[u32]) -> Result<()> {
+        Err(Self::needs_parts())
     }
 
     fn apply_update(&mut self) -> Result<()> {
@@ -291,8 +311,33 @@ impl Engine for DataParallel {
         Ok(summed)
     }
 
+    /// Rank 0's evaluation, on every rank: the replicas may differ in their last bits (ranks
+    /// on CPUs with other SIMD kernels, say), and every rank must take the decisions made on
+    /// it (early stopping, the divergence limits) alike, or they would part ways in the next
+    /// collective.
     fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Vec<Metrics>> {
-        self.inner.evaluate(batch)
+        let mine = self.inner.evaluate(batch)?;
+        let mut fields: Vec<f64> = mine
+            .iter()
+            .flat_map(|m| {
+                [
+                    f64::from(m.loss_sum),
+                    m.rows as f64,
+                    m.correct as f64,
+                    f64::from(u8::from(m.nonfinite)),
+                ]
+            })
+            .collect();
+        self.comm.process_at_rank(0).broadcast_into(&mut fields[..]);
+        Ok(fields
+            .chunks_exact(4)
+            .map(|f| Metrics {
+                loss_sum: f[0] as f32,
+                rows: f[1] as u64,
+                correct: f[2] as u64,
+                nonfinite: f[3] != 0.0,
+            })
+            .collect())
     }
 
     fn optimizer_state(&mut self, k: usize) -> Result<OptimizerState> {

@@ -33,3 +33,11 @@ pub use engine::{DataParallel, StepTimes};
 pub use reduce::FixedOrderSum;
 #[cfg(feature = "mpi")]
 pub use world::{Ranks, any_rank, launched_ranks};
+
+/// How many ranks a launcher (`mpirun`, `srun`) started this process among, as its environment
+/// says (`OMPI_COMM_WORLD_SIZE`, `PMI_SIZE` or `PMIX_SIZE`); `None` when none did.
+pub fn launcher_ranks() -> Option<usize> {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
+}

@@ -21,11 +21,6 @@ pub struct Ranks {
 }
 
 impl Ranks {
-    /// A communicator over every rank (MPI's world), for collectives.
-    pub fn world(&self) -> SimpleCommunicator {
-        SimpleCommunicator::world()
-    }
-
     /// Ends every rank of the job with `code`: a rank that fails calls it after saying why, so
     /// that no other rank waits for it in a collective.
     pub fn abort(&self, code: i32) -> ! {
