@@ -301,7 +301,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
     )?;
 
     #[cfg(feature = "mpi")]
-    let (engine, step_times) = data_parallel(engine, a.check_replicas)?;
+    let (engine, step_times) = data_parallel(engine, a.check_replicas, a.outputs.quiet)?;
     let mut engine = engine;
     let config = TrainConfig {
         early_stopping: a.early_stopping,
@@ -463,11 +463,13 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
 
 /// `engine` trained data-parallel over the ranks when a launcher started this process among
 /// several (comparing the replicas every `check_replicas` steps), else as it is. A batch norm's
-/// statistics would be each rank's slice's, not the batch's, so it is refused there.
+/// statistics would be each rank's slice's, not the batch's, so it is refused there. Says so on
+/// stderr unless `quiet`.
 #[cfg(feature = "mpi")]
 fn data_parallel(
     engine: Box<dyn downhill::Engine>,
     check_replicas: Option<u64>,
+    quiet: bool,
 ) -> Result<(Box<dyn downhill::Engine>, Option<StepTimesHandle>)> {
     let Some(rank) = super::ranks::get() else {
         if check_replicas.is_some() {
@@ -481,6 +483,13 @@ fn data_parallel(
              statistics, not the batch's; use --norm layer, or train in one process",
             rank.size
         )));
+    }
+    if !quiet {
+        errln!(
+            "data-parallel: {} ranks, each training a replica on its slice of every batch; rank \
+             0 prints and writes",
+            rank.size
+        );
     }
     let parallel = downhill::distributed::DataParallel::new(
         engine,
