@@ -285,27 +285,16 @@ impl Engine for DataParallel {
 
     /// Each model's metrics summed over the ranks, in rank order.
     fn take_metrics(&mut self) -> Result<Vec<Metrics>> {
-        let mine = self.inner.take_metrics()?;
-        let fields: Vec<f64> = mine
-            .iter()
-            .flat_map(|m| {
-                [
-                    f64::from(m.loss_sum),
-                    m.rows as f64,
-                    m.correct as f64,
-                    f64::from(u8::from(m.nonfinite)),
-                ]
-            })
-            .collect();
+        let fields = metric_fields(&self.inner.take_metrics()?);
         let mut all = vec![0.0f64; fields.len() * self.ranks];
         self.comm.all_gather_into(&fields[..], &mut all[..]);
-        let mut summed = vec![Metrics::default(); mine.len()];
+        let mut summed = vec![Metrics::default(); fields.len() / METRIC_FIELDS];
         for rank in all.chunks_exact(fields.len()) {
-            for (m, f) in summed.iter_mut().zip(rank.chunks_exact(4)) {
-                m.loss_sum += f[0] as f32;
-                m.rows += f[1] as u64;
-                m.correct += f[2] as u64;
-                m.nonfinite |= f[3] != 0.0;
+            for (m, theirs) in summed.iter_mut().zip(metrics_of(rank)) {
+                m.loss_sum += theirs.loss_sum;
+                m.rows += theirs.rows;
+                m.correct += theirs.correct;
+                m.nonfinite |= theirs.nonfinite;
             }
         }
         Ok(summed)
@@ -316,28 +305,9 @@ impl Engine for DataParallel {
     /// it (early stopping, the divergence limits) alike, or they would part ways in the next
     /// collective.
     fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Vec<Metrics>> {
-        let mine = self.inner.evaluate(batch)?;
-        let mut fields: Vec<f64> = mine
-            .iter()
-            .flat_map(|m| {
-                [
-                    f64::from(m.loss_sum),
-                    m.rows as f64,
-                    m.correct as f64,
-                    f64::from(u8::from(m.nonfinite)),
-                ]
-            })
-            .collect();
+        let mut fields = metric_fields(&self.inner.evaluate(batch)?);
         self.comm.process_at_rank(0).broadcast_into(&mut fields[..]);
-        Ok(fields
-            .chunks_exact(4)
-            .map(|f| Metrics {
-                loss_sum: f[0] as f32,
-                rows: f[1] as u64,
-                correct: f[2] as u64,
-                nonfinite: f[3] != 0.0,
-            })
-            .collect())
+        Ok(metrics_of(&fields).collect())
     }
 
     fn optimizer_state(&mut self, k: usize) -> Result<OptimizerState> {
@@ -355,4 +325,32 @@ impl Engine for DataParallel {
     fn synchronize(&mut self) -> Result<()> {
         self.inner.synchronize()
     }
+}
+
+/// Numbers per model in [`metric_fields`].
+const METRIC_FIELDS: usize = 4;
+
+/// Each model's metrics as numbers to send: loss sum, rows, correct rows, non-finite (0 or 1).
+fn metric_fields(metrics: &[Metrics]) -> Vec<f64> {
+    metrics
+        .iter()
+        .flat_map(|m| {
+            [
+                f64::from(m.loss_sum),
+                m.rows as f64,
+                m.correct as f64,
+                f64::from(u8::from(m.nonfinite)),
+            ]
+        })
+        .collect()
+}
+
+/// The metrics [`metric_fields`] sent.
+fn metrics_of(fields: &[f64]) -> impl Iterator<Item = Metrics> + '_ {
+    fields.chunks_exact(METRIC_FIELDS).map(|f| Metrics {
+        loss_sum: f[0] as f32,
+        rows: f[1] as u64,
+        correct: f[2] as u64,
+        nonfinite: f[3] != 0.0,
+    })
 }
