@@ -9,13 +9,20 @@ use clap::{CommandFactory, FromArgMatches};
 use cli::args::{Cli, Command};
 
 /// Prints an error and its causes, the way every command reports failure.
+/// Under mpirun, the lines start with the rank's name, and go out in one write, so that ranks
+/// failing at once do not interleave their messages.
 fn report(error: &dyn std::error::Error) {
-    cli::output::failure(format_args!("error: {error}"));
+    let mut text = match cli::ranks::get() {
+        Some(r) => format!("rank {} of {} failed:\n", r.rank, r.size),
+        None => String::new(),
+    };
+    text += &format!("error: {error}");
     let mut source = error.source();
     while let Some(cause) = source {
-        cli::output::failure(format_args!("  caused by: {cause}"));
+        text += &format!("\n  caused by: {cause}");
         source = cause.source();
     }
+    cli::output::failure(format_args!("{text}"));
 }
 
 /// MPI's ranks when a launcher started this process among several: recorded for the commands,
@@ -62,9 +69,6 @@ fn main() -> ExitCode {
     }
     let result = run(&cli, &matches);
     result.unwrap_or_else(|e| {
-        if let Some(r) = cli::ranks::get() {
-            cli::output::failure(format_args!("rank {} of {} failed:", r.rank, r.size));
-        }
         report(&e);
         // The other ranks would wait for this one in their next collective: end them all.
         #[cfg(feature = "mpi")]

@@ -408,3 +408,45 @@ fn an_interrupt_stops_every_rank_at_one_step_and_the_state_resumes() {
     );
     assert!(dir.path().join("resumed.safetensors").exists());
 }
+
+/// `--check-replicas` stops a run whose replicas part ways (planted here: the two ranks are
+/// launched with different optimizers), naming each rank's checksum.
+#[test]
+fn replicas_that_differ_stop_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let rank = |optimizer: &'static str| {
+        [
+            env!("CARGO_BIN_EXE_downhill"),
+            "train",
+            "--dataset",
+            "digits",
+            "--layers",
+            "64,24,10",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--check-replicas",
+            "5",
+            "--optimizer",
+            optimizer,
+        ]
+    };
+    let out = Command::new("mpirun")
+        .args(["--oversubscribe", "-np", "1"])
+        .args(rank("adam"))
+        .args([":", "-np", "1"])
+        .args(rank("sgd"))
+        .current_dir(dir.path())
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("failed:\nerror: the ranks' replicas differ after step 5"),
+        "{stderr}"
+    );
+}
