@@ -45,7 +45,7 @@ pub mod plot;
 pub mod prepare;
 pub mod rescue;
 pub mod scores;
-pub mod simd;
+mod simd;
 pub mod tensorboard;
 pub mod tools;
 pub mod train;

@@ -75,7 +75,7 @@ impl Activation {
     }
 
     /// `f(z)` of every element of `z`, as [`Activation::apply`], in one loop per activation
-    /// vectorised at the CPU's widest SIMD ([`crate::simd::widest`]).
+    /// vectorised at the CPU's widest SIMD (chosen at run time).
     pub fn apply_all(self, z: &Array2<f32>) -> Array2<f32> {
         crate::simd::widest! {
             fn map<F: Fn(f32) -> f32>(z: &Array2<f32>, f: F) -> Array2<f32> {
@@ -100,7 +100,7 @@ impl Activation {
 
     /// `g ← g ⊙ f'(z)` element by element (the chain rule through the activation), as
     /// [`Activation::derivative`], in one loop per activation vectorised at the CPU's widest
-    /// SIMD ([`crate::simd::widest`]).
+    /// SIMD (chosen at run time).
     pub fn scale_by_derivative(self, g: &mut Array2<f32>, z: &Array2<f32>) {
         crate::simd::widest! {
             fn scale<F: Fn(f32) -> f32>(g: &mut Array2<f32>, z: &Array2<f32>, d: F) {

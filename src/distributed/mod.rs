@@ -17,7 +17,7 @@
 //! exactly the single-process gradient (up to the order of the sum), and every rank applies
 //! `θ ← update(θ, clip(g))` to identical parameters, so the replicas stay identical. Under
 //! `--accumulate`, each mini-batch of a group is sliced the same way and the sum is taken once,
-//! before the group's update. The sum is taken in a fixed order ([`reduce`]), so reruns with
+//! before the group's update. The sum is taken in a fixed order (`FixedOrderSum`), so reruns with
 //! the same ranks and devices are bit-identical.
 
 #[cfg(feature = "mpi")]
