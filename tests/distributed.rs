@@ -11,19 +11,30 @@ use std::time::{Duration, Instant};
 
 use safetensors::SafeTensors;
 
-/// `mpirun -np RANKS downhill ARGS` in `dir` (as root too, oversubscribing the cores).
-fn mpirun(ranks: usize, args: &[&str], dir: &Path) -> Command {
+/// `mpirun` in `dir`, allowed to run as root, oversubscribing the cores.
+fn launcher(dir: &Path) -> Command {
     let mut command = Command::new("mpirun");
     command
-        .args(["-np", &ranks.to_string(), "--oversubscribe"])
-        .arg(env!("CARGO_BIN_EXE_downhill"))
-        .args(args)
+        .arg("--oversubscribe")
         .current_dir(dir)
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("XDG_RUNTIME_DIR", std::env::temp_dir());
     command
 }
+
+/// `mpirun -np RANKS downhill ARGS` in `dir`.
+fn mpirun(ranks: usize, args: &[&str], dir: &Path) -> Command {
+    let mut command = launcher(dir);
+    command
+        .args(["-np", &ranks.to_string()])
+        .arg(env!("CARGO_BIN_EXE_downhill"))
+        .args(args);
+    command
+}
+
+/// `train` on the built-in digits with a small MLP, the start of every run here.
+const DIGITS: [&str; 5] = ["train", "--dataset", "digits", "--layers", "64,24,10"];
 
 fn succeeds(out: Output, what: &str) -> Output {
     assert!(
@@ -80,17 +91,8 @@ fn worst(a: &Path, b: &Path) -> f32 {
 /// process ids.
 fn long_run(dir: &Path, extra: &[&str]) -> (std::process::Child, Vec<String>) {
     let args = [
-        &[
-            "train",
-            "--dataset",
-            "digits",
-            "--layers",
-            "64,24,10",
-            "--epochs",
-            "100000",
-            "--device",
-            "cpu",
-        ][..],
+        &DIGITS[..],
+        &["--epochs", "100000", "--device", "cpu"],
         extra,
     ]
     .concat();
@@ -415,13 +417,7 @@ fn an_interrupt_stops_every_rank_at_one_step_and_the_state_resumes() {
 fn replicas_that_differ_stop_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let rank = |optimizer: &'static str| {
-        [
-            env!("CARGO_BIN_EXE_downhill"),
-            "train",
-            "--dataset",
-            "digits",
-            "--layers",
-            "64,24,10",
+        let flags = [
             "--epochs",
             "1",
             "--device",
@@ -430,17 +426,14 @@ fn replicas_that_differ_stop_the_run() {
             "5",
             "--optimizer",
             optimizer,
-        ]
+        ];
+        [&[env!("CARGO_BIN_EXE_downhill")][..], &DIGITS, &flags].concat()
     };
-    let out = Command::new("mpirun")
-        .args(["--oversubscribe", "-np", "1"])
+    let out = launcher(dir.path())
+        .args(["-np", "1"])
         .args(rank("adam"))
         .args([":", "-np", "1"])
         .args(rank("sgd"))
-        .current_dir(dir.path())
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .output()
         .unwrap();
     assert!(!out.status.success());

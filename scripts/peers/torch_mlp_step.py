@@ -18,14 +18,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-from common import synthetic
+from common import downhill_samples_per_second, synthetic
 
 
 def torch_device():
@@ -80,21 +79,6 @@ def torch_samples_per_second(x, y, layers, batch, steps, device):
     return steps * batch / (time.perf_counter() - start)
 
 
-def downhill_samples_per_second(binary, features, targets, layers, batch, steps):
-    out = subprocess.run(
-        [
-            binary, "bench", "batch-size", "--device", "gpu",
-            "--features", features, "--targets", targets,
-            "--layers", ",".join(map(str, layers)), "--loss", "cross-entropy",
-            "--optimizer", "adam", "--lr", "1e-3",
-            "--batch-sizes", str(batch), "--warmup-steps", "3", "--steps", str(steps),
-            "--epochs", "1", "--format", "json",
-        ],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    return json.loads(out)["results"][0]["samples_per_second"]
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--layers", default="784,1024,1024,10")
@@ -116,11 +100,11 @@ def main():
         np.save(features, x)
         np.save(targets, y)
         for batch in [int(v) for v in a.batch_sizes.split(",")]:
-            probe = downhill_samples_per_second(a.binary, features, targets, layers, batch, 5)
+            probe = downhill_samples_per_second(a.binary, "gpu", features, targets, layers, batch, 5)
             steps = max(5, int(probe / batch * a.seconds))
             ours, theirs = [], []
             for _ in range(a.rounds):
-                ours.append(downhill_samples_per_second(a.binary, features, targets, layers, batch, steps))
+                ours.append(downhill_samples_per_second(a.binary, "gpu", features, targets, layers, batch, steps))
                 theirs.append(torch_samples_per_second(x, y, layers, batch, steps, device))
             results.append({
                 "batch_size": batch,

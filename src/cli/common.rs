@@ -96,32 +96,12 @@ fn backend(device: &GpuArgs) -> Option<wgpu::Backend> {
     })
 }
 
-/// Under mpirun, on a host with several hardware GPUs: the index of the one this rank takes,
-/// its rank on the host modulo their number, among those on the first native backend found
-/// (or `--backend`'s); `None` elsewhere (one GPU, or software adapters, shared by the ranks).
+/// Under mpirun, on a host with several hardware GPUs: the index of the one this rank takes
+/// ([`downhill::gpu::rank_adapter`]); `None` elsewhere.
 fn rank_gpu(device: &GpuArgs) -> Option<usize> {
     let local_rank = super::ranks::get()?.local_rank;
     let infos: Vec<_> = enumerate_adapters().iter().map(|a| a.get_info()).collect();
-    let hardware = |info: &wgpu::AdapterInfo| {
-        matches!(
-            info.device_type,
-            wgpu::DeviceType::DiscreteGpu
-                | wgpu::DeviceType::IntegratedGpu
-                | wgpu::DeviceType::VirtualGpu
-        )
-    };
-    let backend = match backend(device) {
-        Some(b) => b,
-        None => infos
-            .iter()
-            .filter(|i| hardware(i))
-            .map(|i| i.backend)
-            .min_by_key(|b| *b == wgpu::Backend::Gl)?,
-    };
-    let gpus: Vec<usize> = (0..infos.len())
-        .filter(|&i| hardware(&infos[i]) && infos[i].backend == backend)
-        .collect();
-    (gpus.len() > 1).then(|| gpus[local_rank % gpus.len()])
+    downhill::gpu::rank_adapter(&infos, backend(device), local_rank)
 }
 
 /// Builds with `gpu` on the adapter the flags ask for, or with `cpu` when they ask for the CPU

@@ -17,10 +17,8 @@ use mpi::traits::*;
 pub struct FixedOrderSum {
     comm: SimpleCommunicator,
     ranks: usize,
-    padded: Vec<f32>,
     received: Vec<f32>,
     own_sum: Vec<f32>,
-    chunk_sums: Vec<f32>,
 }
 
 impl FixedOrderSum {
@@ -29,24 +27,21 @@ impl FixedOrderSum {
         Self {
             ranks: comm.size() as usize,
             comm,
-            padded: Vec::new(),
             received: Vec::new(),
             own_sum: Vec::new(),
-            chunk_sums: Vec::new(),
         }
     }
 
     /// Replaces `values` with their element-wise sum over every rank, `Σ_r values_r` added in
-    /// rank order. Every rank must call it with vectors of the same length.
-    pub fn sum(&mut self, values: &mut [f32]) {
-        let n = self.ranks;
-        let chunk = values.len().div_ceil(n).max(1);
-        self.padded.clear();
-        self.padded.extend_from_slice(values);
-        self.padded.resize(chunk * n, 0.0);
+    /// rank order. Every rank must call it with vectors of the same length. `values` is padded
+    /// to whole chunks while it is sent and receives the sums in place.
+    pub fn sum(&mut self, values: &mut Vec<f32>) {
+        let (n, len) = (self.ranks, values.len());
+        let chunk = len.div_ceil(n).max(1);
+        values.resize(chunk * n, 0.0);
         self.received.resize(chunk * n, 0.0);
         self.comm
-            .all_to_all_into(&self.padded[..], &mut self.received[..]);
+            .all_to_all_into(&values[..], &mut self.received[..]);
         // This rank's chunk of every rank, in rank order: added in that order.
         self.own_sum.clear();
         self.own_sum.extend_from_slice(&self.received[..chunk]);
@@ -55,9 +50,8 @@ impl FixedOrderSum {
                 *s += v;
             }
         }
-        self.chunk_sums.resize(chunk * n, 0.0);
         self.comm
-            .all_gather_into(&self.own_sum[..], &mut self.chunk_sums[..]);
-        values.copy_from_slice(&self.chunk_sums[..values.len()]);
+            .all_gather_into(&self.own_sum[..], &mut values[..]);
+        values.truncate(len);
     }
 }

@@ -125,6 +125,28 @@ fn backend_rank(backend: wgpu::Backend) -> u8 {
     }
 }
 
+/// The adapter a rank of a data-parallel run takes on a host with several hardware GPUs: among
+/// the hardware adapters on `backend` (else on the best backend any of them is on: native APIs
+/// before GL, so that one GPU seen twice counts once), the one at `local_rank` modulo their
+/// number. `None` with fewer than two (one GPU, or software adapters, shared by the ranks).
+pub fn rank_adapter(
+    adapters: &[wgpu::AdapterInfo],
+    backend: Option<wgpu::Backend>,
+    local_rank: usize,
+) -> Option<usize> {
+    let hardware = |i: &usize| is_hardware(adapters[*i].device_type);
+    let backend = backend.or_else(|| {
+        (0..adapters.len())
+            .filter(hardware)
+            .map(|i| adapters[i].backend)
+            .min_by_key(|&b| backend_rank(b))
+    })?;
+    let gpus: Vec<usize> = (0..adapters.len())
+        .filter(|i| hardware(i) && adapters[*i].backend == backend)
+        .collect();
+    (gpus.len() > 1).then(|| gpus[local_rank % gpus.len()])
+}
+
 /// Whether `request` names an adapter: by backend, by a piece of its name or by its index.
 pub(crate) fn names_one(request: &AdapterRequest) -> bool {
     request.backend.is_some() || request.name.is_some() || request.index.is_some()
@@ -430,6 +452,30 @@ mod tests {
             text.contains("VK_DRIVER_FILES=/x/icd.json limits the Vulkan drivers")
                 && !text.contains("mesa-vulkan-drivers"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn each_rank_takes_its_own_gpu_on_the_native_backend() {
+        let mut two = with_gpus();
+        two.push(info(
+            "NVIDIA RTX 2",
+            Backend::Vulkan,
+            DeviceType::DiscreteGpu,
+        ));
+        // Hardware on Vulkan: the integrated GPU (2), and the two discrete ones (4, 5); the GL
+        // view of a GPU (3) is not counted again.
+        let taken: Vec<_> = (0..4).map(|r| rank_adapter(&two, None, r)).collect();
+        assert_eq!(taken, [Some(2), Some(4), Some(5), Some(2)]);
+        assert_eq!(
+            rank_adapter(&two, Some(Backend::Gl), 0),
+            None,
+            "one GPU on GL"
+        );
+        assert_eq!(
+            rank_adapter(&software(), None, 1),
+            None,
+            "software is shared"
         );
     }
 }

@@ -16,6 +16,7 @@ mod units;
 
 pub use adapters::{
     AdapterChoice, AdapterRequest, Want, choose_adapter, enumerate_adapters, is_hardware,
+    rank_adapter,
 };
 pub use context::{GpuContext, Placement};
 pub use device::{Device, check_fits};
