@@ -59,8 +59,11 @@ pub fn launched_ranks() -> Option<Ranks> {
 /// Whether `flag` is set on any rank: a collective that every rank calls at the same point, so
 /// that a decision taken on one rank (a signal received, say) is taken on all, at the same step.
 pub fn any_rank(flag: bool) -> bool {
-    let world = SimpleCommunicator::world();
-    let mut all = vec![0u8; world.size() as usize];
-    world.all_gather_into(&u8::from(flag), &mut all[..]);
-    all.contains(&1)
+    let mut any = 0u8;
+    SimpleCommunicator::world().all_reduce_into(
+        &u8::from(flag),
+        &mut any,
+        mpi::collective::SystemOperation::max(),
+    );
+    any == 1
 }
