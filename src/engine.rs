@@ -14,6 +14,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::accumulate::Part;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::gradient_buckets::{GradientSink, fill_trained};
 use crate::loss::{Batch, Loss};
 use crate::model::{ModelSpec, Parameters};
 use crate::optim::Optimizer;
@@ -241,6 +242,43 @@ pub trait Engine {
     /// [`Engine::accumulate`] on the rows `indices` of the resident dataset.
     fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()>;
 
+    /// [`Engine::accumulate`] of a mini-batch after which the caller changes the gradients
+    /// before the update (`part.last` is false): each bucket of every model's gradients goes to
+    /// `sink` as soon as backward has finished it ([`crate::gradient_buckets`]), so that the
+    /// caller can reduce it across devices while backward goes on. The default hands every
+    /// bucket over once backward is done.
+    fn accumulate_into(
+        &mut self,
+        batch: &Batch<'_>,
+        part: Part,
+        sink: &mut dyn GradientSink,
+    ) -> Result<()> {
+        self.accumulate(batch, part)?;
+        hand_over_all(self, sink)
+    }
+
+    /// [`Engine::accumulate_into`] on the rows `indices` of the resident dataset.
+    fn accumulate_resident_into(
+        &mut self,
+        indices: &[u32],
+        part: Part,
+        sink: &mut dyn GradientSink,
+    ) -> Result<()> {
+        self.accumulate_resident(indices, part)?;
+        hand_over_all(self, sink)
+    }
+
+    /// Replaces model `k`'s accumulated gradients with `flat`, its trained tensors' values one
+    /// after another in the model's order (the flat gradient of [`crate::gradient_buckets`]);
+    /// the inverse of the buckets an engine hands over.
+    fn set_flat_gradients(&mut self, k: usize, flat: &[f32]) -> Result<()> {
+        check_model(k, self.models())?;
+        let model = self.setup(k).model;
+        let mut gradients = Parameters::zeros(&model);
+        fill_trained(&model, flat, &mut gradients)?;
+        self.set_gradients(k, &gradients)
+    }
+
     /// Clips and applies the gradients as they stand to every model that is not frozen, and
     /// counts a step: for gradients accumulated without a last mini-batch (and, say, reduced
     /// across devices in between).
@@ -338,6 +376,23 @@ pub trait Engine {
     /// Blocks until every submitted step has finished (immediate on the CPU, where steps are
     /// synchronous). Timing code calls this; training code never needs to.
     fn synchronize(&mut self) -> Result<()>;
+}
+
+/// Hands every bucket of every model's accumulated gradients to `sink`, read from `engine` as
+/// they stand: for an engine that does not hand them over during backward, or a device that had
+/// no rows in the group's last mini-batch.
+pub fn hand_over_all(
+    engine: &mut (impl Engine + ?Sized),
+    sink: &mut dyn GradientSink,
+) -> Result<()> {
+    for k in 0..engine.models() {
+        let gradients = engine.gradients(k)?;
+        let tensors = gradients.named_tensors();
+        for b in 0..sink.buckets().buckets().len() {
+            sink.ready(k, b, &|t| tensors[t].values.as_slice())?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a training batch of `rows` rows can train `model`: a batch norm needs at least

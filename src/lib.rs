@@ -36,6 +36,7 @@ pub mod engine;
 pub mod error;
 pub mod fsio;
 pub mod gpu;
+pub mod gradient_buckets;
 pub mod host_memory;
 pub mod loss;
 pub mod model;

@@ -34,6 +34,7 @@ fn launched() -> Option<downhill::distributed::Ranks> {
         rank: ranks.rank,
         size: ranks.size,
         local_rank: ranks.local_rank,
+        threaded: ranks.threaded,
     });
     // A rank the launcher bound to some cores has those; an unbound one shares the host's.
     let allowed = std::thread::available_parallelism().map_or(1, usize::from);

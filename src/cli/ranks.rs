@@ -15,6 +15,10 @@ pub struct Rank {
     /// This process's rank among those on its host, which chooses its GPU where the host has
     /// several.
     pub local_rank: usize,
+    /// Whether MPI lets another thread call it, so that gradients are summed on a thread of
+    /// their own while backward goes on.
+    #[cfg(feature = "mpi")]
+    pub threaded: bool,
 }
 
 static RANK: OnceLock<Rank> = OnceLock::new();

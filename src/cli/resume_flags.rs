@@ -97,10 +97,11 @@ pub fn recorded(matches: &ArgMatches, base: Option<&Path>) -> Vec<String> {
         let Some(long) = arg.get_long() else {
             continue;
         };
-        // The resume itself, and a check of one launch (which builds without the mpi feature
+        // The resume itself, and a check or the buckets of one launch (which builds without the mpi feature
         // do not know), are not the run's flags.
         if id == "resume"
             || id == "check_replicas"
+            || id == "bucket_mib"
             || matches.value_source(id) != Some(ValueSource::CommandLine)
         {
             continue;

@@ -301,7 +301,8 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
     )?;
 
     #[cfg(feature = "mpi")]
-    let (engine, step_times) = data_parallel(engine, a.check_replicas, a.outputs.quiet)?;
+    let (engine, step_times) =
+        data_parallel(engine, a.check_replicas, a.bucket_mib, a.outputs.quiet)?;
     let mut engine = engine;
     let config = TrainConfig {
         early_stopping: a.early_stopping,
@@ -462,15 +463,23 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
 }
 
 /// `engine` trained data-parallel over the ranks when a launcher started this process among
-/// several (comparing the replicas every `check_replicas` steps), else as it is. A batch norm's
+/// several (summing gradients in buckets of `bucket_mib` MiB, comparing the replicas every
+/// `check_replicas` steps), else as it is. A batch norm's
 /// statistics would be each rank's slice's, not the batch's, so it is refused there. Says so on
 /// stderr unless `quiet`.
 #[cfg(feature = "mpi")]
 fn data_parallel(
     engine: Box<dyn downhill::Engine>,
     check_replicas: Option<u64>,
+    bucket_mib: f64,
     quiet: bool,
 ) -> Result<(Box<dyn downhill::Engine>, Option<StepTimesHandle>)> {
+    if !(bucket_mib.is_finite() && bucket_mib > 0.0) {
+        return Err(Error::Usage(format!(
+            "--bucket-mib {bucket_mib}: a bucket holds a positive number of MiB (PyTorch DDP's \
+             default is 25)"
+        )));
+    }
     let Some(rank) = super::ranks::get() else {
         if check_replicas.is_some() {
             errln!("warning: --check-replicas compares the ranks of a run under mpirun; ignored");
@@ -494,6 +503,8 @@ fn data_parallel(
     let parallel = downhill::distributed::DataParallel::new(
         engine,
         mpi::topology::SimpleCommunicator::world(),
+        (bucket_mib * f64::from(1u32 << 20)).ceil() as usize,
+        rank.threaded,
         check_replicas.unwrap_or(0),
     );
     let times = parallel.times();
@@ -515,9 +526,11 @@ fn say_step_times(times: &StepTimesHandle) {
     let ranks = super::ranks::get().map_or(1, |r| r.size);
     errln!(
         "data-parallel over {ranks} ranks, per step on rank 0: compute {:.3} ms, gradient sum \
-         {:.3} ms (after backward, not overlapped), update {:.3} ms",
+         {:.3} ms ({:.3} ms hidden behind backward, {:.3} ms waited for), update {:.3} ms",
         ms(t.compute),
         ms(t.communication),
+        ms(t.communication.saturating_sub(t.exposed)),
+        ms(t.exposed),
         ms(t.update)
     );
 }

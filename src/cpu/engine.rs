@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2};
 
 use super::loss::{correct_rows, loss_and_gradient, loss_and_group_gradient};
-use super::network::{backward, forward, forward_training, update_running_statistics};
+use super::network::{backward_each, forward, forward_training, update_running_statistics};
 use super::optim;
 use crate::accumulate::Part;
 use crate::data::Dataset;
@@ -15,6 +15,7 @@ use crate::engine::{
     check_model, check_optimizer_state, check_training_rows,
 };
 use crate::error::{Error, Result};
+use crate::gradient_buckets::{GradientSink, check_open};
 use crate::loss::Batch;
 use crate::model::{MaskKey, Parameters};
 use crate::optim::MAX_STATE_SLOTS;
@@ -154,8 +155,16 @@ impl CpuModel {
     }
 
     /// Forward, loss and backward on `batch`, the gradients replacing (first of a group) or
-    /// adding to the accumulated ones.
-    fn accumulate(&mut self, setup: &Setup, batch: &Batch<'_>, part: Part, key: &MaskKey<'_>) {
+    /// adding to the accumulated ones layer by layer; with a `sink`, each bucket of this model
+    /// (model `k`) is handed over as soon as its lowest layer is done.
+    fn accumulate(
+        &mut self,
+        setup: &Setup,
+        batch: &Batch<'_>,
+        part: Part,
+        key: &MaskKey<'_>,
+        mut sink: Option<(usize, &mut dyn GradientSink)>,
+    ) -> Result<()> {
         let acts = forward_training(&setup.model, &self.params, batch.features, key);
         let output = acts.post.last().expect("a model has at least one layer");
         let (value, output_grad) =
@@ -164,26 +173,98 @@ impl CpuModel {
         self.metrics.rows += batch.rows() as u64;
         self.metrics.correct += correct_rows(setup.loss, output.view(), batch.targets);
         self.last_loss = Some(value);
-        let grads = backward(
+        let layers = setup.model.layers();
+        let grads = &mut self.grads;
+        let mut handed = Ok(());
+        backward_each(
             &setup.model,
             &self.params,
             batch.features,
             &acts,
             output_grad,
+            |i, layer_grads| {
+                let first: usize = layers[..i].iter().map(|l| l.tensor_count()).sum();
+                for ((_, sum), g) in grads.tensors_mut().skip(first).zip(&layer_grads) {
+                    if part.first {
+                        sum.copy_from_slice(g);
+                    } else {
+                        sum.iter_mut().zip(g).for_each(|(s, g)| *s += g);
+                    }
+                }
+                if let Some((k, sink)) = &mut sink
+                    && let Some(b) = sink.buckets().closed_by(i)
+                    && handed.is_ok()
+                {
+                    let tensors = grads.named_tensors();
+                    handed = sink.ready(*k, b, &|t| tensors[t].values.as_slice());
+                }
+            },
         );
         if setup.model.has_running_statistics() {
             update_running_statistics(&setup.model, &mut self.params, &acts, batch.rows());
             let passes = self.params.batches_tracked() + 1;
             self.params.set_batches_tracked(passes);
         }
-        if part.first {
-            self.grads = grads;
-        } else {
-            let added = grads.tensor_values();
-            for ((_, sum), g) in self.grads.tensors_mut().zip(&added) {
-                sum.iter_mut().zip(g.iter()).for_each(|(s, g)| *s += g);
+        handed
+    }
+}
+
+impl CpuEngine {
+    /// [`Engine::accumulate`], handing each model's buckets to `sink` when there is one.
+    fn accumulate_with(
+        &mut self,
+        batch: &Batch<'_>,
+        part: Part,
+        mut sink: Option<&mut dyn GradientSink>,
+    ) -> Result<()> {
+        let first = self.first();
+        batch.check(&first.model, first.loss)?;
+        check_training_rows(&first.model, batch.rows())?;
+        part.check(batch.rows())?;
+        if sink.is_some() {
+            check_open(part)?;
+        }
+        let key = MaskKey {
+            seed: self.mask_seed,
+            step: self.steps,
+            rows: batch.rows_in_dataset,
+        };
+        for (k, (model, setup)) in self.models.iter_mut().zip(&self.setups).enumerate() {
+            if !model.frozen {
+                let sink: Option<(usize, &mut dyn GradientSink)> = match sink.as_deref_mut() {
+                    Some(s) => Some((k, s)),
+                    None => None,
+                };
+                model.accumulate(setup, batch, part, &key, sink)?;
+            } else if let Some(sink) = sink.as_deref_mut() {
+                // A frozen model's gradients stay as they were: handed over as they stand.
+                let tensors = model.grads.named_tensors();
+                for b in 0..sink.buckets().buckets().len() {
+                    sink.ready(k, b, &|t| tensors[t].values.as_slice())?;
+                }
             }
         }
+        if part.last {
+            self.update();
+        }
+        Ok(())
+    }
+
+    /// The rows `indices` of the resident dataset as a batch of their own.
+    fn resident_rows(&self, indices: &[u32]) -> Result<Dataset> {
+        let data = self.resident.as_ref().ok_or_else(|| {
+            Error::Usage(
+                "training on resident rows needs a dataset: call load_resident first".into(),
+            )
+        })?;
+        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= data.rows()) {
+            return Err(Error::Usage(format!(
+                "row index {bad} is beyond the dataset's {} rows",
+                data.rows()
+            )));
+        }
+        let rows: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+        Ok(data.subset(&rows))
     }
 }
 
@@ -204,44 +285,64 @@ impl Engine for CpuEngine {
     }
 
     fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
-        let first = self.first();
-        batch.check(&first.model, first.loss)?;
-        check_training_rows(&first.model, batch.rows())?;
-        part.check(batch.rows())?;
-        let key = MaskKey {
-            seed: self.mask_seed,
-            step: self.steps,
-            rows: batch.rows_in_dataset,
-        };
-        for (model, setup) in self.models.iter_mut().zip(&self.setups) {
-            if !model.frozen {
-                model.accumulate(setup, batch, part, &key);
-            }
-        }
-        if part.last {
-            self.update();
-        }
-        Ok(())
+        self.accumulate_with(batch, part, None)
     }
 
     fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
-        let data = self.resident.clone().ok_or_else(|| {
-            Error::Usage(
-                "training on resident rows needs a dataset: call load_resident first".into(),
-            )
-        })?;
-        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= data.rows()) {
-            return Err(Error::Usage(format!(
-                "row index {bad} is beyond the dataset's {} rows",
-                data.rows()
-            )));
+        let rows = self.resident_rows(indices)?;
+        let batch = Batch::new(rows.features.view(), rows.targets.view());
+        self.accumulate_with(&batch.with_rows_in_dataset(indices), part, None)
+    }
+
+    fn accumulate_into(
+        &mut self,
+        batch: &Batch<'_>,
+        part: Part,
+        sink: &mut dyn GradientSink,
+    ) -> Result<()> {
+        self.accumulate_with(batch, part, Some(sink))
+    }
+
+    fn accumulate_resident_into(
+        &mut self,
+        indices: &[u32],
+        part: Part,
+        sink: &mut dyn GradientSink,
+    ) -> Result<()> {
+        let rows = self.resident_rows(indices)?;
+        let batch = Batch::new(rows.features.view(), rows.targets.view());
+        self.accumulate_with(&batch.with_rows_in_dataset(indices), part, Some(sink))
+    }
+
+    fn set_flat_gradients(&mut self, k: usize, flat: &[f32]) -> Result<()> {
+        check_model(k, self.models.len())?;
+        let model = &mut self.models[k];
+        let expected: usize = model
+            .grads
+            .named_tensors()
+            .iter()
+            .zip(&model.trained)
+            .filter(|(_, trained)| **trained)
+            .map(|(t, _)| t.values.len())
+            .sum();
+        if flat.len() != expected {
+            return Err(Error::Shape {
+                what: "flat gradient".into(),
+                expected: format!("{expected} values"),
+                got: format!("{} values", flat.len()),
+            });
         }
-        let rows: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
-        let batch = data.subset(&rows);
-        self.accumulate(
-            &Batch::new(batch.features.view(), batch.targets.view()).with_rows_in_dataset(indices),
-            part,
-        )
+        let mut at = 0;
+        for ((_, values), _) in model
+            .grads
+            .tensors_mut()
+            .zip(&model.trained)
+            .filter(|(_, t)| **t)
+        {
+            values.copy_from_slice(&flat[at..at + values.len()]);
+            at += values.len();
+        }
+        Ok(())
     }
 
     fn apply_update(&mut self) -> Result<()> {

@@ -74,11 +74,27 @@ pub fn backward(
     acts: &Activations,
     output_grad: Array2<f32>,
 ) -> Parameters {
+    let mut grads = Vec::with_capacity(spec.layers().len());
+    backward_each(spec, params, x, acts, output_grad, |_, layer_grads| {
+        grads.push(layer_grads);
+    });
+    Parameters::from_values(spec, grads.into_iter().rev().flatten())
+}
+
+/// [`backward`], giving each layer's gradients `∂L/∂θ_i` (one vector per tensor of the layer,
+/// in its order) to `each(i, ·)` as soon as they are computed, last layer first.
+pub fn backward_each(
+    spec: &ModelSpec,
+    params: &Parameters,
+    x: ArrayView2<'_, f32>,
+    acts: &Activations,
+    output_grad: Array2<f32>,
+    mut each: impl FnMut(usize, Vec<Vec<f32>>),
+) {
     let layers = spec.layers();
     let own = params.by_layer(spec);
     let last = layers.len() - 1;
     let mut delta = activation_gradient(output_grad, &acts.pre[last], layers[last].activation());
-    let mut grads = Vec::with_capacity(layers.len());
     for i in (0..layers.len()).rev() {
         let input = if i == 0 { x } else { acts.post[i - 1].view() };
         let (layer_grads, upstream) = layer_backward(
@@ -88,12 +104,11 @@ pub fn backward(
             delta.view(),
             i > 0,
         );
-        grads.push(layer_grads);
+        each(i, layer_grads);
         if let Some(upstream) = upstream {
             delta = activation_gradient(upstream, &acts.pre[i - 1], layers[i - 1].activation());
         }
     }
-    Parameters::from_values(spec, grads.into_iter().rev().flatten())
 }
 
 /// Layer `layer` (of block `block`)'s forward pass over `input`, with its own tensors `own`,

@@ -8,11 +8,12 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use ndarray::{Array2, ArrayView2};
 
-use super::reduce::FixedOrderSum;
+use super::overlap::BucketSum;
 use crate::accumulate::Part;
 use crate::data::Dataset;
-use crate::engine::{Engine, Metrics, OptimizerState, Setup};
+use crate::engine::{Engine, Metrics, OptimizerState, Setup, hand_over_all};
 use crate::error::{Error, Result};
+use crate::gradient_buckets::{GradientBuckets, GradientSink};
 use crate::loss::Batch;
 use crate::model::Parameters;
 
@@ -21,43 +22,67 @@ use crate::model::Parameters;
 pub struct StepTimes {
     /// Optimizer steps taken.
     pub steps: u64,
-    /// Forward and backward of this rank's slices, up to its gradients read back to the host.
+    /// Forward and backward of this rank's slices, handing the gradients over bucket by bucket
+    /// (read back from a GPU) as backward finishes them.
     pub compute: Duration,
-    /// Summing the gradients over the ranks (not overlapped with backward: it starts once
-    /// every gradient is read back).
+    /// Summing the gradient buckets over the ranks, on the summing thread, overlapping
+    /// backward.
     pub communication: Duration,
+    /// Waiting, once backward was done, for the sums still under way: the communication not
+    /// hidden behind backward. `communication − exposed` was hidden.
+    pub exposed: Duration,
     /// Writing the summed gradients back and applying the update.
     pub update: Duration,
 }
 
 /// [`Engine`] over the ranks of an MPI job: `inner` trains this rank's replica on its share of
 /// each batch, which the training loop's data plan cuts ([`Share`](crate::data::scheduler::Share),
-/// so each rank reads only its rows); at the end of each step's group the gradients of every model are
-/// summed over the ranks in a fixed order ([`FixedOrderSum`]) and then applied, so every rank
-/// makes the update of the global batch. Metrics are summed over the ranks; evaluation and
-/// prediction run on this rank's replica alone (every replica is the same).
+/// so each rank reads only its rows). During the backward of each group's last mini-batch the
+/// engine hands every model's gradients over bucket by bucket
+/// ([`crate::gradient_buckets`]), and each bucket is summed over the ranks in a fixed order
+/// ([`FixedOrderSum`](super::FixedOrderSum)) on a thread of its own while backward goes on
+/// ([`BucketSum`]); the update then applies the sums, so every rank makes the update of the
+/// global batch. Metrics are summed over the ranks; evaluation and prediction run on this
+/// rank's replica alone (every replica is the same).
 pub struct DataParallel {
     inner: Box<dyn Engine>,
     comm: SimpleCommunicator,
     rank: usize,
     ranks: usize,
-    sum: FixedOrderSum,
+    sum: BucketSum,
     /// Whether this rank has accumulated rows in the current group (a rank whose slices of a
     /// group are all empty contributes a zero gradient).
     contributed: bool,
+    /// Whether this group's gradients have been handed over to be summed.
+    handed: bool,
+    /// Zeros as long as the model's longest tensor: the gradient of a rank without rows.
+    zeros: Vec<f32>,
+    /// Each tensor's length, in the model's order.
+    tensor_lens: Vec<usize>,
     /// Every this many steps, the ranks compare checksums of their parameters (0: never).
     check_every: u64,
-    flat: Vec<f32>,
     times: Arc<Mutex<StepTimes>>,
 }
 
 impl DataParallel {
     /// Trains `inner`'s models data-parallel over the ranks of `comm` (every rank wraps a replica
-    /// built from the same setup and parameters), comparing the replicas' parameters every
-    /// `check_every` steps when it is above 0.
-    pub fn new(inner: Box<dyn Engine>, comm: SimpleCommunicator, check_every: u64) -> Self {
+    /// built from the same setup and parameters), summing gradients in buckets of at least
+    /// `bucket_bytes` bytes ([`GradientBuckets::new`]) on a summing thread when `threaded`
+    /// (MPI allows it: [`Ranks::threaded`](super::Ranks::threaded)), and comparing the
+    /// replicas' parameters every `check_every` steps when it is above 0. Collective.
+    pub fn new(
+        inner: Box<dyn Engine>,
+        comm: SimpleCommunicator,
+        bucket_bytes: usize,
+        threaded: bool,
+        check_every: u64,
+    ) -> Self {
         let (rank, ranks) = (comm.rank() as usize, comm.size() as usize);
-        let sum = FixedOrderSum::new(comm.duplicate());
+        let model = inner.setup(0).model;
+        let tensor_lens: Vec<usize> = model.tensors().iter().map(|t| t.len()).collect();
+        let longest = tensor_lens.iter().copied().max().unwrap_or(0);
+        let buckets = GradientBuckets::new(&model, bucket_bytes);
+        let sum = BucketSum::new(buckets, inner.models(), threaded);
         Self {
             inner,
             comm,
@@ -65,8 +90,10 @@ impl DataParallel {
             ranks,
             sum,
             contributed: false,
+            handed: false,
+            zeros: vec![0.0; longest],
+            tensor_lens,
             check_every,
-            flat: Vec::new(),
             times: Arc::default(),
         }
     }
@@ -98,36 +125,58 @@ impl DataParallel {
         local
     }
 
-    /// Ends a group when `part.last`: sums every model's gradients over the ranks and updates.
+    /// Trains this rank's share of a mini-batch that is `part` of its group (`train` on the
+    /// inner engine, with or without a sink): in the group's last mini-batch, the gradients are
+    /// handed over to be summed during backward.
+    fn share(
+        &mut self,
+        rows: usize,
+        part: Part,
+        train: impl FnOnce(&mut dyn Engine, Part, Option<&mut BucketSum>) -> Result<()>,
+    ) -> Result<()> {
+        if part.first {
+            self.contributed = false;
+            self.handed = false;
+        }
+        if rows > 0 {
+            let local = self.local_part(part);
+            let started = Instant::now();
+            let sink = part.last.then_some(&mut self.sum);
+            train(self.inner.as_mut(), local, sink)?;
+            self.handed |= part.last;
+            self.count(started.elapsed(), |t| &mut t.compute);
+        }
+        self.finish(part)
+    }
+
+    /// Ends a group when `part.last`: waits for every model's gradients summed over the ranks
+    /// (handing them over first if backward has not), and updates.
     fn finish(&mut self, part: Part) -> Result<()> {
         if !part.last {
             return Ok(());
         }
-        for k in 0..self.inner.models() {
+        if !self.handed {
             let started = Instant::now();
-            let mut gradients = if self.contributed {
-                self.inner.gradients(k)?
+            if self.contributed {
+                hand_over_all(self.inner.as_mut(), &mut self.sum)?;
             } else {
-                Parameters::zeros(&self.inner.setup(k).model)
-            };
-            self.flat.clear();
-            for (_, values) in gradients.tensors_mut() {
-                self.flat.extend_from_slice(values);
+                let (zeros, lens) = (&self.zeros, &self.tensor_lens);
+                for k in 0..self.inner.models() {
+                    for b in 0..self.sum.buckets().buckets().len() {
+                        self.sum.ready(k, b, &|t| &zeros[..lens[t]])?;
+                    }
+                }
             }
-            let read = Instant::now();
-            self.count(read - started, |t| &mut t.compute);
-            self.sum.sum(&mut self.flat);
-            let summed = Instant::now();
-            self.count(summed - read, |t| &mut t.communication);
-            let mut at = 0;
-            for (_, values) in gradients.tensors_mut() {
-                values.copy_from_slice(&self.flat[at..at + values.len()]);
-                at += values.len();
-            }
-            self.inner.set_gradients(k, &gradients)?;
-            self.count(summed.elapsed(), |t| &mut t.update);
+            self.count(started.elapsed(), |t| &mut t.compute);
         }
+        self.handed = false;
+        let times = self.sum.finish();
+        self.count(times.communication, |t| &mut t.communication);
+        self.count(times.exposed, |t| &mut t.exposed);
         let started = Instant::now();
+        for k in 0..self.inner.models() {
+            self.inner.set_flat_gradients(k, self.sum.sum(k))?;
+        }
         self.inner.apply_update()?;
         self.count(started.elapsed(), |t| &mut t.update);
         self.times.lock().unwrap_or_else(|e| e.into_inner()).steps += 1;
@@ -190,28 +239,18 @@ impl Engine for DataParallel {
     /// `batch` is this rank's share of the mini-batch (possibly no rows), as the training
     /// loop's data plan cuts it ([`crate::train::TrainConfig::share`]).
     fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
-        if batch.rows() > 0 {
-            let local = self.local_part(part);
-            let started = Instant::now();
-            self.inner.accumulate(batch, local)?;
-            self.count(started.elapsed(), |t| &mut t.compute);
-        } else if part.first {
-            self.contributed = false;
-        }
-        self.finish(part)
+        self.share(batch.rows(), part, |inner, local, sink| match sink {
+            Some(sink) => inner.accumulate_into(batch, local, sink),
+            None => inner.accumulate(batch, local),
+        })
     }
 
     /// `indices` are this rank's share of the mini-batch (possibly none).
     fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
-        if !indices.is_empty() {
-            let local = self.local_part(part);
-            let started = Instant::now();
-            self.inner.accumulate_resident(indices, local)?;
-            self.count(started.elapsed(), |t| &mut t.compute);
-        } else if part.first {
-            self.contributed = false;
-        }
-        self.finish(part)
+        self.share(indices.len(), part, |inner, local, sink| match sink {
+            Some(sink) => inner.accumulate_resident_into(indices, local, sink),
+            None => inner.accumulate_resident(indices, local),
+        })
     }
 
     /// Refused: a step needs the global batch's rows as its group's, which only

@@ -23,12 +23,16 @@
 #[cfg(feature = "mpi")]
 mod engine;
 #[cfg(feature = "mpi")]
+mod overlap;
+#[cfg(feature = "mpi")]
 mod reduce;
 #[cfg(feature = "mpi")]
 mod world;
 
 #[cfg(feature = "mpi")]
 pub use engine::{DataParallel, StepTimes};
+#[cfg(feature = "mpi")]
+pub use overlap::{BucketSum, SumTimes};
 #[cfg(feature = "mpi")]
 pub use reduce::FixedOrderSum;
 #[cfg(feature = "mpi")]

@@ -1,6 +1,6 @@
 //! Which rank this process is, when `mpirun` launched it among several.
 
-use mpi::environment::Universe;
+use mpi::environment::{Threading, Universe};
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
@@ -18,6 +18,9 @@ pub struct Ranks {
     pub local_rank: usize,
     /// The number of ranks on this host, which share its cores when they train on the CPU.
     pub local_size: usize,
+    /// Whether MPI lets a thread other than the main one call it (one at a time), so that
+    /// gradients can be summed on a thread of their own while backward goes on.
+    pub threaded: bool,
 }
 
 impl Ranks {
@@ -44,7 +47,7 @@ pub fn launched_ranks() -> Option<Ranks> {
     if size < 2 {
         return None;
     }
-    let universe = mpi::initialize()?;
+    let (universe, threading) = mpi::initialize_with_threading(Threading::Multiple)?;
     let world = universe.world();
     let local = world.split_shared(world.rank());
     Some(Ranks {
@@ -52,6 +55,7 @@ pub fn launched_ranks() -> Option<Ranks> {
         size: world.size() as usize,
         local_rank: local.rank() as usize,
         local_size: local.size() as usize,
+        threaded: threading >= Threading::Serialized,
         _universe: universe,
     })
 }

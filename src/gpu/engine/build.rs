@@ -46,6 +46,7 @@ impl GpuEngine {
             clip_norm: None,
             resident: None,
             profiling: Profiling::default(),
+            hand_over: None,
             steps: 0,
             batches_tracked: vec![0; models],
             mask_seed: 0,

@@ -18,7 +18,31 @@ impl Engine for GpuEngine {
     }
 
     fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
-        self.accumulate_batch(batch, part)
+        self.accumulate_batch(batch, part, None)
+    }
+
+    fn accumulate_into(
+        &mut self,
+        batch: &Batch<'_>,
+        part: Part,
+        sink: &mut dyn GradientSink,
+    ) -> Result<()> {
+        check_open(part)?;
+        self.accumulate_batch(batch, part, Some(sink))
+    }
+
+    fn accumulate_resident_into(
+        &mut self,
+        indices: &[u32],
+        part: Part,
+        sink: &mut dyn GradientSink,
+    ) -> Result<()> {
+        check_open(part)?;
+        self.accumulate_gathered(indices, part, Some(sink))
+    }
+
+    fn set_flat_gradients(&mut self, k: usize, flat: &[f32]) -> Result<()> {
+        self.write_flat_gradients(k, flat)
     }
 
     fn apply_update(&mut self) -> Result<()> {
@@ -240,6 +264,6 @@ impl Engine for GpuEngine {
     }
 
     fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
-        self.accumulate_gathered(indices, part)
+        self.accumulate_gathered(indices, part, None)
     }
 }

@@ -10,7 +10,8 @@
 //! `buffers.rs` creates the buffers, `layers/` holds each kind of layer (its products and the
 //! recording of its forward and backward passes, through `recorder.rs`), `plan.rs`
 //! records a step piece by piece (`build.rs` puts them together), `step.rs` runs it,
-//! `update.rs` records the optimizer update, `models.rs` moves each model's tensors in and out,
+//! `hand_over.rs` hands gradients over bucket by bucket during backward, `update.rs` records
+//! the optimizer update, `models.rs` moves each model's tensors in and out,
 //! `profile.rs` times steps, and `interface.rs` implements the [`Engine`](crate::engine::Engine)
 //! trait.
 
@@ -40,11 +41,13 @@ use crate::data::Dataset;
 use crate::engine::{
     Engine, Metrics, OptimizerState, Setup, check_clip_norm, check_learning_rates, check_model,
 };
+use crate::gradient_buckets::{GradientSink, check_open};
 use crate::loss::{Batch, Targets, TargetsView};
 use crate::model::{Layer, Parameters};
 
 mod buffers;
 mod build;
+mod hand_over;
 mod interface;
 mod layers;
 mod models;
@@ -90,6 +93,8 @@ pub struct GpuEngine {
     /// Whether a mini-batch has run, so that a last loss exists (before any update, with
     /// gradients being accumulated).
     trained: bool,
+    /// The staging buffers of the buckets handed over during backward, once asked for.
+    hand_over: Option<hand_over::HandOver>,
 }
 
 impl std::fmt::Debug for GpuEngine {

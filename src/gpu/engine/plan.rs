@@ -79,6 +79,9 @@ pub(super) struct Plan {
     /// The same, the weight and bias gradients added to the gradient buffer (a group's later
     /// batches).
     pub backward_accumulate: Vec<Dispatch>,
+    /// For each layer, where its dispatches end in `backward` and in `backward_accumulate`
+    /// (which record the last layer first): its gradients are final once they have run.
+    pub backward_ends: Vec<[usize; 2]>,
     /// Clipping by global norm over (the first binding's worth of) every model's gradients.
     pub clip: Dispatch,
     /// Clipping in chunks, when the gradients do not fit one binding (recorded when clipping
@@ -125,10 +128,12 @@ impl Plan {
         let activation = setup.model.layers()[layers.len() - 1].activation();
         let [loss_train, loss_eval] = loss(&mut recorder, setup, activation, max_batch);
         let (mut backward, mut backward_accumulate) = (Vec::new(), Vec::new());
+        let mut backward_ends = vec![[0, 0]; layers.len()];
         for (i, layer) in layers.iter().enumerate().rev() {
             let layer = layer.record_backward(&mut recorder, i)?;
             backward.extend(layer.write);
             backward_accumulate.extend(layer.add);
+            backward_ends[i] = [backward.len(), backward_accumulate.len()];
         }
         let clip = clip(&recorder, layout, setup.members.len() as u64);
         let shapes = recorder.shapes;
@@ -140,6 +145,7 @@ impl Plan {
             loss_eval,
             backward,
             backward_accumulate,
+            backward_ends,
             clip,
             clip_chunked: Vec::new(),
             update: Vec::new(),

@@ -13,6 +13,7 @@ use crate::gpu::ops::dropout::MaskKeyUniform;
 use crate::gpu::ops::gather::GatherDims;
 use crate::gpu::ops::loss::{LAST_LOSS, METRICS_WORDS};
 use crate::gpu::profile::PROFILE_CAPACITY;
+use crate::gradient_buckets::GradientSink;
 use crate::loss::{Batch, TargetsView};
 use crate::model::Parameters;
 
@@ -58,7 +59,15 @@ impl GpuEngine {
     /// [`Part::whole`] makes this an ordinary training step
     /// ([`Engine::step`](crate::engine::Engine::step)), bit for bit.
     /// Fails with [`Error::Usage`] when `part.group_rows` is below the batch's rows.
-    pub(super) fn accumulate_batch(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
+    ///
+    /// With a `sink`, each bucket of gradients is handed over as backward finishes it
+    /// ([`Engine::accumulate_into`](crate::engine::Engine::accumulate_into)).
+    pub(super) fn accumulate_batch(
+        &mut self,
+        batch: &Batch<'_>,
+        part: Part,
+        sink: Option<&mut dyn GradientSink>,
+    ) -> Result<()> {
         batch.check(&self.setup.model, self.setup.loss)?;
         let rows = self.check_rows(batch.rows())?;
         check_training_rows(&self.setup.model, batch.rows())?;
@@ -66,13 +75,18 @@ impl GpuEngine {
         self.upload_batch(batch);
         self.key_masks(batch.rows_in_dataset, false);
         let class_targets = matches!(batch.targets, TargetsView::Classes(_));
-        self.train_step(rows, class_targets, false, part)
+        self.train_step(rows, class_targets, false, part, sink)
     }
 
     /// [`Engine::accumulate`](crate::engine::Engine::accumulate) on the rows `indices` of the dataset kept on the device by
     /// [`Engine::load_resident`](crate::engine::Engine::load_resident), gathered there in the same
     /// submit.
-    pub(super) fn accumulate_gathered(&mut self, indices: &[u32], part: Part) -> Result<()> {
+    pub(super) fn accumulate_gathered(
+        &mut self,
+        indices: &[u32],
+        part: Part,
+        sink: Option<&mut dyn GradientSink>,
+    ) -> Result<()> {
         let resident = self.resident.as_ref().ok_or_else(|| {
             Error::Usage(
                 "training on resident rows needs a dataset: call load_resident first".into(),
@@ -102,7 +116,7 @@ impl GpuEngine {
             .queue
             .write_buffer(&self.buffers.indices, 0, bytemuck::cast_slice(indices));
         self.key_masks(None, true);
-        self.train_step(rows, class_targets, true, part)
+        self.train_step(rows, class_targets, true, part, sink)
     }
 
     /// The optimizer update on the gradients as they are, in one submit: clipping by global
@@ -130,6 +144,31 @@ impl GpuEngine {
             self.model_offset(k) * 4,
             bytemuck::cast_slice(&flat),
         );
+        self.ctx.check_errors("uploading gradients")
+    }
+
+    /// Replaces model `k`'s gradients with `flat`, its trained tensors' values one after
+    /// another ([`Engine::set_flat_gradients`](crate::engine::Engine::set_flat_gradients)).
+    pub(super) fn write_flat_gradients(&mut self, k: usize, flat: &[f32]) -> Result<()> {
+        check_model(k, self.models)?;
+        let expected: u64 = self.layout.tensors().map(|t| t.len).sum();
+        if flat.len() as u64 != expected {
+            return Err(Error::Shape {
+                what: "flat gradient".into(),
+                expected: format!("{expected} values"),
+                got: format!("{} values", flat.len()),
+            });
+        }
+        let mut at = 0;
+        for slice in self.layout.tensors() {
+            let values = &flat[at..at + slice.len as usize];
+            at += values.len();
+            self.ctx.queue.write_buffer(
+                &self.buffers.grads,
+                (self.model_offset(k) + slice.offset) * 4,
+                bytemuck::cast_slice(values),
+            );
+        }
         self.ctx.check_errors("uploading gradients")
     }
 
@@ -188,12 +227,17 @@ impl GpuEngine {
     /// Records and submits `part` of a group on the batch now in the input buffers (or, with
     /// `gathered`, on the rows the gather dispatch will copy there first): see
     /// [`Engine::accumulate`](crate::engine::Engine::accumulate).
+    ///
+    /// With a `sink`, `part` must not be the last of its group: backward is submitted bucket by
+    /// bucket and each bucket of gradients handed over as soon as it is read back
+    /// (`hand_over.rs`).
     fn train_step(
         &mut self,
         rows: u32,
         class_targets: bool,
         gathered: bool,
         part: Part,
+        sink: Option<&mut dyn GradientSink>,
     ) -> Result<()> {
         self.uniforms
             .prepare(&self.ctx.queue, rows, class_targets, part.group_rows);
@@ -206,10 +250,14 @@ impl GpuEngine {
         if part.last {
             self.write_coefficients();
         }
-        let gather = match (&self.resident, gathered) {
-            (Some(resident), true) => std::slice::from_ref(&resident.gather),
-            _ => &[],
-        };
+        if let Some(sink) = sink {
+            self.hand_over_step(gathered, rows, part, sink)?;
+            return self.ctx.check_errors(&format!(
+                "running a mini-batch of training step {}",
+                self.steps + 1
+            ));
+        }
+        let gather = self.gather(gathered);
         let backward = if part.first {
             &self.plan.backward
         } else {
@@ -236,6 +284,14 @@ impl GpuEngine {
         } else {
             format!("running a mini-batch of training step {}", self.steps + 1)
         })
+    }
+
+    /// The dispatch that gathers a batch of the resident dataset, when the batch is `gathered`.
+    pub(super) fn gather(&self, gathered: bool) -> &[Dispatch] {
+        match (&self.resident, gathered) {
+            (Some(resident), true) => std::slice::from_ref(&resident.gather),
+            _ => &[],
+        }
     }
 
     /// Reads a metrics buffer back and zeroes its totals (keeping each model's last loss).

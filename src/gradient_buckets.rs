@@ -1,0 +1,243 @@
+//! Gradients handed over in buckets while backward is still running, so that their reduction
+//! across devices overlaps the rest of backward (PyTorch DDP's and Horovod's scheme).
+//!
+//! Backward produces the gradients last layer first. The layers are grouped, from the last one
+//! down, into buckets of at least a size in bytes (the first bucket of at least
+//! [`FIRST_BUCKET_BYTES`], so that the first reduction starts early, as DDP's
+//! `first_bucket_bytes_cap`). As soon as backward has finished a bucket's lowest layer, its
+//! gradients are final on this device and an engine hands them to a [`GradientSink`]
+//! ([`Engine::accumulate_into`](crate::engine::Engine::accumulate_into)).
+//!
+//! A bucket's values are its layers' trained tensors, in the model's order
+//! ([`ModelSpec::tensors`] without the buffers), one after another: every bucket is a
+//! contiguous range of the model's *flat gradient*, the trained tensors' values concatenated,
+//! which [`Engine::set_flat_gradients`](crate::engine::Engine::set_flat_gradients) takes back.
+
+use std::ops::Range;
+
+use crate::accumulate::Part;
+use crate::error::{Error, Result};
+use crate::model::{ModelSpec, Parameters};
+
+/// The smallest first bucket, in bytes (DDP's `first_bucket_bytes_cap`, 1 MiB).
+pub const FIRST_BUCKET_BYTES: usize = 1 << 20;
+
+/// One bucket: consecutive layers and where their trained tensors sit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    /// Its layers (indices into [`ModelSpec::layers`]).
+    pub layers: Range<usize>,
+    /// Its trained tensors, as indices into [`ModelSpec::tensors`], in the model's order.
+    pub tensors: Vec<usize>,
+    /// Where its values sit in the model's flat gradient.
+    pub values: Range<usize>,
+}
+
+/// A model's layers grouped into buckets, in the order backward finishes them (the bucket
+/// holding the last layer first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GradientBuckets {
+    buckets: Vec<Bucket>,
+    /// For each layer, the bucket whose lowest layer it is.
+    closes: Vec<Option<usize>>,
+    /// Elements of the flat gradient.
+    total: usize,
+}
+
+impl GradientBuckets {
+    /// `spec`'s layers grouped from the last one down: a bucket closes once it holds at least
+    /// `bytes` bytes of gradients (the first, at least `min(bytes, FIRST_BUCKET_BYTES)`), and
+    /// the last bucket takes the layers left, down to the first (merged into the one before
+    /// when they have no trained tensors).
+    pub fn new(spec: &ModelSpec, bytes: usize) -> Self {
+        let per_layer = spec.layer_tensors();
+        // Each layer's trained tensors: (index in the model's order, length).
+        let mut index = 0;
+        let trained: Vec<Vec<(usize, usize)>> = per_layer
+            .iter()
+            .map(|tensors| {
+                tensors
+                    .iter()
+                    .filter_map(|t| {
+                        index += 1;
+                        t.trained.then_some((index - 1, t.len()))
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut offsets = vec![0usize; trained.len() + 1];
+        for (i, layer) in trained.iter().enumerate() {
+            offsets[i + 1] = offsets[i] + layer.iter().map(|&(_, len)| len).sum::<usize>();
+        }
+        let mut ranges: Vec<Range<usize>> = Vec::new();
+        let mut top = trained.len();
+        for low in (0..trained.len()).rev() {
+            let cap = if ranges.is_empty() {
+                bytes.min(FIRST_BUCKET_BYTES)
+            } else {
+                bytes
+            };
+            let held = (offsets[top] - offsets[low]) * 4;
+            if low == 0 || held >= cap.max(1) {
+                ranges.push(low..top);
+                top = low;
+            }
+        }
+        // A lowest bucket without trained tensors joins the one above it.
+        if ranges.len() > 1
+            && ranges
+                .last()
+                .is_some_and(|r| offsets[r.end] == offsets[r.start])
+        {
+            let empty = ranges.pop().expect("more than one bucket");
+            ranges.last_mut().expect("one left").start = empty.start;
+        }
+        let mut closes = vec![None; trained.len()];
+        let buckets = ranges
+            .into_iter()
+            .enumerate()
+            .map(|(b, layers)| {
+                closes[layers.start] = Some(b);
+                Bucket {
+                    tensors: trained[layers.clone()]
+                        .iter()
+                        .flatten()
+                        .map(|&(t, _)| t)
+                        .collect(),
+                    values: offsets[layers.start]..offsets[layers.end],
+                    layers,
+                }
+            })
+            .collect();
+        Self {
+            buckets,
+            closes,
+            total: offsets[trained.len()],
+        }
+    }
+
+    /// The buckets, in the order backward finishes them.
+    pub fn buckets(&self) -> &[Bucket] {
+        &self.buckets
+    }
+
+    /// The bucket whose gradients are final once backward has finished `layer`, if any.
+    pub fn closed_by(&self, layer: usize) -> Option<usize> {
+        self.closes.get(layer).copied().flatten()
+    }
+
+    /// Elements of the model's flat gradient (every trained tensor's values).
+    pub fn total(&self) -> usize {
+        self.total
+    }
+}
+
+/// Takes the gradients an engine hands over bucket by bucket during backward.
+pub trait GradientSink {
+    /// How the model's layers are grouped.
+    fn buckets(&self) -> &GradientBuckets;
+
+    /// Bucket `bucket` of model `k` is final: `tensor(t)` is the accumulated gradient of the
+    /// model's tensor `t` (an index into [`ModelSpec::tensors`]) for each of the bucket's
+    /// tensors. Each model's buckets come in order; models may interleave.
+    fn ready<'a>(
+        &mut self,
+        k: usize,
+        bucket: usize,
+        tensor: &dyn Fn(usize) -> &'a [f32],
+    ) -> Result<()>;
+}
+
+/// Checks that a mini-batch handed over bucket by bucket is not the last of its group: its
+/// gradients are handed over to be changed before the update.
+pub(crate) fn check_open(part: Part) -> Result<()> {
+    if part.last {
+        return Err(Error::Usage(
+            "gradients handed over during backward are changed before the update: give a part \
+             that is not the last of its group (Part { last: false, .. }), then apply_update"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `flat`, `model`'s flat gradient (its trained tensors' values one after another),
+/// into the trained tensors of `params`; fails when `flat` has another length.
+pub fn fill_trained(model: &ModelSpec, flat: &[f32], params: &mut Parameters) -> Result<()> {
+    let specs = model.tensors();
+    let expected: usize = specs.iter().filter(|t| t.trained).map(|t| t.len()).sum();
+    if flat.len() != expected {
+        return Err(Error::Shape {
+            what: "flat gradient".into(),
+            expected: format!("{expected} values"),
+            got: format!("{} values", flat.len()),
+        });
+    }
+    let mut at = 0;
+    for (spec, (_, values)) in specs.iter().zip(params.tensors_mut()) {
+        if spec.trained {
+            values.copy_from_slice(&flat[at..at + values.len()]);
+            at += values.len();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Activation, ModelSpec, Norm};
+
+    fn mlp(widths: &[usize]) -> ModelSpec {
+        ModelSpec::from_widths(widths, Activation::Relu, Activation::Identity)
+            .expect("a valid model")
+    }
+
+    #[test]
+    fn buckets_cover_every_layer_from_the_last_one_down() {
+        // 784-512-512-10: 401,920 + 262,656 + 5,130 weights and biases.
+        let spec = mlp(&[784, 512, 512, 10]);
+        let buckets = GradientBuckets::new(&spec, 25 << 20);
+        // The first bucket closes past 1 MiB (layers 1 and 2), the rest takes layer 0.
+        let layers: Vec<_> = buckets.buckets().iter().map(|b| b.layers.clone()).collect();
+        assert_eq!(layers, [1..3, 0..1]);
+        assert_eq!(buckets.buckets()[0].values, 401_920..669_706);
+        assert_eq!(buckets.buckets()[1].values, 0..401_920);
+        assert_eq!(buckets.buckets()[0].tensors, [2, 3, 4, 5]);
+        assert_eq!(buckets.total(), 669_706);
+        assert_eq!(buckets.closed_by(1), Some(0));
+        assert_eq!(buckets.closed_by(2), None);
+        assert_eq!(buckets.closed_by(0), Some(1));
+    }
+
+    #[test]
+    fn one_byte_buckets_hold_one_layer_each_and_a_huge_cap_one_bucket() {
+        let spec = mlp(&[4, 3, 2]);
+        let small = GradientBuckets::new(&spec, 1);
+        let layers: Vec<_> = small.buckets().iter().map(|b| b.layers.clone()).collect();
+        assert_eq!(layers, [1..2, 0..1]);
+        assert_eq!(small.total(), 4 * 3 + 3 + 3 * 2 + 2);
+        let whole = GradientBuckets::new(&spec, usize::MAX);
+        // The first bucket's cap is at most 1 MiB, which the model is far below.
+        assert_eq!(whole.buckets().len(), 1);
+        assert_eq!(whole.buckets()[0].layers, 0..2);
+    }
+
+    #[test]
+    fn a_layer_without_tensors_joins_the_bucket_below_it() {
+        let spec = ModelSpec::mlp(
+            &[4, 3, 2],
+            Activation::Relu,
+            Activation::Identity,
+            Norm::None,
+            0.5,
+        )
+        .expect("a valid model");
+        assert_eq!(spec.layers().len(), 3, "dense, dropout, dense");
+        let buckets = GradientBuckets::new(&spec, 1);
+        let layers: Vec<_> = buckets.buckets().iter().map(|b| b.layers.clone()).collect();
+        assert_eq!(layers, [2..3, 0..2]);
+        assert_eq!(buckets.closed_by(1), None);
+        assert_eq!(buckets.buckets()[1].values, 0..15);
+    }
+}
