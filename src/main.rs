@@ -82,7 +82,7 @@ fn main() -> ExitCode {
 
 /// Runs the command `cli` names (`matches` are its flags as given).
 fn run(cli: &Cli, matches: &clap::ArgMatches) -> downhill::Result<ExitCode> {
-    if !matches!(cli.command, Command::Train(_)) {
+    if !matches!(cli.command, Command::Train(_) | Command::Sweep(_)) {
         cli::ranks::single_process(matches.subcommand_name().unwrap_or("this command"))?;
     }
     match &cli.command {

@@ -335,14 +335,14 @@ fn a_killed_rank_ends_the_job_within_seconds() {
     );
 }
 
-/// Commands that run in one process say so under mpirun, and a batch norm (whose statistics
-/// would be each rank's slice's) is refused.
+/// Commands that run in one process say so under mpirun, a sweep of fewer models than ranks
+/// is refused, and so is a batch norm (whose statistics would be each rank's slice's).
 #[test]
 fn what_runs_in_one_process_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let out = mpirun(
         2,
-        &["sweep", "--dataset", "digits", "--epochs", "1"],
+        &["check", "--dataset", "digits", "--steps", "1"],
         dir.path(),
     )
     .output()
@@ -350,7 +350,20 @@ fn what_runs_in_one_process_says_so() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("`downhill sweep` runs in a single process") && stderr.contains("rank"),
+        stderr.contains("`downhill check` runs in a single process") && stderr.contains("rank"),
+        "{stderr}"
+    );
+    let out = mpirun(
+        3,
+        &["sweep", "--dataset", "digits", "--lr", "0.1,0.01"],
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a sweep of 2 models over 3 ranks") && stderr.contains("at most 2"),
         "{stderr}"
     );
     let out = mpirun(
@@ -451,4 +464,82 @@ fn replicas_that_differ_stop_the_run() {
         stderr.contains("failed:\nerror: the ranks' replicas differ after step 5"),
         "{stderr}"
     );
+}
+
+/// A sweep under mpirun splits its models across the ranks (5 models on 2 and 3 ranks: shares
+/// of 3 and 2, and 2, 2 and 1) and reports what one process reports: on the CPU, where each
+/// model trains alone, the same losses and best model bit for bit; on the GPU, where the pack
+/// of models differs, within the GPU-against-CPU tolerance. Rank 0 alone writes the outputs,
+/// with every model's epochs in the metrics log.
+#[test]
+fn a_sweep_splits_its_models_across_the_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let losses = |out: &Output| -> (Vec<f64>, serde_json::Value) {
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let losses = report["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["train_loss"].as_f64().unwrap())
+            .collect();
+        (losses, report["best"].clone())
+    };
+    for device in ["cpu", "gpu"] {
+        let args = |save: &str, metrics: &str| {
+            [
+                "sweep",
+                "--dataset",
+                "digits",
+                "--layers",
+                "64,24,10",
+                "--epochs",
+                "2",
+                "--lr",
+                "0.001,0.003,0.01,0.03,0.05",
+                "--device",
+                device,
+                "--no-autotune",
+                "--format",
+                "json",
+                "--save",
+                save,
+                "--metrics",
+                metrics,
+            ]
+            .map(String::from)
+        };
+        let one = args("one.safetensors", "one.jsonl");
+        let one: Vec<&str> = one.iter().map(String::as_str).collect();
+        let (expected, best) = losses(&single(&one, dir.path()));
+        assert_eq!(expected.len(), 5);
+        for ranks in [2, 3] {
+            let save = format!("{device}{ranks}.safetensors");
+            let metrics = format!("{device}{ranks}.jsonl");
+            let many = args(&save, &metrics);
+            let many: Vec<&str> = many.iter().map(String::as_str).collect();
+            let out = succeeds(
+                mpirun(ranks, &many, dir.path()).output().unwrap(),
+                &format!("a sweep on {ranks} ranks, {device}"),
+            );
+            let (got, got_best) = losses(&out);
+            assert_eq!(got_best, best, "{ranks} ranks, {device}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(stderr.matches("saved ").count(), 1, "{stderr}");
+            let lines = std::fs::read_to_string(dir.path().join(&metrics)).unwrap();
+            assert_eq!(lines.lines().count(), 10, "5 models, 2 epochs each");
+            if device == "cpu" {
+                assert_eq!(got, expected, "{ranks} ranks");
+                assert_eq!(
+                    std::fs::read(dir.path().join("one.safetensors")).unwrap(),
+                    std::fs::read(dir.path().join(&save)).unwrap(),
+                    "the best model, sent to rank 0, {ranks} ranks"
+                );
+            } else {
+                for (g, e) in got.iter().zip(&expected) {
+                    assert!((g - e).abs() <= 1e-4 * e.abs().max(1.0), "{g} vs {e}");
+                }
+                assert!(worst(&dir.path().join("one.safetensors"), &dir.path().join(&save)) < 1e-4);
+            }
+        }
+    }
 }

@@ -18,6 +18,7 @@ pub mod resume_flags;
 pub mod runtime_dir;
 pub mod signals;
 pub mod sweep;
+pub mod sweep_ranks;
 pub mod tensorboard;
 pub mod train;
 pub mod tune;

@@ -34,14 +34,14 @@ pub fn get() -> Option<Rank> {
     RANK.get().copied()
 }
 
-/// An error for `command` when this process is one of several ranks: only `train` runs
-/// data-parallel.
+/// An error for `command` when this process is one of several ranks: only `train` (data-parallel)
+/// and `sweep` (its models split across the ranks) run under mpirun.
 pub fn single_process(command: &str) -> Result<()> {
     match get() {
         Some(r) => Err(Error::Usage(format!(
             "`downhill {command}` runs in a single process, and this is rank {} of {}: run it \
-             without mpirun (or with -np 1); data-parallel training is `mpirun -np N downhill \
-             train`",
+             without mpirun (or with -np 1); under mpirun, `train` trains one model \
+             data-parallel and `sweep` splits its models across the ranks",
             r.rank, r.size
         ))),
         None => Ok(()),

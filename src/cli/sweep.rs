@@ -3,13 +3,14 @@
 use std::io::IsTerminal;
 
 use downhill::checkpoint::ModelCheckpoint;
+use downhill::data::scheduler::Share;
 use downhill::plot::number::{LOSS_PLACES, decimal};
 use downhill::plot::sweep::sweep_chart;
 use downhill::plot::write_svg;
 use downhill::prepare::PreparedRun;
 use downhill::rescue::save_model_or_rescue;
 use downhill::train::sweep::{Grid, RESTARTS_FROM_ONE_START, Setting, SweepReport, sweep};
-use downhill::train::{Divergence, EpochRecord, Observer, Progress, Start};
+use downhill::train::{Divergence, EpochRecord, Observer, Progress, Start, TrainConfig};
 use downhill::{CpuEngine, Engine, Error, GpuEngine, Loss, PackSetup, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -20,6 +21,7 @@ use super::metrics_log::MetricsLog;
 use super::outputs::{check_distinct, check_outputs, finish, run_inputs};
 use super::prepare::{RunFlags, prepare, run_config_of};
 use super::signals::StopSignal;
+use super::sweep_ranks::{self, Gathered};
 use super::tensorboard::{TensorBoardLog, run_name};
 use crate::cli::output::{errln, outln};
 
@@ -40,6 +42,11 @@ struct Reporter {
     bar: Option<ProgressBar>,
     quiet: bool,
     epochs: u64,
+    /// The grid's index of this process's first model (under mpirun, its share's first).
+    first: usize,
+    /// The grid's models, on every rank.
+    grid_models: usize,
+    /// The label of each model this process trains.
     labels: Vec<String>,
     loss: Loss,
     metrics: MetricsLog,
@@ -64,8 +71,17 @@ impl Observer for Reporter {
         if self.quiet {
             return;
         }
+        let ranks = super::ranks::get().map_or(String::new(), |r| {
+            format!(
+                " on rank 0 (models {} to {} of {}, the grid split over {} ranks)",
+                self.first,
+                self.first + self.labels.len() - 1,
+                self.grid_models,
+                r.size
+            )
+        });
         errln!(
-            "sweep: {} models side by side, {total_steps} steps; data {}",
+            "sweep: {} models side by side{ranks}, {total_steps} steps; data {}",
             self.labels.len(),
             match streamed_because {
                 None => "resident on the device".to_string(),
@@ -101,8 +117,11 @@ impl Observer for Reporter {
 
     fn diverged(&mut self, k: usize, d: &Divergence) {
         self.say(format!(
-            "model {k} ({}) diverged at step {}: {}; frozen, the others go on",
-            self.labels[k], d.step, d.what
+            "model {} ({}) diverged at step {}: {}; frozen, the others go on",
+            self.first + k,
+            self.labels[k],
+            d.step,
+            d.what
         ));
     }
 
@@ -120,7 +139,7 @@ impl Observer for Reporter {
             .min_by(|a, b| score(&a.1).total_cmp(&score(&b.1)))
         {
             self.say(format!(
-                "epoch {epoch}/{}  step {step}  {} training  lowest {} {} (model {k}: {})",
+                "epoch {epoch}/{}  step {step}  {} training  lowest {} {} (model {}: {})",
                 self.epochs,
                 records.len(),
                 if r.val_loss.is_some() {
@@ -129,22 +148,62 @@ impl Observer for Reporter {
                     "loss"
                 },
                 downhill::plot::number::decimal(score(r), downhill::plot::number::LOSS_PLACES),
+                self.first + k,
                 self.labels[*k]
             ));
         }
-        self.metrics.extend(records.iter().map(|(k, r)| {
-            json!({
-                "model": k, "label": self.labels[*k], "epoch": r.epoch, "step": r.step,
-                "lr": r.lr, "train_loss": r.train_loss, "train_accuracy": r.train_accuracy,
-                "val_loss": r.val_loss, "val_accuracy": r.val_accuracy, "seconds": r.seconds,
-                "loss": self.loss.name(),
-            })
-            .to_string()
-        }));
+        self.metrics.extend(
+            records
+                .iter()
+                .map(|(k, r)| metrics_line(self.first + k, &self.labels[*k], r, self.loss)),
+        );
     }
 
     fn interrupted(&self) -> bool {
         self.interrupted.received().is_some()
+    }
+}
+
+/// Model `k`'s line in the JSONL metrics log for its epoch `r`.
+fn metrics_line(k: usize, label: &str, r: &EpochRecord, loss: Loss) -> String {
+    json!({
+        "model": k, "label": label, "epoch": r.epoch, "step": r.step,
+        "lr": r.lr, "train_loss": r.train_loss, "train_accuracy": r.train_accuracy,
+        "val_loss": r.val_loss, "val_accuracy": r.val_accuracy, "seconds": r.seconds,
+        "loss": loss.name(),
+    })
+    .to_string()
+}
+
+/// Writes every model's epochs to the metrics log and its loss curve and epochs to TensorBoard,
+/// once the ranks' runs are gathered (under mpirun, where no rank logs as it trains).
+fn log_gathered(
+    report: &SweepReport,
+    labels: &[String],
+    loss: Loss,
+    metrics: &mut MetricsLog,
+    tensorboard: &mut TensorBoardLog,
+) {
+    let epochs = report
+        .models
+        .iter()
+        .map(|m| m.epochs.len())
+        .max()
+        .unwrap_or(0);
+    for e in 0..epochs {
+        metrics.extend(report.models.iter().enumerate().filter_map(|(k, m)| {
+            m.epochs
+                .get(e)
+                .map(|r| metrics_line(k, &labels[k], r, loss))
+        }));
+    }
+    for (k, m) in report.models.iter().enumerate() {
+        for &(step, value) in &m.curve {
+            tensorboard.progress(k, step, value, None);
+        }
+        for r in &m.epochs {
+            tensorboard.epoch_end(k, r, false);
+        }
     }
 }
 
@@ -305,9 +364,19 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         &setup.model,
         a.run.init.init.as_ref().map(|_| &start),
     )?;
-    let (settings, members): (Vec<_>, Vec<_>) = members.into_iter().unzip();
+    let (settings, mut members): (Vec<_>, Vec<_>) = members.into_iter().unzip();
     let labels: Vec<String> = settings.iter().map(|s| s.label(&grid)).collect();
     let (model, loss) = (setup.model.clone(), setup.loss);
+    // Under mpirun, this rank's share of the models, trained on every row; rank 0 logs them
+    // all once they are gathered.
+    let share = sweep_ranks::share(members.len())?;
+    let ranked = super::ranks::get().is_some();
+    let members: Vec<_> = members.drain(share.clone()).collect();
+    let names: Vec<String> = settings
+        .iter()
+        .enumerate()
+        .map(|(k, s)| run_name(k, settings.len(), s, &grid))
+        .collect();
     let mut pack = pack(
         a,
         PackSetup {
@@ -317,21 +386,23 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         },
         a.run.batches.batch_size.min(data.rows().max(1)),
     )?;
-    let config = run_config_of(&a.run, epochs)?;
+    let config = TrainConfig {
+        share: Share::WHOLE,
+        ..run_config_of(&a.run, epochs)?
+    };
+    let live = |path: Option<&std::path::Path>| path.filter(|_| !ranked).map(Into::into);
     let mut reporter = Reporter {
         bar: None,
         quiet: a.outputs.quiet,
         epochs,
-        labels: labels.clone(),
+        first: share.start,
+        grid_models: settings.len(),
+        labels: labels[share.clone()].to_vec(),
         loss,
-        metrics: MetricsLog::new(a.outputs.metrics.clone()),
+        metrics: MetricsLog::new(live(a.outputs.metrics.as_deref())),
         tensorboard: TensorBoardLog::open(
-            a.outputs.tensorboard.as_deref(),
-            &settings
-                .iter()
-                .enumerate()
-                .map(|(k, s)| run_name(k, settings.len(), s, &grid))
-                .collect::<Vec<_>>(),
+            live(a.outputs.tensorboard.as_deref()).as_deref(),
+            &names[share.clone()],
         )?,
         interrupted,
     };
@@ -347,6 +418,26 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     }
     reporter.interrupted.finishing();
     let report = report?;
+    let interrupted = reporter.interrupted.received();
+    let Some(Gathered {
+        report,
+        best_parameters,
+    }) = sweep_ranks::gather(report, share, settings.len(), pack.as_mut())?
+    else {
+        // A rank other than 0: its runs went to rank 0, which writes every output.
+        return Ok(interrupted.map_or(Outcome::Done, Outcome::Interrupted));
+    };
+    if ranked {
+        reporter.metrics = MetricsLog::new(a.outputs.metrics.clone());
+        reporter.tensorboard = TensorBoardLog::open(a.outputs.tensorboard.as_deref(), &names)?;
+        log_gathered(
+            &report,
+            &labels,
+            loss,
+            &mut reporter.metrics,
+            &mut reporter.tensorboard,
+        );
+    }
     // One output that fails never costs another.
     let mut failures: Vec<Error> = reporter.metrics.take_failure().into_iter().collect();
     failures.extend(reporter.tensorboard.take_failure());
@@ -355,12 +446,12 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     {
         failures.push(e);
     }
-    let saved = match report.best {
-        Some(best) => {
+    let saved = match best_parameters {
+        Some(parameters) => {
             let best_model = ModelCheckpoint {
                 model,
                 loss,
-                parameters: pack.parameters(best)?,
+                parameters,
                 standardizer: stats,
                 target_standardizer: target_stats,
             };
@@ -378,7 +469,6 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
         CheckFormat::Table => print_table(&report, &settings, &grid),
         CheckFormat::Json => print_json(&report, &settings, saved.as_deref()),
     }
-    let interrupted = reporter.interrupted.received();
     let Some(best) = report.best else {
         if let Some(signal) = interrupted {
             return finish(failures, Outcome::Interrupted(signal));

@@ -27,6 +27,8 @@ mod overlap;
 #[cfg(feature = "mpi")]
 mod reduce;
 #[cfg(feature = "mpi")]
+mod sweep;
+#[cfg(feature = "mpi")]
 mod world;
 
 #[cfg(feature = "mpi")]
@@ -35,6 +37,8 @@ pub use engine::{DataParallel, StepTimes};
 pub use overlap::{BucketSum, SumTimes};
 #[cfg(feature = "mpi")]
 pub use reduce::FixedOrderSum;
+#[cfg(feature = "mpi")]
+pub use sweep::{gather_runs, share_parameters};
 #[cfg(feature = "mpi")]
 pub use world::{Ranks, any_rank, launched_ranks};
 

@@ -161,18 +161,22 @@ pub fn sweep(
 ) -> Result<SweepReport> {
     refuse_single_run_options(config, false)?;
     let report = run(engine, data, val, config, None, observer, true)?;
-    let best = report
-        .models
-        .iter()
-        .enumerate()
-        .filter_map(|(k, r)| r.score().map(|s| (k, s)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(k, _)| k);
     Ok(SweepReport {
+        best: best_of(&report.models),
         models: report.models,
-        best,
         stop: report.stop,
         steps: report.steps,
         resident: report.resident,
     })
+}
+
+/// The model with the lowest score ([`ModelRun::score`]; ties go to the first), if any did not
+/// diverge.
+pub fn best_of(models: &[ModelRun]) -> Option<usize> {
+    models
+        .iter()
+        .enumerate()
+        .filter_map(|(k, r)| r.score().map(|s| (k, s)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, _)| k)
 }
