@@ -301,8 +301,7 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
     )?;
 
     #[cfg(feature = "mpi")]
-    let (engine, step_times) =
-        data_parallel(engine, a.check_replicas, a.bucket_mib, a.outputs.quiet)?;
+    let (engine, step_times) = data_parallel(engine, a, a.outputs.quiet)?;
     let mut engine = engine;
     let config = TrainConfig {
         early_stopping: a.early_stopping,
@@ -463,17 +462,18 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
 }
 
 /// `engine` trained data-parallel over the ranks when a launcher started this process among
-/// several (summing gradients in buckets of `bucket_mib` MiB, comparing the replicas every
-/// `check_replicas` steps), else as it is. A batch norm's
+/// several (summing gradients in buckets of `--bucket-mib` MiB, overlapping backward unless
+/// `--no-overlap`, comparing the replicas every `--check-replicas` steps), else as it is. A
+/// batch norm's
 /// statistics would be each rank's slice's, not the batch's, so it is refused there. Says so on
 /// stderr unless `quiet`.
 #[cfg(feature = "mpi")]
 fn data_parallel(
     engine: Box<dyn downhill::Engine>,
-    check_replicas: Option<u64>,
-    bucket_mib: f64,
+    flags: &TrainArgs,
     quiet: bool,
 ) -> Result<(Box<dyn downhill::Engine>, Option<StepTimesHandle>)> {
+    let (check_replicas, bucket_mib) = (flags.check_replicas, flags.bucket_mib);
     if !(bucket_mib.is_finite() && bucket_mib > 0.0) {
         return Err(Error::Usage(format!(
             "--bucket-mib {bucket_mib}: a bucket holds a positive number of MiB (PyTorch DDP's \
@@ -504,7 +504,7 @@ fn data_parallel(
         engine,
         mpi::topology::SimpleCommunicator::world(),
         (bucket_mib * f64::from(1u32 << 20)).ceil() as usize,
-        rank.threaded,
+        rank.threaded && !flags.no_overlap,
         check_replicas.unwrap_or(0),
     );
     let times = parallel.times();

@@ -17,8 +17,12 @@
 //! exactly the single-process gradient (up to the order of the sum), and every rank applies
 //! `θ ← update(θ, clip(g))` to identical parameters, so the replicas stay identical. Under
 //! `--accumulate`, each mini-batch of a group is sliced the same way and the sum is taken once,
-//! before the group's update. The sum is taken in a fixed order (`FixedOrderSum`), so reruns with
-//! the same ranks and devices are bit-identical.
+//! before the group's update. The sum is taken bucket by bucket while backward runs
+//! ([`crate::gradient_buckets`], `BucketSum`), in a fixed order (`FixedOrderSum`), so reruns
+//! with the same ranks and devices are bit-identical.
+//!
+//! A sweep under mpirun splits its models across the ranks instead, with no communication
+//! until its end (`gather_runs`, `share_parameters`).
 
 #[cfg(feature = "mpi")]
 mod engine;

@@ -26,6 +26,11 @@ pub struct TrainArgs {
     #[cfg(feature = "mpi")]
     #[arg(long, value_name = "MIB", default_value_t = 25.0)]
     pub bucket_mib: f64,
+    /// Under mpirun: sum each bucket on the main thread as backward hands it over, without
+    /// overlapping the rest of backward (what the overlap saves, measured side by side).
+    #[cfg(feature = "mpi")]
+    #[arg(long)]
+    pub no_overlap: bool,
     /// Stop when the validation loss has not improved for this many epochs (keeping the best model).
     #[arg(long, value_name = "PATIENCE")]
     pub early_stopping: Option<u64>,
