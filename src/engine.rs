@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::accumulate::Part;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::gradient_buckets::{GradientSink, fill_trained};
+use crate::gradient_buckets::{GradientSink, check_open, fill_trained};
 use crate::loss::{Batch, Loss};
 use crate::model::{ModelSpec, Parameters};
 use crate::optim::Optimizer;
@@ -253,6 +253,7 @@ pub trait Engine {
         part: Part,
         sink: &mut dyn GradientSink,
     ) -> Result<()> {
+        check_open(part)?;
         self.accumulate(batch, part)?;
         hand_over_all(self, sink)
     }
@@ -264,6 +265,7 @@ pub trait Engine {
         part: Part,
         sink: &mut dyn GradientSink,
     ) -> Result<()> {
+        check_open(part)?;
         self.accumulate_resident(indices, part)?;
         hand_over_all(self, sink)
     }
@@ -274,8 +276,9 @@ pub trait Engine {
     fn set_flat_gradients(&mut self, k: usize, flat: &[f32]) -> Result<()> {
         check_model(k, self.models())?;
         let model = self.setup(k).model;
+        let trained: Vec<bool> = model.tensors().iter().map(|t| t.trained).collect();
         let mut gradients = Parameters::zeros(&model);
-        fill_trained(&model, flat, &mut gradients)?;
+        fill_trained(&trained, flat, &mut gradients)?;
         self.set_gradients(k, &gradients)
     }
 

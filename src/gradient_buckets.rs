@@ -2,9 +2,9 @@
 //! across devices overlaps the rest of backward (PyTorch DDP's and Horovod's scheme).
 //!
 //! Backward produces the gradients last layer first. The layers are grouped, from the last one
-//! down, into buckets of at least a size in bytes (the first bucket of at least
-//! [`FIRST_BUCKET_BYTES`], so that the first reduction starts early, as DDP's
-//! `first_bucket_bytes_cap`). As soon as backward has finished a bucket's lowest layer, its
+//! down, into buckets of at most a size in bytes, whole layers each (a layer larger than that
+//! is a bucket of its own), the first bucket at most [`FIRST_BUCKET_BYTES`] so that the first
+//! reduction starts early: DDP's `bucket_cap_mb` and `first_bucket_bytes_cap`. As soon as backward has finished a bucket's lowest layer, its
 //! gradients are final on this device and an engine hands them to a [`GradientSink`]
 //! ([`Engine::accumulate_into`](crate::engine::Engine::accumulate_into)).
 //!
@@ -45,10 +45,10 @@ pub struct GradientBuckets {
 }
 
 impl GradientBuckets {
-    /// `spec`'s layers grouped from the last one down: a bucket closes once it holds at least
-    /// `bytes` bytes of gradients (the first, at least `min(bytes, FIRST_BUCKET_BYTES)`), and
-    /// the last bucket takes the layers left, down to the first (merged into the one before
-    /// when they have no trained tensors).
+    /// `spec`'s layers grouped from the last one down as PyTorch DDP groups parameters: a
+    /// bucket takes layers until the next would take it past `bytes` bytes of gradients (the
+    /// first bucket, past `min(bytes, FIRST_BUCKET_BYTES)`); a layer larger than that is a
+    /// bucket of its own, and a layer without trained tensors joins the bucket above it.
     pub fn new(spec: &ModelSpec, bytes: usize) -> Self {
         let per_layer = spec.layer_tensors();
         // Each layer's trained tensors: (index in the model's order, length).
@@ -69,29 +69,23 @@ impl GradientBuckets {
         for (i, layer) in trained.iter().enumerate() {
             offsets[i + 1] = offsets[i] + layer.iter().map(|&(_, len)| len).sum::<usize>();
         }
+        // The bucket being filled holds the layers `layer + 1..top`.
         let mut ranges: Vec<Range<usize>> = Vec::new();
         let mut top = trained.len();
-        for low in (0..trained.len()).rev() {
+        for layer in (0..trained.len()).rev() {
             let cap = if ranges.is_empty() {
                 bytes.min(FIRST_BUCKET_BYTES)
             } else {
                 bytes
             };
-            let held = (offsets[top] - offsets[low]) * 4;
-            if low == 0 || held >= cap.max(1) {
-                ranges.push(low..top);
-                top = low;
+            let held = (offsets[top] - offsets[layer + 1]) * 4;
+            let adding = (offsets[layer + 1] - offsets[layer]) * 4;
+            if adding > 0 && held > 0 && held + adding > cap {
+                ranges.push(layer + 1..top);
+                top = layer + 1;
             }
         }
-        // A lowest bucket without trained tensors joins the one above it.
-        if ranges.len() > 1
-            && ranges
-                .last()
-                .is_some_and(|r| offsets[r.end] == offsets[r.start])
-        {
-            let empty = ranges.pop().expect("more than one bucket");
-            ranges.last_mut().expect("one left").start = empty.start;
-        }
+        ranges.push(0..top);
         let mut closes = vec![None; trained.len()];
         let buckets = ranges
             .into_iter()
@@ -161,11 +155,17 @@ pub(crate) fn check_open(part: Part) -> Result<()> {
     Ok(())
 }
 
-/// Writes `flat`, `model`'s flat gradient (its trained tensors' values one after another),
-/// into the trained tensors of `params`; fails when `flat` has another length.
-pub fn fill_trained(model: &ModelSpec, flat: &[f32], params: &mut Parameters) -> Result<()> {
-    let specs = model.tensors();
-    let expected: usize = specs.iter().filter(|t| t.trained).map(|t| t.len()).sum();
+/// Writes `flat`, a model's flat gradient (its trained tensors' values one after another),
+/// into the tensors of `params` that `trained` marks (one flag per tensor, in the model's
+/// order); fails when `flat` has another length.
+pub fn fill_trained(trained: &[bool], flat: &[f32], params: &mut Parameters) -> Result<()> {
+    let expected: usize = params
+        .named_tensors()
+        .iter()
+        .zip(trained)
+        .filter(|(_, trained)| **trained)
+        .map(|(t, _)| t.values.len())
+        .sum();
     if flat.len() != expected {
         return Err(Error::Shape {
             what: "flat gradient".into(),
@@ -174,11 +174,9 @@ pub fn fill_trained(model: &ModelSpec, flat: &[f32], params: &mut Parameters) ->
         });
     }
     let mut at = 0;
-    for (spec, (_, values)) in specs.iter().zip(params.tensors_mut()) {
-        if spec.trained {
-            values.copy_from_slice(&flat[at..at + values.len()]);
-            at += values.len();
-        }
+    for ((_, values), _) in params.tensors_mut().zip(trained).filter(|(_, t)| **t) {
+        values.copy_from_slice(&flat[at..at + values.len()]);
+        at += values.len();
     }
     Ok(())
 }
@@ -198,16 +196,25 @@ mod tests {
         // 784-512-512-10: 401,920 + 262,656 + 5,130 weights and biases.
         let spec = mlp(&[784, 512, 512, 10]);
         let buckets = GradientBuckets::new(&spec, 25 << 20);
-        // The first bucket closes past 1 MiB (layers 1 and 2), the rest takes layer 0.
+        // The first bucket stops short of 1 MiB (the last layer alone), the second takes the
+        // rest, under 25 MiB.
         let layers: Vec<_> = buckets.buckets().iter().map(|b| b.layers.clone()).collect();
-        assert_eq!(layers, [1..3, 0..1]);
-        assert_eq!(buckets.buckets()[0].values, 401_920..669_706);
-        assert_eq!(buckets.buckets()[1].values, 0..401_920);
-        assert_eq!(buckets.buckets()[0].tensors, [2, 3, 4, 5]);
+        assert_eq!(layers, [2..3, 0..2]);
+        assert_eq!(buckets.buckets()[0].values, 664_576..669_706);
+        assert_eq!(buckets.buckets()[1].values, 0..664_576);
+        assert_eq!(buckets.buckets()[0].tensors, [4, 5]);
+        assert_eq!(buckets.buckets()[1].tensors, [0, 1, 2, 3]);
         assert_eq!(buckets.total(), 669_706);
-        assert_eq!(buckets.closed_by(1), Some(0));
-        assert_eq!(buckets.closed_by(2), None);
+        assert_eq!(buckets.closed_by(2), Some(0));
+        assert_eq!(buckets.closed_by(1), None);
         assert_eq!(buckets.closed_by(0), Some(1));
+        // 2 MiB buckets: no bucket past its cap but the layer larger than it.
+        let layers: Vec<_> = GradientBuckets::new(&spec, 2 << 20)
+            .buckets()
+            .iter()
+            .map(|b| b.layers.clone())
+            .collect();
+        assert_eq!(layers, [2..3, 1..2, 0..1]);
     }
 
     #[test]
@@ -224,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn a_layer_without_tensors_joins_the_bucket_below_it() {
+    fn a_layer_without_tensors_joins_the_bucket_above_it() {
         let spec = ModelSpec::mlp(
             &[4, 3, 2],
             Activation::Relu,
@@ -236,8 +243,9 @@ mod tests {
         assert_eq!(spec.layers().len(), 3, "dense, dropout, dense");
         let buckets = GradientBuckets::new(&spec, 1);
         let layers: Vec<_> = buckets.buckets().iter().map(|b| b.layers.clone()).collect();
-        assert_eq!(layers, [2..3, 0..2]);
-        assert_eq!(buckets.closed_by(1), None);
+        assert_eq!(layers, [1..3, 0..1]);
+        assert_eq!(buckets.closed_by(2), None);
+        assert_eq!(buckets.closed_by(1), Some(0));
         assert_eq!(buckets.buckets()[1].values, 0..15);
     }
 }

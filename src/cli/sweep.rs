@@ -335,7 +335,9 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     ];
     check_outputs(&outputs[..3])?;
     check_distinct(&outputs, &run_inputs(&a.run))?;
-    if let Some(dir) = &a.outputs.tensorboard {
+    // Under mpirun, rank 0 alone reports and writes.
+    let rank0 = super::ranks::get().is_none_or(|r| r.rank == 0);
+    if let Some(dir) = a.outputs.tensorboard.as_ref().filter(|_| rank0) {
         downhill::tensorboard::check_log_dir(dir, "--tensorboard")?;
     }
     let PreparedRun {
@@ -393,7 +395,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     let live = |path: Option<&std::path::Path>| path.filter(|_| !ranked).map(Into::into);
     let mut reporter = Reporter {
         bar: None,
-        quiet: a.outputs.quiet,
+        quiet: a.outputs.quiet || !rank0,
         epochs,
         first: share.start,
         grid_models: settings.len(),
@@ -418,7 +420,7 @@ pub fn run(args: &SweepArgs, interrupted: StopSignal) -> Result<Outcome> {
     }
     reporter.interrupted.finishing();
     let report = report?;
-    let interrupted = reporter.interrupted.received();
+    let interrupted = sweep_ranks::interrupted_anywhere(reporter.interrupted.received());
     let Some(Gathered {
         report,
         best_parameters,

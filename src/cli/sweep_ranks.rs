@@ -38,6 +38,26 @@ pub fn share(models: usize) -> Result<Range<usize>> {
     .of(models))
 }
 
+/// The signal that stopped this process's sweep, or under mpirun any rank's (the largest
+/// signal number), so that rank 0 says the results are those of an interrupted sweep whichever
+/// rank was stopped. Collective under mpirun.
+pub fn interrupted_anywhere(signal: Option<usize>) -> Option<usize> {
+    #[cfg(feature = "mpi")]
+    if super::ranks::get().is_some() {
+        use mpi::collective::SystemOperation;
+        use mpi::topology::SimpleCommunicator;
+        use mpi::traits::*;
+        let mut any = 0u64;
+        SimpleCommunicator::world().all_reduce_into(
+            &(signal.unwrap_or(0) as u64),
+            &mut any,
+            SystemOperation::max(),
+        );
+        return (any != 0).then_some(any as usize);
+    }
+    signal
+}
+
 /// Every model's run and the best one's parameters, on rank 0 (or in one process) from
 /// `report`, this process's run of its `share` of the grid's `models` models on `pack`; `None`
 /// on the other ranks, once they have sent theirs.

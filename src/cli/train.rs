@@ -502,7 +502,6 @@ fn data_parallel(
     }
     let parallel = downhill::distributed::DataParallel::new(
         engine,
-        mpi::topology::SimpleCommunicator::world(),
         (bucket_mib * f64::from(1u32 << 20)).ceil() as usize,
         rank.threaded && !flags.no_overlap,
         check_replicas.unwrap_or(0),

@@ -15,7 +15,7 @@ use crate::engine::{
     check_model, check_optimizer_state, check_training_rows,
 };
 use crate::error::{Error, Result};
-use crate::gradient_buckets::{GradientSink, check_open};
+use crate::gradient_buckets::{GradientSink, check_open, fill_trained};
 use crate::loss::Batch;
 use crate::model::{MaskKey, Parameters};
 use crate::optim::MAX_STATE_SLOTS;
@@ -317,32 +317,7 @@ impl Engine for CpuEngine {
     fn set_flat_gradients(&mut self, k: usize, flat: &[f32]) -> Result<()> {
         check_model(k, self.models.len())?;
         let model = &mut self.models[k];
-        let expected: usize = model
-            .grads
-            .named_tensors()
-            .iter()
-            .zip(&model.trained)
-            .filter(|(_, trained)| **trained)
-            .map(|(t, _)| t.values.len())
-            .sum();
-        if flat.len() != expected {
-            return Err(Error::Shape {
-                what: "flat gradient".into(),
-                expected: format!("{expected} values"),
-                got: format!("{} values", flat.len()),
-            });
-        }
-        let mut at = 0;
-        for ((_, values), _) in model
-            .grads
-            .tensors_mut()
-            .zip(&model.trained)
-            .filter(|(_, t)| **t)
-        {
-            values.copy_from_slice(&flat[at..at + values.len()]);
-            at += values.len();
-        }
-        Ok(())
+        fill_trained(&model.trained, flat, &mut model.grads)
     }
 
     fn apply_update(&mut self) -> Result<()> {

@@ -16,6 +16,8 @@ pub use engine::CpuEngine;
 pub(crate) use layer_norm::{backward as layer_norm_backward, forward as layer_norm_forward};
 pub use loss::{correct_rows, loss_and_gradient, loss_and_group_gradient};
 pub use matmul::product;
-pub use network::{Activations, backward, forward, forward_training, update_running_statistics};
+pub use network::{
+    Activations, backward, backward_each, forward, forward_training, update_running_statistics,
+};
 #[cfg(test)]
 pub(crate) use optim::update;

@@ -55,6 +55,9 @@ pub struct DataParallel {
     contributed: bool,
     /// Whether this group's gradients have been handed over to be summed.
     handed: bool,
+    /// Set when a step failed part-way on this rank: its sums no longer match the other
+    /// ranks', and nothing more can be trained.
+    broken: bool,
     /// Zeros as long as the model's longest tensor: the gradient of a rank without rows.
     zeros: Vec<f32>,
     /// Each tensor's length, in the model's order.
@@ -65,18 +68,18 @@ pub struct DataParallel {
 }
 
 impl DataParallel {
-    /// Trains `inner`'s models data-parallel over the ranks of `comm` (every rank wraps a replica
-    /// built from the same setup and parameters), summing gradients in buckets of at least
-    /// `bucket_bytes` bytes ([`GradientBuckets::new`]) on a summing thread when `threaded`
+    /// Trains `inner`'s models data-parallel over every rank of the job (every rank wraps a
+    /// replica built from the same setup and parameters), summing gradients in buckets of at
+    /// most `bucket_bytes` bytes ([`GradientBuckets::new`]) on a summing thread when `threaded`
     /// (MPI allows it: [`Ranks::threaded`](super::Ranks::threaded)), and comparing the
     /// replicas' parameters every `check_every` steps when it is above 0. Collective.
     pub fn new(
         inner: Box<dyn Engine>,
-        comm: SimpleCommunicator,
         bucket_bytes: usize,
         threaded: bool,
         check_every: u64,
     ) -> Self {
+        let comm = SimpleCommunicator::world();
         let (rank, ranks) = (comm.rank() as usize, comm.size() as usize);
         let model = inner.setup(0).model;
         let tensor_lens: Vec<usize> = model.tensors().iter().map(|t| t.len()).collect();
@@ -91,6 +94,7 @@ impl DataParallel {
             sum,
             contributed: false,
             handed: false,
+            broken: false,
             zeros: vec![0.0; longest],
             tensor_lens,
             check_every,
@@ -113,9 +117,6 @@ impl DataParallel {
     /// This rank's part in a mini-batch of `rows` rows that is `part` of its group: the rows'
     /// gradient scaled by the global group's size, never ending the group on its own.
     fn local_part(&mut self, part: Part) -> Part {
-        if part.first {
-            self.contributed = false;
-        }
         let local = Part {
             group_rows: part.group_rows,
             first: !self.contributed,
@@ -134,6 +135,15 @@ impl DataParallel {
         part: Part,
         train: impl FnOnce(&mut dyn Engine, Part, Option<&mut BucketSum>) -> Result<()>,
     ) -> Result<()> {
+        if self.broken {
+            return Err(Error::Usage(
+                "a data-parallel step failed part-way on this rank, so its gradient sums no \
+                 longer match the other ranks': nothing more can be trained on this engine"
+                    .into(),
+            ));
+        }
+        // Until the step ends, a failure leaves this rank out of step with the others.
+        self.broken = true;
         if part.first {
             self.contributed = false;
             self.handed = false;
@@ -141,12 +151,17 @@ impl DataParallel {
         if rows > 0 {
             let local = self.local_part(part);
             let started = Instant::now();
+            let summing = self.sum.summing_so_far();
             let sink = part.last.then_some(&mut self.sum);
             train(self.inner.as_mut(), local, sink)?;
             self.handed |= part.last;
-            self.count(started.elapsed(), |t| &mut t.compute);
+            // Buckets summed on this thread as they came are communication, not compute.
+            let summed_here = self.sum.summing_so_far() - summing;
+            self.count(started.elapsed() - summed_here, |t| &mut t.compute);
         }
-        self.finish(part)
+        self.finish(part)?;
+        self.broken = false;
+        Ok(())
     }
 
     /// Ends a group when `part.last`: waits for every model's gradients summed over the ranks

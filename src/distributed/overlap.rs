@@ -116,6 +116,15 @@ impl BucketSum {
         }
     }
 
+    /// Time spent summing on this thread since the last [`BucketSum::finish`] (without a
+    /// summing thread; zero with one, whose time is known once it is done).
+    pub fn summing_so_far(&self) -> Duration {
+        match self.summer {
+            Summer::Thread { .. } => Duration::ZERO,
+            Summer::Inline(_) => self.communication,
+        }
+    }
+
     /// Model `k`'s flat gradient summed over the ranks, once [`BucketSum::finish`] returned.
     pub fn sum(&self, k: usize) -> &[f32] {
         &self.sums[k]

@@ -47,7 +47,7 @@ pub fn launched_ranks() -> Option<Ranks> {
     if size < 2 {
         return None;
     }
-    let (universe, threading) = mpi::initialize_with_threading(Threading::Multiple)?;
+    let (universe, threading) = mpi::initialize_with_threading(Threading::Serialized)?;
     let world = universe.world();
     let local = world.split_shared(world.rank());
     Some(Ranks {

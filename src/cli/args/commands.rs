@@ -19,10 +19,10 @@ pub struct TrainArgs {
     #[cfg(feature = "mpi")]
     #[arg(long, value_name = "STEPS")]
     pub check_replicas: Option<u64>,
-    /// Under mpirun: sum the gradients over the ranks in buckets of about this many MiB, each
-    /// started as soon as backward has produced it (the first bucket at most 1 MiB), as
-    /// PyTorch DDP's bucket_cap_mb. Smaller buckets start sooner; larger ones send fewer
-    /// messages.
+    /// Under mpirun: sum the gradients over the ranks in buckets of whole layers of at most
+    /// this many MiB (a larger layer is a bucket of its own; the first bucket at most 1 MiB),
+    /// each started as soon as backward has produced it, as PyTorch DDP's bucket_cap_mb.
+    /// Smaller buckets start sooner; larger ones send fewer messages.
     #[cfg(feature = "mpi")]
     #[arg(long, value_name = "MIB", default_value_t = 25.0)]
     pub bucket_mib: f64,

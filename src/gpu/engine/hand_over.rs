@@ -177,10 +177,12 @@ impl GpuEngine {
                 });
         }
         for (b, staged) in hand_over.staged.iter_mut().enumerate() {
-            let context = format!(
-                "reading gradient bucket {b} of step {} back",
-                self.steps + 1
-            );
+            let context = || {
+                format!(
+                    "reading gradient bucket {b} of step {} back",
+                    self.steps + 1
+                )
+            };
             self.ctx
                 .device
                 .poll(wgpu::PollType::Wait {
@@ -188,13 +190,13 @@ impl GpuEngine {
                     timeout: None,
                 })
                 .map_err(|e| Error::Gpu {
-                    context: context.clone(),
+                    context: context(),
                     message: e.to_string(),
                 })?;
-            self.ctx.check_errors(&context)?;
+            self.ctx.check_errors("reading gradient buckets back")?;
             if staged.mapped.load(Ordering::Acquire) != MAPPED {
                 return Err(Error::Gpu {
-                    context,
+                    context: context(),
                     message: "the staging buffer could not be mapped".into(),
                 });
             }
@@ -203,7 +205,7 @@ impl GpuEngine {
                     .staging
                     .get_mapped_range(..)
                     .map_err(|e| Error::Gpu {
-                        context: context.clone(),
+                        context: context(),
                         message: e.to_string(),
                     })?;
                 let values: &[f32] = bytemuck::cast_slice(&view);
