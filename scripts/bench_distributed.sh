@@ -3,7 +3,7 @@
 # 784-512-512-10 ReLU MLP with Adam and cross-entropy on synthetic data, on the CPU engine, at
 # each batch size, ROUNDS rounds alternating one process on every core, one process on one
 # rank's share of the cores, and `mpirun -np RANKS` (each rank on its share of the cores) with
-# the gradient sums overlapping backward and, for comparison, with `--no-overlap`. Prints each
+# the gradient sums overlapping backward (`--overlap on`) and not (`--overlap off`). Prints each
 # run, then per batch size the medians: samples/s, rank 0's time per step (compute, gradient
 # sum, how much of the sum was hidden behind backward, update), the speedup over one process on
 # every core and the scaling efficiency, samples/s over RANKS × one process on one rank's share
@@ -48,8 +48,7 @@ for batch in ${batch_sizes//,/ }; do
     taskset -c "0-$(( share - 1 ))" "$bin" "${args[@]}" >"$data/out" 2>/dev/null
     echo "$batch,$round,1,$share,,$(samples "$rows" "$data/out"),,,,," | tee -a "$runs"
     for overlap in yes no; do
-      flags=(--bucket-mib "$bucket_mib")
-      [[ $overlap == no ]] && flags+=(--no-overlap)
+      flags=(--bucket-mib "$bucket_mib" --overlap "$([[ $overlap == yes ]] && echo on || echo off)")
       err=$(mpirun -np "$ranks" --oversubscribe "$bin" "${args[@]}" "${flags[@]}" 2>&1 >"$data/out")
       times=$(sed -n 's/.*compute \([0-9.]*\) ms, gradient sum \([0-9.]*\) ms (\([0-9.]*\) ms hidden.*, \([0-9.]*\) ms waited.*update \([0-9.]*\) ms/\1,\2,\3,\4,\5/p' <<<"$err")
       echo "$batch,$round,$ranks,$share,$overlap,$(samples "$rows" "$data/out"),$times" | tee -a "$runs"

@@ -127,7 +127,8 @@ fn training_ranks(job: u32) -> Vec<String> {
 /// Each optimizer on both engines, on 2 and 3 ranks: the digits' last batch of an epoch has 5
 /// rows, so 3 ranks take 2, 2 and 1; clipping and accumulation on some; ranks with no rows;
 /// validation with early stopping; data streamed from the host with dropout on one; gradients
-/// summed in one bucket or, on every other case, two, and once without overlapping backward.
+/// summed in one bucket or, on every other case, two, overlapping backward on the GPU (and once
+/// on the CPU) and not on the CPU.
 /// The ranks' model equals
 /// the one process's within the GPU-against-CPU tolerance (the sums differ only in order).
 #[test]
@@ -216,9 +217,9 @@ fn ranks_train_what_one_process_trains() {
             // Buckets of 512 bytes: the last layer's gradients are summed while the first's
             // are computed.
             many_args.extend(["--bucket-mib".into(), "0.0005".into()]);
-        } else if i == 3 {
-            // Summed on the main thread as backward hands each bucket over.
-            many_args.push("--no-overlap".into());
+        } else if i == 5 {
+            // The CPU engine sums on the main thread unless asked: here on a thread of its own.
+            many_args.extend(["--overlap".into(), "on".into()]);
         }
         let many_args: Vec<&str> = many_args.iter().map(String::as_str).collect();
         succeeds(

@@ -102,7 +102,7 @@ pub fn recorded(matches: &ArgMatches, base: Option<&Path>) -> Vec<String> {
         if id == "resume"
             || id == "check_replicas"
             || id == "bucket_mib"
-            || id == "no_overlap"
+            || id == "overlap"
             || matches.value_source(id) != Some(ValueSource::CommandLine)
         {
             continue;

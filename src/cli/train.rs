@@ -493,21 +493,43 @@ fn data_parallel(
             rank.size
         )));
     }
-    if !quiet {
-        errln!(
-            "data-parallel: {} ranks, each training a replica on its slice of every batch; rank \
-             0 prints and writes",
-            rank.size
-        );
-    }
+    let overlap = rank.threaded && overlaps(flags.overlap, engine.runs_on_host());
     let parallel = downhill::distributed::DataParallel::new(
         engine,
         (bucket_mib * f64::from(1u32 << 20)).ceil() as usize,
-        rank.threaded && !flags.no_overlap,
+        overlap,
         check_replicas.unwrap_or(0),
     );
+    if !quiet {
+        let buckets = parallel.buckets();
+        errln!(
+            "data-parallel: {} ranks, each training a replica on its slice of every batch; rank \
+             0 prints and writes; gradients summed in {buckets} bucket{} {}",
+            rank.size,
+            if buckets == 1 { "" } else { "s" },
+            if overlap {
+                "while backward runs"
+            } else if rank.threaded {
+                "as backward hands them over (--overlap on to overlap)"
+            } else {
+                "as backward hands them over (this MPI lets no second thread call it)"
+            }
+        );
+    }
     let times = parallel.times();
     Ok((Box::new(parallel), Some(times)))
+}
+
+/// Whether `--overlap` sums gradients while backward runs, on an engine whose backward runs on
+/// the host's cores or not.
+#[cfg(feature = "mpi")]
+fn overlaps(choice: super::args::OverlapChoice, on_host: bool) -> bool {
+    use super::args::OverlapChoice;
+    match choice {
+        OverlapChoice::Auto => !on_host,
+        OverlapChoice::On => true,
+        OverlapChoice::Off => false,
+    }
 }
 
 /// Where a data-parallel rank's time went, read after the run.

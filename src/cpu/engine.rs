@@ -364,6 +364,10 @@ impl Engine for CpuEngine {
         Ok(acts.post.pop().expect("a model has at least one layer"))
     }
 
+    fn runs_on_host(&self) -> bool {
+        true
+    }
+
     fn steps(&self) -> u64 {
         self.steps
     }

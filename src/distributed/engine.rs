@@ -102,6 +102,11 @@ impl DataParallel {
         }
     }
 
+    /// How many buckets each model's gradients are summed in.
+    pub fn buckets(&self) -> usize {
+        self.sum.buckets().buckets().len()
+    }
+
     /// Where this rank's time went so far, updated at every step (shared, so that it can be
     /// read once the engine is handed over as a `Box<dyn Engine>`).
     pub fn times(&self) -> Arc<Mutex<StepTimes>> {
@@ -311,6 +316,10 @@ impl Engine for DataParallel {
 
     fn predict(&mut self, k: usize, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         self.inner.predict(k, features)
+    }
+
+    fn runs_on_host(&self) -> bool {
+        self.inner.runs_on_host()
     }
 
     fn steps(&self) -> u64 {

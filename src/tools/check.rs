@@ -287,6 +287,10 @@ impl Engine for Lockstep<'_> {
         self.tested.predict(k, features)
     }
 
+    fn runs_on_host(&self) -> bool {
+        self.tested.runs_on_host()
+    }
+
     fn steps(&self) -> u64 {
         self.tested.steps()
     }

@@ -17,6 +17,18 @@ pub enum CheckFormat {
     Json,
 }
 
+/// Whether a data-parallel run sums gradients while backward runs (`--overlap`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OverlapChoice {
+    /// On a GPU, whose backward leaves the host's cores free; off on the CPU engine, whose
+    /// backward needs the cores the sum would take.
+    Auto,
+    /// Every bucket summed on a thread of its own while backward goes on.
+    On,
+    /// Every bucket summed as backward hands it over, holding backward up.
+    Off,
+}
+
 /// Where a command runs (`--device`).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeviceChoice {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+#[cfg(feature = "mpi")]
+use super::choices::OverlapChoice;
 use super::choices::{CheckFormat, TableFormat};
 use super::groups::*;
 use super::optimizer::OptimizerArgs;
@@ -26,11 +28,12 @@ pub struct TrainArgs {
     #[cfg(feature = "mpi")]
     #[arg(long, value_name = "MIB", default_value_t = 25.0)]
     pub bucket_mib: f64,
-    /// Under mpirun: sum each bucket on the main thread as backward hands it over, without
-    /// overlapping the rest of backward (what the overlap saves, measured side by side).
+    /// Under mpirun: sum each bucket over the ranks on a thread of its own while backward goes
+    /// on (on), or as backward hands it over (off); auto overlaps on a GPU and not on the CPU
+    /// engine, whose backward needs the cores the sum would take.
     #[cfg(feature = "mpi")]
-    #[arg(long)]
-    pub no_overlap: bool,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub overlap: OverlapChoice,
     /// Stop when the validation loss has not improved for this many epochs (keeping the best model).
     #[arg(long, value_name = "PATIENCE")]
     pub early_stopping: Option<u64>,

@@ -98,6 +98,10 @@ impl Engine for GpuEngine {
         self.ctx.check_errors("uploading parameters")
     }
 
+    fn runs_on_host(&self) -> bool {
+        false
+    }
+
     fn steps(&self) -> u64 {
         self.steps
     }
