@@ -345,49 +345,23 @@ fn a_killed_rank_ends_the_job_within_seconds() {
 #[test]
 fn what_runs_in_one_process_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let out = mpirun(
-        2,
-        &["check", "--dataset", "digits", "--steps", "1"],
-        dir.path(),
-    )
-    .output()
-    .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // What `ranks` ranks running `args` print as they fail.
+    let refused = |ranks: usize, args: &[&str]| {
+        let out = mpirun(ranks, args, dir.path()).output().unwrap();
+        assert!(!out.status.success(), "{args:?} ran");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let stderr = refused(2, &["check", "--dataset", "digits", "--steps", "1"]);
     assert!(
         stderr.contains("`downhill check` runs in a single process") && stderr.contains("rank"),
         "{stderr}"
     );
-    let out = mpirun(
-        3,
-        &["sweep", "--dataset", "digits", "--lr", "0.1,0.01"],
-        dir.path(),
-    )
-    .output()
-    .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(3, &["sweep", "--dataset", "digits", "--lr", "0.1,0.01"]);
     assert!(
         stderr.contains("a sweep of 2 models over 3 ranks") && stderr.contains("at most 2"),
         "{stderr}"
     );
-    let out = mpirun(
-        2,
-        &[
-            "train",
-            "--dataset",
-            "digits",
-            "--layers",
-            "64,24,10",
-            "--norm",
-            "batch",
-        ],
-        dir.path(),
-    )
-    .output()
-    .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(2, &[&DIGITS[..], &["--norm", "batch"]].concat());
     assert!(stderr.contains("--norm batch under mpirun"), "{stderr}");
 }
 
