@@ -20,12 +20,22 @@ pub(super) const SHAPE_CAP: Duration = Duration::from_secs(10);
 /// is its fastest round.
 const ROUNDS: usize = 3;
 
+/// Before the rounds, the first candidate is timed until a timing is within this fraction of
+/// the one before it: a GPU clocks up from idle under load, and a candidate timed before it has
+/// would look slower than it is.
+const SETTLED: f64 = 0.1;
+
+/// The warm-up stops after this long, settled or not (its timings are the first candidate's).
+const WARM_UP_LIMIT: Duration = Duration::from_secs(1);
+
 /// The fastest of `candidates` as `time` measures them (per product; `None`: the product
 /// cannot be staged, so the first candidate stands), over [`ROUNDS`] interleaved rounds, each
-/// candidate's figure its minimum. The first round times every candidate unless `elapsed()`
-/// reaches `cap`; a later round starts only while it is under `budget`, so the first candidate
-/// (the fixed default) is timed in every round any other is: a choice made under load is never
-/// one timed more favourably than the default.
+/// candidate's figure its minimum. The rounds start once the device has warmed up: the first
+/// candidate is timed until its time settles ([`SETTLED`], within [`WARM_UP_LIMIT`]). The first
+/// round times every candidate unless `elapsed()` reaches `cap`; a later round starts only
+/// while it is under `budget`, so the first candidate (the fixed default) is timed in every
+/// round any other is: a choice made under load, or on a GPU still clocking up, is never one
+/// timed more favourably than the default.
 pub(super) fn pick(
     candidates: &[MatmulTile],
     (budget, cap): (Duration, Duration),
@@ -34,6 +44,20 @@ pub(super) fn pick(
 ) -> Result<(MatmulTile, Option<Duration>)> {
     let first = candidates.first().copied().unwrap_or(MatmulTile::Large);
     let mut fastest: Vec<Option<Duration>> = vec![None; candidates.len()];
+    let warm_up_ends = elapsed() + WARM_UP_LIMIT;
+    let mut previous: Option<Duration> = None;
+    while elapsed() < warm_up_ends {
+        let Some(per_run) = time(first)? else {
+            return Ok((first, None));
+        };
+        fastest[0] = Some(fastest[0].map_or(per_run, |best| best.min(per_run)));
+        let settled = previous
+            .is_some_and(|before| per_run.as_secs_f64() >= before.as_secs_f64() * (1.0 - SETTLED));
+        if settled {
+            break;
+        }
+        previous = Some(per_run);
+    }
     'rounds: for round in 0..ROUNDS {
         if round > 0 && elapsed() >= budget {
             break;
@@ -114,8 +138,10 @@ mod tests {
     fn the_fastest_candidate_wins_within_the_budget() {
         let (chosen, timed) = run(Duration::from_millis(100), [30, 10, 20], LIMITS);
         assert_eq!(chosen, MatmulTile::Large);
-        // Three rounds, the candidates in turn in each.
-        assert_eq!(timed, [TILES, TILES, TILES].concat());
+        // The default twice (its time settled at once), then three rounds, the candidates in
+        // turn in each.
+        let warm_up = [MatmulTile::Small; 2];
+        assert_eq!(timed, [&warm_up[..], &TILES, &TILES, &TILES].concat());
     }
 
     #[test]
@@ -141,32 +167,53 @@ mod tests {
     fn the_default_is_timed_in_every_round_another_candidate_is() {
         // The budget spent during the second round, which, once started, is finished (under
         // the cap): the default (first) has as many timings as any other candidate.
-        let (_, timed) = run(Duration::from_millis(450), [30, 10, 20], LIMITS);
+        let (_, timed) = run(Duration::from_millis(300), [30, 10, 20], LIMITS);
         let count = |tile| timed.iter().filter(|&&t| t == tile).count();
         assert!(
             TILES.iter().all(|&t| count(t) <= count(TILES[0])),
             "{timed:?}"
         );
-        assert_eq!(timed.len(), 6, "{timed:?}");
+        assert_eq!(timed.len(), 2 + 6, "{timed:?}");
     }
 
     #[test]
     fn every_candidate_is_timed_once_and_no_later_round_starts_past_the_budget() {
-        // Each candidate costs a second of a two-second budget: the first round times all
-        // three, and no second round starts; the fastest stands.
+        // Each candidate costs a second of a two-second budget: the warm-up ends after one
+        // timing of the default, the first round times all three, and no second round starts;
+        // the fastest stands.
         let (chosen, timed) = run(Duration::from_secs(1), [30, 10, 5], LIMITS);
-        assert_eq!(timed, TILES);
+        assert_eq!(timed, [&[MatmulTile::Small][..], &TILES].concat());
         assert_eq!(chosen, MatmulTile::Tiny);
         // A default slower than the whole budget leaves every other candidate its timing.
         let (chosen, timed) =
             run_measuring(Duration::from_secs(1), LIMITS, |i, _| [3000, 10, 20][i]);
-        assert_eq!((chosen, timed.len()), (MatmulTile::Large, 3));
+        assert_eq!((chosen, timed.len()), (MatmulTile::Large, 4));
         // Past the cap nothing more is timed: the first candidate, timed whatever the cost,
         // stands.
         let (chosen, timed) = run(Duration::from_secs(11), [30, 10, 5], LIMITS);
         assert_eq!(
             (chosen, timed),
-            (MatmulTile::Small, vec![MatmulTile::Small])
+            (MatmulTile::Small, vec![MatmulTile::Small; 2])
+        );
+    }
+
+    #[test]
+    fn the_rounds_wait_for_a_device_clocking_up() {
+        // The device runs 5x, then 3x slower than it will (a GPU leaving its idle clock), and
+        // the budget leaves one round: timed cold, the default (truly the fastest) would lose
+        // to the candidates timed after it. The warm-up runs it until its time settles.
+        let limits = (Duration::from_millis(1000), SHAPE_CAP);
+        let timings = Cell::new(0u64);
+        let (chosen, timed) = run_measuring(Duration::from_millis(400), limits, |i, _| {
+            let k = timings.get();
+            timings.set(k + 1);
+            [10, 12, 14][i] * 5u64.saturating_sub(2 * k).max(1)
+        });
+        assert_eq!(chosen, MatmulTile::Small, "{timed:?}");
+        assert_eq!(
+            timed.len(),
+            3 + 3,
+            "three timings to warm up, then one round"
         );
     }
 
