@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""downhill against burn, side by side in one run: the GPU engine against burn's wgpu backend
+on the same adapter, and the CPU engine against burn's flex backend.
+
+Both train the same MLP (ReLU hidden layers, cross-entropy, Adam with torch's defaults,
+lr 1e-3), one mini-batch step at a time with the data already on the device. Rounds alternate
+between the sides so that a slow spell of the machine hits both; the figure is the median over
+rounds of samples per second.
+
+    cargo build --release
+    cargo build --release --manifest-path scripts/peers/burn/Cargo.toml
+    python3 scripts/peers/burn_mlp_step.py --layers 784,512,512,10 --batch-sizes 64,256,1024
+
+Both wgpu sides take the default adapter (on a machine without a GPU, the software one).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from common import downhill_samples_per_second, synthetic
+
+
+def burn_samples_per_second(binary, backend, layers, batch, steps):
+    """Samples/s of `steps` steps of the burn peer on `backend` (`wgpu` or `flex`)."""
+    out = subprocess.run(
+        [binary, backend, ",".join(map(str, layers)), str(batch), str(steps)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out)["samples_per_second"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--layers", default="784,512,512,10")
+    p.add_argument("--batch-sizes", default="64,256,1024")
+    p.add_argument("--rows", type=int, default=4096)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=3.0, help="about this long per measurement")
+    p.add_argument("--pairs", default="gpu:wgpu,cpu:flex",
+                   help="downhill device:burn backend pairs to compare")
+    p.add_argument("--binary", default="target/release/downhill")
+    p.add_argument("--burn-binary", default="scripts/peers/burn/target/release/burn-mlp-step")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    a = p.parse_args()
+    layers = [int(v) for v in a.layers.split(",")]
+    pairs = [tuple(pair.split(":")) for pair in a.pairs.split(",")]
+    x, y = synthetic(a.rows, layers)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        features, targets = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
+        np.save(features, x)
+        np.save(targets, y)
+        for device, backend in pairs:
+            for batch in [int(v) for v in a.batch_sizes.split(",")]:
+                probe = downhill_samples_per_second(a.binary, device, features, targets, layers, batch, 5)
+                steps = max(5, int(probe / batch * a.seconds))
+                ours, theirs = [], []
+                for _ in range(a.rounds):
+                    ours.append(downhill_samples_per_second(
+                        a.binary, device, features, targets, layers, batch, steps))
+                    theirs.append(burn_samples_per_second(a.burn_binary, backend, layers, batch, steps))
+                results.append({
+                    "downhill_device": device, "burn_backend": backend, "batch_size": batch,
+                    "downhill_samples_per_second": statistics.median(ours),
+                    "burn_samples_per_second": statistics.median(theirs),
+                })
+    for r in results:
+        r["downhill_over_burn"] = r["downhill_samples_per_second"] / r["burn_samples_per_second"]
+    if a.format == "json":
+        json.dump({"layers": layers, "results": results}, sys.stdout, indent=2)
+        print()
+        return
+    print(f"MLP {a.layers}, ReLU, cross-entropy, Adam; burn 0.22.1; medians of {a.rounds} rounds")
+    print(f"{'downhill':>8} {'burn':>6} {'batch':>6} {'downhill samples/s':>19} "
+          f"{'burn samples/s':>15} {'downhill/burn':>14}")
+    for r in results:
+        print(f"{r['downhill_device']:>8} {r['burn_backend']:>6} {r['batch_size']:>6} "
+              f"{r['downhill_samples_per_second']:>19,.0f} {r['burn_samples_per_second']:>15,.0f} "
+              f"{r['downhill_over_burn']:>14.2f}")
+
+
+if __name__ == "__main__":
+    main()
