@@ -71,7 +71,10 @@ fn main() {
         other => panic!("unknown backend {other}; {usage}"),
     }
     .autodiff();
-    let widths: Vec<usize> = args[2].split(',').map(|w| w.parse().expect(usage)).collect();
+    let widths: Vec<usize> = args[2]
+        .split(',')
+        .map(|w| w.parse().expect(usage))
+        .collect();
     let batch: usize = args[3].parse().expect(usage);
     let steps: usize = args[4].parse().expect(usage);
     let (inputs, classes) = (widths[0], *widths.last().expect(usage));
