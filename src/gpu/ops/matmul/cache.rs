@@ -3,6 +3,7 @@
 //! written atomically and read leniently (what cannot be read is timed again).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::fsio;
@@ -52,15 +53,40 @@ impl Choice {
 /// `{ adapter: { shape class: { "tile", "ns_per_product" } } }`.
 pub(super) type Table = BTreeMap<String, BTreeMap<String, Choice>>;
 
-/// Writes `table` to the cache file `path`, atomically, creating its folder.
-pub(super) fn save(path: &std::path::Path, table: &Table) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| crate::Error::Io {
-            action: "could not create",
-            path: dir.display().to_string(),
+/// Stores `choice` for `class` on `adapter` in the cache file `path`, keeping every other entry
+/// the file holds: under an exclusive lock on `path` + `.lock` (so that processes tuning at
+/// once, the ranks of an MPI job say, all keep their choices), the file is read, the entry set
+/// and the file written atomically, creating its folder.
+pub(super) fn store(path: &Path, adapter: &str, class: &str, choice: &Choice) -> Result<()> {
+    let io = |action: &'static str, at: &Path| {
+        let path = at.display().to_string();
+        move |source| crate::Error::Io {
+            action,
+            path,
             source,
-        })?;
+        }
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io("could not create", dir))?;
     }
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io("could not open", &lock_path))?;
+    lock.lock().map_err(io("could not lock", &lock_path))?;
+    let mut table = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| read_table(&bytes))
+        .unwrap_or_default();
+    table
+        .entry(adapter.to_string())
+        .or_default()
+        .insert(class.to_string(), choice.clone());
     let plain: BTreeMap<&String, BTreeMap<&String, serde_json::Value>> = table
         .iter()
         .map(|(adapter, classes)| {
@@ -73,6 +99,7 @@ pub(super) fn save(path: &std::path::Path, table: &Table) -> Result<()> {
         .collect();
     let json =
         serde_json::to_vec_pretty(&plain).expect("a table of strings and numbers serialises");
+    // The lock is released when `lock` is dropped, after the write.
     fsio::write_atomic(path, &json)
 }
 
@@ -101,4 +128,37 @@ pub(super) fn adapter_key(info: &wgpu::AdapterInfo) -> String {
         "{} / {:?} / {} {}",
         info.name, info.backend, info.driver, info.driver_info
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_storing_at_once_keep_every_choice() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("cache").join("autotune.json");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, br#"{"other adapter": {"1x1x1": "large"}}"#).unwrap();
+        std::thread::scope(|scope| {
+            for writer in 0..4 {
+                let path = &path;
+                scope.spawn(move || {
+                    for n in 0..10 {
+                        let choice = Choice::Measured {
+                            tile: "small".into(),
+                            ns_per_product: f64::from(n),
+                        };
+                        store(path, "adapter", &format!("{writer}x{n}"), &choice).expect("stored");
+                    }
+                });
+            }
+        });
+        let table = read_table(&std::fs::read(&path).unwrap()).expect("a table");
+        assert_eq!(table["adapter"].len(), 40, "every writer's every choice");
+        assert_eq!(
+            table["other adapter"]["1x1x1"],
+            Choice::Named("large".into())
+        );
+    }
 }

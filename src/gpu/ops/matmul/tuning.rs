@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ndarray::Array2;
 
 use super::MatmulOp;
-use super::cache::{Choice, Table, adapter_key, read_table, save};
+use super::cache::{Choice, Table, adapter_key, read_table, store};
 use super::rounds::{SHAPE_BUDGET, SHAPE_CAP, pick};
 use super::staged::Staged;
 use super::tile::MatmulTile;
@@ -354,17 +354,14 @@ impl Tuner {
             None => Choice::Named(tile.name()),
         };
         self.verified_lock().insert(class.clone());
-        let table = {
-            let mut table = self.lock();
-            table
-                .entry(adapter_key(device.info()))
-                .or_default()
-                .insert(class, choice);
-            table.clone()
-        };
+        let adapter = adapter_key(device.info());
+        self.lock()
+            .entry(adapter.clone())
+            .or_default()
+            .insert(class.clone(), choice.clone());
         if let Tuning::Autotune { cache: Some(path) } = &self.tuning {
             // A cache that cannot be written costs a re-tune next run, nothing more.
-            let _ = save(path, &table);
+            let _ = store(path, &adapter, &class, &choice);
         }
     }
 
