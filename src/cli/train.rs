@@ -462,11 +462,10 @@ pub fn run(a: &TrainArgs, interrupted: StopSignal, run_flags: Vec<String>) -> Re
 }
 
 /// `engine` trained data-parallel over the ranks when a launcher started this process among
-/// several (summing gradients in buckets of `--bucket-mib` MiB, overlapping backward unless
-/// `--no-overlap`, comparing the replicas every `--check-replicas` steps), else as it is. A
-/// batch norm's
-/// statistics would be each rank's slice's, not the batch's, so it is refused there. Says so on
-/// stderr unless `quiet`.
+/// several (summing gradients in buckets of at most `--bucket-mib` MiB, overlapping backward as
+/// `--overlap` says, comparing the replicas every `--check-replicas` steps), else as it is. A
+/// batch norm's statistics would be each rank's slice's, not the batch's, so it is refused
+/// there. Says so on stderr unless `quiet`.
 #[cfg(feature = "mpi")]
 fn data_parallel(
     engine: Box<dyn downhill::Engine>,
