@@ -115,8 +115,8 @@ def main():
         json.dump({"layers": layers, "results": results}, sys.stdout, indent=2)
         print()
         return
-    import tinygrad
-    print(f"MLP {a.layers}, ReLU, cross-entropy, Adam; tinygrad {tinygrad.__version__} on WebGPU (Dawn)")
+    from importlib.metadata import version
+    print(f"MLP {a.layers}, ReLU, cross-entropy, Adam; tinygrad {version('tinygrad')} on WebGPU (Dawn)")
     print(f"{'batch':>6} {'downhill gpu samples/s':>23} {'tinygrad samples/s':>19} {'downhill/tinygrad':>18}")
     for r in results:
         print(f"{r['batch_size']:>6} {r['downhill_gpu_samples_per_second']:>23,.0f} "
