@@ -376,9 +376,9 @@ pub trait Engine {
     /// streams batches.
     fn load_resident(&mut self, data: Arc<Dataset>) -> Result<()>;
 
-    /// Whether forward and backward run on the host's cores (the CPU engine), so that other
-    /// work on the host (summing gradients across devices, say) competes with them; a GPU's
-    /// backward leaves them free.
+    /// Whether forward and backward run on the host's cores (the CPU engine, or a GPU engine on
+    /// a software adapter), so that other work on the host (summing gradients across devices,
+    /// say) competes with them; a hardware GPU's backward leaves them free.
     fn runs_on_host(&self) -> bool;
 
     /// Blocks until every submitted step has finished (immediate on the CPU, where steps are

@@ -127,8 +127,8 @@ fn training_ranks(job: u32) -> Vec<String> {
 /// Each optimizer on both engines, on 2 and 3 ranks: the digits' last batch of an epoch has 5
 /// rows, so 3 ranks take 2, 2 and 1; clipping and accumulation on some; ranks with no rows;
 /// validation with early stopping; data streamed from the host with dropout on one; gradients
-/// summed in one bucket or, on every other case, two, overlapping backward on the GPU (and once
-/// on the CPU) and not on the CPU.
+/// summed in one bucket or, on every other case, two, on a thread of their own while backward
+/// goes on (one CPU case and one GPU case) or as backward hands them over.
 /// The ranks' model equals
 /// the one process's within the GPU-against-CPU tolerance (the sums differ only in order).
 #[test]
@@ -217,8 +217,10 @@ fn ranks_train_what_one_process_trains() {
             // Buckets of 512 bytes: the last layer's gradients are summed while the first's
             // are computed.
             many_args.extend(["--bucket-mib".into(), "0.0005".into()]);
-        } else if i == 5 {
-            // The CPU engine sums on the main thread unless asked: here on a thread of its own.
+        }
+        if i == 0 || i == 4 {
+            // The CPU engine and the software adapter sum on the main thread unless asked:
+            // here on a thread of its own, while backward goes on.
             many_args.extend(["--overlap".into(), "on".into()]);
         }
         let many_args: Vec<&str> = many_args.iter().map(String::as_str).collect();
@@ -257,6 +259,8 @@ fn reruns_are_bit_identical_and_rank_0_alone_prints_and_writes() {
             "1",
             "--bucket-mib",
             "0.0005",
+            "--overlap",
+            "on",
             "--save",
             &save,
             "--metrics",

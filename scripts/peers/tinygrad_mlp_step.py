@@ -91,6 +91,8 @@ def main():
     a = p.parse_args()
     use_webgpu()
     layers = [int(v) for v in a.layers.split(",")]
+    if max(int(v) for v in a.batch_sizes.split(",")) > a.rows:
+        p.error(f"every batch size must be at most --rows ({a.rows})")
     x, y = synthetic(a.rows, layers)
     results = []
     with tempfile.TemporaryDirectory() as tmp:

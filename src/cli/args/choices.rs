@@ -18,10 +18,11 @@ pub enum CheckFormat {
 }
 
 /// Whether a data-parallel run sums gradients while backward runs (`--overlap`).
+#[cfg(feature = "mpi")]
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OverlapChoice {
-    /// On a GPU, whose backward leaves the host's cores free; off on the CPU engine, whose
-    /// backward needs the cores the sum would take.
+    /// On a hardware GPU, whose backward leaves the host's cores free; off on the CPU engine
+    /// and software adapters, whose backward needs the cores the sum would take.
     Auto,
     /// Every bucket summed on a thread of its own while backward goes on.
     On,

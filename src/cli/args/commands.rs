@@ -29,8 +29,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "MIB", default_value_t = 25.0)]
     pub bucket_mib: f64,
     /// Under mpirun: sum each bucket over the ranks on a thread of its own while backward goes
-    /// on (on), or as backward hands it over (off); auto overlaps on a GPU and not on the CPU
-    /// engine, whose backward needs the cores the sum would take.
+    /// on (on), or as backward hands it over (off); auto overlaps on a hardware GPU and not on
+    /// the CPU engine or a software adapter, whose backward needs the cores the sum would take.
     #[cfg(feature = "mpi")]
     #[arg(long, value_enum, default_value = "auto")]
     pub overlap: OverlapChoice,

@@ -98,8 +98,9 @@ impl Engine for GpuEngine {
         self.ctx.check_errors("uploading parameters")
     }
 
+    /// True on a software adapter (lavapipe, WARP), which computes on the host's cores.
     fn runs_on_host(&self) -> bool {
-        false
+        self.ctx.info().device_type == wgpu::DeviceType::Cpu
     }
 
     fn steps(&self) -> u64 {

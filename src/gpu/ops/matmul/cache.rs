@@ -54,9 +54,9 @@ impl Choice {
 pub(super) type Table = BTreeMap<String, BTreeMap<String, Choice>>;
 
 /// Stores `choice` for `class` on `adapter` in the cache file `path`, keeping every other entry
-/// the file holds: under an exclusive lock on `path` + `.lock` (so that processes tuning at
-/// once, the ranks of an MPI job say, all keep their choices), the file is read, the entry set
-/// and the file written atomically, creating its folder.
+/// the file holds: under an exclusive lock ([`lock`], so that processes tuning at once, the
+/// ranks of an MPI job say, all keep their choices), the file is read, the entry set and the
+/// file written atomically, creating its folder.
 pub(super) fn store(path: &Path, adapter: &str, class: &str, choice: &Choice) -> Result<()> {
     let io = |action: &'static str, at: &Path| {
         let path = at.display().to_string();
@@ -69,16 +69,7 @@ pub(super) fn store(path: &Path, adapter: &str, class: &str, choice: &Choice) ->
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io("could not create", dir))?;
     }
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    let lock_path = PathBuf::from(lock_path);
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io("could not open", &lock_path))?;
-    lock.lock().map_err(io("could not lock", &lock_path))?;
+    let _lock = lock(path);
     let mut table = std::fs::read(path)
         .ok()
         .and_then(|bytes| read_table(&bytes))
@@ -99,8 +90,24 @@ pub(super) fn store(path: &Path, adapter: &str, class: &str, choice: &Choice) ->
         .collect();
     let json =
         serde_json::to_vec_pretty(&plain).expect("a table of strings and numbers serialises");
-    // The lock is released when `lock` is dropped, after the write.
+    // The lock is released when `_lock` is dropped, after the write.
     fsio::write_atomic(path, &json)
+}
+
+/// An exclusive lock on the cache file `path` (on `path` + `.lock`), held until the file it
+/// returns is dropped; `None` where the file system does not lock, the writes then going on
+/// without it.
+pub(super) fn lock(path: &Path) -> Option<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PathBuf::from(lock_path))
+        .ok()?;
+    lock.lock().ok()?;
+    Some(lock)
 }
 
 /// The table a cache file holds; `None` when it is not one (an entry it cannot read is left

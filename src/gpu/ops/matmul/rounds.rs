@@ -25,8 +25,14 @@ const ROUNDS: usize = 3;
 /// would look slower than it is.
 const SETTLED: f64 = 0.1;
 
-/// The warm-up stops after this long, settled or not (its timings are the first candidate's).
-const WARM_UP_LIMIT: Duration = Duration::from_secs(1);
+/// The warm-up lasts at least this long, so that two timings alike at an idle clock do not end
+/// it.
+const WARM_UP_MIN: Duration = Duration::from_millis(100);
+
+/// The warm-up stops after this long, or this many timings, settled or not. Its timings are the
+/// first candidate's timings of the first round: a slow default is not timed twice before the
+/// others.
+const WARM_UP_LIMIT: (Duration, usize) = (Duration::from_secs(1), 64);
 
 /// The fastest of `candidates` as `time` measures them (per product; `None`: the product
 /// cannot be staged, so the first candidate stands), over [`ROUNDS`] interleaved rounds, each
@@ -44,16 +50,19 @@ pub(super) fn pick(
 ) -> Result<(MatmulTile, Option<Duration>)> {
     let first = candidates.first().copied().unwrap_or(MatmulTile::Large);
     let mut fastest: Vec<Option<Duration>> = vec![None; candidates.len()];
-    let warm_up_ends = elapsed() + WARM_UP_LIMIT;
+    let warm_up_started = elapsed();
     let mut previous: Option<Duration> = None;
-    while elapsed() < warm_up_ends {
+    for _ in 0..WARM_UP_LIMIT.1 {
+        if elapsed() >= warm_up_started + WARM_UP_LIMIT.0 {
+            break;
+        }
         let Some(per_run) = time(first)? else {
             return Ok((first, None));
         };
         fastest[0] = Some(fastest[0].map_or(per_run, |best| best.min(per_run)));
         let settled = previous
             .is_some_and(|before| per_run.as_secs_f64() >= before.as_secs_f64() * (1.0 - SETTLED));
-        if settled {
+        if settled && elapsed() >= warm_up_started + WARM_UP_MIN {
             break;
         }
         previous = Some(per_run);
@@ -66,8 +75,9 @@ pub(super) fn pick(
             if i > 0 && elapsed() >= cap {
                 break 'rounds;
             }
-            // A candidate the first round did not reach is not timed later.
-            if round > 0 && fastest[i].is_none() {
+            // A candidate the first round did not reach is not timed later; the warm-up was
+            // the first candidate's first round.
+            if (round > 0 && fastest[i].is_none()) || (round == 0 && i == 0) {
                 continue;
             }
             // A product whose scratch operands do not fit this device's buffers (the blocks of
@@ -138,10 +148,10 @@ mod tests {
     fn the_fastest_candidate_wins_within_the_budget() {
         let (chosen, timed) = run(Duration::from_millis(100), [30, 10, 20], LIMITS);
         assert_eq!(chosen, MatmulTile::Large);
-        // The default twice (its time settled at once), then three rounds, the candidates in
-        // turn in each.
+        // The default's warm-up (two timings alike, past its minimum) is its first round; then
+        // the others, and two more rounds, the candidates in turn in each.
         let warm_up = [MatmulTile::Small; 2];
-        assert_eq!(timed, [&warm_up[..], &TILES, &TILES, &TILES].concat());
+        assert_eq!(timed, [&warm_up[..], &TILES[1..], &TILES, &TILES].concat());
     }
 
     #[test]
@@ -168,32 +178,33 @@ mod tests {
         // The budget spent during the second round, which, once started, is finished (under
         // the cap): the default (first) has as many timings as any other candidate.
         let (_, timed) = run(Duration::from_millis(300), [30, 10, 20], LIMITS);
-        let count = |tile| timed.iter().filter(|&&t| t == tile).count();
-        assert!(
-            TILES.iter().all(|&t| count(t) <= count(TILES[0])),
-            "{timed:?}"
-        );
-        assert_eq!(timed.len(), 2 + 6, "{timed:?}");
+        // Round one: the default's warm-up, then the others; round two, all three.
+        let (small, large, tiny) = (MatmulTile::Small, MatmulTile::Large, MatmulTile::Tiny);
+        assert_eq!(timed, [small, small, large, tiny, small, large, tiny]);
     }
 
     #[test]
     fn every_candidate_is_timed_once_and_no_later_round_starts_past_the_budget() {
         // Each candidate costs a second of a two-second budget: the warm-up ends after one
-        // timing of the default, the first round times all three, and no second round starts;
-        // the fastest stands.
+        // timing of the default (its first round), the others are timed once, and no second
+        // round starts; the fastest stands.
         let (chosen, timed) = run(Duration::from_secs(1), [30, 10, 5], LIMITS);
-        assert_eq!(timed, [&[MatmulTile::Small][..], &TILES].concat());
+        assert_eq!(timed, TILES);
         assert_eq!(chosen, MatmulTile::Tiny);
         // A default slower than the whole budget leaves every other candidate its timing.
         let (chosen, timed) =
             run_measuring(Duration::from_secs(1), LIMITS, |i, _| [3000, 10, 20][i]);
-        assert_eq!((chosen, timed.len()), (MatmulTile::Large, 4));
+        assert_eq!((chosen, timed.len()), (MatmulTile::Large, 3));
+        // A default costing 4 s, timed once, still leaves the others their timing before the
+        // 10 s cap.
+        let (_, timed) = run(Duration::from_secs(4), [30, 10, 5], LIMITS);
+        assert_eq!(timed, TILES);
         // Past the cap nothing more is timed: the first candidate, timed whatever the cost,
         // stands.
         let (chosen, timed) = run(Duration::from_secs(11), [30, 10, 5], LIMITS);
         assert_eq!(
             (chosen, timed),
-            (MatmulTile::Small, vec![MatmulTile::Small; 2])
+            (MatmulTile::Small, vec![MatmulTile::Small])
         );
     }
 
@@ -202,19 +213,29 @@ mod tests {
         // The device runs 5x, then 3x slower than it will (a GPU leaving its idle clock), and
         // the budget leaves one round: timed cold, the default (truly the fastest) would lose
         // to the candidates timed after it. The warm-up runs it until its time settles.
-        let limits = (Duration::from_millis(1000), SHAPE_CAP);
+        let limits = (Duration::from_millis(500), SHAPE_CAP);
         let timings = Cell::new(0u64);
-        let (chosen, timed) = run_measuring(Duration::from_millis(400), limits, |i, _| {
+        let (chosen, timed) = run_measuring(Duration::from_millis(100), limits, |i, _| {
             let k = timings.get();
             timings.set(k + 1);
             [10, 12, 14][i] * 5u64.saturating_sub(2 * k).max(1)
         });
         assert_eq!(chosen, MatmulTile::Small, "{timed:?}");
-        assert_eq!(
-            timed.len(),
-            3 + 3,
-            "three timings to warm up, then one round"
-        );
+        // 50, 30, 10 and 10 µs: settled at the fourth timing, well before the warm-up's limit;
+        // the round goes on with the other two.
+        assert_eq!(timed.len(), 4 + 2, "{timed:?}");
+    }
+
+    #[test]
+    fn two_timings_alike_at_once_do_not_end_the_warm_up() {
+        // Equal timings 2 ms apart: the warm-up goes on to its minimum, 100 ms, before the
+        // round.
+        let (_, timed) = run(Duration::from_millis(2), [30, 10, 20], LIMITS);
+        let warm_up = timed
+            .iter()
+            .take_while(|&&t| t == MatmulTile::Small)
+            .count();
+        assert_eq!(warm_up, 50, "{timed:?}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ndarray::Array2;
 
 use super::MatmulOp;
-use super::cache::{Choice, Table, adapter_key, read_table, store};
+use super::cache::{self, Choice, Table, adapter_key, read_table, store};
 use super::rounds::{SHAPE_BUDGET, SHAPE_CAP, pick};
 use super::staged::Staged;
 use super::tile::MatmulTile;
@@ -160,8 +160,12 @@ impl Tuner {
     pub fn new(tuning: Tuning, progress: Option<OnProgress>, cancel: Option<Cancel>) -> Self {
         let table = match &tuning {
             Tuning::Autotune { cache: Some(path) } => {
-                // Temporaries of a cache write that a killed process left behind.
-                fsio::remove_stale_temporaries(path);
+                // Temporaries of a cache write that a killed process left behind (under the
+                // lock, so that another process's write under way is not taken for one).
+                {
+                    let _lock = cache::lock(path);
+                    fsio::remove_stale_temporaries(path);
+                }
                 std::fs::read(path)
                     .ok()
                     .and_then(|bytes| read_table(&bytes))
