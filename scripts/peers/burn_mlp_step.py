@@ -16,15 +16,10 @@ Both wgpu sides take the default adapter (on a machine without a GPU, the softwa
 
 import argparse
 import json
-import os
-import statistics
 import subprocess
 import sys
-import tempfile
 
-import numpy as np
-
-from common import downhill_samples_per_second, synthetic
+from common import add_run_arguments, side_by_side
 
 
 def burn_samples_per_second(binary, backend, layers, batch, steps):
@@ -38,41 +33,21 @@ def burn_samples_per_second(binary, backend, layers, batch, steps):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--layers", default="784,512,512,10")
-    p.add_argument("--batch-sizes", default="64,256,1024")
-    p.add_argument("--rows", type=int, default=4096)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=3.0, help="about this long per measurement")
+    add_run_arguments(p, "784,512,512,10", "64,256,1024", 4096, 3.0)
     p.add_argument("--pairs", default="gpu:wgpu,cpu:flex",
                    help="downhill device:burn backend pairs to compare")
-    p.add_argument("--binary", default="target/release/downhill")
     p.add_argument("--burn-binary", default="scripts/peers/burn/target/release/burn-mlp-step")
-    p.add_argument("--format", choices=["table", "json"], default="table")
     a = p.parse_args()
-    layers = [int(v) for v in a.layers.split(",")]
-    pairs = [tuple(pair.split(":")) for pair in a.pairs.split(",")]
-    x, y = synthetic(a.rows, layers)
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        features, targets = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
-        np.save(features, x)
-        np.save(targets, y)
-        for device, backend in pairs:
-            for batch in [int(v) for v in a.batch_sizes.split(",")]:
-                probe = downhill_samples_per_second(a.binary, device, features, targets, layers, batch, 5)
-                steps = max(5, int(probe / batch * a.seconds))
-                ours, theirs = [], []
-                for _ in range(a.rounds):
-                    ours.append(downhill_samples_per_second(
-                        a.binary, device, features, targets, layers, batch, steps))
-                    theirs.append(burn_samples_per_second(a.burn_binary, backend, layers, batch, steps))
-                results.append({
-                    "downhill_device": device, "burn_backend": backend, "batch_size": batch,
-                    "downhill_samples_per_second": statistics.median(ours),
-                    "burn_samples_per_second": statistics.median(theirs),
-                })
-    for r in results:
-        r["downhill_over_burn"] = r["downhill_samples_per_second"] / r["burn_samples_per_second"]
+    for device, backend in (pair.split(":") for pair in a.pairs.split(",")):
+        layers, runs = side_by_side(
+            a, device,
+            lambda x, y, layers, batch, steps: burn_samples_per_second(a.burn_binary, backend, layers, batch, steps))
+        results.extend({
+            "downhill_device": device, "burn_backend": backend, "batch_size": batch,
+            "downhill_samples_per_second": ours, "burn_samples_per_second": theirs,
+            "downhill_over_burn": ours / theirs,
+        } for batch, ours, theirs in runs)
     if a.format == "json":
         json.dump({"layers": layers, "results": results}, sys.stdout, indent=2)
         print()

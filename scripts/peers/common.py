@@ -1,7 +1,11 @@
-"""What the peer scripts share: the synthetic data every side trains on, and downhill's side."""
+"""What the peer scripts share: the synthetic data every side trains on, downhill's side, and
+the loop that times both sides in alternating rounds."""
 
 import json
+import os
+import statistics
 import subprocess
+import tempfile
 
 import numpy as np
 
@@ -31,3 +35,43 @@ def downhill_samples_per_second(binary, device, features, targets, layers, batch
         check=True, capture_output=True, text=True,
     ).stdout
     return json.loads(out)["results"][0]["samples_per_second"]
+
+
+def add_run_arguments(parser, layers, batch_sizes, rows, seconds):
+    """The flags every comparison takes, with its defaults: the model, the batch sizes, the
+    rows of synthetic data, the rounds, the time per measurement and downhill's binary."""
+    parser.add_argument("--layers", default=layers)
+    parser.add_argument("--batch-sizes", default=batch_sizes)
+    parser.add_argument("--rows", type=int, default=rows)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=seconds, help="about this long per measurement")
+    parser.add_argument("--binary", default="target/release/downhill")
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+
+
+def side_by_side(args, device, theirs):
+    """Each batch size of `args` (from `add_run_arguments`): downhill's engine on `device` and
+    the peer `theirs(x, y, layers, batch, steps)` (samples/s), alternating over `args.rounds`
+    rounds on the same synthetic data, the same number of steps each (as many as downhill runs
+    in about `args.seconds`). Returns `(layers, [(batch, downhill median, peer median)])` in
+    samples/s."""
+    layers = [int(v) for v in args.layers.split(",")]
+    batches = [int(v) for v in args.batch_sizes.split(",")]
+    if max(batches) > args.rows:
+        raise SystemExit(f"every batch size must be at most --rows ({args.rows})")
+    x, y = synthetic(args.rows, layers)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        features, targets = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
+        np.save(features, x)
+        np.save(targets, y)
+        ours_now = lambda batch, steps: downhill_samples_per_second(
+            args.binary, device, features, targets, layers, batch, steps)
+        for batch in batches:
+            steps = max(5, int(ours_now(batch, 5) / batch * args.seconds))
+            ours, others = [], []
+            for _ in range(args.rounds):
+                ours.append(ours_now(batch, steps))
+                others.append(theirs(x, y, layers, batch, steps))
+            results.append((batch, statistics.median(ours), statistics.median(others)))
+    return layers, results

@@ -15,15 +15,12 @@ JAX runs with its defaults (XLA uses every core); downhill's CPU engine runs as 
 
 import argparse
 import json
-import os
-import statistics
 import sys
-import tempfile
 import time
 
 import numpy as np
 
-from common import downhill_samples_per_second, synthetic
+from common import add_run_arguments, side_by_side
 
 
 def jax_steps_per_second(x, y, layers, batch, steps):
@@ -73,42 +70,18 @@ def jax_steps_per_second(x, y, layers, batch, steps):
     return steps / (time.perf_counter() - start)
 
 
-def downhill_steps_per_second(binary, features, targets, layers, batch, steps):
-    """Steps/s of downhill's CPU engine on the same work."""
-    return downhill_samples_per_second(binary, "cpu", features, targets, layers, batch, steps) / batch
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--layers", default="784,512,512,10")
-    p.add_argument("--batch-sizes", default="64,256,1024")
-    p.add_argument("--rows", type=int, default=4096)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=2.0, help="about this long per measurement")
-    p.add_argument("--binary", default="target/release/downhill")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_run_arguments(p, "784,512,512,10", "64,256,1024", 4096, 2.0)
     a = p.parse_args()
-    layers = [int(v) for v in a.layers.split(",")]
-    x, y = synthetic(a.rows, layers)
-    with tempfile.TemporaryDirectory() as tmp:
-        features, targets = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
-        np.save(features, x)
-        np.save(targets, y)
-        results = []
-        for batch in [int(v) for v in a.batch_sizes.split(",")]:
-            probe = downhill_steps_per_second(a.binary, features, targets, layers, batch, 5)
-            steps = max(5, int(probe * a.seconds))
-            ours, jax_rates = [], []
-            for _ in range(a.rounds):
-                ours.append(downhill_steps_per_second(a.binary, features, targets, layers, batch, steps))
-                jax_rates.append(jax_steps_per_second(x, y, layers, batch, steps))
-            results.append({
-                "batch_size": batch,
-                "downhill_cpu_steps_per_second": statistics.median(ours),
-                "jax_cpu_steps_per_second": statistics.median(jax_rates),
-            })
-    for r in results:
-        r["jax_time_over_downhill_time"] = r["downhill_cpu_steps_per_second"] / r["jax_cpu_steps_per_second"]
+    layers, runs = side_by_side(
+        a, "cpu", lambda x, y, layers, batch, steps: jax_steps_per_second(x, y, layers, batch, steps) * batch)
+    results = [{
+        "batch_size": batch,
+        "downhill_cpu_steps_per_second": ours / batch,
+        "jax_cpu_steps_per_second": theirs / batch,
+        "jax_time_over_downhill_time": ours / theirs,
+    } for batch, ours, theirs in runs]
     if a.format == "json":
         json.dump({"layers": layers, "results": results}, sys.stdout, indent=2)
         print()

@@ -20,14 +20,12 @@ import glob
 import json
 import os
 import platform
-import statistics
 import sys
-import tempfile
 import time
 
 import numpy as np
 
-from common import downhill_samples_per_second, synthetic
+from common import add_run_arguments, side_by_side
 
 
 def use_webgpu():
@@ -81,38 +79,16 @@ def tinygrad_samples_per_second(x, y, layers, batch, steps):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--layers", default="784,512,512,10")
-    p.add_argument("--batch-sizes", default="64,256,1024")
-    p.add_argument("--rows", type=int, default=4096)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=3.0, help="about this long per measurement")
-    p.add_argument("--binary", default="target/release/downhill")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_run_arguments(p, "784,512,512,10", "64,256,1024", 4096, 3.0)
     a = p.parse_args()
     use_webgpu()
-    layers = [int(v) for v in a.layers.split(",")]
-    if max(int(v) for v in a.batch_sizes.split(",")) > a.rows:
-        p.error(f"every batch size must be at most --rows ({a.rows})")
-    x, y = synthetic(a.rows, layers)
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        features, targets = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
-        np.save(features, x)
-        np.save(targets, y)
-        for batch in [int(v) for v in a.batch_sizes.split(",")]:
-            probe = downhill_samples_per_second(a.binary, "gpu", features, targets, layers, batch, 5)
-            steps = max(5, int(probe / batch * a.seconds))
-            ours, theirs = [], []
-            for _ in range(a.rounds):
-                ours.append(downhill_samples_per_second(a.binary, "gpu", features, targets, layers, batch, steps))
-                theirs.append(tinygrad_samples_per_second(x, y, layers, batch, steps))
-            results.append({
-                "batch_size": batch,
-                "downhill_gpu_samples_per_second": statistics.median(ours),
-                "tinygrad_webgpu_samples_per_second": statistics.median(theirs),
-            })
-    for r in results:
-        r["downhill_over_tinygrad"] = r["downhill_gpu_samples_per_second"] / r["tinygrad_webgpu_samples_per_second"]
+    layers, runs = side_by_side(a, "gpu", tinygrad_samples_per_second)
+    results = [{
+        "batch_size": batch,
+        "downhill_gpu_samples_per_second": ours,
+        "tinygrad_webgpu_samples_per_second": theirs,
+        "downhill_over_tinygrad": ours / theirs,
+    } for batch, ours, theirs in runs]
     if a.format == "json":
         json.dump({"layers": layers, "results": results}, sys.stdout, indent=2)
         print()

@@ -16,15 +16,10 @@ CPU (then the ratio compares a GPU engine with a CPU loop, and says so).
 
 import argparse
 import json
-import os
-import statistics
 import sys
-import tempfile
 import time
 
-import numpy as np
-
-from common import downhill_samples_per_second, synthetic
+from common import add_run_arguments, side_by_side
 
 
 def torch_device():
@@ -81,38 +76,19 @@ def torch_samples_per_second(x, y, layers, batch, steps, device):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--layers", default="784,1024,1024,10")
-    p.add_argument("--batch-sizes", default="64,256,1024,4096")
-    p.add_argument("--rows", type=int, default=16384)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=2.0, help="about this long per measurement")
-    p.add_argument("--binary", default="target/release/downhill")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_run_arguments(p, "784,1024,1024,10", "64,256,1024,4096", 16384, 2.0)
     a = p.parse_args()
     import torch
 
     device = torch_device()
-    layers = [int(v) for v in a.layers.split(",")]
-    x, y = synthetic(a.rows, layers)
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        features, targets = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
-        np.save(features, x)
-        np.save(targets, y)
-        for batch in [int(v) for v in a.batch_sizes.split(",")]:
-            probe = downhill_samples_per_second(a.binary, "gpu", features, targets, layers, batch, 5)
-            steps = max(5, int(probe / batch * a.seconds))
-            ours, theirs = [], []
-            for _ in range(a.rounds):
-                ours.append(downhill_samples_per_second(a.binary, "gpu", features, targets, layers, batch, steps))
-                theirs.append(torch_samples_per_second(x, y, layers, batch, steps, device))
-            results.append({
-                "batch_size": batch,
-                "downhill_gpu_samples_per_second": statistics.median(ours),
-                "torch_samples_per_second": statistics.median(theirs),
-            })
-    for r in results:
-        r["downhill_over_torch"] = r["downhill_gpu_samples_per_second"] / r["torch_samples_per_second"]
+    layers, runs = side_by_side(
+        a, "gpu", lambda x, y, layers, batch, steps: torch_samples_per_second(x, y, layers, batch, steps, device))
+    results = [{
+        "batch_size": batch,
+        "downhill_gpu_samples_per_second": ours,
+        "torch_samples_per_second": theirs,
+        "downhill_over_torch": ours / theirs,
+    } for batch, ours, theirs in runs]
     if a.format == "json":
         json.dump({"layers": layers, "torch": torch.__version__, "torch_device": device.type,
                    "results": results}, sys.stdout, indent=2)
