@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::accumulate::Part;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::gradient_buckets::{GradientSink, check_open, fill_trained};
+use crate::gradient_buckets::{GradientSink, check_open, fill_trained, hand_over_model};
 use crate::loss::{Batch, Loss};
 use crate::model::{ModelSpec, Parameters};
 use crate::optim::Optimizer;
@@ -396,9 +396,7 @@ pub fn hand_over_all(
     for k in 0..engine.models() {
         let gradients = engine.gradients(k)?;
         let tensors = gradients.named_tensors();
-        for b in 0..sink.buckets().buckets().len() {
-            sink.ready(k, b, &|t| tensors[t].values.as_slice())?;
-        }
+        hand_over_model(sink, k, &|t| tensors[t].values.as_slice())?;
     }
     Ok(())
 }

@@ -142,6 +142,20 @@ pub trait GradientSink {
     ) -> Result<()>;
 }
 
+/// Hands every bucket of model `k` to `sink` at once, `tensor(t)` being the gradient of the
+/// model's tensor `t`: gradients that are final already (read back after backward, a frozen
+/// model's, a device's zeros).
+pub fn hand_over_model<'a>(
+    sink: &mut dyn GradientSink,
+    k: usize,
+    tensor: &dyn Fn(usize) -> &'a [f32],
+) -> Result<()> {
+    for b in 0..sink.buckets().buckets().len() {
+        sink.ready(k, b, tensor)?;
+    }
+    Ok(())
+}
+
 /// Checks that a mini-batch handed over bucket by bucket is not the last of its group: its
 /// gradients are handed over to be changed before the update.
 pub(crate) fn check_open(part: Part) -> Result<()> {

@@ -192,19 +192,15 @@ fn ranks_train_what_one_process_trains() {
             format!("many{i}.safetensors"),
         );
         let args = |save: &str| {
-            let mut a = vec![
-                "train",
-                "--dataset",
-                "digits",
-                "--layers",
-                "64,24,10",
+            let mut a = DIGITS.to_vec();
+            a.extend([
                 "--epochs",
                 "1",
                 "--device",
                 device,
                 "--no-autotune",
                 "--save",
-            ];
+            ]);
             a.push(save);
             a.extend_from_slice(extra);
             a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
@@ -242,12 +238,7 @@ fn reruns_are_bit_identical_and_rank_0_alone_prints_and_writes() {
     let run = |name: &str| {
         let save = format!("{name}.safetensors");
         let metrics = format!("{name}.jsonl");
-        let args = [
-            "train",
-            "--dataset",
-            "digits",
-            "--layers",
-            "64,24,10",
+        let flags = [
             "--epochs",
             "2",
             "--device",
@@ -266,6 +257,7 @@ fn reruns_are_bit_identical_and_rank_0_alone_prints_and_writes() {
             "--metrics",
             &metrics,
         ];
+        let args = [&DIGITS[..], &flags].concat();
         let out = succeeds(mpirun(3, &args, dir.path()).output().unwrap(), "3 ranks");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert_eq!(stdout.matches("train_loss").count(), 1, "{stdout}");
@@ -281,19 +273,8 @@ fn reruns_are_bit_identical_and_rank_0_alone_prints_and_writes() {
 #[test]
 fn a_run_resumes_on_another_number_of_ranks() {
     let dir = tempfile::tempdir().unwrap();
-    let common = [
-        "train",
-        "--dataset",
-        "digits",
-        "--layers",
-        "64,24,10",
-        "--epochs",
-        "2",
-        "--device",
-        "cpu",
-        "--optimizer",
-        "adam",
-    ];
+    let flags = ["--epochs", "2", "--device", "cpu", "--optimizer", "adam"];
+    let common = [&DIGITS[..], &flags].concat();
     let with = |extra: &[&'static str]| -> Vec<&'static str> { [&common[..], extra].concat() };
     single(&with(&["--save", "whole.safetensors"]), dir.path());
     let first = with(&[

@@ -15,7 +15,7 @@ use crate::engine::{
     check_model, check_optimizer_state, check_training_rows,
 };
 use crate::error::{Error, Result};
-use crate::gradient_buckets::{GradientSink, check_open, fill_trained};
+use crate::gradient_buckets::{GradientSink, check_open, fill_trained, hand_over_model};
 use crate::loss::Batch;
 use crate::model::{MaskKey, Parameters};
 use crate::optim::MAX_STATE_SLOTS;
@@ -239,9 +239,7 @@ impl CpuEngine {
             } else if let Some(sink) = sink.as_deref_mut() {
                 // A frozen model's gradients stay as they were: handed over as they stand.
                 let tensors = model.grads.named_tensors();
-                for b in 0..sink.buckets().buckets().len() {
-                    sink.ready(k, b, &|t| tensors[t].values.as_slice())?;
-                }
+                hand_over_model(sink, k, &|t| tensors[t].values.as_slice())?;
             }
         }
         if part.last {

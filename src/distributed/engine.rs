@@ -13,7 +13,7 @@ use crate::accumulate::Part;
 use crate::data::Dataset;
 use crate::engine::{Engine, Metrics, OptimizerState, Setup, hand_over_all};
 use crate::error::{Error, Result};
-use crate::gradient_buckets::{GradientBuckets, GradientSink};
+use crate::gradient_buckets::{GradientBuckets, GradientSink, hand_over_model};
 use crate::loss::Batch;
 use crate::model::Parameters;
 
@@ -182,9 +182,7 @@ impl DataParallel {
             } else {
                 let (zeros, lens) = (&self.zeros, &self.tensor_lens);
                 for k in 0..self.inner.models() {
-                    for b in 0..self.sum.buckets().buckets().len() {
-                        self.sum.ready(k, b, &|t| &zeros[..lens[t]])?;
-                    }
+                    hand_over_model(&mut self.sum, k, &|t| &zeros[..lens[t]])?;
                 }
             }
             self.count(started.elapsed(), |t| &mut t.compute);
