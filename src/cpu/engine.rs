@@ -283,15 +283,19 @@ impl Engine for CpuEngine {
     }
 
     fn accumulate(&mut self, batch: &Batch<'_>, part: Part) -> Result<()> {
-        self.accumulate_with(batch, part, None)
+        on_pool(|| self.accumulate_with(batch, part, None))
     }
 
     fn accumulate_resident(&mut self, indices: &[u32], part: Part) -> Result<()> {
-        let rows = self.resident_rows(indices)?;
-        let batch = Batch::new(rows.features.view(), rows.targets.view());
-        self.accumulate_with(&batch.with_rows_in_dataset(indices), part, None)
+        on_pool(|| {
+            let rows = self.resident_rows(indices)?;
+            let batch = Batch::new(rows.features.view(), rows.targets.view());
+            self.accumulate_with(&batch.with_rows_in_dataset(indices), part, None)
+        })
     }
 
+    // The sink may sum over MPI, which may only be called from the thread that set it up: the
+    // steps that hand gradients to one stay on the caller's thread.
     fn accumulate_into(
         &mut self,
         batch: &Batch<'_>,
@@ -319,7 +323,7 @@ impl Engine for CpuEngine {
     }
 
     fn apply_update(&mut self) -> Result<()> {
-        self.update();
+        on_pool(|| self.update());
         Ok(())
     }
 
@@ -358,7 +362,8 @@ impl Engine for CpuEngine {
         check_model(k, self.models.len())?;
         let model = &self.setups[k].model;
         model.check_features(&features)?;
-        let mut acts = forward(model, &self.models[k].params, features);
+        let params = &self.models[k].params;
+        let mut acts = on_pool(|| forward(model, params, features));
         Ok(acts.post.pop().expect("a model has at least one layer"))
     }
 
@@ -409,22 +414,23 @@ impl Engine for CpuEngine {
     fn evaluate(&mut self, batch: &Batch<'_>) -> Result<Vec<Metrics>> {
         let first = self.first();
         batch.check(&first.model, first.loss)?;
-        Ok(self
-            .models
-            .iter()
-            .zip(&self.setups)
-            .map(|(m, setup)| {
-                let acts = forward(&setup.model, &m.params, batch.features);
-                let output = acts.post.last().expect("a model has at least one layer");
-                let (value, _) = loss_and_gradient(setup.loss, output.view(), batch.targets);
-                Metrics {
-                    loss_sum: value * batch.rows() as f32,
-                    rows: batch.rows() as u64,
-                    correct: correct_rows(setup.loss, output.view(), batch.targets),
-                    nonfinite: false,
-                }
-            })
-            .collect())
+        Ok(on_pool(|| {
+            self.models
+                .iter()
+                .zip(&self.setups)
+                .map(|(m, setup)| {
+                    let acts = forward(&setup.model, &m.params, batch.features);
+                    let output = acts.post.last().expect("a model has at least one layer");
+                    let (value, _) = loss_and_gradient(setup.loss, output.view(), batch.targets);
+                    Metrics {
+                        loss_sum: value * batch.rows() as f32,
+                        rows: batch.rows() as u64,
+                        correct: correct_rows(setup.loss, output.view(), batch.targets),
+                        nonfinite: false,
+                    }
+                })
+                .collect()
+        }))
     }
 
     fn optimizer_state(&mut self, k: usize) -> Result<OptimizerState> {
@@ -470,4 +476,14 @@ impl Engine for CpuEngine {
     fn synchronize(&mut self) -> Result<()> {
         Ok(())
     }
+}
+
+/// Runs `work` on a thread of the current rayon pool (the global one unless the caller is
+/// already in another), the caller waiting for it. A step's serial parts (bias, activations,
+/// loss) then run on one of the pool's threads, which takes its share of every product and
+/// update in turn, instead of on a thread outside the pool that sleeps through each product
+/// while the pool's threads spin between them: with as many threads as cores, nothing competes
+/// for a core. Which thread runs what changes no bit of the result.
+fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
 }

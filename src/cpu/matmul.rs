@@ -5,7 +5,7 @@
 //! cores. Every output entry is still one dot product summed along `k` by a single core, so
 //! the bits do not depend on the number of threads.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, ShapeBuilder};
 
 /// `C = A·B` for `A` of shape `[m, k]` and `B` of shape `[k, n]`, in any strides (so transposed
 /// views cost no copy); `C` is a new row-major `[m, n]` array.
@@ -13,19 +13,40 @@ use ndarray::{Array2, ArrayView2};
 /// # Panics
 /// If the inner dimensions differ, which is a bug in the caller rather than a user error.
 pub fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
+    product_in(a, b, false)
+}
+
+/// `C = A·B` as [`product`] gives it (the same bits, row-major), computed into a column-major
+/// `C` and then copied. gemm arranges every product so that it writes `C` down its columns,
+/// packing into its kernels' layout the operand that is not already in it: for `x·Wᵀ`, a
+/// batch `x` through a layer's weight `W [out, in]`, a row-major `C` means packing all of `W`
+/// and a column-major one packing the rows of `x`. For a batch of few rows the second is far
+/// less work: the CPU step of a 784-512-512-10 MLP measured 1.56×, 1.31× and 1.12× faster at
+/// 32, 64 and 128 rows this way, but 0.96× and 0.85× at 256 and 1024 rows (where `x` is no
+/// longer small beside `W`).
+pub fn product_of_few_rows(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
+    product_in(a, b, true).as_standard_layout().into_owned()
+}
+
+/// `C = A·B` into a new `C`, column-major when `by_columns`, else row-major.
+fn product_in(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, by_columns: bool) -> Array2<f32> {
     let ((m, k), (k_b, n)) = (a.dim(), b.dim());
     assert_eq!(k, k_b, "inner dimensions of a matrix product");
     if k == 0 {
         // An empty sum is zero; said here rather than left to the library.
         return Array2::zeros((m, n));
     }
-    let mut c = Array2::<f32>::uninit((m, n));
+    let (mut c, [c_rs, c_cs]) = if by_columns {
+        (Array2::<f32>::uninit((m, n).f()), [1, m as isize])
+    } else {
+        (Array2::<f32>::uninit((m, n)), [n as isize, 1])
+    };
     let ([a_rs, a_cs], [b_rs, b_cs]) = (
         [a.strides()[0], a.strides()[1]],
         [b.strides()[0], b.strides()[1]],
     );
     // SAFETY: `a` and `b` are live views of `[m, k]` and `[k, n]` elements at the strides
-    // given, `c` is a fresh row-major `[m, n]` array that aliases neither, and with
+    // given, `c` is a fresh `[m, n]` array at strides `c_rs`, `c_cs` that aliases neither, and with
     // `read_dst = false` and `k > 0` gemm writes every element of `c` without reading it (on
     // every path of gemm 0.19: packed, gemv, gevv, horizontal), so `c` is initialised when it
     // returns.
@@ -35,8 +56,8 @@ pub fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
             n,
             k,
             c.as_mut_ptr().cast::<f32>(),
-            1,
-            n as isize,
+            c_cs,
+            c_rs,
             false,
             a.as_ptr(),
             a_cs,
@@ -53,5 +74,38 @@ pub fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
             gemm::Parallelism::Rayon(0),
         );
         c.assume_init()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+
+    use super::*;
+
+    /// A `[rows, cols]` matrix of varied values in [-0.5, 0.5).
+    fn varied(rows: usize, cols: usize, seed: usize) -> Array2<f32> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| {
+            ((i * 7919 + j * 104_729 + seed * 1_299_709) % 1009) as f32 / 1009.0 - 0.5
+        })
+    }
+
+    #[test]
+    fn a_product_of_few_rows_has_the_bits_of_the_row_major_product() {
+        // x·Wᵀ for a batch x [rows, in] through a layer W [out, in]; an `in` of 1500 is summed
+        // by gemm in more than one block along K.
+        for (rows, inputs, outputs) in [(1, 3, 5), (64, 784, 512), (100, 1500, 70)] {
+            let (x, w) = (varied(rows, inputs, 1), varied(outputs, inputs, 2));
+            let expected = product(x.view(), w.t());
+            let few = product_of_few_rows(x.view(), w.t());
+            assert!(few.is_standard_layout(), "row-major");
+            assert_eq!(few.dim(), (rows, outputs));
+            let bits = |c: &Array2<f32>| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&few),
+                bits(&expected),
+                "{rows}x{inputs} by {inputs}x{outputs}"
+            );
+        }
     }
 }
