@@ -81,14 +81,14 @@ fn matmul_all_layouts_match_ndarray() {
 /// Every tile the engine can pick, as every shape class might (so that autotuning never changes
 /// a result): the staged 64×64 tile, the direct 32×32 and 16×16 ones, and where the adapter has
 /// subgroups the shuffle tiles, reading scalars and, where the shape allows, vec4s. With `all`
-/// every shuffle width, else the narrowest and the widest (the rest differ only in how many
-/// invocations share a row; each kernel compiled costs seconds on a software adapter).
+/// every shuffle tile, else one of each height (the widths differ only in how many invocations
+/// share a row; each kernel compiled costs seconds on a software adapter).
 fn every_tile(ctx: &downhill::GpuContext, all: bool) -> Vec<(MatmulTile, bool)> {
     let mut tiles = vec![MatmulTile::Large, MatmulTile::Small, MatmulTile::Tiny];
     if ctx.has_shuffles() {
-        for row_groups in [1, 2] {
+        for row_groups in [1, 2, 4] {
             for width in [8, 16, 32, 64] {
-                if all || (row_groups, width) == (1, 8) || (row_groups, width) == (2, 64) {
+                if all || [(1, 8), (2, 64), (4, 32)].contains(&(row_groups, width)) {
                     tiles.push(MatmulTile::Shuffle { row_groups, width });
                 }
             }

@@ -19,7 +19,7 @@ pub enum MatmulTile {
     /// on CPU rasterisers. Needs a device with subgroups
     /// ([`Device::has_shuffles`](crate::gpu::Device::has_shuffles)).
     Shuffle {
-        /// Groups of 8 rows: 1 or 2.
+        /// Groups of 8 rows: 1, 2 or 4.
         row_groups: u32,
         /// Invocations per workgroup: 8, 16, 32 or 64.
         width: u32,
@@ -69,7 +69,7 @@ impl MatmulTile {
     pub fn candidates(m: usize, n: usize, shuffles: bool) -> Vec<Self> {
         let mut tiles = vec![MatmulTile::Large, MatmulTile::Small, MatmulTile::Tiny];
         if shuffles {
-            for row_groups in [1, 2] {
+            for row_groups in [1, 2, 4] {
                 for width in [8, 16, 32, 64] {
                     let tile = MatmulTile::Shuffle { row_groups, width };
                     if width == 8 || tile.padded(m, n) < 2 * m * n {
@@ -109,7 +109,7 @@ impl MatmulTile {
                     row_groups: rows / 8,
                     width: cols / 4,
                 };
-                (matches!(rows, 8 | 16) && matches!(cols, 32 | 64 | 128 | 256)).then_some(tile)
+                (matches!(rows, 8 | 16 | 32) && matches!(cols, 32 | 64 | 128 | 256)).then_some(tile)
             }
         }
     }
