@@ -1,5 +1,5 @@
-//! Matmul autotuning: the choice is timed once per shape class, cached in a file per adapter
-//! and driver, read back by later contexts, rebuilt when the file is unreadable; the fixed
+//! Matmul autotuning: the choice is timed once per shape class, cached in a file per adapter,
+//! driver and version of the kernels, read back by later contexts, rebuilt when the file is unreadable; the fixed
 //! default ignores it; and the command line writes the cache unless `--no-autotune`.
 
 mod common;
@@ -72,6 +72,34 @@ fn choices_are_cached_per_adapter_and_read_back() {
     // The fixed default ignores the cache.
     let fixed = Gemm::new(&ctx, PLAIN, 40, 48, 24).unwrap();
     assert_eq!(fixed.tile(), MatmulTile::for_shape(40, 48));
+}
+
+/// Choices are kept per version of the kernels (a fingerprint of their source in the adapter's
+/// key): one cached for other kernels is not taken, its shape is timed afresh, and the other
+/// version's entries stay as they were.
+#[test]
+fn a_choice_cached_for_other_kernels_is_timed_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("autotune.json");
+    Gemm::new(&tuned(&cache), PLAIN, 40, 48, 24).unwrap();
+    let json = read(&cache);
+    let adapter = json.as_object().unwrap().keys().next().unwrap().clone();
+    let (same_driver, fingerprint) = adapter.rsplit_once(" / kernels ").expect("{adapter}");
+    assert_eq!(fingerprint.len(), 16, "{adapter}");
+    // The same adapter and driver, other kernels: a choice of the slowest tile.
+    let other = format!("{same_driver} / kernels 0000000000000000");
+    let planted = serde_json::json!({ other.clone(): { "NN vec4 m64 n64 k32": "large" } });
+    std::fs::write(&cache, serde_json::to_vec(&planted).unwrap()).unwrap();
+    Gemm::new(&tuned(&cache), PLAIN, 40, 48, 24).unwrap();
+    let json = read(&cache);
+    assert!(
+        json[&adapter]["NN vec4 m64 n64 k32"]["ns_per_product"].is_f64(),
+        "timed afresh under this version's key: {json}"
+    );
+    assert_eq!(
+        json[&other], planted[&other],
+        "the other version's entry kept"
+    );
 }
 
 #[test]

@@ -129,11 +129,16 @@ pub(super) fn read_table(bytes: &[u8]) -> Option<Table> {
     )
 }
 
-/// The adapter and driver a choice holds for: name, backend, driver and its version.
+/// The adapter, driver and kernels a choice holds for: name, backend, driver and its version,
+/// and the fingerprint of the kernels' sources ([`super::kernels_fingerprint`]).
 pub(super) fn adapter_key(info: &wgpu::AdapterInfo) -> String {
     format!(
-        "{} / {:?} / {} {}",
-        info.name, info.backend, info.driver, info.driver_info
+        "{} / {:?} / {} {} / kernels {:016x}",
+        info.name,
+        info.backend,
+        info.driver,
+        info.driver_info,
+        super::kernels_fingerprint()
     )
 }
 

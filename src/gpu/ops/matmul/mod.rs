@@ -138,6 +138,22 @@ fn shuffle_sources(operands: bool, result: bool) -> [&'static str; 5] {
     ]
 }
 
+/// A fingerprint of every matmul kernel's source, part of the key the tuning cache keeps its
+/// choices under: after a change to the kernels their shapes are timed afresh, rather than
+/// choices and figures measured with other code being trusted. (std's SipHash with fixed keys:
+/// the same for every build of one toolchain; another toolchain's at worst re-times.)
+pub(super) fn kernels_fingerprint() -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    tiled_sources().hash(&mut hasher);
+    for operands in [false, true] {
+        for result in [false, true] {
+            shuffle_sources(operands, result).hash(&mut hasher);
+        }
+    }
+    hasher.finish()
+}
+
 /// Every module's sources, for the test of the bindings they declare.
 #[cfg(test)]
 pub(crate) fn sources() -> Vec<Vec<&'static str>> {
