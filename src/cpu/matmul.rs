@@ -22,8 +22,8 @@ pub fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
 /// batch `x` through a layer's weight `W [out, in]`, a row-major `C` means packing all of `W`
 /// and a column-major one packing the rows of `x`. For a batch of few rows the second is far
 /// less work: the CPU step of a 784-512-512-10 MLP measured 1.56×, 1.31× and 1.12× faster at
-/// 32, 64 and 128 rows this way, but 0.96× and 0.85× at 256 and 1024 rows (where `x` is no
-/// longer small beside `W`).
+/// 32, 64 and 128 rows this way, but 0.96× and 0.85× at 256 and 1024 rows, where `x` is no
+/// longer small beside `W` (BENCHMARKS.md).
 pub fn product_of_few_rows(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     product_in(a, b, true).as_standard_layout().into_owned()
 }
