@@ -4,7 +4,7 @@
 use ndarray::{ArrayView1, ArrayView2, Axis, Ix1, Ix2};
 
 use super::layer::{LayerGradients, LayerOutputs};
-use super::matmul::{product, product_of_few_rows};
+use super::matmul::{product, product_of_few_rows, threaded};
 use crate::model::{Dense, NamedTensor};
 
 /// The layer's weight `[out, in]` and bias `[out]` among its own tensors.
@@ -22,13 +22,14 @@ fn weight_and_bias(own: &[NamedTensor]) -> (ArrayView2<'_, f32>, ArrayView1<'_, 
 }
 
 /// The most rows a batch may have for the forward product to pack the batch rather than the
-/// weight ([`product_of_few_rows`]): the measured crossover lies between 128 and 256 rows.
+/// weight ([`product_of_few_rows`]): the measured crossover lies between 128 and 256 rows. (A
+/// product too small for gemm to thread gains nothing from it and pays for the copy.)
 const FEW_ROWS: usize = 128;
 
 /// `z = a·Wᵀ + b`, `act(z)` for the rows of `input`.
 pub fn forward(layer: &Dense, own: &[NamedTensor], input: ArrayView2<'_, f32>) -> LayerOutputs {
     let (weight, bias) = weight_and_bias(own);
-    let mut z = if input.nrows() <= FEW_ROWS {
+    let mut z = if input.nrows() <= FEW_ROWS && threaded(input.nrows() * weight.len()) {
         product_of_few_rows(input, weight.t())
     } else {
         product(input, weight.t())

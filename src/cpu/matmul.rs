@@ -28,6 +28,12 @@ pub fn product_of_few_rows(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Ar
     product_in(a, b, true).as_standard_layout().into_owned()
 }
 
+/// Whether gemm splits a product of `multiply_adds` multiply-adds over threads (its threading
+/// threshold, 48·48·256 unless set otherwise): smaller ones run on one thread.
+pub fn threaded(multiply_adds: usize) -> bool {
+    multiply_adds >= gemm::get_threading_threshold()
+}
+
 /// `C = A·B` into a new `C`, column-major when `by_columns`, else row-major.
 fn product_in(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, by_columns: bool) -> Array2<f32> {
     let ((m, k), (k_b, n)) = (a.dim(), b.dim());
