@@ -17,9 +17,8 @@ Both wgpu sides take the default adapter (on a machine without a GPU, the softwa
 import argparse
 import json
 import subprocess
-import sys
 
-from common import add_run_arguments, side_by_side
+from common import add_run_arguments, report, side_by_side
 
 
 def burn_samples_per_second(binary, backend, layers, batch, steps):
@@ -48,17 +47,13 @@ def main():
             "downhill_samples_per_second": ours, "burn_samples_per_second": theirs,
             "downhill_over_burn": ours / theirs,
         } for batch, ours, theirs in runs)
-    if a.format == "json":
-        json.dump({"layers": layers, "results": results}, sys.stdout, indent=2)
-        print()
-        return
-    print(f"MLP {a.layers}, ReLU, cross-entropy, Adam; burn 0.22.1; medians of {a.rounds} rounds")
-    print(f"{'downhill':>8} {'burn':>6} {'batch':>6} {'downhill samples/s':>19} "
-          f"{'burn samples/s':>15} {'downhill/burn':>14}")
-    for r in results:
-        print(f"{r['downhill_device']:>8} {r['burn_backend']:>6} {r['batch_size']:>6} "
-              f"{r['downhill_samples_per_second']:>19,.0f} {r['burn_samples_per_second']:>15,.0f} "
-              f"{r['downhill_over_burn']:>14.2f}")
+    report(a, {"layers": layers, "results": results},
+           f"MLP {a.layers}, ReLU, cross-entropy, Adam; burn 0.22.1; medians of {a.rounds} rounds",
+           [("downhill", "downhill_device", ""), ("burn", "burn_backend", ""),
+            ("batch", "batch_size", ""),
+            ("downhill samples/s", "downhill_samples_per_second", ",.0f"),
+            ("burn samples/s", "burn_samples_per_second", ",.0f"),
+            ("downhill/burn", "downhill_over_burn", ".2f")])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ the loop that times both sides in alternating rounds."""
 
 import json
 import os
+import sys
 import statistics
 import subprocess
 import tempfile
@@ -75,3 +76,17 @@ def side_by_side(args, device, theirs):
                 others.append(theirs(x, y, layers, batch, steps))
             results.append((batch, statistics.median(ours), statistics.median(others)))
     return layers, results
+
+
+def report(args, document, title, columns):
+    """Prints a peer script's `document` ({"layers", ..., "results": [row, ...]}): as JSON with
+    `--format json`, else `title` and a table of the results, one column per
+    `(heading, key, format)` in `columns`, each a character wider than its heading."""
+    if args.format == "json":
+        json.dump(document, sys.stdout, indent=2)
+        print()
+        return
+    print(title)
+    print(" ".join(f"{heading:>{len(heading) + 1}}" for heading, _, _ in columns))
+    for row in document["results"]:
+        print(" ".join(f"{row[key]:>{len(heading) + 1}{spec}}" for heading, key, spec in columns))

@@ -14,13 +14,11 @@ JAX runs with its defaults (XLA uses every core); downhill's CPU engine runs as 
 """
 
 import argparse
-import json
-import sys
 import time
 
 import numpy as np
 
-from common import add_run_arguments, side_by_side
+from common import add_run_arguments, report, side_by_side
 
 
 def jax_steps_per_second(x, y, layers, batch, steps):
@@ -82,16 +80,13 @@ def main():
         "jax_cpu_steps_per_second": theirs / batch,
         "jax_time_over_downhill_time": ours / theirs,
     } for batch, ours, theirs in runs]
-    if a.format == "json":
-        json.dump({"layers": layers, "results": results}, sys.stdout, indent=2)
-        print()
-        return
     import jax
-    print(f"MLP {a.layers}, ReLU, cross-entropy, Adam; jax {jax.__version__} on {jax.devices()[0].platform}")
-    print(f"{'batch':>6} {'downhill cpu steps/s':>21} {'jax steps/s':>12} {'downhill/jax':>13}")
-    for r in results:
-        print(f"{r['batch_size']:>6} {r['downhill_cpu_steps_per_second']:>21.1f} "
-              f"{r['jax_cpu_steps_per_second']:>12.1f} {r['jax_time_over_downhill_time']:>13.2f}")
+    report(a, {"layers": layers, "results": results},
+           f"MLP {a.layers}, ReLU, cross-entropy, Adam; jax {jax.__version__} on {jax.devices()[0].platform}",
+           [("batch", "batch_size", ""),
+            ("downhill cpu steps/s", "downhill_cpu_steps_per_second", ".1f"),
+            ("jax steps/s", "jax_cpu_steps_per_second", ".1f"),
+            ("downhill/jax", "jax_time_over_downhill_time", ".2f")])
 
 
 if __name__ == "__main__":

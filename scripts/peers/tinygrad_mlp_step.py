@@ -17,15 +17,13 @@ software one downhill takes too.
 
 import argparse
 import glob
-import json
 import os
 import platform
-import sys
 import time
 
 import numpy as np
 
-from common import add_run_arguments, side_by_side
+from common import add_run_arguments, report, side_by_side
 
 
 def use_webgpu():
@@ -89,16 +87,13 @@ def main():
         "tinygrad_webgpu_samples_per_second": theirs,
         "downhill_over_tinygrad": ours / theirs,
     } for batch, ours, theirs in runs]
-    if a.format == "json":
-        json.dump({"layers": layers, "results": results}, sys.stdout, indent=2)
-        print()
-        return
     from importlib.metadata import version
-    print(f"MLP {a.layers}, ReLU, cross-entropy, Adam; tinygrad {version('tinygrad')} on WebGPU (Dawn)")
-    print(f"{'batch':>6} {'downhill gpu samples/s':>23} {'tinygrad samples/s':>19} {'downhill/tinygrad':>18}")
-    for r in results:
-        print(f"{r['batch_size']:>6} {r['downhill_gpu_samples_per_second']:>23,.0f} "
-              f"{r['tinygrad_webgpu_samples_per_second']:>19,.0f} {r['downhill_over_tinygrad']:>18.2f}")
+    report(a, {"layers": layers, "results": results},
+           f"MLP {a.layers}, ReLU, cross-entropy, Adam; tinygrad {version('tinygrad')} on WebGPU (Dawn)",
+           [("batch", "batch_size", ""),
+            ("downhill gpu samples/s", "downhill_gpu_samples_per_second", ",.0f"),
+            ("tinygrad samples/s", "tinygrad_webgpu_samples_per_second", ",.0f"),
+            ("downhill/tinygrad", "downhill_over_tinygrad", ".2f")])
 
 
 if __name__ == "__main__":

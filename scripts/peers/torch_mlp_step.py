@@ -15,11 +15,9 @@ CPU (then the ratio compares a GPU engine with a CPU loop, and says so).
 """
 
 import argparse
-import json
-import sys
 import time
 
-from common import add_run_arguments, side_by_side
+from common import add_run_arguments, report, side_by_side
 
 
 def torch_device():
@@ -89,17 +87,14 @@ def main():
         "torch_samples_per_second": theirs,
         "downhill_over_torch": ours / theirs,
     } for batch, ours, theirs in runs]
-    if a.format == "json":
-        json.dump({"layers": layers, "torch": torch.__version__, "torch_device": device.type,
-                   "results": results}, sys.stdout, indent=2)
-        print()
-        return
     note = "" if device.type != "cpu" else " (no GPU for PyTorch: its CPU loop)"
-    print(f"MLP {a.layers}, ReLU, cross-entropy, Adam; torch {torch.__version__} eager on {device.type}{note}")
-    print(f"{'batch':>6} {'downhill gpu samples/s':>23} {'torch samples/s':>16} {'downhill/torch':>15}")
-    for r in results:
-        print(f"{r['batch_size']:>6} {r['downhill_gpu_samples_per_second']:>23,.0f} "
-              f"{r['torch_samples_per_second']:>16,.0f} {r['downhill_over_torch']:>15.2f}")
+    report(a, {"layers": layers, "torch": torch.__version__, "torch_device": device.type,
+               "results": results},
+           f"MLP {a.layers}, ReLU, cross-entropy, Adam; torch {torch.__version__} eager on {device.type}{note}",
+           [("batch", "batch_size", ""),
+            ("downhill gpu samples/s", "downhill_gpu_samples_per_second", ",.0f"),
+            ("torch samples/s", "torch_samples_per_second", ",.0f"),
+            ("downhill/torch", "downhill_over_torch", ".2f")])
 
 
 if __name__ == "__main__":
