@@ -9,8 +9,6 @@
 //! Adding an activation touches its own two files (`src/activation/NAME.rs`, `NAME.wgsl`) and
 //! this one: its `mod`, its variant, and its arms below.
 
-use ndarray::Array2;
-
 mod gelu;
 mod identity;
 mod leaky_relu;
@@ -18,6 +16,7 @@ mod relu;
 mod sigmoid;
 mod tanh;
 
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 pub use sigmoid::sigmoid;
@@ -74,47 +73,46 @@ impl Activation {
         }
     }
 
-    /// `f(z)` of every element of `z`, as [`Activation::apply`], in one loop per activation
-    /// vectorised at the CPU's widest SIMD (chosen at run time).
-    pub fn apply_all(self, z: &Array2<f32>) -> Array2<f32> {
+    /// `out[i] = f(z[i])` for every element, as [`Activation::apply`], in one loop per
+    /// activation vectorised at the CPU's widest SIMD (chosen at run time); `out` may start
+    /// uninitialised and is wholly written.
+    ///
+    /// # Panics
+    /// If the slices differ in length, which is a bug in the caller.
+    pub fn apply_into(self, z: &[f32], out: &mut [MaybeUninit<f32>]) {
         crate::simd::widest! {
-            fn map<F: Fn(f32) -> f32>(z: &Array2<f32>, f: F) -> Array2<f32> {
-                match z.as_slice() {
-                    Some(values) => {
-                        let mapped = values.iter().map(|&v| f(v)).collect();
-                        Array2::from_shape_vec(z.raw_dim(), mapped).expect("the same shape")
-                    }
-                    None => z.mapv(f),
+            fn map<F: Fn(f32) -> f32>(z: &[f32], out: &mut [MaybeUninit<f32>], f: F) {
+                for (out, &v) in out.iter_mut().zip(z) {
+                    out.write(f(v));
                 }
             }
         }
+        assert_eq!(z.len(), out.len(), "an activation's input and output");
         match self {
-            Activation::Identity => map(z, identity::apply),
-            Activation::Relu => map(z, relu::apply),
-            Activation::LeakyRelu { slope } => map(z, |v| leaky_relu::apply(v, slope)),
-            Activation::Sigmoid => map(z, sigmoid),
-            Activation::Tanh => map(z, tanh::apply),
-            Activation::Gelu => map(z, gelu::apply),
+            Activation::Identity => map(z, out, identity::apply),
+            Activation::Relu => map(z, out, relu::apply),
+            Activation::LeakyRelu { slope } => map(z, out, |v| leaky_relu::apply(v, slope)),
+            Activation::Sigmoid => map(z, out, sigmoid),
+            Activation::Tanh => map(z, out, tanh::apply),
+            Activation::Gelu => map(z, out, gelu::apply),
         }
     }
 
-    /// `g ← g ⊙ f'(z)` element by element (the chain rule through the activation), as
+    /// `g[i] ← g[i] · f'(z[i])` for every element (the chain rule through the activation), as
     /// [`Activation::derivative`], in one loop per activation vectorised at the CPU's widest
     /// SIMD (chosen at run time).
-    pub fn scale_by_derivative(self, g: &mut Array2<f32>, z: &Array2<f32>) {
+    ///
+    /// # Panics
+    /// If the slices differ in length, which is a bug in the caller.
+    pub fn scale_by_derivative(self, g: &mut [f32], z: &[f32]) {
         crate::simd::widest! {
-            fn scale<F: Fn(f32) -> f32>(g: &mut Array2<f32>, z: &Array2<f32>, d: F) {
-                debug_assert_eq!(g.dim(), z.dim(), "a gradient and its pre-activations");
-                match (g.as_slice_mut(), z.as_slice()) {
-                    (Some(gs), Some(zs)) if gs.len() == zs.len() => {
-                        for (g, &z) in gs.iter_mut().zip(zs) {
-                            *g *= d(z);
-                        }
-                    }
-                    _ => g.zip_mut_with(z, |g, &z| *g *= d(z)),
+            fn scale<F: Fn(f32) -> f32>(g: &mut [f32], z: &[f32], d: F) {
+                for (g, &z) in g.iter_mut().zip(z) {
+                    *g *= d(z);
                 }
             }
         }
+        assert_eq!(g.len(), z.len(), "a gradient and its pre-activations");
         match self {
             Activation::Identity => scale(g, z, identity::derivative),
             Activation::Relu => scale(g, z, relu::derivative),

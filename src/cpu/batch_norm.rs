@@ -4,6 +4,7 @@
 
 use ndarray::{Array1, ArrayView1, ArrayView2, Axis, Zip};
 
+use super::elementwise::activate;
 use super::layer::{LayerGradients, LayerOutputs, Saved};
 use crate::model::{BatchNorm, NamedTensor, Parameters};
 
@@ -53,7 +54,7 @@ pub fn forward(
             .and(&beta)
             .for_each(|y, &m, &r, &g, &b| *y = g * ((*y - m) * r) + b);
     }
-    let post = norm.activation.apply_all(&y);
+    let post = activate(&y, norm.activation);
     LayerOutputs {
         pre: y,
         post,

@@ -185,10 +185,12 @@ impl CpuModel {
             output_grad,
             |i, layer_grads| {
                 let first: usize = layers[..i].iter().map(|l| l.tensor_count()).sum();
-                for ((_, sum), g) in grads.tensors_mut().skip(first).zip(&layer_grads) {
-                    if part.first {
-                        sum.copy_from_slice(g);
-                    } else {
+                if part.first {
+                    for (t, g) in (first..).zip(layer_grads) {
+                        grads.replace_values(t, g);
+                    }
+                } else {
+                    for ((_, sum), g) in grads.tensors_mut().skip(first).zip(&layer_grads) {
                         sum.iter_mut().zip(g).for_each(|(s, g)| *s += g);
                     }
                 }

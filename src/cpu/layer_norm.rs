@@ -4,6 +4,7 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
 
+use super::elementwise::activate;
 use super::layer::{LayerGradients, LayerOutputs};
 use crate::model::{LayerNorm, NamedTensor};
 
@@ -40,7 +41,7 @@ pub fn forward(norm: &LayerNorm, own: &[NamedTensor], input: ArrayView2<'_, f32>
     let (mut y, _) = normalised(input, norm.eps);
     y *= &gamma;
     y += &beta;
-    let post = norm.activation.apply_all(&y);
+    let post = activate(&y, norm.activation);
     LayerOutputs {
         pre: y,
         post,

@@ -5,7 +5,10 @@
 //! cores. Every output entry is still one dot product summed along `k` by a single core, so
 //! the bits do not depend on the number of threads.
 
+use std::mem::MaybeUninit;
+
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
+use rayon::prelude::*;
 
 /// `C = A·B` for `A` of shape `[m, k]` and `B` of shape `[k, n]`, in any strides (so transposed
 /// views cost no copy); `C` is a new row-major `[m, n]` array.
@@ -27,6 +30,45 @@ pub fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
 pub fn product_of_few_rows(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     product_in(a, b, true).as_standard_layout().into_owned()
 }
+
+/// `aᵀ` as a new row-major array. Tiles of [`TILE`] rows of the result are shared among the
+/// pool's threads when the call runs on the pool; each is filled reading `a` row by row, so
+/// that every read is contiguous and the rows written stay in cache.
+pub fn transposed(a: ArrayView2<'_, f32>) -> Array2<f32> {
+    let (rows, cols) = a.dim();
+    let mut out = Array2::<f32>::uninit((cols, rows));
+    if rows == 0 || cols == 0 {
+        // SAFETY: an array without elements has nothing to initialise.
+        return unsafe { out.assume_init() };
+    }
+    let a = a.as_standard_layout();
+    let values = a.as_slice().expect("standard layout");
+    let fill = |tile: usize, block: &mut [MaybeUninit<f32>]| {
+        let first = tile * TILE;
+        let width = block.len() / rows;
+        for (i, row) in values.chunks_exact(cols).enumerate() {
+            for (j, &v) in row[first..first + width].iter().enumerate() {
+                block[j * rows + i].write(v);
+            }
+        }
+    };
+    let out_values = out.as_slice_mut().expect("a new array is row-major");
+    if rayon::current_thread_index().is_some() {
+        out_values
+            .par_chunks_mut(TILE * rows)
+            .enumerate()
+            .for_each(|(tile, block)| fill(tile, block));
+    } else {
+        for (tile, block) in out_values.chunks_mut(TILE * rows).enumerate() {
+            fill(tile, block);
+        }
+    }
+    // SAFETY: the tiles cover `out`, and each writes all `width × rows` of its elements.
+    unsafe { out.assume_init() }
+}
+
+/// Rows of `aᵀ` that [`transposed`] fills together: as many as a cache's lines can hold open.
+const TILE: usize = 16;
 
 /// Whether gemm splits a product of `multiply_adds` multiply-adds over threads (its threading
 /// threshold, 48·48·256 unless set otherwise): smaller ones run on one thread.
@@ -94,6 +136,37 @@ mod tests {
         Array2::from_shape_fn((rows, cols), |(i, j)| {
             ((i * 7919 + j * 104_729 + seed * 1_299_709) % 1009) as f32 / 1009.0 - 0.5
         })
+    }
+
+    #[test]
+    fn a_transposed_copy_holds_the_transpose_on_any_pool() {
+        for (rows, cols) in [(0, 3), (1, 1), (5, 17), (784, 512), (33, 100)] {
+            let a = varied(rows, cols, 3);
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+                let t = pool.expect("a pool").install(|| transposed(a.view()));
+                assert!(t.is_standard_layout(), "row-major");
+                assert_eq!(t, a.t(), "{rows}x{cols} on {threads} threads");
+            }
+            assert_eq!(transposed(a.t()), a, "{rows}x{cols} read column-major");
+        }
+    }
+
+    #[test]
+    fn a_product_against_a_transposed_copy_has_the_bits_of_the_product_through_a_view() {
+        // x·Wᵀ for a batch x [rows, in] through a layer W [out, in], as the forward pass takes
+        // it for many rows; an `in` of 1500 is summed by gemm in more than one block along K.
+        for (rows, inputs, outputs) in [(300, 784, 512), (129, 1500, 70), (1024, 512, 10)] {
+            let (x, w) = (varied(rows, inputs, 1), varied(outputs, inputs, 2));
+            let through_view = product(x.view(), w.t());
+            let through_copy = product(x.view(), transposed(w.view()).view());
+            let bits = |c: &Array2<f32>| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&through_copy),
+                bits(&through_view),
+                "{rows}x{inputs}x{outputs}"
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod batch_norm;
 mod dense;
 mod dropout;
+mod elementwise;
 mod engine;
 mod layer;
 mod layer_norm;

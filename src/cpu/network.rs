@@ -8,7 +8,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use super::layer::{LayerGradients, LayerOutputs, Saved};
-use super::{batch_norm, dense, dropout, layer_norm};
+use super::{batch_norm, dense, dropout, elementwise, layer_norm};
 use crate::model::{Activation, Layer, MaskKey, ModelSpec, NamedTensor, Parameters};
 
 /// What the forward pass keeps for the backward pass.
@@ -155,7 +155,7 @@ pub fn activation_gradient(
     z: &Array2<f32>,
     activation: Activation,
 ) -> Array2<f32> {
-    activation.scale_by_derivative(&mut g, z);
+    elementwise::scale_by_derivative(&mut g, z, activation);
     g
 }
 

@@ -60,7 +60,7 @@ impl Dataset {
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         Dataset {
             name: self.name.clone(),
-            features: self.features.select(Axis(0), indices),
+            features: rows_at(&self.features, indices),
             targets: match &self.targets {
                 Targets::Dense(t) => Targets::Dense(t.select(Axis(0), indices)),
                 Targets::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
@@ -241,4 +241,18 @@ pub(crate) fn addressable(dims: &[usize], element_size: usize) -> bool {
         .filter(|&&d| d > 0)
         .try_fold(element_size, |acc, &d| acc.checked_mul(d))
         .is_some_and(|bytes| isize::try_from(bytes).is_ok())
+}
+
+/// Rows `indices` of `matrix`, in that order: row by row as whole slices when `matrix` is
+/// row-major (a training step's batch, gathered from resident data), else element by element.
+fn rows_at(matrix: &Array2<f32>, indices: &[usize]) -> Array2<f32> {
+    let Some(values) = matrix.as_slice() else {
+        return matrix.select(Axis(0), indices);
+    };
+    let cols = matrix.ncols();
+    let mut rows = Vec::with_capacity(indices.len() * cols);
+    for &i in indices {
+        rows.extend_from_slice(&values[i * cols..(i + 1) * cols]);
+    }
+    Array2::from_shape_vec((indices.len(), cols), rows).expect("as many values as rows × cols")
 }

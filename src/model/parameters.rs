@@ -152,6 +152,22 @@ impl Parameters {
         self.tensors.iter().map(|t| t.values.as_slice()).collect()
     }
 
+    /// Tensor `index` (in [`ModelSpec::tensors`] order) takes `values` as its own, moved in
+    /// rather than copied.
+    ///
+    /// # Panics
+    /// If `values` is not as long as the tensor, which is a bug in the caller.
+    pub fn replace_values(&mut self, index: usize, values: Vec<f32>) {
+        let tensor = &mut self.tensors[index];
+        assert_eq!(
+            values.len(),
+            tensor.values.len(),
+            "{}'s values",
+            tensor.name
+        );
+        tensor.values = values;
+    }
+
     /// Every tensor, values in place (their names and shapes are the model's and stay so).
     pub fn tensors_mut(&mut self) -> impl Iterator<Item = (&str, &mut [f32])> {
         self.tensors
