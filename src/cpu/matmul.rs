@@ -31,9 +31,9 @@ pub fn product_of_few_rows(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Ar
     product_in(a, b, true).as_standard_layout().into_owned()
 }
 
-/// `aᵀ` as a new row-major array. Tiles of [`TILE`] rows of the result are shared among the
-/// pool's threads when the call runs on the pool; each is filled reading `a` row by row, so
-/// that every read is contiguous and the rows written stay in cache.
+/// `aᵀ` as a new row-major array, [`TILE`]×[`TILE`] blocks at a time: the block's rows of `a`
+/// stay in cache while it is written as contiguous pieces of rows of `aᵀ`. Bands of [`TILE`]
+/// rows of the result are shared among the pool's threads when the call runs on the pool.
 pub fn transposed(a: ArrayView2<'_, f32>) -> Array2<f32> {
     let (rows, cols) = a.dim();
     let mut out = Array2::<f32>::uninit((cols, rows));
@@ -43,13 +43,35 @@ pub fn transposed(a: ArrayView2<'_, f32>) -> Array2<f32> {
     }
     let a = a.as_standard_layout();
     let values = a.as_slice().expect("standard layout");
-    let fill = |tile: usize, block: &mut [MaybeUninit<f32>]| {
-        let first = tile * TILE;
-        let width = block.len() / rows;
-        for (i, row) in values.chunks_exact(cols).enumerate() {
-            for (j, &v) in row[first..first + width].iter().enumerate() {
-                block[j * rows + i].write(v);
+    // Band `band` of the result: its rows `band·TILE..`, the columns `band·TILE..` of `a`.
+    let fill = |band: usize, out: &mut [MaybeUninit<f32>]| {
+        let (first, width) = (band * TILE, out.len() / rows);
+        let mut top = 0;
+        while top < rows {
+            let height = TILE.min(rows - top);
+            let mut block = [[0.0f32; TILE]; TILE];
+            if width == TILE {
+                for (i, held) in block.iter_mut().enumerate().take(height) {
+                    let start = (top + i) * cols + first;
+                    *held = values[start..start + TILE]
+                        .try_into()
+                        .expect("a tile's width");
+                }
+            } else {
+                for (i, held) in block.iter_mut().enumerate().take(height) {
+                    let start = (top + i) * cols + first;
+                    for (h, &v) in held.iter_mut().zip(&values[start..start + width]) {
+                        *h = v;
+                    }
+                }
             }
+            for j in 0..width {
+                let row = &mut out[j * rows + top..j * rows + top + height];
+                for (i, value) in row.iter_mut().enumerate() {
+                    value.write(block[i][j]);
+                }
+            }
+            top += TILE;
         }
     };
     let out_values = out.as_slice_mut().expect("a new array is row-major");
@@ -57,17 +79,17 @@ pub fn transposed(a: ArrayView2<'_, f32>) -> Array2<f32> {
         out_values
             .par_chunks_mut(TILE * rows)
             .enumerate()
-            .for_each(|(tile, block)| fill(tile, block));
+            .for_each(|(band, out)| fill(band, out));
     } else {
-        for (tile, block) in out_values.chunks_mut(TILE * rows).enumerate() {
-            fill(tile, block);
+        for (band, out) in out_values.chunks_mut(TILE * rows).enumerate() {
+            fill(band, out);
         }
     }
-    // SAFETY: the tiles cover `out`, and each writes all `width × rows` of its elements.
+    // SAFETY: the bands cover `out`, and each writes every one of its `width × rows` elements.
     unsafe { out.assume_init() }
 }
 
-/// Rows of `aᵀ` that [`transposed`] fills together: as many as a cache's lines can hold open.
+/// The side of the square blocks [`transposed`] moves at a time.
 const TILE: usize = 16;
 
 /// Whether gemm splits a product of `multiply_adds` multiply-adds over threads (its threading
