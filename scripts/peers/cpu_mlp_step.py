@@ -3,8 +3,10 @@
 
 Both train the same MLP (ReLU hidden layers, softmax cross-entropy, Adam with torch's
 defaults, lr 1e-3) on the same synthetic data, one mini-batch step at a time with the data in
-host memory. Rounds alternate between the two so that a slow spell of the machine hits both;
-the figure is the median over rounds of steps per second.
+host memory, each step gathering its batch's rows by index from a shuffled order, as training
+does (downhill's `bench batch-size` does; JAX gathers them inside its jitted step). Rounds
+alternate between the two so that a slow spell of the machine hits both; the figure is the
+median over rounds of steps per second.
 
     python3 -m venv /tmp/jax && /tmp/jax/bin/pip install jax optax
     cargo build --release
@@ -50,20 +52,23 @@ def jax_steps_per_second(x, y, layers, batch, steps):
     opt_state = optimizer.init(params)
 
     @jax.jit
-    def step(params, opt_state, xb, yb):
-        loss, grads = jax.value_and_grad(loss_fn)(params, xb, yb)
+    def step(params, opt_state, rows):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x_all[rows], y_all[rows])
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
+    # The rows of each step: full batches of one shuffled order of the data, as downhill takes
+    # them (its order differs; the work does not).
+    x_all, y_all = jnp.asarray(x), jnp.asarray(y)
     batches = len(x) // batch
-    xs = [jnp.asarray(x[i * batch:(i + 1) * batch]) for i in range(batches)]
-    ys = [jnp.asarray(y[i * batch:(i + 1) * batch]) for i in range(batches)]
+    order = np.random.default_rng(0).permutation(len(x)).astype(np.int32)
+    rows = [jnp.asarray(order[i * batch:(i + 1) * batch]) for i in range(batches)]
     for i in range(3):  # compile and warm up
-        params, opt_state, loss = step(params, opt_state, xs[i % batches], ys[i % batches])
+        params, opt_state, loss = step(params, opt_state, rows[i % batches])
     loss.block_until_ready()
     start = time.perf_counter()
     for i in range(steps):
-        params, opt_state, loss = step(params, opt_state, xs[i % batches], ys[i % batches])
+        params, opt_state, loss = step(params, opt_state, rows[i % batches])
     loss.block_until_ready()
     return steps / (time.perf_counter() - start)
 
