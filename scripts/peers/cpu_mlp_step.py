@@ -3,8 +3,8 @@
 
 Both train the same MLP (ReLU hidden layers, softmax cross-entropy, Adam with torch's
 defaults, lr 1e-3) on the same synthetic data, one mini-batch step at a time with the data in
-host memory, each step gathering its batch's rows by index from a shuffled order, as training
-does (downhill's `bench batch-size` does; JAX gathers them inside its jitted step). Rounds
+host memory. Each step gathers its batch's rows by index from a shuffled order, as downhill's
+training and its `bench batch-size` do; JAX gathers them inside its jitted step. Rounds
 alternate between the two so that a slow spell of the machine hits both; the figure is the
 median over rounds of steps per second.
 
@@ -52,7 +52,7 @@ def jax_steps_per_second(x, y, layers, batch, steps):
     opt_state = optimizer.init(params)
 
     @jax.jit
-    def step(params, opt_state, rows):
+    def step(params, opt_state, x_all, y_all, rows):
         loss, grads = jax.value_and_grad(loss_fn)(params, x_all[rows], y_all[rows])
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
@@ -64,11 +64,11 @@ def jax_steps_per_second(x, y, layers, batch, steps):
     order = np.random.default_rng(0).permutation(len(x)).astype(np.int32)
     rows = [jnp.asarray(order[i * batch:(i + 1) * batch]) for i in range(batches)]
     for i in range(3):  # compile and warm up
-        params, opt_state, loss = step(params, opt_state, rows[i % batches])
+        params, opt_state, loss = step(params, opt_state, x_all, y_all, rows[i % batches])
     loss.block_until_ready()
     start = time.perf_counter()
     for i in range(steps):
-        params, opt_state, loss = step(params, opt_state, rows[i % batches])
+        params, opt_state, loss = step(params, opt_state, x_all, y_all, rows[i % batches])
     loss.block_until_ready()
     return steps / (time.perf_counter() - start)
 

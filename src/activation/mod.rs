@@ -79,7 +79,7 @@ impl Activation {
     ///
     /// # Panics
     /// If the slices differ in length, which is a bug in the caller.
-    pub fn apply_into(self, z: &[f32], out: &mut [MaybeUninit<f32>]) {
+    pub(crate) fn apply_into(self, z: &[f32], out: &mut [MaybeUninit<f32>]) {
         crate::simd::widest! {
             fn map<F: Fn(f32) -> f32>(z: &[f32], out: &mut [MaybeUninit<f32>], f: F) {
                 for (out, &v) in out.iter_mut().zip(z) {
@@ -104,7 +104,7 @@ impl Activation {
     ///
     /// # Panics
     /// If the slices differ in length, which is a bug in the caller.
-    pub fn scale_by_derivative(self, g: &mut [f32], z: &[f32]) {
+    pub(crate) fn scale_by_derivative(self, g: &mut [f32], z: &[f32]) {
         crate::simd::widest! {
             fn scale<F: Fn(f32) -> f32>(g: &mut [f32], z: &[f32], d: F) {
                 for (g, &z) in g.iter_mut().zip(z) {

@@ -32,9 +32,10 @@ const FEW_ROWS: usize = 128;
 /// A batch of more than [`FEW_ROWS`] rows takes the product against a row-major copy of `Wᵀ`
 /// ([`transposed`]), which gemm reads in place: given `W` itself (row-major `[out, in]`), gemm
 /// packs it into its kernels' layout again for every block of the batch, and that costs more
-/// than one copy. The bits are the same; the CPU step of a 784-512-512-10 MLP measured 1.08×
-/// faster at 256 rows and 1.02× at 1024 (BENCHMARKS.md). Fewer rows take
-/// [`product_of_few_rows`], which was faster still at 128 rows and below.
+/// than one copy. The bits are the same; the CPU step of a 784-512-512-10 MLP measured 1.18×
+/// faster at 256 rows and 1.30× at 1024, medians of alternating rounds whose single ratios
+/// ranged from 0.92× to 1.41× (BENCHMARKS.md). Fewer rows take [`product_of_few_rows`], which
+/// was faster still at 128 rows and below.
 pub fn forward(layer: &Dense, own: &[NamedTensor], input: ArrayView2<'_, f32>) -> LayerOutputs {
     let (weight, bias) = weight_and_bias(own);
     let mut z = if input.nrows() > FEW_ROWS {

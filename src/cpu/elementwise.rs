@@ -9,7 +9,7 @@
 
 use std::mem::MaybeUninit;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Ix2};
 use rayon::prelude::*;
 
 use crate::activation::Activation;
@@ -21,7 +21,7 @@ const TASK: usize = 1 << 15;
 /// Whether a pass over `elements` elements is shared among the pool's threads: when it is more
 /// than one task's worth and the call already runs on the pool (a pass outside it would have
 /// to be handed over and waited for, which costs more than a small step's pass).
-fn shared(elements: usize) -> bool {
+pub(super) fn shared(elements: usize) -> bool {
     elements > TASK && rayon::current_thread_index().is_some()
 }
 
@@ -56,55 +56,63 @@ pub fn add_bias_and_activate(
     activation: Activation,
 ) -> Array2<f32> {
     assert_eq!(z.ncols(), bias.len(), "a layer's outputs and its bias");
-    map_rows(z, activation, |rows| {
-        for row in rows.chunks_exact_mut(bias.len()) {
-            add_to(row, bias);
+    let (dim, cols) = (z.raw_dim(), z.ncols());
+    let values = row_major(z);
+    new_array(dim, |out| {
+        let each = |(z, out): (&mut [f32], &mut [MaybeUninit<f32>])| {
+            for row in z.chunks_exact_mut(cols) {
+                add_to(row, bias);
+            }
+            activation.apply_into(z, out);
+        };
+        if shared(out.len()) {
+            let block = block_of_rows(cols);
+            values
+                .par_chunks_mut(block)
+                .zip(out.par_chunks_mut(block))
+                .for_each(each);
+        } else {
+            each((values, out));
         }
     })
 }
 
 /// `a = f(z)`, element by element.
 pub fn activate(z: &Array2<f32>, activation: Activation) -> Array2<f32> {
-    let mut z = z.as_standard_layout().into_owned();
-    map_rows(&mut z, activation, |_| {})
+    let cols = z.ncols();
+    let row_major = z.as_standard_layout();
+    let values = row_major.as_slice().expect("standard layout");
+    new_array(z.raw_dim(), |out| {
+        if shared(out.len()) {
+            let block = block_of_rows(cols);
+            values
+                .par_chunks(block)
+                .zip(out.par_chunks_mut(block))
+                .for_each(|(z, out)| activation.apply_into(z, out));
+        } else {
+            activation.apply_into(values, out);
+        }
+    })
 }
 
-/// `f(z)` of each block of rows of `z`, after `prepare` has changed the block in place.
-fn map_rows(
-    z: &mut Array2<f32>,
-    activation: Activation,
-    prepare: impl Fn(&mut [f32]) + Sync,
-) -> Array2<f32> {
-    let (dim, cols) = (z.raw_dim(), z.ncols());
-    let mut post = Array2::<f32>::uninit(dim);
-    let values = row_major(z);
-    if values.is_empty() {
-        // SAFETY: an array without elements has nothing to initialise.
-        return unsafe { post.assume_init() };
+/// A new row-major array of shape `dim` whose every element `fill` writes (given them all,
+/// unless there are none).
+fn new_array(dim: Ix2, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Array2<f32> {
+    let mut array = Array2::<f32>::uninit(dim);
+    let out = array.as_slice_mut().expect("a new array is row-major");
+    if !out.is_empty() {
+        fill(out);
     }
-    let out = post.as_slice_mut().expect("a new array is row-major");
-    let each = |(z, out): (&mut [f32], &mut [MaybeUninit<f32>])| {
-        prepare(z);
-        activation.apply_into(z, out);
-    };
-    if shared(values.len()) {
-        let block = block_of_rows(cols);
-        values
-            .par_chunks_mut(block)
-            .zip(out.par_chunks_mut(block))
-            .for_each(each);
-    } else {
-        each((values, out));
-    }
-    // SAFETY: the blocks of `out` cover it, and `apply_into` writes every element of its block.
-    unsafe { post.assume_init() }
+    // SAFETY: `fill` writes every element (an array without elements has none to write).
+    unsafe { array.assume_init() }
 }
 
-/// `g ← g ⊙ f'(z)`, element by element: `∂L/∂z` from `g = ∂L/∂f(z)`.
+/// `g ← g ⊙ f'(z)`, element by element: the chain rule through the activation, `∂L/∂z` from
+/// `g = ∂L/∂f(z)`.
 ///
 /// # Panics
 /// If `g` and `z` differ in shape, which is a bug in the caller.
-pub fn scale_by_derivative(g: &mut Array2<f32>, z: &Array2<f32>, activation: Activation) {
+pub fn chain_through_activation(g: &mut Array2<f32>, z: &Array2<f32>, activation: Activation) {
     assert_eq!(g.dim(), z.dim(), "a gradient and its pre-activations");
     let cols = g.ncols();
     let z = z.as_standard_layout();
@@ -119,9 +127,9 @@ pub fn scale_by_derivative(g: &mut Array2<f32>, z: &Array2<f32>, activation: Act
     }
 }
 
-/// `Σ_rows m`, the sum of each column over the rows, first row first (a dense layer's
-/// `∂L/∂b = Σ_rows δ`): the bits of ndarray's `sum_axis(Axis(0))`. Blocks of columns are
-/// summed side by side, each over every row in order.
+/// `Σ_rows m`, the sum of each column over the rows, from zero, first row first (a dense
+/// layer's `∂L/∂b = Σ_rows δ`): the bits of ndarray's `sum_axis(Axis(0))` of a row-major array.
+/// Blocks of columns are summed side by side, each over every row in order.
 pub fn column_sums(m: ArrayView2<'_, f32>) -> Vec<f32> {
     let (rows, cols) = m.dim();
     let mut sums = vec![0.0f32; cols];
@@ -136,8 +144,8 @@ pub fn column_sums(m: ArrayView2<'_, f32>) -> Vec<f32> {
         }
     };
     if shared(values.len()) {
-        // Blocks of whole cache lines, about a task's worth of elements each.
-        let width = (TASK / rows).max(16).min(cols);
+        // Blocks of a multiple of 16 columns, about a task's worth of elements each.
+        let width = (TASK / rows).max(1).next_multiple_of(16).min(cols);
         sums.par_chunks_mut(width)
             .enumerate()
             .for_each(|(i, block)| sum_block(i * width, block));
@@ -228,7 +236,7 @@ mod tests {
             for threads in [1, 2, 3] {
                 let got = on_threads(threads, || {
                     let mut g = g.clone();
-                    scale_by_derivative(&mut g, &z, activation);
+                    chain_through_activation(&mut g, &z, activation);
                     g
                 });
                 assert_eq!(bits(got), expected, "{rows}x{cols} on {threads} threads");

@@ -10,6 +10,8 @@ use std::mem::MaybeUninit;
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
 use rayon::prelude::*;
 
+use super::elementwise::shared;
+
 /// `C = A·B` for `A` of shape `[m, k]` and `B` of shape `[k, n]`, in any strides (so transposed
 /// views cost no copy); `C` is a new row-major `[m, n]` array.
 ///
@@ -33,7 +35,8 @@ pub fn product_of_few_rows(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Ar
 
 /// `aᵀ` as a new row-major array, [`TILE`]×[`TILE`] blocks at a time: the block's rows of `a`
 /// stay in cache while it is written as contiguous pieces of rows of `aᵀ`. Bands of [`TILE`]
-/// rows of the result are shared among the pool's threads when the call runs on the pool.
+/// rows of the result are shared among the pool's threads as the element-wise passes share
+/// their blocks ([`shared`]: on the pool, more than a task's worth).
 pub fn transposed(a: ArrayView2<'_, f32>) -> Array2<f32> {
     let (rows, cols) = a.dim();
     let mut out = Array2::<f32>::uninit((cols, rows));
@@ -75,7 +78,7 @@ pub fn transposed(a: ArrayView2<'_, f32>) -> Array2<f32> {
         }
     };
     let out_values = out.as_slice_mut().expect("a new array is row-major");
-    if rayon::current_thread_index().is_some() {
+    if shared(out_values.len()) {
         out_values
             .par_chunks_mut(TILE * rows)
             .enumerate()

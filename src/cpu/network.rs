@@ -155,7 +155,7 @@ pub fn activation_gradient(
     z: &Array2<f32>,
     activation: Activation,
 ) -> Array2<f32> {
-    elementwise::scale_by_derivative(&mut g, z, activation);
+    elementwise::chain_through_activation(&mut g, z, activation);
     g
 }
 

@@ -256,3 +256,22 @@ fn rows_at(matrix: &Array2<f32>, indices: &[usize]) -> Array2<f32> {
     }
     Array2::from_shape_vec((indices.len(), cols), rows).expect("as many values as rows × cols")
 }
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array2, Axis};
+
+    use super::rows_at;
+
+    #[test]
+    fn rows_gathered_by_index_are_the_rows_ndarray_selects_in_either_layout() {
+        let matrix = Array2::from_shape_fn((7, 5), |(i, j)| (10 * i + j) as f32);
+        let indices = [6, 0, 3, 3, 1];
+        let expected = matrix.select(Axis(0), &indices);
+        assert_eq!(rows_at(&matrix, &indices), expected);
+        let column_major = matrix.t().as_standard_layout().into_owned().reversed_axes();
+        assert!(!column_major.is_standard_layout());
+        assert_eq!(rows_at(&column_major, &indices), expected);
+        assert_eq!(rows_at(&matrix, &[]).dim(), (0, 5));
+    }
+}
