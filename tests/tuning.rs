@@ -1,6 +1,7 @@
 //! Matmul autotuning: the choice is timed once per shape class, cached in a file per adapter,
-//! driver and version of the kernels, read back by later contexts, rebuilt when the file is unreadable; the fixed
-//! default ignores it; and the command line writes the cache unless `--no-autotune`.
+//! driver and version of the kernels, read back by later contexts, rebuilt when the file is
+//! unreadable; the fixed default ignores it; and the command line writes the cache unless
+//! `--no-autotune`.
 
 mod common;
 

@@ -54,7 +54,7 @@ pub fn forward(
             .and(&beta)
             .for_each(|y, &m, &r, &g, &b| *y = g * ((*y - m) * r) + b);
     }
-    let post = activate(&y, norm.activation);
+    let post = activate(&mut y, norm.activation);
     LayerOutputs {
         pre: y,
         post,

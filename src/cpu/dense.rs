@@ -22,9 +22,10 @@ fn weight_and_bias(own: &[NamedTensor]) -> (ArrayView2<'_, f32>, &[f32]) {
     )
 }
 
-/// The most rows a batch may have for the forward product to pack the batch rather than the
-/// weight ([`product_of_few_rows`]): the measured crossover lies between 128 and 256 rows. (A
-/// product too small for gemm to thread gains nothing from it and pays for the copy.)
+/// The most rows a batch may have for the forward product to pack the batch
+/// ([`product_of_few_rows`]) rather than read a transposed copy of the weight ([`transposed`]):
+/// against the copy, packing the batch measured faster at 32 and 64 rows and level at 128. (A
+/// product too small for gemm to thread gains nothing from it and pays for its copy.)
 const FEW_ROWS: usize = 128;
 
 /// `z = a·Wᵀ + b`, `act(z)` for the rows of `input`.
@@ -34,8 +35,7 @@ const FEW_ROWS: usize = 128;
 /// packs it into its kernels' layout again for every block of the batch, and that costs more
 /// than one copy. The bits are the same; the CPU step of a 784-512-512-10 MLP measured 1.18×
 /// faster at 256 rows and 1.30× at 1024, medians of alternating rounds whose single ratios
-/// ranged from 0.92× to 1.41× (BENCHMARKS.md). Fewer rows take [`product_of_few_rows`], which
-/// was faster still at 128 rows and below.
+/// ranged from 0.92× to 1.41× (BENCHMARKS.md). Fewer rows take [`product_of_few_rows`].
 pub fn forward(layer: &Dense, own: &[NamedTensor], input: ArrayView2<'_, f32>) -> LayerOutputs {
     let (weight, bias) = weight_and_bias(own);
     let mut z = if input.nrows() > FEW_ROWS {

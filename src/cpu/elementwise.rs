@@ -9,7 +9,7 @@
 
 use std::mem::MaybeUninit;
 
-use ndarray::{Array2, ArrayView2, Ix2};
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::activation::Activation;
@@ -56,13 +56,34 @@ pub fn add_bias_and_activate(
     activation: Activation,
 ) -> Array2<f32> {
     assert_eq!(z.ncols(), bias.len(), "a layer's outputs and its bias");
+    map_rows(z, activation, |rows| {
+        for row in rows.chunks_exact_mut(bias.len()) {
+            add_to(row, bias);
+        }
+    })
+}
+
+/// `a = f(z)`, element by element (`z` made row-major if it is not, its values unchanged).
+pub fn activate(z: &mut Array2<f32>, activation: Activation) -> Array2<f32> {
+    map_rows(z, activation, |_| {})
+}
+
+/// `f(z)` of each block of rows of `z` into a new array, after `prepare` has changed the
+/// block in place.
+fn map_rows(
+    z: &mut Array2<f32>,
+    activation: Activation,
+    prepare: impl Fn(&mut [f32]) + Sync,
+) -> Array2<f32> {
     let (dim, cols) = (z.raw_dim(), z.ncols());
-    let values = row_major(z);
-    new_array(dim, |out| {
+    let mut post = Array2::<f32>::uninit(dim);
+    let (values, out) = (
+        row_major(z),
+        post.as_slice_mut().expect("a new array is row-major"),
+    );
+    if !out.is_empty() {
         let each = |(z, out): (&mut [f32], &mut [MaybeUninit<f32>])| {
-            for row in z.chunks_exact_mut(cols) {
-                add_to(row, bias);
-            }
+            prepare(z);
             activation.apply_into(z, out);
         };
         if shared(out.len()) {
@@ -74,37 +95,10 @@ pub fn add_bias_and_activate(
         } else {
             each((values, out));
         }
-    })
-}
-
-/// `a = f(z)`, element by element.
-pub fn activate(z: &Array2<f32>, activation: Activation) -> Array2<f32> {
-    let cols = z.ncols();
-    let row_major = z.as_standard_layout();
-    let values = row_major.as_slice().expect("standard layout");
-    new_array(z.raw_dim(), |out| {
-        if shared(out.len()) {
-            let block = block_of_rows(cols);
-            values
-                .par_chunks(block)
-                .zip(out.par_chunks_mut(block))
-                .for_each(|(z, out)| activation.apply_into(z, out));
-        } else {
-            activation.apply_into(values, out);
-        }
-    })
-}
-
-/// A new row-major array of shape `dim` whose every element `fill` writes (given them all,
-/// unless there are none).
-fn new_array(dim: Ix2, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Array2<f32> {
-    let mut array = Array2::<f32>::uninit(dim);
-    let out = array.as_slice_mut().expect("a new array is row-major");
-    if !out.is_empty() {
-        fill(out);
     }
-    // SAFETY: `fill` writes every element (an array without elements has none to write).
-    unsafe { array.assume_init() }
+    // SAFETY: the blocks cover `out`, and `apply_into` writes every element of its block (an
+    // array without elements has none to write).
+    unsafe { post.assume_init() }
 }
 
 /// `g ← g ⊙ f'(z)`, element by element: the chain rule through the activation, `∂L/∂z` from
@@ -128,8 +122,8 @@ pub fn chain_through_activation(g: &mut Array2<f32>, z: &Array2<f32>, activation
 }
 
 /// `Σ_rows m`, the sum of each column over the rows, from zero, first row first (a dense
-/// layer's `∂L/∂b = Σ_rows δ`): the bits of ndarray's `sum_axis(Axis(0))` of a row-major array.
-/// Blocks of columns are summed side by side, each over every row in order.
+/// layer's `∂L/∂b = Σ_rows δ`): the bits of ndarray's `sum_axis(Axis(0))` of a row-major
+/// array. Blocks of columns are summed side by side, each over every row in order.
 pub fn column_sums(m: ArrayView2<'_, f32>) -> Vec<f32> {
     let (rows, cols) = m.dim();
     let mut sums = vec![0.0f32; cols];
@@ -223,7 +217,7 @@ mod tests {
     #[test]
     fn a_transposed_input_is_activated_as_its_values_read() {
         let z = varied(40, 30, 3);
-        let got = activate(&z.t().to_owned(), Activation::Tanh);
+        let got = activate(&mut z.t().to_owned(), Activation::Tanh);
         assert_eq!(got, z.t().mapv(|v| Activation::Tanh.apply(v)));
     }
 

@@ -11,6 +11,7 @@ use super::network::{backward_each, forward, forward_training, update_running_st
 use super::optim;
 use crate::accumulate::Part;
 use crate::data::Dataset;
+use crate::data::scheduler::Source;
 use crate::engine::{
     Engine, Metrics, OptimizerState, PackSetup, Setup, check_clip_norm, check_learning_rates,
     check_model, check_optimizer_state, check_training_rows,
@@ -274,8 +275,9 @@ impl CpuEngine {
                 data.rows()
             )));
         }
-        let rows: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
-        Ok(data.subset(&rows))
+        let mut features = Array2::zeros((0, 0));
+        let targets = data.gather(indices, &mut features)?;
+        Dataset::new(data.name.clone(), features, targets)
     }
 }
 

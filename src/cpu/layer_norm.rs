@@ -41,7 +41,7 @@ pub fn forward(norm: &LayerNorm, own: &[NamedTensor], input: ArrayView2<'_, f32>
     let (mut y, _) = normalised(input, norm.eps);
     y *= &gamma;
     y += &beta;
-    let post = activate(&y, norm.activation);
+    let post = activate(&mut y, norm.activation);
     LayerOutputs {
         pre: y,
         post,

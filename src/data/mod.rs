@@ -60,7 +60,7 @@ impl Dataset {
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         Dataset {
             name: self.name.clone(),
-            features: rows_at(&self.features, indices),
+            features: self.features.select(Axis(0), indices),
             targets: match &self.targets {
                 Targets::Dense(t) => Targets::Dense(t.select(Axis(0), indices)),
                 Targets::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
@@ -241,37 +241,4 @@ pub(crate) fn addressable(dims: &[usize], element_size: usize) -> bool {
         .filter(|&&d| d > 0)
         .try_fold(element_size, |acc, &d| acc.checked_mul(d))
         .is_some_and(|bytes| isize::try_from(bytes).is_ok())
-}
-
-/// Rows `indices` of `matrix`, in that order: row by row as whole slices when `matrix` is
-/// row-major (a training step's batch, gathered from resident data), else element by element.
-fn rows_at(matrix: &Array2<f32>, indices: &[usize]) -> Array2<f32> {
-    let Some(values) = matrix.as_slice() else {
-        return matrix.select(Axis(0), indices);
-    };
-    let cols = matrix.ncols();
-    let mut rows = Vec::with_capacity(indices.len() * cols);
-    for &i in indices {
-        rows.extend_from_slice(&values[i * cols..(i + 1) * cols]);
-    }
-    Array2::from_shape_vec((indices.len(), cols), rows).expect("as many values as rows × cols")
-}
-
-#[cfg(test)]
-mod tests {
-    use ndarray::{Array2, Axis};
-
-    use super::rows_at;
-
-    #[test]
-    fn rows_gathered_by_index_are_the_rows_ndarray_selects_in_either_layout() {
-        let matrix = Array2::from_shape_fn((7, 5), |(i, j)| (10 * i + j) as f32);
-        let indices = [6, 0, 3, 3, 1];
-        let expected = matrix.select(Axis(0), &indices);
-        assert_eq!(rows_at(&matrix, &indices), expected);
-        let column_major = matrix.t().as_standard_layout().into_owned().reversed_axes();
-        assert!(!column_major.is_standard_layout());
-        assert_eq!(rows_at(&column_major, &indices), expected);
-        assert_eq!(rows_at(&matrix, &[]).dim(), (0, 5));
-    }
 }

@@ -208,15 +208,26 @@ impl Source for Dataset {
     }
 }
 
-/// Copies rows `indices` of `source` into `out`, reusing its allocation when it is large enough.
+/// Copies rows `indices` of `source` into `out`: in place when `out` already has their shape,
+/// else into a new array built row by row (each value written once, none zeroed first).
 pub(crate) fn copy_rows(source: ArrayView2<'_, f32>, indices: &[u32], out: &mut Array2<f32>) {
     let cols = source.ncols();
-    if out.dim() != (indices.len(), cols) {
-        *out = Array2::zeros((indices.len(), cols));
+    if out.dim() == (indices.len(), cols) {
+        for (mut row, &i) in out.rows_mut().into_iter().zip(indices) {
+            row.assign(&source.row(i as usize));
+        }
+        return;
     }
-    for (mut row, &i) in out.rows_mut().into_iter().zip(indices) {
-        row.assign(&source.row(i as usize));
+    let mut values = Vec::with_capacity(indices.len() * cols);
+    for &i in indices {
+        let row = source.row(i as usize);
+        match row.as_slice() {
+            Some(row) => values.extend_from_slice(row),
+            None => values.extend(row.iter()),
+        }
     }
+    *out = Array2::from_shape_vec((indices.len(), cols), values)
+        .expect("as many values as rows × cols");
 }
 
 /// The targets of rows `indices`.
@@ -318,7 +329,28 @@ impl Drop for Stream {
 
 #[cfg(test)]
 mod tests {
-    use super::{Order, Share};
+    use ndarray::{Array2, Axis};
+
+    use super::{Order, Share, copy_rows};
+
+    #[test]
+    fn rows_gathered_by_index_are_the_rows_ndarray_selects_in_either_layout() {
+        let matrix = Array2::from_shape_fn((7, 5), |(i, j)| (10 * i + j) as f32);
+        let indices = [6, 0, 3, 3, 1];
+        let expected = matrix.select(Axis(0), &[6, 0, 3, 3, 1]);
+        let column_major = matrix.t().as_standard_layout().into_owned().reversed_axes();
+        assert!(!column_major.is_standard_layout());
+        for source in [&matrix, &column_major] {
+            let mut out = Array2::zeros((0, 0));
+            copy_rows(source.view(), &indices, &mut out);
+            assert_eq!(out, expected, "into a new array");
+            copy_rows(source.view(), &[1, 1, 1, 1, 1], &mut out);
+            assert_eq!(out, matrix.select(Axis(0), &[1; 5]), "in place");
+        }
+        let mut out = Array2::zeros((3, 3));
+        copy_rows(matrix.view(), &[], &mut out);
+        assert_eq!(out.dim(), (0, 5));
+    }
 
     #[test]
     fn shares_cover_each_batch_in_rank_order_the_first_ranks_one_row_longer() {
